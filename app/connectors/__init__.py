@@ -1,0 +1,1 @@
+"""Provider connectors: one module per provider over a shared HTTP layer."""

@@ -1,0 +1,135 @@
+"""The two connector protocols the sync engine talks to, and the plain types they exchange."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from app.connectors.errors import ConnectorError
+from app.domain.models import AccountingCustomer, CrmRecord, Deal, Party
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a provider allows; the HTTP layer and the planner size their work from it."""
+
+    requests: int  # per window
+    window_seconds: float
+    batch_max: int = 1
+    page_max: int = 100
+    concurrency: int = 1
+    daily_cap: int | None = None
+
+
+@dataclass(slots=True)
+class Connection:
+    """Everything needed to reach one provider account, except secrets (those are in the keyring)."""
+
+    id: str
+    provider: str
+    base_url: str  # API root, e.g. http://127.0.0.1:8701 or https://api.hubapi.com
+    auth_url: str | None = None  # root of the OAuth endpoints when it differs from base_url
+    client_id: str = "crossledger-desktop"
+    tenant_id: str | None = None  # QBO realmId, Xero tenant, Zoho organization_id
+    label: str | None = None  # the company name shown to the user
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes(Generic[T]):
+    """One read of a change feed. ``cursor`` is opaque and goes back in on the next read."""
+
+    records: list[T]
+    cursor: str | None
+    deleted_ids: list[str] = field(default_factory=list)
+    full: bool = False
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    name: str
+    label: str
+    type: str = "string"
+    custom: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerWrite:
+    """A create (``id`` None) or update of one ledger customer, keyed for the journal."""
+
+    key: str
+    party: Party
+    id: str | None = None
+    version: str | None = None
+    display_name: str | None = None  # the name to store; defaults to party.name
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """An update of one CRM record's provider fields."""
+
+    key: str
+    object_type: Literal["company", "person"]
+    id: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    key: str
+    id: str | None = None
+    version: str | None = None
+    error: ConnectorError | None = None
+    record: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class CrmConnector(Protocol):
+    provider: str
+    limits: Limits
+
+    def default_mapping(self) -> dict[str, dict[str, str]]:
+        """object_type -> {canonical field: provider field} used when the workspace has none."""
+
+    def list_fields(self, object_type: str) -> list[FieldInfo]: ...
+
+    def company_name(self) -> str: ...
+
+    def read_records(self, object_type: str, cursor: str | None) -> Changes[CrmRecord]: ...
+
+    def get_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]: ...
+
+    def update_records(self, writes: Sequence[RecordWrite]) -> list[WriteResult]: ...
+
+    def read_deals(self, cursor: str | None) -> Changes[Deal]: ...
+
+    def close(self) -> None: ...
+
+
+class AccountingConnector(Protocol):
+    provider: str
+    limits: Limits
+
+    def company_name(self) -> str: ...
+
+    def read_customers(self, cursor: str | None) -> Changes[AccountingCustomer]: ...
+
+    def get_customers(self, ids: Sequence[str]) -> list[AccountingCustomer]: ...
+
+    def find_customers(self, *, name: str | None = None, email: str | None = None) -> list[AccountingCustomer]:
+        """Exact lookups used before a create and to settle a write whose outcome is unknown."""
+
+    def create_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]: ...
+
+    def update_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]: ...
+
+    def customer_url(self, customer_id: str) -> str: ...
+
+    def close(self) -> None: ...

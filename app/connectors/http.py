@@ -1,0 +1,267 @@
+"""The HTTP layer every connector shares: auth, refresh, rate limits, retries and redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from app.connectors.errors import (
+    AuthExpired,
+    ConnectorError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    Unauthorized,
+)
+from app.connectors.tokens import Tokens, TokenStore
+
+log = logging.getLogger("crossledger.http")
+
+_SECRET_KEYS = re.compile(
+    r'("?(?:access_token|refresh_token|client_secret|code_verifier|code|id_token|password)"?\s*[:=]\s*"?)'
+    r'([^"&\s,}]+)',
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Remove token-like values from a string before it reaches a log or a crash report."""
+    text = re.sub(r"(?i)(authorization:?\s*(?:bearer|zoho-oauthtoken|basic)?\s*)[^\s,'\"]+", r"\1***", text)
+    return _SECRET_KEYS.sub(r"\1***", text)
+
+
+class RateLimiter:
+    """A sliding-window limiter shared by every request on one connection.
+
+    ``clock`` and ``sleep`` are injected so tests and benchmarks can run without waiting.
+    """
+
+    def __init__(
+        self,
+        requests: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.requests = requests
+        self.window = window
+        self.clock = clock
+        self.sleep = sleep
+        self._stamps: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._blocked_until = 0.0
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self.clock()
+                while self._stamps and now - self._stamps[0] >= self.window:
+                    self._stamps.popleft()
+                wait = max(0.0, self._blocked_until - now)
+                if not wait and len(self._stamps) < self.requests:
+                    self._stamps.append(now)
+                    return
+                if not wait:
+                    wait = self.window - (now - self._stamps[0])
+            self.sleep(max(wait, 0.001))
+
+    def block_for(self, seconds: float) -> None:
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, self.clock() + seconds)
+
+
+RefreshFn = Callable[[Tokens], Tokens]
+
+
+class ApiClient:
+    """One provider connection's HTTP client.
+
+    ``refresh`` exchanges a refresh token for a new token set; the new set is saved to the
+    token store *before* it is used, under one lock per connection, so a rotated refresh
+    token is never lost and two threads never refresh at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        connection_id: str,
+        base_url: str,
+        tokens: TokenStore,
+        refresh: RefreshFn | None,
+        limiter: RateLimiter,
+        auth_scheme: str = "Bearer",
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 5,
+        max_wait: float = 60.0,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.connection_id = connection_id
+        self.tokens = tokens
+        self.refresh_fn = refresh
+        self.limiter = limiter
+        self.auth_scheme = auth_scheme
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.request_count = 0
+        self._refresh_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"Accept": "application/json", **(default_headers or {})},
+        )
+
+    # -- tokens -----------------------------------------------------------------------------
+    def _current_tokens(self) -> Tokens:
+        tokens = self.tokens.load(self.connection_id)
+        if tokens is None:
+            raise AuthExpired(
+                "This connection has no saved sign-in. Reconnect it to continue.", provider=self.provider
+            )
+        return tokens
+
+    def access_token(self) -> str:
+        tokens = self._current_tokens()
+        if tokens.expires_within(120):
+            tokens = self.refresh(stale=tokens.access_token)
+        return tokens.access_token
+
+    def refresh(self, stale: str | None = None) -> Tokens:
+        """Refresh once per connection, even if several threads ask at the same time."""
+        with self._refresh_lock:
+            tokens = self._current_tokens()
+            if stale is not None and tokens.access_token != stale and not tokens.expires_within(120):
+                return tokens  # another thread refreshed while we waited
+            if self.refresh_fn is None or not tokens.refresh_token:
+                raise AuthExpired(
+                    "The sign-in for this connection has expired. Reconnect it to continue.",
+                    provider=self.provider,
+                )
+            new = self.refresh_fn(tokens)
+            self.tokens.save(self.connection_id, new)
+            log.info("%s: access token refreshed for connection %s", self.provider, self.connection_id)
+            return new
+
+    # -- requests ---------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """Send one request with retries; returns a 2xx/4xx response or raises a typed error.
+
+        Writes without an idempotency mechanism are not retried after a transport failure:
+        the outcome is unknown and the caller settles it by looking the record up.
+        """
+        if idempotent is None:
+            idempotent = method.upper() in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            hdrs = dict(headers or {})
+            if authenticated:
+                hdrs["Authorization"] = f"{self.auth_scheme} {self.access_token()}"
+            self.limiter.acquire()
+            self.request_count += 1
+            try:
+                resp = self._http.request(method, url, params=params, json=json_body, data=data, headers=hdrs)
+                resp.read()
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                log.warning("%s %s %s: %s (attempt %d)", self.provider, method, url, type(exc).__name__, attempt)
+                if not idempotent or attempt > self.max_retries:
+                    raise TransportError(
+                        f"The connection to {self.provider} failed ({type(exc).__name__}).",
+                        provider=self.provider,
+                    ) from exc
+                self.sleep(self._backoff(attempt))
+                continue
+            status = resp.status_code
+            log.debug("%s %s %s -> %d", self.provider, method, resp.request.url.path, status)
+            if status == 401 and authenticated and not refreshed:
+                refreshed = True
+                self.refresh(stale=hdrs["Authorization"].split(" ", 1)[1])
+                continue
+            if status == 401:
+                raise Unauthorized(
+                    f"{self.provider} refused the saved sign-in.", provider=self.provider, status=401
+                )
+            if status == 429 or (status == 503 and "Retry-After" in resp.headers):
+                wait = self._retry_after(resp, attempt)
+                if attempt > self.max_retries or wait > self.max_wait:
+                    raise RateLimited(
+                        f"{self.provider} asked us to slow down for {wait:.0f} s.",
+                        retry_after=wait,
+                        provider=self.provider,
+                        status=status,
+                    )
+                log.info("%s rate limited; waiting %.1f s", self.provider, wait)
+                self.limiter.block_for(wait)
+                continue
+            if status >= 500:
+                if attempt > self.max_retries or not (idempotent or status in (502, 503, 504)):
+                    raise ServerError(
+                        f"{self.provider} had a server error ({status}).", provider=self.provider, status=status
+                    )
+                self.sleep(self._backoff(attempt))
+                continue
+            return resp
+
+    def json(self, method: str, url: str, **kw: Any) -> Any:
+        resp = self.request(method, url, **kw)
+        return parse_json(resp, self.provider)
+
+    def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+        value = resp.headers.get("Retry-After")
+        try:
+            return max(0.0, float(value)) if value is not None else self._backoff(attempt)
+        except ValueError:
+            return self._backoff(attempt)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return min(30.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def parse_json(resp: httpx.Response, provider: str) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TransportError(
+            f"{provider} sent an answer that could not be read (status {resp.status_code}).",
+            provider=provider,
+            status=resp.status_code,
+        ) from exc
+
+
+def raise_for(resp: httpx.Response, provider: str, error: ConnectorError) -> None:
+    """Helper for connectors: log the redacted body then raise the typed error."""
+    log.warning("%s error %d: %s", provider, resp.status_code, redact(resp.text[:500]))
+    raise error

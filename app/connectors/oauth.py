@@ -1,0 +1,300 @@
+"""OAuth 2.0 authorization-code flow for a desktop app: loopback redirect, state, PKCE.
+
+The loopback listener binds 127.0.0.1 only, takes exactly one callback, checks ``state``
+and answers with a page that tells the user they can close the tab.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from app.connectors.errors import AuthExpired, ConnectorError
+from app.connectors.tokens import Tokens
+
+
+class OAuthError(ConnectorError):
+    """A failure of the sign-in flow, with a message a user can act on."""
+
+
+class ConsentDenied(OAuthError):
+    pass
+
+
+class StateMismatch(OAuthError):
+    pass
+
+
+class CallbackTimeout(OAuthError):
+    pass
+
+
+class PortInUse(OAuthError):
+    pass
+
+
+@dataclass(slots=True)
+class OAuthConfig:
+    provider: str
+    authorize_url: str
+    token_url: str
+    client_id: str
+    client_secret: str | None = None
+    scopes: tuple[str, ...] = ()
+    pkce: bool = True
+    secret_in_basic_auth: bool = False
+    extra_authorize: dict[str, str] = field(default_factory=dict)
+    scope_separator: str = " "
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = base64.urlsafe_b64encode(secrets.token_bytes(48)).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@dataclass(slots=True)
+class AuthRequest:
+    url: str
+    state: str
+    verifier: str | None
+    redirect_uri: str
+
+
+def build_authorize(config: OAuthConfig, redirect_uri: str) -> AuthRequest:
+    state = secrets.token_urlsafe(24)
+    params = {
+        "response_type": "code",
+        "client_id": config.client_id,
+        "redirect_uri": redirect_uri,
+        "state": state,
+        **config.extra_authorize,
+    }
+    if config.scopes:
+        params["scope"] = config.scope_separator.join(config.scopes)
+    verifier = None
+    if config.pkce:
+        verifier, challenge = pkce_pair()
+        params["code_challenge"] = challenge
+        params["code_challenge_method"] = "S256"
+    sep = "&" if "?" in config.authorize_url else "?"
+    return AuthRequest(config.authorize_url + sep + urllib.parse.urlencode(params), state, verifier, redirect_uri)
+
+
+_DONE_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Crossledger</title></head>"
+    "<body style='font-family:sans-serif;margin:4em'><h2>{title}</h2><p>{body}</p></body></html>"
+)
+
+
+class LoopbackListener:
+    """Waits for exactly one OAuth callback on 127.0.0.1."""
+
+    def __init__(self, port: int = 0, path: str = "/callback") -> None:
+        self.path = path
+        self.params: dict[str, str] | None = None
+        self._event = threading.Event()
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parsed = urllib.parse.urlparse(self.path)
+                if parsed.path != listener.path or listener._event.is_set():
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                listener.params = dict(urllib.parse.parse_qsl(parsed.query))
+                ok = "code" in listener.params
+                page = _DONE_PAGE.format(
+                    title="You are connected" if ok else "The connection was not made",
+                    body="You can close this tab and return to Crossledger."
+                    if ok
+                    else "Return to Crossledger to see what happened and try again.",
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                listener._event.set()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        try:
+            self._server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:
+            raise PortInUse(
+                f"Crossledger could not listen on port {port} for the sign-in to come back. "
+                "Close the program using that port, or let Crossledger pick a free port.",
+            ) from exc
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="oauth-loopback")
+        self._thread.start()
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def _serve(self) -> None:
+        while not self._event.is_set():
+            self._server.timeout = 0.2
+            self._server.handle_request()
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        try:
+            if not self._event.wait(timeout):
+                raise CallbackTimeout(
+                    "The sign-in was not completed in time. Start the connection again and finish "
+                    "signing in within the browser window that opens."
+                )
+            assert self.params is not None
+            return self.params
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._event.set()
+        self._server.server_close()
+
+
+def check_callback(params: dict[str, str], state: str, provider: str) -> str:
+    if params.get("error"):
+        if params["error"] in {"access_denied", "consent_required", "user_denied"}:
+            raise ConsentDenied(
+                f"Access to {provider} was not granted. Connect again and choose Allow to let "
+                "Crossledger read and write your records.",
+                provider=provider,
+            )
+        raise OAuthError(
+            f"{provider} refused the sign-in ({params.get('error_description') or params['error']}).",
+            provider=provider,
+        )
+    if not secrets.compare_digest(params.get("state", ""), state):
+        raise StateMismatch(
+            "The sign-in answer did not match the request Crossledger made, so it was ignored. "
+            "Start the connection again.",
+            provider=provider,
+        )
+    if "code" not in params:
+        raise OAuthError(f"{provider} sent no authorization code. Try connecting again.", provider=provider)
+    return params["code"]
+
+
+def _token_request(
+    config: OAuthConfig, data: dict[str, str], transport: httpx.BaseTransport | None
+) -> dict[str, Any]:
+    data = {**data}
+    auth = None
+    if config.client_secret and config.secret_in_basic_auth:
+        auth = (config.client_id, config.client_secret)
+    else:
+        data["client_id"] = config.client_id
+        if config.client_secret:
+            data["client_secret"] = config.client_secret
+    with httpx.Client(transport=transport, timeout=30) as http:
+        try:
+            resp = http.post(config.token_url, data=data, auth=auth, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise OAuthError(
+                f"Crossledger could not reach {config.provider} to finish signing in. "
+                "Check the internet connection and try again.",
+                provider=config.provider,
+            ) from exc
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code >= 400 or "access_token" not in body:
+        err = body.get("error", "") if isinstance(body, dict) else ""
+        if err in {"invalid_grant", "invalid_token"} and data.get("grant_type") == "refresh_token":
+            raise AuthExpired(
+                f"The saved sign-in for {config.provider} is no longer valid. Reconnect to continue.",
+                provider=config.provider,
+                status=resp.status_code,
+            )
+        raise OAuthError(
+            f"{config.provider} did not accept the sign-in ({err or resp.status_code}). Try connecting again.",
+            provider=config.provider,
+            status=resp.status_code,
+        )
+    return body
+
+
+def tokens_from(body: dict[str, Any], previous: Tokens | None = None, now: float | None = None) -> Tokens:
+    now = time.time() if now is None else now
+    expires_in = body.get("expires_in")
+    refresh = body.get("refresh_token")
+    rotated = refresh is not None and (previous is None or refresh != previous.refresh_token)
+    extra = {
+        k: v for k, v in body.items() if k not in {"access_token", "refresh_token", "expires_in", "token_type"}
+    }
+    return Tokens(
+        access_token=body["access_token"],
+        refresh_token=refresh or (previous.refresh_token if previous else None),
+        expires_at=now + float(expires_in) if expires_in else None,
+        refresh_issued_at=now if rotated or previous is None else previous.refresh_issued_at,
+        client_secret=previous.client_secret if previous else None,
+        extra={**(previous.extra if previous else {}), **extra},
+    )
+
+
+def exchange_code(
+    config: OAuthConfig, req: AuthRequest, code: str, transport: httpx.BaseTransport | None = None
+) -> dict[str, Any]:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": req.redirect_uri}
+    if req.verifier:
+        data["code_verifier"] = req.verifier
+    return _token_request(config, data, transport)
+
+
+def refresh_tokens(
+    config: OAuthConfig, tokens: Tokens, transport: httpx.BaseTransport | None = None
+) -> Tokens:
+    body = _token_request(config, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""}, transport)
+    new = tokens_from(body, previous=tokens)
+    new.client_secret = tokens.client_secret
+    return new
+
+
+@dataclass(slots=True)
+class FlowResult:
+    token_body: dict[str, Any]
+    callback: dict[str, str]
+
+
+def run_flow(
+    config: OAuthConfig,
+    open_url: Callable[[str], Any],
+    *,
+    timeout: float = 300.0,
+    port: int = 0,
+    transport: httpx.BaseTransport | None = None,
+) -> FlowResult:
+    """The whole flow: listen, send the user to the provider, take the callback, exchange the code."""
+    listener = LoopbackListener(port)
+    req = build_authorize(config, listener.redirect_uri)
+    try:
+        open_url(req.url)
+    except Exception:
+        listener.close()
+        raise
+    params = listener.wait(timeout)
+    code = check_callback(params, req.state, config.provider)
+    return FlowResult(exchange_code(config, req, code, transport), params)
+
+
+def follow_redirects_opener(url: str) -> None:
+    """The 'browser' for sandboxes and tests: follow the authorize redirect over HTTP."""
+    with httpx.Client(follow_redirects=True, timeout=30) as http:
+        http.get(url)

@@ -1,0 +1,1 @@
+"""Canonical model and pure functions. Imports nothing from Qt, the store or the network."""

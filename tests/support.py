@@ -1,0 +1,61 @@
+"""Helpers shared by the tests: sandboxes in-process or over HTTP, connected connectors."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.connectors import registry
+from app.connectors.base import Connection
+from app.connectors.tokens import MemoryTokenStore, TokenStore
+from app.ops.connect import connect, connect_with_grant
+from app.sandbox.server import InProcessTransport, serve
+
+
+def no_sleep(_seconds: float) -> None:
+    """Injected instead of time.sleep so retries and rate limits cost no wall time."""
+
+
+@dataclass
+class Connected:
+    sandbox: Any
+    conn: Connection
+    tokens: TokenStore
+    connector: Any
+    url: str
+
+
+def in_process(provider: str, seed: str = "empty", tokens: TokenStore | None = None, **sandbox_kw: Any) -> Connected:
+    """A sandbox reached through httpx's WSGI transport, and a connector wired to it."""
+    sandbox = registry.sandbox_class(provider)(**sandbox_kw)
+    sandbox.seed(seed)
+    transport = InProcessTransport(sandbox)
+    tokens = tokens or MemoryTokenStore()
+    conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
+                      auth_url=sandbox.public_url)
+    connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
+                       transport=transport)
+    connector = registry.make_connector(conn, tokens, transport=transport, sleep=no_sleep)
+    return Connected(sandbox, conn, tokens, connector, sandbox.public_url)
+
+
+@contextlib.contextmanager
+def over_http(provider: str, seed: str = "empty", tokens: TokenStore | None = None,
+              **sandbox_kw: Any) -> Iterator[Connected]:
+    """A sandbox on a real 127.0.0.1 port, connected through the real OAuth flow."""
+    sandbox = registry.sandbox_class(provider)(**sandbox_kw)
+    sandbox.seed(seed)
+    server = serve(sandbox, timeout_delay=1.0)
+    tokens = tokens or MemoryTokenStore()
+    conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=server.url,
+                      auth_url=server.url)
+    try:
+        connect(conn, tokens, client_secret="sandbox-secret", timeout=20)
+        connector = registry.make_connector(conn, tokens, sleep=no_sleep)
+        yield Connected(sandbox, conn, tokens, connector, server.url)
+        connector.close()
+    finally:
+        server.stop()
