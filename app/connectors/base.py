@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from app.connectors.errors import ConnectorError
-from app.domain.models import AccountingCustomer, CrmRecord, Deal, Party
+from app.domain.models import AccountingCustomer, CrmRecord, Deal, Invoice, Item, Party, Payment
 
 T = TypeVar("T")
 
@@ -70,12 +70,33 @@ class CustomerWrite:
 
 @dataclass(frozen=True, slots=True)
 class RecordWrite:
-    """An update of one CRM record's provider fields."""
+    """A create (``id`` None) or update of one CRM record's provider fields (deals included)."""
 
     key: str
-    object_type: Literal["company", "person"]
+    object_type: Literal["company", "person", "deal"]
     id: str | None
     properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWrite:
+    key: str
+    item: Item
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceWrite:
+    """Create (invoice.id None) or update a still-draft invoice. ``key`` is the idempotency key."""
+
+    key: str
+    invoice: Invoice
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +129,15 @@ class CrmConnector(Protocol):
 
     def update_records(self, writes: Sequence[RecordWrite]) -> list[WriteResult]: ...
 
-    def read_deals(self, cursor: str | None) -> Changes[Deal]: ...
+    def read_deals(self, cursor: str | None) -> Changes[Deal]:
+        """Deals with line items; ``won`` computed from the CRM's stage metadata, never a stage name."""
+
+    def ensure_deal_fields(self, fields: Sequence[FieldInfo]) -> dict[str, str]:
+        """Create the custom deal fields that are missing; returns our name -> provider field key."""
+
+    def update_deals(self, writes: Sequence[RecordWrite]) -> list[WriteResult]: ...
+
+    def record_url(self, object_type: str, record_id: str) -> str: ...
 
     def close(self) -> None: ...
 
@@ -131,5 +160,24 @@ class AccountingConnector(Protocol):
     def update_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]: ...
 
     def customer_url(self, customer_id: str) -> str: ...
+
+    def list_tenants(self) -> list[Tenant]: ...
+
+    def read_items(self, cursor: str | None) -> Changes[Item]: ...
+
+    def create_items(self, writes: Sequence[ItemWrite]) -> list[WriteResult]: ...
+
+    def read_invoices(self, cursor: str | None) -> Changes[Invoice]: ...
+
+    def find_invoices(self, reference: str) -> list[Invoice]:
+        """Invoices stamped with ``reference`` (how a create whose outcome is unknown is settled)."""
+
+    def create_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]: ...
+
+    def update_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]: ...
+
+    def read_payments(self, cursor: str | None) -> Changes[Payment]: ...
+
+    def invoice_url(self, invoice_id: str) -> str: ...
 
     def close(self) -> None: ...

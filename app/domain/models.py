@@ -148,3 +148,15 @@ class Payment:
     amount: Decimal
     currency: str
     date: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A product or service in the ledger that invoice lines refer to."""
+
+    id: str | None
+    name: str
+    sku: str | None = None
+    unit_price: Decimal | None = None
+    active: bool = True
+    description: str | None = None
