@@ -1,0 +1,273 @@
+"""The `crossledger` command. Its sub-commands and their --json shapes are promises to scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crossledger", description="Keep a CRM and an accounting system in sync.")
+    p.add_argument("--version", action="version", version=f"crossledger {__version__}")
+    p.add_argument("--home", help="folder for all of Crossledger's state (default: your user data folder; "
+                                  "or set CROSSLEDGER_HOME)")
+    p.add_argument("--db", help="SQLAlchemy database URL (default: SQLite in the home folder)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
+    sub = p.add_subparsers(dest="command")
+
+    sub.add_parser("gui", help="open the window (the default)")
+
+    d = sub.add_parser("demo", help="try Crossledger on sandbox CRM and accounting data")
+    d.add_argument("--headless", action="store_true", help="do not open the window afterwards")
+    d.add_argument("--crm", default="hubspot")
+    d.add_argument("--accounting", default="quickbooks")
+
+    w = sub.add_parser("workspace", help="add, list or remove client workspaces")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wa = wsub.add_parser("add")
+    wa.add_argument("name")
+    wa.add_argument("--crm", required=True)
+    wa.add_argument("--accounting", required=True)
+    wl = wsub.add_parser("list")
+    wl.add_argument("--json", action="store_true")
+    wr = wsub.add_parser("remove")
+    wr.add_argument("name")
+
+    c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
+    c.add_argument("provider")
+    c.add_argument("--workspace", required=True)
+    c.add_argument("--base-url", help="API root (a sandbox URL, or the provider's own by default)")
+    c.add_argument("--auth-url", help="root of the OAuth endpoints, if not the base URL")
+    c.add_argument("--client-id")
+    c.add_argument("--client-secret")
+    c.add_argument("--timeout", type=float, default=300)
+
+    s = sub.add_parser("sync", help="sync a workspace now")
+    s.add_argument("name")
+    s.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    s.add_argument("--json", action="store_true", help="print one JSON object with the run's counts")
+
+    st = sub.add_parser("status", help="workspaces, connections, links, quarantined records, last runs")
+    st.add_argument("--json", action="store_true")
+
+    sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
+    sbsub = sb.add_subparsers(dest="action", required=True)
+    serve = sbsub.add_parser("serve")
+    serve.add_argument("provider")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--state", help="JSON file keeping the sandbox's state across restarts")
+    serve.add_argument("--seed", choices=("demo", "empty"), default=None,
+                       help="fill a new sandbox (default: demo when the state file is new)")
+    return p
+
+
+def _open(args: argparse.Namespace):  # noqa: ANN202
+    from app.store.db import Store, default_home, ensure_home, sqlite_url
+
+    home = ensure_home(Path(args.home).expanduser() if args.home else default_home())
+    os.environ["CROSSLEDGER_HOME"] = str(home)
+    return home, Store(args.db or sqlite_url(home))
+
+
+def _tokens():  # noqa: ANN202
+    from app.connectors.tokens import KeyringTokenStore
+
+    store = KeyringTokenStore()
+    store.check()
+    return store
+
+
+def _print_progress(stage: str, done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{stage}… {done}/{total}   ", end="", file=sys.stderr, flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.ops.demo import run_demo
+
+    home, store = _open(args)
+    print(f"Setting up the demo in {home} …")
+    result = run_demo(store, _tokens(), home, crm=args.crm, accounting=args.accounting, progress=_print_progress)
+    _print_run_summary(result.run)
+    print(f"\nThe demo workspace '{result.workspace}' is saved in {home}.")
+    print(f"  crossledger --home {home} status        shows links and quarantined records")
+    print(f"  crossledger --home {home} sync demo     syncs again (nothing changed: 0 writes)")
+    if not args.headless:
+        return _gui(args, home, store)
+    return 0
+
+
+def _print_run_summary(run: Any) -> None:
+    c = run.counts
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"Sync of '{run.workspace}' {'(dry run) ' if run.dry_run else ''}finished: {run.status}.")
+    print(f"  read {c.get('read', 0)} records; created {c.get('created', 0)} customers, "
+          f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
+    print(f"  {c.get('quarantined', 0)} held back for review, {c.get('conflicts', 0)} conflicts, "
+          f"{c.get('writes', 0)} writes")
+    for err in run.errors[:10]:
+        print(f"  ! {err}")
+
+
+def cmd_workspace(args: argparse.Namespace) -> int:
+    from app.ops import workspaces
+
+    _, store = _open(args)
+    if args.action == "add":
+        ws = workspaces.add_workspace(store, args.name, args.crm, args.accounting)
+        print(f"Workspace '{ws.name}' added ({ws.crm} ↔ {ws.accounting}). Next: crossledger connect {ws.crm} "
+              f"--workspace \"{ws.name}\"")
+    elif args.action == "list":
+        items = workspaces.list_workspaces(store)
+        if args.json:
+            print(json.dumps([{"name": w.name, "crm": w.crm, "accounting": w.accounting} for w in items]))
+        else:
+            for w in items:
+                print(f"{w.name}\t{w.crm}\t{w.accounting}")
+            if not items:
+                print("No workspaces yet. Add one with 'crossledger workspace add NAME --crm ... --accounting ...'.")
+    elif args.action == "remove":
+        removed = workspaces.remove_workspace(store, _tokens(), args.name)
+        print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
+              "deleted from the keyring.")
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from app.connectors import registry
+    from app.ops import workspaces
+    from app.ops.connect import connect
+    from app.connectors.oauth import follow_redirects_opener
+
+    _, store = _open(args)
+    tokens = _tokens()
+    ws = workspaces.get_workspace(store, args.workspace)
+    info = registry.info(args.provider)
+    base = args.base_url or info.default_base_url
+    conn = workspaces.new_connection(ws, args.provider, base, args.auth_url or (None if args.base_url
+                                                                              else info.default_auth_url))
+    if args.client_id:
+        conn.client_id = args.client_id
+    local = any(h in (conn.auth_url or "") for h in ("127.0.0.1", "localhost"))
+    opener = follow_redirects_opener if local else _browser
+    print(f"Connecting {info.label} to '{ws.name}' …")
+    connect(conn, tokens, client_secret=args.client_secret, open_url=opener, timeout=args.timeout)
+    workspaces.save_connection(store, ws, conn)
+    print(f"Connected to {conn.label or info.label}. The sign-in is saved in the system keyring.")
+    return 0
+
+
+def _browser(url: str) -> None:
+    print("Your browser will open to sign in. If it does not, open this address:\n  " + url)
+    webbrowser.open(url)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from app.ops.sync_run import run_sync
+
+    _, store = _open(args)
+    result = run_sync(store, _tokens(), args.name, dry_run=args.dry_run, trigger="cli",
+                      progress=None if args.json else _print_progress)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_run_summary(result)
+    return 0 if result.status in ("ok", "partial") else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from app.ops.status import status_json
+
+    _, store = _open(args)
+    data = status_json(store)
+    if args.json:
+        print(json.dumps(data, default=str))
+        return 0
+    if not data["workspaces"]:
+        print("No workspaces yet. Try 'crossledger demo' to see Crossledger at work on sample data.")
+    for ws in data["workspaces"]:
+        print(f"{ws['name']}: {ws['crm']} ↔ {ws['accounting']}")
+        for c in ws["connections"]:
+            print(f"  {c['side']:<10} {c['provider_label']:<18} {c['company'] or ''} ({c['status']})")
+        print(f"  {ws['links']['total']} linked customers "
+              f"({', '.join(f'{k}: {v}' for k, v in sorted(ws['links']['by_match'].items()))})")
+        if ws["quarantined"]:
+            print(f"  {len(ws['quarantined'])} held back:")
+            for q in ws["quarantined"]:
+                print(f"    - {q['name']}: {' '.join(q['reasons'])}")
+        for r in ws["last_runs"][:3]:
+            print(f"  run {r['id']} {r['started_at']} {r['status']}: {r['counts'].get('writes', 0)} writes")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from app.connectors import registry
+    from app.sandbox.server import serve
+
+    cls = registry.sandbox_class(args.provider)
+    state = args.state
+    new = not state or not Path(state).exists()
+    app = cls(state_file=state)
+    seed = args.seed or ("demo" if new else None)
+    if seed:
+        app.seed(seed)
+        app.persist()
+    server = serve(app, port=args.port)
+    print(f"{registry.info(args.provider).label} sandbox on {server.url} (state: {state or 'memory'}). "
+          "Ctrl+C stops it.", flush=True)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        while not stop:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    return 0
+
+
+def _gui(args: argparse.Namespace, home: Path, store: Any) -> int:
+    from app.ui.app import run_gui
+
+    return run_gui(store=store, home=home)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from app.connectors.errors import ConnectorError
+    from app.ops.workspaces import UserError
+    from app.sync.engine import Busy
+
+    try:
+        if args.command in (None, "gui"):
+            home, store = _open(args)
+            return _gui(args, home, store)
+        return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
+                "status": cmd_status, "sandbox": cmd_sandbox}[args.command](args)
+    except (UserError, Busy) as exc:
+        print(f"crossledger: {exc}", file=sys.stderr)
+        return 2
+    except ConnectorError as exc:
+        print(f"crossledger: {exc.message}", file=sys.stderr)
+        return 3
+    finally:
+        from app.ops import sandboxes
+
+        sandboxes.stop_all()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Embedded sandboxes: the demo's providers, served on 127.0.0.1 while the app runs.
+
+A connection made against an embedded sandbox records the sandbox's state file; whenever the
+app needs that connection again (another `sync`, the GUI, the scheduler) the sandbox is served
+again from that file, so the demo keeps working across runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from app.connectors import registry
+from app.sandbox.server import RunningServer, serve
+
+_running: dict[str, RunningServer] = {}
+_lock = threading.Lock()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = None) -> RunningServer:
+    """Serve the sandbox whose state is in ``state_file`` (once per process); seed it if new."""
+    with _lock:
+        server = _running.get(state_file)
+        if server is not None:
+            return server
+        app = registry.sandbox_class(provider)(state_file=state_file)
+        if seed is not None:
+            app.seed(seed)
+            app.persist()
+        server = serve(app, port=port if port and _port_free(port) else 0)
+        _running[state_file] = server
+        return server
+
+
+def stop_all() -> None:
+    with _lock:
+        for server in _running.values():
+            server.stop()
+        _running.clear()

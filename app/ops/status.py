@@ -1,0 +1,148 @@
+"""What the status command and the main window show: plain rows, no ORM objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.connectors import registry
+from app.store.db import Store
+from app.store.models import ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    crm_type: str
+    crm_id: str
+    name: str
+    email: str | None
+    acct_id: str
+    acct_name: str
+    how: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    record_type: str
+    record_id: str
+    name: str
+    reasons: list[str]
+    since: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: int
+    trigger: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    counts: dict[str, Any]
+    message: str | None
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    side: str
+    provider: str
+    label: str | None
+    base_url: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceStatus:
+    id: int
+    name: str
+    crm: str
+    accounting: str
+    connections: list[ConnectionInfo] = field(default_factory=list)
+    links: int = 0
+    links_by_how: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    last_run: RunRow | None = None
+
+
+def _run_row(run: Run) -> RunRow:
+    return RunRow(run.id, run.trigger, run.status, run.started_at, run.finished_at, dict(run.counts or {}),
+                  run.message, bool(run.dry_run))
+
+
+def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
+    out = []
+    with store.session() as s:
+        for ws in s.scalars(select(Workspace).order_by(Workspace.name)):
+            conns = [ConnectionInfo(c.side, c.provider, c.label, c.base_url, c.status)
+                     for c in s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id))]
+            by_how = dict(s.execute(select(Link.how, func.count()).where(Link.workspace_id == ws.id)
+                                    .group_by(Link.how)).all())
+            quarantined = s.scalar(select(func.count()).select_from(Quarantine)
+                                   .where(Quarantine.workspace_id == ws.id)) or 0
+            last = s.scalars(select(Run).where(Run.workspace_id == ws.id).order_by(Run.id.desc())).first()
+            out.append(WorkspaceStatus(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns,
+                                       sum(by_how.values()), by_how, quarantined,
+                                       _run_row(last) if last else None))
+    return out
+
+
+def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:
+    with store.session() as s:
+        acct_names = {m.remote_id: (m.data.get("raw_name") or m.data.get("name") or "") for m in s.scalars(
+            select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
+                                 Mirror.object_type == "customer"))}
+        rows = []
+        for lk in s.scalars(select(Link).where(Link.workspace_id == workspace_id, Link.object_type == "customer")
+                            .order_by(Link.id)):
+            crm = (lk.snapshot or {}).get("crm", {})
+            rows.append(LinkRow(lk.crm_type, lk.crm_id, crm.get("name") or "", crm.get("email"), lk.acct_id,
+                                acct_names.get(lk.acct_id, ""), lk.how, lk.updated_at))
+        return rows
+
+
+def quarantined_records(store: Store, workspace_id: int) -> list[QuarantineRow]:
+    with store.session() as s:
+        return [QuarantineRow(q.record_type, q.record_id, q.name, [i["message"] for i in q.reasons.get("items", [])],
+                              q.created_at)
+                for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
+                                   .order_by(Quarantine.name))]
+
+
+def recent_runs(store: Store, workspace_id: int, limit: int = 20) -> list[RunRow]:
+    with store.session() as s:
+        return [_run_row(r) for r in s.scalars(select(Run).where(Run.workspace_id == workspace_id)
+                                                .order_by(Run.id.desc()).limit(limit))]
+
+
+def status_json(store: Store) -> dict[str, Any]:
+    """The `status --json` contract: stable keys, extended rather than renamed."""
+    workspaces = []
+    for ws in workspace_statuses(store):
+        workspaces.append({
+            "name": ws.name,
+            "crm": ws.crm,
+            "accounting": ws.accounting,
+            "connections": [{"side": c.side, "provider": c.provider, "provider_label": registry.info(c.provider).label
+                             if c.provider in registry.PROVIDER_MODULES else c.provider,
+                             "company": c.label, "base_url": c.base_url, "status": c.status}
+                            for c in ws.connections],
+            "links": {"total": ws.links, "by_match": ws.links_by_how},
+            "linked_customers": ws.links,
+            "quarantined": [
+                {"record_type": q.record_type, "record_id": q.record_id, "name": q.name, "reasons": q.reasons}
+                for q in quarantined_records(store, ws.id)
+            ],
+            "last_runs": [_run_json(r) for r in recent_runs(store, ws.id, 5)],
+        })
+    return {"workspaces": workspaces}
+
+
+def _run_json(r: RunRow) -> dict[str, Any]:
+    d = asdict(r)
+    d["started_at"] = r.started_at.isoformat() + "Z"
+    d["finished_at"] = r.finished_at.isoformat() + "Z" if r.finished_at else None
+    return d

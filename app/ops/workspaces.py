@@ -1,0 +1,148 @@
+"""Workspaces (one per client company) and their connections."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select
+
+from app.connectors import registry
+from app.connectors.base import Connection
+from app.connectors.tokens import TokenStore
+from app.ops import sandboxes
+from app.store.db import Store
+from app.store.models import ConnectionRow, Workspace
+
+
+class UserError(Exception):
+    """Something the user asked for that cannot be done, with what to do instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceInfo:
+    id: int
+    name: str
+    crm: str
+    accounting: str
+    settings: dict[str, Any]
+
+
+def _info(ws: Workspace) -> WorkspaceInfo:
+    return WorkspaceInfo(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, dict(ws.settings or {}))
+
+
+def add_workspace(store: Store, name: str, crm: str, accounting: str) -> WorkspaceInfo:
+    name = name.strip()
+    if not re.fullmatch(r"[\w .&'-]{1,120}", name):
+        raise UserError("A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters).")
+    if crm not in registry.CRM_PROVIDERS:
+        raise UserError(f"'{crm}' is not a CRM Crossledger supports. Choose one of: "
+                        f"{', '.join(registry.CRM_PROVIDERS)}.")
+    if accounting not in registry.ACCOUNTING_PROVIDERS:
+        raise UserError(f"'{accounting}' is not an accounting system Crossledger supports. Choose one of: "
+                        f"{', '.join(registry.ACCOUNTING_PROVIDERS)}.")
+    with store.session() as s:
+        if s.scalars(select(Workspace).where(Workspace.name == name)).first():
+            raise UserError(f"There is already a workspace called '{name}'. Pick another name.")
+        ws = Workspace(name=name, crm_provider=crm, accounting_provider=accounting, settings={})
+        s.add(ws)
+        s.flush()
+        return _info(ws)
+
+
+def list_workspaces(store: Store) -> list[WorkspaceInfo]:
+    with store.session() as s:
+        return [_info(ws) for ws in s.scalars(select(Workspace).order_by(Workspace.name))]
+
+
+def get_workspace(store: Store, name: str) -> WorkspaceInfo:
+    with store.session() as s:
+        ws = s.scalars(select(Workspace).where(Workspace.name == name)).first()
+        if ws is None:
+            names = ", ".join(w.name for w in s.scalars(select(Workspace))) or "none yet"
+            raise UserError(f"There is no workspace called '{name}' (workspaces: {names}). "
+                            "Create it with 'crossledger workspace add'.")
+        return _info(ws)
+
+
+def remove_workspace(store: Store, tokens: TokenStore, name: str) -> list[str]:
+    """Delete a workspace and its tokens from the keyring; returns the connections removed."""
+    ws = get_workspace(store, name)
+    with store.session() as s:
+        conns = list(s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id)))
+        for c in conns:
+            tokens.delete(c.id)
+        s.execute(delete(Workspace).where(Workspace.id == ws.id))
+        return [c.provider for c in conns]
+
+
+def update_settings(store: Store, name: str, **values: Any) -> None:
+    ws = get_workspace(store, name)
+    with store.session() as s:
+        row = s.get(Workspace, ws.id)
+        row.settings = {**(row.settings or {}), **values}
+
+
+def side_of(provider: str) -> str:
+    return "crm" if provider in registry.CRM_PROVIDERS else "accounting"
+
+
+def new_connection(ws: WorkspaceInfo, provider: str, base_url: str, auth_url: str | None = None) -> Connection:
+    side = side_of(provider)
+    expected = ws.crm if side == "crm" else ws.accounting
+    if provider != expected:
+        raise UserError(f"Workspace '{ws.name}' uses {registry.info(expected).label} for its "
+                        f"{'CRM' if side == 'crm' else 'accounting'}, not {provider}.")
+    return Connection(id=f"{ws.id}-{provider}-{uuid.uuid4().hex[:8]}", provider=provider,
+                      base_url=base_url.rstrip("/"), auth_url=(auth_url or base_url).rstrip("/"))
+
+
+def save_connection(store: Store, ws: WorkspaceInfo, conn: Connection) -> None:
+    side = side_of(conn.provider)
+    with store.session() as s:
+        s.execute(delete(ConnectionRow).where(ConnectionRow.workspace_id == ws.id, ConnectionRow.side == side))
+        s.add(ConnectionRow(id=conn.id, workspace_id=ws.id, side=side, provider=conn.provider,
+                            base_url=conn.base_url, auth_url=conn.auth_url, client_id=conn.client_id,
+                            tenant_id=conn.tenant_id, label=conn.label, extra=dict(conn.extra)))
+
+
+def load_connection(store: Store, ws: WorkspaceInfo, side: str) -> Connection:
+    with store.session() as s:
+        row = s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id,
+                                                    ConnectionRow.side == side)).first()
+        if row is None:
+            provider = ws.crm if side == "crm" else ws.accounting
+            raise UserError(f"Workspace '{ws.name}' has no {registry.info(provider).label} connection yet. "
+                            f"Connect it with 'crossledger connect {provider} --workspace \"{ws.name}\"'.")
+        conn = Connection(id=row.id, provider=row.provider, base_url=row.base_url, auth_url=row.auth_url,
+                          client_id=row.client_id, tenant_id=row.tenant_id, label=row.label, extra=dict(row.extra))
+    sandbox_state = conn.extra.get("sandbox_state")
+    if sandbox_state:  # an embedded sandbox: make sure it is being served, maybe on a new port
+        server = sandboxes.ensure(conn.provider, sandbox_state, port=_port_of(conn.base_url))
+        if server.url != _origin(conn.base_url):
+            conn.base_url = conn.base_url.replace(_origin(conn.base_url), server.url)
+            conn.auth_url = server.url
+            with store.session() as s:
+                row = s.get(ConnectionRow, conn.id)
+                row.base_url, row.auth_url = conn.base_url, conn.auth_url
+    return conn
+
+
+def open_connectors(store: Store, tokens: TokenStore, ws: WorkspaceInfo,
+                    transport: httpx.BaseTransport | None = None) -> tuple[Any, Any]:
+    crm = registry.make_connector(load_connection(store, ws, "crm"), tokens, transport=transport)
+    acct = registry.make_connector(load_connection(store, ws, "accounting"), tokens, transport=transport)
+    return crm, acct
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}" if parsed.port else f"{parsed.scheme}://{parsed.host}"
+
+
+def _port_of(url: str) -> int:
+    return httpx.URL(url).port or 0

@@ -1,0 +1,49 @@
+"""A lease per workspace so that one sync runs at a time, across processes sharing the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
+
+from app.store.db import Store
+from app.store.models import Lease, utcnow
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> bool:
+    expires = utcnow() + dt.timedelta(seconds=ttl)
+    with store.session() as s:
+        took = s.execute(
+            update(Lease)
+            .where(Lease.workspace_id == workspace_id, or_(Lease.expires_at < utcnow(), Lease.holder == holder))
+            .values(holder=holder, expires_at=expires)
+        ).rowcount
+        if took:
+            return True
+    try:
+        with store.session() as s:
+            s.add(Lease(workspace_id=workspace_id, holder=holder, expires_at=expires))
+        return True
+    except IntegrityError:
+        return False
+
+
+def renew(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> bool:
+    with store.session() as s:
+        return bool(s.execute(
+            update(Lease).where(Lease.workspace_id == workspace_id, Lease.holder == holder)
+            .values(expires_at=utcnow() + dt.timedelta(seconds=ttl))
+        ).rowcount)
+
+
+def release(store: Store, workspace_id: int, holder: str) -> None:
+    with store.session() as s:
+        s.execute(delete(Lease).where(Lease.workspace_id == workspace_id, Lease.holder == holder))

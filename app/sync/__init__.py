@@ -1,0 +1,1 @@
+"""The sync run: change feed -> map -> validate -> match -> plan -> apply -> record."""

@@ -1,0 +1,560 @@
+"""A sync run: lease, read the change feeds, plan, apply in journalled batches, record.
+
+Every write is journalled (with its idempotency key) and committed before it is sent. After a
+crash, a create that was sent but never recorded is settled by looking it up on the ledger, then
+re-sent with the same key only if it is not there, so a customer is never created twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
+from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
+from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
+from app.domain.text import compact_tax_id, normalise_email, normalise_name
+from app.store import lease
+from app.store.db import Store
+from app.store.models import (
+    ConflictRow,
+    Cursor,
+    FieldChange,
+    Journal,
+    Link,
+    Mirror,
+    Quarantine,
+    Run,
+    Workspace,
+    utcnow,
+)
+from app.sync.planner import DEFAULT_RULES, LinkState, Plan, PlanInput, plan
+
+log = logging.getLogger("crossledger.sync")
+
+Progress = Callable[[str, int, int], None]
+CRM_TYPES = ("company", "person")
+
+
+class Cancelled(Exception):  # noqa: N818 - a user's choice, not an error
+    pass
+
+
+class Busy(Exception):  # noqa: N818
+    """Another sync of this workspace is running (here or on another machine)."""
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    workspace: str
+    status: str
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("read", "created", "updated", "linked", "quarantined", "conflicts", "writes", "errors")
+        out: dict[str, Any] = {k: self.counts.get(k, 0) for k in keys}
+        out.update({k: v for k, v in self.counts.items() if k not in out})
+        out["errors"] = len(self.errors)
+        return {"workspace": self.workspace, "run_id": self.run_id, "status": self.status,
+                "dry_run": self.dry_run, **out, "error_messages": self.errors}
+
+
+def _ts(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _party_data(party: Party, raw_name: str | None = None) -> dict[str, Any]:
+    return {**party.fields(), "kind": party.kind, "currency": party.currency, "raw_name": raw_name}
+
+
+def _party_from(data: dict[str, Any]) -> Party:
+    return Party(kind=data.get("kind") or "company", name=data.get("name") or "").with_fields(
+        {k: data.get(k) for k in (*PARTY_FIELDS, "currency") if k != "name"})
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        store: Store,
+        workspace_id: int,
+        crm: CrmConnector,
+        acct: AccountingConnector,
+        *,
+        trigger: str = "manual",
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.ws_id = workspace_id
+        self.crm = crm
+        self.acct = acct
+        self.trigger = trigger
+        self.dry_run = dry_run
+        self.progress = progress or (lambda *_: None)
+        self.cancel = cancel or threading.Event()
+        self.holder = holder or lease.holder_id()
+        self.errors: list[str] = []
+        self.counts: dict[str, int] = {"read": 0, "created": 0, "updated": 0, "linked": 0, "quarantined": 0,
+                                       "conflicts": 0, "writes": 0}
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        with self.store.session() as s:
+            ws = s.get(Workspace, self.ws_id)
+            assert ws is not None
+            self.ws_name = ws.name
+            self.settings = dict(ws.settings or {})
+        if not lease.acquire(self.store, self.ws_id, self.holder):
+            raise Busy(f"A sync of '{self.ws_name}' is already running. It will be picked up when that one ends.")
+        try:
+            with self.store.session() as s:
+                run = Run(workspace_id=self.ws_id, trigger=self.trigger, dry_run=int(self.dry_run))
+                s.add(run)
+                s.flush()
+                self.run_id = run.id
+            status = "ok"
+            plan_obj = None
+            try:
+                plan_obj = self._run()
+                if self.errors:
+                    status = "partial"
+            except Cancelled:
+                status = "cancelled"
+            except ConnectorError as exc:
+                status = "failed"
+                self.errors.append(exc.message)
+            self.counts["errors"] = len(self.errors)
+            with self.store.session() as s:
+                run = s.get(Run, self.run_id)
+                run.status = status
+                run.counts = dict(self.counts)
+                run.message = "\n".join(self.errors[:50]) or None
+                run.finished_at = utcnow()
+            return RunResult(self.run_id, self.ws_name, status, self.dry_run, dict(self.counts), list(self.errors),
+                             plan_obj)
+        finally:
+            lease.release(self.store, self.ws_id, self.holder)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        lease.renew(self.store, self.ws_id, self.holder)
+
+    def _run(self) -> Plan:
+        mapping = self.settings.get("mapping") or self.crm.default_mapping()
+        rules = {**DEFAULT_RULES, **(self.settings.get("rules") or {})}
+        direction = (self.settings.get("direction") or {}).get("customer", "both")
+        if direction == "off":
+            return Plan()
+
+        # 1. Read both change feeds.
+        cursors = self._cursors()
+        touched: dict[tuple[str, str], CrmRecord] = {}
+        new_cursors: dict[tuple[str, str], str | None] = {}
+        for n, otype in enumerate(CRM_TYPES):
+            self.progress(f"Reading {otype} records from the CRM", n, 3)
+            changes = self.crm.read_records(otype, cursors.get(("crm", otype)))
+            self.counts["read"] += len(changes.records)
+            for rec in changes.records:
+                touched[(otype, rec.id)] = rec
+            self._mirror_crm(changes.records, otype, changes.deleted_ids)
+            new_cursors[("crm", otype)] = changes.cursor
+            self._check_cancel()
+        self.progress("Reading customers from the ledger", 2, 3)
+        acct_changes = self.acct.read_customers(cursors.get(("accounting", "customer")))
+        self.counts["read"] += len(acct_changes.records)
+        self._mirror_acct(acct_changes.records, acct_changes.deleted_ids)
+        new_cursors[("accounting", "customer")] = acct_changes.cursor
+        touched_acct = {c.id for c in acct_changes.records}
+        self._check_cancel()
+
+        # 2. Plan.
+        inp = self._plan_input(touched, touched_acct, mapping, rules, direction)
+        result = plan(inp)
+        counts = result.counts()
+        self.counts.update(counts)
+        self.counts["writes"] = 0 if self.dry_run else 0
+        if self.dry_run:
+            self.counts["writes"] = result.writes
+            self.counts["would_write"] = result.writes
+            self.counts["writes"] = 0
+            return result
+
+        # 3. Apply.
+        self._apply(result, inp)
+        if not self.errors:
+            self._save_cursors(new_cursors)
+        return result
+
+    # -- reading ------------------------------------------------------------------------------
+    def _cursors(self) -> dict[tuple[str, str], str | None]:
+        with self.store.session() as s:
+            rows = s.scalars(select(Cursor).where(Cursor.workspace_id == self.ws_id)).all()
+            return {(r.side, r.object_type): r.value for r in rows}
+
+    def _save_cursors(self, values: dict[tuple[str, str], str | None]) -> None:
+        with self.store.session() as s:
+            rows = {(r.side, r.object_type): r for r in
+                    s.scalars(select(Cursor).where(Cursor.workspace_id == self.ws_id)).all()}
+            for (side, otype), value in values.items():
+                row = rows.get((side, otype))
+                if row is None:
+                    s.add(Cursor(workspace_id=self.ws_id, side=side, object_type=otype, value=value))
+                else:
+                    row.value = value
+
+    def _upsert_mirror(self, side: str, otype: str, items: Iterable[tuple[str, dict, str | None, bool, Any]]) -> None:
+        items = list(items)
+        if not items:
+            return
+        with self.store.session() as s:
+            ids = [i[0] for i in items]
+            existing = {}
+            for chunk in range(0, len(ids), 500):
+                existing.update({m.remote_id: m for m in s.scalars(select(Mirror).where(
+                    Mirror.workspace_id == self.ws_id, Mirror.side == side, Mirror.object_type == otype,
+                    Mirror.remote_id.in_(ids[chunk:chunk + 500])))})
+            for rid, data, version, archived, updated in items:
+                row = existing.get(rid)
+                if row is None:
+                    row = Mirror(workspace_id=self.ws_id, side=side, object_type=otype, remote_id=rid)
+                    s.add(row)
+                    existing[rid] = row
+                row.data, row.version, row.archived, row.updated_at = data, version, int(archived), updated
+
+    def _mirror_crm(self, records: list[CrmRecord], otype: str, deleted: list[str]) -> None:
+        self._upsert_mirror("crm", otype, (
+            (r.id, {"properties": r.properties, "company_id": r.company_id, "updated_at": _ts(r.updated_at)},
+             None, r.archived, _naive(r.updated_at)) for r in records))
+        if deleted:
+            with self.store.session() as s:
+                for m in s.scalars(select(Mirror).where(Mirror.workspace_id == self.ws_id, Mirror.side == "crm",
+                                                        Mirror.object_type == otype, Mirror.remote_id.in_(deleted))):
+                    m.archived = 1
+
+    def _mirror_acct(self, customers: list[AccountingCustomer], deleted: list[str] = ()) -> None:
+        self._upsert_mirror("accounting", "customer", (
+            (c.id, _party_data(c.party, c.raw_name), c.version, not c.active, _naive(c.updated_at))
+            for c in customers))
+        if deleted:
+            with self.store.session() as s:
+                for m in s.scalars(select(Mirror).where(
+                        Mirror.workspace_id == self.ws_id, Mirror.side == "accounting",
+                        Mirror.object_type == "customer", Mirror.remote_id.in_(list(deleted)))):
+                    m.archived = 1
+
+    def _plan_input(self, touched: dict, touched_acct: set[str], mapping: dict, rules: dict,
+                    direction: str) -> PlanInput:
+        with self.store.session() as s:
+            ledger = {
+                m.remote_id: AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at, not m.archived,
+                                                m.version, m.data.get("raw_name"))
+                for m in s.scalars(select(Mirror).where(Mirror.workspace_id == self.ws_id,
+                                                        Mirror.side == "accounting", Mirror.object_type == "customer"))
+            }
+            links = {
+                (lk.crm_type, lk.crm_id): LinkState(lk.acct_id, lk.how, lk.snapshot or {})
+                for lk in s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))
+            }
+            quarantined = {
+                (q.record_type, q.record_id)
+                for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
+                                                            Quarantine.side == "crm"))
+            }
+            # CRM records linked to ledger customers that changed: plan them from the mirror.
+            wanted = [ref for ref, lk in links.items() if lk.acct_id in touched_acct and ref not in touched]
+            for otype in CRM_TYPES:
+                ids = [rid for t, rid in wanted if t == otype]
+                for chunk in range(0, len(ids), 500):
+                    for m in s.scalars(select(Mirror).where(
+                            Mirror.workspace_id == self.ws_id, Mirror.side == "crm", Mirror.object_type == otype,
+                            Mirror.remote_id.in_(ids[chunk:chunk + 500]))):
+                        touched[(otype, m.remote_id)] = CrmRecord(
+                            otype, m.remote_id, m.data.get("properties", {}),
+                            _parse_ts(m.data.get("updated_at")), bool(m.archived), m.data.get("company_id"))
+            pending = self._settle_pending(s, ledger)
+        return PlanInput(self.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
+                         quarantined, pending)
+
+    def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
+        """Creates journalled by an earlier run that never recorded an answer: were they made?"""
+        rows = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.status == "pending",
+                                               Journal.op == "create_customer")).all()
+        found: dict[str, str] = {}
+        for row in rows:
+            name = row.payload.get("display_name")
+            email = row.payload.get("email")
+            hits = self.acct.find_customers(name=name) if name else []
+            if not hits and email:
+                hits = [h for h in self.acct.find_customers(email=email)
+                        if normalise_name(h.party.name) == normalise_name(name)]
+            if hits:
+                hit = hits[0]
+                found[row.key] = hit.id
+                ledger[hit.id] = hit
+                row.status, row.target_id = "done", hit.id
+                log.info("settled an earlier create of %r: found as %s", name, hit.id)
+            else:
+                row.status = "failed"
+                row.error = "not made; planned again"
+        return found
+
+    # -- applying -----------------------------------------------------------------------------
+    def _apply(self, p: Plan, inp: PlanInput) -> None:
+        created_ids: dict[str, str] = {}
+        total = p.writes or 1
+        done = 0
+        batch = max(1, getattr(self.acct.limits, "batch_max", 1))
+
+        for start in range(0, len(p.creates), batch):
+            self._check_cancel()
+            chunk = p.creates[start:start + batch]
+            self.progress("Creating customers in the ledger", done, total)
+            self._journal([(c.key, "create_customer", "accounting", c.refs[0], None,
+                            {"display_name": c.display_name, "email": c.party.email, "refs": c.refs})
+                           for c in chunk])
+            results = self.acct.create_customers(
+                [CustomerWrite(c.key, c.party, display_name=c.display_name) for c in chunk])
+            for create, res in zip(chunk, results, strict=True):
+                if res.ok:
+                    created_ids[create.key] = res.id
+                    self._finish(create.key, res.id)
+                    self.counts["writes"] += 1
+                    self._record_changes(create.key, "accounting", res.id,
+                                         {f: (None, v) for f, v in create.party.fields().items() if v},
+                                         "created")
+                else:
+                    acct_id = self._handle_create_error(create, res.error)
+                    if acct_id:
+                        created_ids[create.key] = acct_id
+            done += len(chunk)
+
+        # Links (to existing customers and to those just created).
+        self._save_links(p, created_ids)
+
+        updates = [u for u in p.updates if not u.acct_id.startswith("create:")]
+        for start in range(0, len(updates), batch):
+            self._check_cancel()
+            chunk = updates[start:start + batch]
+            self.progress("Updating customers in the ledger", done, total)
+            self._journal([(u.key, "update_customer", "accounting", u.ref, u.acct_id,
+                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
+            results = self.acct.update_customers(
+                [CustomerWrite(u.key, u.party, id=u.acct_id, version=u.version) for u in chunk])
+            for upd, res in zip(chunk, results, strict=True):
+                if not res.ok and isinstance(res.error, StaleVersion):
+                    res = self._retry_stale(upd)
+                if res.ok:
+                    self._finish(upd.key, upd.acct_id)
+                    self.counts["writes"] += 1
+                    self._record_changes(upd.key, "accounting", upd.acct_id, upd.changes, upd.rule)
+                    self._update_snapshot(upd.ref, crm=upd.crm_fields, acct=upd.party.fields())
+                else:
+                    self._fail(upd.key, upd.ref, upd.party.name, res.error)
+            done += len(chunk)
+
+        crm_batch = max(1, getattr(self.crm.limits, "batch_max", 1))
+        for start in range(0, len(p.crm_updates), crm_batch):
+            self._check_cancel()
+            chunk = p.crm_updates[start:start + crm_batch]
+            self.progress("Updating records in the CRM", done, total)
+            self._journal([(u.key, "update_crm", "crm", u.ref, u.ref[1],
+                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
+            results = self.crm.update_records(
+                [RecordWrite(u.key, u.ref[0], u.ref[1], u.properties) for u in chunk])
+            for upd, res in zip(chunk, results, strict=True):
+                if res.ok:
+                    self._finish(upd.key, upd.ref[1])
+                    self.counts["writes"] += 1
+                    self._record_changes(upd.key, "crm", upd.ref[1], upd.changes, upd.rule)
+                    crm_now = {**upd.acct_fields}
+                    self._update_snapshot(upd.ref, crm=crm_now, acct=upd.acct_fields, merge_crm=True)
+                else:
+                    self._fail(upd.key, upd.ref, upd.ref[1], res.error)
+            done += len(chunk)
+
+        for ref, snap in p.snapshots.items():
+            self._update_snapshot(ref, crm=snap["crm"], acct=snap["acct"])
+        self._save_quarantine(p)
+        self._save_conflicts(p, inp)
+        self.progress("Done", total, total)
+
+    def _journal(self, entries: list[tuple[str, str, str, tuple[str, str], str | None, dict]]) -> None:
+        with self.store.session() as s:
+            for key, op, side, ref, target, payload in entries:
+                s.add(Journal(workspace_id=self.ws_id, run_id=self.run_id, key=key, op=op, side=side,
+                              crm_type=ref[0], crm_id=ref[1], target_id=target,
+                              payload=_jsonable(payload)))
+
+    def _finish(self, key: str, target_id: str | None) -> None:
+        with self.store.session() as s:
+            for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key,
+                                                       Journal.status == "pending")):
+                row.status, row.target_id, row.updated_at = "done", target_id, utcnow()
+
+    def _fail(self, key: str, ref: tuple[str, str], name: str, error: ConnectorError | None) -> None:
+        message = error.message if error else "unknown error"
+        retry = bool(error and error.retryable)
+        with self.store.session() as s:
+            for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key,
+                                                       Journal.status == "pending")):
+                if not retry:
+                    row.status = "failed"
+                row.error = message
+        self.errors.append(f"{name}: {message}")
+        if not retry:
+            self._quarantine_one(ref, name, [{"field": getattr(error, "field", None) or "record",
+                                              "message": f"The ledger refused it: {message}"}])
+
+    def _handle_create_error(self, create: Any, error: ConnectorError | None) -> str | None:
+        if isinstance(error, DuplicateName):
+            # The name is taken by a customer we did not match: link if it is plainly the same
+            # customer, otherwise create it under a distinguishable name.
+            hits = self.acct.find_customers(name=create.display_name)
+            for hit in hits:
+                if _same_customer(hit.party, create.party):
+                    self._mirror_acct([hit])
+                    self._finish(create.key, hit.id)
+                    return hit.id
+            existing = {h.raw_name or h.party.name for h in hits}
+            n = 2
+            while f"{create.display_name} ({n})" in existing:
+                n += 1
+            name = f"{create.display_name} ({n})"
+            retry = self.acct.create_customers([CustomerWrite(create.key + "-2", create.party, display_name=name)])[0]
+            if retry.ok:
+                self._finish(create.key, retry.id)
+                self.counts["writes"] += 1
+                return retry.id
+            error = retry.error
+        self._fail(create.key, create.refs[0], create.party.name, error)
+        return None
+
+    def _retry_stale(self, upd: Any) -> Any:
+        fresh = self.acct.get_customers([upd.acct_id])
+        if not fresh:
+            return self.acct.update_customers([CustomerWrite(upd.key, upd.party, id=upd.acct_id)])[0]
+        self._mirror_acct(fresh)
+        party = fresh[0].party.with_fields({f: v[1] for f, v in upd.changes.items()})
+        return self.acct.update_customers([CustomerWrite(upd.key, party, id=upd.acct_id, version=fresh[0].version)])[0]
+
+    def _save_links(self, p: Plan, created_ids: dict[str, str]) -> None:
+        with self.store.session() as s:
+            existing = {(lk.crm_type, lk.crm_id): lk for lk in s.scalars(
+                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
+            for link in p.links:
+                acct_id = link.acct_id
+                how = link.how
+                if acct_id.startswith("create:"):
+                    acct_id = created_ids.get(acct_id.split(":", 1)[1])
+                    if acct_id is None:
+                        continue
+                    how = "created" if link.ref == next(
+                        (c.refs[0] for c in p.creates if c.key == link.how.split(":", 1)[1]), None) else "duplicate"
+                row = existing.get(link.ref)
+                if row is None:
+                    row = Link(workspace_id=self.ws_id, object_type="customer", crm_type=link.ref[0],
+                               crm_id=link.ref[1], acct_id=acct_id, how=how, run_id=self.run_id)
+                    s.add(row)
+                    if how != "created":
+                        self.counts["linked"] = self.counts.get("linked", 0)
+                row.acct_id, row.how = acct_id, how
+                row.snapshot = {"crm": link.crm_fields, "acct": link.acct_fields}
+                row.updated_at = utcnow()
+        self.counts["linked"] = sum(1 for lk in p.links if not lk.how.startswith("created"))
+
+    def _update_snapshot(self, ref: tuple[str, str], *, crm: dict, acct: dict, merge_crm: bool = False) -> None:
+        with self.store.session() as s:
+            row = s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer",
+                                               Link.crm_type == ref[0], Link.crm_id == ref[1])).first()
+            if row is None:
+                return
+            snap = dict(row.snapshot or {})
+            snap["crm"] = {**snap.get("crm", {}), **crm} if merge_crm else crm
+            snap["acct"] = acct
+            row.snapshot = snap
+            row.updated_at = utcnow()
+
+    def _record_changes(self, key: str, side: str, record_id: str, changes: dict, rule: Any) -> None:
+        with self.store.session() as s:
+            journal = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key)).first()
+            for f, (before, after) in changes.items():
+                s.add(FieldChange(run_id=self.run_id, journal_id=journal.id if journal else None, side=side,
+                                  record_id=record_id, field=f, before=_str(before), after=_str(after),
+                                  rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
+
+    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict]) -> None:
+        with self.store.session() as s:
+            row = s.scalars(select(Quarantine).where(
+                Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm", Quarantine.record_type == ref[0],
+                Quarantine.record_id == ref[1])).first()
+            if row is None:
+                row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
+                s.add(row)
+                self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
+            row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
+
+    def _save_quarantine(self, p: Plan) -> None:
+        for q in p.quarantined:
+            self._quarantine_one(q.ref, q.name, [{"field": pr.field, "message": pr.message} for pr in q.problems])
+        if p.released:
+            with self.store.session() as s:
+                for ref in p.released:
+                    s.execute(delete(Quarantine).where(
+                        Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm",
+                        Quarantine.record_type == ref[0], Quarantine.record_id == ref[1]))
+
+    def _save_conflicts(self, p: Plan, inp: PlanInput) -> None:
+        if not p.conflicts:
+            return
+        with self.store.session() as s:
+            for c in p.conflicts:
+                s.add(ConflictRow(workspace_id=self.ws_id, crm_type=c.ref[0], crm_id=c.ref[1], acct_id=c.acct_id,
+                                  field=c.field, crm_value=_str(c.crm_value), acct_value=_str(c.acct_value),
+                                  base_value=_str(c.base_value), rule=c.rule, outcome=c.outcome,
+                                  run_id=self.run_id))
+
+
+def _same_customer(a: Party, b: Party) -> bool:
+    """A name clash is the same customer when nothing that identifies them disagrees."""
+    for left, right in ((normalise_email(a.email), normalise_email(b.email)),
+                        (compact_tax_id(a.tax_id), compact_tax_id(b.tax_id))):
+        if left and right and left != right:
+            return False
+    return True
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _parse_ts(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None

@@ -1,0 +1,78 @@
+"""Matching a CRM party to an existing ledger customer: email, then tax ID, then normalised name."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from app.domain.models import Party
+from app.domain.text import compact_tax_id, normalise_email, normalise_name
+
+KEYS = ("email", "tax_id", "name")
+
+
+def keys_of(party: Party) -> dict[str, str]:
+    out = {}
+    if email := normalise_email(party.email):
+        out["email"] = email
+    if tax := compact_tax_id(party.tax_id):
+        out["tax_id"] = tax
+    if name := normalise_name(party.name):
+        out["name"] = name
+    return out
+
+
+@dataclass
+class Index:
+    """Customers by each matching key. Values are ledger IDs (or planned-create tokens)."""
+
+    by: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {k: defaultdict(list) for k in KEYS})
+    names: dict[str, str] = field(default_factory=dict)
+
+    def add(self, ident: str, party: Party, display: str | None = None) -> None:
+        for key, value in keys_of(party).items():
+            bucket = self.by[key][value]
+            if ident not in bucket:
+                bucket.append(ident)
+        self.names[ident] = display or party.name
+
+    def remove(self, ident: str) -> None:
+        for table in self.by.values():
+            for bucket in table.values():
+                if ident in bucket:
+                    bucket.remove(ident)
+        self.names.pop(ident, None)
+
+    def display_taken(self, name: str) -> bool:
+        folded = name.casefold()
+        return any(n.casefold() == folded for n in self.names.values())
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    ident: str | None = None
+    how: str | None = None
+    ambiguous: tuple[str, ...] = ()
+
+
+def find_match(party: Party, index: Index) -> MatchResult:
+    """The first key that names exactly one customer wins; several on the first key that hits
+    is ambiguous unless a later key narrows them to one."""
+    keys = keys_of(party)
+    for position, key in enumerate(KEYS):
+        value = keys.get(key)
+        if not value:
+            continue
+        hits = index.by[key].get(value, [])
+        if len(hits) == 1:
+            return MatchResult(hits[0], key)
+        if len(hits) > 1:
+            for later in KEYS[position + 1 :]:
+                later_value = keys.get(later)
+                if not later_value:
+                    continue
+                narrowed = [h for h in hits if h in index.by[later].get(later_value, [])]
+                if len(narrowed) == 1:
+                    return MatchResult(narrowed[0], f"{key}+{later}")
+            return MatchResult(None, key, tuple(hits))
+    return MatchResult()

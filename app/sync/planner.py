@@ -1,0 +1,313 @@
+"""The plan: a pure function of (changes, links with snapshots, mapping, rules) -> operations.
+
+Field by field against what each side held at the last sync (a three-way diff): a field changed
+on one side flows to the other; changed on both sides, the field's rule decides, or the conflict
+waits for a person. Our own writes come back through the change feeds equal to the snapshot, so
+they produce nothing (no loops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
+from app.sync.mapping import Mapping, map_record, reverse_map
+from app.sync.match import Index, find_match
+from app.sync.validate import Problem, validate_party
+
+Rule = Literal["crm", "accounting", "recent", "ask"]
+Direction = Literal["both", "crm_to_acct", "acct_to_crm", "off"]
+
+CONTACT_FIELDS = PARTY_FIELDS
+DEFAULT_RULES: dict[str, Rule] = {f: "crm" for f in CONTACT_FIELDS}
+# Fields that flow back to the CRM when only the ledger changed them. A ledger's display name is
+# the bookkeeper's own business, so it is not pushed back by default.
+BACKFLOW_FIELDS = tuple(f for f in PARTY_FIELDS if f != "name")
+
+CrmRef = tuple[str, str]  # (object_type, id)
+
+
+def op_key(workspace: str, *parts: str) -> str:
+    """A deterministic idempotency key: the same operation after a crash gets the same key."""
+    return hashlib.sha256(":".join((workspace, *parts)).encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class LinkState:
+    acct_id: str
+    how: str
+    snapshot: dict[str, dict[str, Any]]  # {"crm": fields, "acct": fields}
+
+
+@dataclass(slots=True)
+class CreateCustomer:
+    key: str
+    refs: list[CrmRef]
+    party: Party
+    display_name: str
+
+
+@dataclass(slots=True)
+class LinkCustomer:
+    ref: CrmRef
+    acct_id: str
+    how: str  # created:<key> for a link to a customer this plan creates
+    crm_fields: dict[str, Any]
+    acct_fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class UpdateCustomer:
+    key: str
+    ref: CrmRef
+    acct_id: str
+    version: str | None
+    party: Party  # the whole customer as it should be
+    changes: dict[str, tuple[Any, Any]]  # field -> (before, after)
+    rule: dict[str, str]
+    crm_fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class UpdateCrm:
+    key: str
+    ref: CrmRef
+    acct_id: str
+    properties: dict[str, Any]
+    changes: dict[str, tuple[Any, Any]]
+    rule: dict[str, str]
+    acct_fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Quarantined:
+    ref: CrmRef
+    name: str
+    problems: list[Problem]
+
+
+@dataclass(slots=True)
+class ConflictNote:
+    ref: CrmRef
+    acct_id: str
+    field: str
+    crm_value: Any
+    acct_value: Any
+    base_value: Any
+    rule: str
+    outcome: str  # crm | accounting | open
+
+
+@dataclass(slots=True)
+class Plan:
+    creates: list[CreateCustomer] = field(default_factory=list)
+    links: list[LinkCustomer] = field(default_factory=list)
+    updates: list[UpdateCustomer] = field(default_factory=list)
+    crm_updates: list[UpdateCrm] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    released: list[CrmRef] = field(default_factory=list)  # were quarantined, now fine
+    conflicts: list[ConflictNote] = field(default_factory=list)
+    snapshots: dict[CrmRef, dict[str, Any]] = field(default_factory=dict)  # refreshed with no write
+    skipped: int = 0
+
+    @property
+    def writes(self) -> int:
+        return len(self.creates) + len(self.updates) + len(self.crm_updates)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": len(self.creates),
+            "linked": sum(1 for link in self.links if not link.how.startswith("created")),
+            "updated": len(self.updates) + len(self.crm_updates),
+            "quarantined": len(self.quarantined),
+            "conflicts": len(self.conflicts),
+        }
+
+
+@dataclass(slots=True)
+class PlanInput:
+    workspace: str
+    crm_records: dict[CrmRef, CrmRecord]  # every CRM record touched this run
+    ledger: dict[str, AccountingCustomer]  # every ledger customer we know of
+    links: dict[CrmRef, LinkState]
+    touched_acct: set[str]  # ledger customers changed this run
+    mapping: Mapping
+    rules: dict[str, Rule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    direction: Direction = "both"
+    quarantined: set[CrmRef] = field(default_factory=set)
+    pending_creates: dict[str, str] = field(default_factory=dict)  # key -> ledger id already made
+
+
+def customer_candidates(records: dict[CrmRef, CrmRecord]) -> list[CrmRef]:
+    """Companies, and people who belong to no company, become ledger customers."""
+    refs = [r for r, rec in records.items() if not rec.archived and (rec.object_type == "company" or not rec.company_id)]
+    return sorted(refs, key=lambda r: (r[0] != "company", r[1]))
+
+
+def _fields(party: Party) -> dict[str, Any]:
+    return party.fields()
+
+
+def _disambiguate(name: str, index: Index) -> str:
+    if not index.display_taken(name):
+        return name
+    n = 2
+    while index.display_taken(f"{name} ({n})"):
+        n += 1
+    return f"{name} ({n})"
+
+
+def plan(inp: PlanInput) -> Plan:
+    out = Plan()
+    index = Index()
+    for cust in inp.ledger.values():
+        if cust.active:
+            index.add(cust.id, cust.party, cust.raw_name or cust.party.name)
+        else:
+            index.names[cust.id] = cust.raw_name or cust.party.name  # names of inactive ones stay taken
+    to_acct = inp.direction in ("both", "crm_to_acct")
+    to_crm = inp.direction in ("both", "acct_to_crm")
+
+    # Linked records touched from the ledger side only are planned too.
+    refs = customer_candidates(inp.crm_records)
+    seen = set(refs)
+    for ref, link in inp.links.items():
+        if link.acct_id in inp.touched_acct and ref not in seen and ref in inp.crm_records:
+            refs.append(ref)
+            seen.add(ref)
+
+    for ref in refs:
+        record = inp.crm_records[ref]
+        party, problems = validate_party(map_record(record, inp.mapping))
+        if problems:
+            out.quarantined.append(Quarantined(ref, party.name or f"{ref[0]} {ref[1]}", problems))
+            continue
+        if ref in inp.quarantined:
+            out.released.append(ref)
+        crm_fields = _fields(party)
+        link = inp.links.get(ref)
+        if link is None:
+            if not to_acct:
+                out.skipped += 1
+                continue
+            _plan_new(inp, out, index, ref, party, crm_fields)
+        else:
+            _plan_linked(inp, out, ref, link, party, crm_fields, to_acct, to_crm)
+    return out
+
+
+def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict) -> None:
+    match = find_match(party, index)
+    if match.ambiguous:
+        names = ", ".join(f"'{index.names.get(i, i)}'" for i in match.ambiguous[:4])
+        label = {"email": "email address", "tax_id": "tax ID", "name": "name"}[match.how or "name"]
+        out.quarantined.append(Quarantined(ref, party.name, [Problem(
+            "match", f"Its {label} matches {len(match.ambiguous)} customers in the ledger ({names}). "
+                     "Merge the duplicates in the ledger, or pick the right one on the Review page.")]))
+        return
+    if match.ident is None:
+        key = op_key(inp.workspace, "create_customer", *ref)
+        if key in inp.pending_creates:  # made by an earlier run that stopped before recording it
+            acct_id = inp.pending_creates[key]
+            out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, crm_fields))
+            index.add(acct_id, party)
+            return
+        display = _disambiguate(party.name, index)
+        create = CreateCustomer(key, [ref], party, display)
+        out.creates.append(create)
+        token = f"create:{key}"
+        index.add(token, party, display)
+        out.links.append(LinkCustomer(ref, token, f"created:{key}", crm_fields, crm_fields))
+        return
+    if match.ident.startswith("create:"):  # the same customer twice in the CRM: one ledger customer
+        key = match.ident.split(":", 1)[1]
+        create = next(c for c in out.creates if c.key == key)
+        create.refs.append(ref)
+        out.links.append(LinkCustomer(ref, match.ident, f"created:{key}", crm_fields, crm_fields))
+        return
+    existing = inp.ledger[match.ident]
+    acct_fields = _fields(existing.party)
+    # Linking: fill the ledger's blanks from the CRM; where both hold different values the
+    # field's rule decides (the ledger's display name is always kept).
+    changes: dict[str, tuple[Any, Any]] = {}
+    rules: dict[str, str] = {}
+    for f in PARTY_FIELDS:
+        c, a = crm_fields.get(f), acct_fields.get(f)
+        if c is None or c == a or f == "name":
+            continue
+        if a is None:
+            changes[f] = (a, c)
+            rules[f] = "fill"
+            continue
+        rule = inp.rules.get(f, "crm")
+        outcome = "crm" if rule == "crm" else ("accounting" if rule == "accounting" else "open")
+        out.conflicts.append(ConflictNote(ref, existing.id, f, c, a, None, rule, outcome))
+        if outcome == "crm":
+            changes[f] = (a, c)
+            rules[f] = "crm"
+    new_acct = {**acct_fields, **{f: v[1] for f, v in changes.items()}}
+    out.links.append(LinkCustomer(ref, existing.id, match.how or "name", crm_fields, new_acct))
+    if changes:
+        out.updates.append(UpdateCustomer(
+            op_key(inp.workspace, "update_customer", existing.id, _digest(changes)), ref, existing.id,
+            existing.version, existing.party.with_fields({f: v[1] for f, v in changes.items()}), changes, rules,
+            crm_fields))
+
+
+def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party: Party, crm_fields: dict,
+                 to_acct: bool, to_crm: bool) -> None:
+    ledger = inp.ledger.get(link.acct_id)
+    base_crm = link.snapshot.get("crm", {})
+    base_acct = link.snapshot.get("acct", {})
+    acct_fields = _fields(ledger.party) if ledger else dict(base_acct)
+    to_ledger: dict[str, tuple[Any, Any]] = {}
+    to_crm_changes: dict[str, tuple[Any, Any]] = {}
+    rules: dict[str, str] = {}
+    for f in PARTY_FIELDS:
+        c, a = crm_fields.get(f), acct_fields.get(f)
+        crm_changed = c != base_crm.get(f)
+        acct_changed = ledger is not None and a != base_acct.get(f)
+        if crm_changed and not acct_changed:
+            if to_acct and c != a:
+                to_ledger[f] = (a, c)
+                rules[f] = "crm-changed"
+        elif acct_changed and not crm_changed:
+            if to_crm and f in BACKFLOW_FIELDS and a != c:
+                to_crm_changes[f] = (c, a)
+                rules[f] = "ledger-changed"
+        elif crm_changed and acct_changed and c != a:
+            rule = inp.rules.get(f, "crm")
+            if rule == "recent":
+                crm_time = inp.crm_records[ref].updated_at
+                acct_time = ledger.updated_at if ledger else None
+                rule = "accounting" if (acct_time and crm_time and acct_time > crm_time) else "crm"
+            outcome = "crm" if rule == "crm" else ("accounting" if rule == "accounting" else "open")
+            out.conflicts.append(ConflictNote(ref, link.acct_id, f, c, a, base_crm.get(f), inp.rules.get(f, "crm"),
+                                              outcome))
+            if outcome == "crm" and to_acct:
+                to_ledger[f] = (a, c)
+                rules[f] = "conflict:crm"
+            elif outcome == "accounting" and to_crm and f in BACKFLOW_FIELDS:
+                to_crm_changes[f] = (c, a)
+                rules[f] = "conflict:accounting"
+    if to_ledger and ledger is not None:
+        out.updates.append(UpdateCustomer(
+            op_key(inp.workspace, "update_customer", link.acct_id, _digest(to_ledger)), ref, link.acct_id,
+            ledger.version, ledger.party.with_fields({f: v[1] for f, v in to_ledger.items()}), to_ledger,
+            {f: rules[f] for f in to_ledger}, crm_fields))
+    if to_crm_changes:
+        props = reverse_map({f: v[1] for f, v in to_crm_changes.items()}, ref[0], inp.mapping)
+        if props:
+            out.crm_updates.append(UpdateCrm(
+                op_key(inp.workspace, "update_crm", *ref, _digest(to_crm_changes)), ref, link.acct_id, props,
+                to_crm_changes, {f: rules[f] for f in to_crm_changes}, acct_fields))
+    if not to_ledger and not to_crm_changes:
+        new_snapshot = {"crm": crm_fields, "acct": acct_fields}
+        if new_snapshot != link.snapshot:
+            out.snapshots[ref] = new_snapshot
+
+
+def _digest(changes: dict[str, tuple[Any, Any]]) -> str:
+    return hashlib.sha256(repr(sorted((k, v[1]) for k, v in changes.items())).encode()).hexdigest()[:12]
