@@ -60,11 +60,24 @@ class RateLimiter:
         self._stamps: deque[float] = deque()
         self._lock = threading.Lock()
         self._blocked_until = 0.0
+        self._skew = 0.0
+
+    def _now(self) -> float:
+        return self.clock() + self._skew
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep; when the injected sleep returns early (tests), move our own time forward instead."""
+        start = self.clock()
+        self.sleep(seconds)
+        elapsed = self.clock() - start
+        if elapsed < seconds:
+            with self._lock:
+                self._skew += seconds - elapsed
 
     def acquire(self) -> None:
         while True:
             with self._lock:
-                now = self.clock()
+                now = self._now()
                 while self._stamps and now - self._stamps[0] >= self.window:
                     self._stamps.popleft()
                 wait = max(0.0, self._blocked_until - now)
@@ -73,11 +86,11 @@ class RateLimiter:
                     return
                 if not wait:
                     wait = self.window - (now - self._stamps[0])
-            self.sleep(max(wait, 0.001))
+            self._pause(max(wait, 0.001))
 
     def block_for(self, seconds: float) -> None:
         with self._lock:
-            self._blocked_until = max(self._blocked_until, self.clock() + seconds)
+            self._blocked_until = max(self._blocked_until, self._now() + seconds)
 
 
 RefreshFn = Callable[[Tokens], Tokens]

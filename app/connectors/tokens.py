@@ -69,6 +69,8 @@ class KeyringTokenStore:
 
         try:
             return fn(*args)
+        except keyring.errors.PasswordDeleteError:
+            raise
         except keyring.errors.NoKeyringError as exc:
             self.check()
             raise KeyringUnavailable(str(exc)) from exc

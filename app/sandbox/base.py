@@ -348,7 +348,9 @@ class SandboxApp:
         return {"error": "not_found", "message": f"No route for {req.method} {req.path}"}
 
     def _fault_for(self, req: Request) -> Fault | None:
+        """Count this request against every matching fault; the first one due fires."""
         label = f"{req.method} {req.path}"
+        chosen = None
         for fault in self.faults:
             if not re.search(fault.match, label):
                 continue
@@ -356,10 +358,10 @@ class SandboxApp:
             due = fault.seen == fault.nth or (
                 fault.every is not None and fault.seen > fault.nth and (fault.seen - fault.nth) % fault.every == 0
             )
-            if due:
+            if due and chosen is None:
                 fault.fired += 1
-                return fault
-        return None
+                chosen = fault
+        return chosen
 
     def handle(self, req: Request) -> Response:
         with self.lock:

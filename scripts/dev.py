@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Bootstrap and run Crossledger from a clone, with nothing but Python 3.11+.
+
+    python3 scripts/dev.py demo      # set up, then open the app on the embedded demo
+    python3 scripts/dev.py test      # set up, then run the whole test suite
+    python3 scripts/dev.py run ARGS  # any crossledger command
+
+It finds uv (or installs it into a private bootstrap venv), installs the locked dependencies
+into .venv with the Python running this script, and runs the command there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_uv() -> str:
+    found = shutil.which("uv")
+    if found:
+        return found
+    boot = ROOT / ".venv-bootstrap"
+    exe = boot / ("Scripts" if os.name == "nt" else "bin") / ("uv.exe" if os.name == "nt" else "uv")
+    if not exe.exists():
+        print("Installing uv into .venv-bootstrap …", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(boot)
+        py = boot / ("Scripts" if os.name == "nt" else "bin") / "python"
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "uv"], check=True)
+    return str(exe)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print("Crossledger needs Python 3.11 or newer.", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in {"demo", "test", "run"}:
+        print(__doc__)
+        return 2
+    uv = find_uv()
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": os.environ.get("UV_PYTHON_DOWNLOADS", "never")}
+    subprocess.run([uv, "sync", "--frozen", "--quiet", "--python", sys.executable], cwd=ROOT, env=env, check=True)
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "demo":
+        args = ["crossledger", "demo", *rest]
+    elif cmd == "test":
+        args = ["pytest", *rest]
+    else:
+        args = ["crossledger", *rest]
+    return subprocess.run([uv, "run", "--frozen", "--no-sync", *args], cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated HOME, and a real Secret Service keyring for keyring tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_TEST_HOME = tempfile.mkdtemp(prefix="crossledger-test-home-")
+os.environ["HOME"] = _TEST_HOME  # never touch the developer's real keyring or data
+os.environ["XDG_DATA_HOME"] = os.path.join(_TEST_HOME, ".local", "share")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_TEST_HOME, ".config")
+os.environ.pop("CROSSLEDGER_HOME", None)
+
+
+def _start_keyring() -> dict[str, str] | None:
+    """Start a private D-Bus session with gnome-keyring's Secret Service, unlocked."""
+    if not (shutil.which("dbus-daemon") and shutil.which("gnome-keyring-daemon")):
+        return None
+    out = subprocess.run(
+        ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    address, pid = out[0], out[1]
+    env = {"DBUS_SESSION_BUS_ADDRESS": address}
+    os.environ.update(env)
+    subprocess.run(
+        ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
+        input="crossledger-test-password", capture_output=True, text=True, check=True,
+        env={**os.environ},
+    )
+    env["_DBUS_PID"] = pid
+    return env
+
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[str]:
+    """A real Secret Service keyring; the backend's name. Fails in CI if it cannot start."""
+    started = None
+    if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        started = _start_keyring()
+    import keyring
+    from keyring.backends import SecretService
+
+    keyring.set_keyring(SecretService.Keyring())
+    try:
+        keyring.set_password("crossledger-selftest", "probe", "x")
+        keyring.delete_password("crossledger-selftest", "probe")
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"No Secret Service keyring in CI: {exc}")
+        pytest.skip(f"no Secret Service keyring here ({exc}); install gnome-keyring and dbus")
+    yield "keyring.backends.SecretService.Keyring"
+    if started:
+        subprocess.run(["kill", started["_DBUS_PID"]], check=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    return h

@@ -1,0 +1,82 @@
+"""Mapping provider fields to the canonical party, and validating before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain.models import CrmRecord, Party
+from app.domain.text import country_code, normalise_name
+from app.sync.mapping import map_record, reverse_map
+from app.sync.validate import validate_party
+
+MAPPING = {
+    "company": {"name": "name", "email": "billing_email", "phone": "phone", "address_line1": "address",
+                "city": "city", "country": "country", "tax_id": "vat_number|upper"},
+    "person": {"first_name": "firstname", "last_name": "lastname", "email": "email", "country": "country"},
+}
+
+
+def test_company_fields_map_and_country_name_becomes_iso_code():
+    rec = CrmRecord("company", "1", {"name": "  Maple   Bakery Ltd ", "billing_email": "accounts@maple.co",
+                                     "phone": "020 7946 0123", "country": "United Kingdom",
+                                     "vat_number": "gb824504000"})
+    party = map_record(rec, MAPPING)
+    assert party.kind == "company"
+    assert party.name == "Maple Bakery Ltd"
+    assert party.country == "GB"
+    assert party.tax_id == "GB824504000"
+
+
+def test_person_name_is_joined_from_first_and_last():
+    party = map_record(CrmRecord("person", "7", {"firstname": "Zoë", "lastname": "O'Brien"}), MAPPING)
+    assert party.name == "Zoë O'Brien"
+    assert party.kind == "person"
+
+
+def test_reverse_map_writes_country_names_and_skips_unmapped_fields():
+    props = reverse_map({"country": "DE", "email": "a@b.de", "region": "BY"}, "company", MAPPING)
+    assert props == {"country": "Germany", "billing_email": "a@b.de"}
+
+
+@pytest.mark.parametrize(("typed", "iso"), [("UK", "GB"), ("Deutschland", "DE"), ("United States", "US"),
+                                             ("nl", "NL"), ("Narnia", None), ("", None)])
+def test_country_names_as_typed_in_crms(typed, iso):
+    assert country_code(typed) == iso
+
+
+def test_phone_is_normalised_to_e164_when_the_country_is_known():
+    party, problems = validate_party(Party("company", "A", phone="020 7946 0123", country="GB"))
+    assert problems == []
+    assert party.phone == "+442079460123"
+
+
+@pytest.mark.parametrize("email", ["accounts@@maple.co", "billing at maple.co", "finance@", "a b@c.com"])
+def test_invalid_emails_are_reported_in_plain_words(email):
+    _, problems = validate_party(Party("company", "A", email=email))
+    assert [p.field for p in problems] == ["email"]
+    assert "not valid" in problems[0].message and "CRM" in problems[0].message
+
+
+@pytest.mark.parametrize(("tax_id", "country", "ok"), [
+    ("GB824504000", "GB", True), ("GB824504001", "GB", False), ("27-2521911", "US", True),
+    ("DE757249208", "DE", True), ("DE757249209", "DE", False), ("51 824 753 556", "AU", True),
+    ("51 824 753 557", "AU", False), ("DE757249208", None, True), ("12345", None, False),
+])
+def test_tax_ids_are_checked_per_country(tax_id, country, ok):
+    _, problems = validate_party(Party("company", "A", tax_id=tax_id, country=country))
+    assert (problems == []) is ok
+    if not ok:
+        assert problems[0].field == "tax_id"
+
+
+def test_missing_name_and_control_characters_are_held_back():
+    assert validate_party(Party("company", ""))[1][0].field == "name"
+    assert validate_party(Party("company", "Bad\x07Name"))[1][0].field == "name"
+    assert validate_party(Party("company", "x" * 101))[1][0].field == "name"
+
+
+@pytest.mark.parametrize(("a", "b"), [("ACME Widgets, Ltd.", "Acme & Widgets Limited"),
+                                      ("Cedar Brewing L.L.C.", "cedar brewing llc"),
+                                      ("Müller GmbH", "Muller"), ("The Harbour Co", "Harbour")])
+def test_normalised_names_agree_across_case_suffix_and_accents(a, b):
+    assert normalise_name(a) == normalise_name(b)

@@ -1,0 +1,135 @@
+"""The planner as a pure function: a table of cases, no network, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.domain.models import AccountingCustomer, CrmRecord, Party
+from app.sync.planner import LinkState, PlanInput, plan
+
+MAPPING = {
+    "company": {"name": "name", "email": "email", "phone": "phone", "country": "country", "tax_id": "vat"},
+    "person": {"first_name": "firstname", "last_name": "lastname", "email": "email", "country": "country"},
+}
+
+
+def company(cid: str, **props) -> CrmRecord:
+    return CrmRecord("company", cid, {"country": "GB", **props},
+                     updated_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+
+
+def ledger(cid: str, name: str, **fields) -> AccountingCustomer:
+    return AccountingCustomer(cid, Party("company", name).with_fields({"country": "GB", **fields}),
+                              version="0", raw_name=name)
+
+
+def inp(records, ledger_customers=(), links=None, touched_acct=(), **kw) -> PlanInput:
+    return PlanInput("ws", {(r.object_type, r.id): r for r in records}, {c.id: c for c in ledger_customers},
+                     links or {}, set(touched_acct), MAPPING, **kw)
+
+
+def test_new_company_is_created_once():
+    p = plan(inp([company("1", name="Maple Bakery Ltd", email="a@maple.co")]))
+    assert [c.display_name for c in p.creates] == ["Maple Bakery Ltd"]
+    assert p.writes == 1
+
+
+def test_existing_customer_is_matched_by_email_then_tax_id_then_name():
+    records = [company("1", name="Maple Bakery Ltd", email="a@maple.co"),
+               company("2", name="Cedar Ltd", vat="GB824504000"),
+               company("3", name="HARBOUR DESIGN LIMITED")]
+    customers = [ledger("L1", "Maple (old)", email="A@maple.co"), ledger("L2", "Cedar", tax_id="GB824504000"),
+                 ledger("L3", "Harbour Design Ltd")]
+    p = plan(inp(records, customers))
+    assert p.creates == []
+    assert {(lk.ref[1], lk.acct_id, lk.how) for lk in p.links} == {("1", "L1", "email"), ("2", "L2", "tax_id"),
+                                                                   ("3", "L3", "name")}
+
+
+def test_the_same_company_twice_in_the_crm_makes_one_customer():
+    p = plan(inp([company("1", name="Acme Widgets Ltd"), company("2", name="ACME WIDGETS LIMITED")]))
+    assert len(p.creates) == 1
+    assert sorted(p.creates[0].refs) == [("company", "1"), ("company", "2")]
+
+
+def test_invalid_record_is_quarantined_and_does_not_stop_the_rest():
+    p = plan(inp([company("1", name="Good Ltd"), company("2", name="Bad Ltd", email="bad@@x.com")]))
+    assert [q.ref for q in p.quarantined] == [("company", "2")]
+    assert len(p.creates) == 1
+
+
+def test_ambiguous_match_is_held_back_with_both_candidates_named():
+    p = plan(inp([company("1", name="X", email="ops@shared.com")],
+                 [ledger("L1", "One", email="ops@shared.com"), ledger("L2", "Two", email="ops@shared.com")]))
+    assert p.creates == [] and p.links == []
+    assert "'One'" in p.quarantined[0].problems[0].message and "'Two'" in p.quarantined[0].problems[0].message
+
+
+def test_a_taken_display_name_is_disambiguated_not_duplicated():
+    # An inactive customer still holds the name in the ledger.
+    inactive = AccountingCustomer("L9", Party("company", "Maple Bakery Ltd"), active=False, raw_name="Maple Bakery Ltd")
+    p = plan(inp([company("1", name="Maple Bakery Ltd")], [inactive]))
+    assert p.creates[0].display_name == "Maple Bakery Ltd (2)"
+
+
+def linked(crm_fields: dict, acct_fields: dict) -> dict:
+    return {("company", "1"): LinkState("L1", "created", {"crm": crm_fields, "acct": acct_fields})}
+
+
+BASE = {"name": "Maple Ltd", "email": "a@maple.co", "phone": None, "address_line1": None, "address_line2": None,
+        "city": None, "region": None, "postal_code": None, "country": "GB", "tax_id": None}
+
+
+def test_nothing_changed_means_no_writes():
+    p = plan(inp([company("1", name="Maple Ltd", email="a@maple.co")], [ledger("L1", "Maple Ltd", email="a@maple.co")],
+                 linked(BASE, BASE)))
+    assert p.writes == 0 and p.conflicts == []
+
+
+def test_crm_edit_flows_to_the_ledger():
+    p = plan(inp([company("1", name="Maple Ltd", email="new@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="a@maple.co")], linked(BASE, BASE)))
+    assert [(u.acct_id, u.changes) for u in p.updates] == [("L1", {"email": ("a@maple.co", "new@maple.co")})]
+
+
+def test_ledger_edit_flows_back_to_the_crm_when_two_way():
+    p = plan(inp([company("1", name="Maple Ltd", email="a@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="ledger@maple.co")], linked(BASE, BASE), touched_acct={"L1"}))
+    assert p.updates == []
+    assert p.crm_updates[0].properties == {"email": "ledger@maple.co"}
+
+
+def test_one_way_crm_to_accounting_never_writes_the_crm():
+    p = plan(inp([company("1", name="Maple Ltd", email="a@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="ledger@maple.co")], linked(BASE, BASE), touched_acct={"L1"},
+                 direction="crm_to_acct"))
+    assert p.crm_updates == [] and p.updates == []
+
+
+def test_both_sides_changed_crm_owns_contact_details_by_default():
+    p = plan(inp([company("1", name="Maple Ltd", email="crm@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="ledger@maple.co")], linked(BASE, BASE), touched_acct={"L1"}))
+    assert [(c.field, c.outcome) for c in p.conflicts] == [("email", "crm")]
+    assert p.updates[0].changes == {"email": ("ledger@maple.co", "crm@maple.co")}
+
+
+def test_ask_me_rule_leaves_the_conflict_open_and_writes_nothing():
+    p = plan(inp([company("1", name="Maple Ltd", email="crm@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="ledger@maple.co")], linked(BASE, BASE), touched_acct={"L1"},
+                 rules={"email": "ask"}))
+    assert [(c.field, c.outcome) for c in p.conflicts] == [("email", "open")]
+    assert p.writes == 0
+
+
+def test_our_own_write_coming_back_is_not_a_change():
+    after = {**BASE, "email": "new@maple.co"}
+    p = plan(inp([company("1", name="Maple Ltd", email="new@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="new@maple.co")], linked(after, after), touched_acct={"L1"}))
+    assert p.writes == 0 and p.conflicts == []
+
+
+def test_person_in_a_company_is_not_a_customer_but_a_loose_person_is():
+    people = [CrmRecord("person", "p1", {"firstname": "Ann", "lastname": "Lee"}, company_id="c1"),
+              CrmRecord("person", "p2", {"firstname": "Bo", "lastname": "Chen", "email": "bo@gmail.com"})]
+    p = plan(inp(people))
+    assert [c.refs for c in p.creates] == [[("person", "p2")]]
