@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202
+def _open(args: argparse.Namespace):
     from app.store.db import Store, default_home, ensure_home, sqlite_url
 
     home = ensure_home(Path(args.home).expanduser() if args.home else default_home())
@@ -79,7 +79,7 @@ def _open(args: argparse.Namespace):  # noqa: ANN202
     return home, Store(args.db or sqlite_url(home))
 
 
-def _tokens():  # noqa: ANN202
+def _tokens():
     from app.connectors.tokens import KeyringTokenStore
 
     store = KeyringTokenStore()
@@ -146,9 +146,9 @@ def cmd_workspace(args: argparse.Namespace) -> int:
 
 def cmd_connect(args: argparse.Namespace) -> int:
     from app.connectors import registry
+    from app.connectors.oauth import follow_redirects_opener
     from app.ops import workspaces
     from app.ops.connect import connect
-    from app.connectors.oauth import follow_redirects_opener
 
     _, store = _open(args)
     tokens = _tokens()

@@ -36,7 +36,7 @@ def find_uv() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script is what tells an old Python so
         print("Crossledger needs Python 3.11 or newer.", file=sys.stderr)
         return 2
     if not argv or argv[0] not in {"demo", "test", "run"}:

@@ -52,7 +52,7 @@ def secret_service() -> Iterator[str]:
     try:
         keyring.set_password("crossledger-selftest", "probe", "x")
         keyring.delete_password("crossledger-selftest", "probe")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             pytest.fail(f"No Secret Service keyring in CI: {exc}")
         pytest.skip(f"no Secret Service keyring here ({exc}); install gnome-keyring and dbus")

@@ -261,7 +261,8 @@ def exchange_code(
 def refresh_tokens(
     config: OAuthConfig, tokens: Tokens, transport: httpx.BaseTransport | None = None
 ) -> Tokens:
-    body = _token_request(config, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""}, transport)
+    grant = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""}
+    body = _token_request(config, grant, transport)
     new = tokens_from(body, previous=tokens)
     new.client_secret = tokens.client_secret
     return new

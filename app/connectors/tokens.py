@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -95,10 +96,8 @@ class KeyringTokenStore:
         import keyring
         import keyring.errors
 
-        try:
+        with contextlib.suppress(keyring.errors.PasswordDeleteError):
             self._call(keyring.delete_password, self.service, connection_id)
-        except keyring.errors.PasswordDeleteError:
-            pass
 
 
 class MemoryTokenStore:

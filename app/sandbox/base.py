@@ -24,11 +24,11 @@ from http import HTTPStatus
 from typing import Any
 
 
-class DropConnection(Exception):  # noqa: N818 - it is a signal, not an error
+class DropConnection(Exception):
     """Close the connection without an answer (after the handler committed, if it ran)."""
 
 
-class SimulatedTimeout(Exception):  # noqa: N818
+class SimulatedTimeout(Exception):
     """Answer nothing for long enough that the client gives up."""
 
 
@@ -411,7 +411,8 @@ class SandboxApp:
         payload = resp.encode()
         hdrs = [("Content-Length", str(len(payload)))]
         if payload and "Content-Type" not in resp.headers:
-            hdrs.append(("Content-Type", resp.content_type + ("; charset=utf-8" if "json" in resp.content_type else "")))
+            charset = "; charset=utf-8" if "json" in resp.content_type else ""
+            hdrs.append(("Content-Type", resp.content_type + charset))
         hdrs += list(resp.headers.items())
         start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", hdrs)
         return [payload]

@@ -16,23 +16,10 @@ from functools import cache
 
 from stdnum import get_cc_module
 
-FIRST = (
-    "Olivia Liam Emma Noah Amelia Oliver Sophia Elijah Isla Lucas Mia Mateo Chloe Leo Grace Hugo Zoe Arjun "
-    "Priya Sofia Lena Jonas Clara Finn Aisha Omar Yuki Kenji Maya Ethan Ava Jack Ruby Henry Ella Theo Nora"
-).split()
-LAST = (
-    "Smith Jones Williams Brown Taylor Wilson Müller Schmidt Dubois Martin Nguyen Patel Singh Kim O'Brien "
-    "García López Rossi Bianchi van Dijk de Vries Novak Kowalski Andersson Larsen Murphy Kelly Chen Walker"
-).split()
-WORDS = (
-    "Harbour Summit Maple Granite Willow Copper Northwind Bluebell Riverside Oakridge Pioneer Lighthouse "
-    "Evergreen Silverline Redwood Meadow Falcon Orchard Sterling Beacon Juniper Cedar Atlas Horizon Aurora "
-    "Kestrel Thistle Ember Alder Quarry Saffron Marigold Larch Heron Brook Fjord Tundra Cobalt Indigo"
-).split()
-TRADES = (
-    "Bakery Joinery Plumbing Design Consulting Logistics Dental Florists Print Studio Coffee Roasters "
-    "Analytics Landscaping Electrical Catering Architects Veterinary Brewing Ceramics Tutoring Fitness"
-).split()
+FIRST = ["Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Sophia", "Elijah", "Isla", "Lucas", "Mia", "Mateo", "Chloe", "Leo", "Grace", "Hugo", "Zoe", "Arjun", "Priya", "Sofia", "Lena", "Jonas", "Clara", "Finn", "Aisha", "Omar", "Yuki", "Kenji", "Maya", "Ethan", "Ava", "Jack", "Ruby", "Henry", "Ella", "Theo", "Nora"]
+LAST = ["Smith", "Jones", "Williams", "Brown", "Taylor", "Wilson", "Müller", "Schmidt", "Dubois", "Martin", "Nguyen", "Patel", "Singh", "Kim", "O'Brien", "García", "López", "Rossi", "Bianchi", "van", "Dijk", "de", "Vries", "Novak", "Kowalski", "Andersson", "Larsen", "Murphy", "Kelly", "Chen", "Walker"]
+WORDS = ["Harbour", "Summit", "Maple", "Granite", "Willow", "Copper", "Northwind", "Bluebell", "Riverside", "Oakridge", "Pioneer", "Lighthouse", "Evergreen", "Silverline", "Redwood", "Meadow", "Falcon", "Orchard", "Sterling", "Beacon", "Juniper", "Cedar", "Atlas", "Horizon", "Aurora", "Kestrel", "Thistle", "Ember", "Alder", "Quarry", "Saffron", "Marigold", "Larch", "Heron", "Brook", "Fjord", "Tundra", "Cobalt", "Indigo"]
+TRADES = ["Bakery", "Joinery", "Plumbing", "Design", "Consulting", "Logistics", "Dental", "Florists", "Print", "Studio", "Coffee", "Roasters", "Analytics", "Landscaping", "Electrical", "Catering", "Architects", "Veterinary", "Brewing", "Ceramics", "Tutoring", "Fitness"]
 
 COUNTRIES = {
     # iso: (suffixes, cities with region and postcode shape, phone prefix, currency, tax scheme)
@@ -190,7 +177,7 @@ def demo_data(seed: int = 7, companies: int = 150, people: int = 110, deals: int
             )
         )
     # The mess.
-    for idx in range(0, 12):  # the same company again, another case and suffix
+    for idx in range(12):  # the same company again, another case and suffix
         src = out_companies[idx * 7]
         variant_suffix = {"Ltd": "Limited", "Limited": "Ltd", "Inc": "Inc.", "LLC": "L.L.C.", "GmbH": "GMBH"}.get(
             src.name.rsplit(" ", 1)[-1], "Co"

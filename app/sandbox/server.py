@@ -25,7 +25,7 @@ class _SignalServerHandler(ServerHandler):
             self.finish_response()
         except (DropConnection, SimulatedTimeout):
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - wsgiref reports it as a 500, as it always did
             try:
                 self.handle_error()
             except Exception:

@@ -42,11 +42,11 @@ Progress = Callable[[str, int, int], None]
 CRM_TYPES = ("company", "person")
 
 
-class Cancelled(Exception):  # noqa: N818 - a user's choice, not an error
+class Cancelled(Exception):
     pass
 
 
-class Busy(Exception):  # noqa: N818
+class Busy(Exception):
     """Another sync of this workspace is running (here or on another machine)."""
 
 
@@ -185,11 +185,9 @@ class SyncEngine:
         result = plan(inp)
         counts = result.counts()
         self.counts.update(counts)
-        self.counts["writes"] = 0 if self.dry_run else 0
+        self.counts["writes"] = 0
         if self.dry_run:
-            self.counts["writes"] = result.writes
             self.counts["would_write"] = result.writes
-            self.counts["writes"] = 0
             return result
 
         # 3. Apply.

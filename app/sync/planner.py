@@ -21,7 +21,7 @@ Rule = Literal["crm", "accounting", "recent", "ask"]
 Direction = Literal["both", "crm_to_acct", "acct_to_crm", "off"]
 
 CONTACT_FIELDS = PARTY_FIELDS
-DEFAULT_RULES: dict[str, Rule] = {f: "crm" for f in CONTACT_FIELDS}
+DEFAULT_RULES: dict[str, Rule] = dict.fromkeys(CONTACT_FIELDS, "crm")
 # Fields that flow back to the CRM when only the ledger changed them. A ledger's display name is
 # the bookkeeper's own business, so it is not pushed back by default.
 BACKFLOW_FIELDS = tuple(f for f in PARTY_FIELDS if f != "name")
@@ -142,7 +142,8 @@ class PlanInput:
 
 def customer_candidates(records: dict[CrmRef, CrmRecord]) -> list[CrmRef]:
     """Companies, and people who belong to no company, become ledger customers."""
-    refs = [r for r, rec in records.items() if not rec.archived and (rec.object_type == "company" or not rec.company_id)]
+    refs = [r for r, rec in records.items()
+            if not rec.archived and (rec.object_type == "company" or not rec.company_id)]
     return sorted(refs, key=lambda r: (r[0] != "company", r[1]))
 
 
