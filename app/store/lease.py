@@ -18,9 +18,28 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _dead_here(holder: str) -> bool:
+    """A lease left by a process on this machine that no longer exists (killed, crashed)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> bool:
     expires = utcnow() + dt.timedelta(seconds=ttl)
     with store.session() as s:
+        current = s.get(Lease, workspace_id)
+        if current is not None and current.holder != holder and _dead_here(current.holder):
+            current.expires_at = utcnow() - dt.timedelta(seconds=1)
+            s.flush()
         took = s.execute(
             update(Lease)
             .where(Lease.workspace_id == workspace_id, or_(Lease.expires_at < utcnow(), Lease.holder == holder))

@@ -1,0 +1,126 @@
+"""The command line as a user who scripts it sees it: real processes, real HTTP, real keyring."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(home: Path, *args: str, timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "app", "--home", str(home), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"crossledger {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def qbo_customers(state_file: Path) -> list[dict]:
+    state = json.loads(state_file.read_text())
+    return list(_customers_in(state))
+
+
+def _customers_in(state: dict):
+    """The sandbox's customers, wherever its state keeps them (one realm or several)."""
+    stack = [state]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "DisplayName" in node and "Id" in node:
+                yield node
+            else:
+                stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+@pytest.mark.slow
+def test_demo_then_status_then_sync_with_no_writes(secret_service, tmp_path):
+    home = tmp_path / "home"
+    out = cli(home, "demo", "--headless").stdout
+    assert "created" in out and "held back" in out
+
+    status = json.loads(cli(home, "status", "--json").stdout)
+    [ws] = status["workspaces"]
+    assert ws["name"] == "demo"
+    assert ws["links"]["total"] > 150
+    assert ws["links"]["by_match"].get("email") and ws["links"]["by_match"].get("name")
+    assert len(ws["quarantined"]) >= 10
+    assert all(q["reasons"] and q["name"] for q in ws["quarantined"])
+    assert {c["side"] for c in ws["connections"]} == {"crm", "accounting"}
+    raw = json.dumps(status)
+    assert "-at-" not in raw and "-rt-" not in raw  # no token in the output
+
+    sync = json.loads(cli(home, "sync", "demo", "--json").stdout)
+    for key in ("read", "created", "updated", "linked", "quarantined", "conflicts", "writes", "errors"):
+        assert key in sync
+    assert sync["writes"] == 0 and sync["created"] == 0 and sync["errors"] == 0
+
+    customers = [c for c in qbo_customers(home / "sandboxes" / "demo-quickbooks.json") if c.get("Active", True)]
+    names = Counter(c["DisplayName"].casefold() for c in customers)
+    assert max(names.values()) == 1
+
+    # No secret in the database file or anywhere in the home folder but the sandboxes' own state.
+    db = (home / "crossledger.db").read_bytes()
+    assert b"-at-" not in db and b"-rt-" not in db and b"demo-client-secret" not in db
+    if os.name == "posix":
+        assert (home.stat().st_mode & 0o777) == 0o700
+        assert ((home / "crossledger.db").stat().st_mode & 0o777) == 0o600
+
+
+def test_unknown_workspace_and_provider_are_explained(tmp_path):
+    proc = cli(tmp_path / "h", "sync", "nope", check=False)
+    assert proc.returncode == 2
+    assert "no workspace called 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli(tmp_path / "h", "workspace", "add", "Acme", "--crm", "excel", "--accounting", "xero", check=False)
+    assert proc.returncode == 2 and "hubspot" in proc.stderr
+
+
+def _serve(provider: str, state: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "app", "sandbox", "serve", provider, "--port", "0",
+                             "--state", str(state), "--seed", "demo"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    url = line.split(" on ", 1)[1].split(" ", 1)[0]
+    httpx.get(url + "/", timeout=5)
+    return proc, url
+
+
+@pytest.mark.slow
+def test_sync_killed_at_random_points_never_duplicates(secret_service, tmp_path):
+    home = tmp_path / "home"
+    crm_proc, crm_url = _serve("hubspot", tmp_path / "hs.json")
+    qbo_proc, qbo_url = _serve("quickbooks", tmp_path / "qbo.json")
+    try:
+        cli(home, "workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks")
+        cli(home, "connect", "hubspot", "--workspace", "acme", "--base-url", crm_url)
+        cli(home, "connect", "quickbooks", "--workspace", "acme", "--base-url", qbo_url)
+        for delay in (0.8, 1.6):
+            run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
+                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(delay)
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+        final = json.loads(cli(home, "sync", "acme", "--json").stdout)
+        assert final["errors"] == 0, final
+        again = json.loads(cli(home, "sync", "acme", "--json").stdout)
+        assert again["writes"] == 0
+    finally:
+        for p in (crm_proc, qbo_proc):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+    customers = [c for c in qbo_customers(tmp_path / "qbo.json") if c.get("Active", True)]
+    names = Counter(c["DisplayName"].casefold() for c in customers)
+    assert max(names.values()) == 1
+    status = json.loads(cli(home, "status", "--json").stdout)
+    assert status["workspaces"][0]["links"]["total"] > 150
