@@ -192,6 +192,16 @@ class SyncEngine:
 
         # 3. Apply.
         self._apply(result, inp)
+
+        # 4. Won deals -> invoices, invoice status -> deals.
+        if (self.settings.get("direction") or {}).get("invoice", "both") != "off" and hasattr(self.crm, "read_deals"):
+            from app.sync.invoices import InvoiceSync
+
+            inv = InvoiceSync(self).run(cursors, new_cursors)
+            self.counts.update({"invoices_created": inv.created, "deals_updated": inv.deals_updated,
+                                "deals_held": inv.held, "items_created": inv.items_created,
+                                "deals_flagged": inv.flagged})
+            self.errors.extend(inv.errors)
         if not self.errors:
             self._save_cursors(new_cursors)
         return result

@@ -1,0 +1,414 @@
+"""Won deals become invoices; invoice status flows back to the deal.
+
+Runs inside a SyncEngine run, after customers, so a deal's company is already linked.
+One invoice per deal, ever: the create is journalled with a key derived from the deal, sent with
+the ledger's idempotency mechanism, and settled by the stamped reference after a crash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from app.connectors.base import FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
+from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
+from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.store.models import ConflictRow, Journal, Link, Mirror, Quarantine, Workspace, utcnow
+from app.sync.planner import op_key
+
+if TYPE_CHECKING:
+    from app.sync.engine import SyncEngine
+
+STATUS_WORDS = {"draft": "Draft", "awaiting_payment": "Awaiting payment", "partly_paid": "Partly paid",
+                "paid": "Paid", "overdue": "Overdue", "void": "Void"}
+
+DEAL_FIELDS = (
+    FieldInfo("crossledger_invoice_status", "Invoice status"),
+    FieldInfo("crossledger_amount_paid", "Amount paid", "number"),
+    FieldInfo("crossledger_balance_due", "Balance due", "number"),
+    FieldInfo("crossledger_last_payment", "Last payment date", "date"),
+    FieldInfo("crossledger_invoice_number", "Invoice number"),
+    FieldInfo("crossledger_invoice_link", "Invoice link"),
+)
+
+
+def reference_for(deal_id: str) -> str:
+    """The stamp on the invoice that finds it again: short enough for every ledger's field."""
+    return f"CRM deal {deal_id}"
+
+
+def deal_digest(deal: Deal) -> str:
+    lines = sorted((li.description, str(li.quantity), str(li.unit_price), str(li.discount_percent), li.sku or "")
+                   for li in deal.line_items)
+    return hashlib.sha256(json.dumps([deal.currency, deal.company_id, lines]).encode()).hexdigest()[:16]
+
+
+def _deal_to_json(deal: Deal) -> dict[str, Any]:
+    return {
+        "name": deal.name, "won": deal.won, "currency": deal.currency,
+        "amount": str(deal.amount) if deal.amount is not None else None,
+        "close_date": deal.close_date.isoformat() if deal.close_date else None,
+        "company_id": deal.company_id, "contact_ids": list(deal.contact_ids),
+        "lines": [{"description": li.description, "quantity": str(li.quantity), "unit_price": str(li.unit_price),
+                   "discount_percent": str(li.discount_percent), "sku": li.sku, "product_name": li.product_name,
+                   "tax_code": li.tax_code} for li in deal.line_items],
+        "archived": deal.archived,
+    }
+
+
+def _deal_from_json(deal_id: str, d: dict[str, Any]) -> Deal:
+    return Deal(
+        id=deal_id, name=d.get("name") or "", won=bool(d.get("won")), currency=d.get("currency") or "",
+        amount=Decimal(d["amount"]) if d.get("amount") else None,
+        close_date=dt.date.fromisoformat(d["close_date"]) if d.get("close_date") else None,
+        company_id=d.get("company_id"), contact_ids=tuple(d.get("contact_ids") or ()),
+        line_items=tuple(LineItem(li["description"], Decimal(li["quantity"]), Decimal(li["unit_price"]),
+                                  Decimal(li.get("discount_percent") or 0), li.get("sku"), li.get("product_name"),
+                                  li.get("tax_code")) for li in d.get("lines", [])),
+        archived=bool(d.get("archived")))
+
+
+def _invoice_json(inv: Invoice) -> dict[str, Any]:
+    return {"customer_id": inv.customer_id, "currency": inv.currency, "reference": inv.reference,
+            "number": inv.number, "status": inv.status,
+            "total": str(inv.total) if inv.total is not None else None,
+            "amount_paid": str(inv.amount_paid) if inv.amount_paid is not None else None,
+            "balance": str(inv.balance) if inv.balance is not None else None,
+            "issue_date": inv.issue_date.isoformat() if inv.issue_date else None,
+            "due_date": inv.due_date.isoformat() if inv.due_date else None, "web_url": inv.web_url}
+
+
+@dataclass
+class InvoiceCounts:
+    created: int = 0
+    updated: int = 0
+    deals_updated: int = 0
+    held: int = 0
+    flagged: int = 0
+    items_created: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class InvoiceSync:
+    def __init__(self, engine: SyncEngine) -> None:
+        self.e = engine
+        self.store = engine.store
+        self.ws_id = engine.ws_id
+        self.settings = engine.settings.get("invoices") or {}
+        self.counts = InvoiceCounts()
+
+    # -- entry --------------------------------------------------------------------------------
+    def run(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> InvoiceCounts:
+        e = self.e
+        deals = e.crm.read_deals(cursors.get(("crm", "deal")))
+        e.counts["read"] += len(deals.records)
+        self._mirror("crm", "deal", [(d.id, _deal_to_json(d), None, d.archived) for d in deals.records])
+        new_cursors[("crm", "deal")] = deals.cursor
+        items = e.acct.read_items(cursors.get(("accounting", "item")))
+        self._mirror("accounting", "item", [(i.id, {"name": i.name, "sku": i.sku}, None, not i.active)
+                                            for i in items.records if i.id])
+        new_cursors[("accounting", "item")] = items.cursor
+        invoices = e.acct.read_invoices(cursors.get(("accounting", "invoice")))
+        e.counts["read"] += len(invoices.records)
+        self._mirror("accounting", "invoice", [(i.id, _invoice_json(i), None, i.status == "void")
+                                               for i in invoices.records if i.id])
+        new_cursors[("accounting", "invoice")] = invoices.cursor
+        payments = e.acct.read_payments(cursors.get(("accounting", "payment")))
+        self._mirror("accounting", "payment", [(p.id, {"invoice_id": p.invoice_id, "amount": str(p.amount),
+                                                       "date": p.date.isoformat()}, None, False)
+                                               for p in payments.records])
+        new_cursors[("accounting", "payment")] = payments.cursor
+        e._check_cancel()
+
+        if e.dry_run:
+            return self.counts
+        touched_invoices = {i.id for i in invoices.records} | {p.invoice_id for p in payments.records}
+        self._invoice_deals([d.id for d in deals.records])
+        self._write_back(touched_invoices)
+        return self.counts
+
+    # -- state --------------------------------------------------------------------------------
+    def _mirror(self, side: str, otype: str, rows: list[tuple[str, dict, str | None, bool]]) -> None:
+        self.e._upsert_mirror(side, otype, ((rid, data, ver, arch, None) for rid, data, ver, arch in rows))
+
+    def _mirror_rows(self, side: str, otype: str, ids: list[str] | None = None) -> dict[str, dict]:
+        with self.store.session() as s:
+            q = select(Mirror).where(Mirror.workspace_id == self.ws_id, Mirror.side == side,
+                                     Mirror.object_type == otype)
+            if ids is not None:
+                q = q.where(Mirror.remote_id.in_(ids))
+            return {m.remote_id: {**m.data, "_archived": bool(m.archived)} for m in s.scalars(q)}
+
+    def _links(self, object_type: str) -> dict[tuple[str, str], Link]:
+        with self.store.session() as s:
+            return {(lk.crm_type, lk.crm_id): lk for lk in s.scalars(
+                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == object_type))}
+
+    # -- deals -> invoices ----------------------------------------------------------------------
+    def _invoice_deals(self, deal_ids: list[str]) -> None:
+        e = self.e
+        settled = self._settle_pending()
+        deals = {rid: _deal_from_json(rid, d) for rid, d in self._mirror_rows("crm", "deal", deal_ids).items()}
+        customer_links = self._links("customer")
+        invoice_links = self._links("invoice")
+        item_rows = self._mirror_rows("accounting", "item")
+        items_by_sku = {(r.get("sku") or "").casefold(): rid for rid, r in item_rows.items() if r.get("sku")}
+        items_by_name = {(r.get("name") or "").casefold(): rid for rid, r in item_rows.items()}
+        customers = self._mirror_rows("accounting", "customer")
+
+        creates: list[tuple[Deal, Invoice, str]] = []
+        wanted_items: dict[str, Item] = {}
+        for deal in sorted(deals.values(), key=lambda d: d.id):
+            link = invoice_links.get(("deal", deal.id))
+            if link is not None:
+                self._check_invoiced(deal, link)
+                continue
+            if not deal.won or deal.archived:
+                continue
+            key = op_key(e.ws_name, "create_invoice", deal.id)
+            if key in settled:
+                self._link_invoice(deal, settled[key], None)
+                continue
+            reason = None
+            cust_link = customer_links.get(("company", deal.company_id or "")) or next(
+                (customer_links.get(("person", c)) for c in deal.contact_ids if ("person", c) in customer_links),
+                None)
+            if cust_link is None:
+                reason = ("Its customer is not in the ledger yet (the company is held back or missing). "
+                          "Fix the company first; the invoice follows on the next sync.")
+            elif not deal.line_items:
+                reason = "It has no line items, so there is nothing to invoice. Add products to the deal in the CRM."
+            elif any(li.quantity <= 0 or li.unit_price < 0 for li in deal.line_items):
+                reason = "A line has a zero or negative quantity or a negative price. Correct the deal's line items."
+            else:
+                cust_currency = (customers.get(cust_link.acct_id) or {}).get("currency")
+                if cust_currency and deal.currency and cust_currency != deal.currency:
+                    reason = (f"The deal is in {deal.currency} but the customer is billed in {cust_currency}. "
+                              "Change the deal's currency, or the customer's in the ledger.")
+            if reason:
+                self._hold(deal, reason)
+                continue
+            lines = []
+            for li in deal.line_items:
+                item_id = items_by_sku.get((li.sku or "").casefold()) if li.sku else None
+                item_id = item_id or items_by_name.get((li.product_name or li.description).casefold())
+                if item_id is None and self.settings.get("default_item"):
+                    item_id = self.settings["default_item"]
+                if item_id is None:
+                    token = f"new-item:{(li.sku or li.product_name or li.description).casefold()}"
+                    wanted_items.setdefault(token, Item(None, li.product_name or li.description, li.sku,
+                                                        li.unit_price))
+                    item_id = token
+                lines.append(InvoiceLine(li.description, li.quantity, li.unit_price, li.discount_percent, item_id,
+                                         li.tax_code or self._tax_code(li)))
+            issue = deal.close_date or dt.datetime.now(dt.UTC).date()
+            terms = int(self.settings.get("payment_terms_days", 30))
+            invoice = Invoice(None, cust_link.acct_id, deal.currency, tuple(lines), reference=reference_for(deal.id),
+                              issue_date=issue, due_date=issue + dt.timedelta(days=terms))
+            creates.append((deal, invoice, key))
+
+        item_ids = self._create_items(wanted_items)
+        batch = max(1, getattr(e.acct.limits, "batch_max", 1))
+        ready = []
+        for deal, invoice, key in creates:
+            lines = tuple(_with_item(line, item_ids) for line in invoice.lines)
+            if any(line.item_id is None or line.item_id.startswith("new-item:") for line in lines):
+                self._hold(deal, "One of its products could not be created in the ledger. See the run's errors.")
+                continue
+            ready.append((deal, _replace_lines(invoice, lines), key))
+        for start in range(0, len(ready), batch):
+            e._check_cancel()
+            chunk = ready[start:start + batch]
+            e.progress("Creating invoices for won deals", start, len(ready))
+            e._journal([(key, "create_invoice", "accounting", ("deal", deal.id), None,
+                         {"reference": inv.reference}) for deal, inv, key in chunk])
+            results = e.acct.create_invoices([InvoiceWrite(key, inv) for _, inv, key in chunk])
+            for (deal, inv, key), res in zip(chunk, results, strict=True):
+                if res.ok:
+                    e._finish(key, res.id)
+                    e.counts["writes"] += 1
+                    self.counts.created += 1
+                    created = res.record if isinstance(res.record, Invoice) else None
+                    self._link_invoice(deal, res.id, created)
+                    self._check_total(deal, inv, created)
+                else:
+                    e._fail(key, ("deal", deal.id), deal.name, res.error)
+
+    def _tax_code(self, li: LineItem) -> str | None:
+        codes = self.settings.get("tax_codes") or {}
+        return codes.get(li.sku or "") or codes.get("default")
+
+    def _create_items(self, wanted: dict[str, Item]) -> dict[str, str]:
+        if not wanted:
+            return {}
+        e = self.e
+        out: dict[str, str] = {}
+        tokens = list(wanted)
+        batch = max(1, getattr(e.acct.limits, "batch_max", 1))
+        for start in range(0, len(tokens), batch):
+            chunk = tokens[start:start + batch]
+            keys = [op_key(e.ws_name, "create_item", t) for t in chunk]
+            e._journal([(k, "create_item", "accounting", ("item", t), None, {"name": wanted[t].name})
+                        for k, t in zip(keys, chunk, strict=True)])
+            results = e.acct.create_items([ItemWrite(k, wanted[t]) for k, t in zip(keys, chunk, strict=True)])
+            for k, t, res in zip(keys, chunk, results, strict=True):
+                if res.ok:
+                    out[t] = res.id
+                    e._finish(k, res.id)
+                    e.counts["writes"] += 1
+                    self.counts.items_created += 1
+                    self._mirror("accounting", "item", [(res.id, {"name": wanted[t].name, "sku": wanted[t].sku},
+                                                         None, False)])
+                else:
+                    e._fail(k, ("item", t), wanted[t].name, res.error)
+        return out
+
+    def _settle_pending(self) -> dict[str, str]:
+        """Invoices journalled by a run that stopped before it heard back: find them by reference."""
+        found: dict[str, str] = {}
+        with self.store.session() as s:
+            rows = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.status == "pending",
+                                                   Journal.op == "create_invoice")).all()
+            for row in rows:
+                hits = self.e.acct.find_invoices(row.payload.get("reference") or reference_for(row.crm_id))
+                if hits:
+                    found[row.key] = hits[0].id
+                    row.status, row.target_id = "done", hits[0].id
+                else:
+                    row.status, row.error = "failed", "not made; planned again"
+        return found
+
+    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None) -> None:
+        with self.store.session() as s:
+            s.add(Link(workspace_id=self.ws_id, object_type="invoice", crm_type="deal", crm_id=deal.id,
+                       acct_id=invoice_id, how="created", run_id=self.e.run_id,
+                       snapshot={"deal": deal_digest(deal), "written": {}}))
+            for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
+                                                        Quarantine.record_type == "deal",
+                                                        Quarantine.record_id == deal.id)):
+                s.delete(q)
+        if invoice is not None:
+            self._mirror("accounting", "invoice", [(invoice_id, _invoice_json(invoice), None, False)])
+
+    def _check_total(self, deal: Deal, sent: Invoice, made: Invoice | None) -> None:
+        if made is None or made.total is None:
+            return
+        rounding = LEDGER_TAX_ROUNDING.get(self.e.acct.provider, "invoice")
+        expected = invoice_totals(((li.quantity, li.unit_price, li.discount_percent, Decimal(0))
+                                   for li in sent.lines), rounding=rounding)
+        if made.total != expected.total and not any(li.tax_code for li in sent.lines):
+            self.counts.errors.append(f"{deal.name}: the ledger's total {made.total} differs from the deal's "
+                                      f"{expected.total}. Check the invoice in the ledger.")
+
+    def _hold(self, deal: Deal, reason: str) -> None:
+        self.counts.held += 1
+        self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": reason}])
+
+    def _check_invoiced(self, deal: Deal, link: Link) -> None:
+        """A deal changed after its invoice was made: update a draft, flag anything else once."""
+        snap = link.snapshot or {}
+        digest = deal_digest(deal)
+        problem = None
+        if not deal.won:
+            problem = ("won", "The deal is no longer won but has an invoice. Void the invoice in the ledger if "
+                              "the sale fell through (Crossledger never voids on its own).")
+        elif digest != snap.get("deal"):
+            problem = ("lines", "The deal's line items changed after the invoice was made. Review the invoice "
+                                "in the ledger.")
+        if problem is None or snap.get("flagged") == f"{problem[0]}:{digest}:{deal.won}":
+            return
+        with self.store.session() as s:
+            row = s.get(Link, link.id)
+            s.add(ConflictRow(workspace_id=self.ws_id, link_id=link.id, crm_type="deal", crm_id=deal.id,
+                              acct_id=link.acct_id, field=f"invoice:{problem[0]}", crm_value=deal.name,
+                              acct_value=link.acct_id, base_value=None, rule="ask", outcome="open",
+                              run_id=self.e.run_id))
+            row.snapshot = {**snap, "flagged": f"{problem[0]}:{digest}:{deal.won}"}
+        self.counts.flagged += 1
+        self.e.counts["conflicts"] = self.e.counts.get("conflicts", 0) + 1
+
+    # -- invoice status -> deal ---------------------------------------------------------------
+    def _write_back(self, touched_invoices: set[str]) -> None:
+        e = self.e
+        links = list(self._links("invoice").values())
+        if not links:
+            return
+        invoices = self._mirror_rows("accounting", "invoice", [lk.acct_id for lk in links])
+        payments = self._mirror_rows("accounting", "payment")
+        last_paid: dict[str, str] = {}
+        for p in payments.values():
+            inv_id = p.get("invoice_id")
+            if inv_id and p.get("date") and p["date"] > last_paid.get(inv_id, ""):
+                last_paid[inv_id] = p["date"]
+        writes: list[tuple[Link, dict[str, Any]]] = []
+        for lk in links:
+            inv = invoices.get(lk.acct_id)
+            if inv is None:
+                continue
+            values = {
+                "crossledger_invoice_status": STATUS_WORDS.get(inv.get("status") or "", inv.get("status") or ""),
+                "crossledger_amount_paid": inv.get("amount_paid"),
+                "crossledger_balance_due": inv.get("balance"),
+                "crossledger_last_payment": last_paid.get(lk.acct_id),
+                "crossledger_invoice_number": inv.get("number"),
+                "crossledger_invoice_link": inv.get("web_url") or e.acct.invoice_url(lk.acct_id),
+            }
+            if values != (lk.snapshot or {}).get("written"):
+                writes.append((lk, values))
+        if not writes:
+            return
+        field_map = self._deal_fields()
+        batch = max(1, getattr(e.crm.limits, "batch_max", 1))
+        for start in range(0, len(writes), batch):
+            e._check_cancel()
+            chunk = writes[start:start + batch]
+            keys = [op_key(e.ws_name, "deal_status", lk.crm_id, json.dumps(v, sort_keys=True)) for lk, v in chunk]
+            e._journal([(k, "update_deal", "crm", ("deal", lk.crm_id), lk.crm_id, {"values": v})
+                        for k, (lk, v) in zip(keys, chunk, strict=True)])
+            results = e.crm.update_deals([
+                RecordWrite(k, "deal", lk.crm_id,
+                            {field_map[name]: ("" if value is None else value) for name, value in v.items()})
+                for k, (lk, v) in zip(keys, chunk, strict=True)])
+            for k, (lk, v), res in zip(keys, chunk, results, strict=True):
+                if res.ok:
+                    e._finish(k, lk.crm_id)
+                    e.counts["writes"] += 1
+                    self.counts.deals_updated += 1
+                    before = (lk.snapshot or {}).get("written") or {}
+                    e._record_changes(k, "crm", lk.crm_id, {n: (before.get(n), val) for n, val in v.items()
+                                                            if before.get(n) != val}, "ledger-owns")
+                    with self.store.session() as s:
+                        row = s.get(Link, lk.id)
+                        row.snapshot = {**(row.snapshot or {}), "written": v}
+                        row.updated_at = utcnow()
+                else:
+                    e._fail(k, ("deal", lk.crm_id), lk.crm_id, res.error)
+
+    def _deal_fields(self) -> dict[str, str]:
+        known = (self.e.settings.get("deal_fields") or {})
+        if all(f.name in known for f in DEAL_FIELDS):
+            return known
+        created = self.e.crm.ensure_deal_fields(DEAL_FIELDS)
+        merged = {**known, **created}
+        with self.store.session() as s:
+            ws = s.get(Workspace, self.ws_id)
+            ws.settings = {**(ws.settings or {}), "deal_fields": merged}
+        self.e.settings["deal_fields"] = merged
+        return merged
+
+
+def _with_item(line: InvoiceLine, item_ids: dict[str, str]) -> InvoiceLine:
+    if line.item_id and line.item_id.startswith("new-item:"):
+        return replace(line, item_id=item_ids.get(line.item_id, line.item_id))
+    return line
+
+
+def _replace_lines(invoice: Invoice, lines: tuple[InvoiceLine, ...]) -> Invoice:
+    return replace(invoice, lines=lines)
+
