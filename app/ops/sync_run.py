@@ -19,12 +19,13 @@ def run_sync(
     trigger: str = "manual",
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    full: bool = False,
 ) -> RunResult:
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
     try:
         engine = SyncEngine(store, ws.id, crm, acct, trigger=trigger, dry_run=dry_run, progress=progress,
-                            cancel=cancel)
+                            cancel=cancel, full=full)
         return engine.run()
     finally:
         crm.close()

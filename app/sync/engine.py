@@ -95,6 +95,7 @@ class SyncEngine:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         holder: str | None = None,
+        full: bool = False,
     ) -> None:
         self.store = store
         self.ws_id = workspace_id
@@ -105,6 +106,7 @@ class SyncEngine:
         self.progress = progress or (lambda *_: None)
         self.cancel = cancel or threading.Event()
         self.holder = holder or lease.holder_id()
+        self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self.errors: list[str] = []
         self.counts: dict[str, int] = {"read": 0, "created": 0, "updated": 0, "linked": 0, "quarantined": 0,
                                        "conflicts": 0, "writes": 0}
@@ -160,7 +162,7 @@ class SyncEngine:
             return Plan()
 
         # 1. Read both change feeds.
-        cursors = self._cursors()
+        cursors = {} if self.full else self._cursors()
         touched: dict[tuple[str, str], CrmRecord] = {}
         new_cursors: dict[tuple[str, str], str | None] = {}
         for n, otype in enumerate(CRM_TYPES):

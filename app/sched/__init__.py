@@ -1,0 +1,1 @@
+"""The embedded scheduler: real-time, batched and monthly jobs per workspace (APScheduler 3.x)."""

@@ -1,0 +1,67 @@
+"""Job functions. APScheduler persists jobs by reference, so these are module-level functions
+that look up the running app's context instead of being bound methods."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("crossledger.sched")
+
+
+@dataclass
+class Context:
+    """What a job needs from the running app; set by the Scheduler that runs it."""
+
+    store: Any
+    tokens: Any
+    on_result: Callable[[str, str, Any], None] = lambda kind, ws, result: None
+    on_error: Callable[[str, str, BaseException], None] = lambda kind, ws, exc: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    runners: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+_context: Context | None = None
+
+
+def install(context: Context | None) -> None:
+    global _context
+    _context = context
+
+
+def run_job(kind: str, workspace: str) -> None:
+    """Entry point of every persisted job: kind is realtime, batch or reconcile."""
+    ctx = _context
+    if ctx is None:
+        log.warning("job %s for %s fired with no app context; skipped", kind, workspace)
+        return
+    runner = ctx.runners.get(kind) or _default_runner(kind)
+    try:
+        result = runner(ctx, workspace)
+    except BaseException as exc:  # noqa: BLE001 - reported to the app, never kills the scheduler
+        log.warning("%s job for %s failed: %s", kind, workspace, exc)
+        ctx.on_error(kind, workspace, exc)
+        return
+    ctx.on_result(kind, workspace, result)
+
+
+def _default_runner(kind: str) -> Callable[[Context, str], Any]:
+    def realtime(ctx: Context, workspace: str) -> Any:
+        from app.ops.sync_run import run_sync
+
+        return run_sync(ctx.store, ctx.tokens, workspace, trigger="schedule", cancel=ctx.cancel)
+
+    def batch(ctx: Context, workspace: str) -> Any:
+        from app.ops.sync_run import run_sync
+
+        return run_sync(ctx.store, ctx.tokens, workspace, trigger="nightly", cancel=ctx.cancel, full=True)
+
+    def reconcile(ctx: Context, workspace: str) -> Any:
+        from app.ops import reconcile_month
+
+        return reconcile_month.scheduled(ctx.store, ctx.tokens, workspace)
+
+    return {"realtime": realtime, "batch": batch, "reconcile": reconcile}[kind]

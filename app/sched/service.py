@@ -1,0 +1,127 @@
+"""The scheduler service: jobs per workspace in the app's own database, paused and resumed.
+
+Cadences live in each workspace's settings; jobs are rebuilt from them (so a changed setting
+takes effect at once) and persist in APScheduler's SQLAlchemy job store across restarts.
+Missed runs are coalesced into one; one instance per job, and the workspace lease keeps two
+processes from syncing the same workspace at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from app.ops.workspaces import list_workspaces, update_settings
+from app.sched import jobs
+from app.store.db import Store
+
+KINDS = ("realtime", "batch", "reconcile")
+DEFAULTS = {"realtime_minutes": 2, "batch_hour": 2, "reconcile_day": 1, "paused": False}
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    workspace: str
+    kind: str
+    next_run: dt.datetime | None
+    paused: bool
+
+
+def cadence(settings: dict[str, Any]) -> dict[str, Any]:
+    sched = {**DEFAULTS, **(settings.get("schedule") or {})}
+    sched["realtime_minutes"] = max(1, int(sched["realtime_minutes"]))
+    return sched
+
+
+def trigger_for(kind: str, sched: dict[str, Any], tz: dt.tzinfo = dt.UTC):
+    if kind == "realtime":
+        return IntervalTrigger(minutes=sched["realtime_minutes"], timezone=tz)
+    if kind == "batch":
+        return CronTrigger(hour=sched["batch_hour"], minute=0, timezone=tz)
+    return CronTrigger(day=sched["reconcile_day"], hour=6, minute=0, timezone=tz)
+
+
+def job_id(kind: str, workspace_id: int) -> str:
+    return f"{kind}:{workspace_id}"
+
+
+class Scheduler:
+    """Owns one APScheduler instance whose jobs run on its own thread pool, never the UI thread."""
+
+    def __init__(self, store: Store, context: jobs.Context, *, scheduler: Any = None) -> None:
+        self.store = store
+        self.context = context
+        self.scheduler = scheduler or BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs")},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=dt.UTC,
+        )
+
+    def start(self, paused: bool = False) -> None:
+        jobs.install(self.context)
+        self.scheduler.start(paused=True)  # jobs get their run times once the scheduler is up
+        self.sync_jobs()
+        if not paused:
+            self.scheduler.resume()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking new runs; a running sync is asked to stop at its next batch boundary."""
+        self.context.cancel.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        jobs.install(None)
+
+    def sync_jobs(self) -> None:
+        """Make the stored jobs match the workspaces and their cadences."""
+        wanted: set[str] = set()
+        for ws in list_workspaces(self.store):
+            sched = cadence(ws.settings)
+            for kind in KINDS:
+                jid = job_id(kind, ws.id)
+                wanted.add(jid)
+                existing = self.scheduler.get_job(jid)
+                trig = trigger_for(kind, sched)
+                if existing is None:
+                    self.scheduler.add_job(jobs.run_job, trig, id=jid, args=[kind, ws.name], replace_existing=True,
+                                           name=f"{kind} {ws.name}")
+                elif str(existing.trigger) != str(trig) or list(existing.args) != [kind, ws.name]:
+                    self.scheduler.modify_job(jid, args=[kind, ws.name])
+                    self.scheduler.reschedule_job(jid, trigger=trig)
+                job = self.scheduler.get_job(jid)
+                if sched["paused"] and job.next_run_time is not None:
+                    job.pause()
+                elif not sched["paused"] and job.next_run_time is None:
+                    job.resume()
+        for job in self.scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+
+    def set_paused(self, workspace: str, paused: bool) -> None:
+        ws = next(w for w in list_workspaces(self.store) if w.name == workspace)
+        update_settings(self.store, workspace, schedule={**(ws.settings.get("schedule") or {}), "paused": paused})
+        self.sync_jobs()
+
+    def pause_all(self) -> None:
+        self.scheduler.pause()
+
+    def resume_all(self) -> None:
+        self.scheduler.resume()
+
+    def run_now(self, workspace: str, kind: str = "realtime") -> None:
+        ws = next(w for w in list_workspaces(self.store) if w.name == workspace)
+        self.scheduler.get_job(job_id(kind, ws.id)).modify(next_run_time=dt.datetime.now(dt.UTC))
+
+    def jobs(self) -> list[JobInfo]:
+        names = {ws.id: ws.name for ws in list_workspaces(self.store)}
+        out = []
+        for job in self.scheduler.get_jobs():
+            kind, _, wid = job.id.partition(":")
+            out.append(JobInfo(names.get(int(wid), wid), kind, getattr(job, "next_run_time", None),
+                               job.next_run_time is None))
+        return out

@@ -1,0 +1,106 @@
+"""The embedded scheduler: cadences from settings, persistence, coalescing, pause, no overlap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from app.ops.workspaces import add_workspace, update_settings
+from app.sched import jobs
+from app.sched.service import Scheduler, cadence, job_id, trigger_for
+from app.store.db import Store
+
+T0 = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
+
+
+def test_cadences_follow_settings_with_an_injected_clock():
+    sched = cadence({"schedule": {"realtime_minutes": 5}})
+    rt = trigger_for("realtime", sched)
+    first = rt.get_next_fire_time(None, T0)
+    assert rt.get_next_fire_time(first, first) - first == dt.timedelta(minutes=5)
+    assert cadence({"schedule": {"realtime_minutes": 0}})["realtime_minutes"] == 1  # never below a minute
+    nightly = trigger_for("batch", cadence({}))
+    assert nightly.get_next_fire_time(None, T0) == dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    monthly = trigger_for("reconcile", cadence({}))
+    assert monthly.get_next_fire_time(None, T0) == dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
+
+
+def _store(tmp_path) -> Store:
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    add_workspace(store, "Acme", "hubspot", "quickbooks")
+    add_workspace(store, "Birch", "hubspot", "xero")
+    return store
+
+
+def test_jobs_persist_across_a_restart_and_follow_pause(tmp_path):
+    store = _store(tmp_path)
+    s1 = Scheduler(store, jobs.Context(store, None))
+    s1.start(paused=True)
+    assert {(j.workspace, j.kind) for j in s1.jobs()} == {(w, k) for w in ("Acme", "Birch")
+                                                          for k in ("realtime", "batch", "reconcile")}
+    s1.set_paused("Acme", True)
+    s1.shutdown()
+
+    s2 = Scheduler(store, jobs.Context(store, None))
+    s2.start(paused=True)
+    paused = {(j.workspace, j.kind) for j in s2.jobs() if j.paused}
+    assert paused == {("Acme", "realtime"), ("Acme", "batch"), ("Acme", "reconcile")}
+    update_settings(store, "Birch", schedule={"realtime_minutes": 7})
+    s2.sync_jobs()
+    birch = s2.scheduler.get_job(job_id("realtime", 2))
+    assert birch.trigger.interval == dt.timedelta(minutes=7)
+    s2.shutdown()
+
+
+def test_missed_runs_are_coalesced_and_never_overlap(tmp_path):
+    store = _store(tmp_path)
+    ran: list[str] = []
+    active = {"n": 0, "max": 0}
+    lock = threading.Lock()
+
+    def slow(ctx, workspace):
+        with lock:
+            active["n"] += 1
+            active["max"] = max(active["max"], active["n"])
+        time.sleep(0.3)
+        ran.append(workspace)
+        with lock:
+            active["n"] -= 1
+
+    ctx = jobs.Context(store, None, runners={"realtime": slow, "batch": slow, "reconcile": slow})
+    s = Scheduler(store, ctx)
+    s.start(paused=True)
+    # The app was closed for an hour: the job's next run is long past. It runs once, not 30 times.
+    job = s.scheduler.get_job(job_id("realtime", 1))
+    job.modify(next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    s.scheduler.resume()
+    deadline = time.time() + 5
+    while not ran and time.time() < deadline:
+        time.sleep(0.05)
+    s.run_now("Acme")
+    s.run_now("Acme")
+    time.sleep(0.8)
+    s.shutdown()
+    assert ran.count("Acme") <= 2
+    assert active["max"] == 1
+
+
+def test_scheduler_runs_jobs_off_the_calling_thread(tmp_path):
+    store = _store(tmp_path)
+    seen = {}
+    done = threading.Event()
+
+    def record(ctx, workspace):
+        seen["thread"] = threading.current_thread()
+        done.set()
+
+    s = Scheduler(store, jobs.Context(store, None, runners={"realtime": record}))
+    s.start()
+    s.run_now("Birch")
+    assert done.wait(5)
+    s.shutdown()
+    assert seen["thread"] is not threading.main_thread()
+    assert isinstance(s.scheduler, BackgroundScheduler)
