@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="workspaces, connections, links, quarantined records, last runs")
     st.add_argument("--json", action="store_true")
 
+    rc = sub.add_parser("reconcile", help="flag every discrepancy of a month and export an Excel workbook")
+    rc.add_argument("name")
+    rc.add_argument("--month", required=True, help="YYYY-MM")
+    rc.add_argument("--out", help="the .xlsx file to write")
+    rc.add_argument("--json", action="store_true")
+
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
     serve = sbsub.add_parser("serve")
@@ -211,6 +217,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from app.ops.reconcile_month import reconcile_workspace
+
+    _, store = _open(args)
+    result = reconcile_workspace(store, _tokens(), args.name, args.month, args.out,
+                                 progress=None if args.json else _print_progress)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    counts = result.report.counts()
+    print(f"Reconciliation of '{result.workspace}' for {result.month}: {len(result.report.discrepancies)} "
+          "discrepancies.")
+    for kind, n in sorted(counts.items()):
+        print(f"  {n:>4}  {kind.replace('_', ' ')}")
+    for cur in sorted(set(result.report.crm_totals) | set(result.report.ledger_totals)):
+        print(f"  {cur}: won {result.report.crm_totals.get(cur, 0):,.2f} in the CRM, invoiced "
+              f"{result.report.ledger_totals.get(cur, 0):,.2f} in the ledger")
+    if result.path:
+        print(f"Workbook written to {result.path}")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from app.connectors import registry
     from app.sandbox.server import serve
@@ -256,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             home, store = _open(args)
             return _gui(args, home, store)
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
-                "status": cmd_status, "sandbox": cmd_sandbox}[args.command](args)
+                "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile}[args.command](args)
     except (UserError, Busy) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2

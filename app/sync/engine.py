@@ -182,6 +182,13 @@ class SyncEngine:
         touched_acct = {c.id for c in acct_changes.records}
         self._check_cancel()
 
+        invoice_sync = None
+        if (self.settings.get("direction") or {}).get("invoice", "both") != "off" and hasattr(self.crm, "read_deals"):
+            from app.sync.invoices import InvoiceSync
+
+            invoice_sync = InvoiceSync(self)
+            invoice_sync.read(cursors, new_cursors)
+
         # 2. Plan.
         inp = self._plan_input(touched, touched_acct, mapping, rules, direction)
         result = plan(inp)
@@ -196,10 +203,8 @@ class SyncEngine:
         self._apply(result, inp)
 
         # 4. Won deals -> invoices, invoice status -> deals.
-        if (self.settings.get("direction") or {}).get("invoice", "both") != "off" and hasattr(self.crm, "read_deals"):
-            from app.sync.invoices import InvoiceSync
-
-            inv = InvoiceSync(self).run(cursors, new_cursors)
+        if invoice_sync is not None:
+            inv = invoice_sync.apply()
             self.counts.update({"invoices_created": inv.created, "deals_updated": inv.deals_updated,
                                 "deals_held": inv.held, "items_created": inv.items_created,
                                 "deals_flagged": inv.flagged})

@@ -104,7 +104,8 @@ class InvoiceSync:
         self.counts = InvoiceCounts()
 
     # -- entry --------------------------------------------------------------------------------
-    def run(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> InvoiceCounts:
+    def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> None:
+        """Read deals, items, invoices and payments since their cursors into the mirror."""
         e = self.e
         deals = e.crm.read_deals(cursors.get(("crm", "deal")))
         e.counts["read"] += len(deals.records)
@@ -124,13 +125,15 @@ class InvoiceSync:
                                                        "date": p.date.isoformat()}, None, False)
                                                for p in payments.records])
         new_cursors[("accounting", "payment")] = payments.cursor
+        self._deal_ids = [d.id for d in deals.records]
         e._check_cancel()
 
-        if e.dry_run:
-            return self.counts
-        touched_invoices = {i.id for i in invoices.records} | {p.invoice_id for p in payments.records}
-        self._invoice_deals([d.id for d in deals.records])
-        self._write_back(touched_invoices)
+    def apply(self) -> InvoiceCounts:
+        with self.store.session() as s:  # deals held back earlier are looked at again every run
+            held = [q.record_id for q in s.scalars(select(Quarantine).where(
+                Quarantine.workspace_id == self.ws_id, Quarantine.record_type == "deal"))]
+        self._invoice_deals(sorted(set(self._deal_ids) | set(held)))
+        self._write_back()
         return self.counts
 
     # -- state --------------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class InvoiceSync:
         self.e.counts["conflicts"] = self.e.counts.get("conflicts", 0) + 1
 
     # -- invoice status -> deal ---------------------------------------------------------------
-    def _write_back(self, touched_invoices: set[str]) -> None:
+    def _write_back(self) -> None:
         e = self.e
         links = list(self._links("invoice").values())
         if not links:

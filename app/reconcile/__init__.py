@@ -1,0 +1,1 @@
+"""Monthly reconciliation: CRM revenue against the books, every discrepancy flagged."""

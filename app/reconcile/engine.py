@@ -1,0 +1,205 @@
+"""The discrepancy rules: a pure function of one month's deals, invoices, payments and links."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from app.domain.models import Deal, Invoice, Party, Payment
+from app.domain.money import line_net
+from app.domain.text import compact_tax_id, normalise_email, normalise_name
+
+TOLERANCE = Decimal("0.01")
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+KINDS = {
+    "won_without_invoice": ("high", "Won deal with no invoice"),
+    "invoice_without_deal": ("medium", "Invoice with no deal"),
+    "amount_mismatch": ("high", "Amounts differ"),
+    "currency_mismatch": ("high", "Currencies differ"),
+    "customer_mismatch": ("medium", "Different customer"),
+    "payment_status_mismatch": ("medium", "Payment status out of date in the CRM"),
+    "duplicate_customer": ("low", "Possible duplicate customers in the ledger"),
+    "held_back": ("medium", "Record held back or in conflict"),
+    "void_while_won": ("high", "Invoice voided or deleted, deal still won"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    kind: str
+    severity: str
+    explanation: str
+    crm_id: str | None = None
+    crm_name: str | None = None
+    crm_url: str | None = None
+    acct_id: str | None = None
+    acct_name: str | None = None
+    acct_url: str | None = None
+    currency: str | None = None
+    crm_amount: Decimal | None = None
+    acct_amount: Decimal | None = None
+
+    @property
+    def title(self) -> str:
+        return KINDS[self.kind][1]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    record_type: str
+    record_id: str
+    name: str
+    reason: str
+
+
+@dataclass
+class MonthData:
+    month: str  # YYYY-MM
+    deals: list[Deal]
+    invoices: list[Invoice]  # every invoice we know of (the month's are picked here)
+    payments: list[Payment]
+    customers: dict[str, Party]  # ledger customers by id (active only)
+    customer_names: dict[str, str] = field(default_factory=dict)
+    deal_invoice: dict[str, str] = field(default_factory=dict)  # deal id -> invoice id
+    company_customer: dict[str, str] = field(default_factory=dict)  # CRM company/person id -> customer id
+    deal_status_written: dict[str, str] = field(default_factory=dict)  # deal id -> status shown on the deal
+    deleted_invoices: set[str] = field(default_factory=set)
+    held: list[HeldRecord] = field(default_factory=list)
+    crm_url: Callable[[str], str | None] = lambda deal_id: None
+    acct_url: Callable[[str], str | None] = lambda invoice_id: None
+    status_words: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    month: str
+    discrepancies: list[Discrepancy]
+    crm_totals: dict[str, Decimal]
+    ledger_totals: dict[str, Decimal]
+    deals: list[Deal]
+    invoices: list[Invoice]
+    payments: list[Payment]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for d in self.discrepancies:
+            out[d.kind] += 1
+        return dict(out)
+
+    def gap(self, currency: str) -> Decimal:
+        return self.crm_totals.get(currency, Decimal(0)) - self.ledger_totals.get(currency, Decimal(0))
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    year, mon = (int(x) for x in month.split("-"))
+    start = dt.date(year, mon, 1)
+    end = dt.date(year + (mon == 12), mon % 12 + 1, 1)
+    return start, end
+
+
+def deal_total(deal: Deal) -> Decimal:
+    if deal.line_items:
+        return sum((line_net(li.quantity, li.unit_price, li.discount_percent) for li in deal.line_items), Decimal(0))
+    return deal.amount or Decimal(0)
+
+
+def reconcile(data: MonthData) -> Report:
+    start, end = month_bounds(data.month)
+    in_month = lambda d: d is not None and start <= d < end  # noqa: E731
+    invoices = {i.id: i for i in data.invoices if i.id}
+    won = [d for d in data.deals if d.won and not d.archived and in_month(d.close_date)]
+    month_invoices = [i for i in invoices.values() if in_month(i.issue_date)]
+    linked_invoice_ids = set(data.deal_invoice.values())
+    out: list[Discrepancy] = []
+
+    def flag(kind: str, text: str, deal: Deal | None = None, inv: Invoice | None = None, **kw) -> None:
+        out.append(Discrepancy(
+            kind, KINDS[kind][0], text,
+            crm_id=deal.id if deal else None, crm_name=deal.name if deal else None,
+            crm_url=data.crm_url(deal.id) if deal else None,
+            acct_id=inv.id if inv else kw.pop("acct_id", None),
+            acct_name=(inv.number or inv.reference) if inv else kw.pop("acct_name", None),
+            acct_url=data.acct_url(inv.id) if inv else None, **kw))
+
+    crm_totals: dict[str, Decimal] = defaultdict(Decimal)
+    for deal in won:
+        amount = deal_total(deal)
+        crm_totals[deal.currency] += amount
+        inv_id = data.deal_invoice.get(deal.id)
+        inv = invoices.get(inv_id) if inv_id else None
+        if inv_id is None:
+            flag("won_without_invoice", f"'{deal.name}' was won on {deal.close_date:%d %b %Y} for "
+                 f"{deal.currency} {amount:,.2f} but has no invoice. Sync the workspace, or check why the deal "
+                 "is held back.", deal, currency=deal.currency, crm_amount=amount)
+            continue
+        if inv is None or inv_id in data.deleted_invoices or inv.status == "void":
+            flag("void_while_won", f"The invoice for '{deal.name}' was voided or deleted in the ledger, but the "
+                 "deal is still won in the CRM. Re-invoice it, or mark the deal lost.", deal, inv,
+                 acct_id=inv_id, currency=deal.currency, crm_amount=amount)
+            continue
+        if inv.currency != deal.currency:
+            flag("currency_mismatch", f"'{deal.name}' is in {deal.currency} but its invoice is in {inv.currency}.",
+                 deal, inv, currency=deal.currency, crm_amount=amount, acct_amount=inv.total)
+        elif inv.total is not None and abs(inv.total - amount) > TOLERANCE:
+            flag("amount_mismatch", f"'{deal.name}' is worth {deal.currency} {amount:,.2f} in the CRM but its "
+                 f"invoice totals {inv.currency} {inv.total:,.2f} (a gap of {amount - inv.total:+,.2f}).",
+                 deal, inv, currency=deal.currency, crm_amount=amount, acct_amount=inv.total)
+        expected_customer = data.company_customer.get(deal.company_id or "")
+        if expected_customer and inv.customer_id != expected_customer:
+            flag("customer_mismatch", f"'{deal.name}' belongs to "
+                 f"'{data.customer_names.get(expected_customer, expected_customer)}' but its invoice is billed "
+                 f"to '{data.customer_names.get(inv.customer_id, inv.customer_id)}'.", deal, inv)
+        shown = data.deal_status_written.get(deal.id)
+        actual = data.status_words.get(inv.status or "", inv.status)
+        if shown is not None and actual and shown != actual:
+            flag("payment_status_mismatch", f"The CRM shows '{shown}' on '{deal.name}' but the ledger says "
+                 f"'{actual}'. The next sync updates the deal.", deal, inv)
+
+    ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
+    for inv in month_invoices:
+        if inv.status == "void" or inv.id in data.deleted_invoices:
+            continue
+        ledger_totals[inv.currency] += inv.total or Decimal(0)
+        if inv.id not in linked_invoice_ids:
+            flag("invoice_without_deal", f"Invoice {inv.number or inv.id} to "
+                 f"'{data.customer_names.get(inv.customer_id, inv.customer_id)}' for {inv.currency} "
+                 f"{(inv.total or 0):,.2f} has no deal in the CRM. Record the sale in the CRM if it is one.",
+                 None, inv, currency=inv.currency, acct_amount=inv.total)
+
+    for group in duplicate_groups(data.customers):
+        names = [data.customer_names.get(cid, cid) for cid in group["ids"]]
+        flag("duplicate_customer", f"{len(names)} customers share the same {group['key']}: "
+             + ", ".join(f"'{n}'" for n in names) + ". Merge them in the ledger.",
+             acct_id=", ".join(group["ids"]), acct_name=", ".join(names))
+
+    for held in data.held:
+        out.append(Discrepancy("held_back", KINDS["held_back"][0],
+                               f"{held.record_type.title()} '{held.name}': {held.reason}",
+                               crm_id=held.record_id, crm_name=held.name))
+
+    out.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.kind, d.crm_name or d.acct_name or ""))
+    return Report(data.month, out, dict(crm_totals), dict(ledger_totals), won, month_invoices,
+                  [p for p in data.payments if p.invoice_id in {i.id for i in month_invoices}])
+
+
+def duplicate_groups(customers: dict[str, Party]) -> list[dict]:
+    """Ledger customers sharing an email, a tax ID or a normalised name: each group once."""
+    groups: list[dict] = []
+    seen: set[frozenset[str]] = set()
+    for key, fn in (("email address", lambda p: normalise_email(p.email)),
+                    ("tax ID", lambda p: compact_tax_id(p.tax_id)),
+                    ("name", lambda p: normalise_name(p.name))):
+        buckets: dict[str, list[str]] = defaultdict(list)
+        for cid, party in customers.items():
+            value = fn(party)
+            if value:
+                buckets[value].append(cid)
+        for ids in buckets.values():
+            if len(ids) > 1 and frozenset(ids) not in seen:
+                seen.add(frozenset(ids))
+                groups.append({"key": key, "ids": sorted(ids)})
+    return groups

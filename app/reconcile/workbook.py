@@ -1,0 +1,133 @@
+"""The reconciliation workbook: Summary with live formulas over the detail sheets.
+
+Every text cell goes through ``_text`` so that a name like '=HYPERLINK(...)' or '+44 20…' is
+stored as text and can never run as a formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from app.reconcile.engine import KINDS, Report, deal_total
+
+MONEY = '#,##0.00;[Red]-#,##0.00'
+DATE = "yyyy-mm-dd"
+HEADER_FILL = PatternFill("solid", fgColor="1F3A5F")
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+SEVERITY_FILLS = {"high": "F8D7DA", "medium": "FFF3CD", "low": "E2E3E5"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(cell: Any, value: Any) -> None:
+    if isinstance(value, str):
+        cell.value = value
+        cell.data_type = "s"
+        if value.startswith(_FORMULA_START):
+            cell.quotePrefix = True
+    else:
+        cell.value = value
+
+
+def _sheet(wb: Workbook, title: str, headers: list[tuple[str, int]], rows: Iterable[list[Any]],
+           formats: dict[int, str] | None = None) -> Worksheet:
+    ws = wb.create_sheet(title)
+    for col, (name, width) in enumerate(headers, 1):
+        cell = ws.cell(row=1, column=col, value=name)
+        cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+        ws.column_dimensions[get_column_letter(col)].width = width
+    n = 1
+    for n, row in enumerate(rows, 2):
+        for col, value in enumerate(row, 1):
+            cell = ws.cell(row=n, column=col)
+            if isinstance(value, tuple):  # (text, url): a hyperlink
+                _text(cell, value[0])
+                if value[1]:
+                    cell.hyperlink = value[1]
+                    cell.font = Font(color="0563C1", underline="single")
+            else:
+                _text(cell, float(value) if isinstance(value, Decimal) else value)
+            if formats and col in formats:
+                cell.number_format = formats[col]
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{max(n, 1)}"
+    return ws
+
+
+def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_label: str, ledger_label: str) -> Path:
+    path = Path(path)
+    wb = Workbook()
+    summary = wb.active
+    summary.title = "Summary"
+
+    disc = _sheet(wb, "Discrepancies", [("Severity", 10), ("Kind", 34), ("What to check", 90), (crm_label, 30),
+                                        ("CRM ID", 14), (ledger_label, 30), ("Ledger ID", 14), ("Currency", 9),
+                                        ("CRM amount", 14), ("Ledger amount", 14)],
+                  ([d.severity, d.title, d.explanation, d.crm_name, (d.crm_id, d.crm_url), d.acct_name,
+                    (d.acct_id, d.acct_url), d.currency, d.crm_amount, d.acct_amount]
+                   for d in report.discrepancies), {9: MONEY, 10: MONEY})
+    for row in disc.iter_rows(min_row=2, min_col=3, max_col=3):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    last = max(2, len(report.discrepancies) + 1)
+    for severity, colour in SEVERITY_FILLS.items():
+        disc.conditional_formatting.add(f"A2:J{last}", FormulaRule(formula=[f'$A2="{severity}"'],
+                                                                   fill=PatternFill("solid", bgColor=colour)))
+
+    _sheet(wb, "Deals", [("Deal ID", 14), ("Deal", 40), ("Won on", 12), ("Currency", 9), ("Amount", 14)],
+           ([d.id, d.name, d.close_date, d.currency, _deal_amount(d)] for d in report.deals), {3: DATE, 5: MONEY})
+    _sheet(wb, "Invoices", [("Invoice ID", 14), ("Number", 14), ("Customer ID", 14), ("Date", 12), ("Due", 12),
+                            ("Currency", 9), ("Total", 14), ("Paid", 14), ("Balance", 14), ("Status", 16)],
+           ([i.id, i.number, i.customer_id, i.issue_date, i.due_date, i.currency,
+             Decimal(0) if i.status == "void" else i.total, i.amount_paid, i.balance, i.status]
+            for i in report.invoices), {4: DATE, 5: DATE, 7: MONEY, 8: MONEY, 9: MONEY})
+    _sheet(wb, "Payments", [("Payment ID", 14), ("Invoice ID", 14), ("Date", 12), ("Currency", 9), ("Amount", 14)],
+           ([p.id, p.invoice_id, p.date, p.currency, p.amount] for p in report.payments), {3: DATE, 5: MONEY})
+
+    summary.column_dimensions["A"].width = 44
+    for col in "BCDE":
+        summary.column_dimensions[col].width = 18
+    summary["A1"] = f"Reconciliation for {report.month}"
+    summary["A1"].font = Font(bold=True, size=14)
+    _text(summary["A2"], f"Workspace: {workspace} ({crm_label} and {ledger_label})")
+    summary["A4"], summary["B4"] = "Discrepancy", "Count"
+    for cell in (summary["A4"], summary["B4"]):
+        cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+    row = 5
+    for _kind, (_sev, title) in KINDS.items():
+        summary.cell(row=row, column=1, value=title)
+        summary.cell(row=row, column=2, value=f'=COUNTIF(Discrepancies!$B:$B,"{title}")')
+        row += 1
+    summary.cell(row=row, column=1, value="All discrepancies").font = Font(bold=True)
+    summary.cell(row=row, column=2, value=f"=SUM(B5:B{row - 1})").font = Font(bold=True)
+    row += 2
+    headers = ["Currency", "Won in the CRM", "Invoiced in the ledger", "Gap"]
+    for col, name in enumerate(headers, 1):
+        cell = summary.cell(row=row, column=col, value=name)
+        cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+    for currency in sorted(set(report.crm_totals) | set(report.ledger_totals)):
+        row += 1
+        summary.cell(row=row, column=1, value=currency)
+        summary.cell(row=row, column=2, value=f'=SUMIFS(Deals!$E:$E,Deals!$D:$D,A{row})').number_format = MONEY
+        summary.cell(row=row, column=3, value=f'=SUMIFS(Invoices!$G:$G,Invoices!$F:$F,A{row})').number_format = MONEY
+        summary.cell(row=row, column=4, value=f"=B{row}-C{row}").number_format = MONEY
+    row += 2
+    summary.cell(row=row, column=1, value="The gap per currency is explained by the discrepancies listed on the "
+                                          "Discrepancies sheet (won deals without invoices, amount differences, "
+                                          "invoices without deals).").alignment = Alignment(wrap_text=True)
+    summary.freeze_panes = "A5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def _deal_amount(deal: Any) -> Decimal:
+    return deal_total(deal)
