@@ -117,12 +117,14 @@ def reconcile(data: MonthData) -> Report:
     out: list[Discrepancy] = []
 
     def flag(kind: str, text: str, deal: Deal | None = None, inv: Invoice | None = None, **kw) -> None:
+        acct_id = inv.id if inv else kw.pop("acct_id", None)
+        acct_name = (inv.number or inv.reference) if inv else kw.pop("acct_name", None)
+        kw.pop("acct_id", None)
+        kw.pop("acct_name", None)
         out.append(Discrepancy(
             kind, KINDS[kind][0], text,
             crm_id=deal.id if deal else None, crm_name=deal.name if deal else None,
-            crm_url=data.crm_url(deal.id) if deal else None,
-            acct_id=inv.id if inv else kw.pop("acct_id", None),
-            acct_name=(inv.number or inv.reference) if inv else kw.pop("acct_name", None),
+            crm_url=data.crm_url(deal.id) if deal else None, acct_id=acct_id, acct_name=acct_name,
             acct_url=data.acct_url(inv.id) if inv else None, **kw))
 
     crm_totals: dict[str, Decimal] = defaultdict(Decimal)
