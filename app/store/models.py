@@ -172,10 +172,13 @@ class ConflictRow(Base):
     acct_value: Mapped[str | None] = mapped_column(Text)
     base_value: Mapped[str | None] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(String(20))
-    outcome: Mapped[str] = mapped_column(String(20))  # crm | accounting | open | resolved
+    outcome: Mapped[str] = mapped_column(String(20))  # crm | accounting | open | chosen | resolved
     run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    chosen_value: Mapped[str | None] = mapped_column(Text)  # what a person picked or typed
+    choice: Mapped[str | None] = mapped_column(String(20))  # crm | accounting | edited
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Lease(Base):

@@ -300,8 +300,12 @@ class SyncEngine:
                             otype, m.remote_id, m.data.get("properties", {}),
                             _parse_ts(m.data.get("updated_at")), bool(m.archived), m.data.get("company_id"))
             pending = self._settle_pending(s, ledger)
+            held: dict[tuple[str, str], set[str]] = {}
+            for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == self.ws_id,
+                                                         ConflictRow.outcome.in_(("open", "chosen")))):
+                held.setdefault((c.crm_type, c.crm_id), set()).add(c.field)
         return PlanInput(self.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
-                         quarantined, pending)
+                         quarantined, pending, held)
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
         """Creates journalled by an earlier run that never recorded an answer: were they made?"""
@@ -404,6 +408,7 @@ class SyncEngine:
             self._update_snapshot(ref, crm=snap["crm"], acct=snap["acct"])
         self._save_quarantine(p)
         self._save_conflicts(p, inp)
+        self._apply_resolutions(inp)
         self.progress("Done", total, total)
 
     def _journal(self, entries: list[tuple[str, str, str, tuple[str, str], str | None, dict]]) -> None:
@@ -530,6 +535,71 @@ class SyncEngine:
                     s.execute(delete(Quarantine).where(
                         Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm",
                         Quarantine.record_type == ref[0], Quarantine.record_id == ref[1]))
+
+    def _apply_resolutions(self, inp: PlanInput) -> None:
+        """Choices made on the Review page: put the chosen value on both sides, then close."""
+        with self.store.session() as s:
+            chosen = list(s.scalars(select(ConflictRow).where(
+                ConflictRow.workspace_id == self.ws_id, ConflictRow.outcome == "chosen",
+                ConflictRow.crm_type.in_(CRM_TYPES))))
+        if not chosen:
+            return
+        from app.sync.mapping import reverse_map
+
+        for c in chosen:
+            ref = (c.crm_type, c.crm_id)
+            link = inp.links.get(ref)
+            value = c.chosen_value
+            if link is None:
+                continue
+            ledger = inp.ledger.get(link.acct_id)
+            key = f"resolve-{c.id}"
+            ok = True
+            if ledger is not None and ledger.party.fields().get(c.field) != value:
+                self._journal([(key + "-acct", "update_customer", "accounting", ref, link.acct_id,
+                                {"changes": {c.field: [ledger.party.fields().get(c.field), value]}})])
+                res = self.acct.update_customers([CustomerWrite(key + "-acct", ledger.party.with_fields(
+                    {c.field: value}), id=link.acct_id, version=ledger.version)])[0]
+                if not res.ok and isinstance(res.error, StaleVersion):
+                    fresh = self.acct.get_customers([link.acct_id])
+                    if fresh:
+                        res = self.acct.update_customers([CustomerWrite(key + "-acct", fresh[0].party.with_fields(
+                            {c.field: value}), id=link.acct_id, version=fresh[0].version)])[0]
+                if res.ok:
+                    self._finish(key + "-acct", link.acct_id)
+                    self.counts["writes"] += 1
+                    self._record_changes(key + "-acct", "accounting", link.acct_id,
+                                         {c.field: (ledger.party.fields().get(c.field), value)}, "review")
+                else:
+                    ok = False
+                    self._fail(key + "-acct", ref, c.crm_value or c.crm_id, res.error)
+            crm_value = link.snapshot.get("crm", {}).get(c.field)
+            record = inp.crm_records.get(ref)
+            if record is not None:
+                from app.sync.mapping import map_record
+
+                crm_value = map_record(record, inp.mapping).fields().get(c.field)
+            props = reverse_map({c.field: value}, c.crm_type, inp.mapping)
+            crm_after = value if props else crm_value  # a field we cannot write back stays as the CRM has it
+            if ok and props and crm_value != value:
+                self._journal([(key + "-crm", "update_crm", "crm", ref, c.crm_id,
+                                {"changes": {c.field: [crm_value, value]}})])
+                res = self.crm.update_records([RecordWrite(key + "-crm", c.crm_type, c.crm_id, props)])[0]
+                if res.ok:
+                    self._finish(key + "-crm", c.crm_id)
+                    self.counts["writes"] += 1
+                    self._record_changes(key + "-crm", "crm", c.crm_id, {c.field: (crm_value, value)}, "review")
+                else:
+                    ok = False
+                    self._fail(key + "-crm", ref, c.crm_value or c.crm_id, res.error)
+            if ok:
+                snap_crm = {**link.snapshot.get("crm", {}), c.field: crm_after}
+                snap_acct = {**link.snapshot.get("acct", {}), c.field: value}
+                self._update_snapshot(ref, crm=snap_crm, acct=snap_acct)
+                with self.store.session() as s:
+                    row = s.get(ConflictRow, c.id)
+                    row.outcome, row.applied_at = "resolved", utcnow()
+                    row.resolved_at = row.resolved_at or utcnow()
 
     def _save_conflicts(self, p: Plan, inp: PlanInput) -> None:
         if not p.conflicts:

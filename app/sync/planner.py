@@ -138,6 +138,7 @@ class PlanInput:
     direction: Direction = "both"
     quarantined: set[CrmRef] = field(default_factory=set)
     pending_creates: dict[str, str] = field(default_factory=dict)  # key -> ledger id already made
+    held_fields: dict[CrmRef, set[str]] = field(default_factory=dict)  # open conflicts wait for a person
 
 
 def customer_candidates(records: dict[CrmRef, CrmRecord]) -> list[CrmRef]:
@@ -266,7 +267,10 @@ def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party:
     to_ledger: dict[str, tuple[Any, Any]] = {}
     to_crm_changes: dict[str, tuple[Any, Any]] = {}
     rules: dict[str, str] = {}
+    held = inp.held_fields.get(ref, set())
     for f in PARTY_FIELDS:
+        if f in held:
+            continue
         c, a = crm_fields.get(f), acct_fields.get(f)
         crm_changed = c != base_crm.get(f)
         acct_changed = ledger is not None and a != base_acct.get(f)

@@ -1,0 +1,89 @@
+"""The Review page's use cases: open conflicts, a person's choice, and applying it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+
+from app.ops.workspaces import UserError
+from app.store.db import Store
+from app.store.models import ConflictRow, Link, Mirror, utcnow
+
+Choice = Literal["crm", "accounting", "edited"]
+
+FIELD_LABELS = {"name": "Name", "email": "Email", "phone": "Phone", "address_line1": "Address",
+                "address_line2": "Address (line 2)", "city": "City", "region": "State / region",
+                "postal_code": "Postcode", "country": "Country", "tax_id": "Tax ID"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictView:
+    id: int
+    record_name: str
+    crm_type: str
+    crm_id: str
+    acct_id: str | None
+    field: str
+    field_label: str
+    crm_value: str | None
+    acct_value: str | None
+    base_value: str | None
+    rule: str
+    created_at: dt.datetime
+
+
+def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
+    with store.session() as s:
+        names = {(lk.crm_type, lk.crm_id): (lk.snapshot or {}).get("crm", {}).get("name")
+                 for lk in s.scalars(select(Link).where(Link.workspace_id == workspace_id))}
+        acct_names = {m.remote_id: m.data.get("raw_name") or m.data.get("name") for m in s.scalars(
+            select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
+                                 Mirror.object_type == "customer"))}
+        out = []
+        for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
+                                                     ConflictRow.outcome == "open").order_by(ConflictRow.id)):
+            name = names.get((c.crm_type, c.crm_id)) or acct_names.get(c.acct_id or "") or c.crm_id
+            out.append(ConflictView(c.id, name, c.crm_type, c.crm_id, c.acct_id, c.field,
+                                    FIELD_LABELS.get(c.field, c.field.replace("_", " ").capitalize()),
+                                    c.crm_value, c.acct_value, c.base_value, c.rule, c.created_at))
+        return out
+
+
+def choose(store: Store, conflict_id: int, choice: Choice, value: str | None = None) -> ConflictView | None:
+    """Record a person's choice; the next sync (or 'apply now') puts it on both sides."""
+    with store.session() as s:
+        row = s.get(ConflictRow, conflict_id)
+        if row is None or row.outcome != "open":
+            raise UserError("That conflict is no longer open; it may have been resolved already.")
+        if choice == "crm":
+            row.chosen_value = row.crm_value
+        elif choice == "accounting":
+            row.chosen_value = row.acct_value
+        else:
+            row.chosen_value = (value or "").strip() or None
+        row.choice, row.outcome, row.resolved_at = choice, "chosen", utcnow()
+    return None
+
+
+def similar(store: Store, conflict_id: int) -> list[int]:
+    """Other open conflicts on the same field of the same workspace (for 'apply to all similar')."""
+    with store.session() as s:
+        row = s.get(ConflictRow, conflict_id)
+        if row is None:
+            return []
+        return [c.id for c in s.scalars(select(ConflictRow).where(
+            ConflictRow.workspace_id == row.workspace_id, ConflictRow.field == row.field,
+            ConflictRow.outcome == "open", ConflictRow.id != row.id))]
+
+
+def choose_all(store: Store, conflict_id: int, choice: Choice) -> int:
+    """Apply a side choice to this conflict and every similar one; returns how many were decided."""
+    if choice == "edited":
+        raise UserError("An edited value applies to one record only. Pick a side to apply it to all.")
+    ids = [conflict_id, *similar(store, conflict_id)]
+    for cid in ids:
+        choose(store, cid, choice)
+    return len(ids)
