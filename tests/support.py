@@ -37,8 +37,9 @@ def in_process(provider: str, seed: str = "empty", tokens: TokenStore | None = N
     conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
                       auth_url=sandbox.public_url)
     connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
-                       transport=transport)
-    connector = registry.make_connector(conn, tokens, transport=transport, sleep=no_sleep)
+                       transport=transport, client_secret="sandbox-secret")
+    # In-process, waiting is moving the sandbox's clock: a Retry-After is honoured at no wall time.
+    connector = registry.make_connector(conn, tokens, transport=transport, sleep=sandbox.advance)
     return Connected(sandbox, conn, tokens, connector, sandbox.public_url)
 
 

@@ -77,12 +77,14 @@ def test_demo_data_syncs_with_links_quarantine_and_no_duplicates(tmp_path, pair)
 def test_incremental_run_reads_only_the_change_feeds_and_an_edit_flows(tmp_path, pair):
     w = World(tmp_path, *pair)
     w.sync()
+    w.sync()  # some feeds hand back our own writes once; they are recognised and write nothing
     crm_calls = w.crm.connector.api.request_count
     acct_calls = w.acct.connector.api.request_count
     idle = w.sync()
     assert idle.counts["writes"] == 0
-    assert w.crm.connector.api.request_count - crm_calls <= 2  # one per object type
-    assert w.acct.connector.api.request_count - acct_calls <= 1
+    # One read per object type: companies, people and deals; customers, items, invoices and payments.
+    assert w.crm.connector.api.request_count - crm_calls <= 3
+    assert w.acct.connector.api.request_count - acct_calls <= 4
 
     link = next(lk for lk in w.links() if lk.crm_type == "company" and lk.how == "created")
     mapping = w.crm.connector.default_mapping()["company"]

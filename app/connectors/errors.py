@@ -43,6 +43,10 @@ class TransportError(ConnectorError):
     retryable = True
 
 
+class Forbidden(ConnectorError):
+    """The sign-in lacks a permission (scope) this work needs: reconnect granting it."""
+
+
 class NotFound(ConnectorError):
     pass
 

@@ -179,6 +179,7 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         data: Any = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
         authenticated: bool = True,
@@ -200,7 +201,8 @@ class ApiClient:
             self.limiter.acquire()
             self.request_count += 1
             try:
-                resp = self._http.request(method, url, params=params, json=json_body, data=data, headers=hdrs)
+                resp = self._http.request(method, url, params=params, json=json_body, data=data, content=content,
+                                          headers=hdrs)
                 resp.read()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 log.warning("%s %s %s: %s (attempt %d)", self.provider, method, url, type(exc).__name__, attempt)

@@ -38,9 +38,11 @@ def connect(
 
 def connect_with_grant(
     conn: Connection, tokens: TokenStore, token_body: dict[str, Any], callback: dict[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.BaseTransport | None = None, client_secret: str | None = None,
 ) -> Connection:
     """Finish a connection from a token response obtained another way (in-process tests)."""
-    tokens.save(conn.id, tokens_from(token_body))
+    saved = tokens_from(token_body)
+    saved.client_secret = client_secret
+    tokens.save(conn.id, saved)
     registry.finish_connect(conn, FlowResult(token_body, callback or {}), tokens, transport)
     return conn

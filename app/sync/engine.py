@@ -380,6 +380,7 @@ class SyncEngine:
                     self.counts["writes"] += 1
                     self._record_changes(upd.key, "accounting", upd.acct_id, upd.changes, upd.rule)
                     self._update_snapshot(upd.ref, crm=upd.crm_fields, acct=upd.party.fields())
+                    self._share_acct_snapshot(upd.acct_id, upd.party.fields())
                 else:
                     self._fail(upd.key, upd.ref, upd.party.name, res.error)
             done += len(chunk)
@@ -506,6 +507,17 @@ class SyncEngine:
             snap["acct"] = acct
             row.snapshot = snap
             row.updated_at = utcnow()
+
+    def _share_acct_snapshot(self, acct_id: str, acct: dict) -> None:
+        """Other CRM records linked to the same ledger customer (CRM duplicates) take our write as
+        already seen, so it does not echo back into them as a ledger-side change."""
+        with self.store.session() as s:
+            for row in s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer",
+                                                    Link.acct_id == acct_id)):
+                snap = dict(row.snapshot or {})
+                if snap.get("acct") != acct:
+                    snap["acct"] = acct
+                    row.snapshot = snap
 
     def _record_changes(self, key: str, side: str, record_id: str, changes: dict, rule: Any) -> None:
         with self.store.session() as s:
