@@ -120,6 +120,7 @@ class ApiClient:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         default_headers: dict[str, str] | None = None,
+        classify_429: Callable[[httpx.Response], tuple[float | None, bool]] | None = None,
     ) -> None:
         self.provider = provider
         self.connection_id = connection_id
@@ -131,6 +132,8 @@ class ApiClient:
         self.max_wait = max_wait
         self.sleep = sleep
         self.request_count = 0
+        # Provider hook: (retry_after, daily) for a 429, so a daily cap fails at once instead of retrying.
+        self.classify_429 = classify_429
         self._refresh_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=base_url,
@@ -225,6 +228,13 @@ class ApiClient:
                 )
             if status == 429 or (status == 503 and "Retry-After" in resp.headers):
                 wait = self._retry_after(resp, attempt)
+                if self.classify_429 is not None:
+                    hinted, daily = self.classify_429(resp)
+                    wait = hinted if hinted is not None else wait
+                    if daily:
+                        raise RateLimited(
+                            f"{self.provider}'s daily request allowance is used up; syncing resumes when it "
+                            "renews.", retry_after=wait, daily=True, provider=self.provider, status=status)
                 if attempt > self.max_retries or wait > self.max_wait:
                     raise RateLimited(
                         f"{self.provider} asked us to slow down for {wait:.0f} s.",

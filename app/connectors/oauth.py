@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -55,6 +55,8 @@ class OAuthConfig:
     secret_in_basic_auth: bool = False
     extra_authorize: dict[str, str] = field(default_factory=dict)
     scope_separator: str = " "
+    # Where the code is exchanged when the callback names the server (Zoho's accounts-server).
+    token_url_from_callback: Callable[[dict[str, str]], str | None] | None = None
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -217,7 +219,7 @@ def _token_request(
         body = {}
     if resp.status_code >= 400 or "access_token" not in body:
         err = body.get("error", "") if isinstance(body, dict) else ""
-        if err in {"invalid_grant", "invalid_token"} and data.get("grant_type") == "refresh_token":
+        if err in {"invalid_grant", "invalid_token", "invalid_code"} and data.get("grant_type") == "refresh_token":
             raise AuthExpired(
                 f"The saved sign-in for {config.provider} is no longer valid. Reconnect to continue.",
                 provider=config.provider,
@@ -292,6 +294,8 @@ def run_flow(
         raise
     params = listener.wait(timeout)
     code = check_callback(params, req.state, config.provider)
+    if config.token_url_from_callback and (url := config.token_url_from_callback(params)):
+        config = replace(config, token_url=url)
     return FlowResult(exchange_code(config, req, code, transport), params)
 
 

@@ -1,0 +1,893 @@
+"""Zoho Books (API v3) as an AccountingConnector.
+
+What shapes this module (see ../shared/reference/zoho-books.md):
+- Data centres: the token response names ``api_domain`` (our ``conn.base_url``) and the callback names
+  the ``accounts-server`` (our ``conn.auth_url``, where refreshes must go). Refresh tokens never rotate.
+- Every call carries ``organization_id``; the header is ``Authorization: Zoho-oauthtoken``.
+- No batch endpoint and no idempotency key: one request per record, and a write whose outcome is
+  unknown is settled by looking the record up (contact name, invoice ``reference_number``).
+- List endpoints return summaries: contacts lack addresses and tax numbers, invoices lack lines and
+  payments lack their invoices, so changed records are fetched one by one (and cached by
+  ``last_modified_time`` so our own writes do not cost a second read).
+- Change feeds: contacts sorted by ``last_modified_time`` descending, invoices and payments filtered by
+  ``last_modified_time``; the watermark is the server's ``Date`` at the start of a read. Deletions are
+  invisible, so a daily id sweep of contacts finds them.
+- Amounts are JSON numbers: parsed as Decimal, sent as JSON numbers (never float).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import json
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from app.connectors.base import (
+    Changes,
+    Connection,
+    CustomerWrite,
+    InvoiceWrite,
+    ItemWrite,
+    Limits,
+    Tenant,
+    WriteResult,
+)
+from app.connectors.errors import (
+    AuthExpired,
+    Conflict,
+    ConnectorError,
+    DuplicateName,
+    NotFound,
+    RateLimited,
+    ServerError,
+    StaleVersion,
+    TransportError,
+    Unauthorized,
+    ValidationRejected,
+)
+from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
+from app.connectors.registry import ProviderInfo
+from app.connectors.tokens import TokenStore
+from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
+from app.domain.text import country_code, country_name, normalise_email
+
+PROVIDER = ProviderInfo(
+    name="zohobooks",
+    kind="accounting",
+    label="Zoho Books",
+    default_base_url="https://www.zohoapis.com",
+    default_auth_url="https://accounts.zoho.com",
+    sandbox="app.sandbox.zohobooks:ZohoBooksSandbox",
+    needs_client_secret=True,
+    web_url="https://books.zoho.com",
+)
+
+API = "/books/v3"
+SCOPES = (
+    "ZohoBooks.contacts.ALL",
+    "ZohoBooks.invoices.ALL",
+    "ZohoBooks.customerpayments.READ",
+    "ZohoBooks.settings.READ",  # organisations, currencies, taxes, items
+    "ZohoBooks.settings.CREATE",  # items live under settings
+)
+DAILY_CAPS = {"free": 1000, "standard": 2000, "professional": 5000, "premium": 10000, "elite": 10000,
+              "ultimate": 10000}
+PAGE = 200
+OVERLAP = 5.0  # seconds subtracted from the watermark: clocks and second-precision timestamps
+SWEEP_EVERY = 86400.0  # contacts: an id sweep a day finds hard deletes (no tombstones in Zoho)
+CACHE_MAX = 20000  # contact details kept by last_modified_time, so our own writes are not read back
+TAX_FIELDS = ("vat_reg_no", "tax_reg_no", "gst_no", "tax_id_value")  # edition-specific; first non-empty wins
+STATUS = {"draft": "draft", "pending_approval": "draft", "approved": "draft", "sent": "awaiting_payment",
+          "viewed": "awaiting_payment", "unpaid": "awaiting_payment", "overdue": "overdue",
+          "partially_paid": "partly_paid", "paid": "paid", "void": "void"}
+_FIELD_IN_MESSAGE = re.compile(r"(?:for|passed for)\s+([a-z_]+)\s*$")
+_PCT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
+
+
+# -- JSON with Decimal numbers ----------------------------------------------------------------
+def json_dumps(obj: Any) -> str:
+    """JSON text where Decimals are numbers (``150.00``), never floats or strings."""
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise ValueError(f"not a JSON number: {obj}")
+        return format(obj, "f")
+    if isinstance(obj, int):
+        return str(int(obj))
+    if isinstance(obj, float):
+        raise TypeError("floats are not used for money; pass a Decimal")
+    if isinstance(obj, str):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, dict):
+        items = (json.dumps(str(k), ensure_ascii=False) + ":" + json_dumps(v) for k, v in obj.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(json_dumps(v) for v in obj) + "]"
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+# -- connecting -------------------------------------------------------------------------------
+def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
+    """Authorize at accounts.zoho.com (Zoho routes the user to their DC); tokens at the DC's server."""
+    root = (conn.auth_url or PROVIDER.default_auth_url).rstrip("/")
+    return OAuthConfig(
+        provider="Zoho Books",
+        authorize_url=f"{root}/oauth/v2/auth",
+        token_url=f"{root}/oauth/v2/token",
+        client_id=conn.client_id,
+        client_secret=client_secret,
+        scopes=SCOPES,
+        pkce=True,
+        extra_authorize={"access_type": "offline", "prompt": "consent"},
+        scope_separator=",",
+    )
+
+
+def finish_connect(conn: Connection, flow: FlowResult, tokens: TokenStore,
+                   transport: httpx.BaseTransport | None) -> None:
+    """Take the DC's API domain and accounts server, then the organisation (the default if several)."""
+    if flow.token_body.get("api_domain"):
+        conn.base_url = str(flow.token_body["api_domain"]).rstrip("/")
+    if flow.callback.get("accounts-server"):
+        conn.auth_url = flow.callback["accounts-server"].rstrip("/")
+    if flow.callback.get("location"):
+        conn.extra["location"] = flow.callback["location"]
+    connector = Connector(conn, tokens, transport=transport)
+    try:
+        orgs = connector.organizations()
+    finally:
+        connector.close()
+    if not orgs:
+        raise ConnectorError("This Zoho account has no Zoho Books organization. Create one in Zoho Books, then "
+                             "connect again.", provider="zohobooks")
+    chosen = orgs[0] if len(orgs) == 1 else next((o for o in orgs if o.get("is_default_org")), orgs[0])
+    conn.tenant_id = str(chosen["organization_id"])
+    conn.label = chosen.get("name") or conn.label
+    conn.extra["plan_name"] = chosen.get("plan_name")
+    conn.extra["currency_code"] = chosen.get("currency_code")
+    conn.extra["time_zone"] = chosen.get("time_zone")
+    if len(orgs) > 1:  # the user may pick another one; the default is preselected so syncing works
+        conn.extra["organizations"] = [{"id": str(o["organization_id"]), "name": o.get("name", "")} for o in orgs]
+        conn.extra["choose_organization"] = True
+
+
+def web_root(base_url: str) -> str:
+    """https://www.zohoapis.eu -> https://books.zoho.eu (the web app of the same data centre)."""
+    host = httpx.URL(base_url).host
+    if host.startswith("www.zohoapis."):
+        suffix = host[len("www.zohoapis."):]
+        return "https://books.zohocloud.ca" if suffix == "ca" else f"https://books.zoho.{suffix}"
+    return base_url.rstrip("/")  # a sandbox serves its own /app pages
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def parse_ts(value: str | None) -> dt.datetime | None:
+    """``2026-05-12T03:10:11-0700`` (also with a colon in the offset) -> aware datetime."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+        except ValueError:
+            return None
+
+
+def format_ts(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _epoch(value: str | None) -> float | None:
+    parsed = parse_ts(value)
+    return parsed.timestamp() if parsed else None
+
+
+def _pack_ids(ids: set[str]) -> str:
+    return base64.b64encode(zlib.compress("\n".join(sorted(ids)).encode(), 9)).decode()
+
+
+def _unpack_ids(text: str | None) -> set[str]:
+    if not text:
+        return set()
+    raw = zlib.decompress(base64.b64decode(text)).decode()
+    return set(raw.split("\n")) if raw else set()
+
+
+class _Cursor:
+    """Opaque cursor: the server time a read started, plus (contacts) the known ids and last sweep."""
+
+    def __init__(self, since: float | None = None, ids: set[str] | None = None, sweep: float | None = None):
+        self.since, self.ids, self.sweep = since, ids or set(), sweep
+
+    @classmethod
+    def load(cls, text: str | None) -> _Cursor | None:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(float(data["since"]), _unpack_ids(data.get("ids")), data.get("sweep"))
+        except (ValueError, KeyError, TypeError, zlib.error):
+            return None  # an unreadable cursor means a full read
+
+    def dump(self, with_ids: bool) -> str:
+        data: dict[str, Any] = {"v": 1, "since": self.since, "sweep": self.sweep}
+        if with_ids:
+            data["ids"] = _pack_ids(self.ids)
+        return json.dumps(data)
+
+
+# -- the connector --------------------------------------------------------------------------------
+class Connector:
+    """One Zoho Books organisation, reached through its data centre's API domain."""
+
+    provider = "zohobooks"
+
+    def __init__(self, conn: Connection, tokens: TokenStore, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.conn = conn
+        self.transport = transport
+        plan = str(conn.extra.get("plan_name") or "").lower()
+        # Zoho allows 100 requests a minute per organisation; an embedded sandbox may allow more
+        # (conn.extra["requests_per_minute"], set together with the sandbox's scale_limits).
+        per_minute = int(conn.extra.get("requests_per_minute") or 100)
+        self.limits = Limits(requests=per_minute, window_seconds=60.0, batch_max=1, page_max=PAGE, concurrency=5,
+                             daily_cap=DAILY_CAPS.get(plan, 1000))
+        self.api = ApiClient(
+            provider="Zoho Books",
+            connection_id=conn.id,
+            base_url=conn.base_url,
+            tokens=tokens,
+            refresh=self._refresh,
+            # A second of margin: our clock and Zoho's never start a minute at exactly the same instant.
+            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds + 1.0, clock=clock, sleep=sleep),
+            auth_scheme="Zoho-oauthtoken",
+            transport=transport,
+            sleep=sleep,
+        )
+        self._details: dict[str, tuple[str, dict[str, Any]]] = {}  # contact id -> (lmt, detail)
+        self._payment_details: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._currencies: dict[str, str] | None = None
+
+    def _refresh(self, tokens: Any) -> Any:
+        try:
+            return refresh_tokens(oauth_config(self.conn, tokens.client_secret), tokens, self.transport)
+        except OAuthError as exc:
+            if exc.status is None:
+                raise  # could not reach Zoho Accounts: not a dead sign-in
+            # Zoho answers a revoked or evicted refresh token with {"error": "invalid_code"} (HTTP 200).
+            raise AuthExpired("The saved sign-in for Zoho Books is no longer valid. Reconnect to continue.",
+                              provider=self.provider, status=exc.status) from exc
+
+    # -- transport ------------------------------------------------------------------------------
+    @property
+    def org_id(self) -> str:
+        if not self.conn.tenant_id:
+            raise ConnectorError("Choose the Zoho Books organization for this connection first.",
+                                 provider=self.provider)
+        return self.conn.tenant_id
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+              org: bool = True, resource: str = "") -> tuple[dict[str, Any], httpx.Response]:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if org:
+            query["organization_id"] = self.org_id
+        for attempt in range(3):
+            if body is None:
+                resp = self.api.request(method, API + path, params=query)
+            else:  # amounts go out as JSON numbers, written from the Decimal (the stdlib encoder cannot)
+                resp = self.api.request(method, API + path, params=query, content=json_dumps(body).encode(),
+                                        headers={"Content-Type": "application/json"})
+            try:
+                data = json.loads(resp.content, parse_float=Decimal) if resp.content else {}
+                if isinstance(data, dict):
+                    break
+            except (ValueError, UnicodeDecodeError):
+                pass
+            if method != "GET" or attempt == 2:  # a write's outcome is unknown: the caller looks it up
+                raise TransportError(f"Zoho Books sent an answer that could not be read (status "
+                                     f"{resp.status_code}).", provider=self.provider, status=resp.status_code)
+        code = data.get("code")
+        if resp.status_code >= 400 or (code not in (0, None)):
+            raise self._error(resp.status_code, data, resource)
+        return data, resp
+
+    def _error(self, status: int, data: dict[str, Any], resource: str) -> ConnectorError:
+        code = data.get("code")
+        message = str(data.get("message") or f"HTTP {status}")
+        kw = {"provider": self.provider, "status": status, "code": str(code) if code is not None else None}
+        text = f"Zoho Books: {message}"
+        if code == 1001:
+            return DuplicateName(text, **kw) if resource == "contact" else Conflict(text, **kw)
+        if status == 404 or code in (1002, 5):
+            return NotFound(text, **kw)
+        if code == 6041:
+            return NotFound(f"The Zoho Books organization {self.conn.tenant_id} is not available to this sign-in. "
+                            "Reconnect and choose the organization.", **kw)
+        if status == 401 or code == 57:
+            return Unauthorized(text, **kw)
+        if status == 429:
+            return RateLimited(text, daily="day" in message.lower(), **kw)
+        if status >= 500:
+            return ServerError(text, **kw)
+        match = _FIELD_IN_MESSAGE.search(message)
+        return ValidationRejected(text, field=match.group(1) if match else None, **kw)
+
+    def _pages(self, path: str, key: str, params: dict[str, Any],
+               first: list[httpx.Response] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a list (200 a page, the most Zoho allows); ``first`` gets the first response."""
+        page = 1
+        while True:
+            data, resp = self._call("GET", path, params={**params, "page": page, "per_page": PAGE})
+            if first is not None and not first:
+                first.append(resp)
+            yield data.get(key) or []
+            if not (data.get("page_context") or {}).get("has_more_page"):
+                return
+            page += 1
+
+    @staticmethod
+    def _server_time(resp: httpx.Response | None) -> float | None:
+        """The server's clock at a response: the watermark, so client clock skew cannot lose changes."""
+        if resp is None or not resp.headers.get("Date"):
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+        except (TypeError, ValueError):
+            return None
+
+    # -- organisations --------------------------------------------------------------------------
+    def organizations(self) -> list[dict[str, Any]]:
+        data, _ = self._call("GET", "/organizations", org=False)
+        return list(data.get("organizations") or [])
+
+    def list_tenants(self) -> list[Tenant]:
+        return [Tenant(str(o["organization_id"]), o.get("name") or "") for o in self.organizations()]
+
+    def company_name(self) -> str:
+        data, _ = self._call("GET", f"/organizations/{self.org_id}", org=False)
+        return (data.get("organization") or {}).get("name") or ""
+
+    def customer_url(self, customer_id: str) -> str:
+        return f"{web_root(self.conn.base_url)}/app/{self.org_id}#/contacts/{customer_id}"
+
+    def invoice_url(self, invoice_id: str) -> str:
+        return f"{web_root(self.conn.base_url)}/app/{self.org_id}#/invoices/{invoice_id}"
+
+    def currency_ids(self) -> dict[str, str]:
+        if self._currencies is None:
+            data, _ = self._call("GET", "/settings/currencies")
+            self._currencies = {c["currency_code"]: str(c["currency_id"]) for c in data.get("currencies") or []}
+        return self._currencies
+
+    # -- customers: reading ---------------------------------------------------------------------
+    def to_customer(self, c: dict[str, Any]) -> AccountingCustomer:
+        persons = c.get("contact_persons") or []
+        primary = next((p for p in persons if p.get("is_primary_contact")), persons[0] if persons else {})
+        address = c.get("billing_address") or {}
+        sub_type = c.get("customer_sub_type")
+        kind = "person" if sub_type == "individual" or (not sub_type and not c.get("company_name")) else "company"
+        party = Party(
+            kind=kind,
+            name=c.get("contact_name") or "",
+            email=_text(primary.get("email")) or _text(c.get("email")),
+            phone=_text(primary.get("phone")) or _text(primary.get("mobile")) or _text(c.get("phone"))
+            or _text(address.get("phone")),
+            address_line1=_text(address.get("address")),
+            address_line2=_text(address.get("street2")),
+            city=_text(address.get("city")),
+            region=_text(address.get("state")),
+            postal_code=_text(address.get("zip")),
+            country=country_code(_text(address.get("country"))),
+            tax_id=next((_text(c.get(f)) for f in TAX_FIELDS if _text(c.get(f))), None),
+            currency=_text(c.get("currency_code")),
+        )
+        return AccountingCustomer(
+            id=str(c["contact_id"]), party=party, updated_at=parse_ts(c.get("last_modified_time")),
+            active=(c.get("status") or "active") == "active", version=c.get("last_modified_time"),
+            raw_name=c.get("contact_name"))
+
+    def _contact_detail(self, summary: dict[str, Any]) -> dict[str, Any] | None:
+        """The full contact for a list row: from the cache when it has not changed since, else one GET."""
+        cid, lmt = str(summary["contact_id"]), summary.get("last_modified_time") or ""
+        cached = self._details.get(cid)
+        if cached and cached[0] == lmt:
+            return cached[1]
+        try:
+            data, _ = self._call("GET", f"/contacts/{cid}", resource="contact")
+        except NotFound:
+            return None  # deleted since it was listed
+        return self._remember(data["contact"])
+
+    def _remember(self, contact: dict[str, Any]) -> dict[str, Any]:
+        if len(self._details) >= CACHE_MAX:
+            self._details.clear()  # a cache, not a copy of the ledger: the next reads refill it
+        self._details[str(contact["contact_id"])] = (contact.get("last_modified_time") or "", contact)
+        return contact
+
+    def read_customers(self, cursor: str | None) -> Changes[AccountingCustomer]:
+        """Newest-modified first, stopping at the watermark; nothing changed costs one request.
+
+        Once a day the whole list is paged (summaries only) and ids that vanished are confirmed
+        with a GET: Zoho deletes leave no trace otherwise.
+        """
+        start = self.api.request_count
+        state = _Cursor.load(cursor)
+        full = state is None
+        since = None if state is None else state.since - OVERLAP
+        params = {"contact_type": "customer", "filter_by": "Status.All", "sort_column": "last_modified_time",
+                  "sort_order": "D"}
+        first: list[httpx.Response] = []
+        changed: dict[str, dict[str, Any]] = {}
+        listed: set[str] = set()
+        sweeping = full
+        for rows in self._pages("/contacts", "contacts", params, first):
+            if state is not None and not sweeping:
+                server_now = self._server_time(first[0])
+                sweeping = server_now is not None and (state.sweep is None or server_now - state.sweep >= SWEEP_EVERY)
+            older = False
+            for row in rows:
+                cid = str(row["contact_id"])
+                listed.add(cid)
+                lmt = _epoch(row.get("last_modified_time"))
+                if since is None or lmt is None or lmt >= since:
+                    changed.setdefault(cid, row)
+                else:
+                    older = True
+            if older and not sweeping:
+                break  # sorted newest first: everything further on is older than the watermark
+        records = [self.to_customer(d) for d in map(self._contact_detail, changed.values()) if d is not None]
+        server_now = self._server_time(first[0] if first else None)
+        deleted: list[str] = []
+        if full:
+            known = set(listed)
+        elif sweeping:
+            for cid in sorted(state.ids - listed):  # it may only have moved between pages: ask
+                try:
+                    self._call("GET", f"/contacts/{cid}", resource="contact")
+                except NotFound:
+                    deleted.append(cid)
+            known = (listed | state.ids) - set(deleted)
+        else:
+            known = state.ids | listed
+        known |= {r.id for r in records}
+        watermark = server_now if server_now is not None else max(
+            (r.updated_at.timestamp() for r in records if r.updated_at), default=state.since if state else 0.0)
+        sweep = watermark if sweeping else (state.sweep if state else None)
+        return Changes(records, _Cursor(watermark, known, sweep).dump(with_ids=True), deleted, full=full,
+                       requests=self.api.request_count - start)
+
+    def get_customers(self, ids: Sequence[str]) -> list[AccountingCustomer]:
+        out = []
+        for cid in ids:
+            try:
+                data, _ = self._call("GET", f"/contacts/{cid}", resource="contact")
+            except NotFound:
+                continue
+            out.append(self.to_customer(self._remember(data["contact"])))
+        return out
+
+    def find_customers(self, *, name: str | None = None, email: str | None = None) -> list[AccountingCustomer]:
+        """Exact (case-insensitive) lookups by display name and/or email; Zoho's idempotency stand-in."""
+        found: dict[str, AccountingCustomer] = {}
+        for field, value in (("contact_name", name), ("email", email)):
+            if not value:
+                continue
+            params = {"contact_type": "customer", "filter_by": "Status.All", field: value}
+            for rows in self._pages("/contacts", "contacts", params):
+                for row in rows:
+                    if str(row["contact_id"]) not in found:
+                        detail = self._contact_detail(row)
+                        if detail is not None:
+                            found[str(row["contact_id"])] = self.to_customer(detail)
+        return list(found.values())
+
+    # -- customers: writing ---------------------------------------------------------------------
+    def _contact_body(self, party: Party, display_name: str | None, current: dict[str, Any] | None) -> dict[str, Any]:
+        company = party.kind == "company"
+        body: dict[str, Any] = {
+            "contact_name": display_name or party.name,
+            "contact_type": "customer",
+            "customer_sub_type": "business" if company else "individual",
+            "billing_address": {
+                "address": party.address_line1 or "", "street2": party.address_line2 or "",
+                "city": party.city or "", "state": party.region or "", "zip": party.postal_code or "",
+                "country": country_name(party.country) or "",
+            },
+            "vat_reg_no": party.tax_id or "",
+        }
+        if current is None or (company and not current.get("company_name")) or not company:
+            body["company_name"] = party.name if company else ""  # an existing company name is the ledger's own
+        if party.currency and (current is None or party.currency != current.get("currency_code")):
+            currency_id = self.currency_ids().get(party.currency)
+            if currency_id is None:
+                raise ValidationRejected(f"Zoho Books has no {party.currency} currency. Add it under Settings → "
+                                         "Currencies, then sync again.", field="currency", provider=self.provider)
+            body["currency_id"] = currency_id
+        persons = [dict(p) for p in (current or {}).get("contact_persons") or []]
+        primary = next((p for p in persons if p.get("is_primary_contact")), None)
+        if primary is None and (party.email or party.phone or not company):
+            primary = {"is_primary_contact": True}
+            persons.insert(0, primary)
+        if primary is not None:
+            primary["email"] = party.email or ""
+            primary["phone"] = party.phone or ""
+            if not company:
+                first, _, last = (party.name or "").rpartition(" ")
+                primary["first_name"], primary["last_name"] = (first, last) if first else (last, "")
+        body["contact_persons"] = [
+            {k: p[k] for k in ("contact_person_id", "salutation", "first_name", "last_name", "email", "phone",
+                               "mobile", "designation", "department", "is_primary_contact") if k in p}
+            for p in persons]
+        return body
+
+    def create_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
+        """One POST per customer (Zoho has no batch); an unknown outcome is settled by name."""
+        results: list[WriteResult] = []
+        stop: RateLimited | None = None
+        for w in writes:
+            if stop is not None:
+                results.append(WriteResult(w.key, error=stop))
+                continue
+            name = w.display_name or w.party.name
+            try:
+                body = self._contact_body(w.party, name, None)
+                contact = self._create("/contacts", "contact", body,
+                                       lambda n=name, p=w.party: self._settle_contact(n, p))
+                cust = self.to_customer(self._remember(contact))
+                results.append(WriteResult(w.key, cust.id, cust.version, record=cust))
+            except RateLimited as exc:
+                stop = exc
+                results.append(WriteResult(w.key, error=exc))
+            except (AuthExpired, Unauthorized):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(w.key, error=exc))
+        return results
+
+    def _create(self, path: str, resource: str, body: dict[str, Any],
+                settle: Callable[[], dict[str, Any] | None], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST once; if the answer was lost, look the record up before sending it again (once)."""
+        for attempt in (1, 2):
+            try:
+                data, _ = self._call("POST", path, body=body, params=params, resource=resource)
+                return data[resource]
+            except (TransportError, ServerError):
+                found = settle()
+                if found is not None:
+                    return found
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _settle_contact(self, name: str, party: Party) -> dict[str, Any] | None:
+        for hit in self.find_customers(name=name):
+            if not party.email or normalise_email(hit.party.email) == normalise_email(party.email):
+                return self._details[hit.id][1]
+        return None
+
+    def update_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
+        """PUT per customer. Contact persons are a complete list, so the current ones are kept by id."""
+        results: list[WriteResult] = []
+        stop: RateLimited | None = None
+        for w in writes:
+            if stop is not None:
+                results.append(WriteResult(w.key, error=stop))
+                continue
+            try:
+                if not w.id:
+                    raise ValidationRejected("An update needs the customer's id.", provider=self.provider)
+                cached = self._details.get(w.id)
+                if cached is not None and w.version and cached[0] == w.version:
+                    current = cached[1]
+                else:
+                    data, _ = self._call("GET", f"/contacts/{w.id}", resource="contact")
+                    current = self._remember(data["contact"])
+                body = self._contact_body(w.party, w.display_name, current)
+                data, _ = self._call("PUT", f"/contacts/{w.id}", body=body, resource="contact")
+                cust = self.to_customer(self._remember(data["contact"]))
+                results.append(WriteResult(w.key, cust.id, cust.version, record=cust))
+            except RateLimited as exc:
+                stop = exc
+                results.append(WriteResult(w.key, error=exc))
+            except (AuthExpired, Unauthorized):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(w.key, error=exc))
+        return results
+
+    def set_customer_active(self, customer_id: str, active: bool) -> None:
+        """Mark a customer active or inactive (Zoho's archive; a delete is refused once it has invoices)."""
+        self._call("POST", f"/contacts/{customer_id}/{'active' if active else 'inactive'}", resource="contact")
+
+    # -- items ----------------------------------------------------------------------------------
+    @staticmethod
+    def to_item(i: dict[str, Any]) -> Item:
+        return Item(id=str(i["item_id"]), name=i.get("name") or "", sku=_text(i.get("sku")),
+                    unit_price=_dec(i.get("rate")), active=(i.get("status") or "active") == "active",
+                    description=_text(i.get("description")))
+
+    def read_items(self, cursor: str | None) -> Changes[Item]:
+        """Items have no documented change filter; the list (200 a page, with rate and sku) is cheap."""
+        start = self.api.request_count
+        state = _Cursor.load(cursor)
+        first: list[httpx.Response] = []
+        rows = [r for page in self._pages("/items", "items", {"filter_by": "Status.All"}, first) for r in page]
+        since = None if state is None else state.since - OVERLAP
+        records = [self.to_item(r) for r in rows
+                   if since is None or (_epoch(r.get("last_modified_time")) or since) >= since]
+        ids = {str(r["item_id"]) for r in rows}
+        deleted = sorted(state.ids - ids) if state else []
+        watermark = self._server_time(first[0] if first else None) or (state.since if state else 0.0)
+        return Changes(records, _Cursor(watermark, ids).dump(with_ids=True), deleted, full=state is None,
+                       requests=self.api.request_count - start)
+
+    def create_items(self, writes: Sequence[ItemWrite]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        stop: RateLimited | None = None
+        for w in writes:
+            if stop is not None:
+                results.append(WriteResult(w.key, error=stop))
+                continue
+            item = w.item
+            body: dict[str, Any] = {"name": item.name, "rate": item.unit_price if item.unit_price is not None
+                                    else Decimal("0.00"), "product_type": "service", "item_type": "sales"}
+            if item.sku:
+                body["sku"] = item.sku
+            if item.description:
+                body["description"] = item.description
+            try:
+                made = self._create("/items", "item", body, lambda n=item.name: self._settle_item(n))
+                results.append(WriteResult(w.key, str(made["item_id"]), made.get("last_modified_time"),
+                                           record=self.to_item(made)))
+            except RateLimited as exc:
+                stop = exc
+                results.append(WriteResult(w.key, error=exc))
+            except (AuthExpired, Unauthorized):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(w.key, error=exc))
+        return results
+
+    def _settle_item(self, name: str) -> dict[str, Any] | None:
+        data, _ = self._call("GET", "/items", params={"name": name, "filter_by": "Status.All"})
+        return next((i for i in data.get("items") or [] if (i.get("name") or "").casefold() == name.casefold()),
+                    None)
+
+    # -- invoices -------------------------------------------------------------------------------
+    def to_invoice(self, i: dict[str, Any]) -> Invoice:
+        total, balance = _dec(i.get("total")), _dec(i.get("balance"))
+        status = STATUS.get(i.get("status") or "", "awaiting_payment")
+        due = dt.date.fromisoformat(i["due_date"]) if i.get("due_date") else None
+        if status == "awaiting_payment" and due and balance and balance > 0 and due < dt.datetime.now(dt.UTC).date():
+            status = "overdue"  # Zoho computes overdue; a summary read before the due date may lag
+        lines = []
+        for li in i.get("line_items") or []:
+            qty, rate = _dec(li.get("quantity")) or Decimal(0), _dec(li.get("rate")) or Decimal(0)
+            discount = li.get("discount")
+            pct = _PCT.match(discount) if isinstance(discount, str) else None
+            if pct:
+                percent = Decimal(pct.group(1))
+            else:
+                amount = _dec(discount) or Decimal(0)
+                gross = qty * rate
+                percent = (amount * 100 / gross).normalize() if amount and gross else Decimal(0)
+            lines.append(InvoiceLine(description=li.get("description") or li.get("name") or "", quantity=qty,
+                                     unit_price=rate, discount_percent=percent, item_id=_text(li.get("item_id")),
+                                     tax_code=_text(li.get("tax_id")), amount=_dec(li.get("item_total"))))
+        return Invoice(
+            id=str(i["invoice_id"]), customer_id=str(i.get("customer_id") or ""), currency=i.get("currency_code") or "",
+            lines=tuple(lines), reference=_text(i.get("reference_number")), number=_text(i.get("invoice_number")),
+            issue_date=dt.date.fromisoformat(i["date"]) if i.get("date") else None, due_date=due,
+            total=total, amount_paid=(total - balance) if total is not None and balance is not None else None,
+            balance=balance, status=status, updated_at=parse_ts(i.get("last_modified_time")),
+            web_url=self.invoice_url(str(i["invoice_id"])))
+
+    def _invoice_body(self, inv: Invoice) -> dict[str, Any]:
+        lines = []
+        for li in inv.lines:
+            line: dict[str, Any] = {"description": li.description, "quantity": li.quantity, "rate": li.unit_price}
+            if li.item_id:
+                line["item_id"] = li.item_id
+            else:
+                line["name"] = li.description
+            if li.discount_percent:
+                line["discount"] = f"{li.discount_percent.normalize():f}%"
+            if li.tax_code:
+                line["tax_id"] = li.tax_code
+            lines.append(line)
+        body: dict[str, Any] = {"customer_id": inv.customer_id, "line_items": lines, "discount_type": "item_level",
+                                "is_inclusive_tax": False}
+        if inv.reference:
+            body["reference_number"] = inv.reference
+        if inv.issue_date:
+            body["date"] = inv.issue_date.isoformat()
+        if inv.due_date:
+            body["due_date"] = inv.due_date.isoformat()
+        return body
+
+    def _changed_rows(self, path: str, key: str, id_field: str, cursor: str | None,
+                      params: dict[str, Any]) -> tuple[list[dict[str, Any]], _Cursor | None, float | None]:
+        """Rows modified after the cursor's watermark (less the overlap), each once, via the filter."""
+        state = _Cursor.load(cursor)
+        query = dict(params)
+        if state is not None:
+            query["last_modified_time"] = format_ts(state.since - OVERLAP)
+        first: list[httpx.Response] = []
+        seen: dict[str, dict[str, Any]] = {}
+        for rows in self._pages(path, key, query, first):
+            for row in rows:
+                seen.setdefault(str(row[id_field]), row)  # a record created while paging shifts the pages
+        return list(seen.values()), state, self._server_time(first[0] if first else None)
+
+    def read_invoices(self, cursor: str | None) -> Changes[Invoice]:
+        start = self.api.request_count
+        rows, state, server_now = self._changed_rows("/invoices", "invoices", "invoice_id", cursor,
+                                                     {"filter_by": "Status.All"})
+        records = [self.to_invoice(r) for r in rows]
+        watermark = server_now or max((r.updated_at.timestamp() for r in records if r.updated_at),
+                                      default=state.since if state else 0.0)
+        return Changes(records, _Cursor(watermark).dump(with_ids=False), full=state is None,
+                       requests=self.api.request_count - start)
+
+    def find_invoices(self, reference: str) -> list[Invoice]:
+        data, _ = self._call("GET", "/invoices", params={"reference_number": reference, "filter_by": "Status.All"})
+        return [self.to_invoice(r) for r in data.get("invoices") or [] if r.get("reference_number") == reference]
+
+    def create_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
+        """One POST per invoice, stamped with ``reference_number``; a lost answer is settled by it."""
+        results: list[WriteResult] = []
+        stop: RateLimited | None = None
+        for w in writes:
+            if stop is not None:
+                results.append(WriteResult(w.key, error=stop))
+                continue
+            inv = w.invoice
+            try:
+                self._ensure_currency(inv)
+                body = self._invoice_body(inv)
+                made = self._create("/invoices", "invoice", body, lambda ref=inv.reference: self._settle_invoice(ref))
+                if inv.status == "awaiting_payment" and made.get("status") == "draft":
+                    self._call("POST", f"/invoices/{made['invoice_id']}/status/sent", resource="invoice")
+                    data, _ = self._call("GET", f"/invoices/{made['invoice_id']}", resource="invoice")
+                    made = data["invoice"]
+                record = self.to_invoice(made)
+                results.append(WriteResult(w.key, record.id, made.get("last_modified_time"), record=record))
+            except RateLimited as exc:
+                stop = exc
+                results.append(WriteResult(w.key, error=exc))
+            except (AuthExpired, Unauthorized):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(w.key, error=exc))
+        return results
+
+    def _ensure_currency(self, inv: Invoice) -> None:
+        """A Zoho invoice is always in its customer's currency, so make them agree before creating it.
+
+        A customer without transactions (one we just created: the CRM gives no currency) takes the
+        invoice's currency; once it has transactions Zoho refuses, and so does this invoice.
+        """
+        if not inv.currency:
+            return
+        cached = self._details.get(inv.customer_id)
+        if cached is None:
+            data, _ = self._call("GET", f"/contacts/{inv.customer_id}", resource="contact")
+            cached = ("", self._remember(data["contact"]))
+        billed = cached[1].get("currency_code")
+        if billed == inv.currency:
+            return
+        currency_id = self.currency_ids().get(inv.currency)
+        if currency_id is None:
+            raise ValidationRejected(f"Zoho Books has no {inv.currency} currency. Add it under Settings → "
+                                     "Currencies, then sync again.", field="currency", provider=self.provider)
+        try:
+            data, _ = self._call("PUT", f"/contacts/{inv.customer_id}", body={"currency_id": currency_id},
+                                 resource="contact")
+        except ValidationRejected as exc:
+            raise ValidationRejected(
+                f"The customer is billed in {billed} and already has transactions, so Zoho Books cannot invoice "
+                f"it in {inv.currency}. Change the deal's currency, or bill this customer under another contact.",
+                field="currency", provider=self.provider, status=exc.status, code=exc.code) from exc
+        self._remember(data["contact"])
+
+    def _settle_invoice(self, reference: str | None) -> dict[str, Any] | None:
+        if not reference:
+            return None
+        hits = self.find_invoices(reference)
+        if not hits:
+            return None
+        data, _ = self._call("GET", f"/invoices/{hits[0].id}", resource="invoice")
+        return data["invoice"]
+
+    def update_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
+        """Only drafts are changed; ``version`` (last_modified_time) guards against a concurrent edit."""
+        results: list[WriteResult] = []
+        for w in writes:
+            inv = w.invoice
+            try:
+                if not inv.id:
+                    raise ValidationRejected("An update needs the invoice's id.", provider=self.provider)
+                data, _ = self._call("GET", f"/invoices/{inv.id}", resource="invoice")
+                current = data["invoice"]
+                if current.get("status") != "draft":
+                    raise ValidationRejected(
+                        f"Invoice {current.get('invoice_number')} is {current.get('status')}, not a draft; "
+                        "Crossledger only changes draft invoices.", field="status", provider=self.provider)
+                if w.version and current.get("last_modified_time") != w.version:
+                    raise StaleVersion("The invoice changed in Zoho Books since it was read.",
+                                       provider=self.provider)
+                data, _ = self._call("PUT", f"/invoices/{inv.id}", body=self._invoice_body(inv), resource="invoice")
+                record = self.to_invoice(data["invoice"])
+                results.append(WriteResult(w.key, record.id, data["invoice"].get("last_modified_time"), record=record))
+            except (AuthExpired, Unauthorized):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(w.key, error=exc))
+        return results
+
+    # -- payments -------------------------------------------------------------------------------
+    def read_payments(self, cursor: str | None) -> Changes[Payment]:
+        """Changed customer payments; each invoice a payment was applied to is one Payment."""
+        start = self.api.request_count
+        rows, state, server_now = self._changed_rows("/customerpayments", "customerpayments", "payment_id", cursor, {})
+        records: list[Payment] = []
+        for row in rows:
+            pid, lmt = str(row["payment_id"]), row.get("last_modified_time") or ""
+            cached = self._payment_details.get(pid)
+            if cached and cached[0] == lmt:
+                detail = cached[1]
+            else:
+                try:
+                    data, _ = self._call("GET", f"/customerpayments/{pid}")
+                except NotFound:
+                    continue
+                detail = data["payment"]
+                if len(self._payment_details) >= CACHE_MAX:
+                    self._payment_details.clear()
+                self._payment_details[pid] = (lmt, detail)
+            when = dt.date.fromisoformat(detail["date"])
+            for app in detail.get("invoices") or []:
+                records.append(Payment(
+                    id=str(app.get("invoice_payment_id") or f"{pid}:{app['invoice_id']}"),
+                    invoice_id=str(app["invoice_id"]), amount=_dec(app.get("amount_applied")) or Decimal(0),
+                    currency=detail.get("currency_code") or "", date=when))
+        watermark = server_now or (state.since if state else 0.0)
+        return Changes(records, _Cursor(watermark).dump(with_ids=False), full=state is None,
+                       requests=self.api.request_count - start)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __repr__(self) -> str:
+        return redact(f"<Zoho Books connector {self.conn.id} org={self.conn.tenant_id} at {self.conn.base_url}>")
