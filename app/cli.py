@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--out", help="the .xlsx file to write")
     rc.add_argument("--json", action="store_true")
 
+    sub.add_parser("doctor", help="check this machine and the store, and say how to fix what is wrong")
+
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
     serve = sbsub.add_parser("serve")
@@ -239,6 +241,29 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.ops.doctor import Check, run_checks
+    from app.store.db import default_home, sqlite_url
+
+    home = Path(args.home).expanduser() if args.home else default_home()
+    url = args.db or sqlite_url(home)
+    try:
+        from app.ui.doctor_checks import tray_check
+
+        tray = tray_check()
+    except ImportError:
+        tray = Check("System tray", False, "Qt could not be loaded, so the window and tray cannot open.",
+                     "Reinstall Crossledger; on Linux also install libegl1 and libxkbcommon-x11-0.")
+    checks = run_checks(home, url, tray)
+    for c in checks:
+        print(f"{'ok ' if c.ok else '!! '} {c.name}: {c.message}")
+        if not c.ok and c.fix:
+            print(f"     What to do: {c.fix}")
+    bad = sum(not c.ok for c in checks)
+    print(f"\n{'Everything looks fine.' if not bad else f'{bad} thing(s) need attention.'}")
+    return 0 if not bad else 1
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from app.connectors import registry
     from app.sandbox.server import serve
@@ -284,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             home, store = _open(args)
             return _gui(args, home, store)
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
-                "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile}[args.command](args)
+                "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
+                "doctor": cmd_doctor}[args.command](args)
     except (UserError, Busy) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2

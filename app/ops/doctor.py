@@ -1,0 +1,123 @@
+"""`crossledger doctor`: what is wrong with this machine or this store, in plain words, with the fix."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.connectors import registry
+from app.store.db import Store
+from app.store.models import ConnectionRow, Workspace
+
+# How long a refresh token lives when unused, per the providers' documentation (days).
+REFRESH_LIFETIME_DAYS = {"xero": 60, "quickbooks": 100, "pipedrive": 60, "hubspot": None, "salesforce": None,
+                         "zohocrm": None, "zohobooks": None}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    fix: str = ""
+
+
+def check_keyring() -> Check:
+    from app.connectors.errors import KeyringUnavailable
+    from app.connectors.tokens import KeyringTokenStore
+
+    try:
+        backend = KeyringTokenStore.check()
+    except KeyringUnavailable:
+        bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+        why = "there is no D-Bus session" if not bus else "no Secret Service answers on the D-Bus session"
+        return Check("Keyring", False, f"No system keyring is available ({why}), so Crossledger cannot keep "
+                     "sign-ins safely and will not store them anywhere else.",
+                     "Install a Secret Service provider and run it in your desktop session: on Debian or Ubuntu "
+                     "'sudo apt install gnome-keyring' (KDE: kwalletmanager), then log out and in again.")
+    return Check("Keyring", True, f"Sign-ins are kept in the system keyring ({backend.rsplit('.', 2)[-2]}).")
+
+
+def check_folder(home: Path) -> Check:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check("Data folder", False, f"Crossledger cannot write to {home} ({exc.strerror}).",
+                     "Free some disk space or fix the folder's permissions, or start Crossledger with "
+                     "--home pointing at a folder you can write to.")
+    return Check("Data folder", True, f"Data is kept in {home}.")
+
+
+def check_migrations(url: str) -> Check:
+    from sqlalchemy.engine import make_url
+
+    from app.store.migrate import pending
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        return Check("Database", True, "No database yet; Crossledger creates it the first time it starts.")
+
+    try:
+        store = Store(url, migrate=False)
+        missing = pending(store.engine)
+        store.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure here is the finding
+        return Check("Database", False, f"The database could not be opened ({type(exc).__name__}).",
+                     "Check the --db address and that the database server is running.")
+    if missing:
+        return Check("Database", False, f"The database needs {len(missing)} upgrade step(s).",
+                     "Start Crossledger once; it upgrades the database by itself.")
+    return Check("Database", True, "The database is up to date.")
+
+
+def check_connections(store: Store, tokens: object | None) -> list[Check]:
+    out: list[Check] = []
+    with store.session() as s:
+        rows = [(ws.name, c.provider, c.id, c.status) for c in s.scalars(select(ConnectionRow))
+                for ws in [s.get(Workspace, c.workspace_id)]]
+    for ws_name, provider, conn_id, status in rows:
+        label = registry.info(provider).label
+        name = f"{ws_name}: {label}"
+        if status == "reconnect":
+            out.append(Check(name, False, f"The sign-in to {label} has stopped working.",
+                             f"Reconnect it: crossledger connect {provider} --workspace \"{ws_name}\""))
+            continue
+        saved = tokens.load(conn_id) if tokens is not None else None
+        if tokens is not None and saved is None:
+            out.append(Check(name, False, f"No saved sign-in for {label} was found in the keyring.",
+                             f"Reconnect it: crossledger connect {provider} --workspace \"{ws_name}\""))
+            continue
+        days = REFRESH_LIFETIME_DAYS.get(provider)
+        if saved is not None and days and saved.refresh_issued_at:
+            left = saved.refresh_issued_at + days * 86400 - time.time()
+            if left <= 0:
+                out.append(Check(name, False, f"The sign-in to {label} has expired (unused for over {days} days).",
+                                 f"Reconnect it: crossledger connect {provider} --workspace \"{ws_name}\""))
+                continue
+            if left < 7 * 86400:
+                out.append(Check(name, False, f"The sign-in to {label} expires in {left / 86400:.0f} days.",
+                                 "Run a sync before then; each sync keeps the sign-in alive."))
+                continue
+        out.append(Check(name, True, f"Connected to {label}."))
+    return out
+
+
+def run_checks(home: Path, url: str, tray: Check | None = None) -> list[Check]:
+    checks = [check_folder(home), check_keyring(), check_migrations(url)]
+    if tray is not None:
+        checks.append(tray)
+    if checks[0].ok and checks[2].ok and not checks[2].message.startswith("No database yet"):
+        tokens = None
+        if checks[1].ok:
+            from app.connectors.tokens import KeyringTokenStore
+
+            tokens = KeyringTokenStore()
+        checks += check_connections(Store(url), tokens)
+    return checks
