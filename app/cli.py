@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "or set CROSSLEDGER_HOME)")
     p.add_argument("--db", help="SQLAlchemy database URL (default: SQLite in the home folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation end to end on built-in sandboxes, then exit")
     sub = p.add_subparsers(dest="command")
 
     sub.add_parser("gui", help="open the window (the default)")
@@ -305,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.sync.engine import Busy
 
     try:
+        if args.self_test:
+            from app.ops.selftest import run as self_test
+
+            return self_test(Path(args.home).expanduser() if args.home else None)
         if args.command in (None, "gui"):
             home, store = _open(args)
             return _gui(args, home, store)
