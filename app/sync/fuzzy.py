@@ -1,0 +1,220 @@
+"""Fuzzy matching across two sides, with blocking so the cost grows near-linearly.
+
+Each candidate pair gets a score (0-100) and an explanation a bookkeeper can read
+("name 94%, same email domain, same VAT number"). Confident pairs link, ambiguous ones go to
+review, clear non-matches stay apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from app.domain.models import Party
+from app.domain.text import compact_tax_id, normalise_email, normalise_name
+
+FREE_MAIL = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com",
+    "me.com", "proton.me", "protonmail.com", "aol.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.ru",
+    "btinternet.com", "bigpond.com", "hotmail.co.uk", "yahoo.co.uk",
+})
+LINK_AT = 92.0
+REVIEW_AT = 80.0
+MAX_BLOCK = 64  # a block larger than this is too common to say anything (e.g. the word "bakery")
+TOP_BY_NAME = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    left: str
+    right: str
+    score: float
+    reasons: tuple[str, ...]
+    decision: str  # link | review | apart
+
+    @property
+    def explanation(self) -> str:
+        return ", ".join(self.reasons)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    id: str
+    name: str
+    sorted_name: str
+    tokens: tuple[str, ...]
+    email: str
+    domain: str
+    tax: str
+    phone: str
+    postcode: str
+    blocks: list[str] = field(default_factory=list)
+
+
+def _digits(text: str | None) -> str:
+    return re.sub(r"\D", "", text or "")
+
+
+def _prepare(ident: str, party: Party) -> _Prepared:
+    name = normalise_name(party.name)
+    tokens = tuple(name.split())
+    email = normalise_email(party.email)
+    domain = email.rpartition("@")[2] if "@" in email else ""
+    return _Prepared(ident, name, " ".join(sorted(tokens)), tokens, email, domain if domain not in FREE_MAIL else "",
+                     compact_tax_id(party.tax_id), _digits(party.phone)[-9:],
+                     (party.postal_code or "").replace(" ", "").upper())
+
+
+def _block_keys(p: _Prepared, token_freq: dict[str, int]) -> list[str]:
+    keys = []
+    if p.email:
+        keys.append("e:" + p.email)
+    if p.tax:
+        keys.append("t:" + p.tax)
+    if len(p.phone) >= 7:
+        keys.append("p:" + p.phone)
+    if p.domain:
+        keys.append("d:" + p.domain)
+    words = sorted(set(p.tokens), key=lambda t: (token_freq.get(t, 0), t))[:4]
+    if len(words) == 1:
+        tok = words[0]
+        keys += ["w:" + tok, "a:" + tok[:4], "z:" + tok[-4:]]
+    # Pairs of words (in any order), and pairs where one word is known only by its first or last
+    # four letters: a typo or a swapped pair of words still leaves a shared key.
+    for i, t in enumerate(words):
+        for u in words[i + 1:]:
+            keys.append("w:" + "|".join(sorted((t, u))))
+        for u in words:
+            if u != t and len(t) >= 4:
+                keys.append(f"a:{t[:3]}|{u}")
+                keys.append(f"z:{t[-3:]}|{u}")
+    return keys
+
+
+def _word_score(a: _Prepared, b: _Prepared) -> float:
+    """Word by word: each word of the longer name against its best partner, weighted by length.
+    A one-letter typo in a short name costs little here, where it costs a lot on the whole string."""
+    if len(a.tokens) != len(b.tokens):
+        return 0.0
+    total = weight = 0.0
+    left = list(b.tokens)
+    for t in a.tokens:  # each word pairs with one partner only
+        best_i, best = max(((i, fuzz.ratio(t, u)) for i, u in enumerate(left)), key=lambda x: x[1])
+        if best < 75:
+            return 0.0
+        left.pop(best_i)
+        total += best * len(t)
+        weight += len(t)
+    return total / weight if weight else 0.0
+
+
+def score_pair(a: _Prepared, b: _Prepared) -> tuple[float, tuple[str, ...]]:
+    reasons: list[str] = []
+    if a.name and b.name:
+        name = max(fuzz.ratio(a.name, b.name), fuzz.ratio(a.sorted_name, b.sorted_name), _word_score(a, b))
+    else:
+        name = 0.0
+    score = name
+    reasons.append(f"name {name:.0f}%")
+    if a.tax and b.tax:
+        if a.tax == b.tax:
+            score += 15
+            reasons.append("same tax ID")
+        else:
+            score -= 50
+            reasons.append("different tax IDs")
+    if a.email and a.email == b.email:
+        score += 12
+        reasons.append("same email")
+    elif a.domain and a.domain == b.domain:
+        score += 8
+        reasons.append("same email domain")
+    elif a.domain and b.domain:
+        score -= 15
+        reasons.append("different email domains")
+    if a.phone and a.phone == b.phone:
+        score += 8
+        reasons.append("same phone")
+    if a.postcode and a.postcode == b.postcode:
+        score += 3
+        reasons.append("same postcode")
+    return max(0.0, min(100.0, score)), tuple(reasons)
+
+
+def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]], *,
+          same_side: bool = False) -> list[Candidate]:
+    """Best candidate per left record (and each right record used at most once per decision).
+
+    Blocking: records meet only when they share an email, tax ID, phone, company email domain,
+    or one of their two rarest name words (or its first or last four letters).
+    """
+    lp = [_prepare(i, p) for i, p in left]
+    rp = [_prepare(i, p) for i, p in right]
+    freq: dict[str, int] = defaultdict(int)
+    for rec in (*lp, *rp):
+        for tok in set(rec.tokens):
+            freq[tok] += 1
+    index: dict[str, list[int]] = defaultdict(list)
+    for j, rec in enumerate(rp):
+        for key in _block_keys(rec, freq):
+            index[key].append(j)
+    results: list[Candidate] = []
+    best_for_right: dict[str, float] = {}
+    scored: list[tuple[float, _Prepared, _Prepared, tuple[str, ...]]] = []
+    for rec in lp:
+        seen: set[int] = set()
+        strong: set[int] = set()
+        for key in _block_keys(rec, freq):
+            bucket = index.get(key, ())
+            if key[0] in "etp":  # same email, tax ID or phone: always scored
+                strong.update(bucket[:MAX_BLOCK])
+            elif len(bucket) <= MAX_BLOCK:
+                seen.update(bucket)
+        if len(seen) > TOP_BY_NAME:  # one C call ranks the names; only the best few are scored in full
+            ids = list(seen)
+            ranked = process.extract(rec.sorted_name, [rp[j].sorted_name for j in ids], scorer=fuzz.ratio,
+                                     limit=TOP_BY_NAME, score_cutoff=55)
+            seen = {ids[i] for _, _, i in ranked}
+        seen |= strong
+        best: tuple[float, _Prepared, tuple[str, ...]] | None = None
+        second = 0.0
+        for j in seen:
+            if same_side and rp[j].id == rec.id:
+                continue
+            s, why = score_pair(rec, rp[j])
+            if best is None or s > best[0]:
+                second = best[0] if best else 0.0
+                best = (s, rp[j], why)
+            elif s > second:
+                second = s
+        if best is None or best[0] < REVIEW_AT:
+            continue
+        scored.append((best[0] - (5 if best[0] - second < 3 else 0), rec, best[1], best[2]))
+    for s, a, b, why in sorted(scored, key=lambda x: -x[0]):
+        if b.id in best_for_right and s >= LINK_AT:
+            decision = "review"  # the right record is already taken by a better match
+        else:
+            decision = "link" if s >= LINK_AT else "review"
+        if decision == "link":
+            best_for_right[b.id] = s
+        results.append(Candidate(a.id, b.id, round(s, 1), why, decision))
+    return results
+
+
+def dedupe(records: Sequence[tuple[str, Party]]) -> list[Candidate]:
+    """Likely duplicates within one side: each pair once."""
+    items = list(records)
+    pairs = match(items, items, same_side=True)
+    out, seen = [], set()
+    for c in pairs:
+        if c.left == c.right:
+            continue
+        key = tuple(sorted((c.left, c.right)))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out

@@ -1,0 +1,84 @@
+"""Generated customers with known truth: typos, suffix variants, reordered words, shared domains."""
+
+from __future__ import annotations
+
+import random
+
+from app.domain.models import Party
+
+WORDS = ("Harbour Summit Maple Granite Willow Copper Northwind Bluebell Riverside Oakridge Pioneer Lighthouse "
+         "Evergreen Silverline Redwood Meadow Falcon Orchard Sterling Beacon Juniper Cedar Atlas Horizon Aurora "
+         "Kestrel Thistle Ember Alder Quarry Saffron Marigold Larch Heron Brook Fjord Tundra Cobalt Indigo Vale "
+         "Crest Hollow Ridge Grove Stone Field Bridge Mill Castle Forge Anchor Compass Lantern Meridian Summit "
+         "Zephyr Aspen Birch Elm Fern Glen Hazel Ivy Laurel Moss Pine Rowan Sage Thorn Wren Yarrow").split()
+TRADES = ("Bakery Joinery Plumbing Design Consulting Logistics Dental Florists Print Studio Roasters Analytics "
+          "Landscaping Electrical Catering Architects Veterinary Brewing Ceramics Tutoring Fitness Motors Optics "
+          "Textiles Timber Marine Software Audio Labs Capital Partners Clinic Surveyors Pharmacy Foods").split()
+SUFFIX = ("Ltd", "Limited", "Inc", "LLC", "GmbH", "Pty Ltd", "Co", "")
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    op = rng.randrange(3)
+    if op == 0:
+        return word[:i] + word[i + 1:]
+    if op == 1:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + rng.choice("aeiourstn") + word[i:]
+
+
+def entities(n: int, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    out, used = [], set()
+    while len(out) < n:
+        words = [*rng.sample(WORDS, rng.choice((1, 2, 2, 3))), rng.choice(TRADES)]
+        base = " ".join(words)
+        key = (base, rng.randrange(10**6))
+        signature = " ".join(sorted(base.lower().split()))
+        if signature in used:  # distinct entities have distinct names, as distinct companies do
+            continue
+        used.add(signature)
+        domain = base.lower().replace(" ", "") + rng.choice((".com", ".co.uk", ".de", ".io")) + str(key[1] % 97)
+        out.append({"name": base, "suffix": rng.choice(SUFFIX), "domain": domain,
+                    "tax": f"GB{rng.randrange(10**8, 10**9)}" if rng.random() < 0.3 else None,
+                    "phone": f"+44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}"
+                    if rng.random() < 0.5 else None})
+    return out
+
+
+def variant(rng: random.Random, e: dict, *, messy: bool) -> Party:
+    name = e["name"]
+    if messy:
+        roll = rng.random()
+        words = name.split()
+        if roll < 0.3:
+            k = rng.randrange(len(words))
+            words[k] = _typo(rng, words[k])
+        elif roll < 0.45 and len(words) > 1:
+            words = [words[-1], *words[:-1]]
+        name = " ".join(words)
+        suffix = rng.choice(SUFFIX)
+        name = f"{name} {suffix}".strip() if rng.random() < 0.8 else name.upper()
+    else:
+        name = f"{name} {e['suffix']}".strip()
+    email = f"{rng.choice(('accounts', 'billing', 'info', 'hello'))}@{e['domain']}" if rng.random() < 0.8 else None
+    return Party("company", name, email=email, phone=e["phone"] if rng.random() < 0.7 else None,
+                 tax_id=e["tax"] if rng.random() < 0.8 else None)
+
+
+def sides(n: int, overlap: float = 0.5, seed: int = 1) -> tuple[list, list, set[tuple[str, str]]]:
+    """n records on each side; ``overlap`` of them are the same entity (truth returned)."""
+    rng = random.Random(seed + 1)
+    ents = entities(int(n * (2 - overlap)) + 10, seed)
+    shared = int(n * overlap)
+    left = [(f"L{i}", variant(rng, ents[i], messy=False)) for i in range(n)]
+    right, truth = [], set()
+    for i in range(shared):
+        right.append((f"R{i}", variant(rng, ents[i], messy=True)))
+        truth.add((f"L{i}", f"R{i}"))
+    for i in range(n - shared):
+        right.append((f"R{shared + i}", variant(rng, ents[n + i], messy=True)))
+    rng.shuffle(right)
+    return left, right, truth
