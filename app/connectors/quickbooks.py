@@ -1,0 +1,1157 @@
+"""QuickBooks Online (Accounting API v3) as an AccountingConnector.
+
+What shapes this module (see ../shared/reference/quickbooks-online.md):
+- OAuth: authorize at appcenter.intuit.com, tokens at oauth.platform.intuit.com with HTTP Basic client
+  auth (the secret is always required; no PKCE is advertised). The company (``realmId``) arrives only in
+  the callback and goes into every URL: ``/v3/company/{realmId}/...``. Refresh tokens may rotate; the
+  shared HTTP layer saves the new one before using the new access token.
+- Reads: the SQL-like query endpoint pages 1000 rows at a time (``STARTPOSITION``/``MAXRESULTS``) with a
+  stable ``ORDERBY Id``; change feeds use CDC (one request per entity, 30 days back at most, 1000
+  objects at most) and fall back to a ``MetaData.LastUpdatedTime`` query when the cursor is older than
+  that or the CDC answer is saturated. The watermark is the server's ``time`` on the answer.
+- Writes go through ``/batch`` (30 items), with a ``requestid`` derived from the writes' keys (and the
+  versions they were based on), so a retried batch is answered from QBO's replay cache, never run twice.
+- Optimistic locking with ``SyncToken`` (5010 -> StaleVersion); DisplayName clashes (6240 -> DuplicateName).
+- Amounts are JSON numbers: parsed as Decimal, sent as JSON numbers written from the Decimal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from app.connectors.base import (
+    Changes,
+    Connection,
+    CustomerWrite,
+    InvoiceWrite,
+    ItemWrite,
+    Limits,
+    Tenant,
+    WriteResult,
+)
+from app.connectors.errors import (
+    AuthExpired,
+    Conflict,
+    ConnectorError,
+    DuplicateName,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServerError,
+    StaleVersion,
+    TransportError,
+    Unauthorized,
+    ValidationRejected,
+)
+from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
+from app.connectors.registry import ProviderInfo
+from app.connectors.tokens import TokenStore
+from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
+from app.domain.text import country_code
+
+PROVIDER = ProviderInfo(
+    name="quickbooks",
+    kind="accounting",
+    label="QuickBooks Online",
+    default_base_url="https://quickbooks.api.intuit.com",
+    default_auth_url="https://appcenter.intuit.com",
+    sandbox="app.sandbox.quickbooks:QuickBooksSandbox",
+    needs_client_secret=True,
+    web_url="https://app.qbo.intuit.com",
+)
+
+MINOR_VERSION = "75"  # versions below 75 were retired in Aug 2025 (reference §2)
+SCOPES = ("com.intuit.quickbooks.accounting",)
+TOKEN_HOSTS = {"https://appcenter.intuit.com": "https://oauth.platform.intuit.com"}
+WEB_HOSTS = {"quickbooks.api.intuit.com": "https://app.qbo.intuit.com",
+             "sandbox-quickbooks.api.intuit.com": "https://app.sandbox.qbo.intuit.com"}
+PAGE = 1000  # MAXRESULTS max
+BATCH = 30  # BatchItemRequest max
+CDC_DAYS = 30
+CDC_MAX = 1000  # objects per CDC answer, shared across entities
+OVERLAP = 5.0  # seconds subtracted from the watermark: MetaData times have second precision
+EDGE_MAX = 2000  # records remembered at the cursor's edge (beyond that they may be handed back once more)
+THROTTLE_WAIT = 60.0  # QBO sends no Retry-After with its 429; its advice is to wait a minute
+QUERY_GET_MAX = 1500  # longer statements go as POST /query (application/text)
+NAMESPACE = uuid.UUID("2f1b0c4e-5d1a-4f43-9a51-7c3b1e0e9b12")
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+NAME_MAX = {"DisplayName": 500, "CompanyName": 100, "GivenName": 25, "FamilyName": 25}
+_DELETED = re.compile(r"\s\(deleted(?:-\d+)?\)$")
+_MASKED = re.compile(r"^[X*•]{3,}")
+_DISCOUNT_NOTE = re.compile(r"\s\((\d+(?:\.\d+)?)% discount\)$")
+# Where an error's ``element`` points, in canonical field names (for quarantine messages).
+ELEMENT_FIELDS = {"DisplayName": "name", "CompanyName": "name", "GivenName": "name", "FamilyName": "name",
+                  "PrimaryEmailAddr": "email", "PrimaryEmailAddr.Address": "email", "PrimaryPhone": "phone",
+                  "PrimaryPhone.FreeFormNumber": "phone", "BillAddr.Line1": "address_line1",
+                  "BillAddr.Line2": "address_line2", "BillAddr.City": "city",
+                  "BillAddr.CountrySubDivisionCode": "region", "BillAddr.PostalCode": "postal_code",
+                  "BillAddr.Country": "country", "PrimaryTaxIdentifier": "tax_id", "CurrencyRef": "currency"}
+
+
+# -- JSON with Decimal numbers ----------------------------------------------------------------
+def json_dumps(obj: Any) -> str:
+    """JSON text where Decimals are numbers (``150.00``), never floats or strings."""
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise ValueError(f"not a JSON number: {obj}")
+        return format(obj, "f")
+    if isinstance(obj, int):
+        return str(int(obj))
+    if isinstance(obj, float):
+        raise TypeError("floats are not used for money; pass a Decimal")
+    if isinstance(obj, str):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, dict):
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + json_dumps(v)
+                              for k, v in obj.items()) + "}"
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(json_dumps(v) for v in obj) + "]"
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+def quote(value: str) -> str:
+    """A query string literal: single quotes, an apostrophe escaped with a backslash (reference §5)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def iso_utc(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).isoformat()
+
+
+def parse_ts(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _clean_name(name: str, limit: int) -> str:
+    """QBO refuses ``:``, tabs and new lines in names."""
+    return re.sub(r"\s+", " ", name.replace(":", " -")).strip()[:limit]
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+# -- connecting -------------------------------------------------------------------------------
+def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
+    """Authorize at appcenter.intuit.com, tokens at oauth.platform.intuit.com (or a sandbox's own root)."""
+    root = (conn.auth_url or PROVIDER.default_auth_url).rstrip("/")
+    token_root = TOKEN_HOSTS.get(root, root)
+    return OAuthConfig(
+        provider="QuickBooks Online",
+        authorize_url=f"{root}/connect/oauth2",
+        token_url=f"{token_root}/oauth2/v1/tokens/bearer",
+        client_id=conn.client_id,
+        client_secret=client_secret,
+        scopes=SCOPES,
+        pkce=False,  # Intuit's discovery document does not advertise PKCE; the secret is required
+        secret_in_basic_auth=True,
+    )
+
+
+def finish_connect(conn: Connection, flow: FlowResult, tokens: TokenStore,
+                   transport: httpx.BaseTransport | None) -> None:
+    """The company is the ``realmId`` of the callback; its name and currencies come from two reads."""
+    realm = flow.callback.get("realmId") or flow.token_body.get("realmId")
+    if not realm:
+        raise OAuthError("QuickBooks did not say which company was connected. Connect again and pick the "
+                         "company when QuickBooks asks.", provider="quickbooks")
+    conn.tenant_id = str(realm)
+    connector = Connector(conn, tokens, transport=transport)
+    try:
+        conn.label = connector.company_name() or conn.label
+        prefs = connector.preferences()
+    finally:
+        connector.close()
+    currency = (prefs.get("CurrencyPrefs") or {})
+    conn.extra["home_currency"] = (currency.get("HomeCurrency") or {}).get("value")
+    conn.extra["multicurrency"] = bool(currency.get("MultiCurrencyEnabled"))
+
+
+def web_root(base_url: str, override: str | None = None) -> str:
+    """The QuickBooks web app for an API host: Intuit's sandbox companies have their own.
+
+    Anything else (a local sandbox included) links to the production web app: a link must not change
+    when a local sandbox comes back on another port, or every run would rewrite it on every deal.
+    ``conn.extra["web_url"]`` overrides it.
+    """
+    if override:
+        return override.rstrip("/")
+    return WEB_HOSTS.get(httpx.URL(base_url).host, PROVIDER.web_url)
+
+
+class _Cursor:
+    """Opaque cursor: the server time a read started (the next ``changedSince``, less an overlap), and
+    the (SyncToken, time) of records already delivered inside that overlap, so they are not handed
+    back again unchanged."""
+
+    def __init__(self, since: float, edge: dict[str, list[Any]] | None = None) -> None:
+        self.since = since
+        self.edge = edge or {}
+
+    @classmethod
+    def load(cls, text: str | None) -> _Cursor | None:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(float(data["since"]), dict(data.get("edge") or {}))
+        except (ValueError, KeyError, TypeError):
+            return None  # an unreadable cursor means a full read
+
+    def dump(self) -> str:
+        data: dict[str, Any] = {"v": 1, "since": self.since}
+        if self.edge:
+            data["edge"] = self.edge
+        return json.dumps(data, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class _Read:
+    rows: list[dict[str, Any]]
+    deleted: list[str]
+    cursor: str
+    full: bool
+    today: dt.date  # in the company's time zone, from the server's clock
+
+
+class _TooOld(Exception):
+    """CDC refused the window (older than 30 days)."""
+
+
+# -- the connector --------------------------------------------------------------------------------
+class Connector:
+    """One QuickBooks Online company (realm)."""
+
+    provider = "quickbooks"
+
+    def __init__(self, conn: Connection, tokens: TokenStore, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.conn = conn
+        self.transport = transport
+        self.sleep = sleep
+        # 500 requests a minute per realm; an embedded sandbox may allow more (conn.extra, with scale_limits).
+        per_minute = int(conn.extra.get("requests_per_minute") or 500)
+        self.limits = Limits(requests=per_minute, window_seconds=60.0, batch_max=BATCH, page_max=PAGE,
+                             concurrency=10)
+        self.api = ApiClient(
+            provider="QuickBooks Online",
+            connection_id=conn.id,
+            base_url=conn.base_url,
+            tokens=tokens,
+            refresh=self._refresh,
+            # A second of margin: our clock and Intuit's never start a minute at exactly the same instant.
+            limiter=RateLimiter(per_minute, self.limits.window_seconds + 1.0, clock=clock, sleep=sleep),
+            transport=transport,
+            sleep=sleep,
+        )
+        self._income_account: str | None = conn.extra.get("income_account_id")
+
+    def _refresh(self, tokens: Any) -> Any:
+        try:
+            return refresh_tokens(oauth_config(self.conn, tokens.client_secret), tokens, self.transport)
+        except OAuthError as exc:
+            if exc.status in (400, 401):
+                raise AuthExpired("The saved sign-in for QuickBooks Online is no longer valid. Reconnect to "
+                                  "continue.", provider=self.provider, status=exc.status) from exc
+            raise
+
+    # -- transport ------------------------------------------------------------------------------
+    @property
+    def realm(self) -> str:
+        if not self.conn.tenant_id:
+            raise ConnectorError("This QuickBooks connection has no company. Connect it again.",
+                                 provider=self.provider)
+        return self.conn.tenant_id
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+              text: str | None = None, requestid: str | None = None,
+              resource: str = "") -> tuple[dict[str, Any], httpx.Response]:
+        """One API call; a write with a ``requestid`` may be retried blindly (QBO answers it once)."""
+        url = f"/v3/company/{self.realm}{path}"
+        query = {"minorversion": MINOR_VERSION, **(params or {})}
+        if requestid:
+            query["requestid"] = requestid
+        for attempt in range(3):
+            try:
+                if body is not None:
+                    resp = self.api.request(method, url, params=query, content=json_dumps(body).encode(),
+                                            headers={"Content-Type": "application/json"},
+                                            idempotent=True if requestid else None)
+                elif text is not None:
+                    resp = self.api.request("POST", url, params=query, content=text.encode(),
+                                            headers={"Content-Type": "application/text"}, idempotent=True)
+                else:
+                    resp = self.api.request(method, url, params=query)
+            except RateLimited as exc:
+                # No Retry-After from QBO: the layer's short back-off is not enough; wait a minute.
+                if attempt == 2 or exc.daily:
+                    raise
+                self.api.limiter.block_for(THROTTLE_WAIT * (attempt + 1))
+                continue
+            break
+        try:
+            data = json.loads(resp.content, parse_float=Decimal) if resp.content else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TransportError(f"QuickBooks Online sent an answer that could not be read "
+                                 f"(status {resp.status_code}).", provider=self.provider,
+                                 status=resp.status_code) from exc
+        if not isinstance(data, dict):
+            raise TransportError("QuickBooks Online sent an unexpected answer.", provider=self.provider,
+                                 status=resp.status_code)
+        if resp.status_code >= 400:
+            raise self._error(resp.status_code, data, resource)
+        return data, resp
+
+    def _error(self, status: int, data: dict[str, Any], resource: str) -> ConnectorError:
+        """Fault (or the lower-case ``fault`` of auth errors) -> a typed error."""
+        fault = data.get("Fault") or data.get("fault") or {}
+        return self._fault_error(fault, status, resource)
+
+    def _fault_error(self, fault: dict[str, Any], status: int | None, resource: str) -> ConnectorError:
+        errors = fault.get("Error") or fault.get("error") or [{}]
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        code = str(first.get("code") or "")
+        message = first.get("Message") or first.get("message") or f"HTTP {status}"
+        detail = first.get("Detail") or first.get("detail") or ""
+        element = first.get("element") or None
+        text = f"QuickBooks Online: {detail or message}"
+        kw = {"provider": self.provider, "status": status, "code": code or None}
+        if code == "5010":
+            return StaleVersion("The record changed in QuickBooks since it was read.", **kw)
+        if code == "6240":
+            if resource == "customer":
+                return DuplicateName(text, **kw)
+            return Conflict(text, **kw)
+        if code in ("6210", "6140"):
+            return Conflict(text, **kw)
+        if code == "610":
+            return NotFound(text, **kw)
+        if status == 403 or code == "6190":
+            return Forbidden("QuickBooks refused access to this company (the subscription may have ended, or "
+                             f"the sign-in lost access). {detail}".strip(), **kw)
+        if status == 401 or code in ("3200", "3100", "120"):
+            return Unauthorized(text, **kw)
+        if status == 429 or code == "3001":
+            return RateLimited(text, retry_after=THROTTLE_WAIT, **kw)
+        if status is not None and status >= 500:
+            return ServerError(text, **kw)
+        if status == 404:
+            return NotFound(text, **kw)
+        return ValidationRejected(text, field=ELEMENT_FIELDS.get(element or "", element), **kw)
+
+    @staticmethod
+    def _server_time(data: dict[str, Any]) -> float | None:
+        parsed = parse_ts(data.get("time"))
+        return parsed.timestamp() if parsed else None
+
+    @staticmethod
+    def _server_date(data: dict[str, Any]) -> dt.date:
+        """Today in the company's time zone: the ``time`` of the answer carries its offset."""
+        parsed = parse_ts(data.get("time"))
+        return parsed.date() if parsed else dt.datetime.now(dt.UTC).date()
+
+    # -- query and CDC --------------------------------------------------------------------------
+    def query(self, statement: str) -> dict[str, Any]:
+        """One query; the whole answer (``QueryResponse`` and ``time``)."""
+        if len(statement) > QUERY_GET_MAX:
+            data, _ = self._call("POST", "/query", text=statement)
+        else:
+            data, _ = self._call("GET", "/query", params={"query": statement})
+        return data
+
+    def _pages(self, entity: str, where: str = "", first: list[dict[str, Any]] | None = None
+               ) -> Iterator[list[dict[str, Any]]]:
+        """Every row, 1000 a page, in a stable order (``ORDERBY Id``)."""
+        start = 1
+        while True:
+            data = self.query(f"select * from {entity}{where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE}")  # noqa: S608 - literals go through quote()
+            if first is not None and not first:
+                first.append(data)
+            rows = (data.get("QueryResponse") or {}).get(entity) or []
+            yield rows
+            if len(rows) < PAGE:
+                return
+            start += PAGE
+
+    def _cdc(self, entity: str, since: float) -> tuple[list[dict[str, Any]], list[str], dict[str, Any], bool]:
+        try:
+            data, _ = self._call("GET", "/cdc", params={"entities": entity, "changedSince": iso_utc(since)})
+        except ValidationRejected as exc:
+            if "older than" in exc.message:
+                raise _TooOld() from exc
+            raise
+        rows: list[dict[str, Any]] = []
+        deleted: list[str] = []
+        count = 0
+        for block in data.get("CDCResponse") or []:
+            for qr in block.get("QueryResponse") or []:
+                for rec in qr.get(entity) or []:
+                    count += 1
+                    if rec.get("status") == "Deleted":
+                        deleted.append(str(rec["Id"]))
+                    else:
+                        rows.append(rec)
+        return rows, deleted, data, count >= CDC_MAX
+
+    def _changes(self, entity: str, cursor: str | None, *, names: bool) -> _Read:
+        """Changed rows of one entity since the cursor.
+
+        No cursor: everything by query. A cursor: one CDC request; past 30 days, or when the CDC answer
+        is saturated (1000 objects, silently cut), a ``MetaData.LastUpdatedTime`` query instead.
+        Rows already delivered with the same SyncToken inside the overlap are dropped.
+        """
+        state = _Cursor.load(cursor)
+        active = " where Active IN (true, false)" if names else ""
+        first: list[dict[str, Any]] = []
+        deleted: list[str] = []
+        if state is None:
+            rows = [r for page in self._pages(entity, active, first) for r in page]
+            envelope = first[0] if first else {}
+            watermark = self._server_time(envelope) or time.time()
+            return _Read(rows, [], self._next_cursor(watermark, rows, None), True, self._server_date(envelope))
+        since = state.since - OVERLAP
+        envelope: dict[str, Any] | None = None
+        if time.time() - since < (CDC_DAYS - 0.5) * 86400:
+            try:
+                rows, deleted, data, saturated = self._cdc(entity, since)
+                if not saturated:
+                    envelope = data
+            except _TooOld:
+                pass
+        if envelope is None:
+            clause = f"MetaData.LastUpdatedTime >= {quote(iso_utc(since))}"
+            where = f" where Active IN (true, false) AND {clause}" if names else f" where {clause}"
+            rows = [r for page in self._pages(entity, where, first) for r in page]
+            envelope = first[0] if first else {}
+        rows = self._dedupe(rows)
+        watermark = self._server_time(envelope) or state.since
+        fresh = [r for r in rows if (state.edge.get(str(r["Id"])) or [None])[0] != str(r.get("SyncToken"))]
+        return _Read(fresh, deleted, self._next_cursor(watermark, rows, state), False, self._server_date(envelope))
+
+    @staticmethod
+    def _next_cursor(watermark: float, rows: list[dict[str, Any]], old: _Cursor | None) -> str:
+        """Remember what was delivered inside the next read's overlap (at most EDGE_MAX records)."""
+        floor = watermark - OVERLAP - 1
+        edge: dict[str, list[Any]] = {}
+        if old is not None:
+            edge = {k: v for k, v in old.edge.items() if v[1] >= floor}
+        for row in rows:
+            when = parse_ts((row.get("MetaData") or {}).get("LastUpdatedTime"))
+            if when is not None and when.timestamp() >= floor:
+                edge[str(row["Id"])] = [str(row.get("SyncToken")), int(when.timestamp())]
+        return _Cursor(watermark, edge if len(edge) <= EDGE_MAX else None).dump()
+
+    @staticmethod
+    def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            rid = str(row["Id"])
+            if rid not in seen or int(row.get("SyncToken") or 0) >= int(seen[rid].get("SyncToken") or 0):
+                seen[rid] = row
+        return list(seen.values())
+
+    def _by_ids(self, entity: str, ids: Sequence[str], names: bool) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        clean = [i for i in dict.fromkeys(str(i) for i in ids) if i.isdigit()]
+        for chunk in _chunks(clean, 200):
+            where = " AND Active IN (true, false)" if names else ""
+            data = self.query(f"select * from {entity} where Id IN ({', '.join(quote(i) for i in chunk)}){where} "  # noqa: S608 - literals go through quote()
+                              f"MAXRESULTS {PAGE}")
+            for row in (data.get("QueryResponse") or {}).get(entity) or []:
+                out[str(row["Id"])] = row
+        return out
+
+    # -- batch ------------------------------------------------------------------------------------
+    def _batch(self, entity: str, items: Sequence[tuple[str, dict[str, Any]]], seed: str,
+               resource: str) -> tuple[list[dict[str, Any] | ConnectorError], dict[str, Any]]:
+        """One ``/batch`` call: items are (operation, body); answers (or errors) in the same order.
+
+        The requestid is a UUID derived from ``seed`` (the writes' keys and versions): the same batch
+        sent again after a lost answer gets QBO's stored answer instead of running twice.
+        """
+        requestid = str(uuid.uuid5(NAMESPACE, seed))
+        bids = [f"b{n}" for n in range(len(items))]
+        body = {"BatchItemRequest": [{"bId": bid, "operation": op, entity: obj}
+                                     for bid, (op, obj) in zip(bids, items, strict=True)]}
+        data, _ = self._call("POST", "/batch", body=body, requestid=requestid, resource=resource)
+        answers = {str(a.get("bId")): a for a in data.get("BatchItemResponse") or []}
+        out: list[dict[str, Any] | ConnectorError] = []
+        for bid in bids:
+            answer = answers.get(bid)
+            if answer is None:
+                out.append(TransportError("QuickBooks Online did not answer for this record.",
+                                          provider=self.provider))
+            elif answer.get("Fault"):
+                out.append(self._fault_error(answer["Fault"], 400, resource))
+            else:
+                out.append(answer.get(entity) or {})
+        return out, data
+
+    def _run_batches(self, entity: str, resource: str, prepared: list[tuple[str, dict[str, Any]] | ConnectorError],
+                     keys: list[str], seed_parts: list[str]) -> list[tuple[dict[str, Any] | ConnectorError,
+                                                                          dict[str, Any]]]:
+        """Send the prepared items 30 at a time; per item the answer (or error) and its envelope.
+
+        A rate limit that outlasts our waiting stops the rest (each gets the same retryable error);
+        a lost sign-in is raised; any other whole-batch error goes to each of its items.
+        """
+        results: list[tuple[dict[str, Any] | ConnectorError, dict[str, Any]]] = [
+            (p, {}) if isinstance(p, ConnectorError) else (ConnectorError("not sent"), {}) for p in prepared]
+        todo = [n for n, p in enumerate(prepared) if not isinstance(p, ConnectorError)]
+        stop: ConnectorError | None = None
+        for chunk in _chunks(todo, BATCH):
+            if stop is not None:
+                for n in chunk:
+                    results[n] = (stop, {})
+                continue
+            items = [prepared[n] for n in chunk]
+            seed = "|".join([entity, resource] + [f"{keys[n]}:{seed_parts[n]}" for n in chunk])
+            try:
+                answers, data = self._batch(entity, items, seed, resource)  # type: ignore[arg-type]
+            except (AuthExpired, Unauthorized, Forbidden):
+                raise
+            except RateLimited as exc:
+                stop = exc
+                for n in chunk:
+                    results[n] = (exc, {})
+                continue
+            except ConnectorError as exc:
+                for n in chunk:
+                    results[n] = (exc, {})
+                continue
+            for n, answer in zip(chunk, answers, strict=True):
+                results[n] = (answer, data)
+        return results
+
+    # -- company ------------------------------------------------------------------------------------
+    def company_info(self) -> dict[str, Any]:
+        data, _ = self._call("GET", f"/companyinfo/{self.realm}")
+        return data.get("CompanyInfo") or {}
+
+    def company_name(self) -> str:
+        return self.company_info().get("CompanyName") or ""
+
+    def preferences(self) -> dict[str, Any]:
+        data, _ = self._call("GET", "/preferences")
+        return data.get("Preferences") or {}
+
+    def list_tenants(self) -> list[Tenant]:
+        """One authorization is one company (reference §1): the realm of this connection."""
+        return [Tenant(self.realm, self.conn.label or self.company_name())]
+
+    def customer_url(self, customer_id: str) -> str:
+        return f"{self._web}/app/customerdetail?nameId={customer_id}"
+
+    def invoice_url(self, invoice_id: str) -> str:
+        return f"{self._web}/app/invoice?txnId={invoice_id}"
+
+    @property
+    def _web(self) -> str:
+        return web_root(self.conn.base_url, self.conn.extra.get("web_url"))
+
+    # -- customers: reading ---------------------------------------------------------------------
+    @staticmethod
+    def to_customer(c: dict[str, Any]) -> AccountingCustomer:
+        active = c.get("Active", True) is not False
+        display = c.get("DisplayName") or ""
+        given, family = _text(c.get("GivenName")), _text(c.get("FamilyName"))
+        company = _text(c.get("CompanyName"))
+        kind = "person" if not company and (given or family) else "company"
+        plain = _DELETED.sub("", display) if not active else display
+        # DisplayName may carry a " (2)" added to dodge a name clash: the name proper is in the parts,
+        # unless a part was cut at QBO's 25 characters.
+        if kind == "company":
+            name = company or plain
+        elif all(len(p or "") < NAME_MAX["GivenName"] for p in (given, family)):
+            name = " ".join(p for p in (given, family) if p) or plain
+        else:
+            name = plain
+        addr = c.get("BillAddr") or {}
+        tax = next((_text(c.get(f)) for f in ("PrimaryTaxIdentifier", "BusinessNumber", "GSTIN")
+                    if _text(c.get(f))), None)
+        if tax and _MASKED.match(tax):
+            tax = None  # QBO may hand tax ids back masked; a mask is not a value
+        party = Party(
+            kind=kind,
+            name=name,
+            email=_text((c.get("PrimaryEmailAddr") or {}).get("Address")),
+            phone=_text((c.get("PrimaryPhone") or {}).get("FreeFormNumber"))
+            or _text((c.get("Mobile") or {}).get("FreeFormNumber")),
+            address_line1=_text(addr.get("Line1")),
+            address_line2=_text(addr.get("Line2")),
+            city=_text(addr.get("City")),
+            region=_text(addr.get("CountrySubDivisionCode")),
+            postal_code=_text(addr.get("PostalCode")),
+            country=country_code(_text(addr.get("Country"))) or country_code(_text(addr.get("CountryCode"))),
+            tax_id=tax,
+            currency=_text((c.get("CurrencyRef") or {}).get("value")),
+        )
+        return AccountingCustomer(id=str(c["Id"]), party=party,
+                                  updated_at=parse_ts((c.get("MetaData") or {}).get("LastUpdatedTime")),
+                                  active=active, version=str(c.get("SyncToken") or "0"), raw_name=display)
+
+    def read_customers(self, cursor: str | None) -> Changes[AccountingCustomer]:
+        """Everything by query (inactive included: they are the archived ones), then CDC since the cursor."""
+        start = self.api.request_count
+        read = self._changes("Customer", cursor, names=True)
+        return Changes([self.to_customer(r) for r in read.rows], read.cursor, [], full=read.full,
+                       requests=self.api.request_count - start)
+
+    def get_customers(self, ids: Sequence[str]) -> list[AccountingCustomer]:
+        found = self._by_ids("Customer", ids, names=True)
+        return [self.to_customer(found[str(i)]) for i in ids if str(i) in found]
+
+    def find_customers(self, *, name: str | None = None, email: str | None = None) -> list[AccountingCustomer]:
+        """Exact lookups by DisplayName (inactive ones too: they still hold names) and by email."""
+        found: dict[str, AccountingCustomer] = {}
+        for prop, value in (("DisplayName", name), ("PrimaryEmailAddr", email)):
+            if not value:
+                continue
+            data = self.query(f"select * from Customer where {prop} = {quote(value)} AND Active IN (true, false) "  # noqa: S608 - literals go through quote()
+                              f"MAXRESULTS {PAGE}")
+            for row in (data.get("QueryResponse") or {}).get("Customer") or []:
+                found.setdefault(str(row["Id"]), self.to_customer(row))
+        return list(found.values())
+
+    # -- customers: writing ---------------------------------------------------------------------
+    def _name_fields(self, party: Party) -> dict[str, Any]:
+        if party.kind == "person":
+            first, _, last = (party.name or "").strip().rpartition(" ")
+            given, family = (first, last) if first else (last, "")
+            return {"GivenName": _clean_name(given, NAME_MAX["GivenName"]),
+                    "FamilyName": _clean_name(family, NAME_MAX["FamilyName"])}
+        return {"CompanyName": _clean_name(party.name or "", NAME_MAX["CompanyName"])}
+
+    @staticmethod
+    def _address(party: Party) -> dict[str, str]:
+        return {"Line1": party.address_line1 or "", "Line2": party.address_line2 or "", "City": party.city or "",
+                "CountrySubDivisionCode": party.region or "", "PostalCode": party.postal_code or "",
+                "Country": party.country or ""}
+
+    def _create_body(self, w: CustomerWrite) -> dict[str, Any]:
+        party = w.party
+        name = _clean_name(w.display_name or party.name or "", NAME_MAX["DisplayName"])
+        if not name:
+            raise ValidationRejected("A customer needs a name.", field="name", provider=self.provider)
+        body: dict[str, Any] = {"DisplayName": name, **{k: v for k, v in self._name_fields(party).items() if v}}
+        if party.email:
+            body["PrimaryEmailAddr"] = {"Address": party.email}
+        if party.phone:
+            body["PrimaryPhone"] = {"FreeFormNumber": party.phone}
+        address = {k: v for k, v in self._address(party).items() if v}
+        if address:
+            body["BillAddr"] = address
+        if party.tax_id:
+            # PrimaryTaxIdentifier: the XSD's "primary Tax ID of the Person or Organization" (Product: QBO),
+            # the field the reference's create example uses. BusinessNumber is CA/UK/IN only, GSTIN India
+            # only, and ResaleNum is a US resale certificate, not a tax number.
+            body["PrimaryTaxIdentifier"] = party.tax_id
+        if party.currency and (self.conn.extra.get("multicurrency", True)
+                               or party.currency == self.conn.extra.get("home_currency")):
+            body["CurrencyRef"] = {"value": party.currency}  # set at creation only (reference §3.1)
+        return body
+
+    def _update_body(self, w: CustomerWrite, current: dict[str, Any]) -> dict[str, Any]:
+        """A sparse update with only what differs from the record as QBO holds it now."""
+        party, was = w.party, self.to_customer(current)
+        body: dict[str, Any] = {}
+        display = current.get("DisplayName") or ""
+        if w.display_name:
+            wanted = _clean_name(w.display_name, NAME_MAX["DisplayName"])
+            if wanted != display:
+                body["DisplayName"] = wanted
+        elif party.name and party.name != was.party.name:
+            for key, value in self._name_fields(party).items():
+                if value != (current.get(key) or ""):
+                    body[key] = value
+            if display.casefold() == (was.party.name or "").casefold():
+                body["DisplayName"] = _clean_name(party.name, NAME_MAX["DisplayName"])  # it followed the name
+        if (party.email or None) != was.party.email:
+            body["PrimaryEmailAddr"] = {"Address": party.email or ""}
+        if (party.phone or None) != was.party.phone:
+            body["PrimaryPhone"] = {"FreeFormNumber": party.phone or ""}
+        mine = ("address_line1", "address_line2", "city", "region", "postal_code", "country")
+        if any(getattr(party, f) != getattr(was.party, f) for f in mine):
+            kept = {k: v for k, v in (current.get("BillAddr") or {}).items()
+                    if k not in ("Line1", "Line2", "City", "CountrySubDivisionCode", "PostalCode", "Country",
+                                 "CountryCode")}
+            body["BillAddr"] = {**kept, **self._address(party)}
+        if (party.tax_id or None) != was.party.tax_id:
+            body["PrimaryTaxIdentifier"] = party.tax_id or ""
+        return body
+
+    def create_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
+        """Batches of 30 ``create`` items under one requestid (derived from the keys)."""
+        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        for w in writes:
+            try:
+                prepared.append(("create", self._create_body(w)))
+            except ConnectorError as exc:
+                prepared.append(exc)
+        sent = self._run_batches("Customer", "customer", prepared, [w.key for w in writes], [""] * len(writes))
+        return [self._customer_result(w.key, answer) for w, (answer, _) in zip(writes, sent, strict=True)]
+
+    def _customer_result(self, key: str, answer: dict[str, Any] | ConnectorError) -> WriteResult:
+        if isinstance(answer, ConnectorError):
+            return WriteResult(key, error=answer)
+        cust = self.to_customer(answer)
+        return WriteResult(key, cust.id, cust.version, record=cust)
+
+    def update_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
+        """Read the current records (one query a batch), then sparse updates of what differs.
+
+        The SyncToken sent is the write's ``version`` when it has one, so a change made in QuickBooks
+        since the engine read the record is refused (StaleVersion), not overwritten.
+        """
+        results: dict[int, WriteResult] = {}
+        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        versions: list[str] = []
+        index: list[int] = []
+        current = self._by_ids("Customer", [w.id for w in writes if w.id], names=True)
+        for n, w in enumerate(writes):
+            rec = current.get(str(w.id)) if w.id else None
+            if rec is None:
+                results[n] = WriteResult(w.key, error=NotFound(
+                    f"Customer {w.id} is not in QuickBooks any more.", provider=self.provider) if w.id else
+                    ValidationRejected("An update needs the customer's id.", provider=self.provider))
+                continue
+            if w.version and str(rec.get("SyncToken")) != str(w.version):
+                results[n] = WriteResult(w.key, error=StaleVersion(
+                    "The customer changed in QuickBooks since it was read.", provider=self.provider, code="5010"))
+                continue
+            body = self._update_body(w, rec)
+            if not body:
+                cust = self.to_customer(rec)
+                results[n] = WriteResult(w.key, cust.id, cust.version, record=cust)
+                continue
+            prepared.append(("update", {"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]), "sparse": True,
+                                        **body}))
+            versions.append(str(rec["SyncToken"]))
+            index.append(n)
+        sent = self._run_batches("Customer", "customer", prepared, [writes[n].key for n in index], versions)
+        for n, (answer, _) in zip(index, sent, strict=True):
+            results[n] = self._customer_result(writes[n].key, answer)
+        return [results[n] for n in range(len(writes))]
+
+    def set_customer_active(self, customer_id: str, active: bool) -> AccountingCustomer:
+        """Make a customer inactive (QBO's delete for names) or active again."""
+        rec = self._by_ids("Customer", [customer_id], names=True).get(str(customer_id))
+        if rec is None:
+            raise NotFound(f"Customer {customer_id} is not in QuickBooks.", provider=self.provider)
+        data, _ = self._call("POST", "/customer", body={"Id": rec["Id"], "SyncToken": rec["SyncToken"],
+                                                        "sparse": True, "Active": active},
+                             requestid=str(uuid.uuid5(NAMESPACE, f"active:{rec['Id']}:{rec['SyncToken']}:{active}")),
+                             resource="customer")
+        return self.to_customer(data["Customer"])
+
+    # -- items ----------------------------------------------------------------------------------
+    @staticmethod
+    def to_item(i: dict[str, Any]) -> Item:
+        active = i.get("Active", True) is not False
+        name = i.get("Name") or ""
+        return Item(id=str(i["Id"]), name=name if active else _DELETED.sub("", name), sku=_text(i.get("Sku")),
+                    unit_price=_dec(i.get("UnitPrice")), active=active, description=_text(i.get("Description")))
+
+    def read_items(self, cursor: str | None) -> Changes[Item]:
+        start = self.api.request_count
+        read = self._changes("Item", cursor, names=True)
+        return Changes([self.to_item(r) for r in read.rows], read.cursor, [], full=read.full,
+                       requests=self.api.request_count - start)
+
+    def income_account(self) -> str:
+        """The income account new items post to: "Services" if there is one, else the first income account."""
+        if self._income_account:
+            return self._income_account
+        data = self.query("select * from Account where AccountType = 'Income' AND Active = true ORDERBY Id "  # noqa: S608 - literals go through quote()
+                          f"MAXRESULTS {PAGE}")
+        rows = (data.get("QueryResponse") or {}).get("Account") or []
+        if not rows:
+            raise ValidationRejected("QuickBooks has no income account for new products. Add one under "
+                                     "Accounting → Chart of accounts, then sync again.", provider=self.provider)
+        pick = next((r for r in rows if r.get("AccountSubType") == "ServiceFeeIncome"), None) or next(
+            (r for r in rows if r.get("AccountSubType") == "SalesOfProductIncome"), rows[0])
+        self._income_account = str(pick["Id"])
+        self.conn.extra["income_account_id"] = self._income_account
+        return self._income_account
+
+    def _find_items(self, writes: Sequence[ItemWrite]) -> dict[int, dict[str, Any]]:
+        """Active items that already are these products: by Sku first, then by Name."""
+        found: dict[int, dict[str, Any]] = {}
+        for prop, values in (("Sku", {w.item.sku for w in writes if w.item.sku}),
+                             ("Name", {_clean_name(w.item.name, 100) for w in writes if w.item.name})):
+            if not values:
+                continue
+            rows: list[dict[str, Any]] = []
+            for chunk in _chunks(sorted(values), 100):
+                data = self.query(f"select * from Item where {prop} IN ({', '.join(quote(v) for v in chunk)}) "  # noqa: S608 - literals go through quote()
+                                  f"MAXRESULTS {PAGE}")
+                rows += (data.get("QueryResponse") or {}).get("Item") or []
+            by_value = {str(r.get(prop) or "").casefold(): r for r in sorted(rows, key=lambda r: int(r["Id"]))}
+            for n, w in enumerate(writes):
+                if n in found:
+                    continue
+                value = w.item.sku if prop == "Sku" else _clean_name(w.item.name, 100)
+                if value and value.casefold() in by_value:
+                    found[n] = by_value[value.casefold()]
+        return found
+
+    def create_items(self, writes: Sequence[ItemWrite]) -> list[WriteResult]:
+        """Reuse an item with the same Sku (or Name); create the rest as services posting to income."""
+        existing = self._find_items(writes)
+        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        index: list[int] = []
+        account = None
+        for n, w in enumerate(writes):
+            if n in existing:
+                continue
+            item = w.item
+            name = _clean_name(item.name or item.sku or "", 100)
+            if not name:
+                prepared.append(ValidationRejected("A product needs a name.", field="name", provider=self.provider))
+                index.append(n)
+                continue
+            account = account or self.income_account()
+            body: dict[str, Any] = {"Name": name, "Type": "Service", "IncomeAccountRef": {"value": account}}
+            if item.sku:
+                body["Sku"] = item.sku[:100]
+            if item.unit_price is not None:
+                body["UnitPrice"] = item.unit_price
+            if item.description:
+                body["Description"] = item.description[:4000]
+            prepared.append(("create", body))
+            index.append(n)
+        sent = self._run_batches("Item", "item", prepared, [writes[n].key for n in index], [""] * len(index))
+        results: dict[int, WriteResult] = {}
+        for n, rec in existing.items():
+            results[n] = WriteResult(writes[n].key, str(rec["Id"]), str(rec.get("SyncToken")), record=self.to_item(rec))
+        for n, (answer, _) in zip(index, sent, strict=True):
+            if isinstance(answer, ConnectorError):
+                results[n] = WriteResult(writes[n].key, error=answer)
+            else:
+                results[n] = WriteResult(writes[n].key, str(answer["Id"]), str(answer.get("SyncToken")),
+                                         record=self.to_item(answer))
+        return [results[n] for n in range(len(writes))]
+
+    # -- invoices -------------------------------------------------------------------------------
+    def to_invoice(self, i: dict[str, Any], today: dt.date | None = None) -> Invoice:
+        """Status is derived: QBO has no status field (paid = Balance 0; void = zero amounts + "Voided")."""
+        today = today or dt.datetime.now(dt.UTC).date()
+        total, balance = _dec(i.get("TotalAmt")), _dec(i.get("Balance"))
+        lines_raw = i.get("Line") or []
+        subtotal = sum((_dec(li.get("Amount")) or ZERO for li in lines_raw
+                        if li.get("DetailType") == "SalesItemLineDetail"), ZERO)
+        invoice_pct = ZERO
+        for li in lines_raw:
+            if li.get("DetailType") == "DiscountLineDetail":
+                detail = li.get("DiscountLineDetail") or {}
+                if detail.get("PercentBased"):
+                    invoice_pct = _dec(detail.get("DiscountPercent")) or ZERO
+                elif subtotal:
+                    invoice_pct = ((_dec(li.get("Amount")) or ZERO) * HUNDRED / subtotal).normalize()
+        lines = []
+        for li in lines_raw:
+            if li.get("DetailType") != "SalesItemLineDetail":
+                continue
+            detail = li.get("SalesItemLineDetail") or {}
+            amount = _dec(li.get("Amount")) or ZERO
+            qty = _dec(detail.get("Qty"))
+            price = _dec(detail.get("UnitPrice"))
+            if qty is None:
+                qty = (amount / price).normalize() if price else Decimal(1)
+            if price is None:
+                price = (amount / qty).normalize() if qty else amount
+            description = li.get("Description") or ""
+            pct = invoice_pct
+            note = _DISCOUNT_NOTE.search(description)
+            if note:  # a line discount we folded into the unit price: give back list price and percent
+                line_pct = Decimal(note.group(1))
+                description = description[: note.start()]
+                if line_pct < HUNDRED:
+                    price = (price * HUNDRED / (HUNDRED - line_pct)).quantize(Decimal("0.00001")).normalize()
+                    if price == price.to_integral_value():
+                        price = price.quantize(CENT)
+                pct = line_pct
+            lines.append(InvoiceLine(description=description, quantity=qty, unit_price=price, discount_percent=pct,
+                                     item_id=_text((detail.get("ItemRef") or {}).get("value")),
+                                     tax_code=_text((detail.get("TaxCodeRef") or {}).get("value")), amount=amount))
+        due = dt.date.fromisoformat(i["DueDate"]) if i.get("DueDate") else None
+        voided = (i.get("PrivateNote") or "").startswith("Voided") and not total
+        if voided:
+            status = "void"
+        elif total is not None and balance is not None and balance <= 0:
+            status = "paid"
+        elif due is not None and balance and balance > 0 and due < today:
+            status = "overdue"
+        elif total is not None and balance is not None and balance < total:
+            status = "partly_paid"
+        else:
+            status = "awaiting_payment"  # QBO has no drafts: a saved invoice is open
+        reference = None
+        for part in (i.get("PrivateNote") or "").splitlines():
+            if part.strip() and not voided:
+                reference = part.strip()
+                break
+        return Invoice(
+            id=str(i["Id"]), customer_id=str((i.get("CustomerRef") or {}).get("value") or ""),
+            currency=(i.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or "",
+            lines=tuple(lines), reference=reference, number=_text(i.get("DocNumber")),
+            issue_date=dt.date.fromisoformat(i["TxnDate"]) if i.get("TxnDate") else None, due_date=due,
+            total=total, amount_paid=(total - balance) if total is not None and balance is not None else None,
+            balance=balance, status=status, updated_at=parse_ts((i.get("MetaData") or {}).get("LastUpdatedTime")),
+            web_url=self.invoice_url(str(i["Id"])))
+
+    def _lines(self, inv: Invoice) -> list[dict[str, Any]]:
+        """Lines as QBO wants them: ``Amount = Qty x UnitPrice`` to the cent.
+
+        A discount the same on every line whose QBO rounding (once, on the subtotal) gives the same total
+        becomes QBO's own DiscountLineDetail. Otherwise each line's discount is folded into its unit
+        price (exact to QBO's 5 decimal places) and named in its description, which reads back.
+        """
+        if not inv.lines:
+            raise ValidationRejected("An invoice needs at least one line.", field="lines", provider=self.provider)
+        pcts = {li.discount_percent for li in inv.lines}
+        gross = [li.quantity * li.unit_price for li in inv.lines]
+        nets = [_money(g - g * li.discount_percent / HUNDRED) for g, li in zip(gross, inv.lines, strict=True)]
+        subtotal = sum((_money(g) for g in gross), ZERO)
+        uniform = next(iter(pcts)) if len(pcts) == 1 else ZERO
+        native = bool(uniform) and all(_money(g) == g for g in gross) and \
+            subtotal - _money(subtotal * uniform / HUNDRED) == sum(nets, ZERO)
+        out: list[dict[str, Any]] = []
+        for li in inv.lines:
+            if not li.item_id:
+                raise ValidationRejected(f"The line {li.description!r} has no product in QuickBooks.",
+                                         field="item", provider=self.provider)
+            price, pct, description = li.unit_price, li.discount_percent, li.description or ""
+            if pct and not native:
+                price = li.unit_price * (HUNDRED - pct) / HUNDRED
+                if price != price.quantize(Decimal("0.00001")):
+                    price = price.quantize(Decimal("0.00001"), rounding=ROUND_HALF_UP)
+                description = f"{description} ({pct.normalize():f}% discount)"
+            detail: dict[str, Any] = {"ItemRef": {"value": li.item_id}, "Qty": li.quantity,
+                                      "UnitPrice": price.normalize() if price == price.to_integral_value()
+                                      else price}
+            if li.tax_code:
+                detail["TaxCodeRef"] = {"value": li.tax_code}
+            line: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": _money(li.quantity * price),
+                                    "SalesItemLineDetail": detail}
+            if description:
+                line["Description"] = description[:4000]
+            out.append(line)
+        if native:
+            out.append({"DetailType": "DiscountLineDetail", "Amount": _money(subtotal * uniform / HUNDRED),
+                        "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": uniform}})
+        return out
+
+    def _invoice_body(self, inv: Invoice) -> dict[str, Any]:
+        body: dict[str, Any] = {"CustomerRef": {"value": inv.customer_id}, "Line": self._lines(inv)}
+        if inv.currency:
+            body["CurrencyRef"] = {"value": inv.currency}
+        if inv.reference:
+            body["PrivateNote"] = inv.reference[:4000]  # not printed for the customer; read back as reference
+        if inv.number:
+            body["DocNumber"] = inv.number[:21]
+        if inv.issue_date:
+            body["TxnDate"] = inv.issue_date.isoformat()
+        if inv.due_date:
+            body["DueDate"] = inv.due_date.isoformat()
+        return body
+
+    def _invoice_results(self, writes: Sequence[InvoiceWrite], index: list[int],
+                         sent: list[tuple[dict[str, Any] | ConnectorError, dict[str, Any]]],
+                         results: dict[int, WriteResult]) -> list[WriteResult]:
+        for n, (answer, data) in zip(index, sent, strict=True):
+            if isinstance(answer, ConnectorError):
+                results[n] = WriteResult(writes[n].key, error=answer)
+            else:
+                record = self.to_invoice(answer, self._server_date(data))
+                results[n] = WriteResult(writes[n].key, record.id, str(answer.get("SyncToken")), record=record)
+        return [results[n] for n in range(len(writes))]
+
+    def read_invoices(self, cursor: str | None) -> Changes[Invoice]:
+        start = self.api.request_count
+        read = self._changes("Invoice", cursor, names=False)
+        return Changes([self.to_invoice(r, read.today) for r in read.rows], read.cursor, read.deleted, full=read.full,
+                       requests=self.api.request_count - start)
+
+    def find_invoices(self, reference: str) -> list[Invoice]:
+        """Invoices whose PrivateNote is ``reference``. PrivateNote is not queryable, so newest first,
+        1000 a page, until a page holds a match (a duplicate would have been made close in time)."""
+        hits: list[Invoice] = []
+        start = 1
+        while True:
+            data = self.query(f"select * from Invoice ORDERBY MetaData.CreateTime DESC STARTPOSITION {start} "  # noqa: S608 - literals go through quote()
+                              f"MAXRESULTS {PAGE}")
+            rows = (data.get("QueryResponse") or {}).get("Invoice") or []
+            today = self._server_date(data)
+            hits += [self.to_invoice(r, today) for r in rows
+                     if reference in [p.strip() for p in (r.get("PrivateNote") or "").splitlines()]]
+            if hits or len(rows) < PAGE:
+                return hits
+            start += PAGE
+
+    def create_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
+        """Batches of 30 under one requestid each; the reference rides in PrivateNote."""
+        refused = self._align_currencies([w.invoice for w in writes])
+        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        for w in writes:
+            try:
+                if w.invoice.customer_id in refused:
+                    raise refused[w.invoice.customer_id]
+                prepared.append(("create", self._invoice_body(w.invoice)))
+            except ConnectorError as exc:
+                prepared.append(exc)
+        sent = self._run_batches("Invoice", "invoice", prepared, [w.key for w in writes], [""] * len(writes))
+        return self._invoice_results(writes, list(range(len(writes))), sent, {})
+
+    def _align_currencies(self, invoices: Sequence[Invoice]) -> dict[str, ConnectorError]:
+        """A QBO transaction is in its customer's currency, so make them agree before invoicing.
+
+        A customer without transactions (typically one we just created: CRMs rarely give a currency)
+        takes the invoice's currency; once it has transactions QBO refuses, and so does the invoice.
+        Returns customer id -> the error for customers that cannot be invoiced in that currency.
+        """
+        wanted = {inv.customer_id: inv.currency for inv in invoices if inv.currency and inv.customer_id}
+        if not wanted:
+            return {}
+        current = self._by_ids("Customer", list(wanted), names=True)
+        refused: dict[str, ConnectorError] = {}
+        changes: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        ids: list[str] = []
+        for cid, currency in wanted.items():
+            rec = current.get(cid)
+            had = ((rec or {}).get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency")
+            if rec is None or had == currency:
+                continue
+            if not self.conn.extra.get("multicurrency", True):
+                refused[cid] = ValidationRejected(
+                    f"Multicurrency is off in QuickBooks, so it cannot invoice in {currency}. Turn it on under "
+                    "Settings → Advanced → Currency, or change the deal's currency.", field="currency",
+                    provider=self.provider)
+                continue
+            changes.append(("update", {"Id": cid, "SyncToken": str(rec["SyncToken"]), "sparse": True,
+                                       "CurrencyRef": {"value": currency}}))
+            ids.append(cid)
+        sent = self._run_batches("Customer", "customer", changes, [f"currency:{cid}" for cid in ids],
+                                 [f"{wanted[cid]}:{current[cid]['SyncToken']}" for cid in ids])
+        for cid, (answer, _) in zip(ids, sent, strict=True):
+            if isinstance(answer, ConnectorError):
+                billed = ((current[cid].get("CurrencyRef") or {}).get("value")) or "the home currency"
+                refused[cid] = ValidationRejected(
+                    f"The customer is billed in {billed} and already has transactions, so QuickBooks cannot "
+                    f"invoice it in {wanted[cid]}. Change the deal's currency, or bill this customer under "
+                    "another customer.", field="currency", provider=self.provider, status=answer.status,
+                    code=answer.code)
+        return refused
+
+    def update_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
+        """Sparse updates (lines replaced) of invoices nothing has been paid on; QBO has no drafts, so
+        "unpaid and not void" is what may still change."""
+        results: dict[int, WriteResult] = {}
+        current = self._by_ids("Invoice", [w.invoice.id for w in writes if w.invoice.id], names=False)
+        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
+        versions: list[str] = []
+        index: list[int] = []
+        for n, w in enumerate(writes):
+            inv = w.invoice
+            rec = current.get(str(inv.id)) if inv.id else None
+            try:
+                if rec is None:
+                    raise NotFound(f"Invoice {inv.id} is not in QuickBooks.", provider=self.provider) if inv.id \
+                        else ValidationRejected("An update needs the invoice's id.", provider=self.provider)
+                now = self.to_invoice(rec)
+                if now.status == "void":
+                    raise ValidationRejected(f"Invoice {now.number} is void; Crossledger does not change it.",
+                                             field="status", provider=self.provider)
+                if now.balance != now.total:
+                    raise ValidationRejected(f"Invoice {now.number} has payments applied; Crossledger only changes "
+                                             "unpaid invoices.", field="status", provider=self.provider)
+                if w.version and str(rec.get("SyncToken")) != str(w.version):
+                    raise StaleVersion("The invoice changed in QuickBooks since it was read.",
+                                       provider=self.provider, code="5010")
+                body = {"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]), "sparse": True,
+                        **self._invoice_body(inv)}
+                body.pop("CurrencyRef", None)
+                prepared.append(("update", body))
+            except ConnectorError as exc:
+                prepared.append(exc)
+            versions.append(str((rec or {}).get("SyncToken") or ""))
+            index.append(n)
+        sent = self._run_batches("Invoice", "invoice", prepared, [writes[n].key for n in index], versions)
+        return self._invoice_results(writes, index, sent, results)
+
+    # -- payments and credit memos --------------------------------------------------------------
+    def _payments(self, p: dict[str, Any]) -> list[Payment]:
+        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``)."""
+        currency = (p.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or ""
+        when = dt.date.fromisoformat(p["TxnDate"]) if p.get("TxnDate") else dt.datetime.now(dt.UTC).date()
+        out = []
+        for line in p.get("Line") or []:
+            for link in line.get("LinkedTxn") or []:
+                if link.get("TxnType") == "Invoice":
+                    out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
+                                       amount=_dec(line.get("Amount")) or ZERO, currency=currency, date=when))
+        return out
+
+    def read_payments(self, cursor: str | None) -> Changes[Payment]:
+        start = self.api.request_count
+        read = self._changes("Payment", cursor, names=False)
+        records = [pay for r in read.rows for pay in self._payments(r)]
+        return Changes(records, read.cursor, read.deleted, full=read.full, requests=self.api.request_count - start)
+
+    def read_credit_memos(self, cursor: str | None) -> Changes[Invoice]:
+        """Credit memos as Invoice records: ``total`` the credit, ``balance`` the credit still unused."""
+        start = self.api.request_count
+        read = self._changes("CreditMemo", cursor, names=False)
+        records = [self.to_invoice({**r, "Balance": r.get("RemainingCredit", r.get("Balance"))}, read.today)
+                   for r in read.rows]
+        return Changes(records, read.cursor, read.deleted, full=read.full, requests=self.api.request_count - start)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __repr__(self) -> str:
+        return redact(f"<QuickBooks Online connector {self.conn.id} realm={self.conn.tenant_id} at "
+                      f"{self.conn.base_url}>")
