@@ -124,7 +124,7 @@ def test_killed_between_send_and_record_then_rerun_creates_no_duplicate(tmp_path
 
 def test_rate_limits_and_server_errors_are_retried(tmp_path, pair):
     w = World(tmp_path, *pair)
-    w.acct.sandbox.faults += [Fault("429", nth=2, match="POST"), Fault("500", nth=3, match="GET")]
+    w.acct.sandbox.faults += [Fault("429", nth=2, match="POST|PUT"), Fault("500", nth=3, match="GET")]
     w.crm.sandbox.faults += [Fault("500", nth=1, match="."), Fault("429", nth=3, match=".")]
     result = w.sync()
     assert result.status == "ok", result.errors

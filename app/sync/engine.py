@@ -305,7 +305,7 @@ class SyncEngine:
                                                          ConflictRow.outcome.in_(("open", "chosen")))):
                 held.setdefault((c.crm_type, c.crm_id), set()).add(c.field)
         return PlanInput(self.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
-                         quarantined, pending, held)
+                         quarantined, pending, held, getattr(self.acct, "party_problems", None))
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
         """Creates journalled by an earlier run that never recorded an answer: were they made?"""

@@ -139,6 +139,8 @@ class PlanInput:
     quarantined: set[CrmRef] = field(default_factory=set)
     pending_creates: dict[str, str] = field(default_factory=dict)  # key -> ledger id already made
     held_fields: dict[CrmRef, set[str]] = field(default_factory=dict)  # open conflicts wait for a person
+    # what the ledger itself would refuse (e.g. Xero and non-ASCII email): (field, message) pairs
+    ledger_problems: Any = None
 
 
 def customer_candidates(records: dict[CrmRef, CrmRecord]) -> list[CrmRef]:
@@ -183,6 +185,8 @@ def plan(inp: PlanInput) -> Plan:
     for ref in refs:
         record = inp.crm_records[ref]
         party, problems = validate_party(map_record(record, inp.mapping))
+        if not problems and inp.ledger_problems is not None and (to_acct or ref in inp.links):
+            problems = [Problem(f, m) for f, m in inp.ledger_problems(party)]
         if problems:
             out.quarantined.append(Quarantined(ref, party.name or f"{ref[0]} {ref[1]}", problems))
             continue
