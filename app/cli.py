@@ -172,7 +172,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
     local = any(h in (conn.auth_url or "") for h in ("127.0.0.1", "localhost"))
     opener = follow_redirects_opener if local else _browser
     print(f"Connecting {info.label} to '{ws.name}' …")
-    connect(conn, tokens, client_secret=args.client_secret, open_url=opener, timeout=args.timeout)
+    secret = args.client_secret
+    if secret is None and local:
+        secret = "crossledger-sandbox-secret"  # a local sandbox takes any secret; some providers require one  # noqa: S105 - sandbox only
+    connect(conn, tokens, client_secret=secret, open_url=opener, timeout=args.timeout)
     workspaces.save_connection(store, ws, conn)
     print(f"Connected to {conn.label or info.label}. The sign-in is saved in the system keyring.")
     return 0

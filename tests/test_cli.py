@@ -89,7 +89,7 @@ def test_unknown_workspace_and_provider_are_explained(tmp_path):
 def _serve(provider: str, state: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "app", "sandbox", "serve", provider, "--port", "0",
                              "--state", str(state), "--seed", "demo"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     url = line.split(" on ", 1)[1].split(" ", 1)[0]
     httpx.get(url + "/", timeout=5)
@@ -107,7 +107,7 @@ def test_sync_killed_at_random_points_never_duplicates(secret_service, tmp_path)
         cli(home, "connect", "quickbooks", "--workspace", "acme", "--base-url", qbo_url)
         for delay in (0.8, 1.6):
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
-                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(delay)
             run.send_signal(signal.SIGKILL)
             run.wait()
@@ -119,6 +119,7 @@ def test_sync_killed_at_random_points_never_duplicates(secret_service, tmp_path)
         for p in (crm_proc, qbo_proc):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=10)
+            p.stdout.close()
     customers = [c for c in qbo_customers(tmp_path / "qbo.json") if c.get("Active", True)]
     names = Counter(c["DisplayName"].casefold() for c in customers)
     assert max(names.values()) == 1
