@@ -1,0 +1,108 @@
+"""Start the window: ``run_gui`` is what ``crossledger`` and ``crossledger gui`` call."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from app import __version__
+from app.connectors.tokens import KeyringTokenStore, TokenStore
+from app.sched import jobs
+from app.sched.service import Scheduler
+from app.store.db import Store
+from app.ui.main_window import MainWindow
+from app.ui.resources import icon
+from app.ui.single_instance import SingleInstance, bring_to_front, instance_key
+from app.ui.theme import apply_theme
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication, themed; reuses one that already exists (tests)."""
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("Crossledger")
+    app.setApplicationDisplayName("Crossledger")
+    app.setOrganizationName("Crossledger")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("crossledger")
+    app.setWindowIcon(icon("crossledger"))
+    apply_theme(app)
+    return app
+
+
+def _settings_dialog(window: MainWindow, store: Store, scheduler: Scheduler) -> None:
+    """File › Settings: the per-workspace schedule and notification settings in a dialog."""
+    from PySide6.QtWidgets import QDialog, QVBoxLayout
+
+    from app.ui.settings_page import SettingsPage
+
+    dialog = QDialog(window)
+    dialog.setWindowTitle("Settings — Crossledger")
+    dialog.resize(720, 620)
+    page = SettingsPage(store, scheduler, parent=dialog)
+    selected = window.page.workspace
+    if selected is not None:
+        page.select(selected.name)
+    layout = QVBoxLayout(dialog)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(page)
+    page.saved.connect(lambda _name: window.reload())
+    dialog.exec()
+
+
+def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = None,
+            *, hidden: bool = False) -> int:
+    """Show the main window on ``store`` with the tray and the scheduler; returns the exit code.
+
+    A second start for the same data folder only raises the first window. With a system tray,
+    closing the window leaves scheduled syncs running; File › Quit or the tray's Quit ends them.
+    ``hidden`` starts in the tray only (used by the log-in autostart entry).
+    """
+    from app.ui.tray import TrayController
+
+    app = make_application()
+    guard = SingleInstance(instance_key(home))
+    if not guard.acquire():
+        print("Crossledger is already open; its window was brought to the front.")
+        return 0
+    tokens = tokens if tokens is not None else KeyringTokenStore()
+    scheduler = Scheduler(store, jobs.Context(store, tokens))
+    window = MainWindow(store, tokens)
+    tray = TrayController(store, scheduler, lambda: bring_to_front(window), window.quit_app, tokens=tokens,
+                          sync_now=lambda wid, name: window.sync.start(wid, name), parent=app)
+    told = False
+
+    def closed_to_tray() -> None:
+        nonlocal told
+        if not told:
+            told = True
+            tray.icon.showMessage("Crossledger is still running",
+                                  "Scheduled syncs carry on in the background. Use Quit in this menu to stop them.")
+
+    window.keep_running_in_tray = tray.show()
+    window.on_close_to_tray = closed_to_tray
+    window.on_settings = lambda: _settings_dialog(window, store, scheduler)
+    app.setQuitOnLastWindowClosed(not tray.available)
+    guard.message_received.connect(lambda _m: bring_to_front(window))
+    window.sync.started.connect(lambda wid: tray.set_running(wid, True))
+    window.sync.finished.connect(lambda wid, _notice: tray.set_running(wid, False))
+    scheduler.start()
+
+    def stop() -> None:
+        tray.shutdown()
+        scheduler.shutdown(wait=False)
+        window.shutdown()
+
+    app.aboutToQuit.connect(stop)
+    window.resize(1280, 800)
+    if not (hidden and tray.available):
+        window.show()
+    try:
+        return app.exec()
+    finally:
+        if scheduler.scheduler.running:
+            stop()
+        guard.close()

@@ -1,0 +1,71 @@
+"""Linked records: CRM records and their ledger customers, searchable and sortable."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+
+from app.ops.status import LinkRow
+from app.ui.models import LinkedModel, SearchFilterProxy
+from app.ui.resources import icon
+from app.ui.tables import Fill, TableOrNote, make_table
+
+
+class LinkedView(QWidget):
+    def __init__(self, model: LinkedModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = SearchFilterProxy(self)
+        self.proxy.setSourceModel(model)
+
+        self.search = QLineEdit()
+        self.search.setObjectName("Search")
+        self.search.setPlaceholderText("Search by name, email or ledger customer")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.search.setMinimumWidth(340)
+        self.search.textChanged.connect(self._search_changed)
+        self.count = QLabel()
+        self.count.setObjectName("Muted")
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(16, 14, 16, 10)
+        bar.addWidget(self.search)
+        bar.addStretch(1)
+        bar.addWidget(self.count)
+
+        # CRM record, Type, Email, Ledger customer, Matched by, Last synced
+        self.table = make_table(self.proxy, (Fill(170), 96, Fill(170), Fill(170), 136, 140))
+        self.table.sortByColumn(LinkedModel.NAME, Qt.SortOrder.AscendingOrder)
+        self.body = TableOrNote(self.table)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.body, 1)
+        self._update_count()
+
+    def set_rows(self, rows: list[LinkRow]) -> None:
+        self.model.set_rows(rows)
+        self._update_count()
+
+    def visible_rows(self) -> int:
+        return self.proxy.rowCount()
+
+    def _search_changed(self, query: str) -> None:
+        self.proxy.set_search(query)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        total, shown = self.model.rowCount(), self.proxy.rowCount()
+        if total == 0:
+            self.count.setText("")
+            self.body.show_note("No linked records yet.\nSync now links each CRM customer to its ledger "
+                                "customer, or creates it there.")
+            return
+        if shown == 0:
+            self.body.show_note(f"Nothing matches “{self.search.text().strip()}”.")
+        else:
+            self.body.show_table()
+        self.count.setText(f"{total:,} linked" if shown == total else f"Showing {shown:,} of {total:,}")

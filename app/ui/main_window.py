@@ -1,0 +1,201 @@
+"""The main window: wires the workspace list, the workspace page and Sync now together."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
+
+from app.connectors.tokens import TokenStore
+from app.ops import status
+from app.ops.sync_run import run_sync
+from app.store.db import Store
+from app.ui.empty_state import EmptyState
+from app.ui.models import WorkspaceListModel
+from app.ui.resources import icon
+from app.ui.sync_controller import SyncController, SyncFn
+from app.ui.text import Notice
+from app.ui.workspace_list import WorkspaceListPanel
+from app.ui.workspace_page import WorkspacePage
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenStore,
+        *,
+        sync: SyncFn = run_sync,
+        pool: QThreadPool | None = None,
+        now: Callable[[], dt.datetime] = _utcnow,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Crossledger")
+        self.setWindowIcon(icon("crossledger"))
+        self.setMinimumSize(1040, 640)
+        self._store = store
+        self.keep_running_in_tray = False  # set by run_gui when a system tray holds the app
+        self.on_close_to_tray: Callable[[], None] | None = None
+        self.on_settings: Callable[[], None] | None = None
+
+        self.sync = SyncController(store, tokens, sync, pool, parent=self)
+        self.list_model = WorkspaceListModel(self, now=now)
+        self.sidebar = WorkspaceListPanel(self.list_model)
+        self.page = WorkspacePage(store, now)
+        self.empty = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("Content")
+        self.stack.addWidget(self.page)
+        self.stack.addWidget(self.empty)
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.sidebar.selected.connect(self._workspace_selected)
+        self.page.header.sync_clicked.connect(self.sync_selected)
+        self.page.header.cancel_clicked.connect(self.cancel_selected)
+        self.page.banner.dismissed.connect(lambda: self.sync.dismiss(self.page.workspace_id))
+        self.empty.refresh_clicked.connect(self.reload)
+        self.sync.started.connect(self._run_started)
+        self.sync.progressed.connect(self._run_progressed)
+        self.sync.finished.connect(self._run_finished)
+        self._add_actions()
+        self.reload()
+
+    def _add_actions(self) -> None:
+        for text, keys, slot in (
+            ("Refresh", QKeySequence.StandardKey.Refresh, self.reload),
+            ("Find", QKeySequence.StandardKey.Find, self._focus_search),
+        ):
+            action = QAction(text, self)
+            action.setShortcut(keys)
+            action.triggered.connect(slot)
+            self.addAction(action)
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.settings_action = file_menu.addAction("&Settings…")
+        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.settings_action.triggered.connect(self._open_settings)
+        file_menu.addSeparator()
+        self.quit_action = file_menu.addAction("&Quit")
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.quit_app)
+        help_menu = bar.addMenu("&Help")
+        self.about_action = help_menu.addAction("&About Crossledger")
+        self.about_action.triggered.connect(self._about)
+
+    def _open_settings(self) -> None:
+        if self.on_settings is not None:
+            self.on_settings()
+
+    def _about(self) -> None:
+        from app.ui.about import show_about
+
+        show_about(self)
+
+    def quit_app(self) -> None:
+        """File › Quit: end the app, even when a tray would keep it running."""
+        in_tray, self.keep_running_in_tray = self.keep_running_in_tray, False
+        self.close()  # without a tray, closing the last window already ends the app
+        app = QApplication.instance()
+        if in_tray and app is not None:
+            app.quit()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the window keeps scheduled syncs running in the tray, when there is one."""
+        if self.keep_running_in_tray:
+            event.ignore()
+            self.hide()
+            if self.on_close_to_tray is not None:
+                self.on_close_to_tray()
+            return
+        super().closeEvent(event)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read every workspace (start, F5, Check again), keeping the selection."""
+        keep = self.sidebar.current_id()
+        items = status.workspace_statuses(self._store)
+        self.list_model.set_items(items)
+        for ws in items:
+            self.list_model.set_running(ws.id, self.sync.is_running(ws.id))
+        if not items:
+            self.stack.setCurrentWidget(self.empty)
+            return
+        self.stack.setCurrentWidget(self.page)
+        if keep != -1 and self.list_model.row_of(keep) is not None:
+            self.sidebar.select(keep)
+        else:
+            self.sidebar.select_first()
+
+    def _workspace_selected(self, workspace_id: int) -> None:
+        if workspace_id == -1:
+            return
+        row = self.list_model.row_of(workspace_id)
+        if row is None:
+            return
+        self.page.load(self.list_model.item(row))
+        self.page.show_run(self.sync.state(workspace_id))
+        self.page.show_notice(self.sync.notice(workspace_id))
+
+    def _refresh_workspace(self, workspace_id: int) -> None:
+        """After a run: re-read that workspace only, and redraw the page only if it is showing."""
+        fresh = next((ws for ws in status.workspace_statuses(self._store) if ws.id == workspace_id), None)
+        if fresh is None:
+            return
+        self.list_model.update_item(fresh)
+        if self.page.workspace_id == workspace_id:
+            self.page.load(fresh)
+
+    # -- Sync now ------------------------------------------------------------------------------
+    def sync_selected(self) -> None:
+        ws = self.page.workspace
+        if ws is not None:
+            self.sync.start(ws.id, ws.name)
+
+    def cancel_selected(self) -> None:
+        if self.page.workspace is not None:
+            self.sync.cancel(self.page.workspace_id)
+
+    def _run_started(self, workspace_id: int) -> None:
+        self.list_model.set_running(workspace_id, True)
+        if self.page.workspace_id == workspace_id:
+            self.page.show_notice(None)
+            self.page.show_run(self.sync.state(workspace_id))
+
+    def _run_progressed(self, workspace_id: int) -> None:
+        if self.page.workspace_id == workspace_id:
+            self.page.show_run(self.sync.state(workspace_id))
+
+    def _run_finished(self, workspace_id: int, notice: Notice) -> None:
+        self.list_model.set_running(workspace_id, False)
+        self._refresh_workspace(workspace_id)
+        if self.page.workspace_id == workspace_id:
+            self.page.show_run(None)
+            self.page.show_notice(notice)
+
+    def _focus_search(self) -> None:
+        if self.stack.currentWidget() is self.page:
+            self.page.tabs.setCurrentIndex(self.page.LINKED_TAB)
+            self.page.linked.search.setFocus()
+            self.page.linked.search.selectAll()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """On quit (not on close: a tray may keep the app running): stop runs after their current batch.
+
+        Their journal makes stopping there safe. True if every worker thread has finished.
+        """
+        return self.sync.shutdown(timeout_ms)

@@ -1,0 +1,115 @@
+"""Sync now: one background run per workspace, its progress, Cancel, and what it ended with."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from app.connectors.tokens import TokenStore
+from app.ops.sync_run import run_sync
+from app.store.db import Store
+from app.sync.engine import RunResult
+from app.ui.text import Notice, notice_for_error, notice_for_result
+from app.ui.workers import BackgroundJob, ProgressFn
+
+
+class SyncFn(Protocol):
+    """The shape of ``app.ops.sync_run.run_sync``; tests pass a fake."""
+
+    def __call__(self, store: Store, tokens: TokenStore, name: str, *, trigger: str = ...,
+                 progress: ProgressFn | None = ..., cancel: threading.Event | None = ...) -> RunResult: ...
+
+
+@dataclass
+class RunState:
+    """A run in progress, as the header shows it."""
+
+    workspace_id: int
+    name: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stage: str = "Starting"
+    done: int = 0
+    total: int = 0
+    job: BackgroundJob[RunResult] | None = None
+
+    @property
+    def cancelling(self) -> bool:
+        return self.cancel.is_set()
+
+
+class SyncController(QObject):
+    """Starts and cancels runs; publishes which workspace changed so views refresh only that one."""
+
+    started = Signal(int)
+    progressed = Signal(int)
+    finished = Signal(int, object)  # workspace id, Notice
+
+    def __init__(self, store: Store, tokens: TokenStore, sync: SyncFn = run_sync,
+                 pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._tokens = tokens
+        self._sync = sync
+        self._pool = pool or QThreadPool(self)
+        self._runs: dict[int, RunState] = {}
+        self._notices: dict[int, Notice] = {}
+
+    def is_running(self, workspace_id: int) -> bool:
+        return workspace_id in self._runs
+
+    def state(self, workspace_id: int) -> RunState | None:
+        return self._runs.get(workspace_id)
+
+    def notice(self, workspace_id: int) -> Notice | None:
+        return self._notices.get(workspace_id)
+
+    def dismiss(self, workspace_id: int) -> None:
+        self._notices.pop(workspace_id, None)
+
+    def start(self, workspace_id: int, name: str) -> bool:
+        if workspace_id in self._runs:
+            return False
+        state = RunState(workspace_id, name)
+
+        def work(progress: ProgressFn) -> RunResult:
+            return self._sync(self._store, self._tokens, name, trigger="manual", progress=progress,
+                              cancel=state.cancel)
+
+        state.job = BackgroundJob(
+            work,
+            on_success=lambda result: self._end(state, notice_for_result(result)),
+            on_failure=lambda exc: self._end(state, notice_for_error(exc, workspace=name)),
+            on_progress=lambda stage, done, total: self._progress(state, stage, done, total),
+            parent=self,
+        )
+        self._runs[workspace_id] = state
+        self._notices.pop(workspace_id, None)
+        state.job.start(self._pool)
+        self.started.emit(workspace_id)
+        return True
+
+    def cancel(self, workspace_id: int) -> None:
+        state = self._runs.get(workspace_id)
+        if state is not None:
+            state.cancel.set()
+            self.progressed.emit(workspace_id)
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Ask every run to stop and wait for the threads (window closing)."""
+        for state in self._runs.values():
+            state.cancel.set()
+        return self._pool.waitForDone(timeout_ms)
+
+    def _progress(self, state: RunState, stage: str, done: int, total: int) -> None:
+        state.stage, state.done, state.total = stage, done, total
+        self.progressed.emit(state.workspace_id)
+
+    def _end(self, state: RunState, notice: Notice) -> None:
+        self._runs.pop(state.workspace_id, None)
+        self._notices[state.workspace_id] = notice
+        if state.job is not None:
+            state.job.deleteLater()
+        self.finished.emit(state.workspace_id, notice)

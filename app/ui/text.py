@@ -1,0 +1,273 @@
+"""Everything the window says, in a bookkeeper's words. Plain Python: no Qt, testable alone.
+
+Typed exceptions map to messages here (never by matching on error strings), so the window
+never shows a traceback and every problem comes with what to do next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from app.connectors import errors as cerr
+from app.ops.workspaces import UserError
+from app.sync.engine import Busy, RunResult
+
+log = logging.getLogger("crossledger.ui")
+
+Level = Literal["success", "info", "warning", "error"]
+
+# Used when a connector module is not installed in this build (or not written yet).
+_PROVIDER_LABELS = {
+    "hubspot": "HubSpot",
+    "salesforce": "Salesforce",
+    "pipedrive": "Pipedrive",
+    "zohocrm": "Zoho CRM",
+    "quickbooks": "QuickBooks Online",
+    "xero": "Xero",
+    "zohobooks": "Zoho Books",
+}
+
+_HOW = {
+    "created": "Created",
+    "email": "Same email",
+    "tax_id": "Same tax ID",
+    "name": "Same name",
+    "duplicate": "Duplicate in CRM",
+    "link": "Linked earlier",
+    "id": "Linked earlier",
+}
+
+_HOW_TIPS = {
+    "created": "Crossledger created this customer in the ledger.",
+    "email": "Linked to an existing ledger customer with the same email address.",
+    "tax_id": "Linked to an existing ledger customer with the same tax ID.",
+    "name": "Linked to an existing ledger customer with the same name.",
+    "duplicate": "Another CRM record for the same customer was synced first; both share one ledger customer.",
+    "link": "Linked in an earlier sync.",
+    "id": "Linked in an earlier sync.",
+}
+
+_RUN_STATUS = {
+    "ok": "Synced",
+    "partial": "Partly synced",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "running": "Running",
+}
+
+_RUN_LEVEL: dict[str, Level] = {"ok": "success", "partial": "warning", "failed": "error", "cancelled": "info",
+                                "running": "info"}
+
+_TRIGGERS = {"manual": "Sync now", "schedule": "Scheduled", "demo": "Demo set-up", "cli": "Command line"}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One message for the bookkeeper: what happened and, when something went wrong, what to do."""
+
+    level: Level
+    title: str
+    detail: str = ""
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+def provider_label(name: str) -> str:
+    if name in _PROVIDER_LABELS:
+        return _PROVIDER_LABELS[name]
+    try:
+        from app.connectors import registry
+
+        return registry.info(name).label
+    except (ValueError, ImportError, AttributeError):
+        return name.replace("_", " ").title()
+
+
+def pair_label(crm: str, accounting: str) -> str:
+    return f"{provider_label(crm)} ↔ {provider_label(accounting)}"
+
+
+def how_label(how: str) -> str:
+    key = how.split(":", 1)[0]
+    return _HOW.get(key, key.replace("_", " ").capitalize())
+
+
+def how_tip(how: str) -> str:
+    return _HOW_TIPS.get(how.split(":", 1)[0], "")
+
+
+def record_type_label(record_type: str) -> str:
+    return {"company": "Company", "person": "Person", "deal": "Deal", "customer": "Customer",
+            "invoice": "Invoice"}.get(record_type, record_type.capitalize())
+
+
+def run_status_label(status: str) -> str:
+    return _RUN_STATUS.get(status, status.capitalize())
+
+
+def run_level(status: str) -> Level:
+    return _RUN_LEVEL.get(status, "info")
+
+
+def trigger_label(trigger: str) -> str:
+    return _TRIGGERS.get(trigger, trigger.capitalize())
+
+
+def is_sandbox(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1") or host.endswith(".localhost")
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+# -- time --------------------------------------------------------------------------------------
+
+def local(value: dt.datetime) -> dt.datetime:
+    """The store keeps naive UTC; show local time."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone()
+
+
+def format_when(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """'Today, 14:02', 'Yesterday, 09:15', '3 Mar, 14:02' or '3 Mar 2024'."""
+    if value is None:
+        return ""
+    when = local(value)
+    today = local(now or dt.datetime.now(dt.UTC)).date()
+    clock = f"{when:%H:%M}"
+    if when.date() == today:
+        return f"Today, {clock}"
+    if when.date() == today - dt.timedelta(days=1):
+        return f"Yesterday, {clock}"
+    if when.year == today.year:
+        return f"{when.day} {when:%b}, {clock}"
+    return f"{when.day} {when:%b %Y}"
+
+
+def format_duration(start: dt.datetime, end: dt.datetime | None) -> str:
+    if end is None:
+        return ""
+    seconds = max(0, round((end - start).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def last_run_text(status: str | None, started_at: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """The one line under a workspace in the list."""
+    if status is None or started_at is None:
+        return "Not synced yet"
+    when = format_when(started_at, now)
+    when = when[0].lower() + when[1:] if when.startswith(("Today", "Yesterday")) else when
+    return f"{run_status_label(status)} {when}" if status != "running" else "Syncing…"
+
+
+# -- run results -------------------------------------------------------------------------------
+
+def run_summary(counts: Mapping[str, int]) -> str:
+    """'Created 143 customers, linked 22 to existing ones, 18 held back for review'."""
+    parts = []
+    if counts.get("created"):
+        parts.append(f"created {plural(counts['created'], 'customer')}")
+    if counts.get("linked"):
+        parts.append(f"linked {counts['linked']:,} to existing ones")
+    if counts.get("updated"):
+        parts.append(f"updated {counts['updated']:,}")
+    if counts.get("quarantined"):
+        parts.append(f"{counts['quarantined']:,} held back for review")
+    if counts.get("conflicts"):
+        parts.append(f"{plural(counts['conflicts'], 'conflict')} to review")
+    if not parts:
+        return "Everything was already in sync" if counts.get("read") else "Nothing new to sync"
+    text = ", ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+def notice_for_result(result: RunResult) -> Notice:
+    summary = run_summary(result.counts)
+    if result.status == "ok":
+        return Notice("success", "Sync finished", f"{summary}.")
+    if result.status == "cancelled":
+        return Notice("info", "Sync cancelled",
+                      "What was sent before you cancelled is kept. The next sync picks up the rest.")
+    if result.status == "partial":
+        first = result.errors[0] if result.errors else ""
+        more = f" (and {len(result.errors) - 1:,} more)" if len(result.errors) > 1 else ""
+        return Notice("warning", "Sync finished, but some records could not be sent",
+                      f"{summary}. {plural(len(result.errors), 'record')} failed: {first}{more} "
+                      "They will be tried again on the next sync.")
+    first = result.errors[0] if result.errors else "The sync stopped before it could finish."
+    return Notice("error", "The sync could not finish",
+                  f"{first} Nothing was lost; when that is sorted out, click Sync now again.")
+
+
+def notice_for_error(exc: BaseException, *, workspace: str = "") -> Notice:
+    """A typed failure in plain words with the next step. Unknown errors are logged, not shown."""
+    ws = f' --workspace "{workspace}"' if workspace else ""
+    if isinstance(exc, Busy):
+        return Notice("info", "Already syncing", str(exc))
+    if isinstance(exc, UserError):
+        return Notice("warning", "This workspace is not ready to sync", str(exc))
+    if isinstance(exc, cerr.ConnectorError):
+        label = provider_label(exc.provider) if exc.provider else "The provider"
+        if isinstance(exc, cerr.KeyringUnavailable):
+            return Notice("error", "Crossledger cannot reach the system keyring", exc.message)
+        if isinstance(exc, cerr.AuthExpired | cerr.Unauthorized):
+            cmd = f"crossledger connect {exc.provider}{ws}" if exc.provider else "crossledger connect"
+            return Notice("error", f"The sign-in to {label} has expired",
+                          f"{label} no longer accepts Crossledger's sign-in, so nothing was synced. "
+                          f"Reconnect {label} for this workspace (in a terminal: {cmd}), then sync again.")
+        if isinstance(exc, cerr.RateLimited):
+            if exc.daily:
+                return Notice("warning", f"{label}'s daily limit is used up",
+                              f"{label} accepts no more requests from Crossledger today. Sync again tomorrow; "
+                              "nothing was lost.")
+            wait = _wait_words(exc.retry_after)
+            return Notice("warning", f"{label} asked Crossledger to slow down",
+                          f"Too many requests in a short time. Sync again {wait}; nothing was lost.")
+        if isinstance(exc, cerr.TransportError):
+            return Notice("error", f"Could not reach {label}",
+                          "Check the internet connection, then sync again. Anything that may have been sent "
+                          "is checked before it is sent again, so nothing is created twice.")
+        if isinstance(exc, cerr.ServerError):
+            return Notice("error", f"{label} is having trouble right now",
+                          f"{label} answered with an error on its side. Nothing was lost; sync again in a few "
+                          "minutes.")
+        if isinstance(exc, cerr.ValidationRejected):
+            field = f" ({exc.field})" if exc.field else ""
+            return Notice("warning", f"{label} refused a record{field}",
+                          f"{exc.message} Correct the record in the CRM, then sync again.")
+        if isinstance(exc, cerr.StaleVersion):
+            return Notice("info", "A record changed while syncing",
+                          "Someone edited a customer while Crossledger was writing it. Sync again to pick up "
+                          "the change.")
+        return Notice("error", f"{label} reported a problem", f"{exc.message} Sync again in a few minutes.")
+    log.error("Sync failed with an unexpected error", exc_info=exc)
+    return Notice("error", "Something went wrong during the sync",
+                  "Nothing was lost. Try Sync now again; if it keeps happening, send the log file "
+                  "to support.")
+
+
+def _wait_words(seconds: float | None) -> str:
+    if not seconds:
+        return "in a minute or two"
+    if seconds < 90:
+        return f"in {max(1, round(seconds))} seconds"
+    return f"in about {round(seconds / 60)} minutes"
+
+
+def progress_text(stage: str) -> str:
+    """The stage only: the engine's totals mix steps and records, the bar shows the proportion."""
+    return "Finishing…" if stage == "Done" else f"{stage}…"

@@ -1,0 +1,330 @@
+"""What the tray shows, decided without Qt: the icon state, the tooltip, each workspace's menu lines
+and the notifications. Plain functions over the rows of ``app.ops.status`` and the scheduler's
+``JobInfo``, so they are tested without a QApplication (tests/test_tray.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from app.ops.doctor import REFRESH_LIFETIME_DAYS
+from app.ops.status import RunRow, WorkspaceStatus
+from app.sched.service import cadence
+from app.store.db import Store
+from app.store.models import ConnectionRow, Workspace
+from app.ui import text
+
+TrayState = Literal["idle", "syncing", "review", "error", "paused"]
+STATES: tuple[TrayState, ...] = ("idle", "syncing", "review", "error", "paused")
+
+NO_TRAY_REASON = ("There is no system tray on this desktop, so Crossledger keeps this window open to go on "
+                  "syncing.")
+
+KIND_LABELS = {"realtime": "quick sync", "batch": "nightly full sync", "reconcile": "monthly reconciliation"}
+
+# Long menu lines are cut: a tray menu wider than a third of the screen is hard to read.
+MAX_LINE = 72
+
+
+# -- the icon state ------------------------------------------------------------------------------
+
+def waiting_for_review(ws: WorkspaceStatus) -> int:
+    """Records held back plus the conflicts the last run left for a person to decide."""
+    conflicts = int(ws.last_run.counts.get("conflicts", 0) or 0) if ws.last_run else 0
+    return ws.quarantined + conflicts
+
+
+def has_error(ws: WorkspaceStatus) -> bool:
+    """The last run failed, or a sign-in stopped working."""
+    if ws.last_run is not None and ws.last_run.status == "failed":
+        return True
+    return any(c.status == "reconnect" for c in ws.connections)
+
+
+def _is_paused(name: str, paused: bool | Collection[str]) -> bool:
+    return paused if isinstance(paused, bool) else name in paused
+
+
+def all_paused(statuses: Sequence[WorkspaceStatus], paused: bool | Collection[str]) -> bool:
+    if isinstance(paused, bool):
+        return paused
+    return bool(statuses) and all(ws.name in paused for ws in statuses)
+
+
+def workspace_state(ws: WorkspaceStatus, *, running: bool = False, paused: bool = False,
+                    failed: bool = False) -> TrayState:
+    if failed or has_error(ws):
+        return "error"
+    if running:
+        return "syncing"
+    if paused:
+        return "paused"
+    if waiting_for_review(ws) or (ws.last_run is not None and ws.last_run.status == "partial"):
+        return "review"
+    return "idle"
+
+
+def state_for(statuses: Sequence[WorkspaceStatus], running: Collection[str] = (),
+              paused: bool | Collection[str] = False, failed: Collection[str] = ()) -> TrayState:
+    """The one icon for every workspace together.
+
+    ``running``: names of workspaces syncing now; ``paused``: True when everything is paused, or the
+    names of paused workspaces; ``failed``: names whose last scheduled attempt raised before it could
+    record a run (a missing connection, say).
+
+    Precedence: an error needs a person, so it wins; then activity; then "paused" (all of them, since
+    nothing is syncing); then records waiting for review; else idle.
+    """
+    if any(ws.name in failed or has_error(ws) for ws in statuses):
+        return "error"
+    if any(ws.name in running for ws in statuses):
+        return "syncing"
+    if all_paused(statuses, paused):
+        return "paused"
+    if any(workspace_state(ws) == "review" for ws in statuses):
+        return "review"
+    return "idle"
+
+
+# -- words ---------------------------------------------------------------------------------------
+
+def elide(line: str, limit: int = MAX_LINE) -> str:
+    return line if len(line) <= limit else line[: limit - 1].rstrip(" ,;:—-") + "…"
+
+
+def _lower_first(value: str) -> str:
+    return value[:1].lower() + value[1:] if value[:2] != value[:2].upper() else value
+
+
+def run_result_words(run: RunRow) -> str:
+    """'synced, 5 changes', 'partly synced, 2 records failed', 'failed: <why>' (short, for a menu)."""
+    c = run.counts
+    if run.status == "running":
+        return "still running"
+    if run.status == "cancelled":
+        return "cancelled"
+    if run.status == "failed":
+        why = (run.message or "").strip().splitlines()[0] if run.message else ""
+        return f"failed: {why}" if why else "failed"
+    changes = sum(int(c.get(k, 0) or 0) for k in ("created", "updated", "linked"))
+    if run.status == "partial":
+        errors = int(c.get("errors", 0) or 0)
+        return f"partly synced, {text.plural(errors, 'record')} failed" if errors else "partly synced"
+    what = f"{text.plural(changes, 'change')}" if changes else "nothing new"
+    held = int(c.get("quarantined", 0) or 0)
+    return f"synced, {what}" + (f", {held:,} held back" if held else "")
+
+
+def when_words(value: dt.datetime | None, now: dt.datetime) -> str:
+    """'today 14:02', 'yesterday 09:15', '3 Mar, 14:02'."""
+    words = text.format_when(value, now)
+    for day in ("Today", "Yesterday"):
+        if words.startswith(day + ","):
+            return day.lower() + words[len(day) + 1:]
+    return words
+
+
+def last_run_line(ws: WorkspaceStatus, now: dt.datetime) -> str:
+    if ws.last_run is None:
+        return "Last run: not synced yet"
+    return elide(f"Last run: {when_words(ws.last_run.started_at, now)} — {run_result_words(ws.last_run)}")
+
+
+def next_run(jobs: Iterable[Any], workspace: str) -> tuple[dt.datetime, str] | None:
+    """The soonest run of a workspace among the scheduler's jobs (``JobInfo``), and its kind."""
+    times = [(j.next_run, j.kind) for j in jobs if j.workspace == workspace and j.next_run is not None
+             and not j.paused]
+    return min(times, key=lambda t: t[0]) if times else None
+
+
+def next_run_line(jobs: Iterable[Any], workspace: str, *, paused: bool, everything_paused: bool,
+                  now: dt.datetime) -> str:
+    if everything_paused:
+        return "Next run: none while everything is paused"
+    if paused:
+        return "Next run: none while paused"
+    nxt = next_run(jobs, workspace)
+    if nxt is None:
+        return "Next run: not scheduled"
+    when, kind = nxt
+    return f"Next run: {when_words(when, now)} ({KIND_LABELS.get(kind, kind)})"
+
+
+def state_line(ws: WorkspaceStatus, *, running: bool, paused: bool, failure: str | None,
+               realtime_minutes: int | None = None) -> str:
+    if running:
+        return "State: syncing now…"
+    if failure:
+        return elide(f"State: needs attention — {_lower_first(failure)}")
+    reconnect = next((c for c in ws.connections if c.status == "reconnect"), None)
+    if reconnect is not None:
+        return elide(f"State: needs attention — reconnect {text.provider_label(reconnect.provider)}")
+    if ws.last_run is not None and ws.last_run.status == "failed":
+        return "State: needs attention — the last sync failed"
+    waiting = waiting_for_review(ws)
+    review = f"{text.plural(waiting, 'record')} to review" if waiting else ""
+    if paused:
+        return "State: paused" + (f" · {review}" if review else "")
+    if review:
+        return f"State: {review}"
+    if ws.last_run is None:
+        return "State: waiting for the first sync"
+    if realtime_minutes:
+        return f"State: up to date · syncs every {text.plural(realtime_minutes, 'minute')}"
+    return "State: up to date"
+
+
+def summary_line(state: TrayState, statuses: Sequence[WorkspaceStatus], running: Collection[str] = (),
+                 failed: Collection[str] = ()) -> str:
+    """The first line of the tooltip and of the menu."""
+    if not statuses:
+        return "Crossledger — no workspaces yet"
+    if state == "error":
+        bad = [ws.name for ws in statuses if ws.name in failed or has_error(ws)]
+        return ("Crossledger — " + (f"{bad[0]} needs attention" if len(bad) == 1
+                                     else f"{len(bad)} workspaces need attention"))
+    if state == "syncing":
+        names = [ws.name for ws in statuses if ws.name in running]
+        return elide("Crossledger — syncing " + (names[0] if len(names) == 1 else f"{len(names)} workspaces"))
+    if state == "paused":
+        return "Crossledger — automatic syncing is paused"
+    if state == "review":
+        n = sum(waiting_for_review(ws) for ws in statuses)
+        return f"Crossledger — {text.plural(n, 'record')} wait for review" if n else \
+            "Crossledger — some records need a look"
+    return "Crossledger — everything is up to date"
+
+
+def tooltip(state: TrayState, statuses: Sequence[WorkspaceStatus], *, running: Collection[str] = (),
+            paused: bool | Collection[str] = False, failed: Collection[str] = (), now: dt.datetime,
+            limit: int = 5) -> str:
+    lines = [summary_line(state, statuses, running, failed)]
+    for ws in statuses[:limit]:
+        if ws.name in running:
+            what = "syncing now"
+        elif ws.name in failed or has_error(ws):
+            what = "needs attention"
+        elif _is_paused(ws.name, paused):
+            what = "paused"
+        elif waiting_for_review(ws):
+            what = f"{text.plural(waiting_for_review(ws), 'record')} to review"
+        elif ws.last_run is not None:
+            what = f"synced {when_words(ws.last_run.started_at, now)}"
+        else:
+            what = "not synced yet"
+        lines.append(elide(f"{ws.name}: {what}", 60))
+    if len(statuses) > limit:
+        lines.append(f"and {len(statuses) - limit} more")
+    return "\n".join(lines)
+
+
+# -- one workspace in the menu -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceMenu:
+    """What the tray menu shows for one workspace."""
+
+    id: int
+    name: str
+    state: TrayState
+    last_run: str
+    next_run: str
+    status: str
+    paused: bool
+    running: bool
+
+
+def workspace_menus(statuses: Sequence[WorkspaceStatus], settings: Mapping[str, Mapping[str, Any]],
+                    jobs: Sequence[Any], *, running: Collection[str], everything_paused: bool,
+                    failures: Mapping[str, str], now: dt.datetime) -> list[WorkspaceMenu]:
+    out = []
+    for ws in statuses:
+        sched = cadence(dict(settings.get(ws.name) or {}))
+        paused = bool(sched["paused"])
+        is_running = ws.name in running
+        failure = failures.get(ws.name)
+        minutes = int(sched["realtime_minutes"])
+        state = workspace_state(ws, running=is_running, paused=paused or everything_paused,
+                                failed=failure is not None)
+        out.append(WorkspaceMenu(
+            ws.id, ws.name, state, last_run_line(ws, now),
+            next_run_line(jobs, ws.name, paused=paused, everything_paused=everything_paused, now=now),
+            state_line(ws, running=is_running, paused=paused or everything_paused, failure=failure,
+                       realtime_minutes=minutes),
+            paused, is_running))
+    return out
+
+
+# -- notifications -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A desktop notification: what happened (title) and what to do (body)."""
+
+    title: str
+    body: str
+    level: text.Level = "info"
+
+
+def failed_run_message(workspace: str, notice: text.Notice) -> Message:
+    return Message(f"{workspace}: {notice.title}", notice.detail, "error")
+
+
+def review_message(workspace: str, waiting: int) -> Message:
+    return Message(
+        f"{workspace}: {text.plural(waiting, 'record')} {'waits' if waiting == 1 else 'wait'} for your review",
+        "Crossledger held them back instead of sending something wrong to the ledger. Open Crossledger and "
+        "look under Held back for the reason of each; correct them in the CRM and the next sync sends them.",
+        "warning")
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """A sign-in that stops working soon unless a sync renews it."""
+
+    connection_id: str
+    workspace: str
+    provider: str
+    days_left: float
+
+
+def expiring_message(item: Expiring) -> Message:
+    label = text.provider_label(item.provider)
+    days = max(0, round(item.days_left))
+    when = "today" if days == 0 else ("tomorrow" if days == 1 else f"in {days} days")
+    return Message(
+        f"{item.workspace}: the {label} sign-in expires {when}",
+        f"Each sync renews it, but {label} has not been synced for a while. Resume syncing or choose Sync now "
+        f"in the tray menu before then; if that fails, reconnect {label} (in a terminal: crossledger connect "
+        f"{item.provider} --workspace \"{item.workspace}\").",
+        "warning")
+
+
+def expiring_connections(store: Store, tokens: Any, *, now: float | None = None, within_days: float = 7,
+                         lifetimes: Mapping[str, int | None] = REFRESH_LIFETIME_DAYS) -> list[Expiring]:
+    """Sign-ins whose refresh token dies within ``within_days`` when unused. Reads the keyring:
+    call it off the UI thread."""
+    when = time.time() if now is None else now
+    with store.session() as s:
+        rows = [(c.id, ws.name, c.provider, c.status) for c, ws in s.execute(
+            select(ConnectionRow, Workspace).join(Workspace, Workspace.id == ConnectionRow.workspace_id)
+            .order_by(Workspace.name, ConnectionRow.side))]
+    out = []
+    for conn_id, ws_name, provider, status in rows:
+        days = lifetimes.get(provider)
+        if not days or status == "reconnect" or tokens is None:
+            continue
+        saved = tokens.load(conn_id)
+        if saved is None or not saved.refresh_issued_at:
+            continue
+        left = (saved.refresh_issued_at + days * 86400 - when) / 86400
+        if 0 < left <= within_days:
+            out.append(Expiring(conn_id, ws_name, provider, left))
+    return out
+

@@ -1,0 +1,52 @@
+"""Small widgets shared by several areas."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import QLabel, QWidget
+
+_DOTS: dict[str, QIcon] = {}
+
+
+def dot_icon(colour: str, diameter: int = 8, box: int = 16) -> QIcon:
+    """A small status dot, centred in an icon-sized box (cached per colour)."""
+    key = f"{colour}/{diameter}/{box}"
+    if key not in _DOTS:
+        pixmap = QPixmap(box * 2, box * 2)  # drawn at 2x so it stays round on high-DPI screens
+        pixmap.setDevicePixelRatio(2)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(colour))
+        offset = (box - diameter) / 2
+        painter.drawEllipse(offset, offset, diameter, diameter)
+        painter.end()
+        _DOTS[key] = QIcon(pixmap)
+    return _DOTS[key]
+
+
+class ElidedLabel(QLabel):
+    """One line that shrinks with '…' instead of clipping; the whole text is in the tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(False)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        margins = self.contentsMargins()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("Mmmmm…") + margins.left()
+                         + margins.right()), hint.height())
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(self.alignment()), text)

@@ -1,0 +1,90 @@
+"""One small helper to run a function off the UI thread.
+
+The function runs on a QThreadPool thread; its progress, result and failure come back as
+queued signals, so the callbacks always run on the UI thread and may touch widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+T = TypeVar("T")
+ProgressFn = Callable[[str, int, int], None]
+
+
+class _Relay(QObject):
+    """Lives on the UI thread; emitted from the pool thread, so its connections are queued."""
+
+    progressed = Signal(str, int, int)
+    succeeded = Signal(object)
+    failed = Signal(object)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, fn: Callable[[ProgressFn], Any], relay: _Relay) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the job keeps it until it has reported
+        self._fn = fn
+        self._relay = relay
+
+    def run(self) -> None:
+        try:
+            result = self._fn(self._relay.progressed.emit)
+        except Exception as exc:  # noqa: BLE001 - handed to the failure callback on the UI thread
+            self._relay.failed.emit(exc)
+        else:
+            self._relay.succeeded.emit(result)
+
+
+class BackgroundJob(QObject, Generic[T]):
+    """``fn(progress)`` on a pool thread; ``on_success(result)`` or ``on_failure(exc)`` on the UI thread."""
+
+    done = Signal()
+
+    def __init__(
+        self,
+        fn: Callable[[ProgressFn], T],
+        *,
+        on_success: Callable[[T], None],
+        on_failure: Callable[[Exception], None],
+        on_progress: ProgressFn | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._on_success = on_success
+        self._on_failure = on_failure
+        self._on_progress = on_progress
+        self._relay = _Relay(self)
+        self._relay.progressed.connect(self._progressed)
+        self._relay.succeeded.connect(self._succeeded)
+        self._relay.failed.connect(self._failed)
+        self._runnable = _Runnable(fn, self._relay)
+        self.running = False
+
+    def start(self, pool: QThreadPool) -> None:
+        self.running = True
+        pool.start(self._runnable)
+
+    @Slot(str, int, int)
+    def _progressed(self, stage: str, done: int, total: int) -> None:
+        if self._on_progress is not None and self.running:
+            self._on_progress(stage, done, total)
+
+    @Slot(object)
+    def _succeeded(self, result: T) -> None:
+        self.running = False
+        try:
+            self._on_success(result)
+        finally:
+            self.done.emit()
+
+    @Slot(object)
+    def _failed(self, exc: Exception) -> None:
+        self.running = False
+        try:
+            self._on_failure(exc)
+        finally:
+            self.done.emit()

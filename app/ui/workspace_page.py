@@ -1,0 +1,75 @@
+"""Everything shown for the selected workspace, loaded from the store in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+
+from app.ops import status
+from app.ops.status import WorkspaceStatus
+from app.store.db import Store
+from app.ui.banner import MessageBanner
+from app.ui.header import WorkspaceHeader
+from app.ui.linked_view import LinkedView
+from app.ui.models import HeldBackModel, LinkedModel, RunsModel
+from app.ui.quarantine_view import HeldBackView
+from app.ui.runs_view import RunsStrip
+from app.ui.sync_controller import RunState
+from app.ui.text import Notice
+
+
+class WorkspacePage(QWidget):
+    """Header, result banner, Linked records / Held back tabs and the recent-runs strip."""
+
+    LINKED_TAB, HELD_TAB = 0, 1
+
+    def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Content")
+        self._store = store
+        self.workspace: WorkspaceStatus | None = None
+        self.header = WorkspaceHeader(now)
+        self.banner = MessageBanner()
+        self.linked = LinkedView(LinkedModel(self, now=now))
+        self.held = HeldBackView(HeldBackModel(self, now=now))
+        self.runs = RunsStrip(RunsModel(self, now=now))
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(False)
+        self.tabs.addTab(self.linked, "Linked records")
+        self.tabs.addTab(self.held, "Held back")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(14)
+        layout.addWidget(self.header)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.runs)
+
+    @property
+    def workspace_id(self) -> int:
+        return self.workspace.id if self.workspace else -1
+
+    def load(self, ws: WorkspaceStatus) -> None:
+        """Read this workspace's rows (small reads; fine on the UI thread)."""
+        changed = self.workspace is None or self.workspace.id != ws.id
+        self.workspace = ws
+        linked = status.linked_records(self._store, ws.id)
+        held = status.quarantined_records(self._store, ws.id)
+        self.header.set_workspace(ws, linked=len(linked), held=len(held))
+        self.linked.set_rows(linked)
+        self.held.set_rows(held)
+        self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
+        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {len(linked):,}")
+        self.tabs.setTabText(self.HELD_TAB, f"Held back  {len(held):,}")
+        if changed:
+            self.linked.search.clear()
+            self.tabs.setCurrentIndex(self.LINKED_TAB)
+
+    def show_run(self, state: RunState | None) -> None:
+        self.header.set_run(state)
+
+    def show_notice(self, notice: Notice | None) -> None:
+        self.banner.show_notice(notice)
