@@ -231,7 +231,8 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
         key = match.ident.split(":", 1)[1]
         create = next(c for c in out.creates if c.key == key)
         create.refs.append(ref)
-        out.links.append(LinkCustomer(ref, match.ident, f"created:{key}", crm_fields, crm_fields))
+        # the ledger will hold the first record's values: that is this link's last-synced ledger side
+        out.links.append(LinkCustomer(ref, match.ident, f"created:{key}", crm_fields, _fields(create.party)))
         return
     existing = inp.ledger[match.ident]
     acct_fields = _fields(existing.party)
