@@ -70,6 +70,8 @@ def test_demo_then_status_then_sync_with_no_writes(secret_service, tmp_path):
     names = Counter(c["DisplayName"].casefold() for c in customers)
     assert max(names.values()) == 1
 
+    _no_secret_anywhere(home)
+
     # No secret in the database file or anywhere in the home folder but the sandboxes' own state.
     db = (home / "crossledger.db").read_bytes()
     assert b"-at-" not in db and b"-rt-" not in db and b"demo-client-secret" not in db
@@ -125,3 +127,39 @@ def test_sync_killed_at_random_points_never_duplicates(secret_service, tmp_path)
     assert max(names.values()) == 1
     status = json.loads(cli(home, "status", "--json").stdout)
     assert status["workspaces"][0]["links"]["total"] > 150
+
+
+def _no_secret_anywhere(home: Path) -> None:
+    """The real tokens and client secrets, read back from the keyring, appear in no file Crossledger
+    writes (database, settings, exported workbook) and in no log line, even at --verbose."""
+    import zipfile
+
+    from app.connectors.tokens import KeyringTokenStore
+    from app.store.db import Store
+    from app.store.models import ConnectionRow
+
+    db = Store(f"sqlite:///{home / 'crossledger.db'}", migrate=False)
+    with db.session() as s:
+        connection_ids = [c.id for c in s.query(ConnectionRow)]
+    db.dispose()
+    assert len(connection_ids) == 2
+    store = KeyringTokenStore()
+    secrets = set()
+    for cid in connection_ids:
+        saved = store.load(cid)
+        assert saved is not None and saved.access_token, f"no tokens in the keyring for {cid}"
+        secrets |= {v for v in (saved.access_token, saved.refresh_token, saved.client_secret) if v and len(v) >= 8}
+    assert secrets
+    verbose = cli(home, "-v", "sync", "demo")
+    workbook = home / "exports" / "r.xlsx"
+    workbook.parent.mkdir(exist_ok=True)
+    cli(home, "reconcile", "demo", "--month", "2026-03", "--out", str(workbook))
+    texts = {"sync output": verbose.stdout + verbose.stderr}
+    with zipfile.ZipFile(workbook) as z:
+        texts["workbook"] = "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+    for path in home.rglob("*"):
+        if path.is_file() and "sandboxes" not in path.relative_to(home).parts:  # the imitated providers' own
+            texts[str(path.relative_to(home))] = path.read_bytes().decode("utf-8", "replace")
+    for where, body in texts.items():
+        for secret in secrets:
+            assert secret not in body, f"a token or client secret was found in {where}"
