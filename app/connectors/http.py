@@ -252,6 +252,11 @@ class ApiClient:
                     )
                 self.sleep(self._backoff(attempt))
                 continue
+            if idempotent and attempt <= self.max_retries and not _readable(resp):
+                # a cut-off or garbled answer to a request that is safe to repeat: ask again
+                log.warning("%s %s %s: unreadable answer (attempt %d)", self.provider, method, url, attempt)
+                self.sleep(self._backoff(attempt))
+                continue
             return resp
 
     def json(self, method: str, url: str, **kw: Any) -> Any:
@@ -271,6 +276,17 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _readable(resp: httpx.Response) -> bool:
+    """False for a JSON answer whose body does not parse (truncated or garbled on the way)."""
+    if not resp.content or "json" not in resp.headers.get("content-type", "json"):
+        return True
+    try:
+        json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def parse_json(resp: httpx.Response, provider: str) -> Any:

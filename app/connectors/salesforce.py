@@ -900,8 +900,9 @@ class Connector:
         for info, api_name in missing:
             spec = _field_spec(info)
             try:
+                # safe to repeat: a second create answers DUPLICATE_DEVELOPER_NAME, handled below
                 self._call("POST", f"{self.base}/tooling/sobjects/CustomField",
-                           body={"FullName": f"Opportunity.{api_name}", "Metadata": spec})
+                           body={"FullName": f"Opportunity.{api_name}", "Metadata": spec}, idempotent=True)
             except ValidationRejected as exc:
                 if exc.code != "DUPLICATE_DEVELOPER_NAME":  # exists, but this user cannot see it yet
                     raise
