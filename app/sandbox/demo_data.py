@@ -8,8 +8,10 @@ of customers that already exist in the ledger (matched by email, tax ID or name)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -142,16 +144,41 @@ def _valid_tax_id(rng: random.Random, country: str) -> str:
     raise RuntimeError("no valid tax id generated")
 
 
+SIZES = {"demo": {}, "large": {"companies": 1000, "people": 100, "deals": 600}}
+_size: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def sized(kind: str) -> Iterator[None]:
+    """Seed sandboxes with a bigger data set (``large``: 1,000 companies, ~300 won deals) meanwhile."""
+    global _size
+    before, _size = _size, dict(SIZES[kind])
+    try:
+        yield
+    finally:
+        _size = before
+
+
+def demo_data(seed: int = 7, companies: int | None = None, people: int | None = None,
+              deals: int | None = None) -> DemoData:
+    return _demo_data(seed, companies or _size.get("companies", 150), people or _size.get("people", 110),
+                      deals or _size.get("deals", 60))
+
+
 @cache
-def demo_data(seed: int = 7, companies: int = 150, people: int = 110, deals: int = 60) -> DemoData:
+def _demo_data(seed: int, companies: int, people: int, deals: int) -> DemoData:
     rng = random.Random(seed)
     out_companies: list[DemoCompany] = []
     used: set[str] = set()
     for i in range(companies):
         country = rng.choices(list(COUNTRIES), weights=(5, 4, 2, 2, 1))[0]
         suffixes, cities, phone_pat, currency, _ = COUNTRIES[country]
+        tries = 0
         while True:
             base = f"{rng.choice(WORDS)} {rng.choice(TRADES)}"
+            tries += 1
+            if tries > 40:  # a large data set runs out of word pairs: number the rest
+                base = f"{base} {i}"
             if base not in used:
                 used.add(base)
                 break
