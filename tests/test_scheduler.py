@@ -104,3 +104,37 @@ def test_scheduler_runs_jobs_off_the_calling_thread(tmp_path):
     s.shutdown()
     assert seen["thread"] is not threading.main_thread()
     assert isinstance(s.scheduler, BackgroundScheduler)
+
+
+def test_a_dead_sign_in_stops_scheduled_syncs_without_calling_the_provider(tmp_path, monkeypatch):
+    from app.connectors.errors import AuthExpired
+    from app.ops import sync_run
+    from app.store.models import ConnectionRow
+
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    ws = add_workspace(store, "Acme Books", "hubspot", "xero")
+    with store.session() as s:
+        s.add(ConnectionRow(id="c-xero", workspace_id=ws.id, side="accounting", provider="xero",
+                            base_url="https://api.xero.com", auth_url=None, client_id="x", tenant_id="t",
+                            label="Acme", extra={}, status="reconnect"))
+    calls: list[str] = []
+    monkeypatch.setattr(sync_run, "run_sync", lambda *a, **k: calls.append("sync"))
+    errors: list[BaseException] = []
+    jobs.install(jobs.Context(store, None, on_error=lambda kind, w, exc: errors.append(exc)))
+    try:
+        for _ in range(3):
+            jobs.run_job("realtime", "Acme Books")
+        jobs.run_job("batch", "Acme Books")
+    finally:
+        jobs.install(None)
+    assert calls == []  # not one request to the provider
+    assert len(errors) == 4 and all(isinstance(e, AuthExpired) for e in errors)
+    assert "Reconnect Xero" in errors[0].message and "'Acme Books'" in errors[0].message
+    with store.session() as s:
+        s.get(ConnectionRow, "c-xero").status = "ok"
+    jobs.install(jobs.Context(store, None))
+    try:
+        jobs.run_job("realtime", "Acme Books")
+    finally:
+        jobs.install(None)
+    assert calls == ["sync"]  # reconnected: scheduled syncs run again

@@ -48,15 +48,38 @@ def run_job(kind: str, workspace: str) -> None:
     ctx.on_result(kind, workspace, result)
 
 
+def check_connections(ctx: Context, workspace: str) -> None:
+    """A connection whose sign-in has died stops that workspace's scheduled syncs: no request is sent
+    (no retry storm against the provider) and the app tells the user once, until it is reconnected."""
+    from sqlalchemy import select
+
+    from app.connectors import registry
+    from app.connectors.errors import AuthExpired
+    from app.ops.workspaces import get_workspace
+    from app.store.models import ConnectionRow
+
+    ws = get_workspace(ctx.store, workspace)
+    with ctx.store.session() as s:
+        dead = s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id,
+                                                     ConnectionRow.status == "reconnect")).first()
+        if dead is None:
+            return
+        label = registry.info(dead.provider).label if dead.provider in registry.PROVIDER_MODULES else dead.provider
+    raise AuthExpired(f"The sign-in to {label} for '{workspace}' has stopped working, so its scheduled syncs are "
+                      f"paused. Reconnect {label} to start them again.", provider=dead.provider)
+
+
 def _default_runner(kind: str) -> Callable[[Context, str], Any]:
     def realtime(ctx: Context, workspace: str) -> Any:
         from app.ops.sync_run import run_sync
 
+        check_connections(ctx, workspace)
         return run_sync(ctx.store, ctx.tokens, workspace, trigger="schedule", cancel=ctx.cancel)
 
     def batch(ctx: Context, workspace: str) -> Any:
         from app.ops.sync_run import run_sync
 
+        check_connections(ctx, workspace)
         return run_sync(ctx.store, ctx.tokens, workspace, trigger="nightly", cancel=ctx.cancel, full=True)
 
     def reconcile(ctx: Context, workspace: str) -> Any:
