@@ -87,4 +87,9 @@ def _default_runner(kind: str) -> Callable[[Context, str], Any]:
 
         return reconcile_month.scheduled(ctx.store, ctx.tokens, workspace)
 
-    return {"realtime": realtime, "batch": batch, "reconcile": reconcile}[kind]
+    def keepalive(ctx: Context, workspace: str) -> Any:
+        from app.ops.watchdog import keep_alive
+
+        return keep_alive(ctx.store, ctx.tokens)
+
+    return {"realtime": realtime, "batch": batch, "reconcile": reconcile, "keepalive": keepalive}[kind]

@@ -22,6 +22,7 @@ from app.sched import jobs
 from app.store.db import Store
 
 KINDS = ("realtime", "batch", "reconcile")
+KEEPALIVE_ID = "keepalive"
 DEFAULTS = {"realtime_minutes": 2, "batch_hour": 2, "reconcile_day": 1, "paused": False}
 
 
@@ -79,7 +80,10 @@ class Scheduler:
 
     def sync_jobs(self) -> None:
         """Make the stored jobs match the workspaces and their cadences."""
-        wanted: set[str] = set()
+        wanted: set[str] = {KEEPALIVE_ID}
+        if self.scheduler.get_job(KEEPALIVE_ID) is None:  # once a day, for every connection
+            self.scheduler.add_job(jobs.run_job, CronTrigger(hour=4, minute=30, timezone=dt.UTC), id=KEEPALIVE_ID,
+                                   args=["keepalive", "*"], replace_existing=True, name="keep sign-ins alive")
         for ws in list_workspaces(self.store):
             sched = cadence(ws.settings)
             for kind in KINDS:
@@ -122,6 +126,8 @@ class Scheduler:
         out = []
         for job in self.scheduler.get_jobs():
             kind, _, wid = job.id.partition(":")
+            if not wid.isdigit():  # the app-wide keep-alive job belongs to no workspace
+                continue
             out.append(JobInfo(names.get(int(wid), wid), kind, getattr(job, "next_run_time", None),
                                job.next_run_time is None))
         return out
