@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     wl.add_argument("--json", action="store_true")
     wr = wsub.add_parser("remove")
     wr.add_argument("name")
+    wn = wsub.add_parser("rename")
+    wn.add_argument("name")
+    wn.add_argument("new_name")
 
     c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
     c.add_argument("provider")
@@ -58,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     s.add_argument("--json", action="store_true", help="print one JSON object with the run's counts")
+    s.add_argument("--allow-mass-change", action="store_true",
+                   help="let this run change more linked records than the safety limit")
 
     st = sub.add_parser("status", help="workspaces, connections, links, quarantined records, last runs")
     st.add_argument("--json", action="store_true")
@@ -70,14 +75,24 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check this machine and the store, and say how to fix what is wrong")
 
+    mg = sub.add_parser("migrate", help="bring existing records on both sides to one clean baseline (once)")
+    mg.add_argument("name")
+    mode = mg.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="make and show the plan, write nothing (the default)")
+    mode.add_argument("--apply", action="store_true", help="carry out the saved plan, exactly as shown")
+    mg.add_argument("--exclude", nargs="+", type=int, action="extend", default=[], metavar="ID",
+                    help="leave these plan rows out (row numbers from the dry run)")
+    mg.add_argument("--json", action="store_true", help="print one JSON object with the plan or the result")
+
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
     serve = sbsub.add_parser("serve")
     serve.add_argument("provider")
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--state", help="JSON file keeping the sandbox's state across restarts")
-    serve.add_argument("--seed", choices=("demo", "empty"), default=None,
-                       help="fill a new sandbox (default: demo when the state file is new)")
+    serve.add_argument("--seed", choices=("demo", "empty", "large"), default=None,
+                       help="fill a new sandbox (default: demo when the state file is new; "
+                            "large: 1,000 companies and 600 deals, for load and crash tests)")
     return p
 
 
@@ -109,12 +124,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Setting up the demo in {home} …")
     result = run_demo(store, _tokens(), home, crm=args.crm, accounting=args.accounting, progress=_print_progress)
     _print_run_summary(result.run)
+    _print_invoices(store, result.workspace)
     print(f"\nThe demo workspace '{result.workspace}' is saved in {home}.")
     print(f"  crossledger --home {home} status        shows links and quarantined records")
     print(f"  crossledger --home {home} sync demo     syncs again (nothing changed: 0 writes)")
     if not args.headless:
         return _gui(args, home, store)
     return 0
+
+
+def _print_invoices(store: Any, workspace: str) -> None:
+    """Won deals and where their invoices stand, as a salesperson would ask."""
+    from app.ops.status import invoice_summary
+    from app.ops.workspaces import get_workspace
+    from app.sync.invoices import STATUS_WORDS
+
+    summary = invoice_summary(store, get_workspace(store, workspace).id)
+    if not summary["linked"]:
+        return
+    states = ", ".join(f"{n} {STATUS_WORDS.get(k, k).lower()}" for k, n in sorted(summary["by_status"].items()))
+    print(f"\nInvoices for won deals: {summary['linked']} ({states})")
+    for row in summary["deals"][:12]:
+        state = STATUS_WORDS.get(row["status"], row["status"])
+        print(f"  {row['deal'][:38]:<38} invoice {row['number'] or '?':<10} {state:<16} "
+              f"paid {row['amount_paid'] or 0:>10} of {row['total'] or 0:>10} {row['currency'] or ''}")
+    if summary["linked"] > 12:
+        print(f"  … and {summary['linked'] - 12} more (crossledger status --json lists them all)")
 
 
 def _print_run_summary(run: Any) -> None:
@@ -126,8 +161,15 @@ def _print_run_summary(run: Any) -> None:
           f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
     print(f"  {c.get('quarantined', 0)} held back for review, {c.get('conflicts', 0)} conflicts, "
           f"{c.get('writes', 0)} writes")
+    if c.get("invoices_created") or c.get("deals_updated") or c.get("deals_held"):
+        print(f"  {c.get('invoices_created', 0)} invoices created for won deals, "
+              f"{c.get('deals_held', 0)} won deals held back, "
+              f"{c.get('deals_updated', 0)} deals given their invoice's payment status")
     for err in run.errors[:10]:
         print(f"  ! {err}")
+    if run.status == "held":
+        print(f"  To see what would change: crossledger sync \"{run.workspace}\" --dry-run")
+        print(f"  To let it through:        crossledger sync \"{run.workspace}\" --allow-mass-change")
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
@@ -147,6 +189,9 @@ def cmd_workspace(args: argparse.Namespace) -> int:
                 print(f"{w.name}\t{w.crm}\t{w.accounting}")
             if not items:
                 print("No workspaces yet. Add one with 'crossledger workspace add NAME --crm ... --accounting ...'.")
+    elif args.action == "rename":
+        ws = workspaces.rename_workspace(store, args.name, args.new_name)
+        print(f"Workspace '{args.name}' is now called '{ws.name}'. Its connections, links and history are kept.")
     elif args.action == "remove":
         removed = workspaces.remove_workspace(store, _tokens(), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
@@ -188,10 +233,12 @@ def _browser(url: str) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from app.ops.sync_run import run_sync
+    from app.ops.workspaces import get_workspace
 
     _, store = _open(args)
+    get_workspace(store, args.name)  # an unknown workspace is explained before the keyring is needed
     result = run_sync(store, _tokens(), args.name, dry_run=args.dry_run, trigger="cli",
-                      progress=None if args.json else _print_progress)
+                      progress=None if args.json else _print_progress, allow_mass_change=args.allow_mass_change)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -236,6 +283,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     counts = result.report.counts()
     print(f"Reconciliation of '{result.workspace}' for {result.month}: {len(result.report.discrepancies)} "
           "discrepancies.")
+    if result.stale:
+        print(f"  Note: one side could not be read just now ({result.stale}) This report uses what Crossledger "
+              "read last time; run it again when the connection is back.")
     for kind, n in sorted(counts.items()):
         print(f"  {n:>4}  {kind.replace('_', ' ')}")
     for cur in sorted(set(result.report.crm_totals) | set(result.report.ledger_totals)):
@@ -269,6 +319,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import threading
+
+    from app.ops.migration import describe_result, migrate, saved_estimate
+
+    _, store = _open(args)
+    tokens = _tokens()
+    if args.apply and not args.json and (est := saved_estimate(store, args.name)) is not None:
+        print(f"Applying the saved plan takes {est.text} within the providers' limits. {est.note} "
+              "Ctrl+C stops it safely; the same command continues where it stopped.".replace("  ", " "), flush=True)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        result = migrate(store, tokens, args.name, apply=args.apply, exclude=args.exclude,
+                         progress=None if args.json else _print_progress, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps(result.to_json(), default=str))
+    else:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(describe_result(result))
+    return 0 if result.status in ("planned", "applied", "nothing_to_do", "partial") else 1
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from app.connectors import registry
     from app.sandbox.server import serve
@@ -279,7 +355,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     app = cls(state_file=state)
     seed = args.seed or ("demo" if new else None)
     if seed:
-        app.seed(seed)
+        from app.sandbox.demo_data import sized
+
+        with sized("large" if seed == "large" else "demo"):
+            app.seed("empty" if seed == "empty" else "demo")
         app.persist()
     server = serve(app, port=args.port)
     print(f"{registry.info(args.provider).label} sandbox on {server.url} (state: {state or 'memory'}). "
@@ -319,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             return _gui(args, home, store)
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
-                "doctor": cmd_doctor}[args.command](args)
+                "doctor": cmd_doctor, "migrate": cmd_migrate}[args.command](args)
     except (UserError, Busy) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2

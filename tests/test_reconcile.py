@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import shutil
 import subprocess
 from decimal import Decimal as D
+from pathlib import Path
 
 import openpyxl
 import pytest
 
 from app.domain.models import Deal, Invoice, LineItem, Party, Payment
-from app.reconcile.engine import HeldRecord, MonthData, reconcile
+from app.reconcile.engine import KINDS, HeldRecord, MonthData, reconcile
 from app.reconcile.workbook import write_workbook
 from app.sync.invoices import STATUS_WORDS
 
 NOV = dt.date(2026, 11, 10)
+LIBREOFFICE = shutil.which("libreoffice") or shutil.which("soffice")
+needs_libreoffice = pytest.mark.skipif(not LIBREOFFICE, reason="no LibreOffice")
+
+
+def libreoffice_recalculated(path: Path, tmp_path: Path) -> Path:
+    """``path`` opened by LibreOffice headless (formulas recomputed) and saved again as .xlsx."""
+    out = tmp_path / "libreoffice"
+    proc = subprocess.run([LIBREOFFICE, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+                           "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out), str(path)],
+                          capture_output=True, text=True, timeout=180)
+    target = out / path.name
+    assert proc.returncode == 0 and target.exists(), f"LibreOffice could not open {path}: {proc.stderr}"
+    return target
+
+
+def summary_values(path: Path) -> tuple[dict[str, list], dict[str, int]]:
+    """The Summary sheet's computed values: currency -> [won, invoiced, gap]; discrepancy title -> count."""
+    wb = openpyxl.load_workbook(path, data_only=True)
+    try:
+        rows = [[c.value for c in r] for r in wb["Summary"].iter_rows(min_row=5, max_col=4)]
+        titles = {title for _sev, title in KINDS.values()} | {"All discrepancies"}
+        counts = {r[0]: r[1] for r in rows if r[0] in titles}
+        totals = {r[0]: r[1:4] for r in rows if isinstance(r[0], str) and len(r[0]) == 3 and r[0].isupper()}
+        return totals, counts
+    finally:
+        wb.close()
 
 
 def deal(i: str, amount: str, *, won=True, cur="USD", company="c1", date=NOV) -> Deal:
@@ -88,17 +117,132 @@ def test_workbook_has_live_formulas_links_and_text_that_cannot_run(tmp_path):
     assert wb["Deals"]["E2"].number_format.startswith("#,##0.00")
 
 
-@pytest.mark.skipif(not shutil.which("libreoffice") and not shutil.which("soffice"), reason="no LibreOffice")
+@needs_libreoffice
 def test_libreoffice_recomputes_the_summary_to_the_engines_totals(tmp_path):
     report = reconcile(data())
     path = write_workbook(report, tmp_path / "r.xlsx", workspace="Acme", crm_label="HubSpot",
                           ledger_label="QuickBooks Online")
-    exe = shutil.which("libreoffice") or shutil.which("soffice")
-    subprocess.run([exe, "--headless", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
-                    str(tmp_path / "out"), str(path)], check=True, capture_output=True, timeout=120)
-    wb = openpyxl.load_workbook(tmp_path / "out" / "r.xlsx", data_only=True)
+    wb = openpyxl.load_workbook(libreoffice_recalculated(path, tmp_path), data_only=True)
     rows = {r[0].value: r for r in wb["Summary"].iter_rows() if r[0].value in ("USD", "EUR")}
     assert D(str(rows["USD"][1].value)) == report.crm_totals["USD"]
     assert D(str(rows["USD"][2].value)) == report.ledger_totals["USD"]
     counts = {r[0].value: r[1].value for r in wb["Summary"].iter_rows() if r[0].value == "All discrepancies"}
     assert counts["All discrepancies"] == len(report.discrepancies)
+
+
+# -- the same, end to end: planted in the sandboxes, read back through the connectors ----------------
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    from tests.reconcile_seed import planted_demo
+
+    with planted_demo(tmp_path_factory.mktemp("reconcile")) as p:
+        yield p
+
+
+def test_every_kind_planted_in_the_sandboxes_is_flagged_once_and_clean_records_never(planted, tmp_path):
+    from sqlalchemy import func, select
+
+    from app.ops.reconcile_month import month_data, reconcile_workspace
+    from app.ops.workspaces import get_workspace
+    from app.store.models import Quarantine
+    from tests.reconcile_seed import MONTH
+
+    result = reconcile_workspace(planted.store, planted.tokens, "demo", MONTH, tmp_path / "r.xlsx")
+    report = result.report
+    counts = report.counts()
+    with planted.store.session() as s:
+        held = s.scalar(select(func.count()).select_from(Quarantine))
+    assert counts.pop("held_back") == held  # each record held back for review, once
+    assert counts == dict.fromkeys(KINDS.keys() - {"held_back"}, 1)
+    by_kind = {d.kind: d for d in report.discrepancies}
+    deals = planted.deals
+    assert by_kind["void_while_won"].crm_id == deals[planted.voided]
+    assert by_kind["amount_mismatch"].acct_id == planted.changed
+    assert by_kind["payment_status_mismatch"].acct_id == planted.paid
+    assert by_kind["currency_mismatch"].acct_id == by_kind["customer_mismatch"].acct_id == planted.rebilled
+    assert by_kind["won_without_invoice"].crm_id == planted.won_deal
+    assert by_kind["invoice_without_deal"].acct_id == planted.orphan
+    assert planted.duplicate in by_kind["duplicate_customer"].acct_id
+    # Clean: every deal won in another month has its invoice, for the same amount, customer and status.
+    data = month_data(planted.store, get_workspace(planted.store, "demo").id, MONTH)
+    pairs = 0
+    for month in (f"2026-{m:02d}" for m in range(1, 12)):
+        if month == MONTH:
+            continue
+        other = reconcile(dataclasses.replace(data, month=month))
+        about_deals = [d for d in other.discrepancies if d.crm_id in {x.id for x in other.deals}]
+        assert about_deals == [], month
+        pairs += len(other.deals)
+    assert pairs > 25
+    # Every flag about a deal or an invoice links to it in the provider's web app.
+    for d in report.discrepancies:
+        assert bool(d.crm_url) == bool(d.crm_id) or d.kind == "held_back"
+        if d.kind not in ("held_back", "duplicate_customer"):
+            assert bool(d.acct_url) == bool(d.acct_id)
+    assert result.path and result.path.exists() and result.stale is None
+
+
+@needs_libreoffice
+def test_libreoffice_opens_the_real_workbook_and_recomputes_the_engines_totals(planted, tmp_path):
+    from app.ops.reconcile_month import reconcile_workspace
+    from tests.reconcile_seed import MONTH
+
+    result = reconcile_workspace(planted.store, planted.tokens, "demo", MONTH, tmp_path / "real.xlsx")
+    again = libreoffice_recalculated(result.path, tmp_path)
+    totals, counts = summary_values(again)
+    report = result.report
+    for cur in set(report.crm_totals) | set(report.ledger_totals):
+        won, invoiced, gap = (D(str(round(v, 2))) for v in totals[cur])
+        assert (won, invoiced, gap) == (report.crm_totals.get(cur, D(0)), report.ledger_totals.get(cur, D(0)),
+                                        report.gap(cur))
+    assert counts["All discrepancies"] == len(report.discrepancies)
+    for kind, n in report.counts().items():
+        assert counts[KINDS[kind][1]] == n
+    # What LibreOffice saved back still has every sheet, row and link: it read the file as written.
+    wb = openpyxl.load_workbook(again)
+    try:
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        assert wb["Discrepancies"].max_row == len(report.discrepancies) + 1
+        assert sum(1 for c in wb["Discrepancies"]["E"][1:] if c.hyperlink) == \
+            sum(1 for d in report.discrepancies if d.crm_url)
+    finally:
+        wb.close()
+
+
+@pytest.mark.slow
+@needs_libreoffice
+def test_cli_reconcile_after_the_demo_writes_a_workbook_libreoffice_reads(secret_service, tmp_path):
+    from tests.test_cli import cli
+
+    home = tmp_path / "home"
+    cli(home, "demo", "--headless")
+    out = tmp_path / "r.xlsx"
+    summary = json.loads(cli(home, "reconcile", "demo", "--month", "2026-10", "--out", str(out), "--json").stdout)
+    assert summary["workbook"] == str(out) and out.exists() and summary["stale"] is None
+    text = cli(home, "reconcile", "demo", "--month", "2026-10").stdout
+    assert "Reconciliation of 'demo' for 2026-10" in text and "GBP: won" in text
+    totals, counts = summary_values(libreoffice_recalculated(out, tmp_path))
+    assert counts["All discrepancies"] == summary["discrepancies"]
+    for cur, won in summary["crm_totals"].items():
+        assert D(str(round(totals[cur][0], 2))) == D(won)
+        assert D(str(round(totals[cur][1], 2))) == D(summary["ledger_totals"].get(cur, "0"))
+
+
+def test_the_monthly_job_writes_last_months_workbook_into_the_report_folder(planted, tmp_path, monkeypatch):
+    from app.ops.reconcile_month import report_folder, scheduled
+    from app.ops.workspaces import update_settings
+
+    monkeypatch.setenv("CROSSLEDGER_HOME", str(tmp_path / "home"))
+    assert report_folder({}) == tmp_path / "home" / "reports"  # the data folder, never the working directory
+    update_settings(planted.store, "demo", report_folder=str(tmp_path / "books"))
+    try:
+        result = scheduled(planted.store, planted.tokens, "demo", today=dt.date(2026, 10, 1))
+    finally:
+        update_settings(planted.store, "demo", report_folder=None)
+    assert result.month == "2026-09"
+    assert result.path == tmp_path / "books" / "demo-reconciliation-2026-09.xlsx" and result.path.exists()
+    wb = openpyxl.load_workbook(result.path)
+    try:
+        assert wb["Discrepancies"].max_row == len(result.report.discrepancies) + 1
+    finally:
+        wb.close()

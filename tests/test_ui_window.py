@@ -353,7 +353,7 @@ def test_run_gui_schedules_the_workspaces_and_a_second_start_only_raises_the_fir
 
     QTimer.singleShot(100, look_and_quit)
     assert run_gui(store=store, home=tmp_path, tokens=MemoryTokenStore()) == 0
-    assert seen["menus"] == ["&File", "&Help"]
+    assert seen["menus"] == ["&File", "&Workspace", "&Help"]
     assert seen["file"] == ["&Settings…", "&Quit"]
     assert seen["scheduler_running"] is True  # the app's scheduler was up while the window showed
     assert seen["second_is_primary"] is False  # a second start hands over to the running one
@@ -456,7 +456,8 @@ def test_cancel_shows_cancelling_until_the_run_stops(make_window, ids, store, qt
 
 @pytest.mark.parametrize(("error", "title", "words"), [
     (AuthExpired("invalid_grant: refresh token revoked", provider="hubspot"), "The sign-in to HubSpot has expired",
-     'Reconnect HubSpot for this workspace (in a terminal: crossledger connect hubspot --workspace "Acme Books")'),
+     'Click Reconnect HubSpot… under the workspace\'s name (in a terminal: crossledger connect hubspot '
+     '--workspace "Acme Books")'),
     (RateLimited("429", provider="quickbooks", retry_after=30), "QuickBooks Online asked Crossledger to slow down",
      "Sync again in 30 seconds"),
     (TransportError("ReadTimeout", provider="quickbooks"), "Could not reach QuickBooks Online",

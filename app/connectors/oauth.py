@@ -43,6 +43,10 @@ class PortInUse(OAuthError):
     pass
 
 
+class SignInCancelled(OAuthError):
+    """The person stopped waiting for the sign-in (Cancel in the connect wizard)."""
+
+
 @dataclass(slots=True)
 class OAuthConfig:
     provider: str
@@ -153,9 +157,15 @@ class LoopbackListener:
             self._server.timeout = 0.2
             self._server.handle_request()
 
-    def wait(self, timeout: float) -> dict[str, str]:
+    def wait(self, timeout: float, cancel: threading.Event | None = None) -> dict[str, str]:
         try:
-            if not self._event.wait(timeout):
+            deadline = time.monotonic() + timeout
+            while not self._event.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                if cancel is not None and cancel.is_set():
+                    raise SignInCancelled("The sign-in was cancelled. Start it again when you are ready.")
+                if time.monotonic() >= deadline:
+                    break
+            if self.params is None:
                 raise CallbackTimeout(
                     "The sign-in was not completed in time. Start the connection again and finish "
                     "signing in within the browser window that opens."
@@ -283,8 +293,12 @@ def run_flow(
     timeout: float = 300.0,
     port: int = 0,
     transport: httpx.BaseTransport | None = None,
+    cancel: threading.Event | None = None,
 ) -> FlowResult:
-    """The whole flow: listen, send the user to the provider, take the callback, exchange the code."""
+    """The whole flow: listen, send the user to the provider, take the callback, exchange the code.
+
+    ``cancel`` (set from another thread) stops the wait for the callback with SignInCancelled.
+    """
     listener = LoopbackListener(port)
     req = build_authorize(config, listener.redirect_uri)
     try:
@@ -292,7 +306,7 @@ def run_flow(
     except Exception:
         listener.close()
         raise
-    params = listener.wait(timeout)
+    params = listener.wait(timeout, cancel)
     code = check_callback(params, req.state, config.provider)
     if config.token_url_from_callback and (url := config.token_url_from_callback(params)):
         config = replace(config, token_url=url)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.ops.workspaces import UserError
 from app.store.db import Store
-from app.store.models import ConflictRow, Link, Mirror, utcnow
+from app.store.models import ConflictRow, Link, Mirror, Quarantine, utcnow
 
 Choice = Literal["crm", "accounting", "edited"]
 
@@ -87,3 +87,45 @@ def choose_all(store: Store, conflict_id: int, choice: Choice) -> int:
     for cid in ids:
         choose(store, cid, choice)
     return len(ids)
+
+
+def record_choices(store: Store, choices: list[tuple[int, Choice, str | None]], *, to_similar: bool = False) -> int:
+    """Save the Review page's choices for one record; with ``to_similar`` a side choice also decides
+    every other open conflict on the same field. Returns how many conflicts were decided."""
+    decided = 0
+    for conflict_id, choice, value in choices:
+        if to_similar and choice != "edited":
+            decided += choose_all(store, conflict_id, choice)
+        else:
+            choose(store, conflict_id, choice, value)
+            decided += 1
+    return decided
+
+
+def pending_choices(store: Store, workspace_id: int) -> int:
+    """Choices saved on the Review page that the next sync has still to put on both sides."""
+    with store.session() as s:
+        return len(s.scalars(select(ConflictRow.id).where(ConflictRow.workspace_id == workspace_id,
+                                                          ConflictRow.outcome == "chosen")).all())
+
+
+@dataclass(frozen=True, slots=True)
+class AmbiguousMatch:
+    """A CRM record held back because it could be any of several ledger customers."""
+
+    record_type: str
+    record_id: str
+    name: str
+    explanation: str
+    since: dt.datetime
+
+
+def ambiguous_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
+    with store.session() as s:
+        out = []
+        for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
+                           .order_by(Quarantine.name)):
+            reasons = [i.get("message", "") for i in (q.reasons or {}).get("items", []) if i.get("field") == "match"]
+            if reasons:
+                out.append(AmbiguousMatch(q.record_type, q.record_id, q.name, " ".join(reasons), q.created_at))
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,14 @@ def connect(
     timeout: float = 300.0,
     port: int = 0,
     transport: httpx.BaseTransport | None = None,
+    cancel: threading.Event | None = None,
 ) -> Connection:
     """Run the authorization-code flow for ``conn`` and save its tokens to ``tokens``.
 
     Fills in what the provider tells us on the way (realm, tenant, instance URL, company name).
     """
     config = registry.oauth_config(conn, client_secret)
-    flow = run_flow(config, open_url, timeout=timeout, port=port, transport=transport)
+    flow = run_flow(config, open_url, timeout=timeout, port=port, transport=transport, cancel=cancel)
     saved = tokens_from(flow.token_body)
     saved.client_secret = client_secret
     tokens.save(conn.id, saved)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.connectors import registry
+from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.ops.workspaces import get_workspace, open_connectors
@@ -19,7 +20,7 @@ from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.reconcile.workbook import write_workbook
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine
-from app.sync.engine import SyncEngine, _party_from
+from app.sync.engine import Cancelled, SyncEngine, _party_from
 from app.sync.invoices import STATUS_WORDS, _deal_from_json
 
 
@@ -29,10 +30,19 @@ class ReconcileResult:
     month: str
     report: Report
     path: Path | None
+    stale: str | None = None  # why both sides could not be read again first, if they could not
+    crm_label: str = "CRM"
+    ledger_label: str = "Ledger"
+
+    def write(self, path: str | Path) -> Path:
+        """The workbook for this result (the GUI's Export to Excel)."""
+        return write_workbook(self.report, path, workspace=self.workspace, crm_label=self.crm_label,
+                              ledger_label=self.ledger_label)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "workspace": self.workspace, "month": self.month, "workbook": str(self.path) if self.path else None,
+            "stale": self.stale,
             "discrepancies": len(self.report.discrepancies), "by_kind": self.report.counts(),
             "crm_totals": {k: str(v) for k, v in self.report.crm_totals.items()},
             "ledger_totals": {k: str(v) for k, v in self.report.ledger_totals.items()},
@@ -47,6 +57,22 @@ def _dec(value: Any) -> Decimal | None:
 
 def _date(value: Any) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
+
+
+def _url(connector: Any, method: str, *args: str) -> str | None:
+    """A record's address in its provider's web app; None when the connector cannot tell."""
+    if connector is None or not hasattr(connector, method):
+        return None
+    try:
+        return getattr(connector, method)(*args) or None
+    except (ConnectorError, KeyError, ValueError):  # an unknown record type, or the provider is unreachable
+        return None
+
+
+def _held_url(crm: Any, acct: Any, side: str, record_type: str, record_id: str) -> str | None:
+    if side == "crm":
+        return _url(crm, "record_url", record_type, record_id)
+    return _url(acct, "customer_url", record_id) if record_type == "customer" else None
 
 
 def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acct: Any = None) -> MonthData:
@@ -77,10 +103,12 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                 customers[m.remote_id] = _party_from(m.data)
         links = list(s.scalars(select(Link).where(Link.workspace_id == workspace_id)))
         held = [HeldRecord(q.record_type, q.record_id, q.name,
-                           " ".join(i["message"] for i in q.reasons.get("items", [])))
+                           " ".join(i["message"] for i in q.reasons.get("items", [])), q.side,
+                           _held_url(crm, acct, q.side, q.record_type, q.record_id))
                 for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id))]
         held += [HeldRecord(c.crm_type, c.crm_id, c.crm_value or c.crm_id,
-                            f"open conflict on {c.field}: CRM '{c.crm_value}', ledger '{c.acct_value}'")
+                            f"open conflict on {c.field}: CRM '{c.crm_value}', ledger '{c.acct_value}'", "crm",
+                            _held_url(crm, acct, "crm", c.crm_type, c.crm_id))
                  for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
                                                                ConflictRow.outcome == "open"))]
     return MonthData(
@@ -91,14 +119,20 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                              for lk in links if lk.object_type == "invoice"
                              and (lk.snapshot or {}).get("written")},
         deleted_invoices=deleted, held=held,
-        crm_url=(lambda i: crm.record_url("deal", i)) if crm is not None else (lambda i: None),
-        acct_url=(lambda i: acct.invoice_url(i)) if acct is not None else (lambda i: None),
+        crm_url=lambda i: _url(crm, "record_url", "deal", i),
+        acct_url=lambda i: _url(acct, "invoice_url", i),
+        customer_url=lambda i: _url(acct, "customer_url", i),
         status_words=STATUS_WORDS,
     )
 
 
 def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str, out: str | Path | None,
-                        *, refresh: bool = True, progress: Any = None) -> ReconcileResult:
+                        *, refresh: bool = True, progress: Any = None,
+                        cancel: threading.Event | None = None) -> ReconcileResult:
+    """Flag one month's discrepancies, after reading both sides again (a dry run: nothing is written).
+
+    ``cancel`` stops the refresh between steps and raises ``Cancelled``; nothing is written either way.
+    """
     try:
         dt.date.fromisoformat(month + "-01")
     except ValueError:
@@ -108,23 +142,44 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
     try:
+        stale = None
         if refresh:  # bring our picture of both sides up to date without writing anything
-            SyncEngine(store, ws.id, crm, acct, trigger="reconcile", dry_run=True, progress=progress).run()
+            run = SyncEngine(store, ws.id, crm, acct, trigger="reconcile", dry_run=True, progress=progress,
+                             cancel=cancel).run()
+            if run.status == "cancelled":
+                raise Cancelled()
+            if run.status == "failed":
+                stale = " ".join(run.errors[:1]) or "A provider could not be read."
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if progress:
+            progress("Checking the month", 0, 1)
         report = reconcile(month_data(store, ws.id, month, crm, acct))
-        path = None
+        result = ReconcileResult(ws.name, month, report, None, stale, registry.info(ws.crm).label,
+                                 registry.info(ws.accounting).label)
         if out:
-            path = write_workbook(report, out, workspace=ws.name, crm_label=registry.info(ws.crm).label,
-                                  ledger_label=registry.info(ws.accounting).label)
-        return ReconcileResult(ws.name, month, report, path)
+            result.path = result.write(out)
+        return result
     finally:
         crm.close()
         acct.close()
 
 
-def scheduled(store: Store, tokens: TokenStore, name: str) -> ReconcileResult:
+def last_month(today: dt.date) -> str:
+    """The month before ``today``'s, as YYYY-MM: what a monthly report covers by default."""
+    return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def report_folder(settings: dict[str, Any]) -> Path:
+    """Where the monthly workbooks go: the workspace's ``report_folder`` setting, else reports/ in the data folder."""
+    from app.store.db import default_home
+
+    return Path(settings.get("report_folder") or default_home() / "reports").expanduser()
+
+
+def scheduled(store: Store, tokens: TokenStore, name: str, *, today: dt.date | None = None) -> ReconcileResult:
     """The monthly job: last month's report into the workspace's report folder."""
-    today = dt.datetime.now(dt.UTC).date()
-    last = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    last = last_month(today or dt.datetime.now(dt.UTC).date())
     ws = get_workspace(store, name)
-    folder = Path(ws.settings.get("report_folder") or Path(os.environ.get("CROSSLEDGER_HOME", ".")) / "reports")
+    folder = report_folder(ws.settings)
     return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx")

@@ -137,8 +137,33 @@ def status_json(store: Store) -> dict[str, Any]:
                 for q in quarantined_records(store, ws.id)
             ],
             "last_runs": [_run_json(r) for r in recent_runs(store, ws.id, 5)],
+            "invoices": invoice_summary(store, ws.id),
         })
     return {"workspaces": workspaces}
+
+
+def invoice_summary(store: Store, workspace_id: int) -> dict[str, Any]:
+    """Won deals invoiced and where their payment stands, as last read from the ledger."""
+    with store.session() as s:
+        links = list(s.scalars(select(Link).where(Link.workspace_id == workspace_id, Link.object_type == "invoice")
+                               .order_by(Link.id)))
+        invoices = {m.remote_id: m.data for m in s.scalars(
+            select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
+                                 Mirror.object_type == "invoice", Mirror.remote_id.in_([lk.acct_id for lk in links])))}
+        deals = {m.remote_id: m.data for m in s.scalars(
+            select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "crm",
+                                 Mirror.object_type == "deal", Mirror.remote_id.in_([lk.crm_id for lk in links])))}
+    rows = []
+    by_status: dict[str, int] = {}
+    for lk in links:
+        inv = invoices.get(lk.acct_id) or {}
+        status = inv.get("status") or "unknown"
+        by_status[status] = by_status.get(status, 0) + 1
+        rows.append({"deal_id": lk.crm_id, "deal": (deals.get(lk.crm_id) or {}).get("name") or "",
+                     "invoice_id": lk.acct_id, "number": inv.get("number"), "status": status,
+                     "currency": inv.get("currency"), "total": inv.get("total"), "amount_paid": inv.get("amount_paid"),
+                     "balance_due": inv.get("balance"), "link": inv.get("web_url")})
+    return {"linked": len(rows), "by_status": by_status, "deals": rows}
 
 
 def _run_json(r: RunRow) -> dict[str, Any]:

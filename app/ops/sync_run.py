@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+from app.connectors import registry
+from app.connectors.errors import AuthExpired
 from app.connectors.tokens import TokenStore
-from app.ops.workspaces import get_workspace, open_connectors
+from app.ops.workspaces import get_workspace, mark_needs_reconnect, open_connectors
 from app.store.db import Store
 from app.sync.engine import Progress, RunResult, SyncEngine
 
@@ -20,13 +22,26 @@ def run_sync(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     full: bool = False,
+    allow_mass_change: bool = False,
 ) -> RunResult:
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
     try:
         engine = SyncEngine(store, ws.id, crm, acct, trigger=trigger, dry_run=dry_run, progress=progress,
-                            cancel=cancel, full=full)
-        return engine.run()
+                            cancel=cancel, full=full, allow_mass_change=allow_mass_change)
+        result = engine.run()
+        if isinstance(engine.failure, AuthExpired):  # the window offers Reconnect for that side
+            for connector in (crm, acct):
+                if _names(connector, engine.failure.provider):
+                    mark_needs_reconnect(store, connector.conn.id)
+        return result
     finally:
         crm.close()
         acct.close()
+
+
+def _names(connector: object, provider: str) -> bool:
+    """Whether an error's provider ('Xero', 'QuickBooks Online', 'hubspot') is this connector's."""
+    name = getattr(connector, "provider", "")
+    wanted = "".join(provider.lower().split())
+    return bool(name) and wanted in {name, "".join(registry.info(name).label.lower().split())}

@@ -17,6 +17,8 @@ from app.ops import sandboxes
 from app.store.db import Store
 from app.store.models import ConnectionRow, Workspace
 
+NAME_PATTERN = r"[\w .&'-]{1,120}"
+
 
 class UserError(Exception):
     """Something the user asked for that cannot be done, with what to do instead."""
@@ -37,7 +39,7 @@ def _info(ws: Workspace) -> WorkspaceInfo:
 
 def add_workspace(store: Store, name: str, crm: str, accounting: str) -> WorkspaceInfo:
     name = name.strip()
-    if not re.fullmatch(r"[\w .&'-]{1,120}", name):
+    if not re.fullmatch(NAME_PATTERN, name):
         raise UserError("A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters).")
     if crm not in registry.CRM_PROVIDERS:
         raise UserError(f"'{crm}' is not a CRM Crossledger supports. Choose one of: "
@@ -80,6 +82,72 @@ def remove_workspace(store: Store, tokens: TokenStore, name: str) -> list[str]:
         return [c.provider for c in conns]
 
 
+def rename_workspace(store: Store, old: str, new: str) -> WorkspaceInfo:
+    """Give a workspace another name; its connections, links, history and schedule stay with it."""
+    ws = get_workspace(store, old)
+    new = new.strip()
+    if new == ws.name:
+        return ws
+    if not re.fullmatch(NAME_PATTERN, new):
+        raise UserError("A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters).")
+    with store.session() as s:
+        clash = s.scalars(select(Workspace).where(Workspace.name == new)).first()
+        if clash is not None and clash.id != ws.id:
+            raise UserError(f"There is already a workspace called '{new}'. Pick another name.")
+        row = s.get(Workspace, ws.id)
+        row.name = new
+        s.flush()
+        return _info(row)
+
+
+def check_new_name(store: Store, name: str) -> str | None:
+    """Why ``name`` cannot be a new workspace's name, or None when it can."""
+    name = name.strip()
+    if not name:
+        return "Enter the client company's name."
+    if not re.fullmatch(NAME_PATTERN, name):
+        return "A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters)."
+    with store.session() as s:
+        if s.scalars(select(Workspace).where(Workspace.name == name)).first():
+            return f"There is already a workspace called '{name}'. Pick another name."
+    return None
+
+
+def set_provider(store: Store, name: str, side: str, provider: str) -> WorkspaceInfo:
+    """Change which CRM or accounting system a workspace uses, while that side is not connected yet."""
+    ws = get_workspace(store, name)
+    allowed = registry.CRM_PROVIDERS if side == "crm" else registry.ACCOUNTING_PROVIDERS
+    if provider not in allowed:
+        raise UserError(f"'{provider}' cannot be the {'CRM' if side == 'crm' else 'accounting system'}.")
+    with store.session() as s:
+        if s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id,
+                                                 ConnectionRow.side == side)).first():
+            raise UserError("This side is already connected. Remove the workspace and add it again to switch "
+                            "to another system, so no records are linked to the wrong one.")
+        row = s.get(Workspace, ws.id)
+        if side == "crm":
+            row.crm_provider = provider
+        else:
+            row.accounting_provider = provider
+        s.flush()
+        return _info(row)
+
+
+def connection_status(store: Store, ws: WorkspaceInfo) -> dict[str, str]:
+    """side -> 'connected' | 'reconnect' for the sides that have a connection."""
+    with store.session() as s:
+        return {c.side: c.status for c in s.scalars(select(ConnectionRow)
+                                                    .where(ConnectionRow.workspace_id == ws.id))}
+
+
+def mark_needs_reconnect(store: Store, connection_id: str) -> None:
+    """The connection's refresh token is dead: the window offers Reconnect for it."""
+    with store.session() as s:
+        row = s.get(ConnectionRow, connection_id)
+        if row is not None:
+            row.status = "reconnect"
+
+
 def update_settings(store: Store, name: str, **values: Any) -> None:
     ws = get_workspace(store, name)
     with store.session() as s:
@@ -107,7 +175,8 @@ def save_connection(store: Store, ws: WorkspaceInfo, conn: Connection) -> None:
         s.execute(delete(ConnectionRow).where(ConnectionRow.workspace_id == ws.id, ConnectionRow.side == side))
         s.add(ConnectionRow(id=conn.id, workspace_id=ws.id, side=side, provider=conn.provider,
                             base_url=conn.base_url, auth_url=conn.auth_url, client_id=conn.client_id,
-                            tenant_id=conn.tenant_id, label=conn.label, extra=dict(conn.extra)))
+                            tenant_id=conn.tenant_id, label=conn.label, extra=dict(conn.extra),
+                            status="connected"))
 
 
 def load_connection(store: Store, ws: WorkspaceInfo, side: str) -> Connection:

@@ -54,6 +54,8 @@ class HeldRecord:
     record_id: str
     name: str
     reason: str
+    side: str = "crm"  # which app holds the record: "crm" or "accounting"
+    url: str | None = None  # the record in that app's web pages
 
 
 @dataclass
@@ -71,6 +73,7 @@ class MonthData:
     held: list[HeldRecord] = field(default_factory=list)
     crm_url: Callable[[str], str | None] = lambda deal_id: None
     acct_url: Callable[[str], str | None] = lambda invoice_id: None
+    customer_url: Callable[[str], str | None] = lambda customer_id: None  # a ledger customer's page
     status_words: dict[str, str] = field(default_factory=dict)
 
 
@@ -174,14 +177,21 @@ def reconcile(data: MonthData) -> Report:
 
     for group in duplicate_groups(data.customers):
         names = [data.customer_names.get(cid, cid) for cid in group["ids"]]
-        flag("duplicate_customer", f"{len(names)} customers share the same {group['key']}: "
-             + ", ".join(f"'{n}'" for n in names) + ". Merge them in the ledger.",
-             acct_id=", ".join(group["ids"]), acct_name=", ".join(names))
+        out.append(Discrepancy(
+            "duplicate_customer", KINDS["duplicate_customer"][0],
+            f"{len(names)} customers share the same {group['key']}: " + ", ".join(f"'{n}'" for n in names)
+            + ". Merge them in the ledger.",
+            acct_id=", ".join(group["ids"]), acct_name=", ".join(names),
+            acct_url=data.customer_url(group["ids"][0])))
 
     for held in data.held:
-        out.append(Discrepancy("held_back", KINDS["held_back"][0],
-                               f"{held.record_type.title()} '{held.name}': {held.reason}",
-                               crm_id=held.record_id, crm_name=held.name))
+        text = f"{held.record_type.title()} '{held.name}': {held.reason}"
+        if held.side == "crm":
+            out.append(Discrepancy("held_back", KINDS["held_back"][0], text, crm_id=held.record_id,
+                                   crm_name=held.name, crm_url=held.url))
+        else:
+            out.append(Discrepancy("held_back", KINDS["held_back"][0], text, acct_id=held.record_id,
+                                   acct_name=held.name, acct_url=held.url))
 
     out.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.kind, d.crm_name or d.acct_name or ""))
     return Report(data.month, out, dict(crm_totals), dict(ledger_totals), won, month_invoices,

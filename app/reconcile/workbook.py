@@ -6,7 +6,9 @@ stored as text and can never run as a formula.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.reconcile.engine import KINDS, Report, deal_total
@@ -22,7 +25,10 @@ from app.reconcile.engine import KINDS, Report, deal_total
 MONEY = '#,##0.00;[Red]-#,##0.00'
 DATE = "yyyy-mm-dd"
 HEADER_FILL = PatternFill("solid", fgColor="1F3A5F")
-HEADER_FONT = Font(bold=True, color="FFFFFF")
+FONT = "Calibri"  # named on every styled font: a font with no name renders in a serif face in LibreOffice
+HEADER_FONT = Font(name=FONT, bold=True, color="FFFFFF")
+BOLD = Font(name=FONT, bold=True)
+LINK_FONT = Font(name=FONT, color="0563C1", underline="single")
 SEVERITY_FILLS = {"high": "F8D7DA", "medium": "FFF3CD", "low": "E2E3E5"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -52,14 +58,25 @@ def _sheet(wb: Workbook, title: str, headers: list[tuple[str, int]], rows: Itera
                 _text(cell, value[0])
                 if value[1]:
                     cell.hyperlink = value[1]
-                    cell.font = Font(color="0563C1", underline="single")
+                    cell.font = LINK_FONT
             else:
                 _text(cell, float(value) if isinstance(value, Decimal) else value)
             if formats and col in formats:
                 cell.number_format = formats[col]
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{max(n, 1)}"
+    ws.print_title_rows = "1:1"
+    _fit_width(ws)
     return ws
+
+
+def _fit_width(ws: Worksheet) -> None:
+    """Print landscape, as wide as one page and as long as it needs."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
 
 
 def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_label: str, ledger_label: str) -> Path:
@@ -68,18 +85,24 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
     summary = wb.active
     summary.title = "Summary"
 
-    disc = _sheet(wb, "Discrepancies", [("Severity", 10), ("Kind", 34), ("What to check", 90), (crm_label, 30),
-                                        ("CRM ID", 14), (ledger_label, 30), ("Ledger ID", 14), ("Currency", 9),
+    disc = _sheet(wb, "Discrepancies", [("Severity", 10), ("Kind", 34), ("What to check", 70), (crm_label, 28),
+                                        ("CRM ID", 12), (ledger_label, 24), ("Ledger ID", 12), ("Currency", 9),
                                         ("CRM amount", 14), ("Ledger amount", 14)],
-                  ([d.severity, d.title, d.explanation, d.crm_name, (d.crm_id, d.crm_url), d.acct_name,
+                  ([d.severity.title(), d.title, d.explanation, d.crm_name, (d.crm_id, d.crm_url), d.acct_name,
                     (d.acct_id, d.acct_url), d.currency, d.crm_amount, d.acct_amount]
                    for d in report.discrepancies), {9: MONEY, 10: MONEY})
-    for row in disc.iter_rows(min_row=2, min_col=3, max_col=3):
+    wrapped = {2: 34, 3: 70, 4: 28, 6: 24}  # column -> its width, as set above
+    for row in disc.iter_rows(min_row=2, max_col=10):
+        lines = 1
         for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+            cell.alignment = Alignment(wrap_text=cell.column in wrapped, vertical="top")
+            if cell.column in wrapped and isinstance(cell.value, str):
+                lines = max(lines, len(textwrap.wrap(cell.value, int(wrapped[cell.column] * 1.1))))
+        # Spreadsheet programs do not all grow a row for wrapped text on opening; say how tall it is.
+        disc.row_dimensions[row[0].row].height = 15 * lines + 2
     last = max(2, len(report.discrepancies) + 1)
     for severity, colour in SEVERITY_FILLS.items():
-        disc.conditional_formatting.add(f"A2:J{last}", FormulaRule(formula=[f'$A2="{severity}"'],
+        disc.conditional_formatting.add(f"A2:J{last}", FormulaRule(formula=[f'$A2="{severity.title()}"'],
                                                                    fill=PatternFill("solid", bgColor=colour)))
 
     _sheet(wb, "Deals", [("Deal ID", 14), ("Deal", 40), ("Won on", 12), ("Currency", 9), ("Amount", 14)],
@@ -92,27 +115,30 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
     _sheet(wb, "Payments", [("Payment ID", 14), ("Invoice ID", 14), ("Date", 12), ("Currency", 9), ("Amount", 14)],
            ([p.id, p.invoice_id, p.date, p.currency, p.amount] for p in report.payments), {3: DATE, 5: MONEY})
 
-    summary.column_dimensions["A"].width = 44
-    for col in "BCDE":
-        summary.column_dimensions[col].width = 18
-    summary["A1"] = f"Reconciliation for {report.month}"
-    summary["A1"].font = Font(bold=True, size=14)
+    summary.column_dimensions["A"].width = 42
+    for col in "BCD":
+        summary.column_dimensions[col].width = max(18, len(ledger_label) + 14)
+    summary["A1"] = f"Reconciliation for {_month_words(report.month)}"
+    summary["A1"].font = Font(name=FONT, bold=True, size=14)
     _text(summary["A2"], f"Workspace: {workspace} ({crm_label} and {ledger_label})")
     summary["A4"], summary["B4"] = "Discrepancy", "Count"
     for cell in (summary["A4"], summary["B4"]):
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+    summary["B4"].alignment = Alignment(horizontal="right")
     row = 5
     for _kind, (_sev, title) in KINDS.items():
         summary.cell(row=row, column=1, value=title)
         summary.cell(row=row, column=2, value=f'=COUNTIF(Discrepancies!$B:$B,"{title}")')
         row += 1
-    summary.cell(row=row, column=1, value="All discrepancies").font = Font(bold=True)
-    summary.cell(row=row, column=2, value=f"=SUM(B5:B{row - 1})").font = Font(bold=True)
+    summary.cell(row=row, column=1, value="All discrepancies").font = BOLD
+    summary.cell(row=row, column=2, value=f"=SUM(B5:B{row - 1})").font = BOLD
     row += 2
-    headers = ["Currency", "Won in the CRM", "Invoiced in the ledger", "Gap"]
+    headers = ["Currency", f"Won in {crm_label}", f"Invoiced in {ledger_label}", "Gap"]
     for col, name in enumerate(headers, 1):
         cell = summary.cell(row=row, column=col, value=name)
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+        if col > 1:
+            cell.alignment = Alignment(horizontal="right")
     for currency in sorted(set(report.crm_totals) | set(report.ledger_totals)):
         row += 1
         summary.cell(row=row, column=1, value=currency)
@@ -120,13 +146,25 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
         summary.cell(row=row, column=3, value=f'=SUMIFS(Invoices!$G:$G,Invoices!$F:$F,A{row})').number_format = MONEY
         summary.cell(row=row, column=4, value=f"=B{row}-C{row}").number_format = MONEY
     row += 2
-    summary.cell(row=row, column=1, value="The gap per currency is explained by the discrepancies listed on the "
-                                          "Discrepancies sheet (won deals without invoices, amount differences, "
-                                          "invoices without deals).").alignment = Alignment(wrap_text=True)
+    note = summary.cell(row=row, column=1, value="The gap per currency is explained by the discrepancies listed on "
+                                                 "the Discrepancies sheet (won deals without invoices, amount "
+                                                 "differences, invoices without deals, voided invoices).")
+    note.alignment = Alignment(wrap_text=True, vertical="top")
+    summary.merge_cells(start_row=row, start_column=1, end_row=row, end_column=4)
+    summary.row_dimensions[row].height = 32
     summary.freeze_panes = "A5"
+    summary.page_setup.orientation = "portrait"
+    summary.page_setup.fitToWidth = 1
+    summary.page_setup.fitToHeight = 0
+    summary.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path
+
+
+def _month_words(month: str) -> str:
+    year, mon = (int(x) for x in month.split("-"))
+    return date(year, mon, 1).strftime("%B %Y")
 
 
 def _deal_amount(deal: Any) -> Decimal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -188,3 +188,40 @@ class Lease(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class MigrationPlan(Base):
+    """A one-time migration's saved plan: applying it does exactly its rows and nothing else."""
+
+    __tablename__ = "migration_plan"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="planned")  # planned|applying|applied|superseded
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cursors: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the change feeds as read for the plan
+    estimate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class MigrationRow(Base):
+    """One record (or pair) of a migration plan, with what it holds now and what it will hold."""
+
+    __tablename__ = "migration_row"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("migration_plan.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # link|create_ledger|create_crm|invalid|review
+    name: Mapped[str] = mapped_column(String(300), default="")
+    crm_type: Mapped[str | None] = mapped_column(String(20))
+    crm_id: Mapped[str | None] = mapped_column(String(120))
+    acct_id: Mapped[str | None] = mapped_column(String(120))
+    score: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    excluded: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | done | failed
+    target_id: Mapped[str | None] = mapped_column(String(120))
+    error: Mapped[str | None] = mapped_column(Text)

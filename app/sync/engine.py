@@ -50,6 +50,31 @@ class Busy(Exception):
     """Another sync of this workspace is running (here or on another machine)."""
 
 
+class MassChange(Exception):
+    """A run would change more linked records than the workspace's safety limit: nothing was written."""
+
+    def __init__(self, changes: int, limit: int, linked: int) -> None:
+        self.changes, self.limit, self.linked = changes, limit, linked
+        super().__init__(
+            f"This sync would change {changes:,} of the {linked:,} linked records at once, more than the safety "
+            f"limit of {limit:,}, so it stopped before writing anything. If you expected this (for example "
+            "after a bulk edit or an import), check the changes with a dry run, then sync again allowing "
+            "large changes.")
+
+
+MASS_CHANGE_PERCENT = 20  # defaults: 20% of linked records or 50 records, whichever is smaller
+MASS_CHANGE_RECORDS = 50
+MASS_CHANGE_FLOOR = 3  # a tiny workspace can always change a couple of records
+
+
+def mass_change_limit(linked: int, settings: dict[str, Any]) -> int:
+    """The most linked records one run may change without asking (per-workspace ``safety`` settings)."""
+    safety = settings.get("safety") or {}
+    percent = int(safety.get("mass_change_percent", MASS_CHANGE_PERCENT))
+    records = int(safety.get("mass_change_records", MASS_CHANGE_RECORDS))
+    return max(min(linked * percent // 100, records), MASS_CHANGE_FLOOR)
+
+
 @dataclass
 class RunResult:
     run_id: int | None
@@ -96,8 +121,10 @@ class SyncEngine:
         cancel: threading.Event | None = None,
         holder: str | None = None,
         full: bool = False,
+        allow_mass_change: bool = False,
     ) -> None:
         self.store = store
+        self.allow_mass_change = allow_mass_change
         self.ws_id = workspace_id
         self.crm = crm
         self.acct = acct
@@ -108,6 +135,7 @@ class SyncEngine:
         self.holder = holder or lease.holder_id()
         self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self.errors: list[str] = []
+        self.failure: ConnectorError | None = None  # what stopped the run, if a connector did
         self.counts: dict[str, int] = {"read": 0, "created": 0, "updated": 0, "linked": 0, "quarantined": 0,
                                        "conflicts": 0, "writes": 0}
 
@@ -134,9 +162,13 @@ class SyncEngine:
                     status = "partial"
             except Cancelled:
                 status = "cancelled"
+            except MassChange as exc:
+                status = "held"
+                self.errors.append(str(exc))
             except ConnectorError as exc:
                 status = "failed"
                 self.errors.append(exc.message)
+                self.failure = exc
             self.counts["errors"] = len(self.errors)
             with self.store.session() as s:
                 run = s.get(Run, self.run_id)
@@ -198,6 +230,12 @@ class SyncEngine:
         if self.dry_run:
             self.counts["would_write"] = result.writes
             return result
+        # records already linked only: a first sync filling blanks while linking is not a mass change
+        changes = len({u.ref for u in (*result.updates, *result.crm_updates) if u.ref in inp.links})
+        limit = mass_change_limit(len(inp.links), self.settings)
+        if changes > limit and not self.allow_mass_change:
+            self.counts["would_change"] = changes
+            raise MassChange(changes, limit, len(inp.links))
 
         # 3. Apply.
         self._apply(result, inp)
@@ -305,7 +343,9 @@ class SyncEngine:
                                                          ConflictRow.outcome.in_(("open", "chosen")))):
                 held.setdefault((c.crm_type, c.crm_id), set()).add(c.field)
         return PlanInput(self.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
-                         quarantined, pending, held, getattr(self.acct, "party_problems", None))
+                         quarantined, pending, held, getattr(self.acct, "party_problems", None),
+                         customers_from=self.settings.get("customers_from") or "both",
+                         field_directions=dict(self.settings.get("field_direction") or {}))
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
         """Creates journalled by an earlier run that never recorded an answer: were they made?"""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from app.connectors.base import FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
+from app.connectors.errors import StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.store.models import ConflictRow, Journal, Link, Mirror, Quarantine, Workspace, utcnow
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 
 STATUS_WORDS = {"draft": "Draft", "awaiting_payment": "Awaiting payment", "partly_paid": "Partly paid",
                 "paid": "Paid", "overdue": "Overdue", "void": "Void"}
+
+CHANGED_LINES = ("The deal's line items changed after it was invoiced, and the invoice was left as it is "
+                 "(it is sent or paid, or this workspace asks for review). Review the invoice in the ledger: "
+                 "change it there, or issue a credit note or a new invoice if needed.")
+CURRENCY_PER_CUSTOMER = {"quickbooks", "zohobooks"}
 
 DEAL_FIELDS = (
     FieldInfo("crossledger_invoice_status", "Invoice status"),
@@ -163,14 +169,21 @@ class InvoiceSync:
         item_rows = self._mirror_rows("accounting", "item")
         items_by_sku = {(r.get("sku") or "").casefold(): rid for rid, r in item_rows.items() if r.get("sku")}
         items_by_name = {(r.get("name") or "").casefold(): rid for rid, r in item_rows.items()}
-        customers = self._mirror_rows("accounting", "customer")
+        locked_currency = self._locked_currencies()
 
         creates: list[tuple[Deal, Invoice, str]] = []
+        updates: list[tuple[Deal, Link, Invoice]] = []
+        invoice_rows = self._mirror_rows("accounting", "invoice", [lk.acct_id for lk in invoice_links.values()])
         wanted_items: dict[str, Item] = {}
         for deal in sorted(deals.values(), key=lambda d: d.id):
             link = invoice_links.get(("deal", deal.id))
             if link is not None:
-                self._check_invoiced(deal, link)
+                if self._check_invoiced(deal, link, invoice_rows.get(link.acct_id)):
+                    lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
+                    inv = invoice_rows[link.acct_id]
+                    updates.append((deal, link, Invoice(link.acct_id, inv.get("customer_id") or "",
+                                                        inv.get("currency") or deal.currency, tuple(lines),
+                                                        reference=inv.get("reference") or reference_for(deal.id))))
                 continue
             if not deal.won or deal.archived:
                 continue
@@ -190,26 +203,15 @@ class InvoiceSync:
             elif any(li.quantity <= 0 or li.unit_price < 0 for li in deal.line_items):
                 reason = "A line has a zero or negative quantity or a negative price. Correct the deal's line items."
             else:
-                cust_currency = (customers.get(cust_link.acct_id) or {}).get("currency")
-                if cust_currency and deal.currency and cust_currency != deal.currency:
-                    reason = (f"The deal is in {deal.currency} but the customer is billed in {cust_currency}. "
-                              "Change the deal's currency, or the customer's in the ledger.")
+                billed = locked_currency.get(cust_link.acct_id)
+                if billed and deal.currency and billed != deal.currency:
+                    reason = (f"The deal is in {deal.currency} but the customer already has invoices in {billed}, "
+                              "and the ledger keeps one currency per customer. Change the deal's currency, or "
+                              "bill it to another customer record in the ledger.")
             if reason:
                 self._hold(deal, reason)
                 continue
-            lines = []
-            for li in deal.line_items:
-                item_id = items_by_sku.get((li.sku or "").casefold()) if li.sku else None
-                item_id = item_id or items_by_name.get((li.product_name or li.description).casefold())
-                if item_id is None and self.settings.get("default_item"):
-                    item_id = self.settings["default_item"]
-                if item_id is None:
-                    token = f"new-item:{(li.sku or li.product_name or li.description).casefold()}"
-                    wanted_items.setdefault(token, Item(None, li.product_name or li.description, li.sku,
-                                                        li.unit_price))
-                    item_id = token
-                lines.append(InvoiceLine(li.description, li.quantity, li.unit_price, li.discount_percent, item_id,
-                                         li.tax_code or self._tax_code(li)))
+            lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
             issue = deal.close_date or dt.datetime.now(dt.UTC).date()
             terms = int(self.settings.get("payment_terms_days", 30))
             invoice = Invoice(None, cust_link.acct_id, deal.currency, tuple(lines), reference=reference_for(deal.id),
@@ -217,6 +219,7 @@ class InvoiceSync:
             creates.append((deal, invoice, key))
 
         item_ids = self._create_items(wanted_items)
+        self._update_drafts(updates, item_ids)
         batch = max(1, getattr(e.acct.limits, "batch_max", 1))
         ready = []
         for deal, invoice, key in creates:
@@ -242,6 +245,79 @@ class InvoiceSync:
                     self._check_total(deal, inv, created)
                 else:
                     e._fail(key, ("deal", deal.id), deal.name, res.error)
+
+    def _locked_currencies(self) -> dict[str, str]:
+        """Customer id -> the currency its invoices are in, where the ledger then refuses any other.
+
+        QuickBooks and Zoho Books keep one currency per customer, fixed by its first transaction (the
+        connectors give a customer without transactions the invoice's currency). Xero contacts take
+        invoices in any currency, so nothing is locked there.
+        """
+        if self.e.acct.provider not in CURRENCY_PER_CUSTOMER:
+            return {}
+        out: dict[str, str] = {}
+        for row in self._mirror_rows("accounting", "invoice").values():
+            if row.get("customer_id") and row.get("currency") and row.get("status") != "void":
+                out.setdefault(row["customer_id"], row["currency"])
+        return out
+
+    def _line(self, li: LineItem, by_sku: dict[str, str], by_name: dict[str, str],
+              wanted: dict[str, Item]) -> InvoiceLine:
+        """An invoice line for a deal line: its product by SKU, then name, else the default item or a new one."""
+        item_id = by_sku.get((li.sku or "").casefold()) if li.sku else None
+        item_id = item_id or by_name.get((li.product_name or li.description).casefold())
+        if item_id is None and self.settings.get("default_item"):
+            item_id = self.settings["default_item"]
+        if item_id is None:
+            token = f"new-item:{(li.sku or li.product_name or li.description).casefold()}"
+            wanted.setdefault(token, Item(None, li.product_name or li.description, li.sku, li.unit_price))
+            item_id = token
+        return InvoiceLine(li.description, li.quantity, li.unit_price, li.discount_percent, item_id,
+                           li.tax_code or self._tax_code(li))
+
+    def _update_drafts(self, updates: list[tuple[Deal, Link, Invoice]], item_ids: dict[str, str]) -> None:
+        """Deals edited after invoicing whose invoice may still change: send the new lines.
+
+        The ledger connector refuses an invoice that is no longer a draft (sent, paid, void); that deal
+        is flagged for review instead, as is one whose new product could not be created.
+        """
+        e = self.e
+        ready: list[tuple[Deal, Link, Invoice]] = []
+        for deal, link, invoice in updates:
+            lines = tuple(_with_item(line, item_ids) for line in invoice.lines)
+            if any(line.item_id is None or line.item_id.startswith("new-item:") for line in lines):
+                self._flag(deal, link, "lines", CHANGED_LINES)
+                continue
+            ready.append((deal, link, _replace_lines(invoice, lines)))
+        batch = max(1, getattr(e.acct.limits, "batch_max", 1))
+        for start in range(0, len(ready), batch):
+            e._check_cancel()
+            chunk = ready[start:start + batch]
+            keys = [op_key(e.ws_name, "update_invoice", deal.id, deal_digest(deal)) for deal, _, _ in chunk]
+            e._journal([(k, "update_invoice", "accounting", ("deal", deal.id), link.acct_id,
+                         {"reference": inv.reference}) for k, (deal, link, inv) in zip(keys, chunk, strict=True)])
+            results = e.acct.update_invoices([InvoiceWrite(k, inv) for k, (_, _, inv) in zip(keys, chunk,
+                                                                                           strict=True)])
+            for k, (deal, link, _inv), res in zip(keys, chunk, results, strict=True):
+                if res.ok:
+                    e._finish(k, link.acct_id)
+                    e.counts["writes"] += 1
+                    self.counts.updated += 1
+                    with self.store.session() as s:
+                        row = s.get(Link, link.id)
+                        row.snapshot = {**(row.snapshot or {}), "deal": deal_digest(deal)}
+                        row.updated_at = utcnow()
+                    if isinstance(res.record, Invoice):
+                        self._mirror("accounting", "invoice", [(link.acct_id, _invoice_json(res.record), None,
+                                                                False)])
+                elif isinstance(res.error, ValidationRejected | StaleVersion):
+                    with self.store.session() as s:  # not a draft any more: a person decides
+                        row = s.get(Journal, k)
+                        if row is not None:
+                            row.status, row.error = "failed", "invoice no longer a draft; flagged for review"
+                    self._flag(deal, link, "lines", CHANGED_LINES)
+                else:
+                    e._fail(k, ("deal", deal.id), deal.name, res.error)
 
     def _tax_code(self, li: LineItem) -> str | None:
         codes = self.settings.get("tax_codes") or {}
@@ -313,26 +389,39 @@ class InvoiceSync:
         self.counts.held += 1
         self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": reason}])
 
-    def _check_invoiced(self, deal: Deal, link: Link) -> None:
-        """A deal changed after its invoice was made: update a draft, flag anything else once."""
+    def _check_invoiced(self, deal: Deal, link: Link, invoice: dict | None) -> bool:
+        """A deal changed after its invoice was made. True when its still-draft invoice should follow
+        the deal's new lines; anything else is flagged for review, once per change."""
         snap = link.snapshot or {}
         digest = deal_digest(deal)
-        problem = None
-        if not deal.won:
-            problem = ("won", "The deal is no longer won but has an invoice. Void the invoice in the ledger if "
-                              "the sale fell through (Crossledger never voids on its own).")
-        elif digest != snap.get("deal"):
-            problem = ("lines", "The deal's line items changed after the invoice was made. Review the invoice "
-                                "in the ledger.")
-        if problem is None or snap.get("flagged") == f"{problem[0]}:{digest}:{deal.won}":
+        if not deal.won or deal.archived:
+            self._flag(deal, link, "won", "The deal is no longer won but has an invoice. Void the invoice in the "
+                                          "ledger if the sale fell through (Crossledger never voids on its own).")
+            return False
+        if digest == snap.get("deal"):
+            return False
+        status = (invoice or {}).get("status")
+        may_change = status == "draft" or (
+            self.e.acct.provider == "quickbooks" and status in ("awaiting_payment", "overdue")
+            and (invoice or {}).get("balance") == (invoice or {}).get("total"))  # QBO has no drafts
+        if may_change and self.settings.get("edited_deal", "update_draft") == "update_draft" and deal.line_items:
+            return True
+        self._flag(deal, link, "lines", CHANGED_LINES)
+        return False
+
+    def _flag(self, deal: Deal, link: Link, what: str, message: str) -> None:
+        snap = link.snapshot or {}
+        mark = f"{what}:{deal_digest(deal)}:{deal.won}"
+        if snap.get("flagged") == mark:
             return
         with self.store.session() as s:
             row = s.get(Link, link.id)
             s.add(ConflictRow(workspace_id=self.ws_id, link_id=link.id, crm_type="deal", crm_id=deal.id,
-                              acct_id=link.acct_id, field=f"invoice:{problem[0]}", crm_value=deal.name,
-                              acct_value=link.acct_id, base_value=None, rule="ask", outcome="open",
+                              acct_id=link.acct_id, field=f"invoice:{what}", crm_value=deal.name,
+                              acct_value=message, base_value=None, rule="ask", outcome="open",
                               run_id=self.e.run_id))
-            row.snapshot = {**snap, "flagged": f"{problem[0]}:{digest}:{deal.won}"}
+            row.snapshot = {**(row.snapshot or {}), "flagged": mark}
+        link.snapshot = {**snap, "flagged": mark}
         self.counts.flagged += 1
         self.e.counts["conflicts"] = self.e.counts.get("conflicts", 0) + 1
 

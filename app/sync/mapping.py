@@ -13,12 +13,45 @@ from app.domain.text import country_code, country_name
 
 Mapping = dict[str, dict[str, str]]
 
+def _last_first(value: str) -> str:
+    """'O'Brien, Zoë' -> 'Zoë O'Brien' (a name kept last name first)."""
+    last, sep, first = value.partition(",")
+    return f"{first.strip()} {last.strip()}".strip() if sep and first.strip() else value.strip()
+
+
 TRANSFORMS = {
     "trim": lambda v: v.strip() if isinstance(v, str) else v,
     "lower": lambda v: v.strip().lower() if isinstance(v, str) else v,
     "upper": lambda v: v.strip().upper() if isinstance(v, str) else v,
     "title": lambda v: v.strip().title() if isinstance(v, str) else v,
+    "last_first": lambda v: _last_first(v) if isinstance(v, str) else v,
+    "country_code": lambda v: (country_code(v) or v) if isinstance(v, str) else v,
+    "phone": lambda v: v,  # needs the record's country: applied in map_record
 }
+# What the mapping wizard offers, in a bookkeeper's words.
+TRANSFORM_LABELS = {
+    "": "As is (spaces tidied)",
+    "trim": "Trim spaces",
+    "lower": "lower case",
+    "upper": "UPPER CASE",
+    "title": "Title Case",
+    "last_first": "Name as “Last, First”",
+    "country_code": "Country → ISO code",
+    "phone": "Phone, international",
+}
+
+
+def normalise_phone(value: str, country: str | None) -> str:
+    """A phone number in international format (+44 20 7946 0123); left as typed if it cannot be read."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, (country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _clean(value: Any) -> str | None:
@@ -36,11 +69,14 @@ def map_record(record: CrmRecord, mapping: Mapping) -> Party:
     """A CRM record's provider fields -> a canonical Party, as the workspace's mapping says."""
     fields = mapping.get(record.object_type, {})
     values: dict[str, str | None] = {}
+    phones: list[str] = []
     for canonical, spec in fields.items():
         source, _, transform = spec.partition("|")
         value = _clean(record.properties.get(source))
         if transform and value is not None and transform in TRANSFORMS:
             value = TRANSFORMS[transform](value)
+            if transform == "phone":
+                phones.append(canonical)
         values[canonical] = value
     if not values.get("name"):
         parts = [values.pop("first_name", None), values.pop("last_name", None)]
@@ -50,6 +86,9 @@ def map_record(record: CrmRecord, mapping: Mapping) -> Party:
     raw_country = values.get("country")
     if raw_country:
         values["country"] = country_code(raw_country) or raw_country
+    for canonical in phones:
+        if values.get(canonical):
+            values[canonical] = normalise_phone(values[canonical], values.get("country"))
     party = Party(kind="company" if record.object_type == "company" else "person", name=values.get("name") or "")
     return party.with_fields({k: v for k, v in values.items() if k in PARTY_FIELDS and k != "name"})
 

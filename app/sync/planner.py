@@ -19,6 +19,7 @@ from app.sync.validate import Problem, validate_party
 
 Rule = Literal["crm", "accounting", "recent", "ask"]
 Direction = Literal["both", "crm_to_acct", "acct_to_crm", "off"]
+CustomersFrom = Literal["companies", "people", "both"]
 
 CONTACT_FIELDS = PARTY_FIELDS
 DEFAULT_RULES: dict[str, Rule] = dict.fromkeys(CONTACT_FIELDS, "crm")
@@ -141,12 +142,24 @@ class PlanInput:
     held_fields: dict[CrmRef, set[str]] = field(default_factory=dict)  # open conflicts wait for a person
     # what the ledger itself would refuse (e.g. Xero and non-ASCII email): (field, message) pairs
     ledger_problems: Any = None
+    customers_from: CustomersFrom = "both"  # which CRM records become ledger customers
+    field_directions: dict[str, Direction] = field(default_factory=dict)  # per field; default: both ways
 
 
-def customer_candidates(records: dict[CrmRef, CrmRecord]) -> list[CrmRef]:
-    """Companies, and people who belong to no company, become ledger customers."""
-    refs = [r for r, rec in records.items()
-            if not rec.archived and (rec.object_type == "company" or not rec.company_id)]
+def customer_candidates(records: dict[CrmRef, CrmRecord], customers_from: str = "both") -> list[CrmRef]:
+    """Which CRM records become ledger customers (the mapping wizard's choice):
+
+    ``companies``: companies only; ``people``: every person; ``both``: companies, and people who
+    belong to no company.
+    """
+    def wanted(rec: CrmRecord) -> bool:
+        if customers_from == "companies":
+            return rec.object_type == "company"
+        if customers_from == "people":
+            return rec.object_type == "person"
+        return rec.object_type == "company" or not rec.company_id
+
+    refs = [r for r, rec in records.items() if not rec.archived and wanted(rec)]
     return sorted(refs, key=lambda r: (r[0] != "company", r[1]))
 
 
@@ -175,7 +188,7 @@ def plan(inp: PlanInput) -> Plan:
     to_crm = inp.direction in ("both", "acct_to_crm")
 
     # Linked records touched from the ledger side only are planned too.
-    refs = customer_candidates(inp.crm_records)
+    refs = customer_candidates(inp.crm_records, inp.customers_from)
     seen = set(refs)
     for ref, link in inp.links.items():
         if link.acct_id in inp.touched_acct and ref not in seen and ref in inp.crm_records:
@@ -204,6 +217,14 @@ def plan(inp: PlanInput) -> Plan:
     return out
 
 
+def _flows_to_ledger(inp: PlanInput, f: str) -> bool:
+    return inp.field_directions.get(f, "both") in ("both", "crm_to_acct")
+
+
+def _flows_to_crm(inp: PlanInput, f: str) -> bool:
+    return inp.field_directions.get(f, "both") in ("both", "acct_to_crm")
+
+
 def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict) -> None:
     match = find_match(party, index)
     if match.ambiguous:
@@ -221,7 +242,8 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
             index.add(acct_id, party)
             return
         display = _disambiguate(party.name, index)
-        create = CreateCustomer(key, [ref], party, display)
+        held_back = {f: None for f in PARTY_FIELDS if f != "name" and not _flows_to_ledger(inp, f)}
+        create = CreateCustomer(key, [ref], party.with_fields(held_back) if held_back else party, display)
         out.creates.append(create)
         token = f"create:{key}"
         index.add(token, party, display)
@@ -242,7 +264,7 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
     rules: dict[str, str] = {}
     for f in PARTY_FIELDS:
         c, a = crm_fields.get(f), acct_fields.get(f)
-        if c is None or c == a or f == "name":
+        if c is None or c == a or f == "name" or not _flows_to_ledger(inp, f):
             continue
         if a is None:
             changes[f] = (a, c)
@@ -279,12 +301,14 @@ def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party:
         c, a = crm_fields.get(f), acct_fields.get(f)
         crm_changed = c != base_crm.get(f)
         acct_changed = ledger is not None and a != base_acct.get(f)
+        field_to_acct = to_acct and _flows_to_ledger(inp, f)
+        field_to_crm = to_crm and _flows_to_crm(inp, f)
         if crm_changed and not acct_changed:
-            if to_acct and c != a:
+            if field_to_acct and c != a:
                 to_ledger[f] = (a, c)
                 rules[f] = "crm-changed"
         elif acct_changed and not crm_changed:
-            if to_crm and f in BACKFLOW_FIELDS and a != c:
+            if field_to_crm and f in BACKFLOW_FIELDS and a != c:
                 to_crm_changes[f] = (c, a)
                 rules[f] = "ledger-changed"
         elif crm_changed and acct_changed and c != a:
@@ -296,10 +320,10 @@ def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party:
             outcome = "crm" if rule == "crm" else ("accounting" if rule == "accounting" else "open")
             out.conflicts.append(ConflictNote(ref, link.acct_id, f, c, a, base_crm.get(f), inp.rules.get(f, "crm"),
                                               outcome))
-            if outcome == "crm" and to_acct:
+            if outcome == "crm" and field_to_acct:
                 to_ledger[f] = (a, c)
                 rules[f] = "conflict:crm"
-            elif outcome == "accounting" and to_crm and f in BACKFLOW_FIELDS:
+            elif outcome == "accounting" and field_to_crm and f in BACKFLOW_FIELDS:
                 to_crm_changes[f] = (c, a)
                 rules[f] = "conflict:accounting"
     if to_ledger and ledger is not None:

@@ -70,7 +70,7 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         return 0
     tokens = tokens if tokens is not None else KeyringTokenStore()
     scheduler = Scheduler(store, jobs.Context(store, tokens))
-    window = MainWindow(store, tokens)
+    window = MainWindow(store, tokens, home=home)
     tray = TrayController(store, scheduler, lambda: bring_to_front(window), window.quit_app, tokens=tokens,
                           sync_now=lambda wid, name: window.sync.start(wid, name), parent=app)
     told = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from app.ui.resources import icon
 from app.ui.text import Notice
@@ -11,6 +11,7 @@ from app.ui.text import Notice
 
 class MessageBanner(QFrame):
     dismissed = Signal()
+    action_clicked = Signal(str)  # the action's words (Notice.action)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,6 +36,15 @@ class MessageBanner(QFrame):
         words.setSpacing(2)
         words.addWidget(self.title)
         words.addWidget(self.detail)
+        self.action = QPushButton()
+        self.action.setObjectName("BannerAction")
+        self.action.clicked.connect(lambda: self.action_clicked.emit(self.action.text()))
+        self.action.hide()
+        actions = QHBoxLayout()
+        actions.setContentsMargins(0, 6, 0, 0)
+        actions.addWidget(self.action)
+        actions.addStretch(1)
+        words.addLayout(actions)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(14, 10, 10, 10)
         layout.setSpacing(12)
@@ -54,6 +64,8 @@ class MessageBanner(QFrame):
         self.title.setText(notice.title)
         self.detail.setText(notice.detail)
         self.detail.setVisible(bool(notice.detail))
+        self.action.setText(notice.action)
+        self.action.setVisible(bool(notice.action))
         self.show()
 
     def text(self) -> str:

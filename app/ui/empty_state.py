@@ -13,6 +13,7 @@ DEMO_COMMAND = "crossledger demo"
 
 class EmptyState(QWidget):
     refresh_clicked = Signal()
+    add_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,14 +43,21 @@ class EmptyState(QWidget):
         command_row.addWidget(copy)
         command_row.addStretch(1)
 
-        then = QLabel("To add a real client, use “crossledger workspace add” and “crossledger connect” in a "
-                      "terminal. Then click Check again.")
+        then = QLabel("Or add a client now: the wizard connects its CRM and accounting system (or the built-in "
+                      "sandboxes, to try it out) in a few clicks.")
         then.setObjectName("Muted")
         then.setWordWrap(True)
         then.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.refresh_button = QPushButton("Check again")
-        self.refresh_button.setObjectName("PrimaryButton")
         self.refresh_button.clicked.connect(self.refresh_clicked)
+        self.add_button = QPushButton("Add a client…")
+        self.add_button.setObjectName("PrimaryButton")
+        self.add_button.clicked.connect(self.add_clicked)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.refresh_button)
+        buttons.addStretch(1)
 
         column = QVBoxLayout()
         column.setSpacing(14)
@@ -61,7 +69,7 @@ class EmptyState(QWidget):
         column.addSpacing(6)
         column.addWidget(then)
         column.addSpacing(6)
-        column.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignCenter)
+        column.addLayout(buttons)
         box = QWidget()
         box.setLayout(column)
         box.setFixedWidth(560)

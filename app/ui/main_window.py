@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -18,6 +19,7 @@ from app.ui.models import WorkspaceListModel
 from app.ui.resources import icon
 from app.ui.sync_controller import SyncController, SyncFn
 from app.ui.text import Notice
+from app.ui.workspace_actions import WorkspaceActions
 from app.ui.workspace_list import WorkspaceListPanel
 from app.ui.workspace_page import WorkspacePage
 
@@ -36,6 +38,7 @@ class MainWindow(QMainWindow):
         pool: QThreadPool | None = None,
         now: Callable[[], dt.datetime] = _utcnow,
         parent: QWidget | None = None,
+        home: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Crossledger")
@@ -49,7 +52,7 @@ class MainWindow(QMainWindow):
         self.sync = SyncController(store, tokens, sync, pool, parent=self)
         self.list_model = WorkspaceListModel(self, now=now)
         self.sidebar = WorkspaceListPanel(self.list_model)
-        self.page = WorkspacePage(store, now)
+        self.page = WorkspacePage(store, now, tokens=tokens)
         self.empty = EmptyState()
         self.stack = QStackedWidget()
         self.stack.setObjectName("Content")
@@ -66,13 +69,17 @@ class MainWindow(QMainWindow):
 
         self.sidebar.selected.connect(self._workspace_selected)
         self.page.header.sync_clicked.connect(self.sync_selected)
+        self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now
         self.page.header.cancel_clicked.connect(self.cancel_selected)
         self.page.banner.dismissed.connect(lambda: self.sync.dismiss(self.page.workspace_id))
+        self.page.banner.action_clicked.connect(self._banner_action)
         self.empty.refresh_clicked.connect(self.reload)
         self.sync.started.connect(self._run_started)
         self.sync.progressed.connect(self._run_progressed)
         self.sync.finished.connect(self._run_finished)
         self._add_actions()
+        # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
+        self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
         self.reload()
 
     def _add_actions(self) -> None:
@@ -165,6 +172,13 @@ class MainWindow(QMainWindow):
         ws = self.page.workspace
         if ws is not None:
             self.sync.start(ws.id, ws.name)
+
+    def _banner_action(self, action: str) -> None:
+        from app.ui.text import ALLOW_LARGE_CHANGE
+
+        ws = self.page.workspace
+        if ws is not None and action == ALLOW_LARGE_CHANGE:
+            self.sync.start(ws.id, ws.name, allow_mass_change=True)
 
     def cancel_selected(self) -> None:
         if self.page.workspace is not None:

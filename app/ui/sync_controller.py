@@ -69,14 +69,15 @@ class SyncController(QObject):
     def dismiss(self, workspace_id: int) -> None:
         self._notices.pop(workspace_id, None)
 
-    def start(self, workspace_id: int, name: str) -> bool:
+    def start(self, workspace_id: int, name: str, *, allow_mass_change: bool = False) -> bool:
         if workspace_id in self._runs:
             return False
         state = RunState(workspace_id, name)
+        extra = {"allow_mass_change": True} if allow_mass_change else {}
 
         def work(progress: ProgressFn) -> RunResult:
             return self._sync(self._store, self._tokens, name, trigger="manual", progress=progress,
-                              cancel=state.cancel)
+                              cancel=state.cancel, **extra)
 
         state.job = BackgroundJob(
             work,

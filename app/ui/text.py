@@ -73,6 +73,7 @@ class Notice:
     level: Level
     title: str
     detail: str = ""
+    action: str = ""  # a button on the banner: its words; the window knows what it does
 
 
 # -- labels ------------------------------------------------------------------------------------
@@ -195,6 +196,9 @@ def run_summary(counts: Mapping[str, int]) -> str:
     return text[0].upper() + text[1:]
 
 
+ALLOW_LARGE_CHANGE = "Sync and allow these changes"
+
+
 def notice_for_result(result: RunResult) -> Notice:
     summary = run_summary(result.counts)
     if result.status == "ok":
@@ -208,6 +212,9 @@ def notice_for_result(result: RunResult) -> Notice:
         return Notice("warning", "Sync finished, but some records could not be sent",
                       f"{summary}. {plural(len(result.errors), 'record')} failed: {first}{more} "
                       "They will be tried again on the next sync.")
+    if result.status == "held":
+        return Notice("warning", "Sync stopped before a large change", result.errors[0] if result.errors else "",
+                      action=ALLOW_LARGE_CHANGE)
     first = result.errors[0] if result.errors else "The sync stopped before it could finish."
     return Notice("error", "The sync could not finish",
                   f"{first} Nothing was lost; when that is sorted out, click Sync now again.")
@@ -228,7 +235,8 @@ def notice_for_error(exc: BaseException, *, workspace: str = "") -> Notice:
             cmd = f"crossledger connect {exc.provider}{ws}" if exc.provider else "crossledger connect"
             return Notice("error", f"The sign-in to {label} has expired",
                           f"{label} no longer accepts Crossledger's sign-in, so nothing was synced. "
-                          f"Reconnect {label} for this workspace (in a terminal: {cmd}), then sync again.")
+                          f"Click Reconnect {label}… under the workspace's name (in a terminal: {cmd}), then sync "
+                          "again.")
         if isinstance(exc, cerr.RateLimited):
             if exc.daily:
                 return Notice("warning", f"{label}'s daily limit is used up",

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.ops import status
+from app.ops.reconcile_month import ReconcileResult
 from app.ops.status import WorkspaceStatus
 from app.ops.workspaces import list_workspaces
 from app.sched.service import Scheduler
@@ -403,10 +404,12 @@ class TrayController(QObject):
     @Slot(str, str, object)
     def _run_finished(self, kind: str, workspace: str, result: object) -> None:
         if isinstance(result, RunResult):
-            if result.status == "failed":
+            if result.status in ("failed", "held"):
                 self._failed(workspace, text.notice_for_result(result))
             elif result.status in ("ok", "partial"):
                 self._failures.pop(workspace, None)
+        elif isinstance(result, ReconcileResult):  # the monthly workbook is written: say so once
+            self.notify(workspace, tray_state.reconcile_message(result))
         self.refresh()
         self._check_review(workspace)
 

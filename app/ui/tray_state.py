@@ -328,3 +328,18 @@ def expiring_connections(store: Store, tokens: Any, *, now: float | None = None,
             out.append(Expiring(conn_id, ws_name, provider, left))
     return out
 
+
+
+def reconcile_message(result: Any) -> Message:
+    """The monthly reconciliation has written its workbook (an ``app.ops.reconcile_month.ReconcileResult``)."""
+    month = dt.date.fromisoformat(result.month + "-01").strftime("%B %Y")
+    flags = result.report.discrepancies
+    high = sum(1 for d in flags if d.severity == "high")
+    where = f" The workbook is in {result.path}." if result.path else ""
+    if not flags:
+        return Message(f"{result.workspace}: {month} reconciles", "Every won deal has its invoice and every amount "
+                       f"agrees.{where}", "success")
+    first = f" {high} of them need{'s' if high == 1 else ''} attention first." if high else ""
+    return Message(f"{result.workspace}: {text.plural(len(flags), 'discrepancy', 'discrepancies')} in {month}",
+                   f"The monthly reconciliation is ready.{first}{where} Open Crossledger's Reconcile tab to see "
+                   "each one.", "warning" if high else "info")

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -99,6 +100,7 @@ class WorkspaceListPanel(QFrame):
     """Emits ``selected(workspace_id)``, or -1 when nothing is selected."""
 
     selected = Signal(int)
+    add_clicked = Signal()
 
     def __init__(self, model: WorkspaceListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,6 +147,13 @@ class WorkspaceListPanel(QFrame):
         self.none_yet.setObjectName("Muted")
         self.none_yet.setContentsMargins(22, 4, 16, 0)
         layout.insertWidget(layout.indexOf(self.view), self.none_yet)
+        self.add_button = QPushButton("Add client…")
+        self.add_button.setToolTip("Add a client company and connect its CRM and accounting system")
+        self.add_button.clicked.connect(self.add_clicked)
+        add_row = QHBoxLayout()
+        add_row.setContentsMargins(16, 8, 16, 0)
+        add_row.addWidget(self.add_button)
+        layout.addLayout(add_row)
         model.modelReset.connect(self._update_none_yet)
         self._update_none_yet()
 

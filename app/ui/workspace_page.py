@@ -7,14 +7,18 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
+from app.connectors.tokens import TokenStore
 from app.ops import status
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
 from app.ui.banner import MessageBanner
+from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
 from app.ui.linked_view import LinkedView
 from app.ui.models import HeldBackModel, LinkedModel, RunsModel
 from app.ui.quarantine_view import HeldBackView
+from app.ui.reconcile_page import ReconcilePage, reconcile_runner
+from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
 from app.ui.text import Notice
@@ -25,7 +29,8 @@ class WorkspacePage(QWidget):
 
     LINKED_TAB, HELD_TAB = 0, 1
 
-    def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None,
+                 *, tokens: TokenStore | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Content")
         self._store = store
@@ -39,11 +44,25 @@ class WorkspacePage(QWidget):
         self.tabs.setDocumentMode(False)
         self.tabs.addTab(self.linked, "Linked records")
         self.tabs.addTab(self.held, "Held back")
+        self.reconcile = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
+                                       today=lambda: now().date())
+        self.tabs.addTab(self.reconcile, "Reconcile")
+        self.review = ReviewPage(store, now=now)  # open conflicts and ambiguous matches, with the diff view
+        self.tabs.addTab(self.review, "Review")
+        self.review.count_changed.connect(
+            lambda n: self.tabs.setTabText(self.tabs.indexOf(self.review), f"Review  {n:,}"))
+        self.tabs.currentChanged.connect(  # the report needs the room more than the recent runs do
+            lambda _i: self.runs.setVisible(self.tabs.currentWidget() not in (self.reconcile, self.review)))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(14)
         layout.addWidget(self.header)
+        self.connection_bar = ConnectionBar()  # Connect…, Field mapping…, Reconnect
+        self.connect_clicked = self.connection_bar.connect_clicked
+        self.mapping_clicked = self.connection_bar.mapping_clicked
+        self.reconnect_clicked = self.connection_bar.reconnect_clicked
+        layout.addWidget(self.connection_bar)
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.runs)
@@ -59,6 +78,9 @@ class WorkspacePage(QWidget):
         linked = status.linked_records(self._store, ws.id)
         held = status.quarantined_records(self._store, ws.id)
         self.header.set_workspace(ws, linked=len(linked), held=len(held))
+        self.connection_bar.set_workspace(ws)
+        self.reconcile.set_workspace(ws.name)
+        self.review.set_workspace(ws)
         self.linked.set_rows(linked)
         self.held.set_rows(held)
         self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))

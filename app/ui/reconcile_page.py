@@ -1,0 +1,659 @@
+"""Reconcile: one month of a workspace checked in the background, its discrepancies, and the workbook.
+
+The work is ``app.ops.reconcile_month.reconcile_workspace``; this page only picks the month, shows
+progress, filters the flags and hands a chosen file name to the workbook writer, all off the UI thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QDate,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QThreadPool,
+    QUrl,
+)
+from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.connectors.errors import ConnectorError
+from app.ops.reconcile_month import ReconcileResult, last_month
+from app.ops.workspaces import UserError
+from app.reconcile.engine import KINDS, SEVERITY_ORDER, Discrepancy
+from app.sync.engine import Busy, Cancelled
+from app.ui.banner import MessageBanner
+from app.ui.models import RowRole, RowTableModel, SortRole
+from app.ui.resources import icon
+from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
+from app.ui.text import Notice, notice_for_error
+from app.ui.theme import Palette
+from app.ui.widgets import dot_icon
+from app.ui.workers import BackgroundJob, ProgressFn
+
+Index = QModelIndex | QPersistentModelIndex
+log = logging.getLogger(__name__)
+
+SEVERITY_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
+SEVERITY_COLOURS = {"high": Palette.ERROR, "medium": Palette.WARNING, "low": Palette.INFO}
+SEVERITY_TEXT = {"high": Palette.ERROR, "medium": Palette.WARNING_TEXT, "low": Palette.TEXT_MUTED}
+
+
+class ReconcileFn(Protocol):
+    """Reconcile workspace ``name`` for ``month`` (YYYY-MM); the GUI passes no output file."""
+
+    def __call__(self, name: str, month: str, progress: ProgressFn, cancel: threading.Event) -> ReconcileResult: ...
+
+
+SaveDialog = Callable[[QWidget, str, str], str]  # (parent, suggested path, filter) -> chosen path or ""
+OpenUrl = Callable[[QUrl], Any]
+
+
+def ask_save_path(parent: QWidget, suggested: str, filters: str) -> str:
+    """The real Save dialog; tests pass their own function instead."""
+    path, _ = QFileDialog.getSaveFileName(parent, "Export the reconciliation to Excel", suggested, filters)
+    return path
+
+
+def money(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def row_gap(row: Discrepancy) -> Decimal | None:
+    """CRM minus ledger for a flag that has an amount on either side (a missing side counts as zero)."""
+    if (row.crm_amount is None and row.acct_amount is None) or row.kind == "currency_mismatch":
+        return None  # amounts in two currencies have no gap to show
+    return (row.crm_amount or Decimal(0)) - (row.acct_amount or Decimal(0))
+
+
+def month_label(month: str) -> str:
+    return dt.date.fromisoformat(month + "-01").strftime("%B %Y")
+
+
+# -- the table --------------------------------------------------------------------------------------
+class DiscrepancyModel(RowTableModel[Discrepancy]):
+    """One row per flag, most serious first."""
+
+    SEVERITY, KIND, EXPLANATION, CRM, LEDGER, AMOUNTS = range(6)
+    HEADERS = ("Severity", "Discrepancy", "What to check", "CRM record", "Ledger record", "Gap")
+
+    def display(self, row: Discrepancy, col: int) -> str:
+        if col == self.SEVERITY:
+            return SEVERITY_LABELS.get(row.severity, row.severity)
+        if col == self.KIND:
+            return row.title
+        if col == self.EXPLANATION:
+            return row.explanation
+        if col == self.CRM:
+            return row.crm_name or ""
+        if col == self.LEDGER:
+            return row.acct_name or row.acct_id or ""
+        gap = row_gap(row)
+        if gap is None:
+            return ""
+        return f"{row.currency or ''} {gap:+,.2f}".strip()
+
+    def sort_key(self, row: Discrepancy, col: int) -> Any:
+        if col == self.SEVERITY:
+            return SEVERITY_ORDER.get(row.severity, 9)
+        if col == self.AMOUNTS:
+            gap = row_gap(row)
+            return float(abs(gap)) if gap is not None else -1.0
+        return super().sort_key(row, col)
+
+    def tooltip(self, row: Discrepancy, col: int) -> str | None:
+        if col == self.EXPLANATION:
+            return row.explanation
+        if col == self.CRM and row.crm_id:
+            return f"{row.crm_name or ''}\nCRM ID {row.crm_id}".strip()
+        if col == self.LEDGER and row.acct_id:
+            return f"{row.acct_name or ''}\nLedger ID {row.acct_id}".strip()
+        if col == self.AMOUNTS and row_gap(row) is not None:
+            cur = row.currency or ""
+            return (f"In the CRM: {cur} {money(row.crm_amount) or 'nothing'}\n"
+                    f"In the ledger: {cur} {money(row.acct_amount) or 'nothing'}\n"
+                    "Gap: what the CRM shows minus what the ledger shows")
+        return None
+
+    def foreground(self, row: Discrepancy, col: int) -> QColor | None:
+        if col == self.SEVERITY:
+            return QColor(SEVERITY_TEXT.get(row.severity, Palette.TEXT_MUTED))
+        if col == self.AMOUNTS:
+            return QColor(Palette.TEXT_MUTED)
+        return None
+
+    def alignment(self, col: int) -> int:
+        flags = Qt.AlignmentFlag.AlignTop
+        flags |= Qt.AlignmentFlag.AlignRight if col == self.AMOUNTS else Qt.AlignmentFlag.AlignLeft
+        return int(flags)
+
+
+class DiscrepancyFilter(QSortFilterProxyModel):
+    """Shows the flags of one kind and/or one severity; None means every one."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.kind: str | None = None
+        self.severity: str | None = None
+        self.setSortRole(SortRole)
+
+    def set_filter(self, *, kind: str | None, severity: str | None) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateRowsFilter is deprecated there
+            self.beginFilterChange()
+            self.kind, self.severity = kind, severity
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.kind, self.severity = kind, severity
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        model = self.sourceModel()
+        if not isinstance(model, DiscrepancyModel):
+            return True
+        row = model.row(source_row)
+        return (self.kind is None or row.kind == self.kind) and (self.severity is None or row.severity == self.severity)
+
+
+# -- the summary strip ------------------------------------------------------------------------------
+class SummaryStrip(QFrame):
+    """Counts by severity, then each currency's totals on both sides and the gap."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        self.counts: dict[str, QLabel] = {}
+        tiles = QHBoxLayout()
+        tiles.setSpacing(26)
+        for severity in ("high", "medium", "low"):
+            value = QLabel("0")
+            value.setObjectName("StatValue")
+            caption = QLabel(f"{SEVERITY_LABELS[severity]} severity")
+            caption.setObjectName("StatLabel")
+            dot = QLabel()
+            dot.setPixmap(dot_icon(SEVERITY_COLOURS[severity], 10, 14).pixmap(14, 14))
+            cap_row = QHBoxLayout()
+            cap_row.setSpacing(6)
+            cap_row.addWidget(dot)
+            cap_row.addWidget(caption)
+            tile = QVBoxLayout()
+            tile.setSpacing(0)
+            tile.addWidget(value)
+            tile.addLayout(cap_row)
+            tiles.addLayout(tile)
+            self.counts[severity] = value
+        tiles.addStretch(1)
+
+        self.totals = QGridLayout()
+        self.totals.setHorizontalSpacing(22)
+        self.totals.setVerticalSpacing(3)
+        self.totals_box = QWidget()
+        self.totals_box.setLayout(self.totals)
+        self.totals_box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(20, 10, 20, 10)
+        row.setSpacing(28)
+        row.addLayout(tiles, 1)
+        row.addWidget(self.totals_box, 0, Qt.AlignmentFlag.AlignVCenter)
+
+    def set_result(self, result: ReconcileResult) -> None:
+        by_severity = dict.fromkeys(SEVERITY_LABELS, 0)
+        for d in result.report.discrepancies:
+            by_severity[d.severity] = by_severity.get(d.severity, 0) + 1
+        for severity, label in self.counts.items():
+            label.setText(f"{by_severity[severity]:,}")
+            label.setProperty("attention", severity == "high" and by_severity[severity] > 0)
+            label.style().unpolish(label)
+            label.style().polish(label)
+        while self.totals.count():
+            item = self.totals.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        report = result.report
+        headers = ("Currency", f"Won in {result.crm_label}", f"Invoiced in {result.ledger_label}", "Gap")
+        for col, words in enumerate(headers):
+            cell = QLabel(words)
+            cell.setObjectName("StatLabel")
+            self.totals.addWidget(cell, 0, col, Qt.AlignmentFlag.AlignRight if col else Qt.AlignmentFlag.AlignLeft)
+        currencies = sorted(set(report.crm_totals) | set(report.ledger_totals))
+        if not currencies:
+            none = QLabel("Nothing won or invoiced this month.")
+            none.setObjectName("Muted")
+            self.totals.addWidget(none, 1, 0, 1, 4)
+        for r, cur in enumerate(currencies, 1):
+            gap = report.gap(cur)
+            cells = (cur, money(report.crm_totals.get(cur, Decimal(0))),
+                     money(report.ledger_totals.get(cur, Decimal(0))), f"{gap:+,.2f}" if gap else "0.00")
+            for col, words in enumerate(cells):
+                cell = QLabel(words)
+                cell.setObjectName("TotalCell")
+                if col == 3 and gap:
+                    cell.setStyleSheet(f"color: {Palette.ERROR}; font-weight: 600;")
+                self.totals.addWidget(cell, r, col,
+                                      Qt.AlignmentFlag.AlignRight if col else Qt.AlignmentFlag.AlignLeft)
+
+
+# -- the page ---------------------------------------------------------------------------------------
+class ReconcilePage(QWidget):
+    """Month picker, Run, progress and Cancel, the summary, the filterable flags, Open and Export."""
+
+    NOTE_BEFORE = ("Pick a month and run the reconciliation. Crossledger reads both sides again (it changes "
+                   "nothing) and lists every deal and invoice that do not agree.")
+
+    def __init__(self, run: ReconcileFn | None, *, today: Callable[[], dt.date] = dt.date.today,
+                 pool: QThreadPool | None = None, save_dialog: SaveDialog = ask_save_path,
+                 open_url: OpenUrl = QDesktopServices.openUrl, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._run = run
+        self._pool = pool or QThreadPool(self)
+        self._save_dialog = save_dialog
+        self._open_url = open_url
+        self.workspace: str | None = None
+        self.result: ReconcileResult | None = None
+        self.job: BackgroundJob[Any] | None = None
+        self._cancel = threading.Event()
+        self._last_export: Path | None = None
+
+        # Month, Run
+        self.month = QDateEdit()
+        self.month.setDisplayFormat("MMMM yyyy")
+        self.month.setCalendarPopup(False)
+        self.month.setMinimumWidth(170)
+        self.month.setToolTip("The month to check: deals won and invoices dated in it")
+        default = dt.date.fromisoformat(last_month(today()) + "-01")
+        self.month.setDate(QDate(default.year, default.month, 1))
+        self.month.setMaximumDate(QDate(today().year, today().month, 1))
+        self.month.setCurrentSection(QDateEdit.Section.MonthSection)
+        self.run_button = QPushButton(icon("sync"), "Run reconciliation")
+        self.run_button.setObjectName("PrimaryButton")
+        self.run_button.clicked.connect(self.start)
+        self.export_button = QPushButton("Export to Excel…")
+        self.export_button.setToolTip("Save these results as an Excel workbook, with a Summary sheet")
+        self.export_button.clicked.connect(self.export)
+        month_label_ = QLabel("Month")
+        month_label_.setObjectName("SectionLabel")
+        top = QHBoxLayout()
+        top.setSpacing(10)
+        top.addWidget(month_label_)
+        top.addWidget(self.month)
+        top.addWidget(self.run_button)
+        top.addStretch(1)
+        top.addWidget(self.export_button)
+
+        # Progress and Cancel, shown while running
+        self.progress_row = QWidget()
+        self.stage = QLabel()
+        self.stage.setObjectName("Muted")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.cancel_button = QPushButton(icon("cancel"), "Cancel")
+        self.cancel_button.setToolTip("Stop reading; nothing is changed on either side")
+        self.cancel_button.clicked.connect(self.cancel)
+        grid = QGridLayout(self.progress_row)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(16)
+        grid.setVerticalSpacing(6)
+        grid.addWidget(self.stage, 0, 0)
+        grid.addWidget(self.progress, 1, 0)
+        grid.addWidget(self.cancel_button, 0, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
+        grid.setColumnStretch(0, 1)
+        self.progress_row.hide()
+
+        self.banner = MessageBanner()
+        self.banner.action_clicked.connect(self._banner_action)
+        self.summary = SummaryStrip()
+        self.summary.hide()
+
+        # Filters
+        self.kind_filter = QComboBox()
+        self.kind_filter.setMinimumWidth(300)
+        self.severity_filter = QComboBox()
+        self.severity_filter.addItem("Every severity", None)
+        for severity, label in SEVERITY_LABELS.items():
+            self.severity_filter.addItem(dot_icon(SEVERITY_COLOURS[severity]), label, severity)
+        self._fill_kinds({})
+        self.kind_filter.currentIndexChanged.connect(self._filter_changed)
+        self.severity_filter.currentIndexChanged.connect(self._filter_changed)
+        self.shown = QLabel()
+        self.shown.setObjectName("Muted")
+        filters = QHBoxLayout()
+        filters.setContentsMargins(16, 12, 16, 8)
+        filters.setSpacing(10)
+        for words, box in (("Show", self.kind_filter), ("Severity", self.severity_filter)):
+            label = QLabel(words)
+            label.setObjectName("Muted")
+            filters.addWidget(label)
+            filters.addWidget(box)
+        filters.addStretch(1)
+        filters.addWidget(self.shown)
+
+        self.model = DiscrepancyModel(self)
+        self.proxy = DiscrepancyFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = make_table(self.proxy, (86, 170, Fill(300), 160, 128, 132), row_height=40)
+        self.table.setWordWrap(True)
+        self.table.setItemDelegate(PaddedTextDelegate(self.table))
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
+        self.table.sortByColumn(DiscrepancyModel.SEVERITY, Qt.SortOrder.AscendingOrder)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        self.table.doubleClicked.connect(lambda _i: self.open_crm() or self.open_ledger())
+        self.body = TableOrNote(self.table)
+        self.body.show_note(self.NOTE_BEFORE)
+
+        self.open_crm_button = QPushButton("Open in CRM")
+        self.open_crm_button.clicked.connect(self.open_crm)
+        self.open_ledger_button = QPushButton("Open in ledger")
+        self.open_ledger_button.clicked.connect(self.open_ledger)
+        self.selection_hint = QLabel()
+        self.selection_hint.setObjectName("Muted")
+        actions = QHBoxLayout()
+        actions.setContentsMargins(16, 8, 16, 12)
+        actions.setSpacing(10)
+        actions.addWidget(self.selection_hint, 1)
+        actions.addWidget(self.open_crm_button)
+        actions.addWidget(self.open_ledger_button)
+
+        results = QVBoxLayout()
+        results.setContentsMargins(0, 0, 0, 0)
+        results.setSpacing(0)
+        results.addLayout(filters)
+        results.addWidget(self.body, 1)
+        results.addLayout(actions)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 0)
+        layout.setSpacing(12)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_row)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.summary)
+        layout.addLayout(results, 1)
+        self._update_buttons()
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def selected_month(self) -> str:
+        return self.month.date().toString("yyyy-MM")
+
+    def set_workspace(self, name: str | None) -> None:
+        """Another workspace selected: its results are not this one's, so clear them."""
+        if name == self.workspace:
+            return
+        self.workspace = name
+        self._show_result(None)
+        self.banner.show_notice(None)
+        self._update_buttons()
+
+    def visible_rows(self) -> list[Discrepancy]:
+        return [self.proxy.data(self.proxy.index(r, 0), RowRole)
+                for r in range(self.proxy.rowCount())]
+
+    # -- running ----------------------------------------------------------------------------------
+    def start(self) -> bool:
+        if self.running or self.workspace is None or self._run is None:
+            return False
+        name, month, run = self.workspace, self.selected_month(), self._run
+        self._cancel = threading.Event()
+        cancel = self._cancel
+
+        def work(progress: ProgressFn) -> ReconcileResult:
+            return run(name, month, progress, cancel)
+
+        self.banner.show_notice(None)
+        self.job = BackgroundJob(work, on_success=lambda r: self._finished(name, r),
+                                 on_failure=lambda exc: self._failed(name, month, exc),
+                                 on_progress=self._progressed, parent=self)
+        self.stage.setText(f"Reconciling {month_label(month)}: reading both sides (nothing is changed)…")
+        self.progress.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        self.progress_row.show()
+        self._update_buttons()
+        self.job.start(self._pool)
+        return True
+
+    def cancel(self) -> None:
+        if self.running:
+            self._cancel.set()
+            self.stage.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _progressed(self, stage: str, done: int, total: int) -> None:
+        if self._cancel.is_set():
+            return
+        self.stage.setText(f"{stage}…" if not stage.endswith("…") else stage)
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+        else:
+            self.progress.setRange(0, 0)
+
+    def _end_job(self) -> None:
+        if self.job is not None:
+            self.job.deleteLater()
+        self.job = None
+        self.progress_row.hide()
+        self._update_buttons()
+
+    def _finished(self, name: str, result: ReconcileResult) -> None:
+        self._end_job()
+        if name != self.workspace:
+            return  # the bookkeeper moved on to another workspace meanwhile
+        self._show_result(result)
+        when = month_label(result.month)
+        if result.stale:
+            self.banner.show_notice(Notice(
+                "warning", f"{when} was checked against what Crossledger read last time",
+                f"One side could not be read just now ({result.stale}) The list below may be out of date; run "
+                "it again when the connection is back."))
+
+    def _failed(self, name: str, month: str, exc: Exception) -> None:
+        self._end_job()
+        if name != self.workspace:
+            return
+        self.banner.show_notice(notice_for_reconcile_error(exc, month=month, workspace=name))
+
+    # -- results ----------------------------------------------------------------------------------
+    def _show_result(self, result: ReconcileResult | None) -> None:
+        self.result = result
+        self.model.set_rows(result.report.discrepancies if result else [])
+        self._fill_kinds(result.report.counts() if result else {})
+        if result is None:
+            self.summary.hide()
+            self.body.show_note(self.NOTE_BEFORE)
+        else:
+            self.summary.set_result(result)
+            self.summary.show()
+            self.open_crm_button.setText(f"Open in {result.crm_label}")
+            self.open_ledger_button.setText(f"Open in {result.ledger_label}")
+        self._filter_changed()
+        self._update_buttons()
+
+    def _fill_kinds(self, counts: dict[str, int]) -> None:
+        keep = self.kind_filter.currentData()
+        self.kind_filter.blockSignals(True)
+        self.kind_filter.clear()
+        self.kind_filter.addItem(f"Every discrepancy ({sum(counts.values()):,})" if counts
+                                 else "Every discrepancy", None)
+        for kind, (_severity, title) in KINDS.items():
+            if counts.get(kind):
+                self.kind_filter.addItem(f"{title} ({counts[kind]:,})", kind)
+        index = self.kind_filter.findData(keep) if keep else 0
+        self.kind_filter.setCurrentIndex(max(index, 0))
+        self.kind_filter.blockSignals(False)
+
+    def set_kind(self, kind: str | None) -> None:
+        index = self.kind_filter.findData(kind) if kind else 0
+        if index < 0:
+            raise ValueError(f"no discrepancy of kind {kind!r} to show")
+        self.kind_filter.setCurrentIndex(index)
+
+    def set_severity(self, severity: str | None) -> None:
+        self.severity_filter.setCurrentIndex(self.severity_filter.findData(severity) if severity else 0)
+
+    def _filter_changed(self) -> None:
+        self.proxy.set_filter(kind=self.kind_filter.currentData(), severity=self.severity_filter.currentData())
+        total, shown = self.model.rowCount(), self.proxy.rowCount()
+        if self.result is None:
+            self.shown.setText("")
+        elif total == 0:
+            self.shown.setText("")
+            self.body.show_note(f"No discrepancies in {month_label(self.result.month)}. Every won deal has its "
+                                "invoice and every amount agrees.")
+        elif shown == 0:
+            self.shown.setText(f"Showing 0 of {total:,}")
+            self.body.show_note("Nothing of this kind and severity. Choose “Every discrepancy” or "
+                                "“Every severity” to see the rest.")
+        else:
+            when = month_label(self.result.month)
+            self.shown.setText(f"{total:,} discrepanc{'y' if total == 1 else 'ies'} in {when}" if shown == total
+                               else f"Showing {shown:,} of {total:,}")
+            self.body.show_table()
+        self._selection_changed()
+
+    def selected(self) -> Discrepancy | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.proxy.data(rows[0], RowRole)
+
+    def _selection_changed(self) -> None:
+        row = self.selected()
+        self.open_crm_button.setEnabled(bool(row and row.crm_url))
+        self.open_ledger_button.setEnabled(bool(row and row.acct_url))
+        if self.result is None or self.model.rowCount() == 0:
+            self.selection_hint.setText("")
+        elif row is None:
+            self.selection_hint.setText("Select a row to open its records.")
+        elif not (row.crm_url or row.acct_url):
+            self.selection_hint.setText("This row has no record to open in either app.")
+        else:
+            self.selection_hint.setText("")
+
+    def open_crm(self) -> bool:
+        row = self.selected()
+        if row is None or not row.crm_url:
+            return False
+        self._open_url(QUrl(row.crm_url))
+        return True
+
+    def open_ledger(self) -> bool:
+        row = self.selected()
+        if row is None or not row.acct_url:
+            return False
+        self._open_url(QUrl(row.acct_url))
+        return True
+
+    # -- export -----------------------------------------------------------------------------------
+    def suggested_file(self) -> str:
+        assert self.result is not None
+        folder = self._last_export.parent if self._last_export else Path.home()
+        return str(folder / f"{self.result.workspace}-reconciliation-{self.result.month}.xlsx")
+
+    def export(self) -> bool:
+        if self.result is None or self.running:
+            return False
+        chosen = self._save_dialog(self, self.suggested_file(), "Excel workbook (*.xlsx)")
+        if not chosen:
+            return False
+        path = Path(chosen)
+        if path.suffix.lower() != ".xlsx":
+            path = path.with_name(path.name + ".xlsx")
+        result = self.result
+        self.job = BackgroundJob(lambda _progress: result.write(path), on_success=self._exported,
+                                 on_failure=lambda exc: self._export_failed(path, exc), parent=self)
+        self.stage.setText(f"Writing {path.name}…")
+        self.progress.setRange(0, 0)
+        self.cancel_button.setEnabled(False)
+        self.progress_row.show()
+        self._update_buttons()
+        self.job.start(self._pool)
+        return True
+
+    def _exported(self, path: Path) -> None:
+        self._end_job()
+        self._last_export = path
+        self.banner.show_notice(Notice("success", "Workbook saved",
+                                       f"{path}. Its Summary sheet recalculates the totals from the detail "
+                                       "sheets when it is opened.", action="Open the workbook"))
+
+    def _export_failed(self, path: Path, exc: Exception) -> None:
+        self._end_job()
+        why = "The folder is not writable, or the file is open in another program." if isinstance(exc, OSError) \
+            else "The workbook could not be written."
+        self.banner.show_notice(Notice("error", "The workbook was not saved",
+                                       f"{why} Close it there, or choose another folder, then export again. "
+                                       f"({path})"))
+
+    def _banner_action(self, action: str) -> None:
+        if action == "Open the workbook" and self._last_export is not None:
+            self._open_url(QUrl.fromLocalFile(str(self._last_export)))
+
+    def _update_buttons(self) -> None:
+        can_run = self._run is not None and self.workspace is not None and not self.running
+        self.run_button.setEnabled(can_run)
+        self.month.setEnabled(not self.running)
+        self.run_button.setText("Reconciling…" if self.running else "Run reconciliation")
+        self.export_button.setEnabled(self.result is not None and not self.running)
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Stop a run in progress and wait for the thread (window closing)."""
+        self._cancel.set()
+        return self._pool.waitForDone(timeout_ms)
+
+
+def notice_for_reconcile_error(exc: BaseException, *, month: str, workspace: str) -> Notice:
+    """A failed reconciliation in a bookkeeper's words; nothing is ever written by one."""
+    when = month_label(month) if len(month) == 7 else month
+    if isinstance(exc, Cancelled):
+        return Notice("info", "Reconciliation cancelled", "Nothing was changed. Run it again when you are ready.")
+    if isinstance(exc, Busy):
+        return Notice("info", "A sync of this workspace is running",
+                      f"Run the reconciliation of {when} again when the sync has finished.")
+    if isinstance(exc, UserError):
+        return Notice("warning", f"{when} could not be reconciled", str(exc))
+    if isinstance(exc, ConnectorError):
+        notice = notice_for_error(exc, workspace=workspace)
+        return Notice(notice.level, notice.title, notice.detail.replace("nothing was synced", "nothing was checked")
+                      .replace("sync again", "run the reconciliation again"))
+    log.error("Reconciliation failed with an unexpected error", exc_info=exc)
+    return Notice("error", f"{when} could not be reconciled",
+                  "Something unexpected stopped it; nothing was changed on either side. Try again; if it keeps "
+                  "happening, send the log file to support.")
+
+
+def reconcile_runner(store: Any, tokens: Any) -> ReconcileFn:
+    """The real work for the page: read both sides again (writing nothing) and flag the month."""
+    from app.ops.reconcile_month import reconcile_workspace
+
+    def run(name: str, month: str, progress: ProgressFn, cancel: threading.Event) -> ReconcileResult:
+        return reconcile_workspace(store, tokens, name, month, None, progress=progress, cancel=cancel)
+
+    return run

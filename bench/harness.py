@@ -1,0 +1,166 @@
+"""Sandboxes in-process, connectors wired to them, and a call ledger per connector method.
+
+Every connector call the engine makes is attributed to the outermost public method it went
+through (``read_records:company``, ``create_customers``...), counting the HTTP requests the
+connector's ``ApiClient`` sent meanwhile. That gives reads per object type and write calls
+without parsing each provider's URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.connectors import registry
+from app.connectors.base import Connection
+from app.connectors.tokens import MemoryTokenStore
+from app.ops.connect import connect_with_grant
+from app.sandbox import demo_data
+from app.sandbox.server import InProcessTransport
+from app.store.db import Store
+from app.store.models import Workspace
+from app.sync.engine import SyncEngine
+
+READ_PREFIXES = ("read_", "get_", "find_", "list_")
+WRITE_PREFIXES = ("create_", "update_", "set_")
+
+
+@dataclass
+class CallLog:
+    """HTTP requests per connector method (and object type, for ``read_records``)."""
+
+    requests: Counter = field(default_factory=Counter)
+    depth: int = 0
+
+    def reads(self) -> dict[str, int]:
+        return {k: v for k, v in self.requests.items() if k.startswith(READ_PREFIXES)}
+
+    def writes(self) -> dict[str, int]:
+        return {k: v for k, v in self.requests.items() if k.startswith(WRITE_PREFIXES)}
+
+    def reset(self) -> None:
+        self.requests.clear()
+
+
+def _instrument(connector: Any) -> CallLog:
+    log = CallLog()
+    api = connector.api
+    for name in dir(type(connector)):
+        if name.startswith("_") or not name.startswith(READ_PREFIXES + WRITE_PREFIXES):
+            continue
+        method = getattr(connector, name)
+        if not callable(method):
+            continue
+
+        def wrapper(*args: Any, __m: Any = method, __n: str = name, **kw: Any) -> Any:
+            key = f"{__n}:{args[0]}" if __n == "read_records" and args else __n
+            if log.depth:
+                return __m(*args, **kw)
+            log.depth += 1
+            before = api.request_count
+            try:
+                return __m(*args, **kw)
+            finally:
+                log.depth -= 1
+                log.requests[key] += api.request_count - before
+
+        setattr(connector, name, functools.wraps(method)(wrapper))
+    return log
+
+
+@dataclass
+class Side:
+    provider: str
+    sandbox: Any
+    connector: Any
+    calls: CallLog
+
+
+def sized_seed(companies: int, people: int = 100, deals: int = 60) -> contextlib.AbstractContextManager:
+    """Seed 'demo' with ``companies`` CRM companies (the demo's messy mix, scaled)."""
+    kind = f"bench-{companies}-{people}-{deals}"
+    demo_data.SIZES[kind] = {"companies": companies, "people": people, "deals": deals}
+    return demo_data.sized(kind)
+
+
+def side(provider: str, seed: str = "demo") -> Side:
+    sandbox = registry.sandbox_class(provider)()
+    sandbox.seed(seed)
+    transport = InProcessTransport(sandbox)
+    tokens = MemoryTokenStore()
+    conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
+                      auth_url=sandbox.public_url)
+    connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
+                       transport=transport, client_secret="sandbox-secret")
+    # Waiting out a rate limit moves the sandbox's clock: limits are honoured at no wall time.
+    connector = registry.make_connector(conn, tokens, transport=transport, sleep=sandbox.advance)
+    return Side(provider, sandbox, connector, _instrument(connector))
+
+
+class World:
+    """One workspace in a throwaway SQLite store, its CRM and ledger in-process."""
+
+    def __init__(self, crm: str, acct: str, *, crm_seed: str = "demo", acct_seed: str = "demo",
+                 companies: int | None = None, deals: int = 60, settings: dict | None = None,
+                 home: Path | None = None) -> None:
+        self._tmp = None
+        if home is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="bench-")
+            home = Path(self._tmp.name)
+        self.home = home
+        self.store = Store(f"sqlite:///{home}/bench.db")
+        with self.store.session() as s:
+            ws = Workspace(name="bench", crm_provider=crm, accounting_provider=acct, settings=settings or {})
+            s.add(ws)
+            s.flush()
+            self.ws_id = ws.id
+        with sized_seed(companies, deals=deals) if companies else contextlib.nullcontext():
+            self.crm = side(crm, crm_seed)
+            self.acct = side(acct, acct_seed)
+
+    def engine(self, **kw: Any) -> SyncEngine:
+        return SyncEngine(self.store, self.ws_id, self.crm.connector, self.acct.connector, **kw)
+
+    def sync(self, **kw: Any) -> Any:
+        return self.engine(**kw).run()
+
+    def timed_sync(self, **kw: Any) -> tuple[Any, float]:
+        start = time.perf_counter()
+        result = self.sync(**kw)
+        return result, time.perf_counter() - start
+
+    def reset_calls(self) -> None:
+        self.crm.calls.reset()
+        self.acct.calls.reset()
+
+    def close(self) -> None:
+        self.crm.connector.close()
+        self.acct.connector.close()
+        self.store.dispose()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+@contextlib.contextmanager
+def world(*args: Any, **kw: Any) -> Iterator[World]:
+    w = World(*args, **kw)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    n = len(values)
+    if not n:
+        return float("nan")
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2

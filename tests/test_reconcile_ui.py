@@ -1,0 +1,263 @@
+"""The Reconcile page on the real demo (sandboxes served by this process), one of each discrepancy planted.
+
+Run, progress, Cancel, filters by kind and severity, Open in HubSpot / QuickBooks, Export to Excel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from PySide6.QtCore import QDate, Qt, QThreadPool, QUrl
+
+from app.connectors.tokens import MemoryTokenStore
+from app.ui.main_window import MainWindow
+from app.ui.reconcile_page import DiscrepancyModel, ReconcilePage, reconcile_runner
+from tests.reconcile_seed import MONTH, Planted, planted_demo
+
+TODAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
+    with planted_demo(tmp_path_factory.mktemp("reconcile-ui")) as planted:
+        yield planted
+
+
+class Recorder:
+    """Stands in for QDesktopServices.openUrl and the Save dialog."""
+
+    def __init__(self, answer: str = "") -> None:
+        self.urls: list[str] = []
+        self.asked: list[str] = []
+        self.answer = answer
+
+    def open(self, url: QUrl) -> bool:
+        self.urls.append(url.toString())
+        return True
+
+    def save(self, _parent: object, suggested: str, _filters: str) -> str:
+        self.asked.append(suggested)
+        return self.answer
+
+
+@pytest.fixture
+def page(qtbot, demo: Planted) -> Iterator[tuple[ReconcilePage, Recorder]]:
+    rec = Recorder()
+    pool = QThreadPool()
+    p = ReconcilePage(reconcile_runner(demo.store, demo.tokens), today=lambda: TODAY, pool=pool,
+                      save_dialog=rec.save, open_url=rec.open)
+    qtbot.addWidget(p)
+    p.resize(1280, 820)
+    p.set_workspace("demo")
+    p.month.setDate(QDate(2026, 9, 1))
+    yield p, rec
+    p.shutdown()
+
+
+def run(qtbot, p: ReconcilePage) -> None:
+    qtbot.mouseClick(p.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not p.running, timeout=60_000)
+
+
+def select(p: ReconcilePage, kind: str) -> None:
+    for r in range(p.proxy.rowCount()):
+        if p.proxy.data(p.proxy.index(r, 0), Qt.ItemDataRole.UserRole + 1).kind == kind:
+            p.table.selectRow(r)
+            return
+    raise AssertionError(f"no {kind} row shown")
+
+
+def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
+    p, _ = page
+    assert p.selected_month() == MONTH
+    assert not p.export_button.isEnabled()
+    qtbot.mouseClick(p.run_button, Qt.MouseButton.LeftButton)
+    assert p.running and not p.run_button.isEnabled() and not p.progress_row.isHidden()
+    qtbot.waitUntil(lambda: not p.running, timeout=60_000)
+    assert p.progress_row.isHidden() and p.run_button.isEnabled() and p.export_button.isEnabled()
+
+    kinds = Counter(d.kind for d in p.visible_rows())
+    held = kinds.pop("held_back")
+    assert held == 16  # each record the demo holds back, once
+    assert kinds == dict.fromkeys(["won_without_invoice", "invoice_without_deal", "amount_mismatch",
+                                   "currency_mismatch", "customer_mismatch", "payment_status_mismatch",
+                                   "duplicate_customer", "void_while_won"], 1)
+    report = p.result.report
+    assert p.model.rowCount() == len(report.discrepancies)
+    # The summary strip shows the engine's counts by severity and its totals per currency.
+    assert p.summary.counts["high"].text() == "4"
+    assert p.summary.counts["medium"].text() == str(3 + held) and p.summary.counts["low"].text() == "1"
+    cells = [p.summary.totals.itemAt(i).widget().text() for i in range(p.summary.totals.count())]
+    assert "Won in HubSpot" in cells and "Invoiced in QuickBooks Online" in cells
+    for cur, total in report.crm_totals.items():
+        assert cur in cells and f"{total:,.2f}" in cells
+        assert f"{report.ledger_totals.get(cur, Decimal(0)):,.2f}" in cells
+    assert any(report.gap(c) for c in report.crm_totals), "the void and the extra licence open a gap"
+    assert p.shown.text() == f"{len(report.discrepancies)} discrepancies in September 2026"
+    assert p.banner.isHidden()  # the summary says it all; the banner is for problems
+
+
+def test_filters_by_kind_and_severity(qtbot, page):
+    p, _ = page
+    run(qtbot, p)
+    total = p.model.rowCount()
+    p.set_severity("high")
+    assert {d.severity for d in p.visible_rows()} == {"high"} and len(p.visible_rows()) == 4
+    assert p.shown.text() == f"Showing 4 of {total:,}"
+    p.set_kind("amount_mismatch")
+    assert [d.kind for d in p.visible_rows()] == ["amount_mismatch"]
+    p.set_severity("low")  # amount differences are never low
+    assert p.visible_rows() == [] and p.body.currentWidget() is p.body.note
+    p.set_severity(None)
+    p.set_kind("held_back")
+    assert {d.kind for d in p.visible_rows()} == {"held_back"}
+    p.set_kind(None)
+    assert len(p.visible_rows()) == total and p.body.currentWidget() is p.table
+    # The kind list names only what this month has, each with its count.
+    items = [p.kind_filter.itemText(i) for i in range(p.kind_filter.count())]
+    assert items[0] == f"Every discrepancy ({total})" and "Invoice with no deal (1)" in items
+    assert len(items) == 10  # every kind once, plus "every discrepancy"
+
+
+def test_open_either_record_in_its_web_app(qtbot, page, demo):
+    p, rec = page
+    run(qtbot, p)
+    assert not p.open_crm_button.isEnabled() and not p.open_ledger_button.isEnabled()
+    assert p.open_crm_button.text() == "Open in HubSpot" and p.open_ledger_button.text() == "Open in QuickBooks Online"
+    select(p, "amount_mismatch")
+    qtbot.mouseClick(p.open_crm_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(p.open_ledger_button, Qt.MouseButton.LeftButton)
+    deal = demo.deals[demo.changed]
+    assert rec.urls[0].startswith("https://app.hubspot.com/contacts/") and rec.urls[0].endswith(f"/{deal}")
+    assert rec.urls[1].endswith(f"/app/invoice?txnId={demo.changed}")
+    select(p, "invoice_without_deal")  # there is no deal to open
+    assert not p.open_crm_button.isEnabled() and p.open_ledger_button.isEnabled()
+    select(p, "held_back")  # a CRM record held back opens in the CRM
+    assert p.open_crm_button.isEnabled()
+    select(p, "won_without_invoice")
+    assert p.open_crm_button.isEnabled() and not p.open_ledger_button.isEnabled()
+    select(p, "duplicate_customer")  # opens the first of the ledger customers to merge
+    qtbot.mouseClick(p.open_ledger_button, Qt.MouseButton.LeftButton)
+    assert "/app/customerdetail?nameId=" in rec.urls[-1]
+
+
+def test_export_writes_the_workbook_to_the_chosen_file(qtbot, page, tmp_path):
+    p, rec = page
+    run(qtbot, p)
+    rec.answer = ""  # the bookkeeper cancels the dialog: nothing is written
+    assert not p.export()
+    rec.answer = str(tmp_path / "october")  # no extension typed
+    qtbot.mouseClick(p.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not p.running, timeout=30_000)
+    assert rec.asked[-1].endswith("demo-reconciliation-2026-09.xlsx")
+    path = tmp_path / "october.xlsx"
+    assert p.banner.title.text() == "Workbook saved" and str(path) in p.banner.detail.text()
+    wb = openpyxl.load_workbook(path)
+    try:
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        disc = wb["Discrepancies"]
+        assert disc.max_row - 1 == p.model.rowCount()
+        kinds = Counter(row[1] for row in disc.iter_rows(min_row=2, values_only=True))
+        assert kinds["Amounts differ"] == 1 and kinds["Invoice voided or deleted, deal still won"] == 1
+        assert wb["Summary"]["A1"].value == "Reconciliation for September 2026"
+    finally:
+        wb.close()
+    qtbot.mouseClick(p.banner.action, Qt.MouseButton.LeftButton)  # "Open the workbook"
+    assert rec.urls[-1] == QUrl.fromLocalFile(str(path)).toString()
+
+
+def test_export_to_a_folder_that_cannot_be_written_says_so(qtbot, page, tmp_path):
+    p, rec = page
+    run(qtbot, p)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    rec.answer = str(blocker / "r.xlsx")
+    assert p.export()
+    qtbot.waitUntil(lambda: not p.running, timeout=30_000)
+    assert p.banner.title.text() == "The workbook was not saved"
+    assert "choose another folder" in p.banner.detail.text() and "Errno" not in p.banner.detail.text()
+
+
+def test_cancel_stops_the_run_and_changes_nothing(qtbot, demo):
+    real = reconcile_runner(demo.store, demo.tokens)
+    started = threading.Event()
+
+    def held_until_cancelled(name, month, progress, cancel):
+        started.set()
+        cancel.wait(10)  # the real run, started once Cancel has been pressed
+        return real(name, month, progress, cancel)
+
+    p = ReconcilePage(held_until_cancelled, today=lambda: TODAY, pool=QThreadPool())
+    qtbot.addWidget(p)
+    p.set_workspace("demo")
+    assert p.start()
+    assert started.wait(10)
+    qtbot.mouseClick(p.cancel_button, Qt.MouseButton.LeftButton)
+    assert p.stage.text() == "Cancelling…" and not p.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: not p.running, timeout=30_000)
+    assert p.banner.title.text() == "Reconciliation cancelled"
+    assert "Nothing was changed" in p.banner.detail.text() and p.result is None
+    p.shutdown()
+
+
+def test_a_workspace_that_is_gone_gets_a_plain_message(qtbot, page):
+    p, _ = page
+    p.set_workspace("no such workspace")
+    run(qtbot, p)
+    assert p.banner.title.text() == "September 2026 could not be reconciled"
+    assert "no such workspace" in p.banner.detail.text() and "Traceback" not in p.banner.detail.text()
+
+
+def test_the_model_is_well_behaved(qtmodeltester, qtbot, page):
+    p, _ = page
+    run(qtbot, p)
+    qtmodeltester.check(p.model)
+    qtmodeltester.check(p.proxy)
+    p.table.sortByColumn(DiscrepancyModel.SEVERITY, Qt.SortOrder.AscendingOrder)
+    severities = [d.severity for d in p.visible_rows()]
+    assert severities == sorted(severities, key=["high", "medium", "low"].index)
+
+
+def test_the_workspace_page_has_a_reconcile_tab(qtbot, demo):
+    window = MainWindow(demo.store, MemoryTokenStore())
+    qtbot.addWidget(window)
+    tabs = window.page.tabs
+    assert "Reconcile" in [tabs.tabText(i) for i in range(tabs.count())]
+    assert window.page.reconcile.workspace == "demo" and window.page.reconcile.run_button.isEnabled()
+
+
+def test_month_defaults_to_last_month_and_cannot_be_in_the_future(qtbot):
+    p = ReconcilePage(None, today=lambda: dt.date(2027, 1, 5))
+    qtbot.addWidget(p)
+    assert p.selected_month() == "2026-12"
+    p.month.setDate(p.month.date().addMonths(6))
+    assert p.selected_month() == "2027-01"
+    assert not p.run_button.isEnabled()  # no workspace yet
+
+
+
+def test_the_scheduled_reconciliation_is_told_in_the_tray_with_where_the_workbook_is(tmp_path, qtbot, qapp):
+    from app.ops.reconcile_month import ReconcileResult
+    from app.reconcile.engine import reconcile
+    from tests.test_reconcile import data
+    from tests.test_tray import Env
+
+    report = reconcile(data())  # one of each kind, in November 2026
+    book = tmp_path / "reports" / "Acme-reconciliation-2026-11.xlsx"
+    env = Env(tmp_path)
+    try:
+        tray = env.make_tray()
+        env.behaviour["Acme"] = lambda: ReconcileResult("Acme", "2026-11", report, book)
+        with qtbot.waitSignal(tray.notified, timeout=5000) as told:
+            env.scheduler.run_now("Acme")
+        title, body, level = told.args
+        assert title == f"Acme: {len(report.discrepancies)} discrepancies in November 2026"
+        assert str(book) in body and "4 of them need attention first" in body and level == "warning"
+    finally:
+        env.close()
