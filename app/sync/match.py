@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.domain.models import Party
 from app.domain.text import compact_tax_id, normalise_email, normalise_name
@@ -22,12 +23,43 @@ def keys_of(party: Party) -> dict[str, str]:
     return out
 
 
+class _Names(dict):
+    """Display names by ID, with their case-folded forms counted, so a name check is O(1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folded: Counter[str] = Counter()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if key in self:
+            self._forget(self[key])
+        super().__setitem__(key, value)
+        self.folded[value.casefold()] += 1
+
+    def _forget(self, value: str) -> None:
+        folded = value.casefold()
+        self.folded[folded] -= 1
+        if self.folded[folded] <= 0:
+            del self.folded[folded]
+
+    def __delitem__(self, key: str) -> None:
+        self._forget(self[key])
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        return default[0] if default else super().pop(key)
+
+
 @dataclass
 class Index:
     """Customers by each matching key. Values are ledger IDs (or planned-create tokens)."""
 
     by: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {k: defaultdict(list) for k in KEYS})
-    names: dict[str, str] = field(default_factory=dict)
+    names: _Names = field(default_factory=_Names)
 
     def add(self, ident: str, party: Party, display: str | None = None) -> None:
         for key, value in keys_of(party).items():
@@ -44,8 +76,7 @@ class Index:
         self.names.pop(ident, None)
 
     def display_taken(self, name: str) -> bool:
-        folded = name.casefold()
-        return any(n.casefold() == folded for n in self.names.values())
+        return name.casefold() in self.names.folded
 
 
 @dataclass(frozen=True, slots=True)
