@@ -39,8 +39,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from app.connectors.quickbooks import json_dumps
+from app.sandbox import demo_data as demo_set
 from app.sandbox.base import HttpError, Request, Response, SandboxApp, route
-from app.sandbox.demo_data import PRODUCTS, demo_data
+from app.sandbox.demo_data import PRODUCTS
 
 API = r"/v3/company/(?P<realm>[^/]+)"
 CENT = Decimal("0.01")
@@ -608,7 +609,7 @@ class QuickBooksSandbox(SandboxApp):
         return self._next(co, entity, self._START.get(entity, 1))
 
     def _seed_demo(self, realm: str) -> None:
-        data = demo_data()
+        data = demo_set.demo_data()  # looked up at call time (tests seed their own)
         co = self.company(realm)
         stamp = self.now() - 86400 * 20
         n = 0

@@ -40,8 +40,9 @@ from typing import Any
 
 from app.connectors.xero import dumps, loads, msdate, msdate_ms
 from app.domain.money import invoice_totals, line_net
+from app.sandbox import demo_data as demo_set
 from app.sandbox.base import HttpError, Request, Response, SandboxApp, route
-from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS, demo_data
+from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS
 
 API = r"/api\.xro/2\.0"
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
@@ -391,7 +392,7 @@ class XeroSandbox(SandboxApp):
         return next(iter(self.state["tenants"]))
 
     def _seed_demo(self, tid: str) -> None:
-        data = demo_data()
+        data = demo_set.demo_data()  # looked up at call time (tests seed their own)
         stamp = self.now() - 86400 * 30
         bodies: list[dict[str, Any]] = []
         for c in data.companies:
