@@ -7,7 +7,7 @@ import threading
 import httpx
 import pytest
 
-from app.connectors.errors import AuthExpired, RateLimited, TransportError
+from app.connectors.errors import AuthExpired, RateLimited, ServerError, TransportError
 from app.connectors.http import ApiClient, RateLimiter, redact
 from app.connectors.oauth import (
     ConsentDenied,
@@ -151,6 +151,33 @@ def test_dead_refresh_token_asks_for_a_reconnect():
     app.advance(1801)
     with pytest.raises(AuthExpired):
         _client(app, tokens).json("GET", "/things")
+
+
+def test_an_outage_at_the_token_endpoint_is_not_a_dead_sign_in():
+    app = Echo()
+    tokens = MemoryTokenStore()
+    saved = tokens_from(app.grant_tokens("client-1"))
+    tokens.save("c", saved)
+    app.advance(1801)
+    app.faults.append(Fault("500", nth=1, every=1, match="POST /token"))
+    with pytest.raises(ServerError) as info:
+        _client(app, tokens).json("GET", "/things")
+    assert not isinstance(info.value, AuthExpired)
+    assert "tries again on the next sync" in str(info.value)
+    assert tokens.load("c").refresh_token == saved.refresh_token  # nothing lost: the next sync renews it
+    app.faults.clear()
+    assert _client(app, tokens).json("GET", "/things") == {"things": [1, 2, 3]}
+
+
+def test_a_throttled_renewal_is_a_rate_limit_with_its_wait():
+    app = Echo()
+    tokens = MemoryTokenStore()
+    tokens.save("c", tokens_from(app.grant_tokens("client-1")))
+    app.advance(1801)
+    app.faults.append(Fault("429", nth=1, every=1, match="POST /token", retry_after=7))
+    with pytest.raises(RateLimited) as info:
+        _client(app, tokens).json("GET", "/things")
+    assert info.value.retry_after == 7
 
 
 def test_redaction_removes_tokens_from_log_lines():

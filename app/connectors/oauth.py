@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from app.connectors.errors import AuthExpired, ConnectorError
+from app.connectors.errors import AuthExpired, ConnectorError, RateLimited, ServerError, TransportError
 from app.connectors.tokens import Tokens
 
 
@@ -214,10 +214,17 @@ def _token_request(
         data["client_id"] = config.client_id
         if config.client_secret:
             data["client_secret"] = config.client_secret
+    renewing = data.get("grant_type") == "refresh_token"
     with httpx.Client(transport=transport, timeout=30) as http:
         try:
             resp = http.post(config.token_url, data=data, auth=auth, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
+            if renewing:  # a network problem is never a dead sign-in
+                raise TransportError(
+                    f"Crossledger could not reach {config.provider} to renew its sign-in. It tries again on the "
+                    "next sync; check the internet connection if this keeps happening.",
+                    provider=config.provider,
+                ) from exc
             raise OAuthError(
                 f"Crossledger could not reach {config.provider} to finish signing in. "
                 "Check the internet connection and try again.",
@@ -227,9 +234,23 @@ def _token_request(
         body = resp.json()
     except ValueError:
         body = {}
+    if renewing and resp.status_code >= 500:  # the provider's outage is not a reason to reconnect
+        raise ServerError(
+            f"{config.provider} had a problem on its side ({resp.status_code}) while Crossledger renewed the "
+            "sign-in. Nothing needs doing: it tries again on the next sync.",
+            provider=config.provider,
+            status=resp.status_code,
+        )
+    if renewing and resp.status_code == 429:
+        raise RateLimited(
+            f"{config.provider} asked Crossledger to slow down while renewing the sign-in. It tries again shortly.",
+            retry_after=_retry_after(resp.headers.get("Retry-After")),
+            provider=config.provider,
+            status=429,
+        )
     if resp.status_code >= 400 or "access_token" not in body:
         err = body.get("error", "") if isinstance(body, dict) else ""
-        if err in {"invalid_grant", "invalid_token", "invalid_code"} and data.get("grant_type") == "refresh_token":
+        if err in {"invalid_grant", "invalid_token", "invalid_code"} and renewing:
             raise AuthExpired(
                 f"The saved sign-in for {config.provider} is no longer valid. Reconnect to continue.",
                 provider=config.provider,
@@ -241,6 +262,13 @@ def _token_request(
             status=resp.status_code,
         )
     return body
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 def tokens_from(body: dict[str, Any], previous: Tokens | None = None, now: float | None = None) -> Tokens:

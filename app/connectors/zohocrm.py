@@ -391,10 +391,6 @@ class Connector:
         except oauth.OAuthError as exc:
             if exc.status is None:
                 raise  # Zoho Accounts could not be reached: not a dead sign-in
-            if exc.status >= 500:
-                raise ServerError(f"Zoho Accounts had a server error ({exc.status}) while renewing the sign-in; "
-                                  "Crossledger tries again on the next sync.", provider=self.provider,
-                                  status=exc.status) from exc
             if exc.status == 400:  # 400 "Access Denied": more than 10 refreshes in 10 minutes
                 raise RateLimited("Zoho CRM allows a sign-in to be renewed 10 times in 10 minutes; Crossledger "
                                   "tries again in a few minutes.", retry_after=600.0, provider=self.provider,
