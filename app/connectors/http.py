@@ -306,3 +306,37 @@ def raise_for(resp: httpx.Response, provider: str, error: ConnectorError) -> Non
     """Helper for connectors: log the redacted body then raise the typed error."""
     log.warning("%s error %d: %s", provider, resp.status_code, redact(resp.text[:500]))
     raise error
+
+
+def make_api_client(
+    conn: Any,
+    tokens: TokenStore,
+    *,
+    provider: str,
+    limits: Any,
+    refresh: RefreshFn | None,
+    default_base_url: str = "",
+    margin: float = 0.0,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    client_class: type[ApiClient] = ApiClient,
+    **options: Any,
+) -> ApiClient:
+    """The client every connector builds the same way.
+
+    The connection's base URL wins over the provider's (sandboxes, other data centres); the limiter is
+    sized from the connector's ``limits`` with ``margin`` seconds added to each window, so our clock and
+    the provider's never disagree at the edge of one.
+    """
+    return client_class(
+        provider=provider,
+        connection_id=conn.id,
+        base_url=conn.base_url or default_base_url,
+        tokens=tokens,
+        refresh=refresh,
+        limiter=RateLimiter(limits.requests, limits.window_seconds + margin, clock=clock, sleep=sleep),
+        transport=transport,
+        sleep=sleep,
+        **options,
+    )

@@ -37,7 +37,7 @@ from app.connectors.errors import (
     TransportError,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import ApiClient, RateLimiter, make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
@@ -280,17 +280,9 @@ class Connector:
         self.conn = conn
         self.tokens = tokens
         self._transport = transport
-        self.api = _HubSpotClient(
-            provider="hubspot",
-            connection_id=conn.id,
-            base_url=conn.base_url or PROVIDER.default_base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds + SLACK, clock=clock, sleep=sleep),
-            transport=transport,
-            sleep=sleep,
-            max_wait=LONG_WAIT,
-        )
+        self.api = make_api_client(conn, tokens, provider="hubspot", limits=self.limits, refresh=self._refresh,
+                                   default_base_url=PROVIDER.default_base_url, margin=SLACK, transport=transport,
+                                   sleep=sleep, clock=clock, client_class=_HubSpotClient, max_wait=LONG_WAIT)
         # CRM search has its own limit: 5 requests per second per account.
         self._search_limiter = RateLimiter(5, 1.0 + SLACK, clock=clock, sleep=sleep)
         self._defs: dict[str, dict[str, dict[str, Any]]] = {}

@@ -38,7 +38,7 @@ from app.connectors.errors import (
     TransportError,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import RateLimiter, make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
@@ -289,17 +289,9 @@ class Connector:
         self.conn = conn
         self.tokens = tokens
         self._transport = transport
-        self.api = ApiClient(
-            provider="pipedrive",
-            connection_id=conn.id,
-            base_url=conn.base_url or PROVIDER.default_base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds + SLACK, clock=clock, sleep=sleep),
-            transport=transport,
-            sleep=sleep,
-            max_wait=LONG_WAIT,
-        )
+        self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits, refresh=self._refresh,
+                                   default_base_url=PROVIDER.default_base_url, margin=SLACK, transport=transport,
+                                   sleep=sleep, clock=clock, max_wait=LONG_WAIT)
         # Search has its own, tighter limit: 10 requests per 2 s per token.
         self._search_limiter = RateLimiter(10, 2.0 + SLACK, clock=clock, sleep=sleep)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}

@@ -53,7 +53,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import make_api_client, redact
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -276,17 +276,9 @@ class Connector:
         per_minute = int(conn.extra.get("requests_per_minute") or 500)
         self.limits = Limits(requests=per_minute, window_seconds=60.0, batch_max=BATCH, page_max=PAGE,
                              concurrency=10)
-        self.api = ApiClient(
-            provider="QuickBooks Online",
-            connection_id=conn.id,
-            base_url=conn.base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            # A second of margin: our clock and Intuit's never start a minute at exactly the same instant.
-            limiter=RateLimiter(per_minute, self.limits.window_seconds + 1.0, clock=clock, sleep=sleep),
-            transport=transport,
-            sleep=sleep,
-        )
+        # A second of margin: our clock and Intuit's never start a minute at exactly the same instant.
+        self.api = make_api_client(conn, tokens, provider="QuickBooks Online", limits=self.limits,
+                                   refresh=self._refresh, margin=1.0, transport=transport, sleep=sleep, clock=clock)
         self._income_account: str | None = conn.extra.get("income_account_id")
 
     def _refresh(self, tokens: Any) -> Any:

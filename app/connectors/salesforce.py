@@ -43,7 +43,7 @@ from app.connectors.errors import (
     TransportError,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
@@ -324,16 +324,9 @@ class Connector:
         self._transport = transport
         self.version = str(conn.extra.get("api_version") or API_VERSION)
         self.base = f"/services/data/v{self.version}"
-        self.api = ApiClient(
-            provider="salesforce",
-            connection_id=conn.id,
-            base_url=conn.base_url or PROVIDER.default_base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds, clock=clock, sleep=sleep),
-            transport=transport,
-            sleep=sleep,
-        )
+        self.api = make_api_client(conn, tokens, provider="salesforce", limits=self.limits, refresh=self._refresh,
+                                   default_base_url=PROVIDER.default_base_url, transport=transport, sleep=sleep,
+                                   clock=clock)
         self.api_usage: tuple[int, int] | None = None  # (calls used, daily allocation) from Sforce-Limit-Info
         self._server_now: tuple[float, float] | None = None  # (org time from Date, our monotonic then)
         self._describe: dict[str, dict[str, dict[str, Any]]] = {}

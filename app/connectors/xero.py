@@ -57,7 +57,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import make_api_client, redact
 from app.connectors.oauth import FlowResult, OAuthConfig, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
@@ -309,17 +309,9 @@ class Connector:
         self.transport = transport
         self.limits = Limits(requests=60, window_seconds=60.0, batch_max=BATCH, page_max=PAGE, concurrency=5,
                              daily_cap=5000)
-        self.api = ApiClient(
-            provider="Xero",
-            connection_id=conn.id,
-            base_url=conn.base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            # A second of margin: Xero's minute and ours never start at exactly the same instant.
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds + 1.0, clock=clock, sleep=sleep),
-            transport=transport,
-            sleep=sleep,
-        )
+        # A second of margin: Xero's minute and ours never start at exactly the same instant.
+        self.api = make_api_client(conn, tokens, provider="Xero", limits=self.limits, refresh=self._refresh,
+                                   margin=1.0, transport=transport, sleep=sleep, clock=clock)
         self.sales_account = str(conn.extra.get("sales_account_code") or SALES_ACCOUNT)
         self._item_codes: dict[str, str] = {}  # ItemID -> Code (invoice lines name items by code)
 

@@ -53,7 +53,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import make_api_client, redact
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -263,18 +263,10 @@ class Connector:
         per_minute = int(conn.extra.get("requests_per_minute") or 100)
         self.limits = Limits(requests=per_minute, window_seconds=60.0, batch_max=1, page_max=PAGE, concurrency=5,
                              daily_cap=DAILY_CAPS.get(plan, 1000))
-        self.api = ApiClient(
-            provider="Zoho Books",
-            connection_id=conn.id,
-            base_url=conn.base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            # A second of margin: our clock and Zoho's never start a minute at exactly the same instant.
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds + 1.0, clock=clock, sleep=sleep),
-            auth_scheme="Zoho-oauthtoken",
-            transport=transport,
-            sleep=sleep,
-        )
+        # A second of margin: our clock and Zoho's never start a minute at exactly the same instant.
+        self.api = make_api_client(conn, tokens, provider="Zoho Books", limits=self.limits, refresh=self._refresh,
+                                   margin=1.0, transport=transport, sleep=sleep, clock=clock,
+                                   auth_scheme="Zoho-oauthtoken")
         self._details: dict[str, tuple[str, dict[str, Any]]] = {}  # contact id -> (lmt, detail)
         self._payment_details: dict[str, tuple[str, dict[str, Any]]] = {}
         self._currencies: dict[str, str] | None = None

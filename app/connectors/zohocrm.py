@@ -49,7 +49,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
-from app.connectors.http import ApiClient, RateLimiter, redact
+from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
@@ -369,17 +369,9 @@ class Connector:
                              concurrency=int(conn.extra.get("concurrency") or 10),
                              daily_cap=conn.extra.get("daily_credits"))
         self._watch = _Watch(transport or httpx.HTTPTransport(), owned=transport is None)
-        self.api = ApiClient(
-            provider="Zoho CRM",
-            connection_id=conn.id,
-            base_url=conn.base_url or PROVIDER.default_base_url,
-            tokens=tokens,
-            refresh=self._refresh,
-            limiter=RateLimiter(self.limits.requests, self.limits.window_seconds, clock=clock, sleep=sleep),
-            auth_scheme="Zoho-oauthtoken",
-            transport=self._watch,
-            sleep=sleep,
-        )
+        self.api = make_api_client(conn, tokens, provider="Zoho CRM", limits=self.limits, refresh=self._refresh,
+                                   default_base_url=PROVIDER.default_base_url, transport=self._watch, sleep=sleep,
+                                   clock=clock, auth_scheme="Zoho-oauthtoken")
         self._meta: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._org: dict[str, Any] | None = None
         self._products: dict[str, dict[str, Any]] = {}
