@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import re
 import time
-import urllib.parse
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import formatdate
@@ -27,8 +26,9 @@ from typing import Any
 
 from app.connectors.zohobooks import json_dumps
 from app.sandbox import demo_data as demo_set
-from app.sandbox.base import HttpError, Request, Response, SandboxApp, route
+from app.sandbox.base import HttpError, Request, Response, route
 from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS
+from app.sandbox.zoho_accounts import ZohoAccounts
 
 API = r"/books/v3"
 ID_BASE = 460_000_000_000_000  # Zoho ids are long digit strings
@@ -103,16 +103,13 @@ def s(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class ZohoBooksSandbox(SandboxApp):
+class ZohoBooksSandbox(ZohoAccounts):
     """Zoho Books with its Zoho Accounts server, on one host (``api_domain`` = ``accounts-server``)."""
 
     provider = "zohobooks"
     access_ttl = 3600  # one hour
-    refresh_ttl = None  # refresh tokens do not expire
     refresh_rotates = False  # ... and are never rotated
     rate_limit = (100, 60.0)  # requests per minute per organisation
-    refresh_per_token = (10, 600.0)  # access tokens per refresh token per 10 minutes
-    refresh_tokens_per_client = 20  # the 21st evicts the oldest
 
     def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time,
                  plan: str = "Premium", time_zone: str = "Europe/London") -> None:
@@ -264,23 +261,6 @@ class ZohoBooksSandbox(SandboxApp):
         raise bad_param(name)
 
     # -- oauth ------------------------------------------------------------------------------
-    def callback_extra(self, req: Request) -> dict[str, str]:
-        return {"location": "us", "accounts-server": self.public_url}
-
-    def token_extra(self, grant: dict[str, Any]) -> dict[str, Any]:
-        scope = " ".join(p for p in re.split(r"[,\s]+", grant.get("scope") or "") if p)
-        return {"api_domain": self.public_url, "token_type": "Bearer", "scope": scope}
-
-    def token_error(self, status: int, error: str, description: str = "") -> HttpError:
-        """Zoho Accounts answers token errors with HTTP 200 and ``{"error": ...}``."""
-        zoho = {"invalid_grant": "invalid_code", "unsupported_grant_type": "unsupported_grant_type"}.get(error, error)
-        if "redirect_uri" in description:
-            zoho = "invalid_redirect_uri"
-        return HttpError(200, {"error": zoho})
-
-    def returns_same_refresh(self) -> bool:
-        return False  # a refresh answer carries no refresh_token at all
-
     def unauthorized(self, why: str) -> HttpError:
         return zerr(401, 57, "You are not authorized to perform this operation")
 
@@ -289,68 +269,6 @@ class ZohoBooksSandbox(SandboxApp):
 
     def grant_tokens(self, client_id: str = "crossledger-test", scope: str = FULL_SCOPE) -> dict[str, Any]:
         return super().grant_tokens(client_id, scope)
-
-    def _issue(self, family: dict[str, Any], *, new_refresh: bool) -> dict[str, Any]:
-        body = super()._issue(family, new_refresh=new_refresh)
-        oauth = self.state["oauth"]
-        if new_refresh:
-            parent = body["refresh_token"]
-            record = oauth["refresh"][parent]
-            record["rt"], record["issued"] = parent, self.now()
-            mine = sorted((r.get("issued", 0), t) for t, r in oauth["refresh"].items()
-                          if r["client_id"] == family["client_id"] and not r.get("revoked"))
-            for _, old in mine[: max(0, len(mine) - self.refresh_tokens_per_client)]:
-                self._revoke(old)  # the 21st refresh token silently deletes the oldest
-        else:
-            parent = family.get("rt")
-        oauth["access"][body["access_token"]]["rt"] = parent
-        return body
-
-    def _revoke(self, token: str) -> None:
-        oauth = self.state["oauth"]
-        if token in oauth["refresh"]:
-            oauth["refresh"].pop(token)
-            for at in [a for a, r in oauth["access"].items() if r.get("rt") == token]:
-                oauth["access"].pop(at)
-        oauth["access"].pop(token, None)
-
-    @route("GET", r"/oauth/v2/auth")
-    def authorize(self, req: Request) -> Response:
-        resp = self.authorize_redirect(req)
-        location = resp.headers["Location"]
-        code = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["code"][0]
-        self.state["oauth"]["codes"][code]["access_type"] = req.arg("access_type") or "online"
-        self.persist()
-        return resp
-
-    @route("POST", r"/oauth/v2/token")
-    def token(self, req: Request) -> Response:
-        """Parameters come as query string or form body; refresh answers carry no refresh_token."""
-        form = {k: v[0] for k, v in req.query.items() if v} | req.form()
-        inner = Request(req.method, req.path, {}, req.headers, urllib.parse.urlencode(form).encode())
-        grant_type = form.get("grant_type")
-        offline = True
-        if grant_type == "authorization_code":
-            pending = self.state["oauth"]["codes"].get(form.get("code", "")) or {}
-            offline = pending.get("access_type") == "offline"
-        elif grant_type == "refresh_token":
-            limit, window = self.refresh_per_token
-            if self.check_rate(f"refresh:{form.get('refresh_token', '')}", limit, window) is not None:
-                raise HttpError(400, {"error": "Access Denied", "error_description":
-                                      "You have made too many requests continuously. Please try again after "
-                                      "some time."})
-        resp = self.token_endpoint(inner)
-        if grant_type == "authorization_code" and not offline and isinstance(resp.body, dict):
-            self._revoke(resp.body.pop("refresh_token", ""))  # online access: no refresh token
-            self.persist()
-        return resp
-
-    @route("POST", r"/oauth/v2/token/revoke")
-    def revoke(self, req: Request) -> Response:
-        token = req.arg("token") or req.form().get("token") or ""
-        self._revoke(token)
-        self.persist()
-        return Response(200, {"status": "success"})
 
     # -- the API gate -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:

@@ -40,14 +40,14 @@ import json
 import math
 import re
 import secrets
-import urllib.parse
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from app.sandbox import demo_data as demo_set
-from app.sandbox.base import HttpError, Request, Response, SandboxApp, route
+from app.sandbox.base import HttpError, Request, Response, route
 from app.sandbox.demo_data import COUNTRY_NAMES
+from app.sandbox.zoho_accounts import ZohoAccounts
 
 API = "/crm/v8"
 ID_PREFIX = "4876876000000"  # Zoho record ids are 19-digit numeric strings; the high digits are the org's
@@ -511,15 +511,12 @@ def parse_criteria(text: str) -> tuple:
 
 # -- the sandbox ------------------------------------------------------------------------------------
 
-class ZohoCrmSandbox(SandboxApp):
+class ZohoCrmSandbox(ZohoAccounts):
     """Zoho CRM for one org, with its Zoho Accounts server on the same host."""
 
     provider = "zohocrm"
     access_ttl = 3600
-    refresh_ttl = None  # refresh tokens live until revoked
     refresh_rotates = False
-    refresh_per_token = (10, 600.0)  # access tokens per refresh token per 10 minutes
-    refresh_tokens_per_client = 20
     code_ttl = 120  # an authorization code is good for a minute or two
     edition = "enterprise"
     users = 5
@@ -680,23 +677,6 @@ class ZohoCrmSandbox(SandboxApp):
         self.credit_scale *= factor
 
     # -- oauth ------------------------------------------------------------------------------
-    def callback_extra(self, req: Request) -> dict[str, str]:
-        return {"location": "us", "accounts-server": self.public_url}
-
-    def token_extra(self, grant: dict[str, Any]) -> dict[str, Any]:
-        scope = " ".join(p for p in re.split(r"[,\s]+", grant.get("scope") or "") if p)
-        return {"api_domain": self.public_url, "token_type": "Bearer", "scope": scope}
-
-    def token_error(self, status: int, error: str, description: str = "") -> HttpError:
-        """Zoho Accounts answers a bad code or refresh token with HTTP 200 and ``{"error": ...}``."""
-        zoho = {"invalid_grant": "invalid_code"}.get(error, error)
-        if "redirect_uri" in description:
-            zoho = "invalid_redirect_uri"
-        return HttpError(200, {"error": zoho})
-
-    def returns_same_refresh(self) -> bool:
-        return False  # a refresh answer carries no refresh_token
-
     def unauthorized(self, why: str) -> HttpError:
         return zerr(401, "INVALID_TOKEN", "invalid oauth token")
 
@@ -706,67 +686,6 @@ class ZohoCrmSandbox(SandboxApp):
 
     def grant_tokens(self, client_id: str = "crossledger-test", scope: str | None = None) -> dict[str, Any]:
         return super().grant_tokens(client_id, self.full_scope if scope is None else scope)
-
-    def _issue(self, family: dict[str, Any], *, new_refresh: bool) -> dict[str, Any]:
-        body = super()._issue(family, new_refresh=new_refresh)
-        oauth = self.state["oauth"]
-        if new_refresh:
-            parent = body["refresh_token"]
-            record = oauth["refresh"][parent]
-            record["rt"], record["issued"] = parent, self.now()
-            mine = sorted((r.get("issued", 0), t) for t, r in oauth["refresh"].items()
-                          if r["client_id"] == family["client_id"] and not r.get("revoked"))
-            for _, old in mine[: max(0, len(mine) - self.refresh_tokens_per_client)]:
-                self._revoke(old)  # the 21st refresh token silently deletes the oldest
-        else:
-            parent = family.get("rt")
-        oauth["access"][body["access_token"]]["rt"] = parent
-        return body
-
-    def _revoke(self, token: str) -> None:
-        oauth = self.state["oauth"]
-        if token in oauth["refresh"]:
-            oauth["refresh"].pop(token)
-            for at in [a for a, r in oauth["access"].items() if r.get("rt") == token]:
-                oauth["access"].pop(at)
-        oauth["access"].pop(token, None)
-
-    @route("GET", r"/oauth/v2/auth")
-    def authorize(self, req: Request) -> Response:
-        resp = self.authorize_redirect(req)
-        code = urllib.parse.parse_qs(urllib.parse.urlparse(resp.headers["Location"]).query)["code"][0]
-        grant = self.state["oauth"]["codes"][code]
-        grant["access_type"] = req.arg("access_type") or "online"
-        grant["expires"] = self.now() + self.code_ttl
-        self.persist()
-        return resp
-
-    @route("POST", r"/oauth/v2/token")
-    def token(self, req: Request) -> Response:
-        """Parameters come as query string or form; refresh answers carry no refresh_token."""
-        form = {k: v[0] for k, v in req.query.items() if v} | req.form()
-        inner = Request(req.method, req.path, {}, req.headers, urllib.parse.urlencode(form).encode())
-        grant_type = form.get("grant_type")
-        offline = True
-        if grant_type == "authorization_code":
-            offline = (self.state["oauth"]["codes"].get(form.get("code", "")) or {}).get("access_type") == "offline"
-        elif grant_type == "refresh_token":
-            limit, window = self.refresh_per_token
-            if self.check_rate(f"refresh:{form.get('refresh_token', '')}", limit, window) is not None:
-                raise HttpError(400, {"error": "Access Denied", "error_description":
-                                      "You have made too many requests continuously. Please try again after "
-                                      "some time."})
-        resp = self.token_endpoint(inner)
-        if grant_type == "authorization_code" and not offline and isinstance(resp.body, dict):
-            self._revoke(resp.body.pop("refresh_token", ""))  # online access: no refresh token
-            self.persist()
-        return resp
-
-    @route("POST", r"/oauth/v2/token/revoke")
-    def revoke(self, req: Request) -> Response:
-        self._revoke(req.arg("token") or req.form().get("token") or "")
-        self.persist()
-        return Response(200, {"status": "success"})
 
     # -- the API gate -----------------------------------------------------------------------
     @property
