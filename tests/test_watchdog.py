@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from app.connectors.tokens import MemoryTokenStore
 from app.ops.watchdog import keep_alive
 from app.ops.workspaces import add_workspace, list_workspaces
 from app.sched import jobs
@@ -20,12 +21,9 @@ DAY = 86400
 def _world(tmp_path, crm="pipedrive", acct="xero"):
     store = Store(f"sqlite:///{tmp_path}/w.db")
     ws = add_workspace(store, "Acme Books", crm, acct)
-    c, a = in_process(crm, "demo"), in_process(acct, "demo")
-    a.tokens = c.tokens = c.tokens  # one token store for both, as in the app
+    tokens = MemoryTokenStore()  # one token store for both, as in the app
+    c, a = in_process(crm, "demo", tokens=tokens), in_process(acct, "demo", tokens=tokens)
     for side, conn in (("crm", c), ("accounting", a)):
-        saved = conn.connector.api.tokens.load(conn.conn.id)
-        c.tokens.save(conn.conn.id, saved)
-        conn.connector.api.tokens = c.tokens
         with store.session() as s:
             s.add(ConnectionRow(id=conn.conn.id, workspace_id=ws.id, side=side, provider=conn.conn.provider,
                                 base_url="http://sandbox.test", auth_url=None, client_id="x", tenant_id=None,
