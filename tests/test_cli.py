@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,6 +56,11 @@ def test_demo_then_status_then_sync_with_no_writes(secret_service, tmp_path):
     assert ws["name"] == "demo"
     assert ws["links"]["total"] > 150
     assert ws["links"]["by_match"].get("email") and ws["links"]["by_match"].get("name")
+    # Customers only: the invoices made from won deals are counted under "invoices", not as links.
+    assert ws["links"]["total"] == sum(ws["links"]["by_match"].values()) == ws["linked_customers"]
+    with sqlite3.connect(home / "crossledger.db") as db:
+        kinds = dict(db.execute("select object_type, count(*) from link group by object_type").fetchall())
+    assert kinds["invoice"] > 0 and ws["links"]["total"] == kinds["customer"]
     assert len(ws["quarantined"]) >= 10
     assert all(q["reasons"] and q["name"] for q in ws["quarantined"])
     assert {c["side"] for c in ws["connections"]} == {"crm", "accounting"}

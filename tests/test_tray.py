@@ -125,7 +125,7 @@ def test_messages_say_what_happened_and_what_to_do():
     assert tray_state.review_message("Birch", 1).title == "Birch: 1 record waits for your review"
     soon = tray_state.expiring_message(tray_state.Expiring("c1", "Acme", "xero", 4.6))
     assert soon.title == "Acme: the Xero sign-in expires in 5 days"
-    assert "Sync now" in soon.body and 'crossledger connect xero --workspace "Acme"' in soon.body
+    assert "Sync now" in soon.body and "click Reconnect Xero… under the workspace's name" in soon.body
 
 
 def _store(tmp_path: Path, *names: str) -> Store:

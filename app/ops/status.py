@@ -79,7 +79,8 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
         for ws in s.scalars(select(Workspace).order_by(Workspace.name)):
             conns = [ConnectionInfo(c.side, c.provider, c.label, c.base_url, c.status)
                      for c in s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id))]
-            by_how = dict(s.execute(select(Link.how, func.count()).where(Link.workspace_id == ws.id)
+            by_how = dict(s.execute(select(Link.how, func.count())  # customers; invoices are counted apart
+                                    .where(Link.workspace_id == ws.id, Link.object_type == "customer")
                                     .group_by(Link.how)).all())
             quarantined = s.scalar(select(func.count()).select_from(Quarantine)
                                    .where(Quarantine.workspace_id == ws.id)) or 0

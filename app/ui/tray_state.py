@@ -301,8 +301,8 @@ def expiring_message(item: Expiring) -> Message:
     return Message(
         f"{item.workspace}: the {label} sign-in expires {when}",
         f"Each sync renews it, but {label} has not been synced for a while. Resume syncing or choose Sync now "
-        f"in the tray menu before then; if that fails, reconnect {label} (in a terminal: crossledger connect "
-        f"{item.provider} --workspace \"{item.workspace}\").",
+        f"in the tray menu before then. If that fails, open Crossledger and click Reconnect {label}… under "
+        f"the workspace's name.",
         "warning")
 
 
