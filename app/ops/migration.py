@@ -877,11 +877,14 @@ class _MigrationEngine(SyncEngine):
     def _commit_creates(self, chunk: list[MigrationRow], created: dict[int, str | None]) -> None:
         with self.store.session() as s, s.no_autoflush:
             keys = {self._key(r.id, "create"): created.get(r.id) for r in chunk if created.get(r.id)}
-            journal_ids: dict[str, int] = {}
-            for j in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id,
-                                                     Journal.key.in_(list(keys)), Journal.status == "pending")):
-                j.status, j.target_id, j.updated_at = "done", keys[j.key], utcnow()
-                journal_ids[j.key] = j.id
+            # ids and keys only: loading whole journal rows would decode every payload for nothing
+            journal_ids: dict[str, int] = dict(s.execute(
+                select(Journal.key, Journal.id).where(Journal.workspace_id == self.ws_id,
+                                                      Journal.key.in_(list(keys)), Journal.status == "pending")).all())
+            if journal_ids:
+                now = utcnow()
+                s.execute(update(Journal), [{"id": i, "status": "done", "target_id": keys[k], "updated_at": now}
+                                            for k, i in journal_ids.items()])
             links = []
             changes: list[dict[str, Any]] = []
             for r in chunk:

@@ -448,6 +448,28 @@ class ZohoBooksSandbox(ZohoAccounts):
             raise zerr(404, 1002, "Contact does not exist.")
         return rec
 
+    def _name_taken(self, org: str, name: str, own_id: str) -> bool:
+        """Whether another contact already has ``name`` (case ignored), in O(1): a folded-name index that
+        is rebuilt whenever contacts were added or removed behind its back, and checked against the
+        records themselves, so a renamed or never-stored contact cannot make a false clash."""
+        contacts = self._books(org)["contacts"]
+        folded = name.casefold()
+        cache = self.__dict__.setdefault("_name_index", {})
+        entry = cache.get(org)
+        if entry is None or entry[0] is not contacts or entry[2] != len(contacts):
+            index: dict[str, set[str]] = {}
+            for cid, c in contacts.items():
+                index.setdefault(c["contact_name"].casefold(), set()).add(cid)
+            entry = cache[org] = [contacts, index, len(contacts)]
+        ids = entry[1].setdefault(folded, set())
+        taken = any(cid != own_id and (c := contacts.get(cid)) is not None and c["contact_name"].casefold() == folded
+                    for cid in ids)
+        if not taken:  # the caller stores the contact under this name next (or fails, which the checks allow)
+            if own_id not in contacts:
+                entry[2] += 1
+            ids.add(own_id)
+        return taken
+
     def _contact_from(self, org: str, body: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
         """Validate a create/update body and return the stored contact (not yet saved)."""
         now = self.now()
@@ -463,10 +485,7 @@ class ZohoBooksSandbox(ZohoAccounts):
             name = s(body.get("contact_name")).strip()
             if not name or len(name) > 200:
                 raise invalid("contact_name")
-            clash = next((c for c in self._books(org)["contacts"].values()
-                          if c["contact_name"].casefold() == name.casefold() and c["contact_id"] != rec["contact_id"]),
-                         None)
-            if clash is not None:
+            if self._name_taken(org, name, rec["contact_id"]):
                 raise zerr(400, 1001, f"Contact name {name} already exists")
             rec["contact_name"] = name
         for field, limit in (("company_name", 200), ("contact_number", 100), ("website", 200), ("notes", 2000),
