@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Op = Literal["equal", "delete", "insert"]
+Op = Literal["equal", "delete", "insert", "gap"]  # gap: where the other side has text this one lacks
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 
 
@@ -24,7 +24,9 @@ def _tokens(text: str) -> list[str]:
 def diff_spans(left: str | None, right: str | None) -> tuple[list[Span], list[Span]]:
     """Spans for the left and right value: words that differ, and inside a changed word the characters.
 
-    Left carries 'equal' and 'delete' spans; right carries 'equal' and 'insert' spans.
+    Left carries 'equal' and 'delete' spans; right carries 'equal' and 'insert' spans. Where one side
+    has text the other lacks, the other side gets an empty 'gap' span at that spot, so the eye finds
+    the place on both sides (a value that is empty altogether gets none: it reads as empty).
     """
     a, b = left or "", right or ""
     lt, rt = _tokens(a), _tokens(b)
@@ -40,11 +42,16 @@ def diff_spans(left: str | None, right: str | None) -> tuple[list[Span], list[Sp
             out_l += cl
             out_r += cr
         else:
-            if ltxt:
-                out_l.append(Span("delete", ltxt))
-            if rtxt:
-                out_r.append(Span("insert", rtxt))
-    return _merge(out_l), _merge(out_r)
+            _pair(out_l, out_r, ltxt, rtxt)
+    left_spans, right_spans = _merge(out_l), _merge(out_r)
+    return (left_spans if a else []), (right_spans if b else [])
+
+
+def _pair(out_l: list[Span], out_r: list[Span], ltxt: str, rtxt: str) -> None:
+    """A changed stretch: what the left has marked deleted, what the right has marked inserted, and a
+    gap on the side that has nothing there."""
+    out_l.append(Span("delete", ltxt) if ltxt else Span("gap", ""))
+    out_r.append(Span("insert", rtxt) if rtxt else Span("gap", ""))
 
 
 def _char_spans(a: str, b: str) -> tuple[list[Span], list[Span]]:
@@ -58,17 +65,19 @@ def _char_spans(a: str, b: str) -> tuple[list[Span], list[Span]]:
             out_l.append(Span("equal", a[i1:i2]))
             out_r.append(Span("equal", b[j1:j2]))
         else:
-            if i2 > i1:
-                out_l.append(Span("delete", a[i1:i2]))
-            if j2 > j1:
-                out_r.append(Span("insert", b[j1:j2]))
+            _pair(out_l, out_r, a[i1:i2], b[j1:j2])
     return out_l, out_r
 
 
 def _merge(spans: list[Span]) -> list[Span]:
     merged: list[Span] = []
     for span in spans:
-        if merged and merged[-1].op == span.op:
+        if span.op == "gap":
+            if not (merged and merged[-1].op in ("gap", "delete", "insert")):
+                merged.append(span)  # one marker per spot, none next to a marked change
+        elif merged and merged[-1].op == "gap" and span.op != "equal":
+            merged[-1] = span
+        elif merged and merged[-1].op == span.op:
             merged[-1] = Span(span.op, merged[-1].text + span.text)
         elif span.text:
             merged.append(span)

@@ -108,6 +108,9 @@ QFrame#FieldDivider {{
 """
 
 
+GAP_MARK = "\u2038"  # ‸ a caret, where characters are missing on this side
+
+
 def spans_html(spans: Sequence[Span]) -> str:
     """Rich text for one value: the words and characters that differ on a highlighter background."""
     if not spans:
@@ -117,6 +120,8 @@ def spans_html(spans: Sequence[Span]) -> str:
         words = html.escape(span.text)
         if span.op == "equal":
             parts.append(words)
+        elif span.op == "gap":  # the other side has something here that this side lacks
+            parts.append(f'<span style="background-color:{HIGHLIGHT}; color:{Palette.TEXT_FAINT};">{GAP_MARK}</span>')
         else:
             parts.append(f'<span style="background-color:{HIGHLIGHT};">{words}</span>')
     return f'<span style="white-space:pre-wrap;">{"".join(parts)}</span>'
