@@ -516,3 +516,95 @@ def test_rename_keeps_everything_and_refuses_clashes(store, home, tmp_path, caps
     assert "is now called 'New Name'" in capsys.readouterr().out
     assert main(["--home", str(cli_home), "workspace", "list", "--json"]) == 0
     assert '"New Name"' in capsys.readouterr().out
+
+
+# -- the mapping preview on a big CRM: a page of records, not the whole change feed -------------------
+
+REMOVE_COMPANY: dict[str, Callable] = {
+    "hubspot": lambda sb, rid: sb.archive("companies", rid),
+    "pipedrive": lambda sb, rid: sb.delete("organizations", rid),
+    "salesforce": lambda sb, rid: sb.delete("Account", rid),
+    "zohocrm": lambda sb, rid: sb.delete("Accounts", rid),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(REMOVE_COMPANY))
+def test_the_mapping_preview_reads_one_page_of_a_large_crm(provider):
+    from app.sandbox.demo_data import sized
+    from app.sync.mapping import map_record
+    from tests.support import in_process
+
+    with sized("large"):  # 1,012 companies, 100 contacts
+        c = in_process(provider, "demo")
+    crm = c.connector
+    try:
+        gone = crm.sample_records("company", 1)[0].id
+        REMOVE_COMPANY[provider](c.sandbox, gone)  # archived / deleted in the CRM: never a sample
+        c.sandbox.request_log.clear()
+        samples = fetch_samples(crm, None, limit=25)
+        asked = list(c.sandbox.request_log)
+        mapping = crm.default_mapping()
+        full = {otype: {r.id: r for r in crm.read_records(otype, None).records} for otype in ("company", "person")}
+    finally:
+        crm.close()
+    # Each kind's fields and one list request each, however many records the CRM holds.
+    assert len(asked) <= 4, asked
+    assert all(status == 200 for _m, _p, status in asked)
+    for otype in ("company", "person"):
+        recs = [r for r in samples.records if r.object_type == otype]
+        assert len(recs) == 25
+        assert len({r.id for r in recs}) == 25
+        for rec in recs:
+            assert not rec.archived and (otype, rec.id) != ("company", gone)
+            party = map_record(rec, mapping)
+            assert party.name and party.email, (provider, rec)
+            same = full[otype][rec.id]  # the change feed's copy: same fields, same company link
+            assert rec.properties == same.properties and rec.company_id == same.company_id
+    assert any(r.company_id for r in samples.records if r.object_type == "person")
+
+
+def test_the_mapping_preview_leaves_matching_to_the_sync_and_says_so():
+    from app.sandbox.demo_data import sized
+    from app.wizard.mapping_flow import MATCHED_AT_SYNC
+    from tests.support import in_process
+
+    with sized("large"):
+        crm, acct = in_process("hubspot", "demo"), in_process("quickbooks", "demo")
+    try:
+        acct.sandbox.request_log.clear()
+        samples = fetch_samples(crm.connector, acct.connector)
+        draft = Draft(mapping=crm.connector.default_mapping())
+    finally:
+        crm.connector.close()
+        acct.connector.close()
+    assert acct.sandbox.request_log == []  # the ledger is not read for a preview
+    rows = preview(draft, samples)
+    assert len(rows) == 25
+    assert {r.outcome for r in rows} <= {MATCHED_AT_SYNC, "Held back for review"}
+    assert any(r.outcome == MATCHED_AT_SYNC for r in rows)
+    assert all(r.problems for r in rows if r.outcome == "Held back for review")
+
+
+def test_after_a_sync_the_preview_matches_against_the_stored_ledger_without_asking_it(tmp_path):
+    from app.ops.workspaces import add_workspace
+    from app.store.db import Store
+    from app.sync.engine import SyncEngine
+    from app.wizard.mapping_flow import stored_ledger
+    from tests.support import in_process
+
+    store = Store(f"sqlite:///{tmp_path}/w.db")
+    ws = add_workspace(store, "Acme", "hubspot", "quickbooks")
+    assert stored_ledger(store, "Acme") is None  # before the first sync there is no copy
+    crm, acct = in_process("hubspot", "demo"), in_process("quickbooks", "demo")
+    try:
+        SyncEngine(store, ws.id, crm.connector, acct.connector).run()
+        acct.sandbox.request_log.clear()
+        samples = fetch_samples(crm.connector, acct.connector, ledger=stored_ledger(store, "Acme"))
+        draft = Draft(mapping=crm.connector.default_mapping())
+    finally:
+        crm.connector.close()
+        acct.connector.close()
+    assert acct.sandbox.request_log == []  # the stored copy costs no request
+    rows = preview(draft, samples)
+    assert any(r.outcome.startswith("Links to '") for r in rows)  # synced records link to their customer
+    assert all(r.outcome.startswith(("Links to", "Held back", "Creates")) for r in rows)

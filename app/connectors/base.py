@@ -112,6 +112,19 @@ class WriteResult:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceState:
+    """An invoice as the ledger holds it now, with what decides whether it may still be voided.
+
+    ``sent``: the customer has (or may have) seen it: QuickBooks EmailStatus EmailSent, Xero
+    SentToContact, Zoho Books any status past draft.
+    """
+
+    invoice: Invoice
+    sent: bool
+    version: str | None = None
+
+
 class CrmConnector(Protocol):
     provider: str
     limits: Limits
@@ -124,6 +137,9 @@ class CrmConnector(Protocol):
     def company_name(self) -> str: ...
 
     def read_records(self, object_type: str, cursor: str | None) -> Changes[CrmRecord]: ...
+
+    def sample_records(self, object_type: str, limit: int) -> list[CrmRecord]:
+        """Up to ``limit`` live records (archived/deleted left out) in one list request, for previews."""
 
     def get_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]: ...
 
@@ -179,5 +195,14 @@ class AccountingConnector(Protocol):
     def read_payments(self, cursor: str | None) -> Changes[Payment]: ...
 
     def invoice_url(self, invoice_id: str) -> str: ...
+
+    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
+        """The current state of these invoices, read from the ledger (not the mirror); missing ones left out."""
+
+    def deactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """Make a customer inactive / archived, never delete it. ``version`` (when given) must still be current."""
+
+    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
+        """Void an invoice (Xero: a draft is DELETED, an approved one VOIDED); the ledger refuses a paid one."""
 
     def close(self) -> None: ...

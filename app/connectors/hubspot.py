@@ -604,6 +604,26 @@ class Connector:
         return Changes(records, read.cursor.dump(), read.deleted, full=read.full,
                        requests=self.api.request_count - before)
 
+    def sample_records(self, object_type: str, limit: int) -> list[CrmRecord]:
+        """Up to ``limit`` live records (at most one page of 100) in one v3 list request.
+
+        The list leaves archived records out unless asked; a contact's primary company comes in the
+        same answer through ``associations=companies``, as on a full read.
+        """
+        if object_type == "deal":
+            raise ValueError("Deals are read with read_deals().")
+        if limit <= 0:
+            return []
+        hs_type = HS_TYPE[object_type]
+        person = object_type == "person"
+        params: dict[str, Any] = {"limit": min(limit, PAGE), "properties": ",".join(self._wanted(hs_type))}
+        if person:
+            params["associations"] = "companies"
+        rows = self._call("GET", f"{OBJECTS}/{hs_type}", params=params).get("results") or []
+        primary = PRIMARY[("contacts", "companies")][1]
+        return [self._to_record(object_type, r, self._v3_primary(r, "companies", primary) if person else None)
+                for r in rows[:limit] if not r.get("archived")]
+
     def get_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
         if not ids:
             return []
@@ -769,7 +789,8 @@ class Connector:
         items = []
         for line in lines:
             p = line.get("properties") or {}
-            quantity = _dec(p.get("quantity")) or Decimal(1)
+            quantity = _dec(p.get("quantity"))
+            quantity = Decimal(1) if quantity is None else quantity  # a typed 0 stays 0, never 1
             price = _dec(p.get("price")) or Decimal(0)
             percent = _dec(p.get("hs_discount_percentage"))
             if percent is None:

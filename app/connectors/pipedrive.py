@@ -501,6 +501,17 @@ class Connector:
                     self._recent_archived.add(rid)
         return changed, deleted, state.advance(seen)
 
+    def sample_records(self, object_type: str, limit: int) -> list[CrmRecord]:
+        """Up to ``limit`` live records (at most 500) in one v2 list request.
+
+        v2 lists leave deleted records out; a person's organization is its ``org_id``, as on a full read.
+        """
+        if limit <= 0:
+            return []
+        payload = self._call("GET", f"{V2}/{ENTITY[object_type]}", params={"limit": min(limit, PAGE)})
+        rows = payload.get("data") or []
+        return [self._to_record(object_type, r) for r in rows[:limit] if not _is_gone(object_type, r)]
+
     def get_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
         if not ids:
             return []

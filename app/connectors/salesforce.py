@@ -621,6 +621,20 @@ class Connector:
         extras = {ref: bodies.get(ref) for ref in (extra or {})}
         return fresh, deleted, _Cursor(ts, now, dele, seen, gone, fields, state.lines), extras
 
+    def sample_records(self, object_type: str, limit: int) -> list[CrmRecord]:
+        """Up to ``limit`` live records (at most 2,000) in one SOQL query with LIMIT.
+
+        ``query`` (not ``queryAll``) leaves deleted and merged-away records out; a contact's
+        ``AccountId`` is among the selected fields, as on a full read.
+        """
+        if limit <= 0:
+            return []
+        sobject = OBJECT[object_type]
+        soql = f"{_soql(self._select(sobject), sobject)} LIMIT {min(int(limit), PAGE)}"
+        page = self._call("GET", f"{self.base}/query", params={"q": soql}, headers=QUERY_OPTIONS) or {}
+        return [self._to_record(object_type, r) for r in (page.get("records") or [])[:limit]
+                if not r.get("IsDeleted")]
+
     def get_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
         if not ids:
             return []

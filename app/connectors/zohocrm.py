@@ -633,6 +633,34 @@ class Connector:
         records = [self._to_record(object_type, r) for r in rows]
         return Changes(records, new.dump(), deleted, full=state is None, requests=self.api.request_count - before)
 
+    def sample_records(self, object_type: str, limit: int) -> list[CrmRecord]:
+        """Up to ``limit`` records (at most 200: one credit) in one COQL query.
+
+        COQL rather than GET records: GET takes at most 50 ``fields``, and the mapping wizard shows
+        any field of the module (custom ones included), which COQL selects (up to 500) as the
+        change feed does. Records in the recycle bin are not queried.
+        """
+        if limit <= 0:
+            return []
+        module = MODULE[object_type]
+        size = min(int(limit), COQL_FIRST)
+
+        def query(cols: list[str]) -> list[dict[str, Any]]:
+            select = ", ".join(dict.fromkeys(["Modified_Time", *cols]))
+            # Only API names from the metadata and a number go into the query.
+            rows, _, _ = self._coql(f"select {select} from {module} where id is not null "  # noqa: S608
+                                    f"order by id asc limit {size}")
+            return rows
+
+        try:
+            rows = query(self._columns(module))
+        except ValidationRejected as exc:
+            if exc.code != "INVALID_QUERY":
+                raise
+            self._fields(module, fresh=True)  # a column went away: read the fields again, once
+            rows = query(self._columns(module))
+        return [self._to_record(object_type, r) for r in rows[:limit]]
+
     def _by_ids(self, module: str, ids: Sequence[str], cols: list[str]) -> list[dict[str, Any]]:
         select = ", ".join(dict.fromkeys(["Modified_Time", *cols]))
         out: list[dict[str, Any]] = []

@@ -49,6 +49,7 @@ from app.wizard.mapping_flow import (
     DIRECTION_LABEL,
     FIELD_LABEL,
     INVOICE_LABEL,
+    MATCHED_AT_SYNC,
     OBJECT_LABEL,
     OBJECTS,
     RULE_LABEL,
@@ -59,6 +60,7 @@ from app.wizard.mapping_flow import (
     fields_of,
     sample_values,
     set_field,
+    stored_ledger,
 )
 
 PAGE_IDS = {"objects": 0, "fields": 1, "preview": 2, "save": 3}
@@ -418,6 +420,11 @@ class PreviewPage(_Page):
         held = sum(1 for r in rows if r.problems)
         creates = sum(1 for r in rows if r.outcome.startswith("Creates"))
         links = sum(1 for r in rows if r.outcome.startswith("Links"))
+        if any(r.outcome == MATCHED_AT_SYNC for r in rows):  # the ledger was not read for the preview
+            self.summary.setText(f"{text.plural(len(rows), 'sample record')}, {held:,} held back for review. "
+                                 "The others are compared with the ledger's customers when syncing: one with the "
+                                 "same email, tax ID or name is linked, otherwise a new customer is created.")
+            return
         self.summary.setText(f"{text.plural(len(rows), 'sample record')}: {creates:,} would be created, "
                              f"{links:,} linked to existing customers, {held:,} held back for review.")
 
@@ -479,7 +486,7 @@ class MappingWizard(QWizard):
         def load(_progress: Any) -> tuple[dict[str, dict[str, str]], Samples]:
             crm, acct = workspaces.open_connectors(store, tokens, ws, transport=transport)
             try:
-                return crm.default_mapping(), fetch_samples(crm, acct)
+                return crm.default_mapping(), fetch_samples(crm, acct, ledger=stored_ledger(store, ws.name))
             finally:
                 crm.close()
                 acct.close()

@@ -1,8 +1,8 @@
 """The field-mapping wizard as a plain-Python flow.
 
 Steps: ``objects`` (which CRM records become ledger customers), ``fields`` (provider field,
-transform, source-of-truth rule and direction per canonical field), ``preview`` (sample records
-from both sides, mapped with the draft, with what would happen and any validation error) and
+transform, source-of-truth rule and direction per canonical field), ``preview`` (a page of sample
+records from the CRM, mapped with the draft, with what would happen and any validation error) and
 ``save`` (a new version of the workspace's mapping; older versions are kept and listed).
 
 The sync engine reads what ``save`` writes: settings ``mapping``, ``rules``, ``field_direction``,
@@ -17,10 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from app.connectors.base import FieldInfo
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord
 from app.ops import workspaces
 from app.store.db import Store
+from app.store.models import Mirror
+from app.sync.engine import _party_from
 from app.sync.mapping import TRANSFORM_LABELS, map_record
 from app.sync.match import Index, find_match
 from app.sync.planner import DEFAULT_RULES, customer_candidates
@@ -45,6 +49,8 @@ DIRECTION_LABEL = {"both": "Both ways", "crm_to_acct": "CRM → accounting", "ac
                    "off": "Don't sync"}
 INVOICE_LABEL = {"both": "Create invoices for won deals", "off": "Don't create invoices"}
 MAX_VERSIONS = 50
+MATCHED_AT_SYNC = ("Checked when syncing: linked to a ledger customer with the same email, tax ID or name, "
+                   "otherwise created")
 
 
 def fields_of(object_type: str) -> tuple[str, ...]:
@@ -110,7 +116,8 @@ class Samples:
 
     records: list[CrmRecord]
     fields: dict[str, list[FieldInfo]]  # object type -> the CRM's fields, custom ones included
-    ledger: list[AccountingCustomer] = field(default_factory=list)
+    # Ledger customers to match against; None when the ledger was not read (matched when syncing).
+    ledger: list[AccountingCustomer] | None = field(default_factory=list)
     ledger_problems: Callable[[Any], list[tuple[str, str]]] | None = None
 
 
@@ -164,7 +171,7 @@ def preview(draft: Draft, samples: Samples, limit: int = 25) -> list[PreviewRow]
     records = {(r.object_type, r.id): r for r in samples.records}
     refs = customer_candidates(records, draft.customers_from)[:limit]
     index = Index()
-    for cust in samples.ledger:
+    for cust in samples.ledger or []:
         if cust.active:
             index.add(cust.id, cust.party, cust.raw_name or cust.party.name)
     rows = []
@@ -177,6 +184,8 @@ def preview(draft: Draft, samples: Samples, limit: int = 25) -> list[PreviewRow]
         values = {f: party.fields().get(f) for f in PARTY_FIELDS}
         if messages:
             outcome = "Held back for review"
+        elif samples.ledger is None:
+            outcome = MATCHED_AT_SYNC
         else:
             match = find_match(party, index)
             if match.ambiguous:
@@ -246,19 +255,32 @@ def save_draft(store: Store, workspace: str, draft: Draft, summary: str,
     return number
 
 
-def fetch_samples(crm: Any, acct: Any | None = None, limit: int = 40) -> Samples:
-    """Fields (custom ones included, through the CRM's API) and a few real records of each kind."""
+def stored_ledger(store: Store, workspace: str) -> list[AccountingCustomer] | None:
+    """The ledger's customers as the last sync read them (what the sync itself matches against), at no API
+    cost; None before the first sync, when there is no copy yet."""
+    ws = workspaces.get_workspace(store, workspace)
+    with store.session() as s:
+        rows = list(s.scalars(select(Mirror).where(Mirror.workspace_id == ws.id, Mirror.side == "accounting",
+                                                   Mirror.object_type == "customer")))
+        return [AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at, not m.archived, m.version,
+                                   m.data.get("raw_name")) for m in rows] or None
+
+
+def fetch_samples(crm: Any, acct: Any | None = None, limit: int = 40,
+                  ledger: list[AccountingCustomer] | None = None) -> Samples:
+    """Fields (custom ones included, through the CRM's API) and up to ``limit`` live records of each kind.
+
+    One list request per kind of record, however big the CRM. The ledger is not read: which
+    customer a record links to depends on the mapping being edited and is matched the way the
+    sync matches (email, tax ID, normalised name) against all customers, which exact lookups
+    cannot reproduce; the preview says so instead, unless ``ledger`` (the workspace's stored copy, see
+    ``stored_ledger``) is given. ``acct`` only lends its pre-send checks.
+    """
     fields = {otype: crm.list_fields(otype) for otype in OBJECTS}
     records: list[CrmRecord] = []
     for otype in OBJECTS:
-        changes = crm.read_records(otype, None)
-        live = [r for r in changes.records if not r.archived]
-        records += live[:limit]
-    ledger: list[AccountingCustomer] = []
-    problems = None
-    if acct is not None:
-        ledger = list(acct.read_customers(None).records)
-        problems = getattr(acct, "party_problems", None)
+        records += [r for r in crm.sample_records(otype, limit) if not r.archived][:limit]
+    problems = getattr(acct, "party_problems", None) if acct is not None else None
     return Samples(records, fields, ledger, problems)
 
 
