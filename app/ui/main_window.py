@@ -15,6 +15,7 @@ from app.ops import status
 from app.ops.sync_run import run_sync
 from app.store.db import Store
 from app.ui.empty_state import EmptyState
+from app.ui.migration_wizard import MigrationActions
 from app.ui.models import WorkspaceListModel
 from app.ui.resources import icon
 from app.ui.sync_controller import SyncController, SyncFn
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self._add_actions()
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
+        self.migration_actions = MigrationActions(self, store, tokens, pool)  # Migrate existing records…
         self.reload()
 
     def _add_actions(self) -> None:

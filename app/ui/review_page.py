@@ -38,6 +38,7 @@ from app.ui.models import RowRole, RowTableModel
 from app.ui.tables import Fill, TableOrNote, make_table
 from app.ui.text import Notice
 from app.ui.theme import Palette
+from app.wizard.migration_flow import later_matches
 
 NOTHING_TO_REVIEW = ("Nothing to review. When a field changes differently in the CRM and in the ledger and your "
                      "rules say \"ask me\", it waits here for your choice.")
@@ -236,8 +237,10 @@ class ReviewPage(QWidget):
             return
         keep = self.selected_item()
         ws_id = self.workspace.id
-        items = review_items(conflicts.open_conflicts(self._store, ws_id),
-                             conflicts.ambiguous_matches(self._store, ws_id))
+        matches = conflicts.ambiguous_matches(self._store, ws_id)
+        later = {(m.record_type, m.record_id): m for m in later_matches(self._store, ws_id)}  # the migration's
+        matches = [later.pop((m.record_type, m.record_id), m) for m in matches] + list(later.values())
+        items = review_items(conflicts.open_conflicts(self._store, ws_id), matches)
         self.model.set_rows(items)
         self._show_pending(conflicts.pending_choices(self._store, ws_id))
         if items:
