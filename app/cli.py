@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     wn = wsub.add_parser("rename")
     wn.add_argument("name")
     wn.add_argument("new_name")
+    wset = wsub.add_parser("set", help="change a workspace's settings")
+    wset.add_argument("name")
+    wset.add_argument("--report-folder", metavar="DIR",
+                      help="where the monthly reconciliation workbooks go ('' for the default folder)")
 
     c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
     c.add_argument("provider")
@@ -83,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     mg.add_argument("--exclude", nargs="+", type=int, action="extend", default=[], metavar="ID",
                     help="leave these plan rows out (row numbers from the dry run)")
     mg.add_argument("--json", action="store_true", help="print one JSON object with the plan or the result")
+
+    hi = sub.add_parser("history", help="every field change the runs of a workspace made, newest first")
+    hi.add_argument("name")
+    hi.add_argument("--record", help="only this record (its id in the CRM or the ledger)")
+    hi.add_argument("--field", help="only this field (e.g. email)")
+    hi.add_argument("--json", action="store_true")
+
+    un = sub.add_parser("undo", help="take back what one run changed (see the run ids in 'status')")
+    un.add_argument("run", nargs="+", metavar="RUN_ID", help="the run to undo ([NAME] RUN_ID is accepted too)")
+    un.add_argument("--workspace", help="check that the run belongs to this workspace")
+    un.add_argument("--dry-run", action="store_true", help="show what would be undone and left alone; write nothing")
+    un.add_argument("--json", action="store_true")
+
+    rl = sub.add_parser("release", help="let the next sync make again a CRM record an undo held back")
+    rl.add_argument("name")
+    rl.add_argument("record_type", choices=("company", "person", "deal"))
+    rl.add_argument("record_id")
 
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
@@ -161,8 +182,10 @@ def _print_run_summary(run: Any) -> None:
           f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
     print(f"  {c.get('quarantined', 0)} held back for review, {c.get('conflicts', 0)} conflicts, "
           f"{c.get('writes', 0)} writes")
-    if c.get("invoices_created") or c.get("deals_updated") or c.get("deals_held"):
-        print(f"  {c.get('invoices_created', 0)} invoices created for won deals, "
+    if c.get("invoices_created") or c.get("deals_updated") or c.get("deals_held") or c.get("invoices_matched"):
+        matched = c.get("invoices_matched", 0)
+        print(f"  {c.get('invoices_created', 0)} invoices created for won deals"
+              + (f" ({matched} more already had one in the ledger and were linked to it)" if matched else "") + ", "
               f"{c.get('deals_held', 0)} won deals held back, "
               f"{c.get('deals_updated', 0)} deals given their invoice's payment status")
     for err in run.errors[:10]:
@@ -192,6 +215,19 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     elif args.action == "rename":
         ws = workspaces.rename_workspace(store, args.name, args.new_name)
         print(f"Workspace '{args.name}' is now called '{ws.name}'. Its connections, links and history are kept.")
+    elif args.action == "set":
+        if args.report_folder is None:
+            print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme.", file=sys.stderr)
+            return 2
+        from app.ops.reconcile_month import folder_problem, report_folder
+
+        folder = args.report_folder.strip()
+        if folder and (problem := folder_problem(folder)):
+            print(problem, file=sys.stderr)
+            return 2
+        workspaces.update_settings(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
+        where = report_folder(workspaces.get_workspace(store, args.name).settings)
+        print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
     elif args.action == "remove":
         removed = workspaces.remove_workspace(store, _tokens(), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
@@ -268,6 +304,101 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"    - {q['name']}: {' '.join(q['reasons'])}")
         for r in ws["last_runs"][:3]:
             print(f"  run {r['id']} {r['started_at']} {r['status']}: {r['counts'].get('writes', 0)} writes")
+    return 0
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from app.ops.history import field_changes, record_names
+    from app.ops.workspaces import get_workspace
+
+    _, store = _open(args)
+    get_workspace(store, args.name)
+    rows = field_changes(store, args.name, record_id=args.record, field=args.field)
+    if args.json:
+        print(json.dumps({"workspace": args.name, "changes": [
+            {"run_id": r.run_id, "run_started": r.run_started.isoformat() + "Z", "trigger": r.trigger,
+             "side": r.side, "record_id": r.record_id, "field": r.field, "before": r.before, "after": r.after,
+             "rule": r.rule} for r in rows]}))
+        return 0
+    if not rows:
+        print("No changes recorded" + (" for that record or field." if args.record or args.field else " yet."))
+        return 0
+    names = record_names(store, args.name)
+    widths = (16, 4, 8, 6, 24, 16, 24, 24, 14)
+    head = ("When (UTC)", "Run", "By", "Side", "Record", "Field", "Before", "After", "Why")
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+    for r in rows:
+        side = {"accounting": "ledger", "crm": "CRM", "local": "link"}.get(r.side, r.side)
+        deal = (r.side == "crm" and r.field.startswith("crossledger_")) or r.field == "linked_invoice"
+        record = names.get(("deal" if deal else r.side, r.record_id)) or r.record_id
+        before, after = r.before, r.after
+        if r.side == "local" and before:  # a link: the ledger record it pointed to
+            before = names.get(("accounting", before)) or before
+        cells = (f"{r.run_started:%Y-%m-%d %H:%M}", r.run_id, r.trigger, side, record,
+                 r.field.removeprefix("crossledger_"),
+                 before if before is not None else "(blank)", after if after is not None else "(blank)", r.rule)
+        print("  ".join(_cell(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from app.ops.undo import UndoError, apply_undo, plan_undo, workspace_of_run
+
+    if len(args.run) > 2 or not args.run[-1].isdigit():
+        raise UndoError("Give the run's number, e.g. 'crossledger undo 12' ('crossledger status' lists them).")
+    run_id = int(args.run[-1])
+    wanted = args.workspace or (args.run[0] if len(args.run) == 2 else None)
+    _, store = _open(args)
+    name = workspace_of_run(store, run_id)
+    if wanted and wanted != name:
+        raise UndoError(f"Run {run_id} belongs to workspace '{name}', not '{wanted}'.")
+    if args.dry_run:
+        plan = plan_undo(store, _tokens(), name, run_id)
+        if args.json:
+            print(json.dumps({"dry_run": True, **plan.to_json()}))
+            return 0
+        print(f"{plan.run_summary}")
+        print(f"Undoing run {run_id} would do {len(plan.steps)} thing(s):" if plan.steps else
+              f"Undoing run {run_id} would change nothing.")
+        for step in plan.steps:
+            print(f"  - {step.description}")
+        if plan.refusals:
+            print(f"And leave {len(plan.refusals)} thing(s) as they are:")
+            for r in plan.refusals:
+                print(f"  - {r.reason}")
+        print("Nothing was changed (dry run). Run it again without --dry-run to undo.")
+        return 0
+    result = apply_undo(store, _tokens(), name, run_id, progress=None if args.json else _print_progress)
+    if args.json:
+        print(json.dumps({"dry_run": False, "run_id": run_id, "workspace": name, **result.to_json()}))
+    else:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(result.message)
+        for line in result.errors:
+            print(f"  - {line}")
+    return 0 if result.status in ("ok", "partial") else 1
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from app.ops.undo import held_by_undo, release_undone
+    from app.ops.workspaces import get_workspace
+
+    _, store = _open(args)
+    get_workspace(store, args.name)
+    held = {(t, rid): name for t, rid, name in held_by_undo(store, args.name)}
+    if not release_undone(store, args.name, args.record_type, args.record_id):
+        listed = "; ".join(f"{t} {rid} ({name})" for (t, rid), name in held.items()) or "none"
+        print(f"crossledger: no {args.record_type} {args.record_id} is held back by an undo in '{args.name}' "
+              f"(held back: {listed}).", file=sys.stderr)
+        return 2
+    name = held.get((args.record_type, args.record_id)) or args.record_id
+    print(f"Released {name}: the next sync of '{args.name}' makes it again.")
     return 0
 
 
@@ -385,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from app.connectors.errors import ConnectorError
+    from app.ops.undo import UndoError
     from app.ops.workspaces import UserError
     from app.sync.engine import Busy
 
@@ -398,8 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             return _gui(args, home, store)
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
-                "doctor": cmd_doctor, "migrate": cmd_migrate}[args.command](args)
-    except (UserError, Busy) as exc:
+                "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
+                "undo": cmd_undo, "release": cmd_release}[args.command](args)
+    except (UserError, Busy, UndoError) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2
     except ConnectorError as exc:

@@ -39,6 +39,8 @@ class CallLog:
 
     requests: Counter = field(default_factory=Counter)
     depth: int = 0
+    throttled: int = 0  # answers of 429 (the connector waits and sends again: those are counted too)
+    expired: int = 0  # answers of 401 (an access token expired: refreshed and sent again)
 
     def reads(self) -> dict[str, int]:
         return {k: v for k, v in self.requests.items() if k.startswith(READ_PREFIXES)}
@@ -48,6 +50,8 @@ class CallLog:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.throttled = 0
+        self.expired = 0
 
 
 def _instrument(connector: Any) -> CallLog:
@@ -94,7 +98,7 @@ def sized_seed(companies: int, people: int = 100, deals: int = 60) -> contextlib
 def side(provider: str, seed: str = "demo") -> Side:
     sandbox = registry.sandbox_class(provider)()
     sandbox.seed(seed)
-    transport = InProcessTransport(sandbox)
+    transport = _CountingTransport(sandbox)
     tokens = MemoryTokenStore()
     conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
                       auth_url=sandbox.public_url)
@@ -102,7 +106,23 @@ def side(provider: str, seed: str = "demo") -> Side:
                        transport=transport, client_secret="sandbox-secret")
     # Waiting out a rate limit moves the sandbox's clock: limits are honoured at no wall time.
     connector = registry.make_connector(conn, tokens, transport=transport, sleep=sandbox.advance)
-    return Side(provider, sandbox, connector, _instrument(connector))
+    log = _instrument(connector)
+    transport.log = log
+    return Side(provider, sandbox, connector, log)
+
+
+class _CountingTransport(InProcessTransport):
+    """Counts the sandbox's 429 answers, so a count of calls can say which were throttled retries."""
+
+    log: CallLog | None = None
+
+    def handle_request(self, request: Any) -> Any:
+        response = super().handle_request(request)
+        if response.status_code == 429 and self.log is not None:
+            self.log.throttled += 1
+        if response.status_code == 401 and self.log is not None:
+            self.log.expired += 1
+        return response
 
 
 class World:
@@ -164,3 +184,43 @@ def median(values: list[float]) -> float:
     if not n:
         return float("nan")
     return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def seed_companies(crm_sandbox: Any, n: int) -> None:
+    """``n`` distinct CRM companies (generated names, each with an email, phone and address).
+
+    The same generator as ``bench.migration_bench``: a few near-twins (names sharing all but one word)
+    go to review instead of being created, so a run creates slightly fewer than ``n``.
+    """
+    from bench.migration_bench import _seed_companies
+
+    _seed_companies(crm_sandbox, n)
+
+
+def naive(connector: Any) -> Any:
+    """Make ``connector`` a one-call-per-record client: the engine sends it one record a call."""
+    import dataclasses
+
+    connector.limits = dataclasses.replace(connector.limits, batch_max=1)
+    return connector
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB: VmHWM, which starts afresh at exec.
+
+    (Not getrusage's ru_maxrss: Linux keeps that across fork and exec, so a probe started from a
+    big parent would report the parent's size.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def rss_mb() -> float:
+    """Current resident set size, in MB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

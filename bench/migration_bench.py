@@ -61,6 +61,8 @@ def _connector(provider: str, sandbox: Any) -> Any:
     connector.api.limiter = RateLimiter(old.requests * SCALE, old.window)
     if (batch := batch_limits(connector)) is not None:
         connector.batch_limits = dataclasses.replace(batch, requests=batch.requests * SCALE)
+    if hasattr(connector, "batch_pacer"):  # QuickBooks paces its own batch calls (40 a minute)
+        connector.batch_pacer = RateLimiter(connector.batch_pacer.requests * SCALE, connector.batch_pacer.window)
     return connector
 
 

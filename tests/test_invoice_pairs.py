@@ -451,3 +451,25 @@ def test_workspace_can_ask_for_review_instead_of_updating_drafts(tmp_path):
     with w.store.session() as s:
         [flag] = s.query(ConflictRow).filter_by(crm_id=deal.id).all()
     assert flag.field == "invoice:lines" and flag.outcome == "open"
+
+
+def test_an_update_the_ledger_refuses_mid_run_is_journalled_as_failed_and_flagged(tmp_path):
+    """The invoice was approved in the ledger between our read and our update: flagged, never left pending."""
+    from app.connectors.base import WriteResult
+    from app.connectors.errors import ValidationRejected
+    from app.store.models import Journal
+
+    w = _won_world(tmp_path, "hubspot", "xero", [("Approved meanwhile", THREE_LINES)])
+    w.sync()
+    [deal] = w.deals()
+    edit_line(w, deal.line_items[1].id, "5")
+    refused = lambda writes: [WriteResult(x.key, error=ValidationRejected(  # noqa: E731
+        "This document cannot be edited as it has a payment or credit note allocated to it.", provider="xero"))
+        for x in writes]
+    with mock.patch.object(w.acct.connector, "update_invoices", refused):
+        w.sync()
+    with w.store.session() as s:
+        ops = {(j.op, j.status) for j in s.query(Journal).filter_by(op="update_invoice")}
+        flags = [c.field for c in s.query(ConflictRow).filter_by(crm_id=deal.id)]
+    assert ops == {("update_invoice", "failed")}  # not left pending for the next run to puzzle over
+    assert flags == ["invoice:lines"]

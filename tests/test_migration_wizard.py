@@ -292,7 +292,9 @@ def test_the_wizard_from_the_demo_sandboxes_to_a_finished_migration(qtbot, qapp_
         assert window.migration_actions.action in menu.actions()
         menu.aboutToShow.emit()
         assert window.migration_actions.action.isEnabled()
-        window.migration_actions.action.trigger()
+        button = window.page.connection_bar.migrate_button  # the same, under the workspace's name
+        assert button.isVisible() and button.isEnabled()
+        button.click()
         wizard = window.migration_actions.wizard
         assert isinstance(wizard, MigrationWizard) and wizard.isVisible()
         wizard.resize(1180, 760)
@@ -440,7 +442,7 @@ def test_pause_continue_and_cancel_leave_a_state_the_next_wizard_continues(qtbot
 
     # Pause while a batch is being written: it stops after that batch, and Continue goes on
     gate = gated[-1]
-    assert gate.waiting.wait(30)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=30000)  # the event loop runs meanwhile
     qtbot.mouseClick(apply.pause_button, Qt.MouseButton.LeftButton)
     assert "Pausing" in apply.stage.text()
     gate.go.set()
@@ -452,7 +454,7 @@ def test_pause_continue_and_cancel_leave_a_state_the_next_wizard_continues(qtbot
     # Cancel during the next held batch: the wizard closes; the batch finishes and the plan waits
     gate = gated[-1]
     gate.waiting.clear()
-    assert gate.waiting.wait(30)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=30000)  # the event loop runs meanwhile
     job = wizard.job
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
     assert not wizard.isVisible()

@@ -580,3 +580,52 @@ def test_demo_seed_has_ledger_customers_for_the_demo_companies_and_items_for_pro
     assert len(customers) == len(in_ledger) + 5
     assert {i.sku for i in c.connector.read_items(None).records} == {p[0] for p in PRODUCTS}
     assert json.loads(c.connector.read_items(None).cursor)["since"] > 0
+
+
+# -- undo: deactivate a customer, void an invoice (issue 14) ----------------------------------------
+def test_deactivate_customer_is_a_sparse_active_false_and_never_a_delete():
+    c = world("empty")
+    [made] = c.connector.create_customers([CustomerWrite("u1", party("Undo Me Ltd"))])
+    res = c.connector.deactivate_customer(made.id, made.version)
+    assert res.ok and res.record.active is False
+    rec = c.sandbox.find("Customer", Id=made.id)[0]
+    assert rec["Active"] is False and rec["DisplayName"] == "Undo Me Ltd (deleted)"
+    sent = [p for m, p, _ in c.sandbox.request_log if m == "POST" and p.endswith("/customer")]
+    assert len(sent) == 1
+    again = c.connector.deactivate_customer(made.id)  # already inactive: nothing sent
+    assert again.ok and [p for m, p, _ in c.sandbox.request_log if m == "POST" and p.endswith("/customer")] == sent
+    stale = c.connector.get_customers([made.id])[0]
+    [other] = c.connector.create_customers([CustomerWrite("u2", party("Edited Since Ltd"))])
+    c.sandbox.user_edit("Customer", other.id, Notes="edited")
+    refused = c.connector.deactivate_customer(other.id, other.version)
+    assert isinstance(refused.error, StaleVersion) and stale.active is False
+    assert c.sandbox.find("Customer", Id=other.id)[0]["Active"] is True
+
+
+def test_void_invoice_uses_operation_void_and_sent_or_paid_show_in_the_state():
+    c = world("demo")
+    skus = items_by_sku(c)
+    cust = c.sandbox.find("Customer", DisplayName="Harbourview Dental Group")[0]["Id"]
+    lines = [InvoiceLine("Setup", Decimal(1), Decimal("950.00"), Decimal(0), skus["SETUP"])]
+    a, b, d = c.connector.create_invoices([InvoiceWrite(k, _invoice(c, cust, f"CRM deal {k}", lines))
+                                           for k in ("va", "vb", "vd")])
+    states = {s.invoice.id: s for s in c.connector.get_invoice_states([a.id, b.id, d.id])}
+    assert [states[i].sent for i in (a.id, b.id, d.id)] == [False, False, False]
+    sent = raw(c, "POST", f"/invoice/{b.id}/send", params={"sendTo": "ap@harbourview.example"})
+    assert sent.status_code == 200 and sent.json()["Invoice"]["EmailStatus"] == "EmailSent"
+    no_address = raw(c, "POST", f"/invoice/{d.id}/send")
+    assert no_address.status_code == 400
+    assert c.connector.get_invoice_states([b.id])[0].sent is True
+    c.sandbox.record_payment(d.id, Decimal("100.00"), c.sandbox.today())
+    paid = c.connector.get_invoice_states([d.id])[0]
+    assert paid.invoice.status == "partly_paid" and paid.invoice.amount_paid == Decimal("100.00")
+
+    res = c.connector.void_invoice(a.id, states[a.id].version)
+    assert res.ok and res.record.status == "void" and res.record.total == 0
+    voids = [p for m, p, _ in c.sandbox.request_log if m == "POST" and p.endswith("/invoice")]
+    assert c.sandbox.find("Invoice", Id=a.id)[0]["PrivateNote"] == "Voided"
+    assert c.connector.void_invoice(a.id).ok  # already void: nothing more is sent
+    assert [p for m, p, _ in c.sandbox.request_log if m == "POST" and p.endswith("/invoice")] == voids
+    stale = c.connector.void_invoice(b.id, states[b.id].version)  # sending it moved its SyncToken
+    assert isinstance(stale.error, StaleVersion)
+    assert c.connector.get_invoice_states([b.id])[0].invoice.status != "void"

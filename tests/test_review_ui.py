@@ -30,7 +30,7 @@ from app.ops.workspaces import add_workspace, save_connection, update_settings
 from app.store.db import Store
 from app.store.models import ConflictRow, FieldChange, Quarantine
 from app.ui.app import make_application
-from app.ui.diff_view import HIGHLIGHT, spans_html
+from app.ui.diff_view import GAP_MARK, HIGHLIGHT, spans_html
 from app.ui.main_window import MainWindow
 from app.ui.review_page import ReviewModel, review_items
 from tests.support import Connected, over_http
@@ -150,7 +150,8 @@ def test_changed_words_and_characters_are_highlighted() -> None:
     left, right = diff_spans("14 Station Road", "14 Station Rd")
     left_html, right_html = spans_html(left), spans_html(right)
     assert "14 Station R" in left_html and f'background-color:{HIGHLIGHT};">oa</span>' in left_html
-    assert HIGHLIGHT not in right_html  # nothing on the right that the left lacks: only letters dropped
+    # the right lacks the letters: a caret marks where, and no letter of it is highlighted
+    assert right_html.count(HIGHLIGHT) == 1 and f'{GAP_MARK}</span>d</span>' in right_html
     _left, r2 = diff_spans("GU5 0AA", "GU5 0AX")
     assert f'{HIGHLIGHT};">X</span>' in spans_html(r2)
     assert "&lt;b&gt;" in spans_html(diff_spans("<b>", None)[0])  # values are text, never markup

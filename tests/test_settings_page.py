@@ -125,3 +125,37 @@ def test_with_no_workspace_the_page_says_so(tmp_path, qtbot):
     qtbot.addWidget(page)
     assert not page.empty.isHidden() and not page.ws_card.isEnabled()
     assert page.current_workspace() is None
+
+
+def test_the_reports_folder_is_chosen_checked_and_saved(setup, qtbot, tmp_path):
+    store, scheduler = setup
+    page = SettingsPage(store, scheduler, now=lambda: NOW, autostart_command=["/usr/bin/crossledger"])
+    qtbot.addWidget(page)
+    assert page.report_folder.text() == "" and "reports" in page.report_folder.placeholderText()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    page.report_folder.setText(str(blocker / "books"))
+    assert page.save() is False
+    assert "cannot write to the reports folder" in page.message.text()
+    assert "report_folder" not in _settings(store, "Acme")  # nothing saved, the text stays for fixing
+    assert page.report_folder.text() == str(blocker / "books")
+    page.report_folder.setText(str(tmp_path / "Reports" / "Acme"))
+    assert page.save()
+    assert _settings(store, "Acme")["report_folder"] == str(tmp_path / "Reports" / "Acme")
+    assert (tmp_path / "Reports" / "Acme").is_dir()
+    page.report_folder.clear()  # back to the default
+    assert page.save()
+    assert _settings(store, "Acme")["report_folder"] is None
+
+
+def test_the_cli_sets_the_reports_folder(tmp_path):
+    from tests.test_cli import cli
+
+    home = tmp_path / "home"
+    cli(home, "workspace", "add", "Acme", "--crm", "hubspot", "--accounting", "xero")
+    out = cli(home, "workspace", "set", "Acme", "--report-folder", str(tmp_path / "Books")).stdout
+    assert f"now go to {tmp_path / 'Books'}" in out
+    bad = cli(home, "workspace", "set", "Acme", "--report-folder", "relative/dir", check=False)
+    assert bad.returncode == 2 and "not a full folder path" in bad.stderr
+    out = cli(home, "workspace", "set", "Acme", "--report-folder", "").stdout
+    assert f"now go to {home / 'reports'}" in out

@@ -402,6 +402,20 @@ def test_post_with_a_known_name_updates_that_contact_and_archived_names_are_free
     assert unarchive.status_code == 400  # restoring it now clashes
 
 
+def test_a_renamed_contact_frees_its_old_name_and_takes_the_new_one():
+    c = world("demo")
+    [a] = c.connector.create_customers([CustomerWrite("a", party("Harbour Lights Ltd"))])
+    [again] = c.connector.create_customers([CustomerWrite("b", party("HARBOUR lights ltd"))])
+    assert isinstance(again.error, DuplicateName)
+    [renamed] = c.connector.update_customers([CustomerWrite("c", party("Harbour Lights Trading Ltd"), id=a.id,
+                                                            version=a.version)])
+    assert renamed.ok
+    [old_name] = c.connector.create_customers([CustomerWrite("d", party("Harbour Lights Ltd"))])
+    assert old_name.ok  # the old name is free again
+    [new_name] = c.connector.create_customers([CustomerWrite("e", party("harbour lights trading ltd"))])
+    assert isinstance(new_name.error, DuplicateName)  # ... and the new one is taken
+
+
 def test_an_idempotency_key_replays_the_first_answer():
     c = world("empty")
     body = {"Contacts": [{"Name": "Once Only Ltd"}]}
@@ -754,3 +768,54 @@ def test_invoice_lines_name_new_items_by_code():
     unknown = Invoice(None, cid, "GBP", (line("?", "1", "1", item_id="nope"),))
     [gone] = fresh.create_invoices([InvoiceWrite("w", unknown)])
     assert isinstance(gone.error, ValidationRejected) and gone.error.field == "item"
+
+
+# -- undo: archive a contact, void or delete an invoice (issue 14) ----------------------------------
+def test_deactivate_customer_archives_the_contact():
+    c = world("empty")
+    cid = customer(c, "Archive Me Ltd")
+    res = c.connector.deactivate_customer(cid)
+    assert res.ok and res.record.active is False
+    [back] = c.connector.get_customers([cid])
+    assert back.active is False
+    posts = [p for m, p, _ in c.sandbox.request_log if m == "POST" and "/Contacts/" in p]
+    assert len(posts) == 1
+    assert c.connector.deactivate_customer(cid).ok  # already archived: nothing sent
+    assert [p for m, p, _ in c.sandbox.request_log if m == "POST" and "/Contacts/" in p] == posts
+    # Contact names are unique among active contacts only: the name is free again.
+    [again] = c.connector.create_customers([CustomerWrite("second", party("Archive Me Ltd", currency="GBP"))])
+    assert again.ok and again.id != cid
+
+
+def test_void_invoice_deletes_a_draft_voids_an_approved_one_and_xero_refuses_a_paid_one():
+    c = world("demo")
+    cid = customer(c)
+    draft, live, paid = c.connector.create_invoices([
+        InvoiceWrite(k, Invoice(None, cid, "GBP", (line("Work", "1", "10.00"),), reference=f"CRM deal {k}",
+                                status="draft" if k == "d" else "awaiting_payment")) for k in ("d", "l", "p")])
+    c.sandbox.record_payment(paid.id, Decimal("4.00"), "2026-01-02")
+    states = {s.invoice.id: s for s in c.connector.get_invoice_states([draft.id, live.id, paid.id])}
+    assert [states[i].sent for i in (draft.id, live.id, paid.id)] == [False, False, False]
+    assert c.connector.void_invoice(draft.id, states[draft.id].version).ok
+    raw_draft = raw(c, "GET", f"{API}/Invoices/{draft.id}").json()["Invoices"][0]
+    assert raw_draft["Status"] == "DELETED"
+    res = c.connector.void_invoice(live.id)
+    assert res.ok and res.record.status == "void"
+    assert raw(c, "GET", f"{API}/Invoices/{live.id}").json()["Invoices"][0]["Status"] == "VOIDED"
+    refused = c.connector.void_invoice(paid.id)
+    assert isinstance(refused.error, ValidationRejected)
+    assert raw(c, "GET", f"{API}/Invoices/{paid.id}").json()["Invoices"][0]["Status"] == "AUTHORISED"
+
+
+def test_emailing_an_approved_invoice_marks_it_sent_to_contact():
+    c = world("demo")
+    cid = customer(c)
+    draft, live = c.connector.create_invoices([
+        InvoiceWrite(k, Invoice(None, cid, "GBP", (line("Work", "1", "10.00"),), reference=f"CRM deal {k}",
+                                status="draft" if k == "d" else "awaiting_payment")) for k in ("d", "l")])
+    assert raw(c, "POST", f"{API}/Invoices/{draft.id}/Email").status_code == 400  # a draft cannot be emailed
+    assert raw(c, "POST", f"{API}/Invoices/{live.id}/Email").status_code == 204
+    states = {s.invoice.id: s.sent for s in c.connector.get_invoice_states([draft.id, live.id])}
+    assert states == {draft.id: False, live.id: True}
+    marked = raw(c, "POST", f"{API}/Invoices/{draft.id}", body={"Invoices": [{"SentToContact": True}]})
+    assert marked.status_code == 400

@@ -309,6 +309,20 @@ def test_creates_are_one_request_each_and_updates_reuse_what_was_read():
     assert res.ok and c.connector.api.request_count - before == 2
 
 
+def test_a_renamed_contact_frees_its_old_name_and_takes_the_new_one():
+    c = world("demo")
+    [a] = c.connector.create_customers([CustomerWrite("a", party("Harbour Lights Ltd"))])
+    [again] = c.connector.create_customers([CustomerWrite("b", party("HARBOUR lights ltd"))])
+    assert isinstance(again.error, DuplicateName)
+    [renamed] = c.connector.update_customers([CustomerWrite("c", party("Harbour Lights Trading Ltd"), id=a.id,
+                                                            version=a.version)])
+    assert renamed.ok
+    [old_name] = c.connector.create_customers([CustomerWrite("d", party("Harbour Lights Ltd"))])
+    assert old_name.ok  # the old name is free again
+    [new_name] = c.connector.create_customers([CustomerWrite("e", party("harbour lights trading ltd"))])
+    assert isinstance(new_name.error, DuplicateName)  # ... and the new one is taken
+
+
 def test_a_person_customer_keeps_its_names_on_the_contact_person():
     c = world("empty")
     [res] = c.connector.create_customers([CustomerWrite("p1", party("Grace van Dijk", kind="person",
@@ -561,3 +575,40 @@ def test_an_unreadable_answer_is_read_again_and_an_unreadable_create_is_settled(
     c.sandbox.faults.append(Fault("malformed", nth=1, match=f"POST {API}/contacts$"))
     [res] = c.connector.create_customers([CustomerWrite("k", party("Garbled Reply Ltd"))])
     assert res.ok and len(c.connector.find_customers(name="Garbled Reply Ltd")) == 1
+
+
+# -- undo: mark a contact inactive, void an invoice (issue 14) --------------------------------------
+def test_deactivate_customer_marks_the_contact_inactive_and_never_deletes():
+    c = world("demo")
+    [cust] = c.connector.create_customers([CustomerWrite("c", party("Inactive Soon Ltd", currency="GBP"))])
+    res = c.connector.deactivate_customer(cust.id)
+    assert res.ok and res.record.active is False
+    assert [p for m, p, _ in c.sandbox.request_log if m == "DELETE"] == []
+    assert [p for m, p, _ in c.sandbox.request_log if m == "POST" and p.endswith(f"/contacts/{cust.id}/inactive")]
+    [back] = c.connector.get_customers([cust.id])
+    assert back.active is False
+    posts = len([1 for m, _p, _ in c.sandbox.request_log if m == "POST"])
+    assert c.connector.deactivate_customer(cust.id).ok  # already inactive: nothing sent
+    assert len([1 for m, _p, _ in c.sandbox.request_log if m == "POST"]) == posts
+
+
+def test_void_invoice_posts_status_void_and_zoho_refuses_one_with_payments():
+    c = world("demo")
+    items = {i.sku: i.id for i in c.connector.read_items(None).records}
+    [cust] = c.connector.create_customers([CustomerWrite("c", party("Void Test Ltd", currency="GBP"))])
+    draft, sent, paid = c.connector.create_invoices([
+        InvoiceWrite(k, _invoice(cust.id, items, f"CRM deal {k}")) for k in ("d", "s", "p")])
+    raw(c, "POST", f"/books/v3/invoices/{sent.id}/status/sent", params={"organization_id": c.conn.tenant_id})
+    c.sandbox.record_payment(paid.id, Decimal("10.00"), "2026-03-02")
+    states = {s.invoice.id: s for s in c.connector.get_invoice_states([draft.id, sent.id, paid.id])}
+    assert {i: (s.sent, s.invoice.status == "draft", s.invoice.amount_paid) for i, s in states.items()} == {
+        draft.id: (False, True, Decimal(0)), sent.id: (True, False, Decimal(0)),
+        paid.id: (True, False, Decimal("10.00"))}
+    res = c.connector.void_invoice(draft.id, states[draft.id].version)
+    assert res.ok and res.record.status == "void"
+    refused = c.connector.void_invoice(paid.id)
+    assert refused.error is not None and "payments" in refused.error.message
+    assert c.connector.get_invoice_states([paid.id])[0].invoice.status != "void"
+    voids = [p for m, p, _ in c.sandbox.request_log if p.endswith("/status/void")]
+    assert c.connector.void_invoice(draft.id).ok  # already void: nothing more is sent
+    assert [p for m, p, _ in c.sandbox.request_log if p.endswith("/status/void")] == voids

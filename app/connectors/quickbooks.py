@@ -33,6 +33,7 @@ from app.connectors.base import (
     Changes,
     Connection,
     CustomerWrite,
+    InvoiceState,
     InvoiceWrite,
     ItemWrite,
     Limits,
@@ -53,7 +54,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
-from app.connectors.http import make_api_client, redact
+from app.connectors.http import RateLimiter, make_api_client, redact
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -279,6 +280,10 @@ class Connector:
         # A second of margin: our clock and Intuit's never start a minute at exactly the same instant.
         self.api = make_api_client(conn, tokens, provider="QuickBooks Online", limits=self.limits,
                                    refresh=self._refresh, margin=1.0, transport=transport, sleep=sleep, clock=clock)
+        # And 40 batch calls a minute per realm: paced here, so a large sync waits its turn instead of
+        # drawing 429s it must wait out and send again.
+        per_minute_batch = int(conn.extra.get("batch_calls_per_minute") or 40)
+        self.batch_pacer = RateLimiter(per_minute_batch, 61.0, clock=clock, sleep=sleep)
         self._income_account: str | None = conn.extra.get("income_account_id")
 
     def _refresh(self, tokens: Any) -> Any:
@@ -505,6 +510,7 @@ class Connector:
         sent again after a lost answer gets QBO's stored answer instead of running twice.
         """
         requestid = str(uuid.uuid5(NAMESPACE, seed))
+        self.batch_pacer.acquire()
         bids = [f"b{n}" for n in range(len(items))]
         body = {"BatchItemRequest": [{"bId": bid, "operation": op, entity: obj}
                                      for bid, (op, obj) in zip(bids, items, strict=True)]}
@@ -778,6 +784,30 @@ class Connector:
                              requestid=str(uuid.uuid5(NAMESPACE, f"active:{rec['Id']}:{rec['SyncToken']}:{active}")),
                              resource="customer")
         return self.to_customer(data["Customer"])
+
+    def deactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """Sparse update ``Active: false`` (QBO's only "delete" of a name; it gains " (deleted)")."""
+        key = f"deactivate:{customer_id}"
+        try:
+            rec = self._by_ids("Customer", [customer_id], names=True).get(str(customer_id))
+            if rec is None:
+                raise NotFound(f"Customer {customer_id} is not in QuickBooks.", provider=self.provider)
+            if rec.get("Active", True) is False:
+                cust = self.to_customer(rec)
+                return WriteResult(key, cust.id, cust.version, record=cust)
+            if version and str(rec.get("SyncToken")) != str(version):
+                raise StaleVersion("The customer changed in QuickBooks since it was read.",
+                                   provider=self.provider, code="5010")
+            data, _ = self._call("POST", "/customer", body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]),
+                                                            "sparse": True, "Active": False},
+                                 requestid=str(uuid.uuid5(NAMESPACE, f"deactivate:{rec['Id']}:{rec['SyncToken']}")),
+                                 resource="customer")
+        except (AuthExpired, Unauthorized):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, customer_id, error=exc)
+        cust = self.to_customer(data["Customer"])
+        return WriteResult(key, cust.id, cust.version, record=cust)
 
     # -- items ----------------------------------------------------------------------------------
     @staticmethod
@@ -1069,7 +1099,12 @@ class Connector:
         sent = self._run_batches("Customer", "customer", changes, [f"currency:{cid}" for cid in ids],
                                  [f"{wanted[cid]}:{current[cid]['SyncToken']}" for cid in ids])
         for cid, (answer, _) in zip(ids, sent, strict=True):
-            if isinstance(answer, ConnectorError):
+            if isinstance(answer, ConnectorError) and str(answer.code) == "2500":  # no such currency in QBO
+                refused[cid] = ValidationRejected(
+                    f"QuickBooks does not have {wanted[cid]} in its currency list, so it cannot invoice in it. Add "
+                    f"{wanted[cid]} under Settings → Currencies, or change the deal's currency.", field="currency",
+                    provider=self.provider, status=answer.status, code=answer.code)
+            elif isinstance(answer, ConnectorError):
                 billed = ((current[cid].get("CurrencyRef") or {}).get("value")) or "the home currency"
                 refused[cid] = ValidationRejected(
                     f"The customer is billed in {billed} and already has transactions, so QuickBooks cannot "
@@ -1113,6 +1148,36 @@ class Connector:
             index.append(n)
         sent = self._run_batches("Invoice", "invoice", prepared, [writes[n].key for n in index], versions)
         return self._invoice_results(writes, index, sent, results)
+
+    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
+        """Read by id. QBO has no draft: an invoice counts as sent once EmailStatus is EmailSent."""
+        rows = self._by_ids("Invoice", [str(i) for i in ids], names=False)
+        return [InvoiceState(self.to_invoice(rows[str(i)]), rows[str(i)].get("EmailStatus") == "EmailSent",
+                             str(rows[str(i)].get("SyncToken"))) for i in ids if str(i) in rows]
+
+    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
+        """``POST /invoice?operation=void`` with Id and SyncToken: amounts become zero, the record stays."""
+        key = f"void:{invoice_id}"
+        try:
+            rec = self._by_ids("Invoice", [invoice_id], names=False).get(str(invoice_id))
+            if rec is None:
+                raise NotFound(f"Invoice {invoice_id} is not in QuickBooks.", provider=self.provider)
+            if self.to_invoice(rec).status == "void":
+                return WriteResult(key, str(rec["Id"]), str(rec.get("SyncToken")), record=self.to_invoice(rec))
+            if version and str(rec.get("SyncToken")) != str(version):
+                raise StaleVersion("The invoice changed in QuickBooks since it was read.",
+                                   provider=self.provider, code="5010")
+            data, _ = self._call("POST", "/invoice", params={"operation": "void"},
+                                 body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"])},
+                                 requestid=str(uuid.uuid5(NAMESPACE, f"void:{rec['Id']}:{rec['SyncToken']}")),
+                                 resource="invoice")
+        except (AuthExpired, Unauthorized):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, invoice_id, error=exc)
+        answer = data["Invoice"]
+        return WriteResult(key, str(answer["Id"]), str(answer.get("SyncToken")),
+                           record=self.to_invoice(answer, self._server_date(data)))
 
     # -- payments and credit memos --------------------------------------------------------------
     def _payments(self, p: dict[str, Any]) -> list[Payment]:

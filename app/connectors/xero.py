@@ -38,6 +38,7 @@ from app.connectors.base import (
     Changes,
     Connection,
     CustomerWrite,
+    InvoiceState,
     InvoiceWrite,
     ItemWrite,
     Limits,
@@ -586,6 +587,30 @@ class Connector:
             results[res.key] = res
         return [results[w.key] for w in writes]
 
+    def deactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """``POST /Contacts/{id}`` with ContactStatus ARCHIVED (Xero contacts cannot be deleted)."""
+        key = f"archive:{customer_id}"
+        try:
+            now = self._contacts_by_id([customer_id]).get(customer_id)
+            if now is None:
+                raise NotFound("The customer no longer exists in Xero.", provider=self.provider, status=404)
+            if now.get("ContactStatus") == "ARCHIVED":
+                cust = self.to_customer(now)
+                return WriteResult(key, cust.id, cust.version, record=cust)
+            if version and now.get("UpdatedDateUTC") != version:
+                raise StaleVersion("The customer changed in Xero since it was read.", provider=self.provider)
+            answers, _ = self._bulk("POST", f"{API}/Contacts/{customer_id}", "Contacts", "contact", [key],
+                                    [{"ContactID": customer_id, "ContactStatus": "ARCHIVED"}])
+        except (AuthExpired, Unauthorized, Forbidden):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, customer_id, error=exc)
+        answer = answers[0]
+        if isinstance(answer, ConnectorError):
+            return WriteResult(key, customer_id, error=answer)
+        cust = self.to_customer(answer)
+        return WriteResult(key, cust.id, cust.version, record=cust)
+
     def party_problems(self, party: Party) -> list[tuple[str, str]]:
         """What Xero will refuse in a party, found before sending it: (canonical field, message)."""
         problems = []
@@ -884,6 +909,49 @@ class Connector:
                     results.append(WriteResult(w.key, record.id, answer.get("UpdatedDateUTC"), record=record))
         order = {w.key: n for n, w in enumerate(writes)}
         return sorted(results, key=lambda r: order[r.key])
+
+    def _invoices_by_id(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dt.date]:
+        found: dict[str, dict[str, Any]] = {}
+        today = dt.datetime.now(dt.UTC).date()
+        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
+            data = self._call("GET", f"{API}/Invoices", params={"IDs": ",".join(chunk), "page": 1,
+                                                                 "pageSize": PAGE, "unitdp": 4})
+            today = self._today(data)
+            found.update({str(r["InvoiceID"]): r for r in data.get("Invoices") or []})
+        return found, today
+
+    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
+        """Read by id; sent = SentToContact (Xero's own flag, set when it is emailed or marked sent)."""
+        rows, today = self._invoices_by_id(ids)
+        return [InvoiceState(self.to_invoice(rows[i], today), bool(rows[i].get("SentToContact")),
+                             rows[i].get("UpdatedDateUTC")) for i in ids if i in rows]
+
+    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
+        """A DRAFT or SUBMITTED invoice becomes DELETED, an AUTHORISED one VOIDED (reference §3.3); Xero
+        refuses one with payments allocated."""
+        key = f"void:{invoice_id}"
+        try:
+            rows, today = self._invoices_by_id([invoice_id])
+            now = rows.get(invoice_id)
+            if now is None:
+                raise NotFound("The invoice is not in Xero.", provider=self.provider, status=404)
+            status = now.get("Status")
+            if status in ("VOIDED", "DELETED"):
+                return WriteResult(key, invoice_id, now.get("UpdatedDateUTC"), record=self.to_invoice(now, today))
+            if version and now.get("UpdatedDateUTC") != version:
+                raise StaleVersion("The invoice changed in Xero since it was read.", provider=self.provider)
+            target = "DELETED" if status in ("DRAFT", "SUBMITTED") else "VOIDED"
+            answers, envelope = self._bulk("POST", f"{API}/Invoices/{invoice_id}", "Invoices", "invoice", [key],
+                                           [{"InvoiceID": invoice_id, "Status": target}], {"unitdp": 4})
+        except (AuthExpired, Unauthorized, Forbidden):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, invoice_id, error=exc)
+        answer = answers[0]
+        if isinstance(answer, ConnectorError):
+            return WriteResult(key, invoice_id, error=answer)
+        return WriteResult(key, invoice_id, answer.get("UpdatedDateUTC"),
+                           record=self.to_invoice(answer, self._today(envelope)))
 
     # -- payments -------------------------------------------------------------------------------
     def read_payments(self, cursor: str | None) -> Changes[Payment]:

@@ -34,6 +34,7 @@ from app.connectors.base import (
     Changes,
     Connection,
     CustomerWrite,
+    InvoiceState,
     InvoiceWrite,
     ItemWrite,
     Limits,
@@ -626,6 +627,26 @@ class Connector:
         """Mark a customer active or inactive (Zoho's archive; a delete is refused once it has invoices)."""
         self._call("POST", f"/contacts/{customer_id}/{'active' if active else 'inactive'}", resource="contact")
 
+    def deactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """``POST /contacts/{id}/inactive`` (Zoho refuses to delete a contact with transactions)."""
+        key = f"inactive:{customer_id}"
+        try:
+            data, _ = self._call("GET", f"/contacts/{customer_id}", resource="contact")
+            current = data["contact"]
+            if (current.get("status") or "active") == "inactive":
+                cust = self.to_customer(self._remember(current))
+                return WriteResult(key, cust.id, cust.version, record=cust)
+            if version and str(current.get("last_modified_time")) != str(version):
+                raise StaleVersion("The customer changed in Zoho Books since it was read.", provider=self.provider)
+            self._call("POST", f"/contacts/{customer_id}/inactive", resource="contact")
+            data, _ = self._call("GET", f"/contacts/{customer_id}", resource="contact")
+        except (AuthExpired, Unauthorized):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, customer_id, error=exc)
+        cust = self.to_customer(self._remember(data["contact"]))
+        return WriteResult(key, cust.id, cust.version, record=cust)
+
     # -- items ----------------------------------------------------------------------------------
     @staticmethod
     def to_item(i: dict[str, Any]) -> Item:
@@ -787,6 +808,38 @@ class Connector:
             except ConnectorError as exc:
                 results.append(WriteResult(w.key, error=exc))
         return results
+
+    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
+        """One GET each; sent = any status past draft (sent, viewed, overdue, paid ...), void excepted."""
+        out = []
+        for invoice_id in ids:
+            try:
+                data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
+            except NotFound:
+                continue
+            raw = data["invoice"]
+            out.append(InvoiceState(self.to_invoice(raw), (raw.get("status") or "draft") not in ("draft", "void"),
+                                    _text(raw.get("last_modified_time"))))
+        return out
+
+    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
+        """``POST /invoices/{id}/status/void``; Zoho refuses an invoice with payments."""
+        key = f"void:{invoice_id}"
+        try:
+            data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
+            raw = data["invoice"]
+            if raw.get("status") == "void":
+                return WriteResult(key, invoice_id, _text(raw.get("last_modified_time")), record=self.to_invoice(raw))
+            if version and str(raw.get("last_modified_time")) != str(version):
+                raise StaleVersion("The invoice changed in Zoho Books since it was read.", provider=self.provider)
+            self._call("POST", f"/invoices/{invoice_id}/status/void", resource="invoice")
+            data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
+        except (AuthExpired, Unauthorized):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(key, invoice_id, error=exc)
+        raw = data["invoice"]
+        return WriteResult(key, invoice_id, _text(raw.get("last_modified_time")), record=self.to_invoice(raw))
 
     def _ensure_currency(self, inv: Invoice) -> None:
         """A Zoho invoice is always in its customer's currency, so make them agree before creating it.

@@ -37,14 +37,17 @@ class ConflictView:
 
 def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
     with store.session() as s:
+        conflicts = list(s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
+                                                             ConflictRow.outcome == "open").order_by(ConflictRow.id)))
+        if not conflicts:  # the usual case: no need to read every link and mirror for their names
+            return []
         names = {(lk.crm_type, lk.crm_id): (lk.snapshot or {}).get("crm", {}).get("name")
                  for lk in s.scalars(select(Link).where(Link.workspace_id == workspace_id))}
         acct_names = {m.remote_id: m.data.get("raw_name") or m.data.get("name") for m in s.scalars(
             select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
                                  Mirror.object_type == "customer"))}
         out = []
-        for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
-                                                     ConflictRow.outcome == "open").order_by(ConflictRow.id)):
+        for c in conflicts:
             name = names.get((c.crm_type, c.crm_id)) or acct_names.get(c.acct_id or "") or c.crm_id
             out.append(ConflictView(c.id, name, c.crm_type, c.crm_id, c.acct_id, c.field,
                                     FIELD_LABELS.get(c.field, c.field.replace("_", " ").capitalize()),

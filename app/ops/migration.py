@@ -34,7 +34,9 @@ from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.store.db import Store
 from app.store.models import FieldChange, Journal, Link, MigrationPlan, MigrationRow, Quarantine, utcnow
 from app.sync import fuzzy
+from app.sync.deal_checks import normal_currency
 from app.sync.engine import CRM_TYPES, Cancelled, Progress, SyncEngine, _jsonable, _party_data, _party_from
+from app.sync.invoices import prior_invoice
 from app.sync.mapping import Mapping, map_record, reverse_map
 from app.sync.match import Index
 from app.sync.planner import BACKFLOW_FIELDS, DEFAULT_RULES, customer_candidates, op_key
@@ -109,6 +111,9 @@ class MigrationResult:
     crm_label: str = "the CRM"
     ledger_label: str = "the ledger"
     seconds: float = 0.0
+    # Won deals, as the first sync after the migration will treat them (read in the dry run; nothing is
+    # written for them by the migration): won, already_invoiced, invoiced_before, to_invoice, unsure.
+    deals: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"workspace": self.workspace, "mode": self.mode, "status": self.status, "plan_id": self.plan_id,
@@ -116,7 +121,8 @@ class MigrationResult:
                 "done": {a: self.done.get(a, 0) for a in ACTIONS}, "excluded": self.excluded,
                 "already_linked": self.already_linked, "writes": self.writes, "write_calls": self.calls,
                 "estimate": self.estimate.to_json(), "errors": len(self.errors), "error_messages": self.errors,
-                "seconds": round(self.seconds, 2), "rows": [r.to_json() for r in self.rows]}
+                "seconds": round(self.seconds, 2), "deals": dict(self.deals),
+                "rows": [r.to_json() for r in self.rows]}
 
 
 def describe_duration(seconds: float) -> str:
@@ -602,12 +608,13 @@ class _MigrationEngine(SyncEngine):
         self.progress("Matching and checking records", 3, 3)
         specs, already = build_plan(PlanInput(records, {c.id: c for c in acct_changes.records}, linked, mapping,
                                               rules, direction, getattr(self.acct, "party_problems", None)))
+        deals = self._deals_outlook(specs, linked)
         with self.store.session() as s:
             for old in s.scalars(select(MigrationPlan).where(MigrationPlan.workspace_id == self.ws_id,
                                                              MigrationPlan.status == "planned")):
                 old.status = "superseded"
             plan = MigrationPlan(workspace_id=self.ws_id, status="planned", cursors=cursors, run_id=self.run_id,
-                                 counts={"already_linked": already})
+                                 counts={"already_linked": already, "deals": deals})
             s.add(plan)
             s.flush()
             rows = [MigrationRow(plan_id=plan.id, action=r.action, name=(r.name or "")[:300],
@@ -618,6 +625,51 @@ class _MigrationEngine(SyncEngine):
             s.add_all(rows)
             plan_id = plan.id
         self._finish_view(plan_id, "planned")
+
+    def _deals_outlook(self, specs: list[Any], linked: dict[tuple[str, str], str]) -> dict[str, int]:
+        """What the first sync after this migration will do with the CRM's won deals, so the plan can say
+        it: those whose customer is linked here and that the ledger already invoiced (by hand, before
+        Crossledger) will be linked to that invoice, never invoiced twice; the rest invoiced."""
+        res = self.result
+        self.progress(f"Reading won deals from {res.crm_label} and invoices from {res.ledger_label}", 3, 3)
+        deals = [d for d in self.crm.read_deals(None).records if d.won and not d.archived]
+        invoices = self.acct.read_invoices(None).records
+        self.counts["read"] += len(deals) + len(invoices)
+        self._check_cancel()
+        customer = dict(linked)
+        customer.update({tuple(r.crm_ref): r.acct_id for r in specs if r.action == "link" and r.crm_ref})
+        with self.store.session() as s:
+            invoiced = {(lk.crm_id, lk.acct_id) for lk in s.scalars(
+                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "invoice"))}
+        taken = {acct for _, acct in invoiced}
+        by_customer: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+        for inv in invoices:
+            if inv.id and inv.id not in taken and inv.status != "void":
+                by_customer[inv.customer_id].append((inv.id, {
+                    "reference": inv.reference, "currency": inv.currency, "number": inv.number,
+                    "total": str(inv.total) if inv.total is not None else None,
+                    "issue_date": inv.issue_date.isoformat() if inv.issue_date else None}))
+        out = dict.fromkeys(("won", "already_invoiced", "invoiced_before", "to_invoice", "unsure"), 0)
+        done = {crm_id for crm_id, _ in invoiced}
+        for deal in sorted(deals, key=lambda d: d.id):
+            out["won"] += 1
+            if deal.id in done:
+                out["already_invoiced"] += 1
+                continue
+            refs = [("company", deal.company_id)] if deal.company_id else []
+            refs += [("person", c) for c in deal.contact_ids]
+            acct_id = next((customer[r] for r in refs if r in customer), None)
+            if acct_id is None:  # a new customer, or none yet: nothing in the ledger can be its invoice
+                out["to_invoice"] += 1
+                continue
+            found, doubt = prior_invoice(deal, normal_currency(deal.currency), deal.line_items,
+                                         by_customer.get(acct_id, []), self.acct.provider)
+            if found is not None:
+                by_customer[acct_id] = [c for c in by_customer[acct_id] if c[0] != found]
+                out["invoiced_before"] += 1
+            else:
+                out["unsure" if doubt else "to_invoice"] += 1
+        return out
 
     def _exclude(self, plan_id: int) -> None:
         if not self.exclude:
@@ -640,9 +692,11 @@ class _MigrationEngine(SyncEngine):
                     res.counts[r.action] += 1
             res.excluded = sum(r.excluded for r in rows)
             res.already_linked = int((plan.counts or {}).get("already_linked", 0))
+            res.deals = dict((plan.counts or {}).get("deals") or {})
             res.estimate = estimate(rows, self.crm.limits, self.acct.limits, res.ledger_label, res.crm_label,
                                     acct_batch=batch_limits(self.acct), crm_batch=batch_limits(self.crm))
-            plan.counts = {**res.counts, "already_linked": res.already_linked, "excluded": res.excluded}
+            plan.counts = {**res.counts, "already_linked": res.already_linked, "excluded": res.excluded,
+                           "deals": res.deals}
             plan.estimate = res.estimate.to_json()
             res.rows = [RowView(r.id, r.action, r.name, r.crm_id and f"{r.crm_type} {r.crm_id}", r.acct_id,
                                 r.score, r.explanation, r.before, r.after, bool(r.excluded), r.status, r.error)
@@ -1245,6 +1299,23 @@ def _row_line(r: RowView, res: MigrationResult) -> str:
     return f"#{r.id} {r.name}{mark}: {r.explanation}"
 
 
+def deals_sentence(deals: dict[str, int], ledger: str) -> str:
+    """The won deals' outlook in one paragraph (the migration writes nothing for them; the first sync does)."""
+    won, before, to_invoice = deals.get("won", 0), deals.get("invoiced_before", 0), deals.get("to_invoice", 0)
+    parts = []
+    if before:
+        parts.append(f"{before:,} already {'has' if before == 1 else 'have'} an invoice in {ledger}, which the first "
+                     "sync links instead of making another")
+    if to_invoice:
+        parts.append("all will be invoiced by the first sync after the migration" if to_invoice == won else
+                     f"{to_invoice:,} will be invoiced by it")
+    if deals.get("unsure"):
+        parts.append(f"{deals['unsure']:,} fit more than one existing invoice and wait for you under Held back")
+    if deals.get("already_invoiced"):
+        parts.append(f"{deals['already_invoiced']:,} were invoiced through Crossledger before")
+    return f"  {won:,} won deal{'' if won == 1 else 's'}" + (": " + "; ".join(parts) if parts else "") + "."
+
+
 def describe_result(res: MigrationResult) -> str:
     """The plan or the outcome, in a bookkeeper's words, with what to do next."""
     name, crm, ledger = res.workspace, res.crm_label, res.ledger_label
@@ -1268,6 +1339,8 @@ def describe_result(res: MigrationResult) -> str:
         lines.append(f"  {res.already_linked:,} records were linked before and are left to the regular sync.")
     if res.excluded:
         lines.append(f"  {res.excluded:,} rows are left out at your request.")
+    if res.deals.get("won"):
+        lines.append(deals_sentence(res.deals, ledger))
     if res.mode in ("dry_run", "exclude"):
         est = res.estimate
         lines.append(f"Applying it takes {est.text} within {ledger}'s and {crm}'s limits "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +19,6 @@ from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.ops.workspaces import get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
-from app.reconcile.workbook import write_workbook
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine
 from app.sync.engine import Cancelled, SyncEngine, _party_from
@@ -36,6 +37,8 @@ class ReconcileResult:
 
     def write(self, path: str | Path) -> Path:
         """The workbook for this result (the GUI's Export to Excel)."""
+        from app.reconcile.workbook import write_workbook  # openpyxl: imported when a workbook is written
+
         return write_workbook(self.report, path, workspace=self.workspace, crm_label=self.crm_label,
                               ledger_label=self.ledger_label)
 
@@ -183,3 +186,19 @@ def scheduled(store: Store, tokens: TokenStore, name: str, *, today: dt.date | N
     ws = get_workspace(store, name)
     folder = report_folder(ws.settings)
     return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx")
+
+
+def folder_problem(text: str) -> str | None:
+    """Why monthly workbooks could not be written to ``text`` (made if missing), in plain words; None if fine."""
+    folder = Path(text).expanduser()
+    if not folder.is_absolute():
+        return f"'{text}' is not a full folder path. Give the whole path, e.g. /home/you/Reports."
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".crossledger-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return (f"Crossledger cannot write to the reports folder {folder} ({exc.strerror or exc}). Choose a "
+                "folder you can save files in.")
+    return None

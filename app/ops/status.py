@@ -32,6 +32,7 @@ class QuarantineRow:
     name: str
     reasons: list[str]
     since: dt.datetime
+    undone: bool = False  # held because the user undid the run that synced it; released by hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +93,25 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
 
 
 def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:
+    # Columns, not ORM objects: this runs on the UI thread after every sync, for every linked record.
     with store.session() as s:
-        acct_names = {m.remote_id: (m.data.get("raw_name") or m.data.get("name") or "") for m in s.scalars(
-            select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
-                                 Mirror.object_type == "customer"))}
+        acct_names = {rid: (data.get("raw_name") or data.get("name") or "") for rid, data in s.execute(
+            select(Mirror.remote_id, Mirror.data).where(Mirror.workspace_id == workspace_id,
+                                                        Mirror.side == "accounting", Mirror.object_type == "customer"))}
         rows = []
-        for lk in s.scalars(select(Link).where(Link.workspace_id == workspace_id, Link.object_type == "customer")
-                            .order_by(Link.id)):
-            crm = (lk.snapshot or {}).get("crm", {})
-            rows.append(LinkRow(lk.crm_type, lk.crm_id, crm.get("name") or "", crm.get("email"), lk.acct_id,
-                                acct_names.get(lk.acct_id, ""), lk.how, lk.updated_at))
+        for crm_type, crm_id, snapshot, acct_id, how, updated_at in s.execute(
+                select(Link.crm_type, Link.crm_id, Link.snapshot, Link.acct_id, Link.how, Link.updated_at)
+                .where(Link.workspace_id == workspace_id, Link.object_type == "customer").order_by(Link.id)):
+            crm = (snapshot or {}).get("crm", {})
+            rows.append(LinkRow(crm_type, crm_id, crm.get("name") or "", crm.get("email"), acct_id,
+                                acct_names.get(acct_id, ""), how, updated_at))
         return rows
 
 
 def quarantined_records(store: Store, workspace_id: int) -> list[QuarantineRow]:
     with store.session() as s:
         return [QuarantineRow(q.record_type, q.record_id, q.name, [i["message"] for i in q.reasons.get("items", [])],
-                              q.created_at)
+                              q.created_at, bool(q.reasons.get("undone_run")))
                 for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
                                    .order_by(Quarantine.name))]
 

@@ -194,8 +194,9 @@ def reconcile(data: MonthData) -> Report:
                                    acct_name=held.name, acct_url=held.url))
 
     out.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.kind, d.crm_name or d.acct_name or ""))
+    month_ids = {i.id for i in month_invoices}
     return Report(data.month, out, dict(crm_totals), dict(ledger_totals), won, month_invoices,
-                  [p for p in data.payments if p.invoice_id in {i.id for i in month_invoices}])
+                  [p for p in data.payments if p.invoice_id in month_ids])
 
 
 def duplicate_groups(customers: dict[str, Party]) -> list[dict]:

@@ -141,7 +141,7 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
             cell.alignment = Alignment(horizontal="right")
     for currency in sorted(set(report.crm_totals) | set(report.ledger_totals)):
         row += 1
-        summary.cell(row=row, column=1, value=currency)
+        _text(summary.cell(row=row, column=1), currency)  # a CRM currency could be any text, even "=..."
         summary.cell(row=row, column=2, value=f'=SUMIFS(Deals!$E:$E,Deals!$D:$D,A{row})').number_format = MONEY
         summary.cell(row=row, column=3, value=f'=SUMIFS(Invoices!$G:$G,Invoices!$F:$F,A{row})').number_format = MONEY
         summary.cell(row=row, column=4, value=f"=B{row}-C{row}").number_format = MONEY

@@ -125,6 +125,7 @@ FIELDS = {"Customer": CUSTOMER_FIELDS, "Item": ITEM_FIELDS, "Invoice": INVOICE_F
 URL_ENTITY = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment",
               "creditmemo": "CreditMemo", "account": "Account", "vendor": "Vendor", "employee": "Employee"}
 NAME_LISTS = ("Customer", "Vendor", "Employee", "Item", "Account")
+NAME_HOLDERS = ("Customer", "Vendor", "Employee")  # DisplayName is unique across these (6240)
 TRANSACTIONS = ("Invoice", "Payment", "CreditMemo")
 READ_ONLY = frozenset(("Id", "SyncToken", "MetaData", "domain", "status", "sparse", "FullyQualifiedName",
                        "Balance", "BalanceWithJobs", "V4IDPseudonym", "TotalAmt", "HomeTotalAmt", "HomeBalance",
@@ -176,6 +177,11 @@ class QboFault(Exception):
     def fault(self) -> dict[str, Any]:
         return {"Error": [{"Message": self.message, "Detail": self.detail, "code": self.code,
                            "element": self.element}], "type": self.kind}
+
+
+def _name_key(name: str | None) -> str:
+    """How QuickBooks compares display names: trimmed, case-insensitive."""
+    return (name or "").strip().casefold()
 
 
 def unsupported(name: str) -> QboFault:
@@ -531,6 +537,8 @@ class QuickBooksSandbox(SandboxApp):
     def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time,
                  time_zone: str = "America/Los_Angeles") -> None:
         self.time_zone = time_zone
+        # per company: [company, list sizes, DisplayName key -> {(entity, id)}]; see _names
+        self._name_index: dict[int, list[Any]] = {}
         super().__init__(state_file, clock=clock)
 
     # -- state ------------------------------------------------------------------------------
@@ -703,6 +711,7 @@ class QuickBooksSandbox(SandboxApp):
         co["entities"][entity][rec_id] = {"Id": rec_id, "SyncToken": "0", "DisplayName": name,
                                           "PrintOnCheckName": name, "Active": True, "domain": "QBO",
                                           "sparse": False, "_created": now, "_updated": now}
+        self._index_name(co, entity, co["entities"][entity][rec_id], new=True)
         return rec_id
 
     # -- clock and formats ----------------------------------------------------------------------
@@ -948,6 +957,7 @@ class QuickBooksSandbox(SandboxApp):
             rec["SyncToken"] = "0"
             rec["_created"] = rec["_updated"] = self.now()
             store[rec["Id"]] = rec
+            self._index_name(co, entity, rec, new=True)
             self._after(co, entity, rec, None)
             return self.wire(co, entity, rec)
         if op == "create":
@@ -961,6 +971,7 @@ class QuickBooksSandbox(SandboxApp):
         rec["SyncToken"] = str(int(current["SyncToken"]) + 1)
         rec["_updated"] = self.now()
         store[rec["Id"]] = rec
+        self._index_name(co, entity, rec, new=False)
         self._after(co, entity, rec, before)
         return self.wire(co, entity, rec)
 
@@ -1015,16 +1026,50 @@ class QuickBooksSandbox(SandboxApp):
             self._apply(co, rec)
 
     # -- customers ------------------------------------------------------------------------------
+    def _names(self, co: dict[str, Any]) -> dict[str, set[tuple[str, str]]]:
+        """DisplayName (stripped, case-folded) -> the customers, vendors and employees that held it.
+
+        Kept in step by ``_index_name`` on every create and update; entries are checked against the
+        record on lookup (a rename or delete leaves a stale one behind), and the index is rebuilt when
+        the lists' sizes show a record arrived some other way (seed, loaded state)."""
+        sizes = tuple(len(co["entities"][e]) for e in NAME_HOLDERS)
+        cached = self._name_index.get(id(co))
+        if cached is None or cached[0] is not co or cached[1] != sizes:
+            index: dict[str, set[tuple[str, str]]] = {}
+            for entity in NAME_HOLDERS:
+                for rec in co["entities"][entity].values():
+                    index.setdefault(_name_key(rec.get("DisplayName")), set()).add((entity, rec["Id"]))
+            cached = self._name_index[id(co)] = [co, sizes, index]
+        return cached[2]
+
+    def _index_name(self, co: dict[str, Any], entity: str, rec: dict[str, Any], *, new: bool) -> None:
+        if entity not in NAME_HOLDERS:
+            return
+        cached = self._name_index.get(id(co))
+        if cached is None or cached[0] is not co:
+            return  # built on the next lookup, this record included
+        sizes = tuple(len(co["entities"][e]) for e in NAME_HOLDERS)
+        expected = tuple(n + (1 if new and e == entity else 0) for e, n in zip(NAME_HOLDERS, cached[1], strict=True))
+        if sizes != expected:  # something else changed the lists meanwhile: rebuild on the next lookup
+            del self._name_index[id(co)]
+            return
+        cached[1] = sizes
+        cached[2].setdefault(_name_key(rec.get("DisplayName")), set()).add((entity, rec["Id"]))
+
+    def _name_holder(self, co: dict[str, Any], key: str, own: tuple[str, str] | None) -> tuple[str, str] | None:
+        for entity, rec_id in self._names(co).get(key, ()):
+            if own == (entity, rec_id):
+                continue
+            rec = co["entities"][entity].get(rec_id)
+            if rec is not None and _name_key(rec.get("DisplayName")) == key:
+                return entity, rec_id
+        return None
+
     def _check_name_free(self, co: dict[str, Any], name: str, own: tuple[str, str] | None) -> None:
-        key = name.strip().casefold()
-        for entity in ("Customer", "Vendor", "Employee"):
-            for rec in co["entities"][entity].values():
-                if own == (entity, rec["Id"]):
-                    continue
-                if (rec.get("DisplayName") or "").strip().casefold() == key:
-                    raise QboFault("6240", "Duplicate Name Exists Error",
-                                   "The name supplied already exists. : Another customer, vendor or employee is "
-                                   "already using this name. Please use a different name.", "DisplayName")
+        if self._name_holder(co, _name_key(name), own) is not None:
+            raise QboFault("6240", "Duplicate Name Exists Error",
+                           "The name supplied already exists. : Another customer, vendor or employee is "
+                           "already using this name. Please use a different name.", "DisplayName")
 
     def _customer(self, co: dict[str, Any], rec: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
         for field, limit in (("Title", 16), ("GivenName", 25), ("MiddleName", 25), ("FamilyName", 25),
@@ -1106,10 +1151,8 @@ class QuickBooksSandbox(SandboxApp):
         return rec
 
     def _deleted_name(self, co: dict[str, Any], name: str) -> str:
-        taken = {(r.get("DisplayName") or "").casefold() for e in ("Customer", "Vendor", "Employee")
-                 for r in co["entities"][e].values()}
         candidate, n = f"{name} (deleted)", 1
-        while candidate.casefold() in taken:
+        while self._name_holder(co, _name_key(candidate), None) is not None:
             candidate, n = f"{name} (deleted-{n})", n + 1
         return candidate
 
@@ -1564,6 +1607,26 @@ class QuickBooksSandbox(SandboxApp):
             return self._keep(co, req, resp)
         self.persist()
         return self._keep(co, req, self.ok({entity: result}))
+
+    @route("POST", API + r"/invoice/(?P<id>[^/]+)/send")
+    def send_invoice(self, req: Request) -> Response:
+        """Email the invoice: ``sendTo`` or its BillEmail; EmailStatus becomes EmailSent (reference §3)."""
+        co = self._enter(req)
+        rec = co["entities"]["Invoice"].get(req.params["id"])
+        if rec is None:
+            raise self._fail(not_found("Invoice", "Id"))
+        to = req.arg("sendTo") or (rec.get("BillEmail") or {}).get("Address")
+        if not to:
+            raise self._fail(business("Email address is missing. Add an email address for the customer or "
+                                      "pass sendTo.", "BillEmail"))
+        now = self.now()
+        rec["BillEmail"] = {"Address": to}
+        rec["EmailStatus"] = "EmailSent"
+        rec["DeliveryInfo"] = {"DeliveryType": "Email", "DeliveryTime": self.ts(now)}
+        rec["SyncToken"] = str(int(rec["SyncToken"]) + 1)
+        rec["_updated"] = now
+        self.persist()
+        return self.ok({"Invoice": self.wire(co, "Invoice", rec)})
 
     @route("GET", API + r"/(?P<entity>customer|item|invoice|payment|creditmemo|account|vendor|employee)"
                         r"/(?P<id>[^/]+)")

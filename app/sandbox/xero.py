@@ -107,6 +107,10 @@ def api_error(message: str, elements: list[dict[str, Any]] | None = None, *, num
     return HttpError(400, body)
 
 
+def status_of(el: dict[str, Any], rec: dict[str, Any]) -> str:
+    return s(el.get("Status")).upper() or rec["Status"]
+
+
 def not_found() -> HttpError:
     err = HttpError(404, NOT_FOUND_TEXT)
     err.response.content_type = "text/plain"
@@ -779,10 +783,28 @@ class XeroSandbox(SandboxApp):
         return XeroResponse(200, self.envelope("Organisations", [org]))
 
     # -- contacts -----------------------------------------------------------------------------
-    def _active_clash(self, tenant: dict[str, Any], name: str, own_id: str | None) -> bool:
+    def _by_name(self, tenant: dict[str, Any]) -> dict[str, set[str]]:
+        """Folded contact name -> ContactIDs, kept in step by ``_apply_contact`` (every contact write goes
+        through it) and rebuilt when the state was loaded afresh; a name check is O(1), not a scan."""
+        contacts = tenant["contacts"]
+        cache = self.__dict__.setdefault("_name_index", {})
+        entry = cache.get(id(contacts))
+        if entry is None or entry[0] is not contacts or entry[2] != len(contacts):
+            index: dict[str, set[str]] = defaultdict(set)
+            for cid, c in contacts.items():
+                index[c["Name"].strip().casefold()].add(cid)
+            entry = cache[id(contacts)] = [contacts, index, len(contacts)]
+        return entry[1]
+
+    def _named(self, tenant: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """Active contacts called ``name`` (case and outer spaces ignored)."""
         folded = name.strip().casefold()
-        return any(c["Name"].strip().casefold() == folded and c["ContactStatus"] == "ACTIVE"
-                   and c["ContactID"] != own_id for c in tenant["contacts"].values())
+        found = (tenant["contacts"].get(cid) for cid in self._by_name(tenant).get(folded, ()))
+        return [c for c in found if c is not None and c["ContactStatus"] == "ACTIVE"
+                and c["Name"].strip().casefold() == folded]
+
+    def _active_clash(self, tenant: dict[str, Any], name: str, own_id: str | None) -> bool:
+        return any(c["ContactID"] != own_id for c in self._named(tenant, name))
 
     def _apply_contact(self, tenant: dict[str, Any], el: dict[str, Any], existing: dict[str, Any] | None) -> dict:
         """Validate one element and store it (a new contact, or the changes to ``existing``)."""
@@ -845,7 +867,12 @@ class XeroSandbox(SandboxApp):
         if errors:
             raise Invalid(*errors)
         self._touch(rec)
+        index = self._by_name(tenant)
+        if existing is not None:
+            index.get(existing["Name"].strip().casefold(), set()).discard(rec["ContactID"])
+        index[rec["Name"].strip().casefold()].add(rec["ContactID"])
         tenant["contacts"][rec["ContactID"]] = rec
+        self.__dict__["_name_index"][id(tenant["contacts"])][2] = len(tenant["contacts"])
         return rec
 
     def _balances(self, tenant: dict[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
@@ -924,9 +951,7 @@ class XeroSandbox(SandboxApp):
             if existing is None:
                 raise Invalid("The document with the supplied id was not found for this endpoint.")
         elif not create_only and s(el.get("Name")):  # POST matches an active contact by name and updates it
-            folded = s(el.get("Name")).casefold()
-            existing = next((c for c in tenant["contacts"].values()
-                             if c["ContactStatus"] == "ACTIVE" and c["Name"].casefold() == folded), None)
+            existing = next(iter(self._named(tenant, s(el.get("Name")))), None)
         rec = self._apply_contact(tenant, el, existing)
         return {**self._contact_out(tenant, rec), "StatusAttributeString": "OK"}
 
@@ -1219,6 +1244,11 @@ class XeroSandbox(SandboxApp):
             rec["CurrencyCode"] = code
         if "Reference" in el:
             rec["Reference"] = s(el["Reference"])
+        if "SentToContact" in el:  # Xero marks only approved invoices as sent
+            if bool(el["SentToContact"]) and status_of(el, rec) not in ("AUTHORISED", "PAID"):
+                errors.append("Only approved invoices can be marked as sent.")
+            else:
+                rec["SentToContact"] = bool(el["SentToContact"])
         if s(el.get("InvoiceNumber")):
             rec["InvoiceNumber"] = s(el["InvoiceNumber"])
             if len(rec["InvoiceNumber"]) > 255:
@@ -1395,6 +1425,21 @@ class XeroSandbox(SandboxApp):
         return self._idempotent(req, tenant, lambda: self._bulk(
             req, tenant, "Invoices", lambda el: self._write_invoice(
                 tenant, {**el, "InvoiceID": rec["InvoiceID"]}, unitdp, create_only=False), self._failed_invoice))
+
+    @route("POST", rf"(?i:{API}/Invoices/(?P<id>[^/]+)/Email)")
+    def email_invoice(self, req: Request) -> Response:
+        """Email an approved sales invoice to its contact: 204, and SentToContact becomes true."""
+        tenant = self._gate(req, "invoices")
+        rec = self._find_invoice(tenant, req.params["id"])
+        if rec is None:
+            raise not_found()
+        if rec["Type"] != "ACCREC" or rec["Status"] not in ("AUTHORISED", "PAID"):
+            raise api_error("A validation exception occurred", [{"ValidationErrors": [
+                {"Message": "Invoice must be approved before it can be emailed."}]}])
+        rec["SentToContact"] = True
+        rec["_updated"] = self.now()
+        self.persist()
+        return Response(204, b"", {})
 
     # -- payments -----------------------------------------------------------------------------
     def _apply_payment(self, tenant: dict[str, Any], el: dict[str, Any]) -> dict[str, Any]:

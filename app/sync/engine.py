@@ -75,6 +75,22 @@ def mass_change_limit(linked: int, settings: dict[str, Any]) -> int:
     return max(min(linked * percent // 100, records), MASS_CHANGE_FLOOR)
 
 
+@dataclass(slots=True)
+class Done:
+    """A write the provider accepted, recorded with the rest of its batch in one transaction."""
+
+    key: str
+    target_id: str | None
+    side: str
+    changes: dict
+    rule: Any
+    ref: tuple[str, str] | None = None  # the link whose snapshot takes the written values
+    crm: dict | None = None
+    acct: dict | None = None
+    merge_crm: bool = False
+    share_acct: str | None = None  # other links to this ledger customer take ``acct`` as seen too
+
+
 @dataclass
 class RunResult:
     run_id: int | None
@@ -245,7 +261,7 @@ class SyncEngine:
             inv = invoice_sync.apply()
             self.counts.update({"invoices_created": inv.created, "deals_updated": inv.deals_updated,
                                 "deals_held": inv.held, "items_created": inv.items_created,
-                                "deals_flagged": inv.flagged})
+                                "deals_flagged": inv.flagged, "invoices_matched": inv.matched})
             self.errors.extend(inv.errors)
         if not self.errors:
             self._save_cursors(new_cursors)
@@ -321,13 +337,16 @@ class SyncEngine:
                 (lk.crm_type, lk.crm_id): LinkState(lk.acct_id, lk.how, lk.snapshot or {})
                 for lk in s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))
             }
-            quarantined = {
-                (q.record_type, q.record_id)
-                for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
-                                                            Quarantine.side == "crm"))
-            }
+            held_rows = list(s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
+                                                                Quarantine.side == "crm")))
+            quarantined = {(q.record_type, q.record_id) for q in held_rows}
+            for q in held_rows:  # undone by the user (app/ops/undo.py): left alone until released
+                if (q.reasons or {}).get("undone_run"):
+                    touched.pop((q.record_type, q.record_id), None)
+            released = [(q.record_type, q.record_id) for q in held_rows if (q.reasons or {}).get("release")]
             # CRM records linked to ledger customers that changed: plan them from the mirror.
             wanted = [ref for ref, lk in links.items() if lk.acct_id in touched_acct and ref not in touched]
+            wanted += [ref for ref in released if ref not in touched]  # released after an undo: plan them again
             for otype in CRM_TYPES:
                 ids = [rid for t, rid in wanted if t == otype]
                 for chunk in range(0, len(ids), 500):
@@ -345,7 +364,21 @@ class SyncEngine:
         return PlanInput(self.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
                          customers_from=self.settings.get("customers_from") or "both",
-                         field_directions=dict(self.settings.get("field_direction") or {}))
+                         field_directions=dict(self.settings.get("field_direction") or {}),
+                         recreate=self.undone_generations())
+
+    def undone_generations(self) -> dict[tuple[str, str], str]:
+        """CRM records a person unlinked with an undo (app/ops/undo.py), and how many times: making them
+        again needs a new idempotency key, or the ledger would replay the first create's answer."""
+        if getattr(self, "_undone", None) is None:
+            with self.store.session() as s:
+                counts: dict[tuple[str, str], int] = {}
+                for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id,
+                                                           Journal.op == "undo_unlink", Journal.status == "done")):
+                    ref = (row.crm_type or "", row.crm_id or "")
+                    counts[ref] = counts.get(ref, 0) + 1
+            self._undone = {ref: f"undone-{n}" for ref, n in counts.items()}
+        return self._undone
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
         """Creates journalled by an earlier run that never recorded an answer: were they made?"""
@@ -386,15 +419,16 @@ class SyncEngine:
                            for c in chunk])
             results = self.acct.create_customers(
                 [CustomerWrite(c.key, c.party, display_name=c.display_name) for c in chunk])
+            recorded: list[Done] = []
             for create, res in zip(chunk, results, strict=True):
                 if res.ok:
                     created_ids[create.key] = res.id
-                    self._finish(create.key, res.id)
                     self.counts["writes"] += 1
-                    self._record_changes(create.key, "accounting", res.id,
-                                         {f: (None, v) for f, v in create.party.fields().items() if v},
-                                         "created")
-                else:
+                    recorded.append(Done(create.key, res.id, "accounting",
+                                         {f: (None, v) for f, v in create.party.fields().items() if v}, "created"))
+            self._record_done(recorded)
+            for create, res in zip(chunk, results, strict=True):
+                if not res.ok:
                     acct_id = self._handle_create_error(create, res.error)
                     if acct_id:
                         created_ids[create.key] = acct_id
@@ -412,17 +446,17 @@ class SyncEngine:
                             {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
             results = self.acct.update_customers(
                 [CustomerWrite(u.key, u.party, id=u.acct_id, version=u.version) for u in chunk])
+            recorded = []
             for upd, res in zip(chunk, results, strict=True):
                 if not res.ok and isinstance(res.error, StaleVersion):
                     res = self._retry_stale(upd)
                 if res.ok:
-                    self._finish(upd.key, upd.acct_id)
                     self.counts["writes"] += 1
-                    self._record_changes(upd.key, "accounting", upd.acct_id, upd.changes, upd.rule)
-                    self._update_snapshot(upd.ref, crm=upd.crm_fields, acct=upd.party.fields())
-                    self._share_acct_snapshot(upd.acct_id, upd.party.fields())
+                    recorded.append(Done(upd.key, upd.acct_id, "accounting", upd.changes, upd.rule, upd.ref,
+                                         upd.crm_fields, upd.party.fields(), share_acct=upd.acct_id))
                 else:
                     self._fail(upd.key, upd.ref, upd.party.name, res.error)
+            self._record_done(recorded)
             done += len(chunk)
 
         crm_batch = max(1, getattr(self.crm.limits, "batch_max", 1))
@@ -434,19 +468,21 @@ class SyncEngine:
                             {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
             results = self.crm.update_records(
                 [RecordWrite(u.key, u.ref[0], u.ref[1], u.properties) for u in chunk])
+            recorded = []
             for upd, res in zip(chunk, results, strict=True):
                 if res.ok:
-                    self._finish(upd.key, upd.ref[1])
                     self.counts["writes"] += 1
-                    self._record_changes(upd.key, "crm", upd.ref[1], upd.changes, upd.rule)
-                    crm_now = {**upd.acct_fields}
-                    self._update_snapshot(upd.ref, crm=crm_now, acct=upd.acct_fields, merge_crm=True)
+                    recorded.append(Done(upd.key, upd.ref[1], "crm", upd.changes, upd.rule, upd.ref,
+                                         {**upd.acct_fields}, upd.acct_fields, merge_crm=True))
                 else:
                     self._fail(upd.key, upd.ref, upd.ref[1], res.error)
+            self._record_done(recorded)
             done += len(chunk)
 
-        for ref, snap in p.snapshots.items():
-            self._update_snapshot(ref, crm=snap["crm"], acct=snap["acct"])
+        if p.snapshots:
+            with self.store.session() as s:
+                self._set_snapshots(s, [Done("", None, "", {}, None, ref, snap["crm"], snap["acct"])
+                                        for ref, snap in p.snapshots.items()])
         self._save_quarantine(p)
         self._save_conflicts(p, inp)
         self._apply_resolutions(inp)
@@ -458,6 +494,61 @@ class SyncEngine:
                 s.add(Journal(workspace_id=self.ws_id, run_id=self.run_id, key=key, op=op, side=side,
                               crm_type=ref[0], crm_id=ref[1], target_id=target,
                               payload=_jsonable(payload)))
+
+    def _record_done(self, done: list[Done]) -> None:
+        """One batch of accepted writes: journal rows done, field changes and link snapshots, in one
+        transaction. Until it commits, the batch's journal rows stay pending, so a crash between the
+        provider's answer and here is settled by the next run, which looks them up before re-sending."""
+        if not done:
+            return
+        with self.store.session() as s:
+            keys = list({d.key for d in done})
+            journals: dict[str, list[Journal]] = {}
+            for start in range(0, len(keys), 500):
+                for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id,
+                                                           Journal.key.in_(keys[start:start + 500]))
+                                     .order_by(Journal.id)):
+                    journals.setdefault(row.key, []).append(row)
+            now = utcnow()
+            for d in done:
+                rows = journals.get(d.key, [])
+                for row in rows:
+                    if row.status == "pending":
+                        row.status, row.target_id, row.updated_at = "done", d.target_id, now
+                self._add_changes(s, rows[0].id if rows else None, d.side, d.target_id, d.changes, d.rule)
+            self._set_snapshots(s, done)
+
+    def _set_snapshots(self, s: Any, done: list[Done]) -> None:
+        """Each write's link takes what was written as last seen; shared ledger customers tell their
+        other links (CRM duplicates) too. In order, as one record at a time would."""
+        items = [d for d in done if d.ref is not None]
+        if not items:
+            return
+        by_ref: dict[tuple[str, str], Link] = {}
+        by_acct: dict[str, list[Link]] = {}
+        base = (Link.workspace_id == self.ws_id, Link.object_type == "customer")
+        crm_ids = list({d.ref[1] for d in items})
+        for start in range(0, len(crm_ids), 500):
+            for row in s.scalars(select(Link).where(*base, Link.crm_id.in_(crm_ids[start:start + 500]))):
+                by_ref.setdefault((row.crm_type, row.crm_id), row)
+        acct_ids = list({d.share_acct for d in items if d.share_acct})
+        for start in range(0, len(acct_ids), 500):
+            for row in s.scalars(select(Link).where(*base, Link.acct_id.in_(acct_ids[start:start + 500]))):
+                by_acct.setdefault(row.acct_id, []).append(row)
+        now = utcnow()
+        for d in items:
+            row = by_ref.get(d.ref)
+            if row is not None:
+                snap = dict(row.snapshot or {})
+                snap["crm"] = {**snap.get("crm", {}), **d.crm} if d.merge_crm else d.crm
+                snap["acct"] = d.acct
+                row.snapshot = snap
+                row.updated_at = now
+            for other in by_acct.get(d.share_acct, []) if d.share_acct else []:
+                snap = dict(other.snapshot or {})
+                if snap.get("acct") != d.acct:
+                    snap["acct"] = d.acct
+                    other.snapshot = snap
 
     def _finish(self, key: str, target_id: str | None) -> None:
         with self.store.session() as s:
@@ -512,6 +603,7 @@ class SyncEngine:
         return self.acct.update_customers([CustomerWrite(upd.key, party, id=upd.acct_id, version=fresh[0].version)])[0]
 
     def _save_links(self, p: Plan, created_ids: dict[str, str]) -> None:
+        first_ref = {c.key: c.refs[0] for c in p.creates}
         with self.store.session() as s:
             existing = {(lk.crm_type, lk.crm_id): lk for lk in s.scalars(
                 select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
@@ -522,8 +614,7 @@ class SyncEngine:
                     acct_id = created_ids.get(acct_id.split(":", 1)[1])
                     if acct_id is None:
                         continue
-                    how = "created" if link.ref == next(
-                        (c.refs[0] for c in p.creates if c.key == link.how.split(":", 1)[1]), None) else "duplicate"
+                    how = "created" if link.ref == first_ref.get(link.how.split(":", 1)[1]) else "duplicate"
                 row = existing.get(link.ref)
                 if row is None:
                     row = Link(workspace_id=self.ws_id, object_type="customer", crm_type=link.ref[0],
@@ -562,25 +653,40 @@ class SyncEngine:
     def _record_changes(self, key: str, side: str, record_id: str, changes: dict, rule: Any) -> None:
         with self.store.session() as s:
             journal = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key)).first()
-            for f, (before, after) in changes.items():
-                s.add(FieldChange(run_id=self.run_id, journal_id=journal.id if journal else None, side=side,
-                                  record_id=record_id, field=f, before=_str(before), after=_str(after),
-                                  rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
+            self._add_changes(s, journal.id if journal else None, side, record_id, changes, rule)
+
+    def _add_changes(self, s: Any, journal_id: int | None, side: str, record_id: str | None, changes: dict,
+                     rule: Any) -> None:
+        for f, (before, after) in changes.items():
+            s.add(FieldChange(run_id=self.run_id, journal_id=journal_id, side=side,
+                              record_id=record_id, field=f, before=_str(before), after=_str(after),
+                              rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
 
     def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict]) -> None:
         with self.store.session() as s:
             row = s.scalars(select(Quarantine).where(
                 Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm", Quarantine.record_type == ref[0],
                 Quarantine.record_id == ref[1])).first()
-            if row is None:
-                row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
-                s.add(row)
-                self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
-            row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
+            self._quarantine_row(s, row, ref, name, reasons)
+
+    def _quarantine_row(self, s: Any, row: Quarantine | None, ref: tuple[str, str], name: str,
+                        reasons: list[dict]) -> Quarantine:
+        if row is None:
+            row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
+            s.add(row)
+            self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
+        row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
+        return row
 
     def _save_quarantine(self, p: Plan) -> None:
-        for q in p.quarantined:
-            self._quarantine_one(q.ref, q.name, [{"field": pr.field, "message": pr.message} for pr in q.problems])
+        if p.quarantined:
+            with self.store.session() as s:
+                rows = {(q.record_type, q.record_id): q for q in s.scalars(select(Quarantine).where(
+                    Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm"))}
+                for q in p.quarantined:
+                    rows[q.ref] = self._quarantine_row(s, rows.get(q.ref), q.ref, q.name,
+                                                       [{"field": pr.field, "message": pr.message}
+                                                        for pr in q.problems])
         if p.released:
             with self.store.session() as s:
                 for ref in p.released:

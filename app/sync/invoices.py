@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from app.connectors.errors import StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.store.models import ConflictRow, Journal, Link, Mirror, Quarantine, Workspace, utcnow
+from app.sync.deal_checks import check_currency, check_lines, normal_currency, provider_name
 from app.sync.planner import op_key
 
 if TYPE_CHECKING:
@@ -42,6 +44,12 @@ DEAL_FIELDS = (
     FieldInfo("crossledger_invoice_number", "Invoice number"),
     FieldInfo("crossledger_invoice_link", "Invoice link"),
 )
+
+
+PRIOR_DAYS = 45  # an invoice issued this many days from a deal's close date can be that deal's invoice
+
+
+REFERENCE_FIELD = {"quickbooks": "memo (private note)", "xero": "Reference", "zohobooks": "Reference#"}
 
 
 def reference_for(deal_id: str) -> str:
@@ -97,8 +105,46 @@ class InvoiceCounts:
     deals_updated: int = 0
     held: int = 0
     flagged: int = 0
+    matched: int = 0  # won deals linked to the invoice the ledger already had for them
     items_created: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def prior_invoice(deal: Deal, currency: str | None, lines: Sequence[InvoiceLine | LineItem],
+                  candidates: list[tuple[str, dict]], ledger: str) -> tuple[str | None, str | None]:
+    """Which of one customer's unlinked ledger invoices (id, mirror row) is this deal's, made before
+    Crossledger: the one stamped with the deal's reference, else the one of the same currency and total
+    (before tax) issued closest to the close date, within PRIOR_DAYS. (id, None); (None, why) when two
+    fit equally well; (None, None) when none does. Pure: the sync and the migration plan both ask it."""
+    stamped = [rid for rid, row in candidates if (row.get("reference") or "").strip() == reference_for(deal.id)]
+    if stamped:
+        return stamped[0], None
+    rounding = LEDGER_TAX_ROUNDING.get(ledger, "invoice")
+    total = invoice_totals(((li.quantity, li.unit_price, li.discount_percent, Decimal(0)) for li in lines),
+                           rounding=rounding).total
+    close = deal.close_date
+    fits: list[tuple[int, str, dict]] = []
+    for rid, row in candidates:
+        if currency and row.get("currency") and row["currency"] != currency:
+            continue
+        if row.get("total") is None or Decimal(row["total"]) != total:
+            continue
+        issued = row.get("issue_date")
+        gap = abs((dt.date.fromisoformat(issued) - close).days) if issued and close else PRIOR_DAYS
+        if gap <= PRIOR_DAYS:
+            fits.append((gap, rid, row))
+    if not fits:
+        return None, None
+    fits.sort(key=lambda f: (f[0], f[1]))
+    if len(fits) > 1 and fits[0][0] == fits[1][0]:
+        numbers = ", ".join(row.get("number") or rid for _, rid, row in fits[:3])
+        where = REFERENCE_FIELD.get(ledger, "reference")
+        return None, (f"The ledger already has {len(fits)} invoices for this customer of {total} {currency or ''} "
+                      f"around the deal's close date ({numbers}), so Crossledger did not make another. Put "
+                      f"'{reference_for(deal.id)}' in the {where} of the one that belongs to this deal and "
+                      "sync again; it is then linked. If none of them does, create the invoice in the ledger "
+                      f"with that {where}.").replace("  ", " ")
+    return fits[0][1], None
 
 
 class InvoiceSync:
@@ -108,6 +154,8 @@ class InvoiceSync:
         self.ws_id = engine.ws_id
         self.settings = engine.settings.get("invoices") or {}
         self.counts = InvoiceCounts()
+        self._unlinked: dict[str, list[tuple[str, dict]]] | None = None  # customer id -> ledger invoices no deal has
+        self._claimed: set[str] = set()  # ledger invoices matched to a deal in this run
 
     # -- entry --------------------------------------------------------------------------------
     def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> None:
@@ -136,9 +184,11 @@ class InvoiceSync:
 
     def apply(self) -> InvoiceCounts:
         with self.store.session() as s:  # deals held back earlier are looked at again every run
-            held = [q.record_id for q in s.scalars(select(Quarantine).where(
-                Quarantine.workspace_id == self.ws_id, Quarantine.record_type == "deal"))]
-        self._invoice_deals(sorted(set(self._deal_ids) | set(held)))
+            rows = list(s.scalars(select(Quarantine).where(
+                Quarantine.workspace_id == self.ws_id, Quarantine.record_type == "deal")))
+        held = [q.record_id for q in rows]
+        undone = {q.record_id for q in rows if (q.reasons or {}).get("undone_run")}  # held until released
+        self._invoice_deals(sorted((set(self._deal_ids) | set(held)) - undone))
         self._write_back()
         return self.counts
 
@@ -170,6 +220,7 @@ class InvoiceSync:
         items_by_sku = {(r.get("sku") or "").casefold(): rid for rid, r in item_rows.items() if r.get("sku")}
         items_by_name = {(r.get("name") or "").casefold(): rid for rid, r in item_rows.items()}
         locked_currency = self._locked_currencies()
+        ledger_currencies: set[str] | None = None
 
         creates: list[tuple[Deal, Invoice, str]] = []
         updates: list[tuple[Deal, Link, Invoice]] = []
@@ -179,6 +230,10 @@ class InvoiceSync:
             link = invoice_links.get(("deal", deal.id))
             if link is not None:
                 if self._check_invoiced(deal, link, invoice_rows.get(link.acct_id)):
+                    problems = check_lines(deal, crm=e.crm.provider, ledger=e.acct.provider)
+                    if problems:  # the edited lines cannot go on the invoice: a person decides
+                        self._flag(deal, link, "lines", " ".join(problems) + " The invoice was left as it is.")
+                        continue
                     lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
                     inv = invoice_rows[link.acct_id]
                     updates.append((deal, link, Invoice(link.acct_id, inv.get("customer_id") or "",
@@ -187,34 +242,47 @@ class InvoiceSync:
                 continue
             if not deal.won or deal.archived:
                 continue
-            key = op_key(e.ws_name, "create_invoice", deal.id)
+            again = e.undone_generations().get(("deal", deal.id))  # an undone invoice is made under a new key
+            key = op_key(e.ws_name, "create_invoice", deal.id, *([again] if again else []))
             if key in settled:
                 self._link_invoice(deal, settled[key], None)
                 continue
-            reason = None
             cust_link = customer_links.get(("company", deal.company_id or "")) or next(
                 (customer_links.get(("person", c)) for c in deal.contact_ids if ("person", c) in customer_links),
                 None)
+            currency = normal_currency(deal.currency)
+            reasons = check_lines(deal, crm=e.crm.provider, ledger=e.acct.provider)
+            if ledger_currencies is None and check_currency(deal.currency, crm=e.crm.provider,
+                                                            ledger=e.acct.provider, allowed=None) is None:
+                ledger_currencies = self._ledger_currencies()  # asked once a run, and only when needed
+            problem = check_currency(deal.currency, crm=e.crm.provider, ledger=e.acct.provider,
+                                     allowed=ledger_currencies or None)
+            reasons += [problem] if problem else []
             if cust_link is None:
-                reason = ("Its customer is not in the ledger yet (the company is held back or missing). "
-                          "Fix the company first; the invoice follows on the next sync.")
-            elif not deal.line_items:
-                reason = "It has no line items, so there is nothing to invoice. Add products to the deal in the CRM."
-            elif any(li.quantity <= 0 or li.unit_price < 0 for li in deal.line_items):
-                reason = "A line has a zero or negative quantity or a negative price. Correct the deal's line items."
-            else:
+                reasons.insert(0, self._no_customer(deal))
+            elif not reasons:
                 billed = locked_currency.get(cust_link.acct_id)
-                if billed and deal.currency and billed != deal.currency:
-                    reason = (f"The deal is in {deal.currency} but the customer already has invoices in {billed}, "
-                              "and the ledger keeps one currency per customer. Change the deal's currency, or "
-                              "bill it to another customer record in the ledger.")
-            if reason:
-                self._hold(deal, reason)
+                if billed and currency and billed != currency:
+                    reasons.append(f"The deal is in {currency} but the customer already has invoices in {billed}, "
+                                   "and the ledger keeps one currency per customer. Change the deal's currency, or "
+                                   "bill it to another customer record in the ledger.")
+            if reasons:
+                self._hold(deal, reasons)
                 continue
             lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
             issue = deal.close_date or dt.datetime.now(dt.UTC).date()
             terms = int(self.settings.get("payment_terms_days", 30))
-            invoice = Invoice(None, cust_link.acct_id, deal.currency, tuple(lines), reference=reference_for(deal.id),
+            prior, doubt = self._prior_invoice(deal, cust_link.acct_id, currency, lines)
+            if prior is not None:  # invoiced before Crossledger (by hand, or another tool): link, never re-make
+                self._link_invoice(deal, prior, None, how="matched")
+                self.counts.matched += 1
+                continue
+            if doubt:
+                self._hold(deal, doubt)
+                continue
+            if self.e.acct.provider in CURRENCY_PER_CUSTOMER and currency:
+                locked_currency.setdefault(cust_link.acct_id, currency)  # later deals this run see the lock
+            invoice = Invoice(None, cust_link.acct_id, currency, tuple(lines), reference=reference_for(deal.id),
                               issue_date=issue, due_date=issue + dt.timedelta(days=terms))
             creates.append((deal, invoice, key))
 
@@ -243,6 +311,8 @@ class InvoiceSync:
                     created = res.record if isinstance(res.record, Invoice) else None
                     self._link_invoice(deal, res.id, created)
                     self._check_total(deal, inv, created)
+                elif isinstance(res.error, ValidationRejected) and res.error.field == "currency":
+                    self._refused_currency(deal, key, inv.currency, res.error.message)
                 else:
                     e._fail(key, ("deal", deal.id), deal.name, res.error)
 
@@ -260,6 +330,53 @@ class InvoiceSync:
             if row.get("customer_id") and row.get("currency") and row.get("status") != "void":
                 out.setdefault(row["customer_id"], row["currency"])
         return out
+
+    def _refused_currency(self, deal: Deal, key: str, currency: str, message: str) -> None:
+        """The ledger cannot bill in the deal's currency: the deal waits with the ledger's words and what to do;
+        a data problem of this one deal, not a failed run."""
+        with self.store.session() as s:
+            for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key,
+                                                       Journal.status == "pending")):
+                row.status, row.error = "failed", message
+        if "deal's currency" not in message:
+            message = (f"{message.rstrip('.')}. Add {currency} to the ledger's currencies (Settings → Currencies), or "
+                       f"change the deal's currency in {provider_name(self.e.crm.provider)}.")
+        self._hold(deal, message)
+
+    def _ledger_currencies(self) -> set[str]:
+        """The currencies the ledger can invoice in, when it can tell (empty set: it cannot, any ISO code goes)."""
+        acct = self.e.acct
+        listed = getattr(acct, "invoice_currencies", None)
+        if callable(listed):
+            return set(listed() or ())
+        if acct.provider == "zohobooks" and hasattr(acct, "currency_ids"):
+            return set(acct.currency_ids())
+        extra = getattr(getattr(acct, "conn", None), "extra", None) or {}
+        if acct.provider == "quickbooks" and extra.get("multicurrency") is False and extra.get("home_currency"):
+            return {extra["home_currency"]}
+        return set()
+
+    def _no_customer(self, deal: Deal) -> str:
+        """Why a deal has no customer in the ledger: no company at all, or its company is held back."""
+        crm = provider_name(self.e.crm.provider)
+        if not deal.company_id and not deal.contact_ids:
+            return (f"The deal has no company or contact in {crm}, so there is no one to bill. Associate the deal "
+                    f"with a company in {crm}; the invoice follows on the next sync.")
+        refs = [("company", deal.company_id)] if deal.company_id else []
+        refs += [("person", c) for c in deal.contact_ids]
+        with self.store.session() as s:
+            for rtype, rid in refs:
+                q = s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
+                                                       Quarantine.record_type == rtype,
+                                                       Quarantine.record_id == rid)).first()
+                if q is not None:
+                    items = (q.reasons or {}).get("items") or []
+                    why = " ".join(i.get("message", "") for i in items if i.get("message")).strip()
+                    return (f"Its company '{q.name or rid}' is held back, so it is not in the ledger yet"
+                            f"{': ' + why if why else '.'} Fix the company in {crm} first; the invoice follows on "
+                            "the next sync.")
+        return ("Its customer is not in the ledger yet (the company is missing or could not be created). "
+                f"Check the deal's company in {crm}; the invoice follows on the next sync.")
 
     def _line(self, li: LineItem, by_sku: dict[str, str], by_name: dict[str, str],
               wanted: dict[str, Item]) -> InvoiceLine:
@@ -312,8 +429,9 @@ class InvoiceSync:
                                                                 False)])
                 elif isinstance(res.error, ValidationRejected | StaleVersion):
                     with self.store.session() as s:  # not a draft any more: a person decides
-                        row = s.get(Journal, k)
-                        if row is not None:
+                        for row in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id,
+                                                                   Journal.run_id == e.run_id, Journal.key == k,
+                                                                   Journal.status == "pending")):
                             row.status, row.error = "failed", "invoice no longer a draft; flagged for review"
                     self._flag(deal, link, "lines", CHANGED_LINES)
                 else:
@@ -363,10 +481,31 @@ class InvoiceSync:
                     row.status, row.error = "failed", "not made; planned again"
         return found
 
-    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None) -> None:
+    def _prior_invoice(self, deal: Deal, customer_id: str, currency: str | None,
+                       lines: list[InvoiceLine]) -> tuple[str | None, str | None]:
+        """The ledger's own invoice for this deal, when it was invoiced before Crossledger linked it.
+
+        It is the invoice stamped with the deal's reference, or else the one invoice of the same customer,
+        currency and total (before tax) issued closest to the close date and within PRIOR_DAYS of it that
+        no other deal has. Returns (invoice id, None); (None, why) when two fit equally well, so that a
+        person says which; (None, None) when there is none and a new invoice is due.
+        """
+        if self._unlinked is None:
+            linked = {lk.acct_id for lk in self._links("invoice").values()}
+            self._unlinked = {}
+            for rid, row in self._mirror_rows("accounting", "invoice").items():
+                if rid not in linked and not row.get("_archived") and row.get("status") != "void":
+                    self._unlinked.setdefault(row.get("customer_id") or "", []).append((rid, row))
+        mine = [(rid, row) for rid, row in self._unlinked.get(customer_id, []) if rid not in self._claimed]
+        found, doubt = prior_invoice(deal, currency, lines, mine, self.e.acct.provider)
+        if found is not None:
+            self._claimed.add(found)
+        return found, doubt
+
+    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None, *, how: str = "created") -> None:
         with self.store.session() as s:
             s.add(Link(workspace_id=self.ws_id, object_type="invoice", crm_type="deal", crm_id=deal.id,
-                       acct_id=invoice_id, how="created", run_id=self.e.run_id,
+                       acct_id=invoice_id, how=how, run_id=self.e.run_id,
                        snapshot={"deal": deal_digest(deal), "written": {}}))
             for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == self.ws_id,
                                                         Quarantine.record_type == "deal",
@@ -385,9 +524,10 @@ class InvoiceSync:
             self.counts.errors.append(f"{deal.name}: the ledger's total {made.total} differs from the deal's "
                                       f"{expected.total}. Check the invoice in the ledger.")
 
-    def _hold(self, deal: Deal, reason: str) -> None:
+    def _hold(self, deal: Deal, reason: str | list[str]) -> None:
         self.counts.held += 1
-        self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": reason}])
+        reasons = [reason] if isinstance(reason, str) else reason
+        self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons])
 
     def _check_invoiced(self, deal: Deal, link: Link, invoice: dict | None) -> bool:
         """A deal changed after its invoice was made. True when its still-draft invoice should follow

@@ -144,6 +144,8 @@ class PlanInput:
     ledger_problems: Any = None
     customers_from: CustomersFrom = "both"  # which CRM records become ledger customers
     field_directions: dict[str, Direction] = field(default_factory=dict)  # per field; default: both ways
+    # records whose earlier creation a person undid: their create gets a new key (not the old one replayed)
+    recreate: dict[CrmRef, str] = field(default_factory=dict)
 
 
 def customer_candidates(records: dict[CrmRef, CrmRecord], customers_from: str = "both") -> list[CrmRef]:
@@ -235,7 +237,7 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
                      "Merge the duplicates in the ledger, or pick the right one on the Review page.")]))
         return
     if match.ident is None:
-        key = op_key(inp.workspace, "create_customer", *ref)
+        key = op_key(inp.workspace, "create_customer", *ref, *([inp.recreate[ref]] if ref in inp.recreate else []))
         if key in inp.pending_creates:  # made by an earlier run that stopped before recording it
             acct_id = inp.pending_creates[key]
             out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, crm_fields))

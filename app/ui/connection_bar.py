@@ -1,4 +1,4 @@
-"""Under the workspace header: Connect…, Field mapping…, and Reconnect when a sign-in has died."""
+"""Under the workspace header: Connect…, Field mapping…, Migrate…, and Reconnect when a sign-in has died."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from app.ui import text
 class ConnectionBar(QWidget):
     connect_clicked = Signal()
     mapping_clicked = Signal()
+    migrate_clicked = Signal()
     reconnect_clicked = Signal(str)  # side
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -26,11 +27,16 @@ class ConnectionBar(QWidget):
         self.mapping_button = QPushButton("Field mapping…")
         self.mapping_button.setToolTip("Choose which CRM fields fill the ledger's customer fields")
         self.mapping_button.clicked.connect(self.mapping_clicked)
+        self.migrate_button = QPushButton("Migrate existing records…")
+        self.migrate_button.setToolTip("Once, before syncing: bring the customers already on both sides to one "
+                                       "clean list, with a plan to check first")
+        self.migrate_button.clicked.connect(self.migrate_clicked)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.reconnect_button)
         row.addWidget(self.connect_button)
         row.addWidget(self.mapping_button)
+        row.addWidget(self.migrate_button)
         row.addStretch(1)
         self.reconnect_button.hide()
 
@@ -43,5 +49,9 @@ class ConnectionBar(QWidget):
         sides = {c.side for c in ws.connections}
         self.connect_button.setText("Connect…" if len(sides) == 2 else "Connect…  (not finished)")
         self.mapping_button.setEnabled("crm" in sides)
+        self.migrate_button.setEnabled(len(sides) == 2)
+        self.migrate_button.setToolTip("Once, before syncing: bring the customers already on both sides to one "
+                                       "clean list, with a plan to check first" if len(sides) == 2
+                                       else "Connect both the CRM and the ledger first.")
         self.mapping_button.setToolTip("Choose which CRM fields fill the ledger's customer fields" if "crm" in sides
                                        else "Connect the CRM first: the mapping is made from its fields.")

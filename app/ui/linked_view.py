@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton, QVBoxLayout, QWidget
 
 from app.ops.status import LinkRow
-from app.ui.models import LinkedModel, SearchFilterProxy
+from app.ui.models import LinkedModel, RowRole, SearchFilterProxy
 from app.ui.resources import icon
 from app.ui.tables import Fill, TableOrNote, make_table
 
 
 class LinkedView(QWidget):
+    history_requested = Signal(object)  # the LinkRow whose field history to show
+
     def __init__(self, model: LinkedModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
@@ -33,11 +36,18 @@ class LinkedView(QWidget):
         bar.addWidget(self.search)
         bar.addStretch(1)
         bar.addWidget(self.count)
+        self.history_button = QPushButton("History…")
+        self.history_button.setToolTip("How each field of the selected record got its current value")
+        self.history_button.clicked.connect(self.request_history)
+        bar.addWidget(self.history_button)
 
         # CRM record, Type, Email, Ledger customer, Matched by, Last synced
         self.table = make_table(self.proxy, (Fill(170), 96, Fill(170), Fill(170), 136, 140))
         self.table.sortByColumn(LinkedModel.NAME, Qt.SortOrder.AscendingOrder)
         self.body = TableOrNote(self.table)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -45,10 +55,36 @@ class LinkedView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.body, 1)
         self._update_count()
+        self._selection_changed()
+
+    def selected_row(self) -> LinkRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.data(rows[0], RowRole) if rows else None
+
+    def request_history(self) -> bool:
+        row = self.selected_row()
+        if row is not None:
+            self.history_requested.emit(row)
+        return row is not None
+
+    def _selection_changed(self) -> None:
+        self.history_button.setEnabled(self.selected_row() is not None)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        self.table.selectRow(index.row())
+        menu = QMenu(self)
+        action = QAction("History…", menu)
+        action.triggered.connect(self.request_history)
+        menu.addAction(action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def set_rows(self, rows: list[LinkRow]) -> None:
         self.model.set_rows(rows)
         self._update_count()
+        self._selection_changed()
 
     def visible_rows(self) -> int:
         return self.proxy.rowCount()

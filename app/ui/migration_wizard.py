@@ -426,8 +426,12 @@ class PlanPage(_Page):
         tools.addWidget(self.search, 1)
         tools.addWidget(self.kind)
         tools.addWidget(self.shown)
+        self.deals = QLabel()  # what the first sync will do with the won deals
+        self.deals.setObjectName("Muted")
+        self.deals.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.counts)
+        layout.addWidget(self.deals)
         layout.addLayout(tools)
         layout.addWidget(self.view, 1)
         layout.addWidget(detail_box)
@@ -444,6 +448,8 @@ class PlanPage(_Page):
         self.model.load(mf)
         self._filter()
         self._counts()
+        self.deals.setText(mf.deals_text())
+        self.deals.setVisible(bool(mf.deals_text()))
 
     def _filter(self) -> None:
         self.proxy.set_filter(self.search.text(), self.kind.currentData())
@@ -904,6 +910,7 @@ class MigrationActions(QObject):
         menu.insertAction(actions[rename - 1] if rename else actions[rename], self.action)
         self.action.setToolTip("Bring the customers already on both sides to one clean list, once, before syncing")
         self.action.triggered.connect(self.open_wizard)
+        window.page.migrate_clicked.connect(self.open_wizard)  # the button under the workspace's name
         menu.aboutToShow.connect(self._update)
         self.notice.connect(window.workspace_actions.notice)
 

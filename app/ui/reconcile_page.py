@@ -52,7 +52,7 @@ from app.ui.resources import icon
 from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
 from app.ui.text import Notice, notice_for_error
 from app.ui.theme import Palette
-from app.ui.widgets import dot_icon
+from app.ui.widgets import ask_xlsx_path, dot_icon
 from app.ui.workers import BackgroundJob, ProgressFn
 
 Index = QModelIndex | QPersistentModelIndex
@@ -580,12 +580,9 @@ class ReconcilePage(QWidget):
     def export(self) -> bool:
         if self.result is None or self.running:
             return False
-        chosen = self._save_dialog(self, self.suggested_file(), "Excel workbook (*.xlsx)")
-        if not chosen:
+        path = ask_xlsx_path(self, self._save_dialog, self.suggested_file())
+        if path is None:
             return False
-        path = Path(chosen)
-        if path.suffix.lower() != ".xlsx":
-            path = path.with_name(path.name + ".xlsx")
         result = self.result
         self.job = BackgroundJob(lambda _progress: result.write(path), on_success=self._exported,
                                  on_failure=lambda exc: self._export_failed(path, exc), parent=self)

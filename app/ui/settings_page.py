@@ -1,4 +1,4 @@
-"""Settings: each workspace's sync cadence, pause and notifications, and starting at login.
+"""Settings: each workspace's sync cadence, pause, notifications and reports folder, and starting at login.
 
 Loads from the workspace's settings, writes them back with ``update_settings`` when Save is
 clicked (never on every keystroke) and asks the scheduler to follow (``sync_jobs``). Starting at
@@ -18,10 +18,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.ops import autostart as autostart_module
+from app.ops.reconcile_month import folder_problem, report_folder
 from app.ops.workspaces import UserError, list_workspaces, update_settings
 from app.sched.service import cadence
 from app.store.db import Store
@@ -52,13 +55,15 @@ class WorkspaceForm:
     reconcile_day: int
     paused: bool
     notifications: bool
+    report_folder: str = ""  # "" = the default, reports/ in the data folder
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> WorkspaceForm:
         sched = cadence(settings)
         return cls(min(60, int(sched["realtime_minutes"])), int(sched["batch_hour"]) % 24,
                    min(28, max(1, int(sched["reconcile_day"]))), bool(sched["paused"]),
-                   bool(settings.get("notifications", True)))
+                   bool(settings.get("notifications", True)), str(settings.get("report_folder") or ""))
+
 
 
 def _utcnow() -> dt.datetime:
@@ -122,6 +127,14 @@ class SettingsPage(QWidget):
         self.paused = QCheckBox("Pause automatic syncing for this workspace")
         self.notifications = QCheckBox("Show notifications for this workspace")
         self.notifications.setToolTip("Failed syncs, records waiting for review and sign-ins about to expire.")
+        self.report_folder = QLineEdit()
+        self.report_folder.setMinimumWidth(320)
+        self.report_folder.setClearButtonEnabled(True)
+        self.report_folder.setPlaceholderText(str(report_folder({})))
+        self.report_folder.setToolTip("Where the monthly reconciliation workbooks are saved. Leave it empty for "
+                                      "the default folder shown.")
+        self.choose_folder = QPushButton("Choose…")
+        self.choose_folder.clicked.connect(self._choose_folder)
 
         ws_form = QFormLayout()
         ws_form.setHorizontalSpacing(16)
@@ -136,6 +149,11 @@ class SettingsPage(QWidget):
         reconcile_row.addWidget(self.reconcile_day)
         reconcile_row.addWidget(self.reconcile_hint, 1)
         ws_form.addRow("Monthly reconciliation on", reconcile_row)
+        folder_row = QHBoxLayout()
+        folder_row.setSpacing(10)
+        folder_row.addWidget(self.report_folder, 1)
+        folder_row.addWidget(self.choose_folder)
+        ws_form.addRow("Save workbooks in", folder_row)
         ws_form.addRow("", self.paused)
         ws_form.addRow("", self.notifications)
         times = QLabel("Times are in this computer's time zone.")
@@ -180,7 +198,7 @@ class SettingsPage(QWidget):
 
         for signal in (self.realtime.valueChanged, self.batch_hour.currentIndexChanged,
                        self.reconcile_day.valueChanged, self.paused.toggled, self.notifications.toggled,
-                       self.start_at_login.toggled):
+                       self.start_at_login.toggled, self.report_folder.textChanged):
             signal.connect(self._edited)
         self.reload()
 
@@ -260,13 +278,21 @@ class SettingsPage(QWidget):
             self.reconcile_day.setValue(form.reconcile_day)
             self.paused.setChecked(form.paused)
             self.notifications.setChecked(form.notifications)
+            self.report_folder.setText(form.report_folder)
         finally:
             self._filling = False
 
     # -- editing -----------------------------------------------------------------------------------
     def form(self) -> WorkspaceForm:
         return WorkspaceForm(self.realtime.value(), int(self.batch_hour.currentData() or 0),
-                             self.reconcile_day.value(), self.paused.isChecked(), self.notifications.isChecked())
+                             self.reconcile_day.value(), self.paused.isChecked(), self.notifications.isChecked(),
+                             self.report_folder.text().strip())
+
+    def _choose_folder(self) -> None:
+        start = self.report_folder.text().strip() or str(report_folder({}))
+        chosen = QFileDialog.getExistingDirectory(self, "Save monthly workbooks in", start)
+        if chosen:
+            self.report_folder.setText(chosen)
 
     def is_dirty(self) -> bool:
         ws_dirty = self._loaded is not None and self.form() != self._loaded
@@ -305,13 +331,18 @@ class SettingsPage(QWidget):
         problems: list[str] = []
         name = self.current_workspace()
         form = self.form()
-        if name and self._loaded is not None and form != self._loaded:
+        folder_changed = self._loaded is not None and form.report_folder != self._loaded.report_folder
+        folder_wrong = folder_problem(form.report_folder) if folder_changed and form.report_folder else None
+        if folder_wrong:
+            problems.append(folder_wrong)
+        elif name and self._loaded is not None and form != self._loaded:
             try:
                 ws = next(w for w in list_workspaces(self._store) if w.name == name)
                 schedule = {**(ws.settings.get("schedule") or {}), "realtime_minutes": form.realtime_minutes,
                             "batch_hour": form.batch_hour, "reconcile_day": form.reconcile_day,
                             "paused": form.paused}
-                update_settings(self._store, name, schedule=schedule, notifications=form.notifications)
+                update_settings(self._store, name, schedule=schedule, notifications=form.notifications,
+                                report_folder=form.report_folder or None)
                 self._loaded = form
                 if self._scheduler is not None:
                     self._scheduler.sync_jobs()

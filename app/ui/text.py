@@ -40,6 +40,8 @@ _HOW = {
     "duplicate": "Duplicate in CRM",
     "link": "Linked earlier",
     "id": "Linked earlier",
+    "manual": "Linked by you",
+    "matched": "Invoiced before",
 }
 
 _HOW_TIPS = {
@@ -50,6 +52,8 @@ _HOW_TIPS = {
     "duplicate": "Another CRM record for the same customer was synced first; both share one ledger customer.",
     "link": "Linked in an earlier sync.",
     "id": "Linked in an earlier sync.",
+    "manual": "You said these two are the same customer (in the migration or the Review tab).",
+    "matched": "The ledger already had this deal's invoice; Crossledger linked it instead of making another.",
 }
 
 _RUN_STATUS = {
@@ -179,6 +183,8 @@ def last_run_text(status: str | None, started_at: dt.datetime | None, now: dt.da
 
 def run_summary(counts: Mapping[str, int]) -> str:
     """'Created 143 customers, linked 22 to existing ones, 18 held back for review'."""
+    if counts.get("undo_of"):  # an undo run: what it took back
+        return undo_summary(counts)
     parts = []
     if counts.get("created"):
         parts.append(f"created {plural(counts['created'], 'customer')}")
@@ -194,6 +200,18 @@ def run_summary(counts: Mapping[str, int]) -> str:
         return "Everything was already in sync" if counts.get("read") else "Nothing new to sync"
     text = ", ".join(parts)
     return text[0].upper() + text[1:]
+
+
+def undo_summary(counts: Mapping[str, int]) -> str:
+    """'Undid run #12: 3 values put back, 2 customers made inactive, 1 left alone'."""
+    parts = [f"{plural(counts[k], what)} {how}" for k, what, how in (
+        ("restored", "value", "put back"), ("deactivated", "customer", "made inactive"),
+        ("voided", "invoice", "voided"), ("unlinked", "link", "removed")) if counts.get(k)]
+    if counts.get("refused"):
+        parts.append(f"{counts['refused']:,} left alone")
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']:,} failed")
+    return f"Undid run #{counts['undo_of']}" + (": " + ", ".join(parts) if parts else ": nothing needed changing")
 
 
 ALLOW_LARGE_CHANGE = "Sync and allow these changes"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
@@ -50,3 +53,12 @@ class ElidedLabel(QLabel):
         text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.drawText(rect, int(self.alignment()), text)
+
+
+def ask_xlsx_path(parent: QWidget, save_dialog: Callable[[QWidget, str, str], str], suggested: str) -> Path | None:
+    """Where to write a workbook: the user's choice (``.xlsx`` added when left off), or None if cancelled."""
+    chosen = save_dialog(parent, suggested, "Excel workbook (*.xlsx)")
+    if not chosen:
+        return None
+    path = Path(chosen)
+    return path if path.suffix.lower() == ".xlsx" else path.with_name(path.name + ".xlsx")

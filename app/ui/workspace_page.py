@@ -11,6 +11,7 @@ from app.connectors.tokens import TokenStore
 from app.ops import status
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
+from app.ui.activity_page import ActivityPage, StoreUndo
 from app.ui.banner import MessageBanner
 from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
@@ -21,7 +22,7 @@ from app.ui.reconcile_page import ReconcilePage, reconcile_runner
 from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
-from app.ui.text import Notice
+from app.ui.text import Notice, provider_label
 
 
 class WorkspacePage(QWidget):
@@ -51,8 +52,16 @@ class WorkspacePage(QWidget):
         self.tabs.addTab(self.review, "Review")
         self.review.count_changed.connect(
             lambda n: self.tabs.setTabText(self.tabs.indexOf(self.review), f"Review  {n:,}"))
+        self.activity = ActivityPage(store, undo=StoreUndo(store, tokens) if tokens is not None else None,
+                                     today=lambda: now().date())  # every run, its field changes, undo
+        self.tabs.addTab(self.activity, "Activity")
+        self.linked.history_requested.connect(self.activity.show_history)
+        self.activity.show_me.connect(lambda: self.tabs.setCurrentWidget(self.activity))
+        self.activity.undone.connect(self._reload_after_undo)
+        self.held.release_requested.connect(self._release)
         self.tabs.currentChanged.connect(  # the report needs the room more than the recent runs do
-            lambda _i: self.runs.setVisible(self.tabs.currentWidget() not in (self.reconcile, self.review)))
+            lambda _i: self.runs.setVisible(self.tabs.currentWidget() not in (self.reconcile, self.review,
+                                                                              self.activity)))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
@@ -61,6 +70,7 @@ class WorkspacePage(QWidget):
         self.connection_bar = ConnectionBar()  # Connect…, Field mapping…, Reconnect
         self.connect_clicked = self.connection_bar.connect_clicked
         self.mapping_clicked = self.connection_bar.mapping_clicked
+        self.migrate_clicked = self.connection_bar.migrate_clicked
         self.reconnect_clicked = self.connection_bar.reconnect_clicked
         layout.addWidget(self.connection_bar)
         layout.addWidget(self.banner)
@@ -81,6 +91,8 @@ class WorkspacePage(QWidget):
         self.connection_bar.set_workspace(ws)
         self.reconcile.set_workspace(ws.name)
         self.review.set_workspace(ws)
+        self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
+                                              "accounting": provider_label(ws.accounting)})
         self.linked.set_rows(linked)
         self.held.set_rows(held)
         self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
@@ -89,6 +101,25 @@ class WorkspacePage(QWidget):
         if changed:
             self.linked.search.clear()
             self.tabs.setCurrentIndex(self.LINKED_TAB)
+
+    def _release(self, record_type: str, record_id: str) -> None:
+        """One small write: lift an undo's hold so the next sync makes the record again."""
+        from app.ops.undo import release_undone
+
+        if self.workspace is None:
+            return
+        held = (self.held.model.row(n) for n in range(self.held.model.rowCount()))
+        row = next((r for r in held if (r.record_type, r.record_id) == (record_type, record_id)), None)
+        name = (row.name if row else "") or f"{record_type} {record_id}"
+        if release_undone(self._store, self.workspace.name, record_type, record_id):
+            self.banner.show_notice(Notice("info", f"{name} will be synced again",
+                                           "The next sync creates or links it again. Click Sync now to do it now."))
+        self._reload_after_undo()
+
+    def _reload_after_undo(self) -> None:
+        fresh = next((w for w in status.workspace_statuses(self._store) if w.id == self.workspace_id), None)
+        if fresh is not None:
+            self.load(fresh)
 
     def show_run(self, state: RunState | None) -> None:
         self.header.set_run(state)

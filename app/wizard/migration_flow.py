@@ -37,6 +37,7 @@ from app.ops.migration import (
     _written_fields,
     batch_limits,
     crm_properties,
+    deals_sentence,
     describe_duration,
     estimate,
     run_migration,
@@ -606,9 +607,16 @@ class MigrationFlow:
         if res.errors:
             lines.append(f"{len(res.errors):,} records were refused by the other side and are listed below.")
             lines += [f"• {e}" for e in res.errors[:5]]
+        if res.deals.get("won"):
+            lines.append(deals_sentence(res.deals, ledger).strip())
         lines.append("Next: from now on the regular sync keeps both sides in step. Click Sync now, or let the "
                      "schedule run it. Correct the held-back records where it says, and the sync picks them up.")
         return lines
+
+    def deals_text(self) -> str:
+        """For the plan page: what the first sync will do with the won deals ('' when there are none)."""
+        res = self.result
+        return deals_sentence(res.deals, res.ledger_label).strip() if res is not None and res.deals.get("won") else ""
 
     def elapsed_text(self) -> str:
         return describe_duration(self.applied.seconds) if self.applied else ""
