@@ -441,3 +441,25 @@ def test_records_held_by_an_undo_are_released_from_the_held_back_tab(world: Worl
     world.sync()
     made = [c for c in world.acct.connector.read_customers(None).records if c.id not in before]
     assert [c.party.name for c in made] == ["Harbor Light Marine"]  # that one again, and only that one
+
+
+def test_a_big_linked_table_is_read_off_the_ui_thread_and_shown_when_ready(world: World, window: MainWindow,
+                                                                            qtbot, monkeypatch) -> None:
+    """Past BIG_LINKED records the Linked table is read and sorted on a worker thread: load() returns at
+    once with the count in the tab, and the rows arrive when the read is done."""
+    import threading
+
+    from app.ui import workspace_page
+
+    monkeypatch.setattr(workspace_page, "BIG_LINKED", 1)
+    threads: list[str] = []
+    real = status.linked_records
+    monkeypatch.setattr(status, "linked_records",
+                        lambda *a, **k: (threads.append(threading.current_thread().name), real(*a, **k))[1])
+    window.reload()
+    page = window.page
+    assert page.tabs.tabText(page.LINKED_TAB) == "Linked records  3"
+    qtbot.waitUntil(lambda: page.linked.model.rowCount() == 3, timeout=10000)
+    assert threads and threading.main_thread().name not in threads
+    names = [page.linked.model.row(n).name for n in range(3)]
+    assert sorted(names) == sorted(COMPANIES)

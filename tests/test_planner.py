@@ -133,3 +133,24 @@ def test_person_in_a_company_is_not_a_customer_but_a_loose_person_is():
               CrmRecord("person", "p2", {"firstname": "Bo", "lastname": "Chen", "email": "bo@gmail.com"})]
     p = plan(inp(people))
     assert [c.refs for c in p.creates] == [[("person", "p2")]]
+
+
+def test_the_crms_echo_of_our_own_write_is_not_a_change_and_a_later_ledger_edit_wins():
+    """We wrote '+44 20 7916 0013' to HubSpot, which keeps it as '+442079160013'. Then the bookkeeper
+    changes the phone in the ledger: that edit must reach the CRM, not be undone as a 'conflict'."""
+    written = {**BASE, "phone": "+44 20 7916 0013"}
+    crm_now = company("1", name="Maple Ltd", email="a@maple.co", phone="+442079160013")
+    p = plan(inp([crm_now], [ledger("L1", "Maple Ltd", email="a@maple.co", phone="+44 20 7946 0999")],
+                 linked(written, written), touched_acct={"L1"}))
+    assert p.conflicts == [] and p.updates == []
+    assert p.crm_updates[0].properties == {"phone": "+44 20 7946 0999"}
+    echo_only = plan(inp([crm_now], [ledger("L1", "Maple Ltd", email="a@maple.co", phone="+44 20 7916 0013")],
+                         linked(written, written)))
+    assert echo_only.writes == 0 and echo_only.conflicts == []  # nothing to send back either way
+
+
+def test_case_of_an_email_and_spacing_are_not_changes():
+    before = {**BASE, "email": "Accounts@Maple.co"}
+    p = plan(inp([company("1", name="Maple  Ltd", email="accounts@maple.co")],
+                 [ledger("L1", "Maple Ltd", email="Accounts@Maple.co")], linked(before, before)))
+    assert p.writes == 0 and p.conflicts == []

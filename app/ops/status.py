@@ -93,19 +93,18 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
 
 
 def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:
-    # Columns, not ORM objects: this runs on the UI thread after every sync, for every linked record.
+    # Columns, not ORM objects, and only the JSON members shown, picked out by the database (SQLite's
+    # json_extract, PostgreSQL's ->>): this runs on the UI thread after every sync, for every linked record.
     with store.session() as s:
-        acct_names = {rid: (data.get("raw_name") or data.get("name") or "") for rid, data in s.execute(
-            select(Mirror.remote_id, Mirror.data).where(Mirror.workspace_id == workspace_id,
-                                                        Mirror.side == "accounting", Mirror.object_type == "customer"))}
-        rows = []
-        for crm_type, crm_id, snapshot, acct_id, how, updated_at in s.execute(
-                select(Link.crm_type, Link.crm_id, Link.snapshot, Link.acct_id, Link.how, Link.updated_at)
-                .where(Link.workspace_id == workspace_id, Link.object_type == "customer").order_by(Link.id)):
-            crm = (snapshot or {}).get("crm", {})
-            rows.append(LinkRow(crm_type, crm_id, crm.get("name") or "", crm.get("email"), acct_id,
-                                acct_names.get(acct_id, ""), how, updated_at))
-        return rows
+        acct_names = {rid: (raw or name or "") for rid, raw, name in s.execute(
+            select(Mirror.remote_id, Mirror.data["raw_name"].as_string(), Mirror.data["name"].as_string())
+            .where(Mirror.workspace_id == workspace_id, Mirror.side == "accounting",
+                   Mirror.object_type == "customer"))}
+        return [LinkRow(crm_type, crm_id, name or "", email, acct_id, acct_names.get(acct_id, ""), how, updated_at)
+                for crm_type, crm_id, name, email, acct_id, how, updated_at in s.execute(
+                    select(Link.crm_type, Link.crm_id, Link.snapshot[("crm", "name")].as_string(),
+                           Link.snapshot[("crm", "email")].as_string(), Link.acct_id, Link.how, Link.updated_at)
+                    .where(Link.workspace_id == workspace_id, Link.object_type == "customer").order_by(Link.id))]
 
 
 def quarantined_records(store: Store, workspace_id: int) -> list[QuarantineRow]:

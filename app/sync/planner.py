@@ -287,6 +287,17 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
             crm_fields))
 
 
+def same_value(f: str, x: Any, y: Any) -> bool:
+    """Equal as a bookkeeper reads them: blank is blank, spacing and case of an email do not count, and a
+    phone is its digits (with a leading +)."""
+    def canon(v: Any) -> str:
+        text = " ".join(str(v).split()) if v is not None else ""
+        if f == "phone":
+            return ("+" if text.startswith("+") else "") + "".join(ch for ch in text if ch.isdigit())
+        return text.casefold() if f == "email" else text
+    return x == y or canon(x) == canon(y)
+
+
 def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party: Party, crm_fields: dict,
                  to_acct: bool, to_crm: bool) -> None:
     ledger = inp.ledger.get(link.acct_id)
@@ -301,19 +312,21 @@ def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party:
         if f in held:
             continue
         c, a = crm_fields.get(f), acct_fields.get(f)
-        crm_changed = c != base_crm.get(f)
-        acct_changed = ledger is not None and a != base_acct.get(f)
+        # A provider's own formatting of what we wrote (HubSpot stores +44 20 7916 0013 as +442079160013)
+        # is not a change: counted as one, our write's echo would make a conflict and undo a later edit.
+        crm_changed = not same_value(f, c, base_crm.get(f))
+        acct_changed = ledger is not None and not same_value(f, a, base_acct.get(f))
         field_to_acct = to_acct and _flows_to_ledger(inp, f)
         field_to_crm = to_crm and _flows_to_crm(inp, f)
         if crm_changed and not acct_changed:
-            if field_to_acct and c != a:
+            if field_to_acct and not same_value(f, c, a):
                 to_ledger[f] = (a, c)
                 rules[f] = "crm-changed"
         elif acct_changed and not crm_changed:
-            if field_to_crm and f in BACKFLOW_FIELDS and a != c:
+            if field_to_crm and f in BACKFLOW_FIELDS and not same_value(f, a, c):
                 to_crm_changes[f] = (c, a)
                 rules[f] = "ledger-changed"
-        elif crm_changed and acct_changed and c != a:
+        elif crm_changed and acct_changed and not same_value(f, c, a):
             rule = inp.rules.get(f, "crm")
             if rule == "recent":
                 crm_time = inp.crm_records[ref].updated_at

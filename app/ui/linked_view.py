@@ -81,8 +81,8 @@ class LinkedView(QWidget):
         menu.addAction(action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
-    def set_rows(self, rows: list[LinkRow]) -> None:
-        self.model.set_rows(rows)
+    def set_rows(self, rows: list[LinkRow], *, in_order: bool = False) -> None:
+        self.model.set_rows(rows, in_order=in_order)
         self._update_count()
         self._selection_changed()
 

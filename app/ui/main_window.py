@@ -214,5 +214,6 @@ class MainWindow(QMainWindow):
 
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
-        pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms)]
+        pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms),
+                 self.page.shutdown(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)

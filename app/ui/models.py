@@ -66,12 +66,21 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         self._now = now
         self._sorted_by: tuple[int, Qt.SortOrder] | None = None
 
-    def set_rows(self, rows: Sequence[R]) -> None:
+    def set_rows(self, rows: Sequence[R], *, in_order: bool = False) -> None:
+        """``in_order``: ``rows`` come from ``ordered()`` (sorted off the UI thread for a big table)."""
         self.beginResetModel()
         self._rows = list(rows)
-        if self._sorted_by is not None:
+        if self._sorted_by is not None and not in_order:
             self._sort_rows()
         self.endResetModel()
+
+    def ordered(self, rows: Sequence[R]) -> list[R]:
+        """``rows`` in the table's current order; pure Python, so a worker thread may call it."""
+        out = list(rows)
+        if self._sorted_by is not None:
+            column, order = self._sorted_by
+            out.sort(key=lambda r: _orderable(self.sort_key(r, column)), reverse=order == Qt.SortOrder.DescendingOrder)
+        return out
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """One Python sort of the rows (SearchFilterProxy asks for it): a sorting proxy calls data()

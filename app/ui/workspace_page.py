@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from app.connectors.tokens import TokenStore
@@ -23,6 +25,10 @@ from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
 from app.ui.text import Notice, provider_label
+from app.ui.workers import BackgroundJob
+
+log = logging.getLogger("crossledger.ui.workspace")
+BIG_LINKED = 2000  # linked records above which the Linked table is read on a worker thread
 
 
 class WorkspacePage(QWidget):
@@ -36,6 +42,9 @@ class WorkspacePage(QWidget):
         self.setObjectName("Content")
         self._store = store
         self.workspace: WorkspaceStatus | None = None
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._generation = 0  # each load() bumps it; an older background read is then dropped
         self.header = WorkspaceHeader(now)
         self.banner = MessageBanner()
         self.linked = LinkedView(LinkedModel(self, now=now))
@@ -82,25 +91,56 @@ class WorkspacePage(QWidget):
         return self.workspace.id if self.workspace else -1
 
     def load(self, ws: WorkspaceStatus) -> None:
-        """Read this workspace's rows (small reads; fine on the UI thread)."""
+        """Read this workspace's rows: small reads on the UI thread; a big Linked table (more than
+        BIG_LINKED records) is read and sorted on a worker thread, so the window never stalls."""
         changed = self.workspace is None or self.workspace.id != ws.id
         self.workspace = ws
-        linked = status.linked_records(self._store, ws.id)
+        big = ws.links > BIG_LINKED
+        linked = [] if big else status.linked_records(self._store, ws.id)
+        n_linked = ws.links if big else len(linked)
         held = status.quarantined_records(self._store, ws.id)
-        self.header.set_workspace(ws, linked=len(linked), held=len(held))
+        self.header.set_workspace(ws, linked=n_linked, held=len(held))
         self.connection_bar.set_workspace(ws)
         self.reconcile.set_workspace(ws.name)
         self.review.set_workspace(ws)
         self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
                                               "accounting": provider_label(ws.accounting)})
-        self.linked.set_rows(linked)
+        self._generation += 1
+        if big:
+            if changed:
+                self.linked.set_rows([])
+            self._read_linked(ws.id, self._generation)
+        else:
+            self.linked.set_rows(linked)
         self.held.set_rows(held)
         self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
-        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {len(linked):,}")
+        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
         self.tabs.setTabText(self.HELD_TAB, f"Held back  {len(held):,}")
         if changed:
             self.linked.search.clear()
             self.tabs.setCurrentIndex(self.LINKED_TAB)
+
+    def _read_linked(self, ws_id: int, generation: int) -> None:
+        model = self.linked.model
+
+        def shown(rows: list) -> None:
+            if generation == self._generation and self.workspace_id == ws_id:  # nothing newer asked since
+                self.linked.set_rows(rows, in_order=True)
+
+        def failed(exc: Exception) -> None:
+            log.warning("reading the linked records failed", exc_info=exc)
+            if generation == self._generation:
+                self.banner.show_notice(Notice("error", "The linked records could not be read",
+                                               "Crossledger could not read them from its database. Select the "
+                                               "workspace again; if it keeps failing, run 'crossledger doctor'."))
+
+        job: BackgroundJob[list] = BackgroundJob(lambda _p: model.ordered(status.linked_records(self._store, ws_id)),
+                                                 on_success=shown, on_failure=failed, parent=self)
+        job.done.connect(job.deleteLater)
+        job.start(self._pool)
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        return self._pool.waitForDone(timeout_ms)
 
     def _release(self, record_type: str, record_id: str) -> None:
         """One small write: lift an undo's hold so the next sync makes the record again."""
