@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import select
 
 from app.ops.workspaces import UserError
 from app.store.db import Store
-from app.store.models import ConflictRow, Link, Mirror, Quarantine, utcnow
+from app.store.models import ConflictRow, Link, Mirror, Quarantine, Workspace, utcnow
 
 Choice = Literal["crm", "accounting", "edited"]
 
@@ -121,14 +121,54 @@ class AmbiguousMatch:
     name: str
     explanation: str
     since: dt.datetime
+    candidates: tuple[Candidate, ...] = field(default=())  # the ledger customers it could be
+    picked: str | None = None  # what a person picked and the next sync will do: a ledger id or "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One ledger customer an ambiguous record could be, as the ledger holds it (last read)."""
+
+    acct_id: str
+    name: str
+    email: str | None = None
+    city: str | None = None
+    tax_id: str | None = None
 
 
 def ambiguous_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
     with store.session() as s:
+        ws = s.get(Workspace, workspace_id)
+        pins = dict(((ws.settings or {}).get("pinned_matches") or {}) if ws else {})
+        rows = [q for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
+                                     .order_by(Quarantine.name))
+                if any(i.get("field") == "match" for i in (q.reasons or {}).get("items", []))]
+        wanted = {c for q in rows for c in (q.reasons or {}).get("candidates", [])}
+        ledger = {m.remote_id: m.data for m in s.scalars(select(Mirror).where(
+            Mirror.workspace_id == workspace_id, Mirror.side == "accounting", Mirror.object_type == "customer",
+            Mirror.remote_id.in_(list(wanted))))} if wanted else {}
         out = []
-        for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
-                           .order_by(Quarantine.name)):
-            reasons = [i.get("message", "") for i in (q.reasons or {}).get("items", []) if i.get("field") == "match"]
-            if reasons:
-                out.append(AmbiguousMatch(q.record_type, q.record_id, q.name, " ".join(reasons), q.created_at))
+        for q in rows:
+            reasons = [i.get("message", "") for i in q.reasons["items"] if i.get("field") == "match"]
+            cands = tuple(Candidate(c, ledger[c].get("raw_name") or ledger[c].get("name") or c,
+                                    ledger[c].get("email"), ledger[c].get("city"), ledger[c].get("tax_id"))
+                          for c in (q.reasons or {}).get("candidates", []) if c in ledger)
+            out.append(AmbiguousMatch(q.record_type, q.record_id, q.name, " ".join(reasons), q.created_at, cands,
+                                      pins.get(f"{q.record_type}:{q.record_id}")))
         return out
+
+
+def pick_match(store: Store, workspace_id: int, record_type: str, record_id: str, choice: str) -> None:
+    """A person's answer to an ambiguous match: ``choice`` is the ledger customer's id to link, or "new" for
+    a customer of its own. Saved for the next sync, which plans the record again (it need not change)."""
+    with store.session() as s:
+        ws = s.get(Workspace, workspace_id)
+        if ws is None:
+            raise UserError("That workspace no longer exists.")
+        pins = dict((ws.settings or {}).get("pinned_matches") or {})
+        pins[f"{record_type}:{record_id}"] = choice
+        ws.settings = {**(ws.settings or {}), "pinned_matches": pins}
+        for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id,
+                                                    Quarantine.record_type == record_type,
+                                                    Quarantine.record_id == record_id)):
+            q.reasons = {**(q.reasons or {}), "release": True}  # the engine plans released records again

@@ -114,6 +114,12 @@ def _ts(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _ref_of(key: str) -> tuple[str, str]:
+    """'company:123' -> ('company', '123')."""
+    kind, _, rid = key.partition(":")
+    return kind, rid
+
+
 def _party_data(party: Party, raw_name: str | None = None) -> dict[str, Any]:
     return {**party.fields(), "kind": party.kind, "currency": party.currency, "raw_name": raw_name}
 
@@ -365,7 +371,8 @@ class SyncEngine:
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
                          customers_from=self.settings.get("customers_from") or "both",
                          field_directions=dict(self.settings.get("field_direction") or {}),
-                         recreate=self.undone_generations())
+                         recreate=self.undone_generations(),
+                         pins={_ref_of(k): v for k, v in (self.settings.get("pinned_matches") or {}).items()})
 
     def undone_generations(self) -> dict[tuple[str, str], str]:
         """CRM records a person unlinked with an undo (app/ops/undo.py), and how many times: making them
@@ -687,6 +694,8 @@ class SyncEngine:
                     rows[q.ref] = self._quarantine_row(s, rows.get(q.ref), q.ref, q.name,
                                                        [{"field": pr.field, "message": pr.message}
                                                         for pr in q.problems])
+                    if q.candidates:  # the Review page offers these to pick from
+                        rows[q.ref].reasons = {**rows[q.ref].reasons, "candidates": list(q.candidates)}
         if p.released:
             with self.store.session() as s:
                 for ref in p.released:

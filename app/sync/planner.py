@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
 from app.sync.mapping import Mapping, map_record, reverse_map
-from app.sync.match import Index, find_match
+from app.sync.match import Index, MatchResult, find_match
 from app.sync.validate import Problem, validate_party
 
 Rule = Literal["crm", "accounting", "recent", "ask"]
@@ -87,6 +87,7 @@ class Quarantined:
     ref: CrmRef
     name: str
     problems: list[Problem]
+    candidates: tuple[str, ...] = ()  # an ambiguous match: the ledger customers it could be
 
 
 @dataclass(slots=True)
@@ -146,6 +147,8 @@ class PlanInput:
     field_directions: dict[str, Direction] = field(default_factory=dict)  # per field; default: both ways
     # records whose earlier creation a person undid: their create gets a new key (not the old one replayed)
     recreate: dict[CrmRef, str] = field(default_factory=dict)
+    # a person's answer to an ambiguous match (Review page): the ledger customer to link, or "new"
+    pins: dict[CrmRef, str] = field(default_factory=dict)
 
 
 def customer_candidates(records: dict[CrmRef, CrmRecord], customers_from: str = "both") -> list[CrmRef]:
@@ -228,13 +231,20 @@ def _flows_to_crm(inp: PlanInput, f: str) -> bool:
 
 
 def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict) -> None:
-    match = find_match(party, index)
+    pin = inp.pins.get(ref)
+    if pin == "new":  # a person said: none of them, a customer of its own
+        match = MatchResult()
+    elif pin and pin in inp.ledger and inp.ledger[pin].active:  # a person picked this one
+        match = MatchResult(pin, "manual")
+    else:
+        match = find_match(party, index)
     if match.ambiguous:
         names = ", ".join(f"'{index.names.get(i, i)}'" for i in match.ambiguous[:4])
         label = {"email": "email address", "tax_id": "tax ID", "name": "name"}[match.how or "name"]
         out.quarantined.append(Quarantined(ref, party.name, [Problem(
             "match", f"Its {label} matches {len(match.ambiguous)} customers in the ledger ({names}). "
-                     "Merge the duplicates in the ledger, or pick the right one on the Review page.")]))
+                     "Pick the right one on the Review page, or merge the duplicates in the ledger.")],
+            tuple(match.ambiguous)))
         return
     if match.ident is None:
         key = op_key(inp.workspace, "create_customer", *ref, *([inp.recreate[ref]] if ref in inp.recreate else []))

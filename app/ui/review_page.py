@@ -9,6 +9,7 @@ the side-by-side diff view; saved choices are applied by the next sync, or at on
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,10 +107,17 @@ class ReviewModel(RowTableModel[ReviewItem]):
 
 
 class MatchPanel(QWidget):
-    """An ambiguous match: which customers it could be, and what to do about it."""
+    """An ambiguous match: which customers it could be, a button to pick each, and what happens next.
+
+    ``picked(record_type, record_id, choice)``: ``choice`` is the ledger customer's id, or "new"."""
+
+    picked = Signal(str, str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._match: AmbiguousMatch | None = None
+        self.choices_box = QWidget()  # replaced whole for each record shown
+        self.buttons: dict[str, QPushButton] = {}  # choice -> its button
         self.title = QLabel()
         self.title.setObjectName("SectionTitle")
         self.body = QLabel()
@@ -123,16 +131,62 @@ class MatchPanel(QWidget):
         layout.setSpacing(10)
         layout.addWidget(self.title)
         layout.addWidget(self.body)
+        layout.addWidget(self.choices_box)
         layout.addWidget(self.next_step)
         layout.addStretch(1)
 
     def set_match(self, match: AmbiguousMatch, crm_label: str, acct_label: str) -> None:
+        self._match = match
         self.title.setText(match.name)
         self.body.setText(match.explanation)
-        self.next_step.setText(
-            f"This record is not synced until it points at one customer. Merge the duplicate customers in "
-            f"{acct_label}, or give the record in {crm_label} the details of the right one; the next sync "
-            f"links it and it leaves this list.")
+        old, self.choices_box = self.choices_box, QWidget()
+        self.choices = QVBoxLayout(self.choices_box)
+        self.choices.setContentsMargins(0, 4, 0, 4)
+        self.choices.setSpacing(8)
+        self.layout().replaceWidget(old, self.choices_box)
+        old.hide()
+        old.deleteLater()
+        self.buttons = {}
+        for cand in match.candidates:
+            details = " · ".join(x for x in (cand.email, cand.city, cand.tax_id) if x)
+            self._choice(cand.acct_id, f"<b>{html.escape(cand.name)}</b>"
+                         + (f"<br><span style='color:{Palette.TEXT_MUTED}'>{html.escape(details)}</span>"
+                            if details else ""), "Link to this one", match.picked == cand.acct_id)
+        if match.candidates:
+            self._choice("new", f"None of these: a customer of its own in {acct_label}", "Create new",
+                         match.picked == "new")
+        chosen = next((c.name for c in match.candidates if c.acct_id == match.picked), None)
+        if match.picked == "new":
+            self.next_step.setText(f"You chose a new customer. The next sync (or Apply now) creates it in "
+                                   f"{acct_label} and the record leaves this list.")
+        elif chosen:
+            self.next_step.setText(f"You picked '{chosen}'. The next sync (or Apply now) links the record to it "
+                                   "and it leaves this list.")
+        elif match.candidates:
+            self.next_step.setText(f"This record is not synced until it points at one customer. Pick the right "
+                                   f"one above, or merge the duplicate customers in {acct_label}.")
+        else:
+            self.next_step.setText(
+                f"This record is not synced until it points at one customer. Merge the duplicate customers in "
+                f"{acct_label}, or give the record in {crm_label} the details of the right one; the next sync "
+                f"links it and it leaves this list.")
+
+    def _choice(self, choice: str, words: str, action: str, chosen: bool) -> None:
+        row = QHBoxLayout()
+        label = QLabel(words)
+        label.setWordWrap(True)
+        label.setTextFormat(Qt.TextFormat.RichText)
+        button = QPushButton("Picked" if chosen else action)
+        button.setEnabled(not chosen)
+        button.clicked.connect(lambda: self._pick(choice))
+        row.addWidget(label, 1)
+        row.addWidget(button)
+        self.buttons[choice] = button
+        self.choices.addLayout(row)
+
+    def _pick(self, choice: str) -> None:
+        if self._match is not None:
+            self.picked.emit(self._match.record_type, self._match.record_id, choice)
 
 
 class ReviewPage(QWidget):
@@ -188,6 +242,7 @@ class ReviewPage(QWidget):
         self.diff.saved.connect(self._saved)
         self.diff.failed.connect(self._failed)
         self.match_panel = MatchPanel()
+        self.match_panel.picked.connect(self._picked)
         self.hint = QLabel("Select a record above to compare its values side by side.")
         self.hint.setObjectName("Muted")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -242,7 +297,7 @@ class ReviewPage(QWidget):
         matches = [later.pop((m.record_type, m.record_id), m) for m in matches] + list(later.values())
         items = review_items(conflicts.open_conflicts(self._store, ws_id), matches)
         self.model.set_rows(items)
-        self._show_pending(conflicts.pending_choices(self._store, ws_id))
+        self._show_pending(conflicts.pending_choices(self._store, ws_id) + sum(1 for m in matches if m.picked))
         if items:
             self.list.show_table()
             self._fit_list(len(items))
@@ -272,6 +327,13 @@ class ReviewPage(QWidget):
                 f"Apply now syncs this workspace straight away.")
         self.pending.setVisible(bool(n))
         self.apply_button.setVisible(bool(n))
+
+    def _picked(self, record_type: str, record_id: str, choice: str) -> None:
+        """Save the answer to an ambiguous match; the next sync (or Apply now) acts on it."""
+        if self.workspace is None:
+            return
+        conflicts.pick_match(self._store, self.workspace.id, record_type, record_id, choice)
+        self.reload()
 
     def selected_item(self) -> ReviewItem | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
