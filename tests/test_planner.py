@@ -154,3 +154,10 @@ def test_case_of_an_email_and_spacing_are_not_changes():
     p = plan(inp([company("1", name="Maple  Ltd", email="accounts@maple.co")],
                  [ledger("L1", "Maple Ltd", email="Accounts@Maple.co")], linked(before, before)))
     assert p.writes == 0 and p.conflicts == []
+
+
+def test_an_archived_name_is_free_where_the_ledger_frees_it():
+    """Xero frees an archived contact's name; QuickBooks and Zoho Books keep it taken."""
+    inactive = AccountingCustomer("L9", Party("company", "Maple Bakery Ltd"), active=False, raw_name="Maple Bakery Ltd")
+    p = plan(inp([company("1", name="Maple Bakery Ltd")], [inactive], inactive_names_taken=False))
+    assert p.creates[0].display_name == "Maple Bakery Ltd" and p.links[0].acct_id != "L9"

@@ -303,6 +303,7 @@ class Connector:
     """One Xero organisation (tenant) of one sign-in."""
 
     provider = "xero"
+    inactive_names_taken = False  # an archived contact's name is free for a new contact
 
     def __init__(self, conn: Connection, tokens: TokenStore, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:

@@ -372,7 +372,8 @@ class SyncEngine:
                          customers_from=self.settings.get("customers_from") or "both",
                          field_directions=dict(self.settings.get("field_direction") or {}),
                          recreate=self.undone_generations(),
-                         pins={_ref_of(k): v for k, v in (self.settings.get("pinned_matches") or {}).items()})
+                         pins={_ref_of(k): v for k, v in (self.settings.get("pinned_matches") or {}).items()},
+                         inactive_names_taken=getattr(self.acct, "inactive_names_taken", True))
 
     def undone_generations(self) -> dict[tuple[str, str], str]:
         """CRM records a person unlinked with an undo (app/ops/undo.py), and how many times: making them

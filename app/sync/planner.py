@@ -149,6 +149,9 @@ class PlanInput:
     recreate: dict[CrmRef, str] = field(default_factory=dict)
     # a person's answer to an ambiguous match (Review page): the ledger customer to link, or "new"
     pins: dict[CrmRef, str] = field(default_factory=dict)
+    # whether an inactive (archived) ledger customer still holds its name: true in QuickBooks and Zoho
+    # Books, not in Xero, which frees an archived contact's name for a new one
+    inactive_names_taken: bool = True
 
 
 def customer_candidates(records: dict[CrmRef, CrmRecord], customers_from: str = "both") -> list[CrmRef]:
@@ -187,7 +190,7 @@ def plan(inp: PlanInput) -> Plan:
     for cust in inp.ledger.values():
         if cust.active:
             index.add(cust.id, cust.party, cust.raw_name or cust.party.name)
-        else:
+        elif inp.inactive_names_taken:
             index.names[cust.id] = cust.raw_name or cust.party.name  # names of inactive ones stay taken
     to_acct = inp.direction in ("both", "crm_to_acct")
     to_crm = inp.direction in ("both", "acct_to_crm")
