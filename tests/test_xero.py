@@ -402,20 +402,6 @@ def test_post_with_a_known_name_updates_that_contact_and_archived_names_are_free
     assert unarchive.status_code == 400  # restoring it now clashes
 
 
-def test_a_renamed_contact_frees_its_old_name_and_takes_the_new_one():
-    c = world("demo")
-    [a] = c.connector.create_customers([CustomerWrite("a", party("Harbour Lights Ltd"))])
-    [again] = c.connector.create_customers([CustomerWrite("b", party("HARBOUR lights ltd"))])
-    assert isinstance(again.error, DuplicateName)
-    [renamed] = c.connector.update_customers([CustomerWrite("c", party("Harbour Lights Trading Ltd"), id=a.id,
-                                                            version=a.version)])
-    assert renamed.ok
-    [old_name] = c.connector.create_customers([CustomerWrite("d", party("Harbour Lights Ltd"))])
-    assert old_name.ok  # the old name is free again
-    [new_name] = c.connector.create_customers([CustomerWrite("e", party("harbour lights trading ltd"))])
-    assert isinstance(new_name.error, DuplicateName)  # ... and the new one is taken
-
-
 def test_an_idempotency_key_replays_the_first_answer():
     c = world("empty")
     body = {"Contacts": [{"Name": "Once Only Ltd"}]}

@@ -309,20 +309,6 @@ def test_creates_are_one_request_each_and_updates_reuse_what_was_read():
     assert res.ok and c.connector.api.request_count - before == 2
 
 
-def test_a_renamed_contact_frees_its_old_name_and_takes_the_new_one():
-    c = world("demo")
-    [a] = c.connector.create_customers([CustomerWrite("a", party("Harbour Lights Ltd"))])
-    [again] = c.connector.create_customers([CustomerWrite("b", party("HARBOUR lights ltd"))])
-    assert isinstance(again.error, DuplicateName)
-    [renamed] = c.connector.update_customers([CustomerWrite("c", party("Harbour Lights Trading Ltd"), id=a.id,
-                                                            version=a.version)])
-    assert renamed.ok
-    [old_name] = c.connector.create_customers([CustomerWrite("d", party("Harbour Lights Ltd"))])
-    assert old_name.ok  # the old name is free again
-    [new_name] = c.connector.create_customers([CustomerWrite("e", party("harbour lights trading ltd"))])
-    assert isinstance(new_name.error, DuplicateName)  # ... and the new one is taken
-
-
 def test_a_person_customer_keeps_its_names_on_the_contact_person():
     c = world("empty")
     [res] = c.connector.create_customers([CustomerWrite("p1", party("Grace van Dijk", kind="person",

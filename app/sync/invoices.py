@@ -139,11 +139,12 @@ def prior_invoice(deal: Deal, currency: str | None, lines: Sequence[InvoiceLine 
     if len(fits) > 1 and fits[0][0] == fits[1][0]:
         numbers = ", ".join(row.get("number") or rid for _, rid, row in fits[:3])
         where = REFERENCE_FIELD.get(ledger, "reference")
-        return None, (f"The ledger already has {len(fits)} invoices for this customer of {total} {currency or ''} "
+        amount = f"{total} {currency}" if currency else str(total)
+        return None, (f"The ledger already has {len(fits)} invoices for this customer of {amount} "
                       f"around the deal's close date ({numbers}), so Crossledger did not make another. Put "
                       f"'{reference_for(deal.id)}' in the {where} of the one that belongs to this deal and "
                       "sync again; it is then linked. If none of them does, create the invoice in the ledger "
-                      f"with that {where}.").replace("  ", " ")
+                      f"with that {where}.")
     return fits[0][1], None
 
 
