@@ -125,12 +125,14 @@ def _open(args: argparse.Namespace):
     return home, Store(args.db or sqlite_url(home))
 
 
-def _tokens():
-    from app.connectors.tokens import KeyringTokenStore
+def _tokens(store: Any = None, *names: str):
+    """The OS keyring; or, with none running, memory for workspaces that only use embedded sandboxes."""
+    from app.ops.sandbox_signin import choose_tokens
 
-    store = KeyringTokenStore()
-    store.check()
-    return store
+    choice = choose_tokens(store, list(names) if names else None)
+    if choice.note:
+        print(choice.note, file=sys.stderr)
+    return choice.tokens
 
 
 def _print_progress(stage: str, done: int, total: int) -> None:
@@ -140,17 +142,21 @@ def _print_progress(stage: str, done: int, total: int) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.ops.demo import run_demo
+    from app.ops.sandbox_signin import choose_tokens
 
     home, store = _open(args)
     print(f"Setting up the demo in {home} …")
-    result = run_demo(store, _tokens(), home, crm=args.crm, accounting=args.accounting, progress=_print_progress)
+    choice = choose_tokens(sandbox_only=True)
+    if choice.note:
+        print(choice.note)
+    result = run_demo(store, choice.tokens, home, crm=args.crm, accounting=args.accounting, progress=_print_progress)
     _print_run_summary(result.run)
     _print_invoices(store, result.workspace)
     print(f"\nThe demo workspace '{result.workspace}' is saved in {home}.")
     print(f"  crossledger --home {home} status        shows links and quarantined records")
     print(f"  crossledger --home {home} sync demo     syncs again (nothing changed: 0 writes)")
     if not args.headless:
-        return _gui(args, home, store)
+        return _gui(args, home, store, tokens=choice.tokens)
     return 0
 
 
@@ -229,7 +235,7 @@ def cmd_workspace(args: argparse.Namespace) -> int:
         where = report_folder(workspaces.get_workspace(store, args.name).settings)
         print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
     elif args.action == "remove":
-        removed = workspaces.remove_workspace(store, _tokens(), args.name)
+        removed = workspaces.remove_workspace(store, _tokens(store, args.name), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
               "deleted from the keyring.")
     return 0
@@ -273,7 +279,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     _, store = _open(args)
     get_workspace(store, args.name)  # an unknown workspace is explained before the keyring is needed
-    result = run_sync(store, _tokens(), args.name, dry_run=args.dry_run, trigger="cli",
+    result = run_sync(store, _tokens(store, args.name), args.name, dry_run=args.dry_run, trigger="cli",
                       progress=None if args.json else _print_progress, allow_mass_change=args.allow_mass_change)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -358,7 +364,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     if wanted and wanted != name:
         raise UndoError(f"Run {run_id} belongs to workspace '{name}', not '{wanted}'.")
     if args.dry_run:
-        plan = plan_undo(store, _tokens(), name, run_id)
+        plan = plan_undo(store, _tokens(store, name), name, run_id)
         if args.json:
             print(json.dumps({"dry_run": True, **plan.to_json()}))
             return 0
@@ -373,7 +379,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
                 print(f"  - {r.reason}")
         print("Nothing was changed (dry run). Run it again without --dry-run to undo.")
         return 0
-    result = apply_undo(store, _tokens(), name, run_id, progress=None if args.json else _print_progress)
+    result = apply_undo(store, _tokens(store, name), name, run_id, progress=None if args.json else _print_progress)
     if args.json:
         print(json.dumps({"dry_run": False, "run_id": run_id, "workspace": name, **result.to_json()}))
     else:
@@ -406,7 +412,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from app.ops.reconcile_month import reconcile_workspace
 
     _, store = _open(args)
-    result = reconcile_workspace(store, _tokens(), args.name, args.month, args.out,
+    result = reconcile_workspace(store, _tokens(store, args.name), args.name, args.month, args.out,
                                  progress=None if args.json else _print_progress)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -456,7 +462,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from app.ops.migration import describe_result, migrate, saved_estimate
 
     _, store = _open(args)
-    tokens = _tokens()
+    tokens = _tokens(store, args.name)
     if args.apply and not args.json and (est := saved_estimate(store, args.name)) is not None:
         print(f"Applying the saved plan takes {est.text} within the providers' limits. {est.note} "
               "Ctrl+C stops it safely; the same command continues where it stopped.".replace("  ", " "), flush=True)
@@ -505,10 +511,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gui(args: argparse.Namespace, home: Path, store: Any) -> int:
+def _gui(args: argparse.Namespace, home: Path, store: Any, tokens: Any = None) -> int:
+    from app.ops.sandbox_signin import keyring_available
     from app.ui.app import run_gui
 
-    return run_gui(store=store, home=home)
+    if tokens is None and not keyring_available():
+        from app.connectors.errors import KeyringUnavailable
+
+        try:  # a machine with no keyring can still open the demo's sandbox-only workspaces
+            tokens = _tokens(store)
+        except KeyringUnavailable:  # real connections: the window explains the keyring itself
+            tokens = None
+    return run_gui(store=store, home=home, tokens=tokens)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,13 @@
 """Bootstrap and run Crossledger from a clone, with nothing but Python 3.11+.
 
     python3 scripts/dev.py demo      # set up, then open the app on the embedded demo
-    python3 scripts/dev.py test      # set up, then run the whole test suite
+    python3 scripts/dev.py test      # set up, then run the whole test suite (on every core)
+    python3 scripts/dev.py lint      # ruff, the mypy ratchet and the import-linter contracts
     python3 scripts/dev.py run ARGS  # any crossledger command
+
+`test` takes pytest's own arguments too (`test tests/test_cli.py -x`); `--update-screenshots`
+writes the GUI tests' screenshots into docs/screenshots instead of a temporary folder, and
+CROSSLEDGER_TEST_WORKERS sets how many test processes run side by side.
 
 It finds uv (or installs it into a private bootstrap venv), installs the locked dependencies
 into .venv with the Python running this script, and runs the command there.
@@ -35,11 +40,23 @@ def find_uv() -> str:
     return str(exe)
 
 
+def test_args(rest: list[str], env: dict[str, str]) -> list[str]:
+    """The whole suite on every core (at least two processes), the 15 slowest tests listed at the end."""
+    if "--update-screenshots" in rest:
+        rest = [a for a in rest if a != "--update-screenshots"]
+        env["CROSSLEDGER_UPDATE_SCREENSHOTS"] = "1"
+    workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(max(2, os.cpu_count() or 1))
+    extra = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
+    if not any(a.startswith("--durations") for a in rest):
+        extra.append("--durations=15")
+    return [*extra, *rest]
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script is what tells an old Python so
         print("Crossledger needs Python 3.11 or newer.", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in {"demo", "test", "run"}:
+    if not argv or argv[0] not in {"demo", "test", "lint", "run"}:
         print(__doc__)
         return 2
     uv = find_uv()
@@ -49,7 +66,9 @@ def main(argv: list[str]) -> int:
     if cmd == "demo":
         args = ["crossledger", "demo", *rest]
     elif cmd == "test":
-        args = ["pytest", *rest]
+        args = ["pytest", *test_args(rest, env)]
+    elif cmd == "lint":
+        args = ["python", str(ROOT / "scripts" / "lint.py"), *rest]
     else:
         args = ["crossledger", *rest]
     return subprocess.run([uv, "run", "--frozen", "--no-sync", *args], cwd=ROOT, env=env).returncode

@@ -31,9 +31,10 @@ from app.store.db import Store
 from app.ui.activity_page import ActivityPage, ChangeModel, RunModel, StoreUndo
 from app.ui.app import make_application
 from app.ui.main_window import MainWindow
+from tests.shots import screenshot_dir
 from tests.support import Connected, over_http
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 COMPANIES = {  # name: (address, city, postcode)
     "Maple Grove Nursery": ("14 Station Road", "Bramley", "GU5 0AA"),
     "Stonebridge Bakery": ("2 Mill Lane", "Ashby", "LE65 1AA"),

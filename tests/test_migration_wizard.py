@@ -23,9 +23,10 @@ from app.sandbox.server import InProcessTransport
 from app.store.db import Store
 from app.store.models import Link, MigrationPlan, Workspace
 from app.wizard.migration_flow import APART, LATER, LINK, MigrationFlow, later_matches
+from tests.shots import screenshot_dir
 from tests.support import Connected, in_process
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 
 
 def add_near_matches(crm, acct) -> None:

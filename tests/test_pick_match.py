@@ -4,7 +4,6 @@ bookkeeper chose (or makes a new one), with no duplicate and without the record 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -15,6 +14,7 @@ from app.ops import conflicts, status
 from app.store.db import Store
 from app.store.models import Link, Quarantine, Workspace
 from app.sync.engine import SyncEngine
+from tests.shots import screenshot_dir
 from tests.support import in_process
 
 
@@ -97,7 +97,7 @@ def test_the_review_page_offers_each_candidate_and_a_new_one(world, qtbot):
     assert page.detail.currentWidget() is panel
     assert set(panel.buttons) == {first, second, "new"}
     assert "Pick the right one above" in panel.next_step.text()
-    page.grab().save(str(Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "review-pick-match.png"))
+    page.grab().save(str(screenshot_dir() / "review-pick-match.png"))
     panel.buttons[first].click()
     assert panel.buttons[first].text() == "Picked" and not panel.buttons[first].isEnabled()
     assert "You picked 'Harbour Bakery (Leeds)'" in panel.next_step.text()

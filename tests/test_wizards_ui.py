@@ -31,8 +31,8 @@ from app.ui.app import make_application
 from app.ui.connect_wizard import ConnectWizard, SignInPage
 from app.ui.main_window import MainWindow
 from app.ui.mapping_wizard import MappingWizard
+from tests.shots import DOCS_SHOTS as SHOTS
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 NEXT, FINISH = QWizard.WizardButton.NextButton, QWizard.WizardButton.FinishButton
 
 
