@@ -100,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     un.add_argument("--dry-run", action="store_true", help="show what would be undone and left alone; write nothing")
     un.add_argument("--json", action="store_true")
 
+    cf = sub.add_parser("conflicts", help="list the open conflicts a person has to decide")
+    cf.add_argument("name")
+    cf.add_argument("--json", action="store_true")
+
+    rs = sub.add_parser("resolve", help="decide one open conflict, as the Review page does")
+    rs.add_argument("name")
+    rs.add_argument("record", help="the CRM record's id or name")
+    rs.add_argument("field", help="the field in conflict, e.g. city or email")
+    rs.add_argument("--keep", required=True, metavar="crm|accounting|value=TEXT",
+                    help="keep the CRM's value, the accounting system's, or the value you type")
+
     rl = sub.add_parser("release", help="let the next sync make again a CRM record an undo held back")
     rl.add_argument("name")
     rl.add_argument("record_type", choices=("company", "person", "deal"))
@@ -391,6 +402,48 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0 if result.status in ("ok", "partial") else 1
 
 
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    from app.ops.conflicts import conflict_json, open_conflicts
+    from app.ops.workspaces import get_workspace
+
+    _, store = _open(args)
+    ws = get_workspace(store, args.name)
+    found = open_conflicts(store, ws.id)
+    if args.json:
+        print(json.dumps({"workspace": ws.name, "conflicts": [conflict_json(c) for c in found]}))
+        return 0
+    if not found:
+        print(f"No open conflicts in '{ws.name}'.")
+        return 0
+    crm, acct = registry_label(ws.crm), registry_label(ws.accounting)
+    print(f"{len(found)} open conflict(s) in '{ws.name}' (a field changed differently in {crm} and {acct}):")
+    for c in found:
+        print(f"  {c.record_name} ({c.crm_type} {c.crm_id}), {c.field_label.lower()}: "
+              f"{crm} '{c.crm_value or ''}', {acct} '{c.acct_value or ''}'  since {c.created_at:%Y-%m-%d %H:%M}")
+    print(f"Decide one with: crossledger resolve \"{ws.name}\" RECORD FIELD --keep crm|accounting|value=TEXT")
+    return 0
+
+
+def registry_label(provider: str) -> str:
+    from app.connectors import registry
+
+    return registry.info(provider).label
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from app.ops.conflicts import resolve
+    from app.ops.workspaces import get_workspace
+
+    _, store = _open(args)
+    ws = get_workspace(store, args.name)
+    c = resolve(store, ws.id, args.record, args.field, args.keep)
+    kept = {"crm": registry_label(ws.crm), "accounting": registry_label(ws.accounting),
+            "ledger": registry_label(ws.accounting)}.get(args.keep, "your value")
+    print(f"Decided: {c.record_name}'s {c.field_label.lower()} keeps {kept}'s. The next sync puts it on both "
+          f"sides (crossledger sync \"{ws.name}\").")
+    return 0
+
+
 def cmd_release(args: argparse.Namespace) -> int:
     from app.ops.undo import held_by_undo, release_undone
     from app.ops.workspaces import get_workspace
@@ -545,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
                 "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
-                "undo": cmd_undo, "release": cmd_release}[args.command](args)
+                "undo": cmd_undo, "release": cmd_release,
+                "conflicts": cmd_conflicts, "resolve": cmd_resolve}[args.command](args)
     except (UserError, Busy, UndoError) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2

@@ -172,3 +172,50 @@ def pick_match(store: Store, workspace_id: int, record_type: str, record_id: str
                                                     Quarantine.record_type == record_type,
                                                     Quarantine.record_id == record_id)):
             q.reasons = {**(q.reasons or {}), "release": True}  # the engine plans released records again
+
+
+def conflict_json(c: ConflictView) -> dict[str, object]:
+    """One open conflict as `status --json` and `conflicts --json` give it (stable keys)."""
+    return {"id": c.id, "record_type": c.crm_type, "record_id": c.crm_id, "name": c.record_name,
+            "accounting_id": c.acct_id, "field": c.field, "field_label": c.field_label,
+            "crm_value": c.crm_value, "accounting_value": c.acct_value, "last_synced_value": c.base_value,
+            "rule": c.rule, "since": c.created_at.isoformat() + "Z"}
+
+
+def find_conflict(store: Store, workspace_id: int, record: str, field_name: str) -> ConflictView:
+    """The open conflict on ``field_name`` of ``record`` (a CRM id, or the record's name in any case)."""
+    wanted_field = field_name.strip().lower().replace(" ", "_")
+    by_label = {label.lower(): key for key, label in FIELD_LABELS.items()}
+    wanted_field = by_label.get(field_name.strip().lower(), wanted_field)
+    found = [c for c in open_conflicts(store, workspace_id)
+             if record in (c.crm_id, c.acct_id) or c.record_name.casefold() == record.strip().casefold()]
+    if not found:
+        raise UserError(f"No open conflict for '{record}'. 'crossledger conflicts' lists the open ones.")
+    on_field = [c for c in found if c.field == wanted_field]
+    if not on_field:
+        fields = ", ".join(sorted({c.field for c in found}))
+        raise UserError(f"'{found[0].record_name}' has no open conflict on '{field_name}'; it has one on: {fields}.")
+    if len({(c.crm_type, c.crm_id) for c in on_field}) > 1:
+        ids = ", ".join(sorted(c.crm_id for c in on_field))
+        raise UserError(f"Several records are called '{record}'. Give the CRM id instead: {ids}.")
+    return on_field[0]
+
+
+def resolve(store: Store, workspace_id: int, record: str, field_name: str, keep: str) -> ConflictView:
+    """Decide one conflict as the Review page does: keep the CRM's value, the ledger's, or a typed one.
+
+    ``keep`` is ``crm``, ``accounting`` or ``value=…``. The next sync puts the chosen value on both sides.
+    """
+    c = find_conflict(store, workspace_id, record, field_name)
+    if keep == "crm":
+        choose(store, c.id, "crm")
+    elif keep in ("accounting", "ledger"):
+        choose(store, c.id, "accounting")
+    elif keep.startswith("value="):
+        value = keep.removeprefix("value=").strip()
+        if not value:
+            raise UserError("Give the value to keep after 'value=', e.g. --keep 'value=Bremen'.")
+        choose(store, c.id, "edited", value)
+    else:
+        raise UserError("Say which value to keep: --keep crm, --keep accounting or --keep 'value=…'.")
+    return c

@@ -17,6 +17,7 @@ from app.connectors import registry
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
+from app.ops.conflicts import FIELD_LABELS
 from app.ops.workspaces import get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
@@ -109,8 +110,11 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                            " ".join(i["message"] for i in q.reasons.get("items", [])), q.side,
                            _held_url(crm, acct, q.side, q.record_type, q.record_id))
                 for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id))]
-        held += [HeldRecord(c.crm_type, c.crm_id, c.crm_value or c.crm_id,
-                            f"open conflict on {c.field}: CRM '{c.crm_value}', ledger '{c.acct_value}'", "crm",
+        record_names = {(lk.crm_type, lk.crm_id): (lk.snapshot or {}).get("crm", {}).get("name") for lk in links}
+        held += [HeldRecord(c.crm_type, c.crm_id,
+                            record_names.get((c.crm_type, c.crm_id)) or names.get(c.acct_id or "") or c.crm_id,
+                            f"open conflict on {FIELD_LABELS.get(c.field, c.field).lower()}: CRM "
+                            f"'{c.crm_value}', ledger '{c.acct_value}'", "crm",
                             _held_url(crm, acct, "crm", c.crm_type, c.crm_id))
                  for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
                                                                ConflictRow.outcome == "open"))]

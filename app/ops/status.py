@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.connectors import registry
+from app.ops.conflicts import conflict_json, open_conflicts
 from app.store.db import Store
 from app.store.models import ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
 
@@ -139,6 +140,7 @@ def status_json(store: Store) -> dict[str, Any]:
                 {"record_type": q.record_type, "record_id": q.record_id, "name": q.name, "reasons": q.reasons}
                 for q in quarantined_records(store, ws.id)
             ],
+            "conflicts": [conflict_json(c) for c in open_conflicts(store, ws.id)],
             "last_runs": [_run_json(r) for r in recent_runs(store, ws.id, 5)],
             "invoices": invoice_summary(store, ws.id),
         })
