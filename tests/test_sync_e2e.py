@@ -68,6 +68,9 @@ def test_demo_data_syncs_with_links_quarantine_and_no_duplicates(tmp_path, pair)
     with w.store.session() as s:
         reasons = [i["message"] for q in s.query(Quarantine) for i in q.reasons["items"]]
     assert any("email address" in r for r in reasons) and any("not valid for" in r for r in reasons)
+    with w.store.session() as s:  # one count per held record: customers and people, and won deals apart
+        held = Counter("deal" if q.record_type == "deal" else "party" for q in s.query(Quarantine))
+    assert c["quarantined"] == held["party"] and c.get("deals_held", 0) == held["deal"]
 
     again = w.sync()
     assert again.counts["writes"] == 0 and again.counts["created"] == 0

@@ -670,19 +670,21 @@ class SyncEngine:
                               record_id=record_id, field=f, before=_str(before), after=_str(after),
                               rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
 
-    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict]) -> None:
+    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict], *, counted: bool = False) -> None:
         with self.store.session() as s:
             row = s.scalars(select(Quarantine).where(
                 Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm", Quarantine.record_type == ref[0],
                 Quarantine.record_id == ref[1])).first()
-            self._quarantine_row(s, row, ref, name, reasons)
+            self._quarantine_row(s, row, ref, name, reasons, counted=counted)
 
     def _quarantine_row(self, s: Any, row: Quarantine | None, ref: tuple[str, str], name: str,
-                        reasons: list[dict]) -> Quarantine:
+                        reasons: list[dict], *, counted: bool = False) -> Quarantine:
+        """Hold one CRM record back; ``counted``: the plan has counted it already (once per record)."""
         if row is None:
             row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
             s.add(row)
-            self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
+            if not counted:
+                self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
         row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
         return row
 
@@ -694,7 +696,7 @@ class SyncEngine:
                 for q in p.quarantined:
                     rows[q.ref] = self._quarantine_row(s, rows.get(q.ref), q.ref, q.name,
                                                        [{"field": pr.field, "message": pr.message}
-                                                        for pr in q.problems])
+                                                        for pr in q.problems], counted=True)
                     if q.candidates:  # the Review page offers these to pick from
                         rows[q.ref].reasons = {**rows[q.ref].reasons, "candidates": list(q.candidates)}
         if p.released:

@@ -528,7 +528,8 @@ class InvoiceSync:
     def _hold(self, deal: Deal, reason: str | list[str]) -> None:
         self.counts.held += 1
         reasons = [reason] if isinstance(reason, str) else reason
-        self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons])
+        self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons],
+                               counted=True)  # a held deal is counted once, as deals_held
 
     def _check_invoiced(self, deal: Deal, link: Link, invoice: dict | None) -> bool:
         """A deal changed after its invoice was made. True when its still-draft invoice should follow
