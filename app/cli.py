@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     wset.add_argument("name")
     wset.add_argument("--report-folder", metavar="DIR",
                       help="where the monthly reconciliation workbooks go ('' for the default folder)")
+    wset.add_argument("--direction", metavar="both|crm-to-accounting|accounting-to-crm|off",
+                      help="which way customers sync (or customer=…,invoice=on|off)")
+    wset.add_argument("--rule", action="append", metavar="FIELD=crm|accounting|recent|ask",
+                      help="who wins when a field changed on both sides (repeat for more fields)")
+    wset.add_argument("--cadence", metavar="realtime=2m,batch=02:00,reconcile=1,paused=no",
+                      help="how often the scheduled syncs run")
+    wset.add_argument("--json", action="store_true", help="print the settings afterwards as JSON")
+    wshow = wsub.add_parser("show", help="a workspace's settings")
+    wshow.add_argument("name")
+    wshow.add_argument("--json", action="store_true")
 
     c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
     c.add_argument("provider")
@@ -99,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     un.add_argument("--workspace", help="check that the run belongs to this workspace")
     un.add_argument("--dry-run", action="store_true", help="show what would be undone and left alone; write nothing")
     un.add_argument("--json", action="store_true")
+
+    sv = sub.add_parser("service", help="run the scheduled syncs headless (an office machine or a server)")
+    sv.add_argument("--run-now", action="store_true", help="run each workspace's real-time sync once at start")
 
     cf = sub.add_parser("conflicts", help="list the open conflicts a person has to decide")
     cf.add_argument("name")
@@ -233,23 +246,65 @@ def cmd_workspace(args: argparse.Namespace) -> int:
         ws = workspaces.rename_workspace(store, args.name, args.new_name)
         print(f"Workspace '{args.name}' is now called '{ws.name}'. Its connections, links and history are kept.")
     elif args.action == "set":
-        if args.report_folder is None:
-            print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme.", file=sys.stderr)
-            return 2
-        from app.ops.reconcile_month import folder_problem, report_folder
+        return _workspace_set(args, store)
+    elif args.action == "show":
+        from app.ops.workspace_settings import describe
 
-        folder = args.report_folder.strip()
-        if folder and (problem := folder_problem(folder)):
-            print(problem, file=sys.stderr)
-            return 2
-        workspaces.update_settings(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
-        where = report_folder(workspaces.get_workspace(store, args.name).settings)
-        print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
+        shown = describe(store, args.name)
+        print(json.dumps(shown) if args.json else _settings_text(shown))
     elif args.action == "remove":
         removed = workspaces.remove_workspace(store, _tokens(store, args.name), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
               "deleted from the keyring.")
     return 0
+
+
+def _workspace_set(args: argparse.Namespace, store: Any) -> int:
+    from app.ops import workspaces
+    from app.ops.workspace_settings import apply_settings
+
+    if args.report_folder is None and args.direction is None and not args.rule and args.cadence is None:
+        print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme, --direction "
+              "crm-to-accounting, --rule city=ask or --cadence realtime=5m.", file=sys.stderr)
+        return 2
+    if args.report_folder is not None:
+        from app.ops.reconcile_month import folder_problem
+
+        folder = args.report_folder.strip()
+        if folder and (problem := folder_problem(folder)):
+            print(problem, file=sys.stderr)
+            return 2
+    shown = apply_settings(store, args.name, direction=args.direction, rules=args.rule, cadence=args.cadence)
+    if args.report_folder is not None:
+        from app.ops.reconcile_month import report_folder
+
+        folder = args.report_folder.strip()
+        workspaces.update_settings(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
+        where = report_folder(workspaces.get_workspace(store, args.name).settings)
+        if not args.json:
+            print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
+        shown["report_folder"] = workspaces.get_workspace(store, args.name).settings.get("report_folder")
+    if args.json:
+        print(json.dumps(shown))
+    elif args.direction is not None or args.rule or args.cadence is not None:
+        print(f"Saved. {_settings_text(shown)}")
+    return 0
+
+
+def _settings_text(shown: dict[str, Any]) -> str:
+    from app.connectors import registry
+
+    crm, acct = registry.info(shown["crm"]).label, registry.info(shown["accounting"]).label
+    way = {"both": "both ways", "crm-to-accounting": f"{crm} → {acct} only",
+           "accounting-to-crm": f"{acct} → {crm} only", "off": "off"}[shown["direction"]["customer"]]
+    wins = {"crm": crm, "accounting": acct, "recent": "the latest change", "ask": "ask me (Review)"}
+    rules = ", ".join(f"{f}: {wins[r]}" for f, r in shown["rules"].items())
+    c = shown["cadence"]
+    return (f"'{shown['name']}' ({crm} ↔ {acct}): customers sync {way}; invoices for won deals "
+            f"{'on' if shown['direction']['invoice'] == 'on' else 'off'}.\n"
+            f"  When a field changed on both sides: {rules}.\n"
+            f"  Scheduled syncs: every {c['realtime_minutes']} min, a full pass daily at {c['batch_hour']:02d}:00, "
+            f"the monthly reconciliation on day {c['reconcile_day']}{' (paused)' if c['paused'] else ''}.")
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -400,6 +455,54 @@ def cmd_undo(args: argparse.Namespace) -> int:
         for line in result.errors:
             print(f"  - {line}")
     return 0 if result.status in ("ok", "partial") else 1
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    """The window's scheduler without the window: same jobs, same lease per workspace run."""
+    import threading
+
+    from app.ops.workspaces import list_workspaces
+    from app.sched import jobs
+    from app.sched.service import Scheduler
+
+    home, store = _open(args)
+    tokens = _tokens(store)
+    stop = threading.Event()
+
+    def said(kind: str, workspace: str, result: Any) -> None:
+        status = getattr(result, "status", "done")
+        counts = getattr(result, "counts", {}) or {}
+        print(f"{_now()} {kind} sync of '{workspace}': {status}, {counts.get('writes', 0)} writes", flush=True)
+
+    def failed(kind: str, workspace: str, exc: BaseException) -> None:
+        print(f"{_now()} {kind} sync of '{workspace}' did not run: {getattr(exc, 'message', None) or exc}",
+              flush=True)
+
+    scheduler = Scheduler(store, jobs.Context(store, tokens, on_result=said, on_error=failed))
+    scheduler.start()
+    names = [w.name for w in list_workspaces(store)]
+    print(f"Crossledger is running the scheduled syncs of {len(names)} workspace(s) from {home}. "
+          "Ctrl+C (or SIGTERM) stops it after the run in progress.", flush=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if args.run_now:
+            for name in names:
+                scheduler.run_now(name)
+        while not stop.wait(60):
+            scheduler.sync_jobs()  # settings changed from the window or 'workspace set' take effect
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        scheduler.shutdown(wait=True)
+    print("Stopped.", flush=True)
+    return 0
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_conflicts(args: argparse.Namespace) -> int:
@@ -599,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
                 "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
                 "undo": cmd_undo, "release": cmd_release,
-                "conflicts": cmd_conflicts, "resolve": cmd_resolve}[args.command](args)
+                "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service}[args.command](args)
     except (UserError, Busy, UndoError) as exc:
         print(f"crossledger: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,24 @@ def test_a_real_provider_still_refuses_to_connect_without_a_keyring(tmp_path):
     assert proc.returncode != 0
     assert "No password keyring is available" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_service_runs_the_scheduled_syncs_headless_and_stops_on_sigterm(tmp_path):
+    home = tmp_path / "home"
+    assert cli(home, "demo", "--headless").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "service", "--run-now"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_no_keyring_env())
+    try:
+        lines = []
+        for line in proc.stdout:  # waits for the run itself, not for a clock
+            lines.append(line)
+            if "realtime sync of 'demo'" in line:
+                break
+        assert "ok, 0 writes" in lines[-1], lines
+        assert any("running the scheduled syncs of 1 workspace(s)" in ln for ln in lines)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out.strip().endswith("Stopped."), err
+    assert "Traceback" not in err
