@@ -221,8 +221,11 @@ def test_won_deal_invoiced_once_and_payments_flow_back(tmp_path, crm, ledger):
 
 # -- in-process checks: batching, awkward amounts, deals edited after invoicing -----------------------------
 
-def _won_world(tmp_path, crm: str, ledger: str, deals, settings: dict | None = None) -> Pair:
-    with crm_seeded(crm, small_world(deals), http=False) as c:
+def _won_world(tmp_path, crm: str, ledger: str, deals, settings: dict | None = None,
+               products: tuple = ()) -> Pair:
+    data = small_world(deals)
+    data.products = (*data.products, *products)  # the CRM's catalogue, with any extra products
+    with crm_seeded(crm, data, http=False) as c:
         pass
     w = Pair(tmp_path, c, in_process(ledger, "empty"), settings)
     w.sync()

@@ -840,7 +840,7 @@ class Connector:
         return self._income_account
 
     def _find_items(self, writes: Sequence[ItemWrite]) -> dict[int, dict[str, Any]]:
-        """Active items that already are these products: by Sku first, then by Name."""
+        """Active items that already are these products: by Sku first, then by Name (unless its Sku differs)."""
         found: dict[int, dict[str, Any]] = {}
         for prop, values in (("Sku", {w.item.sku for w in writes if w.item.sku}),
                              ("Name", {_clean_name(w.item.name, 100) for w in writes if w.item.name})):
@@ -856,8 +856,11 @@ class Connector:
                 if n in found:
                     continue
                 value = w.item.sku if prop == "Sku" else _clean_name(w.item.name, 100)
-                if value and value.casefold() in by_value:
-                    found[n] = by_value[value.casefold()]
+                hit = by_value.get(value.casefold()) if value else None
+                other_sku = prop == "Name" and hit is not None and w.item.sku and hit.get("Sku") \
+                    and str(hit["Sku"]).casefold() != w.item.sku.casefold()
+                if hit is not None and not other_sku:  # same name, another code: another product
+                    found[n] = hit
         return found
 
     def create_items(self, writes: Sequence[ItemWrite]) -> list[WriteResult]:

@@ -684,7 +684,8 @@ class Connector:
             if item.description:
                 body["description"] = item.description
             try:
-                made = self._create("/items", "item", body, lambda n=item.name: self._settle_item(n))
+                made = self._create("/items", "item", body,
+                                    lambda n=item.name, k=item.sku: self._settle_item(n, k))
                 results.append(WriteResult(w.key, str(made["item_id"]), made.get("last_modified_time"),
                                            record=self.to_item(made)))
             except RateLimited as exc:
@@ -696,10 +697,11 @@ class Connector:
                 results.append(WriteResult(w.key, error=exc))
         return results
 
-    def _settle_item(self, name: str) -> dict[str, Any] | None:
+    def _settle_item(self, name: str, sku: str | None = None) -> dict[str, Any] | None:
+        """The item a lost answer made: same name and, for a product with a code, the same SKU."""
         data, _ = self._call("GET", "/items", params={"name": name, "filter_by": "Status.All"})
-        return next((i for i in data.get("items") or [] if (i.get("name") or "").casefold() == name.casefold()),
-                    None)
+        return next((i for i in data.get("items") or [] if (i.get("name") or "").casefold() == name.casefold()
+                     and (not sku or (i.get("sku") or "").casefold() == sku.casefold())), None)
 
     # -- invoices -------------------------------------------------------------------------------
     def to_invoice(self, i: dict[str, Any]) -> Invoice:

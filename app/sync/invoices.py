@@ -157,6 +157,7 @@ class InvoiceSync:
         self.counts = InvoiceCounts()
         self._unlinked: dict[str, list[tuple[str, dict]]] | None = None  # customer id -> ledger invoices no deal has
         self._claimed: set[str] = set()  # ledger invoices matched to a deal in this run
+        self._item_refused: dict[str, str] = {}  # new-item token -> why the ledger refused it, in words
 
     # -- entry --------------------------------------------------------------------------------
     def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> None:
@@ -219,7 +220,7 @@ class InvoiceSync:
         invoice_links = self._links("invoice")
         item_rows = self._mirror_rows("accounting", "item")
         items_by_sku = {(r.get("sku") or "").casefold(): rid for rid, r in item_rows.items() if r.get("sku")}
-        items_by_name = {(r.get("name") or "").casefold(): rid for rid, r in item_rows.items()}
+        items_by_name = {(r.get("name") or "").casefold(): (rid, r.get("sku")) for rid, r in item_rows.items()}
         locked_currency = self._locked_currencies()
         ledger_currencies: set[str] | None = None
 
@@ -287,14 +288,18 @@ class InvoiceSync:
                               issue_date=issue, due_date=issue + dt.timedelta(days=terms))
             creates.append((deal, invoice, key))
 
+        if e.acct.provider in UNIQUE_ITEM_NAMES:
+            wanted_items = unique_item_names(wanted_items, items_by_name)
         item_ids = self._create_items(wanted_items)
         self._update_drafts(updates, item_ids)
         batch = max(1, getattr(e.acct.limits, "batch_max", 1))
         ready = []
         for deal, invoice, key in creates:
             lines = tuple(_with_item(line, item_ids) for line in invoice.lines)
-            if any(line.item_id is None or line.item_id.startswith("new-item:") for line in lines):
-                self._hold(deal, "One of its products could not be created in the ledger. See the run's errors.")
+            missing = [line.item_id for line in lines if line.item_id is None or line.item_id.startswith("new-item:")]
+            if missing:
+                self._hold(deal, [self._item_refused.get(t or "", "One of its products could not be created in the "
+                                                         "ledger. See the run's errors.") for t in missing[:1]])
                 continue
             ready.append((deal, _replace_lines(invoice, lines), key))
         for start in range(0, len(ready), batch):
@@ -379,11 +384,14 @@ class InvoiceSync:
         return ("Its customer is not in the ledger yet (the company is missing or could not be created). "
                 f"Check the deal's company in {crm}; the invoice follows on the next sync.")
 
-    def _line(self, li: LineItem, by_sku: dict[str, str], by_name: dict[str, str],
+    def _line(self, li: LineItem, by_sku: dict[str, str], by_name: dict[str, tuple[str, str | None]],
               wanted: dict[str, Item]) -> InvoiceLine:
         """An invoice line for a deal line: its product by SKU, then name, else the default item or a new one."""
         item_id = by_sku.get((li.sku or "").casefold()) if li.sku else None
-        item_id = item_id or by_name.get((li.product_name or li.description).casefold())
+        if item_id is None:  # by name, unless that item is another product (another SKU) of the same name
+            named_id, named_sku = by_name.get((li.product_name or li.description).casefold(), (None, None))
+            if named_id and not (li.sku and named_sku and named_sku.casefold() != li.sku.casefold()):
+                item_id = named_id
         if item_id is None and self.settings.get("default_item"):
             item_id = self.settings["default_item"]
         if item_id is None:
@@ -465,6 +473,10 @@ class InvoiceSync:
                                                          None, False)])
                 else:
                     e._fail(k, ("item", t), wanted[t].name, res.error)
+                    reason = res.error.message if res.error else "no reason given"
+                    self._item_refused[t] = (f"Its product '{wanted[t].name}' could not be created in "
+                                             f"{registry_label(e.acct.provider)}: {reason} Correct the product "
+                                             "and the deal follows on the next sync.")
         return out
 
     def _settle_pending(self) -> dict[str, str]:
@@ -635,6 +647,38 @@ class InvoiceSync:
             ws.settings = {**(ws.settings or {}), "deal_fields": merged}
         self.e.settings["deal_fields"] = merged
         return merged
+
+
+UNIQUE_ITEM_NAMES = frozenset({"quickbooks", "zohobooks"})  # ledgers that refuse two items of the same name
+ITEM_NAME_MAX = 100  # QuickBooks Online's Item.Name limit; Zoho Books allows more
+
+
+def unique_item_names(wanted: dict[str, Item], ledger: dict[str, tuple[str, str | None]]) -> dict[str, Item]:
+    """New items whose name another product already has get their SKU in the name: "Widget (W-2)".
+
+    ``ledger``: the ledger's items by folded name, with their SKU. Deterministic: the same products and
+    ledger give the same names, whatever order the deals come in. A product without a SKU keeps its
+    name (the ledger's item of that name is that product).
+    """
+    by_name: dict[str, set[str]] = {}
+    for token, item in wanted.items():
+        by_name.setdefault(item.name.casefold(), set()).add(token)
+    out: dict[str, Item] = {}
+    for token, item in wanted.items():
+        folded = item.name.casefold()
+        clash = folded in ledger or len(by_name[folded]) > 1
+        if clash and item.sku:
+            suffix = f" ({item.sku})"
+            out[token] = replace(item, name=item.name[:ITEM_NAME_MAX - len(suffix)].rstrip() + suffix)
+        else:
+            out[token] = item
+    return out
+
+
+def registry_label(provider: str) -> str:
+    from app.connectors import registry
+
+    return registry.info(provider).label
 
 
 def _with_item(line: InvoiceLine, item_ids: dict[str, str]) -> InvoiceLine:
