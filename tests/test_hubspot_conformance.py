@@ -1,18 +1,21 @@
 """Every request the HubSpot connector sends and every answer the sandbox gives, checked against the
-OpenAPI documents in ../shared/specs/hubspot/ (contacts, companies, deals, line items, products,
-associations v4, properties, pipelines; OAuth from the project's own summary of HubSpot's docs).
+OpenAPI documents in tests/specs/hubspot/ (contacts, companies, deals, line items, products,
+associations v4, properties, pipelines; OAuth from the project's own summary of HubSpot's docs;
+sources and licence in tests/specs/hubspot/SOURCES.md).
 
 Each object that lists its properties is closed here (``additionalProperties: false`` unless the spec
 says otherwise), so a misspelt field fails. Known faults of the specs, corrected as errata, each backed
-by ../shared/reference/hubspot.md:
+by HubSpot's public developer documentation (developers.hubspot.com/docs):
 
 1. ``PublicObjectSearchRequest.sorts`` is typed as strings; the API takes ``{propertyName, direction}``
-   objects (reference §7.2; HubSpot's own SDK issues hubspot-api-nodejs #14 and #559).
-2. The ``Error`` schema omits ``status`` ("error"), which every error body carries (reference §11), and
-   the 429 fields ``errorType``, ``policyName`` and ``groupName`` (reference §10).
+   objects ("CRM search", section "Sort search results"; HubSpot's own SDK issues hubspot-api-nodejs
+   #14 and #559).
+2. The ``Error`` schema omits ``status`` ("error"), which every error body carries ("Error handling"),
+   and the 429 fields ``errorType``, ``policyName`` and ``groupName`` ("API usage guidelines and limits").
 3. The OAuth ``Error`` omits the standard ``error``/``error_description`` HubSpot sends beside its own
-   ``status`` code (reference §1; they are what an OAuth client keys on).
-4. ``GET /account-info/v3/details`` has no spec in the folder; its fields are the reference's (§1).
+   ``status`` code ("Manage OAuth tokens"; they are what an OAuth client keys on).
+4. ``GET /account-info/v3/details`` has no spec in the folder; its fields are those of the "Account
+   information" API reference page.
 5. The Ballerina copies move the object prefix into ``servers`` (SOURCES.md); paths are prefixed back.
 """
 
@@ -39,7 +42,7 @@ from app.sandbox.base import Request, Response
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "hubspot"
+SPEC_DIR = Path(__file__).resolve().parent / "specs" / "hubspot"
 OBJECT_SPECS = {"contacts": "crm-objects-contacts-v3.openapi.json",
                 "companies": "crm-objects-companies-v3.openapi.json",
                 "deals": "crm-objects-deals-v3.openapi.json",

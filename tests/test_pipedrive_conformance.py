@@ -1,5 +1,9 @@
 """Every request the Pipedrive connector sends and every answer the sandbox gives, checked against
-Pipedrive's own OpenAPI documents (v2 for records, v1 for users/me, *Fields and recents).
+our own OpenAPI documents of the Pipedrive API (tests/specs/pipedrive/: v2 for records, v1 for users/me,
+*Fields and recents), written from Pipedrive's public API reference (developers.pipedrive.com/docs/api/v1;
+SOURCES.md beside them names the section behind each part). Pipedrive's own OpenAPI files state no
+licence, so they are not copied; ours carry each operation's token cost and OAuth scopes as the reference
+gives them.
 
 The specs leave objects open; here an object that lists its properties is closed, so a wrong field
 name fails. Responses may carry null where the spec forgets ``nullable`` (Pipedrive prints nulls for
@@ -25,15 +29,15 @@ from app.sandbox import pipedrive as sandbox_module
 from app.sandbox.base import Request, Response
 from tests.support import in_process
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "pipedrive"
+SPEC_DIR = Path(__file__).resolve().parent / "specs" / "pipedrive"
 V1_EXTRA = {r"^[0-9a-f]{40}(_[a-z_0-9]+)?$": {}}  # v1 bodies put custom fields at the root, keyed by hash
 
 
 @functools.cache
 def spec(version: str) -> dict[str, Any]:
-    """Parse a spec once per test session (the v1 document is 1.7 MB)."""
+    """Parse a spec once per test session."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(SPEC_DIR / f"pipedrive-api-{version}.openapi.yaml", encoding="utf-8") as fh:
+    with open(SPEC_DIR / f"pipedrive-{version}.openapi.yaml", encoding="utf-8") as fh:
         return yaml.load(fh, Loader=loader)  # a safe loader (C or pure Python)
 
 

@@ -1,19 +1,21 @@
 """Every request and response of a QuickBooks Online run, checked against Intuit's own schemas.
 
-The official machine-readable spec is the set of XSDs in ../shared/specs/quickbooks/xsd/ (Finance.xsd,
-IntuitBaseTypes.xsd, IntuitNamesTypes.xsd, IntuitRestServiceDef.xsd, Report.xsd). QBO's JSON mirrors them
-one to one (reference "Machine-readable companions"): elements and XML attributes become keys, repeated
-elements become arrays, a ``ReferenceType`` (simple content) becomes ``{"value", "name", "type"}``, an
+The official machine-readable spec is the set of XSDs in tests/specs/quickbooks/xsd/ (Finance.xsd,
+IntuitBaseTypes.xsd, IntuitNamesTypes.xsd, IntuitRestServiceDef.xsd, Report.xsd; sources and licence in
+tests/specs/quickbooks/SOURCES.md). QBO's JSON mirrors them one to one: elements and XML attributes become
+keys, repeated elements become arrays, a ``ReferenceType`` (simple content) becomes ``{"value", "name", "type"}``, an
 element in the ``IntuitObject`` substitution group appears under its own name (``Customer``, ``Invoice``).
 
 ``xsd_schema()`` turns the XSDs into one JSON Schema with a definition per complex type. Every object is
 closed (``additionalProperties: false``), so a misspelt field fails; simple types keep their JSON type
-(ids and codes are strings, amounts numbers, dates and times ISO text). Errata (reference-backed):
+(ids and codes are strings, amounts numbers, dates and times ISO text). Errata, from Intuit's public
+developer documentation (developer.intuit.com, QuickBooks Online accounting API):
 
-1. Authentication faults arrive with lower-case ``fault``/``error``/``message``/``detail`` keys
-   (reference §10 and §13, "observed"): checked against the XSD Fault with its keys lower-cased.
+1. Authentication faults arrive with lower-case ``fault``/``error``/``message``/``detail`` keys (the
+   401 example of "Error codes" under "Troubleshooting"): checked against the XSD Fault with its keys
+   lower-cased.
 2. OAuth answers are not in the XSDs: checked against the shapes of Intuit's SDK fixtures in
-   ../shared/specs/quickbooks/samples/oauth/ (success and error token responses).
+   tests/specs/quickbooks/samples/oauth/ (success and error token responses).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from app.sandbox.base import Fault, Request, Response
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process, over_http
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "quickbooks"
+SPECS = Path(__file__).resolve().parent / "specs" / "quickbooks"
 XSD_DIR = SPECS / "xsd"
 XSD_FILES = ("IntuitBaseTypes.xsd", "IntuitNamesTypes.xsd", "Finance.xsd", "Report.xsd", "IntuitRestServiceDef.xsd")
 XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -199,7 +201,7 @@ def _sample_shape(*names: str) -> dict[str, Any]:
         for key, value in sample.items():
             props[key] = {"type": "integer" if isinstance(value, int) else "string"}
         required = set(sample) if required is None else required & set(sample)
-    required = (required or set()) - {"id_token"}  # only with the OpenID scopes (reference §1)
+    required = (required or set()) - {"id_token"}  # only with the OpenID scopes (Intuit's "OpenID Connect" page)
     return {"type": "object", "properties": props, "required": sorted(required),
             "additionalProperties": False}
 

@@ -1,12 +1,13 @@
 """Every request the Salesforce connector sends and every answer the sandbox gives, checked against the
-REST subset in ../shared/specs/salesforce (salesforce-rest-subset.openapi.yaml) and Salesforce's own Postman
-collection (the request paths and parameters, and the token fields its scripts read).
+REST subset in tests/specs/salesforce (salesforce-rest-subset.openapi.yaml) and the requests of Salesforce's
+own Postman collection that the connector uses (tests/specs/salesforce/postman/: their paths and parameters,
+and the token fields their scripts read). Sources and licence: tests/specs/salesforce/SOURCES.md.
 
 The subset leaves records open (orgs add fields); here a record of a type the subset describes is
-closed: the subset's fields, the common system fields and the standard fields the reference lists
-(../shared/reference/salesforce.md §3), plus custom fields (``__c``) and relationships. Every other
-object that lists its properties is closed too, so a wrong field name fails. Composite subrequests
-and their answers are checked one by one against their own operations.
+closed: the subset's fields, the common system fields and the standard fields Salesforce's "Object
+Reference for the Salesforce Platform" lists for Account, Contact, Opportunity and Product2, plus custom
+fields (``__c``) and relationships. Every other object that lists its properties is closed too, so a wrong
+field name fails. Composite subrequests and their answers are checked one by one against their own operations.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from app.sandbox.base import Request, Response
 from app.sandbox.salesforce import SESSION_TTL
 from tests.support import in_process
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "salesforce"
-POSTMAN_DIR = SPEC_DIR / "postman-salesforce-apis-2021-01" / "collection" / "collections" / "salesforce_apis"
+SPEC_DIR = Path(__file__).resolve().parent / "specs" / "salesforce"
+POSTMAN_DIR = SPEC_DIR / "postman"
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
                  "SystemModstamp", "OwnerId")
-MULTICURRENCY = ("CurrencyIsoCode",)  # on every record of a multi-currency org (reference §11)
-# Standard fields the reference names per object (§3) beyond what the subset's schemas list.
+MULTICURRENCY = ("CurrencyIsoCode",)  # on every record of a multi-currency org (Object Reference)
+# Standard fields the Object Reference lists per object beyond what the subset's schemas list.
 REFERENCE_FIELDS = {
     "Account": ("ShippingStreet", "ShippingCity", "ShippingState", "ShippingPostalCode", "ShippingCountry",
                 "BillingStateCode", "BillingCountryCode"),

@@ -1,18 +1,23 @@
 """Every request the Xero connector sends and every answer the sandbox gives, checked against Xero's own
-OpenAPI documents (../shared/specs/xero/xero_accounting.yaml and xero-identity.yaml).
+OpenAPI documents (tests/specs/xero/xero_accounting.yaml and xero-identity.yaml, from XeroAPI/Xero-OpenAPI;
+sources and licence in tests/specs/xero/SOURCES.md).
 
 The spec leaves objects open, so a misspelt field would pass. Here every object that lists its
 properties is closed (``additionalProperties: false``); request bodies may not carry read-only fields;
 ``/Date(..)/`` fields in answers must have that shape; ids must be GUIDs. Errata, each backed by
-../shared/reference/xero.md and by the spec's own examples:
+Xero's public developer documentation (developer.xero.com/documentation) and by the spec's own examples:
 
 1. Envelopes (Contacts, Invoices, Items, Payments, Organisations) also carry ``Id``, ``Status``,
-   ``ProviderName`` and ``DateTimeUTC`` (reference §2; every example in the spec has them).
-2. Invoices carry ``DateString`` and ``DueDateString`` (reference §3.3; the spec's examples).
-3. ``Error.Elements`` are the failing records themselves (reference §7 and §10; the spec's example for
-   PUT /Contacts 400 is a whole contact), not only the ``Element`` schema's ids.
-4. 401 and 403 answers are problem documents, which the spec does not describe (reference §10).
-5. The token answer also names its ``scope`` (reference §1); the spec's AccessToken lacks it.
+   ``ProviderName`` and ``DateTimeUTC`` (the example responses of the Accounting API pages; every
+   example in the spec has them).
+2. Invoices carry ``DateString`` and ``DueDateString`` ("Invoices" page examples; the spec's examples).
+3. ``Error.Elements`` are the failing records themselves ("Response codes and errors", validation
+   errors; the spec's example for PUT /Contacts 400 is a whole contact), not only the ``Element``
+   schema's ids.
+4. 401 and 403 answers are problem documents, which the spec does not describe ("Response codes and
+   errors").
+5. The token answer also names its ``scope`` ("OAuth 2.0 - Standard authorization code flow"); the
+   spec's AccessToken lacks it.
 The test module loads the big spec once per session (the C YAML loader when present).
 """
 
@@ -41,13 +46,13 @@ from app.ops.connect import connect
 from app.sandbox.base import Request, Response
 from app.sandbox.server import serve
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "xero"
+SPEC_DIR = Path(__file__).resolve().parent / "specs" / "xero"
 URI = "urn:crossledger:xero"
 MSDATE = r"^/Date\(-?\d+([+-]\d{4})?\)/$"
 RAW_HEADER = "x-crossledger-test"  # set by tests that send malformed requests on purpose
 COLLECTIONS = {"contacts": "Contacts", "invoices": "Invoices", "items": "Items", "payments": "Payments",
                "organisation": "Organisations"}
-TEXT_ANSWERS = {404, 406, 413, 429}  # Xero answers these in plain text (reference §10)
+TEXT_ANSWERS = {404, 406, 413, 429}  # plain text answers ("Response codes and errors")
 
 
 @functools.cache
@@ -103,7 +108,7 @@ def schemas(request: bool) -> dict[str, Any]:
     out["AccessToken"] = token
     out["RefreshToken"] = _close(identity["RefreshToken"], request=request)
     out["RefreshToken"]["required"] = ["grant_type", "refresh_token"]
-    out["CodeExchange"] = {  # reference §1: the PKCE app's token exchange
+    out["CodeExchange"] = {  # the PKCE app's token exchange ("OAuth 2.0 - PKCE flow")
         "type": "object", "additionalProperties": False,
         "required": ["grant_type", "code", "redirect_uri", "code_verifier"],
         "properties": {"grant_type": {"const": "authorization_code"}, "code": STR, "redirect_uri": STR,

@@ -1,22 +1,17 @@
-"""Every request and response of a Zoho Books run, checked against the published shapes.
+"""Every request and response of a Zoho Books run, checked against our own schema of the API.
 
-The only machine-readable spec is the third-party ballerina OpenAPI sketch
-(../shared/specs/zoho-books/ballerina-zoho.books-openapi.yaml). It covers contacts and invoices and has
-known faults, corrected here as errata (each one backed by ../shared/reference/zoho-books.md):
+Zoho publishes no licensed machine-readable document for Books, and the third-party sketch we held had
+errors (``contact`` typed as an array, ids as integers, a ``$ref`` to a schema that does not exist). So
+tests/specs/zoho-books/zoho-books-v3.openapi.yaml is written for this project from Zoho Books' public API
+documentation (www.zoho.com/books/api/v3/; SOURCES.md beside it names the page behind each part): the
+routes, query parameters, bodies and answers of contacts (with their contact persons), items, invoices,
+customer payments, organisations, currencies and taxes, and the credit-note shapes. Every object is
+closed (``additionalProperties: false``), so a misspelt field fails.
 
-1. ``$ref: '#/schemas/X'`` points nowhere; the schemas live under ``#/components/schemas/X``.
-2. Ids are typed ``integer``; Zoho ids are long digit *strings*.
-3. ``Contact`` and ``Invoice`` (single-record envelopes) hold ``contact: [ContactInfo]`` (an array, and
-   for invoices under the wrong key); Zoho sends one object under ``contact`` / ``invoice``.
-4. ``outstanding_receivable_amount`` is typed ``integer``; it is an amount (a number).
-5. Create requests reuse the response envelope as their body schema; a body is the record's fields.
-6. The spec's servers/paths are ``https://books.zoho.com/api/v3``; the current host is
-   ``{api_domain}/books/v3`` (same resources), and creates answer 201, not 200.
-
-Its schemas allow any extra property, so a misspelt field would pass. Each schema is therefore closed
-(``additionalProperties: false``) over the spec's fields plus the fields the reference documents.
-Endpoints the spec lacks (items, customer payments, organisations, settings, OAuth) are checked
-against the reference's shapes.
+Each exchange is matched to its operation: the request's query parameters and body, the status and
+the answer are checked against it, and every operation of the schema must be exercised by the run.
+OAuth (Zoho Accounts, not Books) is checked against the shapes of Zoho's "OAuth 2.0" pages
+(www.zoho.com/accounts/protocol/oauth/web-server-applications.html and its refresh and revoke pages).
 """
 
 from __future__ import annotations
@@ -33,9 +28,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from jsonschema import Draft7Validator
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
+from referencing.jsonschema import DRAFT202012
 
 from app.connectors.base import CustomerWrite, InvoiceWrite, ItemWrite
 from app.connectors.zohobooks import json_dumps
@@ -43,270 +38,113 @@ from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process
 
-SPEC_PATH = (Path(__file__).resolve().parents[2] / "shared" / "specs" / "zoho-books"
-             / "ballerina-zoho.books-openapi.yaml")
+SPEC_PATH = Path(__file__).resolve().parent / "specs" / "zoho-books" / "zoho-books-v3.openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 URI = "urn:crossledger:zoho-books"
+REGISTRY = Registry().with_resource(URI, Resource(contents=SPEC, specification=DRAFT202012))
+API = "/books/v3"
 
-ID = {"type": "string", "pattern": r"^\d+$"}
-OPT_ID = {"type": "string", "pattern": r"^\d*$"}  # "" where a reference is empty (no tax, no item)
-NUM = {"type": "number"}
 STR = {"type": "string"}
-BOOL = {"type": "boolean"}
-INT = {"type": "integer"}
-TS = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$"}  # -0700: no colon
-DATE = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\d$"}
+# Zoho Accounts' token endpoint (refresh grant) and revoke answers.
+OAUTH = {
+    "TokenResponse": {"type": "object", "additionalProperties": False,
+                      "properties": {"access_token": STR, "refresh_token": STR, "api_domain": STR,
+                                     "token_type": {"const": "Bearer"}, "expires_in": {"const": 3600},
+                                     "scope": STR},
+                      "required": ["access_token", "api_domain", "token_type", "expires_in"]},
+    "TokenError": {"type": "object", "additionalProperties": False,
+                   "properties": {"error": STR, "error_description": STR}, "required": ["error"]},
+    "Revoked": {"type": "object", "additionalProperties": False,
+                "properties": {"status": {"const": "success"}}, "required": ["status"]},
+}
 
 
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
-
-
-def array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-def envelope(**payload: Any) -> dict[str, Any]:
-    return closed({"code": {"const": 0}, "message": STR, **payload}, ("code", "message", *payload))
-
-
-# -- the spec, with its errata applied ------------------------------------------------------------------
-def _fix_refs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: (v.replace("#/schemas/", "#/components/schemas/") if k == "$ref" else _fix_refs(v))
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_fix_refs(v) for v in node]
-    return node
-
-
-def spec_schemas() -> dict[str, Any]:
-    schemas = _fix_refs(copy.deepcopy(SPEC["components"]["schemas"]))  # erratum 1
-    for schema in schemas.values():
-        for name, prop in (schema.get("properties") or {}).items():
-            if name.endswith("_id") and prop.get("type") == "integer":
-                schema["properties"][name] = dict(ID)  # erratum 2
-    schemas["ContactInfo"]["properties"]["outstanding_receivable_amount"] = dict(NUM)  # erratum 4
-    return schemas
-
-
-def build_schemas() -> dict[str, Any]:
-    spec = spec_schemas()
-    page_context = closed({**spec["ContactList"]["properties"]["page_context"]["properties"],
-                           **spec["InvoiceList"]["properties"]["page_context"]["properties"],
-                           "search_criteria": array(closed({"column_name": STR, "search_text": STR,
-                                                            "comparator": STR}))},
-                          ("page", "per_page", "has_more_page"))
-    address = closed(dict.fromkeys(("attention", "address", "street2", "city", "state", "state_code", "zip",
-                                    "country", "phone", "fax"), STR))
-    person_fields = {"contact_person_id": ID, "salutation": STR, "first_name": STR, "last_name": STR, "email": STR,
-                     "phone": STR, "mobile": STR, "designation": STR, "department": STR,
-                     "is_primary_contact": BOOL, "enable_portal": BOOL}
-    contact_info = closed({**spec["ContactInfo"]["properties"], "customer_name": STR,
-                           "customer_sub_type": {"enum": ["business", "individual"]}},
-                          ("contact_id", "contact_name", "last_modified_time"))
-    for key in ("created_time", "last_modified_time"):
-        contact_info["properties"][key] = TS
-    contact_detail = copy.deepcopy(contact_info)
-    contact_detail["properties"].update({
-        "contact_number": STR, "website": STR, "notes": STR, "language_code": STR, "vat_reg_no": STR,
-        "tax_reg_no": STR, "gst_no": STR, "billing_address": ref("Address"), "shipping_address": ref("Address"),
-        "contact_persons": array(closed(person_fields, ("contact_person_id",))),
-    })
-    invoice_info = closed({**spec["InvoiceInfo"]["properties"], "reference_number": STR, "date": DATE,
-                           "due_date": DATE, "currency_id": ID, "currency_code": STR, "exchange_rate": NUM,
-                           "total": NUM, "balance": NUM, "created_time": TS, "last_modified_time": TS},
-                          ("invoice_id", "customer_id", "status", "total", "balance"))
-    invoice_info["properties"]["status"] = {"enum": ["draft", "sent", "viewed", "overdue", "partially_paid", "paid",
-                                                     "void", "unpaid", "pending_approval", "approved"]}
-    line_item = closed({"line_item_id": ID, "item_id": OPT_ID, "name": STR, "description": STR, "item_order": INT,
-                        "rate": NUM, "quantity": NUM, "unit": STR, "discount": {"type": ["number", "string"]},
-                        "discount_amount": NUM, "tax_id": OPT_ID, "tax_name": STR, "tax_percentage": NUM,
-                        "item_total": NUM}, ("line_item_id", "rate", "quantity", "item_total"))
-    invoice_detail = copy.deepcopy(invoice_info)
-    invoice_detail["properties"].update({
-        "payment_terms": INT, "payment_terms_label": STR, "is_inclusive_tax": BOOL, "discount_type": STR,
-        "is_discount_before_tax": BOOL, "line_items": array(line_item), "sub_total": NUM, "tax_total": NUM,
-        "taxes": array(closed({"tax_name": STR, "tax_amount": NUM})), "payment_made": NUM, "credits_applied": NUM,
-        "write_off_amount": NUM, "price_precision": INT, "notes": STR, "terms": STR, "invoice_url": STR,
-    })
-    item = closed({"item_id": ID, "name": STR, "item_name": STR, "status": {"enum": ["active", "inactive"]},
-                   "description": STR, "rate": NUM, "unit": STR, "sku": STR,
-                   "product_type": {"enum": ["goods", "service", "digital_service"]}, "item_type": STR,
-                   "tax_id": OPT_ID, "tax_name": STR, "tax_percentage": NUM, "created_time": TS,
-                   "last_modified_time": TS}, ("item_id", "name", "rate"))
-    payment_summary = closed({"payment_id": ID, "payment_number": STR, "invoice_numbers": STR, "date": DATE,
-                              "payment_mode": STR, "amount": NUM, "bcy_amount": NUM, "unused_amount": NUM,
-                              "reference_number": STR, "description": STR, "customer_id": ID, "customer_name": STR,
-                              "currency_code": STR, "created_time": TS, "last_modified_time": TS},
-                             ("payment_id", "amount", "customer_id", "last_modified_time"))
-    payment_detail = copy.deepcopy(payment_summary)
-    for key in ("invoice_numbers", "bcy_amount"):
-        del payment_detail["properties"][key]
-    payment_detail["properties"].update({
-        "exchange_rate": NUM, "bank_charges": NUM,
-        "invoices": array(closed({"invoice_payment_id": ID, "invoice_id": ID, "invoice_number": STR, "date": DATE,
-                                  "total": NUM, "balance_amount": NUM, "amount_applied": NUM},
-                                 ("invoice_id", "amount_applied")))})
-    organization = closed({"organization_id": ID, "name": STR, "contact_name": STR, "email": STR,
-                           "is_default_org": BOOL, "plan_type": INT, "plan_name": STR, "currency_id": ID,
-                           "currency_code": STR, "currency_symbol": STR, "price_precision": INT, "time_zone": STR,
-                           "language_code": STR, "date_format": STR, "field_separator": STR,
-                           "fiscal_year_start_month": INT, "country": STR, "is_org_active": BOOL,
-                           "account_created_date": DATE, "user_role": STR, "user_status": STR},
-                          ("organization_id", "name"))
-    currency = closed({"currency_id": ID, "currency_code": STR, "currency_name": STR, "currency_symbol": STR,
-                       "price_precision": INT, "currency_format": STR, "is_base_currency": BOOL,
-                       "exchange_rate": NUM}, ("currency_id", "currency_code"))
-    tax = closed({"tax_id": ID, "tax_name": STR, "tax_percentage": NUM, "tax_type": STR, "is_default_tax": BOOL,
-                  "is_editable": BOOL}, ("tax_id", "tax_percentage"))
-    invoice_payment = closed({"payment_id": ID, "payment_number": STR, "invoice_id": ID, "invoice_payment_id": ID,
-                              "payment_mode": STR, "description": STR, "date": DATE, "reference_number": STR,
-                              "exchange_rate": NUM, "amount": NUM, "bank_charges": NUM}, ("payment_id", "amount"))
-    write_address = closed(dict.fromkeys(address["properties"], STR))
-    requests = {
-        "ContactRequest": closed({
-            "contact_name": STR, "company_name": STR, "contact_type": {"enum": ["customer", "vendor"]},
-            "customer_sub_type": {"enum": ["business", "individual"]}, "contact_number": STR, "currency_id": ID,
-            "payment_terms": INT, "payment_terms_label": STR, "vat_reg_no": STR, "tax_reg_no": STR, "gst_no": STR,
-            "website": STR, "notes": STR, "language_code": STR, "billing_address": write_address,
-            "shipping_address": write_address,
-            "contact_persons": array(closed({k: v for k, v in person_fields.items() if k != "enable_portal"})),
-        }),
-        "InvoiceRequest": closed({
-            "customer_id": ID, "invoice_number": STR, "reference_number": STR, "date": DATE, "due_date": DATE,
-            "payment_terms": INT, "is_inclusive_tax": BOOL, "discount_type": {"enum": ["item_level", "entity_level"]},
-            "notes": STR, "terms": STR,
-            "line_items": array(closed({"line_item_id": ID, "item_id": ID, "name": STR, "description": STR,
-                                        "rate": NUM, "quantity": NUM, "unit": STR,
-                                        "discount": {"type": ["number", "string"], "pattern": r"^\d+(\.\d+)?%$"},
-                                        "tax_id": ID}, ("quantity", "rate"))),
-        }, ("customer_id", "line_items")),
-        "ItemRequest": closed({"name": STR, "rate": NUM, "description": STR, "sku": STR, "unit": STR,
-                               "product_type": {"enum": ["goods", "service", "digital_service"]},
-                               "item_type": {"enum": ["sales", "purchases", "sales_and_purchases", "inventory"]},
-                               "tax_id": ID}, ("name", "rate")),
-        "PaymentRequest": closed({"customer_id": ID, "payment_mode": STR, "amount": NUM, "date": DATE,
-                                  "reference_number": STR, "description": STR, "account_id": ID,
-                                  "invoices": array(closed({"invoice_id": ID, "amount_applied": NUM},
-                                                           ("invoice_id", "amount_applied")))},
-                                 ("customer_id", "amount")),
-    }
-    return {
-        # spec-backed (errata applied, closed over spec + reference fields)
-        "ContactInfo": contact_info, "ContactDetail": contact_detail, "Address": address,
-        "ContactList": envelope(contacts=array(ref("ContactInfo")), page_context=ref("PageContext")),
-        "Contact": envelope(contact=ref("ContactDetail")),  # erratum 3
-        "InvoiceInfo": invoice_info, "InvoiceDetail": invoice_detail,
-        "InvoiceList": envelope(invoices=array(ref("InvoiceInfo")), page_context=ref("PageContext")),
-        "Invoice": envelope(invoice=ref("InvoiceDetail")),  # erratum 3
-        "SuccessOperation": closed({"code": {"const": 0}, "message": STR}, ("code", "message")),
-        "Errors": closed({"code": {"type": "integer", "minimum": 1}, "message": STR}, ("code", "message")),
-        "PageContext": page_context,
-        # reference-backed
-        "ItemList": envelope(items=array(item), page_context=ref("PageContext")),
-        "Item": envelope(item=item),
-        "CustomerPaymentList": envelope(customerpayments=array(payment_summary), page_context=ref("PageContext")),
-        "CustomerPayment": envelope(payment=payment_detail),
-        "InvoicePayments": envelope(payments=array(invoice_payment)),
-        "OrganizationList": envelope(organizations=array(organization)),
-        "Organization": envelope(organization=organization),
-        "Currencies": envelope(currencies=array(currency)),
-        "Taxes": envelope(taxes=array(tax)),
-        "TokenResponse": closed({"access_token": STR, "refresh_token": STR, "api_domain": STR,
-                                 "token_type": {"const": "Bearer"}, "expires_in": {"const": 3600}, "scope": STR},
-                                ("access_token", "api_domain", "token_type", "expires_in")),
-        "TokenError": closed({"error": STR, "error_description": STR}, ("error",)),
-        "Revoked": closed({"status": {"const": "success"}}, ("status",)),
-        **requests,
-    }
-
-
-SCHEMAS = build_schemas()
-REGISTRY = Registry().with_resource(URI, Resource(contents={"components": {"schemas": SCHEMAS}},
-                                                  specification=DRAFT7))
-
-
-def validator(name: str) -> Draft7Validator:
-    return Draft7Validator({"$ref": f"{URI}#/components/schemas/{name}"}, registry=REGISTRY)
+def _messages(errors: Any) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
 
 
 def problems(name: str, instance: Any) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(instance)]
+    """What is wrong with ``instance`` as the schema's component ``name`` (or an OAuth shape)."""
+    schema = OAUTH.get(name) or {"$ref": f"{URI}#/components/schemas/{name}"}
+    return _messages(Draft202012Validator(schema, registry=REGISTRY).iter_errors(instance))
 
 
-# -- which schema answers which exchange ------------------------------------------------------------------
-ERRATA_NAMES = {"Contact": "Contact", "ContactList": "ContactList", "Invoice": "Invoice", "InvoiceList": "InvoiceList",
-                "SuccessOperation": "SuccessOperation"}
+# -- which operation answers which exchange -----------------------------------------------------------------
+def _deref(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = SPEC
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
 
 
-def spec_operation(method: str, path: str) -> tuple[str, str] | None:
-    """(operationId, response schema) of the spec operation for a /books/v3 request (erratum 6)."""
-    spec_path = path.replace("/books/v3/", "/api/v3/", 1)
-    for template, ops in SPEC["paths"].items():
-        pattern = "^" + re.sub(r"\{[^}]+\}", r"[^/]+", template) + "$"
-        if re.match(pattern, spec_path) and method.lower() in ops:
-            op = ops[method.lower()]
-            responses = op["responses"]
-            response = responses.get(200) or responses.get("200")
-            schema_ref = response["content"]["application/json"]["schema"]["$ref"]
-            return op["operationId"], ERRATA_NAMES[schema_ref.rsplit("/", 1)[-1]]
+def _schema_name(holder: dict[str, Any]) -> str:
+    """The component schema named by a response or request body."""
+    return _deref(holder)["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+
+def operation(method: str, path: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The schema's operation for a Books request, with its parameters (path-level ones included)."""
+    if not path.startswith(API + "/"):
+        return None
+    rest = path[len(API):]
+    for template, item in SPEC["paths"].items():
+        if method.lower() in item and re.fullmatch(re.sub(r"\{[^}]+\}", r"[^/]+", template), rest):
+            op = item[method.lower()]
+            return op, [_deref(p) for p in [*item.get("parameters", []), *op.get("parameters", [])]]
     return None
 
 
-REFERENCE_ROUTES = [  # (method, path regex, response schema, request schema)
-    ("GET", r"/books/v3/organizations", "OrganizationList", None),
-    ("GET", r"/books/v3/organizations/\d+", "Organization", None),
-    ("GET", r"/books/v3/settings/currencies", "Currencies", None),
-    ("GET", r"/books/v3/settings/taxes", "Taxes", None),
-    ("POST", r"/books/v3/contacts/\d+/(active|inactive)", "SuccessOperation", None),
-    ("GET", r"/books/v3/items", "ItemList", None),
-    ("POST", r"/books/v3/items", "Item", "ItemRequest"),
-    ("GET", r"/books/v3/items/\d+", "Item", None),
-    ("POST", r"/books/v3/invoices/\d+/status/\w+", "SuccessOperation", None),
-    ("GET", r"/books/v3/invoices/\d+/payments", "InvoicePayments", None),
-    ("GET", r"/books/v3/customerpayments", "CustomerPaymentList", None),
-    ("POST", r"/books/v3/customerpayments", "CustomerPayment", "PaymentRequest"),
-    ("GET", r"/books/v3/customerpayments/\d+", "CustomerPayment", None),
-    ("DELETE", r"/books/v3/customerpayments/\d+", "SuccessOperation", None),
-    ("POST", r"/oauth/v2/token", "TokenResponse", None),
-    ("POST", r"/oauth/v2/token/revoke", "Revoked", None),
-]
-SPEC_REQUESTS = {"addContact": "ContactRequest", "updateContact": "ContactRequest", "addInvoice": "InvoiceRequest",
-                 "updateInvoice": "InvoiceRequest"}  # erratum 5
+def query_problems(params: list[dict[str, Any]], query: dict[str, list[str]], succeeded: bool) -> list[str]:
+    """Unknown query parameters always; values and missing required ones when the call succeeded."""
+    known = {p["name"]: p for p in params if p["in"] == "query"}
+    found = [f"unknown query parameter {name!r}" for name in query if name not in known]
+    if not succeeded:
+        return found
+    for name, param in known.items():
+        if param.get("required") and not query.get(name):
+            found.append(f"{name} missing from the query")
+        schema = _deref(param["schema"])
+        for value in query.get(name, []):
+            instance: Any = value
+            if schema.get("type") == "integer":
+                if not re.fullmatch(r"-?\d+", value):
+                    found.append(f"query {name}={value!r} is not an integer")
+                    continue
+                instance = int(value)
+            found += [f"query {name}={value!r}: {e.message}"
+                      for e in Draft202012Validator(schema).iter_errors(instance)]
+    return found
+
+
+OAUTH_ROUTES = {("POST", "/oauth/v2/token"): "TokenResponse", ("POST", "/oauth/v2/token/revoke"): "Revoked"}
 
 
 def check(req: Any, resp: Any) -> tuple[str | None, list[str]]:
-    """Validate one exchange; returns (the spec operation it used, or None) and the problems found."""
-    found: list[str] = []
+    """Validate one exchange; returns (the operationId it used, or None) and the problems found."""
     body = json.loads(resp.encode()) if resp.encode() else None
-    op = spec_operation(req.method, req.path) if req.path.startswith("/books/v3/") else None
-    route = next((r for r in REFERENCE_ROUTES if r[0] == req.method and re.fullmatch(r[1], req.path)), None)
-    if op is None and route is None:
-        return None, [f"{req.method} {req.path}: no schema for this endpoint"]
-    if req.path.startswith("/books/v3/") and not req.path.startswith("/books/v3/organizations"):
-        org = req.query.get("organization_id", [""])[0]
-        if not re.fullmatch(r"\d+", org) and resp.status < 400:
-            found.append("organization_id missing from the query")
-    if req.path.startswith("/oauth/"):
-        name = route[2] if "access_token" in (body or {}) or "status" in (body or {}) else "TokenError"
-    elif resp.status >= 400:
-        name = "Errors"
-    else:
-        name = op[1] if op else route[2]
+    if (req.method, req.path) in OAUTH_ROUTES:
+        name = OAUTH_ROUTES[req.method, req.path] if resp.status < 400 else "TokenError"
+        return None, [f"{req.method} {req.path}: response {name}: {p}" for p in problems(name, body)]
+    found_op = operation(req.method, req.path)
+    if found_op is None:
+        return None, [f"{req.method} {req.path}: no operation in the schema"]
+    op, params = found_op
+    found = query_problems(params, req.query, resp.status < 400)
+    responses = op["responses"]
+    if resp.status < 400 and str(resp.status) not in responses:
+        found.append(f"status {resp.status}, the schema gives {sorted(k for k in responses if k != 'default')}")
+    holder = responses.get(str(resp.status)) or responses["default"]
+    name = _schema_name(holder)
     found += [f"response {name}: {p}" for p in problems(name, body)]
-    request_schema = SPEC_REQUESTS.get(op[0]) if op else route[3]
-    if request_schema and req.body:
-        found += [f"request {request_schema}: {p}" for p in problems(request_schema, json.loads(req.body))]
-    if op and resp.status < 400:
-        expected = 201 if req.method == "POST" else 200  # erratum 6: creates answer 201
-        if resp.status != expected:
-            found.append(f"status {resp.status}, expected {expected}")
-    return op[0] if op else None, [f"{req.method} {req.path}: {p}" for p in found]
+    if req.body:
+        if "requestBody" not in op:
+            found.append("a body the operation does not take")
+        else:
+            request_schema = _schema_name(op["requestBody"])
+            found += [f"request {request_schema}: {p}" for p in problems(request_schema, json.loads(req.body))]
+    return op["operationId"], [f"{req.method} {req.path}: {p}" for p in found]
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -316,7 +154,8 @@ def party(name: str, **kw: Any) -> Party:
 
 @pytest.fixture(scope="module")
 def run() -> dict[str, Any]:
-    """A run that touches every endpoint the connector uses, plus the error paths, all captured."""
+    """A run that touches every operation of the schema (the connector's calls and the sandbox's other
+    routes), plus the error paths, all captured."""
     c = in_process("zohobooks", "demo")
     captured: list[tuple[Any, Any]] = []
     c.sandbox.exchange_hooks.append(lambda req, resp: captured.append((req, resp)))
@@ -356,7 +195,7 @@ def run() -> dict[str, Any]:
     draft = k.create_invoices([InvoiceWrite("inv2", replace(invoice, reference="CRM deal 2", status=None))])[0]
     k.update_invoices([InvoiceWrite("upd", replace(draft.record, lines=draft.record.lines[:1]))])
     k.find_invoices("CRM deal 1")
-    raw("POST", "/books/v3/customerpayments", {"customer_id": made[0].id, "payment_mode": "banktransfer",
+    payment = raw("POST", "/books/v3/customerpayments", {"customer_id": made[0].id, "payment_mode": "banktransfer",
                                                "amount": Decimal("150.00"), "date": "2026-04-10",
                                                "reference_number": "BACS-1",
                                                "invoices": [{"invoice_id": created.id,
@@ -366,7 +205,16 @@ def run() -> dict[str, Any]:
     raw("GET", f"/books/v3/invoices/{created.id}/payments")
     raw("GET", f"/books/v3/invoices/{created.id}")
     raw("GET", f"/books/v3/items/{new_item.id}")
+    raw("PUT", f"/books/v3/items/{new_item.id}", {"name": "Conformance audit", "rate": Decimal("101.00"),
+                                                  "description": "One audit, revised"})
+    spare = raw("POST", "/books/v3/items", {"name": "Spare part", "rate": Decimal("4.25"), "sku": "SPARE-1"})
+    spare_id = spare.json()["item"]["item_id"]
+    raw("POST", f"/books/v3/items/{spare_id}/inactive")
+    raw("POST", f"/books/v3/items/{spare_id}/active")
+    raw("DELETE", f"/books/v3/items/{spare_id}")
     raw("GET", "/books/v3/settings/taxes")
+    raw("POST", f"/books/v3/invoices/{draft.id}/status/sent")
+    raw("POST", f"/books/v3/invoices/{draft.id}/status/draft")
     raw("POST", f"/books/v3/invoices/{draft.id}/status/void")
     raw("DELETE", f"/books/v3/invoices/{draft.id}")
     gone = k.create_customers([CustomerWrite("gone", party("Short Lived Ltd"))])[0]
@@ -375,6 +223,7 @@ def run() -> dict[str, Any]:
     raw("GET", "/books/v3/contacts/460000000000000")
     raw("GET", "/books/v3/contacts", organization_id="")
     raw("POST", "/books/v3/invoices", {"customer_id": made[0].id, "line_items": []})
+    raw("DELETE", f"/books/v3/customerpayments/{payment.json()['payment']['payment_id']}")
     # OAuth: a refresh an hour later, then a revoke.
     sb.advance(3601)
     k.company_name()
@@ -382,7 +231,7 @@ def run() -> dict[str, Any]:
     return {"captured": captured, "connected": c}
 
 
-def test_every_exchange_matches_the_spec_or_the_reference(run):
+def test_every_exchange_matches_the_schema(run):
     failures: list[str] = []
     used: set[str] = set()
     for req, resp in run["captured"]:
@@ -391,8 +240,9 @@ def test_every_exchange_matches_the_spec_or_the_reference(run):
         if op:
             used.add(op)
     assert failures == []
-    # The spec's contact and invoice operations were all exercised (and validated) in the run.
-    spec_ops = {op["operationId"] for ops in SPEC["paths"].values() for op in ops.values()}
+    # Every operation of the schema was exercised (and validated) in the run.
+    spec_ops = {op["operationId"] for item in SPEC["paths"].values() for key, op in item.items()
+                if key != "parameters"}
     assert used == spec_ops
     statuses = {resp.status for _, resp in run["captured"]}
     assert {200, 201, 400, 404} <= statuses
@@ -414,14 +264,14 @@ def _captured(run, method: str, pattern: str) -> tuple[Any, Any]:
 def test_the_validator_fails_on_a_wrong_field_name(run):
     _, resp = _captured(run, "GET", r"/books/v3/contacts/\d+")
     good = json.loads(resp.encode())
-    assert problems("Contact", good) == []
+    assert problems("ContactResponse", good) == []
     bad = copy.deepcopy(good)
     bad["contact"]["contactName"] = bad["contact"].pop("contact_name")
-    found = problems("Contact", bad)
+    found = problems("ContactResponse", bad)
     assert any("contactName" in p for p in found) and any("contact_name" in p for p in found)
     nested = copy.deepcopy(good)
     nested["contact"]["billing_address"]["postcode"] = nested["contact"]["billing_address"].pop("zip")
-    assert any("postcode" in p for p in problems("Contact", nested))
+    assert any("postcode" in p for p in problems("ContactResponse", nested))
     req, _ = _captured(run, "POST", r"/books/v3/invoices")
     sent = json.loads(req.body)
     assert problems("InvoiceRequest", sent) == []
@@ -429,17 +279,64 @@ def test_the_validator_fails_on_a_wrong_field_name(run):
     assert any("lineItems" in p for p in problems("InvoiceRequest", sent))
 
 
-def test_the_spec_as_published_would_not_have_caught_it(run):
-    """Why the errata and the closing exist: the raw sketch accepts a misspelling and rejects real ids."""
-    raw_doc = {"components": {"schemas": _fix_refs(copy.deepcopy(SPEC["components"]["schemas"]))}}
-    registry = Registry().with_resource(URI, Resource(contents=raw_doc, specification=DRAFT7))
-    loose = Draft7Validator({"$ref": f"{URI}#/components/schemas/ContactInfo"}, registry=registry)
+def test_the_validator_fails_on_an_unknown_query_parameter_or_a_wrong_status(run):
+    req, resp = _captured(run, "GET", r"/books/v3/contacts")
+    assert check(req, resp)[1] == []
+    wrong = copy.copy(req)
+    wrong.query = {**req.query, "contactName": ["x"]}
+    assert any("contactName" in p for p in check(wrong, resp)[1])
+    wrong.query = {**req.query, "per_page": ["500"]}
+    assert any("per_page" in p for p in check(wrong, resp)[1])
+    req, resp = _captured(run, "POST", r"/books/v3/contacts")
+    assert resp.status == 201 and check(req, resp)[1] == []
+    created_as_200 = copy.copy(resp)
+    created_as_200.status = 200
+    assert any("status 200" in p for p in check(req, created_as_200)[1])
+
+
+def test_the_schema_rejects_what_the_third_party_sketch_got_wrong(run):
+    """The sketch we held typed ids as integers, ``contact`` as an array and the receivable as an integer,
+    and left objects open; our schema says what Zoho sends and closes every object."""
     _, resp = _captured(run, "GET", r"/books/v3/contacts/\d+")
-    contact = json.loads(resp.encode())["contact"]
+    answer = json.loads(resp.encode())
+    contact = answer["contact"]
+    assert problems("Contact", contact) == []
     misspelt = {**{k: v for k, v in contact.items() if k != "contact_name"}, "contactName": "x"}
-    assert not any("contactName" in e.message for e in loose.iter_errors(misspelt))
-    assert any(e.path and e.path[0] == "contact_id" for e in loose.iter_errors(contact))  # integer ids
-    assert problems("ContactDetail", contact) == []
+    assert any("contactName" in p for p in problems("Contact", misspelt))
+    assert any(p.startswith("contact_id") for p in problems("Contact", {**contact, "contact_id": 460000000001003}))
+    assert problems("ContactResponse", {**answer, "contact": [contact]})
+    assert problems("Contact", {**contact, "outstanding_receivable_amount": 12.5}) == []
+    assert problems("Contact", {**contact, "outstanding_receivable_amount": "12.50"})
+
+
+def test_credit_notes_have_a_schema_and_no_route_yet(run):
+    """Credit notes are described (Zoho's "Credit Notes" page) before anything uses them: the shapes hold a
+    credit note as documented, reject a misspelling, and the sandbox does not serve them yet (when it
+    does, their routes belong in the schema and in the run)."""
+    note = {"creditnote_id": "982000000567200", "creditnote_number": "CN-00001", "date": "2026-05-20",
+            "status": "open", "customer_id": "982000000567001", "customer_name": "Acme Ltd",
+            "reference_number": "INV-1001", "currency_code": "GBP", "exchange_rate": 1.0,
+            "is_inclusive_tax": False,
+            "line_items": [{"line_item_id": "982000000567201", "item_id": "982000000030049",
+                            "name": "Consulting hour", "rate": 150.0, "quantity": 1.0, "item_total": 150.0}],
+            "sub_total": 150.0, "tax_total": 0.0, "total": 150.0, "balance": 150.0,
+            "created_time": "2026-05-20T09:00:00+0100", "last_modified_time": "2026-05-20T09:00:00+0100"}
+    assert problems("CreditNoteResponse", {"code": 0, "message": "success", "creditnote": note}) == []
+    assert problems("CreditNote", {**note, "credit_note_number": note["creditnote_number"]})
+    assert problems("CreditNote", {**note, "status": "paid"})
+    request = {"customer_id": note["customer_id"], "date": note["date"],
+               "line_items": [{"item_id": "982000000030049", "rate": 150.0, "quantity": 1.0}]}
+    assert problems("CreditNoteRequest", request) == []
+    assert problems("CreditNoteRequest", {**request, "lineItems": request["line_items"]})
+    assert problems("CreditToInvoicesRequest",
+                    {"invoices": [{"invoice_id": "982000000567114", "amount_applied": 50.0}]}) == []
+    assert not any(path.startswith("/creditnotes") for path in SPEC["paths"])
+    c = run["connected"]
+    token = c.tokens.load(c.conn.id).access_token
+    with httpx.Client(transport=InProcessTransport(c.sandbox), base_url=c.conn.base_url) as http:
+        answer = http.get("/books/v3/creditnotes", params={"organization_id": c.conn.tenant_id},
+                          headers={"Authorization": f"Zoho-oauthtoken {token}"})
+    assert answer.status_code == 404
 
 
 def test_amounts_are_json_numbers_on_the_wire(run):

@@ -1,20 +1,23 @@
 """Every request the Zoho CRM connector sends and every answer the sandbox gives, checked against
-Zoho's own OpenAPI files (zoho/crm-oas v8.0, copied to ../shared/specs/zoho-crm/v8.0/).
+our own OpenAPI document of the Zoho CRM v8 API (tests/specs/zoho-crm/zoho-crm-v8.openapi.yaml), written
+from Zoho's public developer documentation (www.zoho.com/crm/developer/docs/api/v8/; SOURCES.md beside it
+names the page behind each part). Zoho's own OpenAPI files (zoho/crm-oas) state no licence, so they are
+not copied.
 
-How the specs are read:
+How the spec is read:
 - An object that lists its properties is closed (unless the spec says ``additionalProperties``), so a
   wrong field name fails. ``Record`` is open in the spec; record keys are therefore checked against
   the module's field metadata (itself validated against ``fields.json``), values against the field's
   ``data_type``.
-- Requests ignore ``required``: the specs reuse response schemas (which mark every property
-  required) for request bodies.
+- Requests ignore ``required`` (as Zoho's own files needed: they reuse response schemas for bodies).
 - Responses may carry ``null`` for a property that is a ``$ref`` to an object (Zoho prints null for
-  absent sub-objects; the spec forgets ``nullable`` there); scalars must match their ``nullable``.
-- The record operations list only a ``200`` answer that holds both results and errors; Zoho's docs
-  (and the reference) give 201 (created), 207 (mixed) and 400 (all failed) with the same bodies, so
-  those are checked against the ``200`` schema. 204 and 304 have no body. Statuses the spec does not
-  list (401, 429, ...) are checked against Zoho's common error shape, as are the two error codes the
-  spec's enum omits but Zoho sends (``TOO_MANY_REQUESTS``, ``DISCRETE_PAGINATION_LIMIT_EXCEEDED``).
+  absent sub-objects); scalars must match their ``nullable``.
+- The record operations list one ``200`` answer that holds both results and errors; Zoho's "Insert
+  records" and "Update records" pages give 201 (created), 207 (mixed) and 400 (all failed) with the same
+  bodies, so those are checked against the ``200`` schema. 204 and 304 have no body. Statuses the spec
+  does not list (400 for a request, 401, 429, ...) are checked against Zoho's common error shape
+  ({code, details, message, status: "error"}, the "Status codes" page), as are ``TOO_MANY_REQUESTS`` and
+  ``DISCRETE_PAGINATION_LIMIT_EXCEEDED`` answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from app.connectors.base import FieldInfo, RecordWrite
@@ -35,8 +39,8 @@ from app.connectors.zohocrm import DELETED_EVERY
 from app.sandbox.base import Request, Response
 from tests.support import in_process
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "zoho-crm" / "v8.0"
-FILES_FIRST = ("record.json", "coql.json", "fields.json", "layouts.json", "pipeline.json", "org.json")
+SPEC_DIR = Path(__file__).resolve().parent / "specs" / "zoho-crm"
+SPEC_FILES = ("zoho-crm-v8.openapi.yaml",)
 EXTRA_CODES = {"TOO_MANY_REQUESTS", "DISCRETE_PAGINATION_LIMIT_EXCEEDED"}
 ERROR_BODY = {"type": "object", "required": ["code", "details", "message", "status"],
               "properties": {"code": {"type": "string"}, "details": {"type": "object"},
@@ -49,7 +53,7 @@ RECORD_OPS = {"/crm/v8/{module_api_name}", "/crm/v8/{module_api_name}/{id}", "/c
 @functools.cache
 def spec(name: str) -> dict[str, Any]:
     with open(SPEC_DIR / name, encoding="utf-8") as fh:
-        return json.load(fh)
+        return yaml.safe_load(fh)
 
 
 def _target(base: str, ref: str) -> tuple[str, str]:
@@ -132,9 +136,8 @@ class Converter:
 @functools.cache
 def _operations() -> list[tuple[re.Pattern[str], str, str]]:
     """(path regex, template, file) over every spec file, literal paths before templated ones."""
-    names = list(FILES_FIRST) + sorted(p.name for p in SPEC_DIR.glob("*.json") if p.name not in FILES_FIRST)
     ops = []
-    for order, name in enumerate(names):
+    for order, name in enumerate(SPEC_FILES):
         for template in spec(name).get("paths") or {}:
             pattern = re.compile("^" + re.sub(r"\{[^}]+\}", r"[^/]+", template) + "/?$")
             ops.append((template.count("{"), order, pattern, template, name))

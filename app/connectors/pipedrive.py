@@ -664,7 +664,7 @@ class Connector:
 
     def _custom(self, entity: str, key: str, value: Any, props: dict[str, Any], current: dict[str, Any] | None,
                 out: dict[str, Any]) -> None:
-        """A custom field value in the shape v2 wants for its type (reference §5)."""
+        """A custom field value in the shape v2 wants for its type (Pipedrive's "Custom fields" guide)."""
         base = key[:40]
         field = self._field_defs(entity).get(base)
         if field is None:

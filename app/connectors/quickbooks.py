@@ -1,6 +1,7 @@
 """QuickBooks Online (Accounting API v3) as an AccountingConnector.
 
-What shapes this module (see ../shared/reference/quickbooks-online.md):
+What shapes this module (Intuit's QuickBooks Online Accounting API docs, developer.intuit.com;
+the data model's XSDs are in tests/specs/quickbooks/):
 - OAuth: authorize at appcenter.intuit.com, tokens at oauth.platform.intuit.com with HTTP Basic client
   auth (the secret is always required; no PKCE is advertised). The company (``realmId``) arrives only in
   the callback and goes into every URL: ``/v3/company/{realmId}/...``. Refresh tokens may rotate; the
@@ -72,7 +73,7 @@ PROVIDER = ProviderInfo(
     web_url="https://app.qbo.intuit.com",
 )
 
-MINOR_VERSION = "75"  # versions below 75 were retired in Aug 2025 (reference §2)
+MINOR_VERSION = "75"  # versions below 75 were retired in Aug 2025 (Intuit's "Minor versions")
 SCOPES = ("com.intuit.quickbooks.accounting",)
 TOKEN_HOSTS = {"https://appcenter.intuit.com": "https://oauth.platform.intuit.com"}
 WEB_HOSTS = {"quickbooks.api.intuit.com": "https://app.qbo.intuit.com",
@@ -130,7 +131,7 @@ def json_dumps(obj: Any) -> str:
 
 
 def quote(value: str) -> str:
-    """A query string literal: single quotes, an apostrophe escaped with a backslash (reference §5)."""
+    """A query string literal: single quotes, an apostrophe escaped with a backslash (Intuit's "Data queries")."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -577,7 +578,7 @@ class Connector:
         return data.get("Preferences") or {}
 
     def list_tenants(self) -> list[Tenant]:
-        """One authorization is one company (reference §1): the realm of this connection."""
+        """One authorization is one company (Intuit's OAuth 2.0 docs): the realm of this connection."""
         return [Tenant(self.realm, self.conn.label or self.company_name())]
 
     def customer_url(self, customer_id: str) -> str:
@@ -683,13 +684,13 @@ class Connector:
         if address:
             body["BillAddr"] = address
         if party.tax_id:
-            # PrimaryTaxIdentifier: the XSD's "primary Tax ID of the Person or Organization" (Product: QBO),
-            # the field the reference's create example uses. BusinessNumber is CA/UK/IN only, GSTIN India
-            # only, and ResaleNum is a US resale certificate, not a tax number.
+            # PrimaryTaxIdentifier: the XSD's "primary Tax ID of the Person or Organization" (Product: QBO).
+            # BusinessNumber is CA/UK/IN only, GSTIN India only, and ResaleNum is a US resale certificate,
+            # not a tax number.
             body["PrimaryTaxIdentifier"] = party.tax_id
         if party.currency and (self.conn.extra.get("multicurrency", True)
                                or party.currency == self.conn.extra.get("home_currency")):
-            body["CurrencyRef"] = {"value": party.currency}  # set at creation only (reference §3.1)
+            body["CurrencyRef"] = {"value": party.currency}  # set at creation only (Intuit's Customer entity)
         return body
 
     def _update_body(self, w: CustomerWrite, current: dict[str, Any]) -> dict[str, Any]:

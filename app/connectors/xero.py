@@ -1,6 +1,7 @@
 """Xero (Accounting API 2.0, identity service) as an AccountingConnector.
 
-What shapes this module (see ../shared/reference/xero.md):
+What shapes this module (Xero's developer docs, developer.xero.com/documentation; its OpenAPI
+documents are in tests/specs/xero/):
 - OAuth with PKCE ("Auth code with PKCE" app: no client secret). Authorize at login.xero.com, tokens at
   identity.xero.com; refresh tokens rotate on every use (the previous one lives 30 more minutes), so
   the HTTP layer saves each new set before using it. One consent can grant several organisations:
@@ -928,7 +929,7 @@ class Connector:
                              rows[i].get("UpdatedDateUTC")) for i in ids if i in rows]
 
     def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
-        """A DRAFT or SUBMITTED invoice becomes DELETED, an AUTHORISED one VOIDED (reference §3.3); Xero
+        """A DRAFT or SUBMITTED invoice becomes DELETED, an AUTHORISED one VOIDED (Xero's Invoices page); Xero
         refuses one with payments allocated."""
         key = f"void:{invoice_id}"
         try:

@@ -1,6 +1,7 @@
 """Zoho Books (API v3) as an AccountingConnector.
 
-What shapes this module (see ../shared/reference/zoho-books.md):
+What shapes this module (Zoho Books API v3 docs, www.zoho.com/books/api/v3/; our schema of
+the part we use is tests/specs/zoho-books/zoho-books-v3.openapi.yaml):
 - Data centres: the token response names ``api_domain`` (our ``conn.base_url``) and the callback names
   the ``accounts-server`` (our ``conn.auth_url``, where refreshes must go). Refresh tokens never rotate.
 - Every call carries ``organization_id``; the header is ``Authorization: Zoho-oauthtoken``.

@@ -1,6 +1,7 @@
 """Zoho CRM (REST API v8) as a CrmConnector: Accounts, Contacts, Deals with line items, custom fields.
 
-What shapes this module (see ../shared/reference/zoho-crm.md):
+What shapes this module (Zoho CRM API v8 docs, www.zoho.com/crm/developer/docs/api/v8/; our
+schema of the part we use is tests/specs/zoho-crm/zoho-crm-v8.openapi.yaml):
 - Data centres: the token response names ``api_domain`` (our ``conn.base_url``) and the OAuth callback
   names the ``accounts-server`` (our ``conn.auth_url``, where refreshes go). Refresh tokens never
   rotate. The header is ``Authorization: Zoho-oauthtoken``.
