@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -105,29 +106,42 @@ ELEMENT_FIELDS = {"DisplayName": "name", "CompanyName": "name", "GivenName": "na
 
 # -- JSON with Decimal numbers ----------------------------------------------------------------
 def json_dumps(obj: Any) -> str:
-    """JSON text where Decimals are numbers (``150.00``), never floats or strings."""
-    if obj is None:
-        return "null"
-    if obj is True:
-        return "true"
-    if obj is False:
-        return "false"
-    if isinstance(obj, Decimal):
-        if not obj.is_finite():
-            raise ValueError(f"not a JSON number: {obj}")
-        return format(obj, "f")
-    if isinstance(obj, int):
-        return str(int(obj))
-    if isinstance(obj, float):
-        raise TypeError("floats are not used for money; pass a Decimal")
-    if isinstance(obj, str):
-        return json.dumps(obj, ensure_ascii=False)
-    if isinstance(obj, dict):
-        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + json_dumps(v)
-                              for k, v in obj.items()) + "}"
-    if isinstance(obj, list | tuple):
-        return "[" + ",".join(json_dumps(v) for v in obj) + "]"
-    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+    """JSON text where Decimals are numbers (``150.00``), never floats or strings.
+
+    One pass swaps each Decimal for a marker string no text can contain (a fresh nonce), the C
+    encoder writes the whole document once, and the markers become the numbers' own digits.
+    """
+    nonce = secrets.token_hex(8)
+    numbers: list[str] = []
+
+    def prepare(value: Any) -> Any:
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            return value
+        if kind is dict:
+            return {(k if type(k) is str else str(k)): prepare(v) for k, v in value.items()}
+        if kind is Decimal:
+            if not value.is_finite():
+                raise ValueError(f"not a JSON number: {value}")
+            numbers.append(format(value, "f"))
+            return f"\x00{nonce}:{len(numbers) - 1}"
+        if kind is list or kind is tuple:
+            return [prepare(v) for v in value]
+        if isinstance(value, float):
+            raise TypeError("floats are not used for money; pass a Decimal")
+        if isinstance(value, str):  # a str subclass (an enum's value) is written as its text
+            return value
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, Decimal | dict | list | tuple):
+            return prepare(Decimal(value) if isinstance(value, Decimal) else
+                           dict(value) if isinstance(value, dict) else list(value))
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+    text = json.dumps(prepare(obj), ensure_ascii=False, separators=(",", ":"))
+    if not numbers:
+        return text
+    return re.sub(f'"\\\\u0000{nonce}:(\\d+)"', lambda m: numbers[int(m[1])], text)
 
 
 def quote(value: str) -> str:
