@@ -39,6 +39,9 @@ def test_the_demo_and_later_syncs_run_without_a_keyring_and_say_so(tmp_path):
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)  # the note goes to stderr: the JSON stays parseable
     assert result["status"] == "ok" and result["writes"] == 0
+    # An idle run: the run's own time, and a read or a few per side (from the client's HTTP layer).
+    assert 0 < result["seconds"] < 60
+    assert set(result["requests"]) == {"crm", "accounting"} and 1 <= result["requests"]["accounting"] <= 10
     assert "kept in memory" in again.stderr
     # Nothing about tokens was written to disk on the way.
     for f in home.rglob("*"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from app.connectors import registry
 from app.connectors.errors import AuthExpired
@@ -27,9 +28,12 @@ def run_sync(
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
     try:
+        started, before = time.perf_counter(), (_sent(crm), _sent(acct))
         engine = SyncEngine(store, ws.id, crm, acct, trigger=trigger, dry_run=dry_run, progress=progress,
                             cancel=cancel, full=full, allow_mass_change=allow_mass_change)
         result = engine.run()
+        result.seconds = time.perf_counter() - started
+        result.requests = {"crm": _sent(crm) - before[0], "accounting": _sent(acct) - before[1]}
         if isinstance(engine.failure, AuthExpired):  # the window offers Reconnect for that side
             for connector in (crm, acct):
                 if _names(connector, engine.failure.provider):
@@ -38,6 +42,11 @@ def run_sync(
     finally:
         crm.close()
         acct.close()
+
+
+def _sent(connector: object) -> int:
+    """Requests this connector's HTTP client has sent so far (token renewals are not counted)."""
+    return int(getattr(getattr(connector, "api", None), "request_count", 0))
 
 
 def _names(connector: object, provider: str) -> bool:

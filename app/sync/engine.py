@@ -100,14 +100,21 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    seconds: float | None = None  # the run's own duration, set by whoever timed it
+    requests: dict[str, int] | None = None  # {"crm": n, "accounting": m}: requests sent during the run
 
     def to_json(self) -> dict[str, Any]:
         keys = ("read", "created", "updated", "linked", "quarantined", "conflicts", "writes", "errors")
         out: dict[str, Any] = {k: self.counts.get(k, 0) for k in keys}
         out.update({k: v for k, v in self.counts.items() if k not in out})
         out["errors"] = len(self.errors)
+        extra: dict[str, Any] = {}
+        if self.seconds is not None:
+            extra["seconds"] = round(self.seconds, 3)
+        if self.requests is not None:
+            extra["requests"] = dict(self.requests)
         return {"workspace": self.workspace, "run_id": self.run_id, "status": self.status,
-                "dry_run": self.dry_run, **out, "error_messages": self.errors}
+                "dry_run": self.dry_run, **out, "error_messages": self.errors, **extra}
 
 
 def _ts(value: dt.datetime | None) -> str | None:
