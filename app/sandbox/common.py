@@ -39,8 +39,9 @@ def _number(value: Any) -> str:
 
 
 def dumps(body: Any) -> str:
-    """JSON text in which every Decimal is a number written digit for digit."""
-    return _UNTAG.sub(r"\1", json.dumps(body, ensure_ascii=False, allow_nan=False, default=_number))
+    """Compact JSON text in which every Decimal is a number written digit for digit."""
+    return _UNTAG.sub(r"\1", json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                                         default=_number))
 
 
 def loads(data: bytes | str) -> Any:
