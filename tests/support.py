@@ -29,10 +29,13 @@ class Connected:
     url: str
 
 
-def in_process(provider: str, seed: str = "empty", tokens: TokenStore | None = None, **sandbox_kw: Any) -> Connected:
-    """A sandbox reached through httpx's WSGI transport, and a connector wired to it."""
+def in_process(provider: str, seed: str | None = "empty", tokens: TokenStore | None = None,
+               **sandbox_kw: Any) -> Connected:
+    """A sandbox reached through httpx's WSGI transport, and a connector wired to it (``seed=None``: the
+    sandbox keeps what its ``state_file`` holds)."""
     sandbox = sandbox_class(provider)(**sandbox_kw)
-    sandbox.seed(seed)
+    if seed is not None:
+        sandbox.seed(seed)
     transport = InProcessTransport(sandbox)
     tokens = tokens or MemoryTokenStore()
     conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.common import page_at
 from app.sandbox.quickbooks.faults import (
     QboFault,
     missing,
@@ -349,7 +350,7 @@ class QboQueries(QboRecords):
             rows.sort(key=lambda r, p=spec: _sort_key(_record_value(r, *p)), reverse=desc)
         if q.count:
             return {"totalCount": len(rows)}
-        page = rows[q.start - 1: q.start - 1 + q.max]
+        page = page_at(rows, q.start - 1, q.max).rows
         if not page:
             return {}
         out = [self._info(co) if entity == "CompanyInfo" else self.wire(co, entity, r) for r in page]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.common import page_number
 from app.sandbox.xero.oauth import XeroOAuth
 from app.sandbox.xero.shapes import (
     XeroResponse,
@@ -208,6 +208,7 @@ class XeroListing(XeroOAuth):
         except ValueError:
             raise api_error("page and pageSize must be whole numbers.", number=16, kind="QueryParseException") from None
         size = min(max(size, 1), 1000)
-        pagination = {"page": page, "pageSize": size, "pageCount": math.ceil(len(outs) / size), "itemCount": len(outs)}
-        return XeroResponse(200, self.envelope(key, outs[(page - 1) * size: page * size], pagination))
+        chunk = page_number(outs, page, size)
+        pagination = {"page": page, "pageSize": size, "pageCount": chunk.count(size), "itemCount": chunk.total}
+        return XeroResponse(200, self.envelope(key, chunk.rows, pagination))
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.common import page_number
 from app.sandbox.zohobooks.limits import ZohoBooksLimits
 from app.sandbox.zohobooks.shapes import (
     API,
@@ -71,10 +72,9 @@ class ZohoBooksListing(ZohoBooksLimits):
         if order not in ("A", "D"):
             raise bad_param("sort_order")
         rows.sort(key=lambda r: (sorts[column](r), int(r[id_key])), reverse=order == "D")
-        start = (page - 1) * per_page
-        chunk = rows[start:start + per_page]
-        return ok({key: [out(r) for r in chunk], "page_context": {
-            "page": page, "per_page": per_page, "has_more_page": start + per_page < len(rows),
+        chunk = page_number(rows, page, per_page)
+        return ok({key: [out(r) for r in chunk.rows], "page_context": {
+            "page": page, "per_page": per_page, "has_more_page": chunk.more,
             "report_name": report, "applied_filter": status_filter, "sort_column": column, "sort_order": order,
             "search_criteria": criteria,
         }})
