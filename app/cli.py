@@ -640,9 +640,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from app.connectors import registry
+    from app.sandbox.registry import sandbox_class
     from app.sandbox.server import serve
 
-    cls = registry.sandbox_class(args.provider)
+    cls = sandbox_class(args.provider)
     state = args.state
     new = not state or not Path(state).exists()
     app = cls(state_file=state)

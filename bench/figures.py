@@ -18,6 +18,7 @@ from typing import Any
 import app.sync.engine as engine_module
 from app.connectors import registry
 from app.connectors.base import CustomerWrite
+from app.sandbox.registry import sandbox_class
 from bench.harness import World, median, naive, seed_companies, world
 
 # Every figure below changes far more records at once than a workspace's default safety limit allows.
@@ -188,7 +189,7 @@ def realtime(samples: int = 3, lead: float = 1.0) -> dict[str, Any]:
         ws = add_workspace(store, "Realtime", "hubspot", "quickbooks")
         tokens = MemoryTokenStore()
         for provider in ("hubspot", "quickbooks"):
-            sandbox = registry.sandbox_class(provider)()
+            sandbox = sandbox_class(provider)()
             sandbox.seed("demo")
             server = serve(sandbox, timeout_delay=1.0)
             servers.append(server)

@@ -24,6 +24,7 @@ from app.connectors.base import Connection
 from app.connectors.tokens import MemoryTokenStore
 from app.ops.connect import connect_with_grant
 from app.sandbox import demo_data
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport
 from app.store.db import Store
 from app.store.models import Workspace
@@ -96,7 +97,7 @@ def sized_seed(companies: int, people: int = 100, deals: int = 60) -> contextlib
 
 
 def side(provider: str, seed: str = "demo") -> Side:
-    sandbox = registry.sandbox_class(provider)()
+    sandbox = sandbox_class(provider)()
     sandbox.seed(seed)
     transport = _CountingTransport(sandbox)
     tokens = MemoryTokenStore()

@@ -28,6 +28,7 @@ from app.connectors.http import RateLimiter
 from app.connectors.tokens import MemoryTokenStore
 from app.ops.connect import connect_with_grant
 from app.ops.migration import batch_limits, run_migration
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport
 from app.store.db import Store
 from app.store.models import Workspace
@@ -38,7 +39,7 @@ CRM = "hubspot"
 
 
 def _sandbox(provider: str) -> Any:
-    sandbox = registry.sandbox_class(provider)()
+    sandbox = sandbox_class(provider)()
     sandbox.seed("empty")
     sandbox.scale_limits(SCALE)
     return sandbox

@@ -12,6 +12,7 @@ from app.connectors import registry
 from app.connectors.base import Connection
 from app.connectors.tokens import MemoryTokenStore, TokenStore
 from app.ops.connect import connect, connect_with_grant
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport, serve
 
 
@@ -28,10 +29,13 @@ class Connected:
     url: str
 
 
-def in_process(provider: str, seed: str = "empty", tokens: TokenStore | None = None, **sandbox_kw: Any) -> Connected:
-    """A sandbox reached through httpx's WSGI transport, and a connector wired to it."""
-    sandbox = registry.sandbox_class(provider)(**sandbox_kw)
-    sandbox.seed(seed)
+def in_process(provider: str, seed: str | None = "empty", tokens: TokenStore | None = None,
+               **sandbox_kw: Any) -> Connected:
+    """A sandbox reached through httpx's WSGI transport, and a connector wired to it (``seed=None``: the
+    sandbox keeps what its ``state_file`` holds)."""
+    sandbox = sandbox_class(provider)(**sandbox_kw)
+    if seed is not None:
+        sandbox.seed(seed)
     transport = InProcessTransport(sandbox)
     tokens = tokens or MemoryTokenStore()
     conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
@@ -47,7 +51,7 @@ def in_process(provider: str, seed: str = "empty", tokens: TokenStore | None = N
 def over_http(provider: str, seed: str = "empty", tokens: TokenStore | None = None,
               **sandbox_kw: Any) -> Iterator[Connected]:
     """A sandbox on a real 127.0.0.1 port, connected through the real OAuth flow."""
-    sandbox = registry.sandbox_class(provider)(**sandbox_kw)
+    sandbox = sandbox_class(provider)(**sandbox_kw)
     sandbox.seed(seed)
     server = serve(sandbox, timeout_delay=1.0)
     tokens = tokens or MemoryTokenStore()

@@ -29,6 +29,7 @@ from app.connectors.tokens import MemoryTokenStore
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals, line_net
 from app.ops.connect import connect
 from app.sandbox import demo_data as demo
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import serve
 from app.store.db import Store
 from app.store.models import ConflictRow, Workspace
@@ -354,7 +355,7 @@ def _reader(provider: str, url: str):
                                               ("salesforce", "xero")])
 def test_killed_during_invoice_creation_leaves_one_invoice_per_won_deal(secret_service, tmp_path, crm, ledger):
     home = tmp_path / "home"
-    crm_box, ledger_box = registry.sandbox_class(crm)(), registry.sandbox_class(ledger)()
+    crm_box, ledger_box = sandbox_class(crm)(), sandbox_class(ledger)()
     data = small_world([(f"Won deal {n}", THREE_LINES[n % 3:]) for n in range(7)])
     for deal in data.deals:
         deal.stage = "won"

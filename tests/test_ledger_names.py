@@ -31,3 +31,27 @@ def test_a_renamed_customer_frees_its_old_name_and_takes_the_new_one(ledger):
         assert isinstance(new_name.error, DuplicateName)  # ... and the new one is taken
     finally:
         c.connector.close()
+
+
+@pytest.mark.parametrize("ledger", ["quickbooks", "xero", "zohobooks"])
+def test_a_name_stays_taken_across_a_restart_and_a_customer_added_in_the_ledgers_own_screens(ledger, tmp_path):
+    """The name index is rebuilt from the records themselves: a sandbox served again from its state file,
+    or a customer someone typed into the ledger by hand, still holds its name."""
+    state = str(tmp_path / f"{ledger}.json")
+    c = in_process(ledger, "demo", state_file=state)
+    try:
+        [a] = c.connector.create_customers([CustomerWrite("a", party("Quayside Kilns Ltd"))])
+        assert a.ok, a.error
+    finally:
+        c.connector.close()
+    again = in_process(ledger, None, state_file=state)  # served again from its file
+    try:
+        add_by_hand = {"quickbooks": lambda sb: sb.add("Customer", {"DisplayName": "Marsh Lane Bakery"}),
+                       "xero": lambda sb: sb.add_contact({"Name": "Marsh Lane Bakery"}),
+                       "zohobooks": lambda sb: sb.add_contact({"contact_name": "Marsh Lane Bakery"})}[ledger]
+        add_by_hand(again.sandbox)
+        for name in ("quayside kilns ltd", " MARSH LANE BAKERY "):
+            [clash] = again.connector.create_customers([CustomerWrite(name, party(name))])
+            assert isinstance(clash.error, DuplicateName), (ledger, name, clash)
+    finally:
+        again.connector.close()

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import urllib.parse
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from app.connectors.quickbooks import Connector, json_dumps, oauth_config, quote
 from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.domain.money import invoice_totals
 from app.sandbox.base import Fault
+from app.sandbox.demo_data import PRODUCTS
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process, over_http
 
@@ -213,6 +215,49 @@ def test_cdc_returns_changes_and_tombstones_refuses_thirty_days_and_caps_at_a_th
     bulk(c.sandbox, 1005)
     capped = raw(c, "GET", "/cdc", params={"entities": "Customer,Item", "changedSince": since}).json()
     assert sum(len(qr.get("Customer", [])) for qr in capped["CDCResponse"][0]["QueryResponse"]) == 1000
+
+
+def _over_the_wire(c, path: str, params: dict) -> httpx.Response:
+    """A GET on the sandbox's real port, with the connection's own access token."""
+    token = c.tokens.load(c.conn.id).access_token
+    return httpx.get(f"{c.url}/v3/company/{c.conn.tenant_id}{path}", params=params, timeout=20,
+                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+
+def test_a_changed_since_without_an_offset_is_read_as_pacific_time_as_qbo_reads_it():
+    """QBO takes ``changedSince=2026-12-06T22:14:10`` as Pacific time: sent as if it were UTC, the window
+    silently starts seven or eight hours later and misses the change."""
+    with over_http("quickbooks", "demo") as c:
+        edited = c.sandbox.now()
+        c.sandbox.user_edit("Customer", "2", Notes="called back")
+        pacific = dt.datetime.fromtimestamp(edited - 60, ZoneInfo("America/Los_Angeles"))
+        as_utc = dt.datetime.fromtimestamp(edited - 60, dt.UTC)
+        assert pacific.utcoffset() in (dt.timedelta(hours=-8), dt.timedelta(hours=-7))
+
+        def changed(since: str) -> list[str]:
+            resp = _over_the_wire(c, "/cdc", {"entities": "Customer,Invoice", "changedSince": since})
+            assert resp.status_code == 200, resp.text
+            return [x["Id"] for qr in resp.json()["CDCResponse"][0]["QueryResponse"] for x in qr.get("Customer", [])]
+
+        assert changed(pacific.strftime("%Y-%m-%dT%H:%M:%S")) == ["2"]
+        assert changed(pacific.isoformat(timespec="seconds")) == ["2"]  # the same instant, offset given
+        assert changed(as_utc.strftime("%Y-%m-%dT%H:%M:%S")) == []  # UTC wall time, read as Pacific: too late
+
+
+def test_a_query_may_project_every_property_and_more_as_qbo_allows():
+    with over_http("quickbooks", "demo") as c:
+        resp = _over_the_wire(c, "/query", {"query": "SELECT *, Sku FROM Item MAXRESULTS 5"})
+        assert resp.status_code == 200, resp.text
+        items = resp.json()["QueryResponse"]["Item"]
+        assert len(items) == 5 and all(i["sparse"] is False and i["Name"] and "UnitPrice" in i for i in items)
+        assert {i["Sku"] for i in items} <= {sku for sku, _, _ in PRODUCTS}
+        again = _over_the_wire(c, "/query", {"query": "select Sku, * from Item MAXRESULTS 5"}).json()
+        assert again["QueryResponse"]["Item"] == items
+        narrow = _over_the_wire(c, "/query", {"query": "select Id, Sku from Item MAXRESULTS 5"}).json()
+        assert [(i["sparse"], set(i)) for i in narrow["QueryResponse"]["Item"]] == [
+            (True, {"Id", "SyncToken", "domain", "sparse", "Sku"})] * 5
+        broken = _over_the_wire(c, "/query", {"query": "select *, from Item"})
+        assert broken.status_code == 400 and error_code(broken) == "4000"
 
 
 # -- customers --------------------------------------------------------------------------------------

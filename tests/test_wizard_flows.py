@@ -18,6 +18,7 @@ from app.connectors.tokens import MemoryTokenStore
 from app.domain.models import CrmRecord
 from app.ops import sandboxes, workspaces
 from app.ops.sync_run import run_sync
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import serve
 from app.store.db import Store
 from app.store.models import ConnectionRow
@@ -216,7 +217,7 @@ def test_dead_sign_in_is_marked_and_reconnect_replaces_it(store, home):
 
 @contextlib.contextmanager
 def served(provider: str, seed: str = "demo") -> Iterator[object]:
-    app = registry.sandbox_class(provider)()
+    app = sandbox_class(provider)()
     app.seed(seed)
     server = serve(app, timeout_delay=0.5)
     try:

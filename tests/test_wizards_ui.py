@@ -24,6 +24,7 @@ from app.connectors import registry
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import sandboxes, workspaces
 from app.ops.sync_run import run_sync
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import serve
 from app.store.db import Store
 from app.store.models import Link, Mirror
@@ -138,7 +139,7 @@ def test_connect_wizard_end_to_end_on_each_sandbox(qtbot, store, home, keyring_t
 
 @contextlib.contextmanager
 def served(provider: str = "hubspot") -> Iterator[object]:
-    app = registry.sandbox_class(provider)()
+    app = sandbox_class(provider)()
     app.seed("demo")
     server = serve(app, timeout_delay=0.5)
     try:

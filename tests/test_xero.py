@@ -35,6 +35,7 @@ from app.domain.money import invoice_totals
 from app.ops.connect import connect, connect_with_grant
 from app.sandbox.base import Fault
 from app.sandbox.demo_data import demo_data
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport, serve
 from tests.support import in_process, over_http
 from tests.test_xero_conformance import RAW_HEADER, Recorder
@@ -136,7 +137,7 @@ def test_oauth_over_http_finds_the_organisation_and_refreshes_with_rotation():
 
 
 def test_a_pkce_app_connects_without_any_secret_and_must_send_a_challenge():
-    sandbox = registry.sandbox_class("xero")()
+    sandbox = sandbox_class("xero")()
     sandbox.seed("empty")
     _RECORDERS[-1].attach(sandbox)
     server = serve(sandbox, timeout_delay=1.0)
@@ -220,7 +221,7 @@ def test_connections_list_tenants_and_every_call_needs_the_tenant_header():
 
 
 def test_several_organisations_preselect_the_newest_and_list_them():
-    sandbox = registry.sandbox_class("xero")()
+    sandbox = sandbox_class("xero")()
     sandbox.seed("empty")
     sandbox.advance(60)
     second = sandbox.add_tenant("Second Books Ltd")

@@ -11,7 +11,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from app.connectors import registry
 from app.connectors.base import Connection, CustomerWrite, InvoiceWrite, ItemWrite
 from app.connectors.errors import (
     AuthExpired,
@@ -27,6 +26,7 @@ from app.connectors.zohobooks import Connector, json_dumps, oauth_config, web_ro
 from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.domain.money import invoice_totals
 from app.sandbox.base import Fault
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process, over_http
 
@@ -133,7 +133,7 @@ def test_ten_access_tokens_per_refresh_token_per_ten_minutes():
 
 
 def test_several_organisations_preselect_the_default_and_list_them():
-    sandbox = registry.sandbox_class("zohobooks")()
+    sandbox = sandbox_class("zohobooks")()
     sandbox.seed("empty")
     second = sandbox.add_organization("Second Books Ltd", is_default=True)
     from app.connectors.tokens import MemoryTokenStore

@@ -48,7 +48,6 @@ PROVIDER = ProviderInfo(
     label="HubSpot",
     default_base_url="https://api.hubapi.com",
     default_auth_url="https://app.hubspot.com",
-    sandbox="app.sandbox.hubspot:HubSpotSandbox",
     needs_client_secret=True,
     web_url="https://app.hubspot.com",
 )

@@ -49,7 +49,6 @@ PROVIDER = ProviderInfo(
     label="Pipedrive",
     default_base_url="https://api.pipedrive.com",
     default_auth_url="https://oauth.pipedrive.com",
-    sandbox="app.sandbox.pipedrive:PipedriveSandbox",
     needs_client_secret=True,
     web_url="https://app.pipedrive.com",
 )

@@ -69,7 +69,6 @@ PROVIDER = ProviderInfo(
     label="QuickBooks Online",
     default_base_url="https://quickbooks.api.intuit.com",
     default_auth_url="https://appcenter.intuit.com",
-    sandbox="app.sandbox.quickbooks:QuickBooksSandbox",
     needs_client_secret=True,
     web_url="https://app.qbo.intuit.com",
 )

@@ -1,4 +1,4 @@
-"""Which providers exist, and how to build a connector or a sandbox for one."""
+"""Which providers exist, and how to build a connector for one (their imitations are app.sandbox.registry's)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ class ProviderInfo:
     label: str
     default_base_url: str
     default_auth_url: str
-    sandbox: str  # "module:Class" of its imitation
     needs_client_secret: bool = True
     web_url: str = ""
 
@@ -96,7 +95,3 @@ def make_connector(
         kw["sleep"] = sleep
     return module(conn.provider).Connector(conn, tokens, **kw)
 
-
-def sandbox_class(name: str) -> type:
-    mod, _, cls = info(name).sandbox.partition(":")
-    return getattr(importlib.import_module(mod), cls)

@@ -56,7 +56,6 @@ PROVIDER = ProviderInfo(
     label="Salesforce",
     default_base_url="https://login.salesforce.com",  # replaced by the org's instance_url on connect
     default_auth_url="https://login.salesforce.com",
-    sandbox="app.sandbox.salesforce:SalesforceSandbox",
     needs_client_secret=False,  # an External Client App can be a public client: PKCE instead of a secret
     web_url="https://login.salesforce.com",
 )

@@ -72,7 +72,6 @@ PROVIDER = ProviderInfo(
     label="Xero",
     default_base_url="https://api.xero.com",
     default_auth_url="https://login.xero.com",
-    sandbox="app.sandbox.xero:XeroSandbox",
     needs_client_secret=False,
     web_url="https://go.xero.com",
 )

@@ -68,7 +68,6 @@ PROVIDER = ProviderInfo(
     label="Zoho Books",
     default_base_url="https://www.zohoapis.com",
     default_auth_url="https://accounts.zoho.com",
-    sandbox="app.sandbox.zohobooks:ZohoBooksSandbox",
     needs_client_secret=True,
     web_url="https://books.zoho.com",
 )

@@ -61,7 +61,6 @@ PROVIDER = ProviderInfo(
     label="Zoho CRM",
     default_base_url="https://www.zohoapis.com",
     default_auth_url="https://accounts.zoho.com",
-    sandbox="app.sandbox.zohocrm:ZohoCrmSandbox",
     needs_client_secret=True,
     web_url="https://crm.zoho.com",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from app.connectors import registry
+from app.sandbox.registry import sandbox_class
 from app.sandbox.server import RunningServer, serve
 
 _running: dict[str, RunningServer] = {}
@@ -32,7 +32,7 @@ def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = 
         server = _running.get(state_file)
         if server is not None:
             return server
-        app = registry.sandbox_class(provider)(state_file=state_file)
+        app = sandbox_class(provider)(state_file=state_file)
         if seed is not None:
             app.seed(seed)
             app.persist()

@@ -70,13 +70,9 @@ def runtime_description() -> str:
 
 def _usable(provider: str) -> bool:
     """The connector is present (``registry.available``) and so is its sandbox."""
-    from app.connectors import registry
+    from app.sandbox.registry import has_sandbox
 
-    try:
-        registry.sandbox_class(provider)
-    except (ImportError, AttributeError):
-        return False
-    return True
+    return has_sandbox(provider)
 
 
 def pick_pair() -> tuple[str, str]:
@@ -114,9 +110,10 @@ def _in_process(provider: str) -> Any:
     from app.connectors.base import Connection
     from app.connectors.tokens import MemoryTokenStore
     from app.ops.connect import connect_with_grant
+    from app.sandbox.registry import sandbox_class
     from app.sandbox.server import InProcessTransport
 
-    sandbox = registry.sandbox_class(provider)()
+    sandbox = sandbox_class(provider)()
     sandbox.seed("demo")
     transport = InProcessTransport(sandbox)
     tokens = MemoryTokenStore()  # the user's keyring is never touched

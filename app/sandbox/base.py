@@ -148,6 +148,20 @@ class SandboxApp:
     def seed(self, kind: str = "demo") -> None:
         """Fill the sandbox with data: 'empty' or 'demo' (provider modules override)."""
 
+    def reseed(self, kind: str, empty: Callable[[], Any], demo: Callable[[], Any]) -> None:
+        """Start the data again (sign-ins are kept) with ``empty()`` or ``demo()``, as ``kind`` says."""
+        with self.lock:
+            oauth = self.state.get("oauth")
+            self.state = self.empty_state()
+            self.state["oauth"] = oauth or {"codes": {}, "access": {}, "refresh": {}}
+            if kind == "empty":
+                empty()
+            elif kind == "demo":
+                demo()
+            else:
+                raise ValueError(f"unknown seed {kind!r}: use 'empty' or 'demo'")
+            self.persist()
+
     def now(self) -> float:
         return self._clock() + self._offset
 
@@ -416,11 +430,6 @@ class SandboxApp:
         hdrs += list(resp.headers.items())
         start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", hdrs)
         return [payload]
-
-
-def paginate(items: list[Any], start: int, size: int) -> tuple[list[Any], bool]:
-    page = items[start : start + size]
-    return page, start + size < len(items)
 
 
 def iso(ts: float) -> str:

@@ -29,6 +29,7 @@ from app.ops import status  # noqa: E402
 from app.ops.connect import connect  # noqa: E402
 from app.ops.sync_run import run_sync  # noqa: E402
 from app.ops.workspaces import add_workspace, save_connection, update_settings  # noqa: E402
+from app.sandbox.registry import sandbox_class  # noqa: E402
 from app.sandbox.server import serve  # noqa: E402
 from app.store.db import Store  # noqa: E402
 
@@ -63,7 +64,7 @@ def main() -> None:
     servers = []
     conns = {}
     for provider in ("hubspot", "quickbooks"):
-        sandbox = registry.sandbox_class(provider)()
+        sandbox = sandbox_class(provider)()
         sandbox.seed("empty")
         server = serve(sandbox)
         servers.append(server)

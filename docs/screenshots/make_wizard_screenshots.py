@@ -21,9 +21,9 @@ import httpx  # noqa: E402
 from PySide6.QtCore import QThreadPool  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from app.connectors import registry  # noqa: E402
 from app.connectors.tokens import MemoryTokenStore  # noqa: E402
 from app.ops import sandboxes, workspaces  # noqa: E402
+from app.sandbox.registry import sandbox_class  # noqa: E402
 from app.sandbox.server import serve  # noqa: E402
 from app.store.db import Store  # noqa: E402
 
@@ -124,7 +124,7 @@ def shoot(out: Path) -> list[Path]:
     w.reject()
 
     # 3. Sign-in: waiting with the link, a failure, success; the organisation choice; finish.
-    xero = registry.sandbox_class("xero")()
+    xero = sandbox_class("xero")()
     xero.seed("demo")
     xero.add_tenant("Maple Bakery (Ireland) Ltd")
     server = serve(xero)
