@@ -24,6 +24,7 @@ from app.connectors.errors import (
 from app.connectors.tokens import MemoryTokenStore
 from app.ops.connect import connect_with_grant
 from app.sandbox import hubspot as sandbox_module
+from app.sandbox.hubspot import search as search_module
 from app.sandbox.base import Fault
 from app.sandbox.demo_data import COUNTRY_NAMES, demo_data
 from app.sandbox.server import InProcessTransport
@@ -284,7 +285,7 @@ def test_search_index_lag_is_covered_by_the_overlap():
 
 
 def test_many_changes_page_by_keyset_and_never_hit_the_10000_cap(monkeypatch):
-    monkeypatch.setattr(sandbox_module, "SEARCH_CAP", 300)  # a small cap proves the window never needs it
+    monkeypatch.setattr(search_module, "SEARCH_CAP", 300)  # a small cap proves the window never needs it
     c = in_process("hubspot")
     ids = c.sandbox.add_companies(40)
     cursor = c.connector.read_records("company", None).cursor
