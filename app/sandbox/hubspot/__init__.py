@@ -12,12 +12,14 @@ stage metadata are strings; OAuth with 30-minute access tokens and a refresh tok
 window as the spec's ``x-hubspot-rate-limit-exemptions`` says), answered with 429 and HubSpot's body.
 
 Both the legacy numeric paths (``/crm/v3/...``) and the 2026-03 date-based paths are served.
-``search_lag`` (seconds) makes search see the data as it was that long ago, like HubSpot's index.
+``search_lag`` (seconds) makes search see the data as it was that long ago, like HubSpot's index: 0 in
+process unless a test asks for it, ``SERVED_SEARCH_LAG`` (3 s) when served over HTTP by ``crossledger
+sandbox serve`` and the demo (``served_defaults``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from app.sandbox.base import SandboxApp
 from app.sandbox.hubspot.associations import Associations
@@ -51,6 +53,7 @@ from app.sandbox.hubspot.common import (
     SEARCH_FILTERS_PER_GROUP,
     SEARCH_GROUPS_MAX,
     SEARCH_MAX,
+    SERVED_SEARCH_LAG,
     SINGULAR,
     STAGE_ID,
     STANDARD,
@@ -86,10 +89,14 @@ class HubSpotSandbox(SeedData, Records, Associations, Search, OAuth, Limits, Bat
                   "crm.schemas.companies.read crm.schemas.companies.write crm.schemas.deals.read "
                   "crm.schemas.deals.write crm.schemas.line_items.read")
 
-    def __init__(self, state_file: str | None = None, **kw: Any) -> None:
+    # What `crossledger sandbox serve hubspot` and the demo construct it with: a search index that trails.
+    served_defaults: ClassVar[dict[str, Any]] = {"search_lag": SERVED_SEARCH_LAG}
+
+    def __init__(self, state_file: str | None = None, *, search_lag: float = 0.0, **kw: Any) -> None:
         super().__init__(state_file, **kw)
         self._index: dict[str, dict[str, dict[str, Any]]] | None = None
         self._pending: list[tuple[float, str, str]] = []
+        self.search_lag = search_lag
 
 
 __all__ = [
@@ -121,6 +128,7 @@ __all__ = [
     "SEARCH_FILTERS_PER_GROUP",
     "SEARCH_GROUPS_MAX",
     "SEARCH_MAX",
+    "SERVED_SEARCH_LAG",
     "SINGULAR",
     "STAGE_ID",
     "STANDARD",

@@ -29,6 +29,7 @@ BATCH_MAX = 100
 LIST_MAX = 100
 SEARCH_MAX = 200
 SEARCH_CAP = 10_000
+SERVED_SEARCH_LAG = 3.0  # seconds: "the index lags writes by a few seconds" (reference, search section)
 ASSOC_READ_MAX = 1000
 ASSOC_PAGE_MAX = 500
 SEARCH_GROUPS_MAX, SEARCH_FILTERS_PER_GROUP, SEARCH_FILTERS_MAX = 5, 10, 25

@@ -88,6 +88,7 @@ class SeedData:
                 self._seed_demo()
             elif kind != "empty":
                 raise ValueError(f"unknown seed '{kind}'")
+            self.search_lag = self.search_lag  # the seed is indexed at once; later writes trail by the lag
             self.persist()
 
     def _default_pipeline(self) -> None:
