@@ -27,6 +27,10 @@ MODULE_LABEL = {"Accounts": "Accounts", "Contacts": "Contacts", "Deals": "Deals"
 DISPLAY_FIELD = {"Accounts": "Account_Name", "Contacts": "Full_Name", "Deals": "Deal_Name",
                  "Products": "Product_Name"}
 PROFILE_ID = "4876876000000026011"
+ROLE_ID = "4876876000000026005"
+SINGULAR_LABEL = {"Accounts": "Account", "Contacts": "Contact", "Deals": "Deal", "Products": "Product"}
+USER_TYPES = ("AllUsers", "ActiveUsers", "DeactiveUsers", "ConfirmedUsers", "NotConfirmedUsers",
+              "DeletedUsers", "ActiveConfirmedUsers", "AdminUsers", "ActiveConfirmedAdmins", "CurrentUser")
 CURRENCIES = {"EUR": Decimal("1"), "USD": Decimal("1.08"), "GBP": Decimal("0.85"), "AUD": Decimal("1.65"),
               "CHF": Decimal("0.96")}
 NUMERIC = {"currency", "double", "percent", "decimal"}

@@ -105,6 +105,28 @@ class Records:
         except ValueError:
             raise zerr(400, "INVALID_DATA", "invalid data", {"param_name": name}) from None
 
+    @route("GET", API + r"/(?P<module>" + MODULE_RE + r")/(?P<id>\d+)")
+    def get_record(self, req: Request) -> Response:
+        """One record with every field (or the ``fields`` asked for); an unknown id is 404 INVALID_DATA."""
+        module = self._module(req)
+        self._authorize(req, self._module_scopes(module, "READ"))
+        self._spend(1)
+        rec = self.state["records"][module].get(req.params["id"])
+        if rec is None:
+            raise zerr(404, "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1})
+        ims = parse_time(req.header("if-modified-since") or "")
+        if ims is not None and rec["Modified_Time"] <= ims:
+            return Response(304, b"")
+        cols = [c.strip() for c in (req.arg("fields") or "").split(",") if c.strip()] or None
+        return self._json(200, {"data": [self.render(module, rec, cols)]})
+
+    @route("DELETE", API + r"/(?P<module>" + MODULE_RE + r")/(?P<id>\d+)")
+    def delete_record(self, req: Request) -> Response:
+        module = self._module(req)
+        self._authorize(req, self._module_scopes(module, "DELETE"))
+        self._spend(1)
+        return self._write_response([self._delete_result(module, req.params["id"])], 200)
+
     @route("POST", API + r"/(?P<module>" + MODULE_RE + r")")
     def insert_records(self, req: Request) -> Response:
         module = self._module(req)
@@ -153,14 +175,12 @@ class Records:
         if len(ids) > 100:
             raise zerr(400, "LIMIT_EXCEEDED", "Record count exceeded", {"limit": 100, "param": "ids"})
         self._spend(math.ceil(len(ids) / 10))
-        results = []
-        for rid in ids:
-            if self._delete(module, rid) is None:
-                results.append(_item_error("INVALID_DATA", "the id given seems to be invalid", {"id": rid}))
-            else:
-                results.append({"code": "SUCCESS", "details": {"id": rid}, "message": "record deleted",
-                                "status": "success"})
-        return self._write_response(results, 200)
+        return self._write_response([self._delete_result(module, rid) for rid in ids], 200)
+
+    def _delete_result(self, module: str, rid: str) -> dict[str, Any]:
+        if self._delete(module, rid) is None:
+            return _item_error("INVALID_DATA", "the id given seems to be invalid", {"id": rid})
+        return {"code": "SUCCESS", "details": {"id": rid}, "message": "record deleted", "status": "success"}
 
     @route("GET", API + r"/(?P<module>" + MODULE_RE + r")/deleted")
     def deleted_records(self, req: Request) -> Response:

@@ -18,9 +18,12 @@ from app.sandbox.zohocrm.common import (
     MODULES,
     NUMERIC,
     PROFILE_ID,
+    ROLE_ID,
+    SINGULAR_LABEL,
     SUBFORM_MODULES,
     TEXTUAL,
     UI_TYPE,
+    USER_TYPES,
     _api_name,
     _f,
     _invalid,
@@ -314,3 +317,93 @@ class Settings:
             "lite_users_enabled": False, "max_per_page": 200, "ezgid": "d9c6b1a7e0f4", "call_icon": "",
             "oauth_presence": True, "zia_zgid": 0, "checkin_preferences": {"restricted_event_types": None},
             "type": "Production", "created_time": zoho_time(org["created"])}]})
+
+    # -- routes: users and modules --------------------------------------------------------------
+    @route("GET", API + r"/users")
+    def get_users(self, req: Request) -> Response:
+        """The org's users; ``type=CurrentUser`` is the one the token belongs to (here the only user)."""
+        self._authorize(req, ("ZohoCRM.users.ALL", "ZohoCRM.users.READ"))
+        kind = req.arg("type") or "AllUsers"
+        if kind not in USER_TYPES:
+            raise zerr(400, "INVALID_DATA", "invalid data", {"param_name": "type"})
+        self._spend(1)
+        if kind in ("DeactiveUsers", "NotConfirmedUsers"):
+            return Response(204, b"")  # the demo org's only user is active and confirmed
+        per_page = max(1, min(self._int_param(req, "per_page", 200), 200))
+        return self._json(200, {"users": [self._user_json()], "info": {"per_page": per_page, "count": 1,
+                                                                        "page": 1, "more_records": False}})
+
+    @route("GET", API + r"/users/(?P<id>\d+)")
+    def get_user(self, req: Request) -> Response:
+        self._authorize(req, ("ZohoCRM.users.ALL", "ZohoCRM.users.READ"))
+        self._spend(1)
+        if req.params["id"] != self.state["user"]["id"]:
+            raise zerr(400, "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1})
+        return self._json(200, {"users": [self._user_json()]})
+
+    def _user_json(self) -> dict[str, Any]:
+        user, org = self.state["user"], self.state["org"]
+        first, _, last = user["name"].partition(" ")
+        created = zoho_time(org["created"])
+        me = {"name": user["name"], "id": user["id"]}
+        return {
+            "id": user["id"], "zuid": org["id"][:4] + user["id"][-4:], "first_name": first, "last_name": last,
+            "full_name": user["name"], "email": user["email"], "alias": None, "status": "active", "confirm": True,
+            "category": "regular_user", "role": {"name": "CEO", "id": ROLE_ID},
+            "profile": {"name": "Administrator", "id": PROFILE_ID}, "country": org["country_code"],
+            "country_locale": "de_DE", "locale": "en_GB", "language": "en_GB", "time_zone": org["time_zone"],
+            "offset": 3600000, "date_format": "MMM d, yyyy", "time_format": "HH:mm", "decimal_separator": "Comma",
+            "number_separator": "Space", "name_format__s": "Salutation,First Name,Last Name",
+            "sort_order_preference__s": "First Name,Last Name", "Currency": org["currency"], "phone": None,
+            "mobile": None, "fax": None, "website": None, "street": None, "city": None, "state": None, "zip": None,
+            "dob": None, "signature": None, "Isonline": True, "microsoft": False, "personal_account": False,
+            "sandboxDeveloper": False, "default_tab_group": "0", "created_time": created, "created_by": me,
+            "Modified_Time": created, "Modified_By": {**me, "first_name": first, "last_name": last},
+            "Reporting_To": None, "status_reason__s": None}
+
+    @route("GET", API + r"/settings/modules")
+    def get_modules(self, req: Request) -> Response:
+        """The modules the API can reach, as the module list summarises them (detail is in fields/layouts)."""
+        self._authorize(req, ("ZohoCRM.settings.ALL", "ZohoCRM.settings.modules.ALL",
+                              "ZohoCRM.settings.modules.READ"))
+        status = req.arg("status")
+        if status is not None and status not in ("visible", "scheduled_for_deletion", "user_hidden",
+                                                 "system_hidden"):
+            raise zerr(400, "INVALID_DATA", "invalid data", {"param_name": "status"})
+        self._spend(1)
+        if status not in (None, "visible"):
+            return Response(204, b"")
+        user = self.state["user"]
+        org_created = zoho_time(self.state["org"]["created"])
+        modules = []
+        for seq, module in enumerate(MODULES, 1):
+            label = MODULE_LABEL[module]
+            shown = next((f["id"] for f in self._fields(module) if f["api_name"] == DISPLAY_FIELD[module]), None)
+            modules.append({
+                "id": MODULE_IDS[module], "api_name": module, "module_name": module, "plural_label": label,
+                "singular_label": SINGULAR_LABEL[module], "sequence_number": seq, "status": "visible",
+                "visibility": 1, "visible": True, "api_supported": True, "generated_type": "default",
+                "creatable": True, "editable": True, "deletable": True, "viewable": True,
+                "convertable": False, "quick_create": True, "show_as_tab": True, "presence_sub_menu": False,
+                "sub_menu_available": False, "has_more_profiles": False, "common.search_supported": True,
+                "feeds_required": False, "triggers_supported": True, "filter_supported": True,
+                "isBlueprintSupported": True, "kanban_view_supported": True, "kanban_view": False,
+                "chart_view_supported": True, "chart_view": False, "emailTemplate_support": module != "Products",
+                "email_parser_supported": False, "inventory_template_supported": False,
+                "webform_supported": module != "Products", "scoring_supported": module != "Products",
+                "recycle_bin_on_delete": True, "track_current_data": True, "zia_view": False,
+                "business_card_field_limit": 5, "per_page": 200, "profile_count": 1, "description": None,
+                "web_link": None, "parent_module": {}, "activity_badge": "Disabled",
+                "display_field": {"api_name": DISPLAY_FIELD[module], "id": shown},
+                "lookup_field_properties": {"fields": [{"sequence_number": 1, "api_name": DISPLAY_FIELD[module],
+                                                        "id": shown}]},
+                "related_lists": [], "related_list_properties": {"sort_by": None, "fields": [], "sort_order": None},
+                "custom_view": None, "default_mapping_fields": [],
+                # The list answers these empty: a module's fields and layouts are read from
+                # /settings/fields and /settings/layouts.
+                "fields": [], "layouts": [], "layout_associations": [],
+                "profiles": [{"name": "Administrator", "id": PROFILE_ID}],
+                "modified_time": org_created, "modified_by": {"name": user["name"], "id": user["id"]},
+                "arguments": [], "$properties": [], "$on_demand_properties": [], "$field_states": [],
+                "business_card_fields": [], "search_layout_fields": [], "filter_status": True})
+        return self._json(200, {"modules": modules})
