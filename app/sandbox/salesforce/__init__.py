@@ -8,7 +8,8 @@ Follows ../shared/reference/salesforce.md and salesforce-rest-subset.openapi.yam
 - REST under /services/data/vNN.0/: sObject CRUD and describe, SOQL query/queryAll with a small
   real parser (SELECT fields, parent fields, child subqueries, COUNT(), WHERE with AND/OR/NOT,
   comparisons, IN, LIKE, ORDER BY, LIMIT, OFFSET) and nextRecordsUrl paging (2000 a batch),
-  getUpdated/getDeleted, sObject Collections (200 records, allOrNone), Composite (25 subrequests,
+  getUpdated/getDeleted, SOSL search (FIND {...} IN ... FIELDS RETURNING ... LIMIT), sObject
+  Collections (200 records, allOrNone), Composite (25 subrequests,
   @{ref.field} references), limits, Tooling CustomField creation.
 - Error bodies are JSON arrays of {message, errorCode, fields}; duplicate rules on Account Name and
   Contact Email answer DUPLICATES_DETECTED with a duplicateResult (the short form in Collections).
@@ -79,11 +80,12 @@ from app.sandbox.salesforce.limits import Limits
 from app.sandbox.salesforce.oauth import OAuth
 from app.sandbox.salesforce.query import Query
 from app.sandbox.salesforce.records import Records
+from app.sandbox.salesforce.search import Search
 from app.sandbox.salesforce.seed import SeedData
 from app.sandbox.salesforce.soql import KEYWORDS, SoqlError, SoqlParser, tokenize
 
 
-class SalesforceSandbox(SeedData, Describe, Records, OAuth, Limits, Query, Changes, Batch, SandboxApp):
+class SalesforceSandbox(SeedData, Describe, Records, OAuth, Limits, Query, Changes, Batch, Search, SandboxApp):
     """One Salesforce org: OAuth, sObjects, SOQL, replication, collections, composite and limits."""
 
     provider = "salesforce"
