@@ -15,10 +15,11 @@ Follows ../shared/reference/zoho-crm.md and Zoho's own OpenAPI files (zoho/crm-o
   delete of up to 100 records with per-record results (201/200 all good, 207 mixed, 400 all bad),
   ``DUPLICATE_DATA`` naming the existing record, ``MANDATORY_NOT_FOUND``, ``INVALID_DATA``;
   ``/deleted`` (recycle bin, ``If-Modified-Since``); search by ``email``/``phone``/``word``/
-  ``criteria``; COQL with a real (small) parser.
+  ``criteria``; COQL with a real (small) parser; ``GET`` and ``DELETE`` of one record by id.
 * Deals carry a custom subform ``Line_Items`` (Product lookup, Quantity, Unit Price, Discount %),
   stages with ``forecast_type`` metadata in two pipelines; metadata through ``settings/fields``
-  (custom fields can be created there), ``settings/layouts``, ``settings/pipeline`` and ``org``.
+  (custom fields can be created there), ``settings/layouts``, ``settings/pipeline``, ``settings/modules``,
+  ``org`` and ``users`` (``type=CurrentUser``; the org has one user).
 * API credits per rolling 24 hours by edition (Enterprise: 50,000 + 1,000 per user), priced per
   call as the reference prices them; ``X-API-CREDITS-REMAINING`` once half is used; 429
   ``TOO_MANY_REQUESTS`` when spent.
