@@ -94,8 +94,7 @@ class HubSpotSandbox(SeedData, Records, Associations, Search, OAuth, Limits, Bat
 
     def __init__(self, state_file: str | None = None, *, search_lag: float = 0.0, **kw: Any) -> None:
         super().__init__(state_file, **kw)
-        self._index: dict[str, dict[str, dict[str, Any]]] | None = None
-        self._pending: list[tuple[float, str, str]] = []
+        self._reset_index()
         self.search_lag = search_lag
 
 

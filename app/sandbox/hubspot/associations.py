@@ -20,9 +20,10 @@ from app.sandbox.hubspot.common import (
     api,
     hs_error,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Associations:
+class Associations(SandboxPart):
     """Associations between records (primary company, labels) and the v4 routes."""
 
     # -- associations -----------------------------------------------------------------------

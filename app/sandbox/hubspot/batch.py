@@ -10,9 +10,10 @@ from app.sandbox.hubspot.common import (
     _invalid_values,
     api,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Batch:
+class Batch(SandboxPart):
     """Batch read, create, update and archive (100 inputs, 207 partial results)."""
 
     # -- objects: batch -----------------------------------------------------------------------

@@ -14,9 +14,10 @@ from app.sandbox.hubspot.common import (
     _bad_request,
     hs_error,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Limits:
+class Limits(SandboxPart):
     """The API gate (scopes, the 10-second and search rate limits, 429 bodies) and request parsing."""
 
     # -- the API wrapper ----------------------------------------------------------------------

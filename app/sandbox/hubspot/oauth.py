@@ -9,9 +9,10 @@ from app.sandbox.hubspot.common import (
     _correlation,
     hs_error,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class OAuth:
+class OAuth(SandboxPart):
     """OAuth (authorize, token, token info, refresh-token deletion) and HubSpot's 401 bodies."""
 
     # -- oauth --------------------------------------------------------------------------------

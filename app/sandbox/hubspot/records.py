@@ -25,9 +25,10 @@ from app.sandbox.hubspot.common import (
     hs_error,
     parse_instant,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Records:
+class Records(SandboxPart):
     """Records (stored values, calculated values, validation, merges) and the v3 object routes."""
 
     # -- records ------------------------------------------------------------------------------

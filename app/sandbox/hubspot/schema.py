@@ -17,9 +17,10 @@ from app.sandbox.hubspot.common import (
     api,
     hs_error,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Schema:
+class Schema(SandboxPart):
     """The properties API, deal pipelines and account details."""
 
     # -- properties ---------------------------------------------------------------------------

@@ -20,10 +20,24 @@ from app.sandbox.hubspot.common import (
     api,
     parse_instant,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class Search:
+class Search(SandboxPart):
     """CRM search (filter groups, sorts, paging, the 10,000 cap) over an index that trails writes."""
+
+    _lag: float
+    _index: dict[str, dict[str, dict[str, Any]]] | None  # type -> id -> {rec, values}, as search sees them
+    _pending: list[tuple[float, str, str]]  # (due, type, id) writes not yet in the index
+
+    def _reset_index(self) -> None:
+        """Forget the index; it is built again from the records as they are (the next search, or now)."""
+        self._index, self._pending = None, []
+
+    def _index_all(self) -> None:
+        """Index every record as it is now (when search lags at all)."""
+        self._reset_index()
+        self.search_lag = self._lag
 
     # -- search index -------------------------------------------------------------------------
     @property

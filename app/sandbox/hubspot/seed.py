@@ -15,9 +15,10 @@ from app.sandbox.hubspot.common import (
     _now_iso,
     _num,
 )
+from app.sandbox.parts import SandboxPart
 
 
-class SeedData:
+class SeedData(SandboxPart):
     """The account's state, its seed data, and what a user does in HubSpot (tests, demo)."""
 
     # -- state ------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class SeedData:
         with self.lock:
             self.state = {**self.empty_state(), "oauth": self.state.get("oauth") or
                           {"codes": {}, "access": {}, "refresh": {}}}
-            self._index, self._pending = None, []
+            self._reset_index()
             self._default_pipeline()
             # The account's own set-up (not data): the custom company properties the demo story needs.
             self.add_property("companies", "tax_id", "Tax ID / VAT number", "string", "text",
@@ -88,7 +89,7 @@ class SeedData:
                 self._seed_demo()
             elif kind != "empty":
                 raise ValueError(f"unknown seed '{kind}'")
-            self.search_lag = self.search_lag  # the seed is indexed at once; later writes trail by the lag
+            self._index_all()  # the seed is searchable at once; later writes trail by the lag
             self.persist()
 
     def _default_pipeline(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     PRODUCT_KEYS,
     STAGE_KEYS,
@@ -12,7 +13,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class Catalog:
+class Catalog(SandboxPart):
     """V2 products, pipelines and stages."""
 
     # -- v2: products, pipelines, stages ----------------------------------------------------

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     ADDRESS_PARTS,
     ENTITY_OF,
@@ -20,7 +21,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class Changes:
+class Changes(SandboxPart):
     """V1 users/me, the *Fields endpoints and the recents change feed."""
 
     # -- v1: users/me, fields, recents --------------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     CONTACTS_FULL,
     CONTACTS_READ,
@@ -24,7 +25,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class Contacts:
+class Contacts(SandboxPart):
     """V2 persons and organizations (cursor paging, search)."""
 
     # -- v2: persons ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     DEAL_KEYS,
     DEAL_PRODUCT_KEYS,
@@ -23,7 +24,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class Deals:
+class Deals(SandboxPart):
     """V2 deals and deal products."""
 
     # -- v2: deals --------------------------------------------------------------------------

@@ -7,12 +7,13 @@ import math
 from collections.abc import Callable
 
 from app.sandbox.base import HttpError, Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     _err,
 )
 
 
-class Limits:
+class Limits(SandboxPart):
     """The token budget (daily and burst), 429 answers and the API gate."""
 
     # -- limits and the api wrapper ---------------------------------------------------------

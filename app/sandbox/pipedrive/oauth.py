@@ -6,12 +6,13 @@ import base64
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     ERROR_INFO,
 )
 
 
-class OAuth:
+class OAuth(SandboxPart):
     """OAuth (authorize, token with rotating refresh tokens)."""
 
     # -- oauth ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     _custom_value,
     _dec,
@@ -21,7 +22,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class Records:
+class Records(SandboxPart):
     """Shared record plumbing, custom fields and renderers."""
 
     # -- helpers ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
+from app.sandbox.parts import SandboxPart
 from app.sandbox.pipedrive.common import (
     ADDRESS_PARTS,
     HASH_RE,
@@ -16,7 +17,7 @@ from app.sandbox.pipedrive.common import (
 )
 
 
-class SeedData:
+class SeedData(SandboxPart):
     """The company's state, its seed data, and what a user does in Pipedrive's web app."""
 
     # -- state ------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class SalesforceSandbox(SeedData, Describe, Records, OAuth, Limits, Query, Chang
         self._locators: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._signing_secret: str | None = None
         super().__init__(state_file, clock=clock)
-        self.demo_ids: dict[str, str] = dict(self.state.get("demo_ids") or {})
+        self.demo_ids = dict(self.state.get("demo_ids") or {})
 
 
 __all__ = [

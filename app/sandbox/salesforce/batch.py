@@ -8,6 +8,7 @@ import urllib.parse
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     COLLECTION_MAX,
     COMPOSITE_MAX,
@@ -27,7 +28,7 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class Batch:
+class Batch(SandboxPart):
     """SObject Collections (200 records, allOrNone) and Composite (25 subrequests)."""
 
     # -- sObject Collections -----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     DAY,
     DELETED_DAYS,
@@ -14,7 +15,7 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class Changes:
+class Changes(SandboxPart):
     """The replication API (getUpdated, getDeleted)."""
 
     # -- replication -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     API_VERSIONS,
     CHILD_RELATIONSHIPS,
@@ -26,7 +27,7 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class Describe:
+class Describe(SandboxPart):
     """Schema, API versions, limits, describe and Tooling API custom fields."""
 
     # -- schema -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     API_VERSIONS,
     INNER,
@@ -18,7 +19,7 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class Limits:
+class Limits(SandboxPart):
     """The REST gate (sessions, the rolling daily allocation, Sforce-Limit-Info)."""
 
     # -- the REST wrapper --------------------------------------------------------------------

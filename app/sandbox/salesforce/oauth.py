@@ -9,12 +9,13 @@ import secrets
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     _errors,
 )
 
 
-class OAuth:
+class OAuth(SandboxPart):
     """The OAuth web-server flow, sessions, revocation and introspection."""
 
     # -- oauth ------------------------------------------------------------------------------

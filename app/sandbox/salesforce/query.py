@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     BATCH_DEFAULT,
     CHILD_RELATIONSHIPS,
@@ -24,7 +25,7 @@ from app.sandbox.salesforce.common import (
 from app.sandbox.salesforce.soql import SoqlError, SoqlParser, _like
 
 
-class Query:
+class Query(SandboxPart):
     """SOQL query and queryAll with nextRecordsUrl paging."""
 
     # -- SOQL --------------------------------------------------------------------------------

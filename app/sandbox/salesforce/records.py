@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     API_VERSIONS,
     CASCADE,
@@ -33,7 +34,7 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class Records:
+class Records(SandboxPart):
     """Record storage, rendering, validated writes (duplicate rules) and sObject rows."""
 
     # -- record plumbing ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import _fail, api
 from app.sandbox.salesforce.soql import SoqlError, SoqlParser
 
@@ -127,7 +128,7 @@ def _returning_end(text: str) -> int:
                 len(text))
 
 
-class Search:
+class Search(SandboxPart):
     """SOSL search over Accounts, Contacts, Opportunities and Products."""
 
     def run_sosl(self, text: str, version: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from app.sandbox.parts import SandboxPart
 from app.sandbox.salesforce.common import (
     CASCADE,
     DAY,
@@ -17,8 +18,10 @@ from app.sandbox.salesforce.common import (
 )
 
 
-class SeedData:
+class SeedData(SandboxPart):
     """The org's state, its seed data, and what a user or admin does in the Salesforce UI."""
+
+    demo_ids: dict[str, str]  # demo key -> record id
 
     # -- state ------------------------------------------------------------------------------
     def empty_state(self) -> dict[str, Any]:

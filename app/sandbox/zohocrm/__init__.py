@@ -98,7 +98,7 @@ class ZohoCrmSandbox(SeedData, Limits, Settings, Writing, Records, Query, ZohoAc
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         self.credit_scale = 1.0
-        self._credit_header: str | None = None
+        self._credit_header = None
         super().__init__(*args, **kw)
 
 

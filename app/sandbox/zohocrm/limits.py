@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     EDITIONS,
     MODULES,
@@ -19,8 +20,11 @@ from app.sandbox.zohocrm.common import (
 )
 
 
-class Limits:
+class Limits(SandboxPart):
     """OAuth scopes and the API gate (daily credits, concurrency, 401 bodies)."""
+
+    credit_scale: float  # benchmarks raise the day's credits
+    _credit_header: str | None  # X-API-CREDITS-REMAINING for the answer being made
 
     # -- oauth ------------------------------------------------------------------------------
     def unauthorized(self, why: str) -> HttpError:
@@ -34,6 +38,10 @@ class Limits:
         return super().grant_tokens(client_id, self.full_scope if scope is None else scope)
 
     # -- the API gate -----------------------------------------------------------------------
+    def scale_limits(self, factor: float) -> None:
+        super().scale_limits(factor)
+        self.credit_scale *= factor
+
     @property
     def credit_limit(self) -> int:
         base, per_user, cap = EDITIONS[self.edition]

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     API,
     MODULES,
@@ -18,7 +19,7 @@ from app.sandbox.zohocrm.common import (
 from app.sandbox.zohocrm.coql import Coql, CoqlError
 
 
-class Query:
+class Query(SandboxPart):
     """COQL queries and the comparisons COQL and search share."""
 
     # -- comparisons shared by COQL and search ---------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     API,
     MODULE_RE,
@@ -21,7 +22,7 @@ from app.sandbox.zohocrm.common import (
 from app.sandbox.zohocrm.coql import CoqlError, parse_criteria
 
 
-class Records:
+class Records(SandboxPart):
     """The record routes (list, insert, upsert, update, delete, deleted, search)."""
 
     # -- routes: records ------------------------------------------------------------------------

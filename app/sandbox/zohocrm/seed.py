@@ -7,6 +7,7 @@ from typing import Any
 
 from app.sandbox import demo_data as demo_set
 from app.sandbox.demo_data import COUNTRY_NAMES
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     CURRENCIES,
     CUSTOM_FIELDS,
@@ -20,7 +21,7 @@ from app.sandbox.zohocrm.common import (
 )
 
 
-class SeedData:
+class SeedData(SandboxPart):
     """The org's state, its seed data, and what a user does in Zoho CRM."""
 
     # -- state ------------------------------------------------------------------------------
@@ -167,6 +168,3 @@ class SeedData:
         with self.lock:
             self.state["credits"] = [[self.now(), used]]
 
-    def scale_limits(self, factor: float) -> None:
-        super().scale_limits(factor)
-        self.credit_scale *= factor

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     API,
     CREATABLE_TYPES,
@@ -33,7 +34,7 @@ from app.sandbox.zohocrm.common import (
 )
 
 
-class Settings:
+class Settings(SandboxPart):
     """Metadata and the settings routes (fields, layouts, pipelines, org)."""
 
     # -- metadata ---------------------------------------------------------------------------

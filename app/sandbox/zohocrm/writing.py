@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from app.sandbox.base import Request, Response
+from app.sandbox.parts import SandboxPart
 from app.sandbox.zohocrm.common import (
     CURRENCIES,
     DATE_RE,
@@ -26,7 +27,7 @@ from app.sandbox.zohocrm.common import (
 )
 
 
-class Writing:
+class Writing(SandboxPart):
     """Record rendering and validated writes (insert, update, upsert, delete)."""
 
     # -- record rendering ---------------------------------------------------------------------
