@@ -138,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", choices=("demo", "empty", "large"), default=None,
                        help="fill a new sandbox (default: demo when the state file is new; "
                             "large: 1,000 companies and 600 deals, for load and crash tests)")
+    serve.add_argument("--search-lag", type=float, metavar="SECONDS",
+                       help="HubSpot only: how long a change takes to show in search (default 3, as HubSpot)")
     return p
 
 
@@ -646,7 +648,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     cls = sandbox_class(args.provider)
     state = args.state
     new = not state or not Path(state).exists()
-    app = cls(state_file=state)
+    options = dict(getattr(cls, "served_defaults", {}))
+    if args.search_lag is not None:
+        if "search_lag" not in options:
+            print("--search-lag is for the HubSpot sandbox only.", file=sys.stderr)
+            return 2
+        options["search_lag"] = max(0.0, args.search_lag)
+    app = cls(state_file=state, **options)
     seed = args.seed or ("demo" if new else None)
     if seed:
         from app.sandbox.demo_data import sized

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
+import subprocess
+import sys
 import urllib.parse
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 
 from app.connectors import hubspot as hs
 from app.connectors import oauth
-from app.connectors.base import FieldInfo, RecordWrite
+from app.connectors.base import Connection, FieldInfo, RecordWrite
 from app.connectors.errors import (
     AuthExpired,
     Conflict,
@@ -22,13 +26,20 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.tokens import MemoryTokenStore
-from app.ops.connect import connect_with_grant
+from app.ops import sandboxes
+from app.ops.connect import connect, connect_with_grant
 from app.sandbox import hubspot as sandbox_module
 from app.sandbox.base import Fault
 from app.sandbox.demo_data import COUNTRY_NAMES, demo_data
+from app.sandbox.hubspot import search as search_module
 from app.sandbox.server import InProcessTransport
+from app.store.db import Store
+from app.store.models import Link, Workspace
+from app.sync.engine import SyncEngine
 from app.sync.mapping import map_record
 from tests.support import in_process, over_http
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _count(sandbox, method: str, pattern: str, status: int | None = None) -> int:
@@ -283,8 +294,104 @@ def test_search_index_lag_is_covered_by_the_overlap():
     assert [r.properties["name"] for r in second.records] == ["Renamed While Indexing"]
 
 
+def test_a_company_added_in_hubspot_while_a_run_reads_is_picked_up_by_the_next_run(tmp_path):
+    """HubSpot's search trails writes by seconds: what is added mid-run is missed once, never lost."""
+    store = Store(f"sqlite:///{tmp_path}/w.db")
+    with store.session() as s:
+        ws = Workspace(name="t", crm_provider="hubspot", accounting_provider="quickbooks", settings={})
+        s.add(ws)
+        s.flush()
+        ws_id = ws.id
+    crm = in_process("hubspot", "demo", search_lag=sandbox_module.SERVED_SEARCH_LAG)
+    ledger = in_process("quickbooks", "demo")
+
+    def run():
+        return SyncEngine(store, ws_id, crm.connector, ledger.connector).run()
+
+    def customer_named(name):
+        return [c for c in ledger.connector.read_customers(None).records if c.party.name == name]
+
+    assert run().status == "ok"
+    crm.sandbox.advance(60)
+    added: list[str] = []
+
+    def add_while_reading(req, _resp):  # a colleague saves a company as the run reads companies
+        if not added and req.path == "/crm/v3/objects/companies/search":
+            added.append(crm.sandbox.create("companies", name="Harbourside Ceramics Ltd", city="Bristol",
+                                            country="United Kingdom"))
+
+    crm.sandbox.exchange_hooks.append(add_while_reading)
+    during = run()
+    crm.sandbox.exchange_hooks.remove(add_while_reading)
+    assert added and during.status == "ok" and during.counts["created"] == 0
+    assert customer_named("Harbourside Ceramics Ltd") == []  # not in HubSpot's search index yet
+    crm.sandbox.advance(sandbox_module.SERVED_SEARCH_LAG)  # the index catches up (the sandbox's clock)
+    after = run()
+    assert after.status == "ok" and after.counts["created"] == 1
+    [customer] = customer_named("Harbourside Ceramics Ltd")
+    with store.session() as s:
+        link = s.query(Link).filter_by(workspace_id=ws_id, crm_id=added[0]).one()
+    assert link.acct_id == customer.id
+    assert run().counts["writes"] == 0
+
+
+def test_the_served_sandbox_trails_search_by_default(tmp_path):
+    """The demo's HubSpot (and `sandbox serve`) answers search from an index a few seconds behind."""
+    server = sandboxes.ensure("hubspot", str(tmp_path / "hs.json"), seed="empty")
+    try:
+        box = server.app
+        assert box.search_lag == sandbox_module.SERVED_SEARCH_LAG == 3.0
+        token = box.grant_tokens()["access_token"]
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+            made = http.post("/crm/v3/objects/companies", json={"properties": {"name": "Lagging Lanterns Ltd"}})
+            assert made.status_code == 201
+            query = {"filterGroups": [{"filters": [{"propertyName": "name", "operator": "EQ",
+                                                    "value": "Lagging Lanterns Ltd"}]}]}
+            assert http.post("/crm/v3/objects/companies/search", json=query).json()["total"] == 0
+            assert http.get(f"/crm/v3/objects/companies/{made.json()['id']}").status_code == 200  # reads see it
+            box.advance(2.9)
+            assert http.post("/crm/v3/objects/companies/search", json=query).json()["total"] == 0
+            box.advance(0.2)
+            found = http.post("/crm/v3/objects/companies/search", json=query).json()
+            assert [r["id"] for r in found["results"]] == [made.json()["id"]]
+    finally:
+        sandboxes.stop_all()
+
+
+def _serve_cli(*flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "app", "sandbox", "serve", *flags, "--port", "0", "--seed",
+                             "empty"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize(("flags", "found_at_once"), [((), False), (("--search-lag", "0"), True)])
+def test_sandbox_serve_search_lag_flag(flags, found_at_once):
+    proc = _serve_cli("hubspot", *flags)
+    try:
+        url = proc.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
+        conn = Connection(id="served", provider="hubspot", base_url=url, auth_url=url)
+        tokens = MemoryTokenStore()
+        connect(conn, tokens, client_secret="sandbox-secret", timeout=20)
+        headers = {"Authorization": f"Bearer {tokens.load(conn.id).access_token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as http:
+            assert http.post("/crm/v3/objects/companies", json={"properties": {"name": "Flagged Ltd"}}).is_success
+            query = {"filterGroups": [{"filters": [{"propertyName": "name", "operator": "EQ",
+                                                    "value": "Flagged Ltd"}]}]}
+            assert http.post("/crm/v3/objects/companies/search", json=query).json()["total"] == int(found_at_once)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_search_lag_is_refused_for_other_providers():
+    proc = _serve_cli("pipedrive", "--search-lag", "2")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "HubSpot sandbox only" in err and out == ""
+
+
 def test_many_changes_page_by_keyset_and_never_hit_the_10000_cap(monkeypatch):
-    monkeypatch.setattr(sandbox_module, "SEARCH_CAP", 300)  # a small cap proves the window never needs it
+    monkeypatch.setattr(search_module, "SEARCH_CAP", 300)  # a small cap proves the window never needs it
     c = in_process("hubspot")
     ids = c.sandbox.add_companies(40)
     cursor = c.connector.read_records("company", None).cursor

@@ -617,6 +617,60 @@ def _q(http, soql: str, path: str = "query"):
     return http.get(f"{V}/{path}", params={"q": soql})
 
 
+def test_sosl_search_over_http_finds_accounts_contacts_and_opportunities():
+    with _connected_over_http() as (c, _), httpx.Client(
+            base_url=c.url, headers={"Authorization": f"Bearer {c.tokens.load(c.conn.id).access_token}"}) as http:
+        def made(obj, **values):
+            resp = http.post(f"{V}/sobjects/{obj}", json=values)
+            assert resp.status_code == 201, resp.text
+            return resp.json()["id"]
+
+        account = made("Account", Name="Quillfeather Stationers Ltd", BillingCity="Leeds", Phone="+44 113 496 0321")
+        contact = made("Contact", FirstName="Ottoline", LastName="Quillfeather", AccountId=account,
+                       Email="ottoline@quillfeather.example")
+        deal = made("Opportunity", Name="Quillfeather – renewal", StageName="Prospecting", CloseDate="2026-12-31",
+                    AccountId=account, Amount=1200)
+
+        def sosl(text, version=V):
+            return http.get(f"{version}/search/", params={"q": text})
+
+        found = sosl("FIND {Quillfeather} IN NAME FIELDS RETURNING Account(Id, Name, BillingCity), "
+                     "Contact(Id, FirstName, Email, Account.Name), Opportunity(Id, Name, Amount, StageName)")
+        assert found.status_code == 200
+        rows = found.json()["searchRecords"]
+        assert [(r["attributes"]["type"], r["Id"]) for r in rows] == [
+            ("Account", account), ("Contact", contact), ("Opportunity", deal)]
+        assert rows[0] == {"attributes": {"type": "Account", "url": f"{V}/sobjects/Account/{account}"},
+                           "Id": account, "Name": "Quillfeather Stationers Ltd", "BillingCity": "Leeds"}
+        assert rows[1]["Account"]["Name"] == "Quillfeather Stationers Ltd" and rows[2]["Amount"] == 1200
+        by_email = sosl("FIND {ottoline@quillfeather.example} IN EMAIL FIELDS RETURNING Contact(Id)")
+        assert by_email.json()["searchRecords"] == [
+            {"attributes": {"type": "Contact", "url": f"{V}/sobjects/Contact/{contact}"}, "Id": contact}]
+        by_phone = sosl("FIND {441134960321} IN PHONE FIELDS RETURNING Account(Name)").json()["searchRecords"]
+        assert [r["Name"] for r in by_phone] == ["Quillfeather Stationers Ltd"]
+        wild = sosl("FIND {Quill*} RETURNING Opportunity(Name WHERE Amount > 1000), Account").json()
+        assert [r["attributes"]["url"].rsplit("/", 1)[1] for r in wild["searchRecords"]] == [deal, account]
+        assert wild["searchRecords"][0]["Name"] == "Quillfeather – renewal" and "Id" not in wild["searchRecords"][0]
+        assert set(wild["searchRecords"][1]) == {"attributes", "Id"}  # no field list: the Id alone
+        assert sosl("FIND {Quillfeather AND NOT renewal} RETURNING Opportunity(Id)").json()["searchRecords"] == []
+        assert sosl("FIND {\"Stationers Ltd\"} RETURNING Account(Id)").json()["searchRecords"] == [
+            {"attributes": {"type": "Account", "url": f"{V}/sobjects/Account/{account}"}, "Id": account}]
+        every = sosl("FIND {Quillfeather OR Ottoline} RETURNING Contact(Id), Account(Id) LIMIT 1").json()
+        assert [r["Id"] for r in every["searchRecords"]] == [contact]
+        old = sosl("FIND {Quillfeather} RETURNING Account(Id)", "/services/data/v36.0").json()
+        assert isinstance(old, list) and old[0]["Id"] == account  # before API 37.0 the answer is a bare list
+        http.delete(f"{V}/sobjects/Contact/{contact}")
+        assert sosl("FIND {Ottoline} RETURNING Contact(Id)").json()["searchRecords"] == []
+
+        for text, code in (("FIND {Q}", "INVALID_SEARCH"), ("FIND {Quillfeather", "MALFORMED_SEARCH"),
+                           ("Quillfeather", "MALFORMED_SEARCH"), ("FIND {Quill} RETURNING Widget__x", "INVALID_TYPE"),
+                           ("FIND {Quill} RETURNING Account(Nope)", "INVALID_FIELD"),
+                           ("FIND {Quill} RETURNING Account LIMIT", "MALFORMED_SEARCH")):
+            bad = sosl(text)
+            assert bad.status_code == 400 and bad.json()[0]["errorCode"] == code, (text, bad.text)
+        assert http.get(f"{V}/search/").json()[0]["errorCode"] == "MALFORMED_SEARCH"
+
+
 def test_soql_subset_and_its_errors():
     c = in_process("salesforce", "demo")
     with _client(c) as http:

@@ -155,6 +155,66 @@ def test_api_errors_use_zohos_bodies_and_a_missing_scope_is_forbidden():
         c.connector.read_deals(None)
 
 
+def test_sign_in_and_single_record_routes_answer_over_http():
+    """What client libraries call while signing in and reading one record: the current user, the
+    module list, and GET / DELETE of one record by id."""
+    with over_http("zohocrm", "demo") as c:
+        ours = {"Authorization": "Zoho-oauthtoken " + c.tokens.load(c.conn.id).access_token}
+        for path in ("/crm/v8/users", "/crm/v8/settings/modules"):  # scopes Crossledger does not ask for
+            refused = httpx.get(c.url + path, params={"type": "CurrentUser"} if "users" in path else {},
+                                headers=ours, timeout=10)
+            assert refused.status_code == 401 and refused.json()["code"] == "OAUTH_SCOPE_MISMATCH"
+        headers = {"Authorization": "Zoho-oauthtoken " + c.sandbox.grant_tokens(c.conn.client_id)["access_token"]}
+        with httpx.Client(base_url=c.url, headers=headers, timeout=10) as http:
+            me = http.get("/crm/v8/users", params={"type": "CurrentUser"})
+            assert me.status_code == 200
+            [user] = me.json()["users"]
+            assert user["email"] == "jane.admin@crossledger-demo.test" and user["full_name"] == "Jane Admin"
+            assert user["profile"]["name"] == "Administrator" and user["status"] == "active"
+            assert me.json()["info"] == {"per_page": 200, "count": 1, "page": 1, "more_records": False}
+            assert http.get(f"/crm/v8/users/{user['id']}").json()["users"][0]["id"] == user["id"]
+            assert http.get("/crm/v8/users", params={"type": "DeactiveUsers"}).status_code == 204
+            bad = http.get("/crm/v8/users", params={"type": "Everyone"})
+            assert bad.status_code == 400 and bad.json()["code"] == "INVALID_DATA"
+
+            modules = http.get("/crm/v8/settings/modules")
+            assert modules.status_code == 200
+            by_name = {m["api_name"]: m for m in modules.json()["modules"]}
+            assert {"Accounts", "Contacts", "Deals", "Products"} <= set(by_name)
+            assert by_name["Accounts"]["singular_label"] == "Account" and by_name["Deals"]["api_supported"]
+            assert by_name["Contacts"]["display_field"]["api_name"] == "Full_Name"
+
+            full = c.connector.read_records("company", None)
+            companies = full.records
+            account = companies[0]
+            one = http.get(f"/crm/v8/Accounts/{account.id}")
+            assert one.status_code == 200
+            [rec] = one.json()["data"]
+            assert rec["id"] == account.id and rec["Account_Name"] == account.properties["Account_Name"]
+            assert "Billing_City" in rec  # every field when none are asked for
+            narrow = http.get(f"/crm/v8/Accounts/{account.id}", params={"fields": "Account_Name"}).json()
+            assert set(narrow["data"][0]) == {"Account_Name", "id"}
+            contact = next(iter(c.sandbox.state["records"]["Contacts"]))
+            deal = next(iter(c.sandbox.state["records"]["Deals"]))
+            assert http.get(f"/crm/v8/Contacts/{contact}").json()["data"][0]["id"] == contact
+            assert http.get(f"/crm/v8/Deals/{deal}").json()["data"][0]["id"] == deal
+
+            gone = companies[1].id
+            deleted = http.delete(f"/crm/v8/Accounts/{gone}")
+            assert deleted.status_code == 200
+            assert deleted.json()["data"] == [{"code": "SUCCESS", "details": {"id": gone},
+                                               "message": "record deleted", "status": "success"}]
+            missing = http.get(f"/crm/v8/Accounts/{gone}")
+            assert missing.status_code == 404 and missing.json()["code"] == "INVALID_DATA"
+            again = http.delete(f"/crm/v8/Accounts/{gone}")
+            assert again.status_code == 400 and again.json()["data"][0]["code"] == "INVALID_DATA"
+            trash = http.get("/crm/v8/Accounts/deleted").json()["data"]
+            assert [d["id"] for d in trash] == [gone]
+        c.sandbox.advance(zc.DELETED_EVERY)  # the connector looks at the recycle bin every few minutes
+        changes = c.connector.read_records("company", full.cursor)
+        assert changes.deleted_ids == [gone] and changes.records == []  # the next run hears of the deletion
+
+
 # -- reading ----------------------------------------------------------------------------------------
 
 def test_full_read_pages_coql_2000_rows_at_a_time_by_id():

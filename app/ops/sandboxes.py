@@ -32,7 +32,8 @@ def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = 
         server = _running.get(state_file)
         if server is not None:
             return server
-        app = sandbox_class(provider)(state_file=state_file)
+        cls = sandbox_class(provider)
+        app = cls(state_file=state_file, **getattr(cls, "served_defaults", {}))
         if seed is not None:
             app.seed(seed)
             app.persist()
