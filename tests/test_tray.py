@@ -496,7 +496,7 @@ def test_real_tray_menu_opens_with_a_right_click_and_pause_all_works(x_tray, tmp
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "tray_probe.py"), "--out", str(out),
                            "--screenshot", str(shot)], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=90)
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["available"] is True and result["reason"] == ""
