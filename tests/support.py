@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from app.connectors import registry
 from app.connectors.base import Connection
 from app.connectors.tokens import MemoryTokenStore, TokenStore
+from app.domain.clock import FakeClock
 from app.ops.connect import connect, connect_with_grant
 from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport, serve
@@ -64,3 +66,11 @@ def over_http(provider: str, seed: str = "empty", tokens: TokenStore | None = No
         connector.close()
     finally:
         server.stop()
+
+
+def scheduler_clock() -> FakeClock:
+    """A fake clock for a Scheduler: 10:00 UTC tomorrow, so no nightly (02:00), keep-alive (04:30) or
+    monthly run falls due in the hours a test moves through, and never behind the computer's clock,
+    which APScheduler's executor still reads to tell whether a run is too late."""
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    return FakeClock(dt.datetime.combine(tomorrow, dt.time(10, 0), tzinfo=dt.UTC))

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import queue
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.shots import screenshot_dir
 from tests.support import Connected, in_process
 
 SHOTS = screenshot_dir()
+LONG = 300_000  # ms: a wait for a state that comes on its own; only a broken run ever takes this long
 
 
 def add_near_matches(crm, acct) -> None:
@@ -300,7 +302,7 @@ def test_the_wizard_from_the_demo_sandboxes_to_a_finished_migration(qtbot, qapp_
         assert isinstance(wizard, MigrationWizard) and wizard.isVisible()
         wizard.resize(1180, 760)
         assert wizard.currentPage().step_id == "read"
-        qtbot.waitUntil(lambda: wizard.currentPage().step_id == "plan", timeout=60000)  # goes on by itself
+        qtbot.waitUntil(lambda: wizard.currentPage().step_id == "plan", timeout=LONG)  # goes on by itself
 
         plan = wizard.currentPage()
         qtmodeltester.check(plan.model)
@@ -358,7 +360,7 @@ def test_the_wizard_from_the_demo_sandboxes_to_a_finished_migration(qtbot, qapp_
 
         apply.progressed.connect(grab)
         _next(qtbot, wizard, QWizard.WizardButton.CommitButton)
-        qtbot.waitUntil(lambda: wizard.currentPage().step_id == "done", timeout=120000)
+        qtbot.waitUntil(lambda: wizard.currentPage().step_id == "done", timeout=LONG)
         assert shot, "no progress was shown while applying"
         done = wizard.currentPage()
         assert mf.applied.status == "applied", mf.applied.errors
@@ -396,12 +398,12 @@ def test_the_wizard_from_the_demo_sandboxes_to_a_finished_migration(qtbot, qapp_
 
 
 class Gated:
-    """The ledger's connector, holding chosen create calls until the test lets them go."""
+    """The ledger's connector, holding chosen create calls until the test lets them go. Every job opens
+    its own connectors (on its pool thread), so a held call is announced on a queue shared by all of
+    them: the test never has to guess which connector the current job is using."""
 
-    def __init__(self, inner, hold: set[int]) -> None:
-        self.inner, self.hold, self.calls = inner, hold, 0
-        self.waiting = threading.Event()
-        self.go = threading.Event()
+    def __init__(self, inner, hold: set[int], held: queue.Queue[threading.Event]) -> None:
+        self.inner, self.hold, self.held, self.calls = inner, hold, held, 0
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -409,9 +411,9 @@ class Gated:
     def create_customers(self, writes):
         self.calls += 1
         if self.calls in self.hold:
-            self.waiting.set()
-            assert self.go.wait(30)
-            self.go.clear()
+            go = threading.Event()
+            self.held.put(go)
+            assert go.wait(300), "the test never let the held batch go"
         return self.inner.create_customers(writes)
 
 
@@ -421,19 +423,22 @@ def test_pause_continue_and_cancel_leave_a_state_the_next_wizard_continues(qtbot
 
     from app.ui.migration_wizard import MigrationWizard
 
-    gated: list[Gated] = []
+    held: queue.Queue[threading.Event] = queue.Queue()
 
     def connectors():
         crm, acct = sides.connectors()
-        gate = Gated(acct, {2, 4})
-        gated.append(gate)
-        return crm, gate
+        return crm, Gated(acct, {2, 4}, held)
+
+    def next_held() -> threading.Event:
+        """The next batch write being held, once a job has reached it (the event loop runs meanwhile)."""
+        qtbot.waitUntil(lambda: not held.empty(), timeout=LONG)
+        return held.get_nowait()
 
     before = sides.ledger_names()
     wizard = MigrationWizard(sides.store, None, sides.name, connectors=connectors)
     qtbot.addWidget(wizard)
     wizard.show()
-    qtbot.waitUntil(lambda: wizard.currentPage().step_id == "plan", timeout=30000)
+    qtbot.waitUntil(lambda: wizard.currentPage().step_id == "plan", timeout=LONG)
     planned = wizard.mf.counts()
     while wizard.currentPage().step_id != "start":
         _next(qtbot, wizard)
@@ -442,25 +447,24 @@ def test_pause_continue_and_cancel_leave_a_state_the_next_wizard_continues(qtbot
     assert apply.step_id == "apply"
 
     # Pause while a batch is being written: it stops after that batch, and Continue goes on
-    gate = gated[-1]
-    qtbot.waitUntil(gate.waiting.is_set, timeout=30000)  # the event loop runs meanwhile
+    go = next_held()
     qtbot.mouseClick(apply.pause_button, Qt.MouseButton.LeftButton)
     assert "Pausing" in apply.stage.text()
-    gate.go.set()
-    qtbot.waitUntil(lambda: apply.pause_button.text() == "Continue" and apply.pause_button.isEnabled(), timeout=30000)
+    go.set()
+    qtbot.waitUntil(lambda: apply.pause_button.text() == "Continue" and apply.pause_button.isEnabled(), timeout=LONG)
     assert "Paused" in apply.stage.text() and "records are done" in apply.stage.text()
     assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+    assert held.empty()  # the paused job wrote nothing more
     qtbot.mouseClick(apply.pause_button, Qt.MouseButton.LeftButton)
 
     # Cancel during the next held batch: the wizard closes; the batch finishes and the plan waits
-    gate = gated[-1]
-    gate.waiting.clear()
-    qtbot.waitUntil(gate.waiting.is_set, timeout=30000)  # the event loop runs meanwhile
+    go = next_held()
     job = wizard.job
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
     assert not wizard.isVisible()
-    gate.go.set()
-    qtbot.waitUntil(lambda: not job.running, timeout=30000)
+    go.set()
+    qtbot.waitUntil(lambda: not job.running, timeout=LONG)
+    assert held.empty()
     with sides.store.session() as s:
         assert s.scalars(select(MigrationPlan)).one().status == "applying"
     half = sides.ledger_names()
@@ -476,7 +480,7 @@ def test_pause_continue_and_cancel_leave_a_state_the_next_wizard_continues(qtbot
     assert "not done again" in resume.body.text()
     assert 0 < resume.bar.value() < resume.bar.maximum()
     _next(qtbot, again)
-    qtbot.waitUntil(lambda: again.currentPage().step_id == "done", timeout=60000)
+    qtbot.waitUntil(lambda: again.currentPage().step_id == "done", timeout=LONG)
     assert again.mf.applied.status == "applied", again.mf.applied.errors
     assert again.mf.applied.done == planned
     after = sides.ledger_names()

@@ -14,16 +14,16 @@ import sys
 import tempfile
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from app.domain.clock import FakeClock
 from app.store import lease
 from app.store.db import Store
-from app.store.models import Lease, Workspace, utcnow
+from app.store.models import Lease, Workspace
 from app.sync.engine import Busy, SyncEngine
 from tests.support import in_process
 
@@ -124,21 +124,48 @@ HOLDER = textwrap.dedent("""
     from app.store.db import Store
     store = Store({url!r}, migrate=False)
     holder = lease.holder_id()
-    end = time.monotonic() + {seconds}
-    while time.monotonic() < end:
-        if lease.acquire(store, {ws}, holder, ttl={ttl}):
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": both processes start contending together, however slow their start was
+    turns = 0
+    while turns < {turns}:
+        if lease.acquire(store, {ws}, holder, ttl=300):
             start = time.time()
             print("held", start, flush=True)
-            time.sleep({hold})
+            if {wait_to_release}:
+                sys.stdin.readline()  # held until the test says "release"
+            else:
+                time.sleep(0.02)  # a little work inside, so that an overlap would show
             print("done", start, time.time(), flush=True)
             lease.release(store, {ws}, holder)
-        time.sleep(0.01)
+            turns += 1
+        else:
+            time.sleep(0.005)  # the other one has it: ask again shortly
 """)
 
 
-def _holder(url: str, ws: int, *, seconds: float = 4, hold: float = 0.15, ttl: float = 30) -> subprocess.Popen:
-    code = HOLDER.format(root=str(ROOT), url=url, ws=ws, seconds=seconds, hold=hold, ttl=ttl)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _holder(url: str, ws: int, *, turns: int = 5, wait_to_release: bool = False) -> subprocess.Popen:
+    code = HOLDER.format(root=str(ROOT), url=url, ws=ws, turns=turns, wait_to_release=wait_to_release)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert _line(proc) == "ready"
+    return proc
+
+
+def _line(proc: subprocess.Popen, timeout: float = 120) -> str:
+    """The holder's next line; the timeout only matters when something is broken."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not got or not got[0]:
+        proc.kill()
+        pytest.fail(f"the lease holder said nothing: {proc.stderr.read()[-2000:]}")
+    return got[0].strip()
+
+
+def _tell(proc: subprocess.Popen, line: str) -> None:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
 
 
 def _intervals(out: str) -> list[tuple[float, float]]:
@@ -148,10 +175,12 @@ def _intervals(out: str) -> list[tuple[float, float]]:
 def test_two_processes_never_hold_the_same_workspace_at_once(store, pg_url):
     ws_id = _workspace(store, "Acme Books")
     procs = [_holder(pg_url, ws_id) for _ in range(2)]
-    outs = [p.communicate(timeout=60) for p in procs]
+    for p in procs:
+        _tell(p, "go")
+    outs = [p.communicate(timeout=120) for p in procs]  # each ends after its five turns
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
     a, b = (_intervals(o) for o, _ in outs)
-    assert a and b, "both processes should get their turn"
+    assert len(a) == len(b) == 5, "both processes should get their turns"
     for s1, e1 in a:
         for s2, e2 in b:
             assert e1 <= s2 or e2 <= s1, "two syncs of one workspace overlapped"
@@ -159,30 +188,38 @@ def test_two_processes_never_hold_the_same_workspace_at_once(store, pg_url):
 
 def test_different_workspaces_run_in_parallel(store, pg_url):
     one, two = _workspace(store, "Acme Books"), _workspace(store, "Beta Bakery")
-    procs = [_holder(pg_url, one, seconds=1.5, hold=1.0), _holder(pg_url, two, seconds=1.5, hold=1.0)]
-    outs = [p.communicate(timeout=60) for p in procs]
-    (s1, e1), (s2, e2) = _intervals(outs[0][0])[0], _intervals(outs[1][0])[0]
-    assert s1 < e2 and s2 < e1, "the two workspaces should have synced at the same time"
+    procs = [_holder(pg_url, one, turns=1, wait_to_release=True), _holder(pg_url, two, turns=1, wait_to_release=True)]
+    for p in procs:
+        _tell(p, "go")
+    # each holds its own workspace and keeps it until told: both holding at once is the proof
+    assert [_line(p).split()[0] for p in procs] == ["held", "held"]
+    for p in procs:
+        _tell(p, "release")
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
 
 
 def test_a_lease_left_by_a_killed_process_is_taken_over(store, pg_url):
     ws_id = _workspace(store, "Acme Books")
-    proc = _holder(pg_url, ws_id, seconds=30, hold=30)
-    assert proc.stdout.readline().startswith("held")
+    proc = _holder(pg_url, ws_id, turns=1, wait_to_release=True)
+    _tell(proc, "go")
+    assert _line(proc).startswith("held")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    proc.stdout.close()
-    proc.stderr.close()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        pipe.close()
     # the dead process was on this machine: its lease is taken at once
     assert lease.acquire(store, ws_id, lease.holder_id())
 
 
 def test_a_lease_from_another_machine_is_taken_over_once_it_expires(store):
     ws_id = _workspace(store, "Acme Books")
+    clock = FakeClock()
     with store.session() as s:
         s.add(Lease(workspace_id=ws_id, holder="front-desk-pc:4242:abcd1234",
-                    expires_at=utcnow() + dt.timedelta(seconds=1.5)))
+                    expires_at=clock.now().replace(tzinfo=None) + dt.timedelta(seconds=300)))
     me = lease.holder_id()
-    assert not lease.acquire(store, ws_id, me)  # still alive as far as we can tell
-    time.sleep(1.7)
-    assert lease.acquire(store, ws_id, me)
+    clock.advance(299)
+    assert not lease.acquire(store, ws_id, me, clock=clock)  # still alive as far as we can tell
+    clock.advance(2)
+    assert lease.acquire(store, ws_id, me, clock=clock)

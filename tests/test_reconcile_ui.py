@@ -254,7 +254,7 @@ def test_the_scheduled_reconciliation_is_told_in_the_tray_with_where_the_workboo
     try:
         tray = env.make_tray()
         env.behaviour["Acme"] = lambda: ReconcileResult("Acme", "2026-11", report, book)
-        with qtbot.waitSignal(tray.notified, timeout=5000) as told:
+        with qtbot.waitSignal(tray.notified, timeout=60_000) as told:  # the minute only matters on failure
             env.scheduler.run_now("Acme")
         title, body, level = told.args
         assert title == f"Acme: {len(report.discrepancies)} discrepancies in November 2026"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 
+from apscheduler.events import EVENT_ALL, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.ops.workspaces import add_workspace, update_settings
 from app.sched import jobs
 from app.sched.service import Scheduler, cadence, job_id, trigger_for
 from app.store.db import Store
+from tests.support import scheduler_clock
 
 T0 = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
 
@@ -55,37 +56,82 @@ def test_jobs_persist_across_a_restart_and_follow_pause(tmp_path):
     s2.shutdown()
 
 
-def test_missed_runs_are_coalesced_and_never_overlap(tmp_path):
+class Events:
+    """What the scheduler reports (from its own threads), for a test to wait on."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.seen: list = []
+        self._cond = threading.Condition()
+        scheduler.scheduler.add_listener(self._add, EVENT_ALL)
+
+    def _add(self, event) -> None:
+        with self._cond:
+            self.seen.append(event)
+            self._cond.notify_all()
+
+    def of(self, code: int, jid: str) -> list:
+        with self._cond:
+            return [e for e in self.seen if e.code == code and e.job_id == jid]
+
+    def wait_for(self, code: int, jid: str, count: int = 1) -> list:
+        """Until ``count`` such events came; the minute only matters when something is broken."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.of(code, jid)) >= count, timeout=60), self.seen
+        return self.of(code, jid)
+
+
+def test_missed_runs_are_coalesced_due_runs_follow_the_clock_and_never_overlap(tmp_path):
     store = _store(tmp_path)
     ran: list[str] = []
-    active = {"n": 0, "max": 0}
+    active: dict[str, int] = {}
+    most: dict[str, int] = {}
     lock = threading.Lock()
+    gate = threading.Event()
 
-    def slow(ctx, workspace):
+    def held(ctx, workspace):
         with lock:
-            active["n"] += 1
-            active["max"] = max(active["max"], active["n"])
-        time.sleep(0.3)
+            active[workspace] = active.get(workspace, 0) + 1
+            most[workspace] = max(most.get(workspace, 0), active[workspace])
         ran.append(workspace)
+        assert gate.wait(60)
         with lock:
-            active["n"] -= 1
+            active[workspace] -= 1
 
-    ctx = jobs.Context(store, None, runners={"realtime": slow, "batch": slow, "reconcile": slow})
-    s = Scheduler(store, ctx)
-    s.start(paused=True)
-    # The app was closed for an hour: the job's next run is long past. It runs once, not 30 times.
-    job = s.scheduler.get_job(job_id("realtime", 1))
-    job.modify(next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-    s.scheduler.resume()
-    deadline = time.time() + 5
-    while not ran and time.time() < deadline:
-        time.sleep(0.05)
+    clock = scheduler_clock()
+    ctx = jobs.Context(store, None, runners=dict.fromkeys(("realtime", "batch", "reconcile", "keepalive"), held))
+    s = Scheduler(store, ctx, clock=clock)
+    events = Events(s)
+    acme, birch = job_id("realtime", 1), job_id("realtime", 2)
+    s.start()
+    assert s.scheduler.get_job(acme).next_run_time - clock.now() <= dt.timedelta(minutes=2)
+    assert ran == []  # nothing is due until the clock gets there
+
+    # The app was closed for an hour: thirty quick syncs were missed. Each workspace syncs once, not 30 times.
+    clock.advance(hours=1)
+    s.wakeup()
+    (submitted,) = events.wait_for(EVENT_JOB_SUBMITTED, acme)
+    assert len(submitted.scheduled_run_times) == 1
+    assert s.scheduler.get_job(acme).next_run_time > clock.now()  # the missed ones are not owed any more
+
+    # Sync now while that run is still going: refused by the scheduler, never a second one alongside
     s.run_now("Acme")
-    s.run_now("Acme")
-    time.sleep(0.8)
+    events.wait_for(EVENT_JOB_MAX_INSTANCES, acme)
+    gate.set()
+    events.wait_for(EVENT_JOB_EXECUTED, acme)
+    assert ran.count("Acme") == 1
+
+    events.wait_for(EVENT_JOB_EXECUTED, birch)
+
+    # The next quick syncs fall due when the clock reaches them, two minutes on at the most
+    due = [s.scheduler.get_job(jid).next_run_time for jid in (acme, birch)]
+    assert all(dt.timedelta(0) < when - clock.now() <= dt.timedelta(minutes=2) for when in due)
+    clock.advance((max(due) - clock.now()).total_seconds())
+    s.wakeup()
+    events.wait_for(EVENT_JOB_EXECUTED, acme, count=2)
+    events.wait_for(EVENT_JOB_EXECUTED, birch, count=2)
     s.shutdown()
-    assert ran.count("Acme") <= 2
-    assert active["max"] == 1
+    assert ran.count("Acme") == 2 and ran.count("Birch") == 2
+    assert most == {"Acme": 1, "Birch": 1}
 
 
 def test_scheduler_runs_jobs_off_the_calling_thread(tmp_path):
@@ -100,7 +146,7 @@ def test_scheduler_runs_jobs_off_the_calling_thread(tmp_path):
     s = Scheduler(store, jobs.Context(store, None, runners={"realtime": record}))
     s.start()
     s.run_now("Birch")
-    assert done.wait(5)
+    assert done.wait(60)  # at once; the minute only matters when something is broken
     s.shutdown()
     assert seen["thread"] is not threading.main_thread()
     assert isinstance(s.scheduler, BackgroundScheduler)

@@ -30,6 +30,7 @@ from app.store.models import ConnectionRow, Quarantine
 from app.sync.engine import Busy, RunResult
 from app.ui import tray_state
 from app.ui.tray_state import NO_TRAY_REASON, state_for
+from tests.support import scheduler_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 3, 14, 14, 2)  # naive UTC, as the store keeps it
@@ -167,14 +168,16 @@ class Env:
         self.gate = threading.Event()
         self.gate.set()
         runners = dict.fromkeys(("realtime", "batch", "reconcile"), self._run)
-        self.scheduler = Scheduler(self.store, jobs.Context(self.store, None, runners=runners))
+        self.clock = scheduler_clock()  # nothing falls due by itself: runs start when a test says so
+        self.scheduler = Scheduler(self.store, jobs.Context(self.store, None, runners=runners), clock=self.clock)
         self.scheduler.start()
         self.tray: Any = None
+        self.ended: Any = None
 
     def _run(self, ctx: jobs.Context, workspace: str) -> Any:
         self.runner_threads.append(threading.current_thread())
         self.calls.append(workspace)
-        self.gate.wait(5)
+        assert self.gate.wait(60)
         action = self.behaviour.get(workspace)
         if isinstance(action, BaseException):
             raise action
@@ -187,7 +190,15 @@ class Env:
 
         self.tray = TrayController(self.store, self.scheduler, lambda: self.calls.append("open"),
                                    lambda: self.calls.append("quit"), **kw)
+        self.ended = ended_runs(self.tray)
         return self.tray
+
+    def run_to_the_end(self, qtbot, workspace: str) -> None:
+        """Start a run and wait until the tray has taken in its end (and so everything it reported)."""
+        wid = next(ws.id for ws in self.tray._statuses if ws.name == workspace)
+        before = self.ended.count(wid)
+        self.scheduler.run_now(workspace)
+        qtbot.waitUntil(lambda: self.ended.count(wid) > before, timeout=60_000)
 
     def close(self) -> None:
         self.gate.set()
@@ -210,10 +221,26 @@ def _entries(tray: Any) -> list[tuple[str, str, bool]]:
     return [(e["kind"], e["text"], e["enabled"]) for e in describe_menu(tray.menu)]
 
 
-def _run_now(env: Env, qtbot, workspace: str) -> None:
-    """run_now once the previous run has ended: APScheduler skips a job still counted as running."""
-    qtbot.waitUntil(lambda: not env.tray.running_workspaces(), timeout=5000)
-    env.scheduler.run_now(workspace)
+def ended_runs(tray: Any) -> Any:
+    """Counts the scheduler's job ends as the tray's UI thread takes them in. Queued after the tray's
+    own slots, so once a run is counted here the tray has handled everything that run reported."""
+    from PySide6.QtCore import QObject, Qt, Slot
+
+    class Ended(QObject):
+        def __init__(self) -> None:
+            super().__init__(tray)
+            self.jobs: list[str] = []
+
+        @Slot(str)
+        def add(self, job_id: str) -> None:
+            self.jobs.append(job_id)
+
+        def count(self, workspace_id: int) -> int:
+            return sum(1 for j in self.jobs if j.partition(":")[2] == str(workspace_id))
+
+    ended = Ended()
+    tray.events.job_ended.connect(ended.add, Qt.ConnectionType.QueuedConnection)
+    return ended
 
 
 def _action(tray: Any, name: str) -> Any:
@@ -328,7 +355,7 @@ def test_a_failed_run_is_told_once_with_what_to_do(env, qtbot):
     seen: list[tuple[str, threading.Thread]] = []
     tray.notified.connect(lambda title, body, level: seen.append((title, threading.current_thread())))
     env.behaviour["Acme"] = cerr.AuthExpired("refresh token revoked", provider="xero")
-    with qtbot.waitSignal(tray.notified, timeout=5000) as told:
+    with qtbot.waitSignal(tray.notified, timeout=60_000) as told:
         env.scheduler.run_now("Acme")
     title, body, level = told.args
     assert (title, level) == ("Acme: The sign-in to Xero has expired", "error")
@@ -338,20 +365,20 @@ def test_a_failed_run_is_told_once_with_what_to_do(env, qtbot):
     state_line = _action(tray, "state:Acme").text()
     assert state_line == "State: needs attention — the sign-in to Xero has expired"
 
-    _run_now(env, qtbot, "Acme")  # the same failure again two minutes later: no second message
-    qtbot.waitUntil(lambda: env.calls.count("Acme") == 2, timeout=5000)
-    qtbot.wait(200)
-    assert len(seen) == 1
+    qtbot.waitUntil(lambda: env.ended.count(1) == 1, timeout=60_000)
+    env.clock.advance(minutes=2)
+    env.run_to_the_end(qtbot, "Acme")  # the same failure again two minutes later: no second message
+    assert env.calls.count("Acme") == 2 and len(seen) == 1
 
     env.behaviour["Acme"] = Busy("Acme is syncing in another window")
-    _run_now(env, qtbot, "Acme")
-    qtbot.waitUntil(lambda: env.calls.count("Acme") == 3, timeout=5000)
-    qtbot.wait(200)
-    assert len(seen) == 1
+    env.clock.advance(minutes=2)
+    env.run_to_the_end(qtbot, "Acme")
+    assert env.calls.count("Acme") == 3 and len(seen) == 1 and tray.state == "error"
 
     env.behaviour.pop("Acme")
-    _run_now(env, qtbot, "Acme")
-    qtbot.waitUntil(lambda: tray.state == "idle", timeout=5000)
+    env.clock.advance(minutes=2)
+    env.run_to_the_end(qtbot, "Acme")
+    assert tray.state == "idle" and len(seen) == 1
 
 
 def test_records_waiting_for_review_are_told_when_they_grow(env, qtbot):
@@ -365,37 +392,49 @@ def test_records_waiting_for_review_are_told_when_they_grow(env, qtbot):
         return RunResult(None, "Birch", "ok", False, {"read": 5, "quarantined": 2})
 
     env.behaviour["Birch"] = hold_back
-    with qtbot.waitSignal(tray.notified, timeout=5000) as told:
-        env.scheduler.run_now("Birch")
-    assert told.args[0] == "Birch: 2 records wait for your review"
-    qtbot.waitUntil(lambda: tray.state == "review", timeout=5000)  # once the job has ended
+    told: list[str] = []
+    tray.notified.connect(lambda title, body, level: told.append(title))
+    env.run_to_the_end(qtbot, "Birch")
+    assert told == ["Birch: 2 records wait for your review"]
+    assert tray.state == "review"
 
     env.behaviour["Birch"] = lambda: RunResult(None, "Birch", "ok", False, {"read": 5})
-    with qtbot.assertNotEmitted(tray.notified, wait=300):
-        _run_now(env, qtbot, "Birch")
-        qtbot.waitUntil(lambda: env.calls.count("Birch") == 2, timeout=5000)
+    env.clock.advance(minutes=2)
+    env.run_to_the_end(qtbot, "Birch")  # the same two still wait: not told again
+    assert env.calls.count("Birch") == 2 and len(told) == 1
 
 
 def test_notifications_can_be_turned_off_per_workspace(env, qtbot):
     update_settings(env.store, "Acme", notifications=False)
     tray = env.make_tray()
     env.behaviour["Acme"] = cerr.TransportError("reset", provider="xero")
-    with qtbot.assertNotEmitted(tray.notified, wait=300):
-        env.scheduler.run_now("Acme")
-        qtbot.waitUntil(lambda: tray.state == "error", timeout=5000)
+    told: list[str] = []
+    tray.notified.connect(lambda title, body, level: told.append(title))
+    env.run_to_the_end(qtbot, "Acme")
+    assert tray.state == "error" and told == []
 
 
 def test_a_sign_in_about_to_expire_is_told_once_a_day(env, qtbot):
     tokens = MemoryTokenStore()
     cid = _connect(env.store, 1, "xero", "accounting")
-    tokens.save(cid, Tokens("a", "r", refresh_issued_at=NOW.timestamp() - 57 * 86400))
-    tray = env.make_tray(tokens=tokens, now=lambda: NOW)
-    with qtbot.waitSignal(tray.notified, timeout=5000) as told:
+    tokens.save(cid, Tokens("a", "r", refresh_issued_at=env.clock.now().timestamp() - 57 * 86400))
+    tray = env.make_tray(tokens=tokens)
+    told: list[str] = []
+    tray.notified.connect(lambda title, body, level: told.append(title))
+
+    def check() -> None:
         tray.check_expiring()
-    assert told.args[0] == "Acme: the Xero sign-in expires in 3 days"
-    with qtbot.assertNotEmitted(tray.notified, wait=300):
-        tray.check_expiring()
-        qtbot.waitUntil(lambda: not tray._expiry_job.running, timeout=5000)
+        job = tray._expiry_job
+        qtbot.waitUntil(lambda: not job.running, timeout=60_000)  # its result is handled on the UI thread
+
+    check()
+    assert told == ["Acme: the Xero sign-in expires in 3 days"]
+    env.clock.advance(hours=6)  # the next check, the same day
+    check()
+    assert len(told) == 1
+    env.clock.advance(hours=18)  # the next day: told again
+    check()
+    assert told[1:] == ["Acme: the Xero sign-in expires in 2 days"]
 
 
 # -- the real tray: Xvfb + trayer, driven with xdotool -----------------------------------------
@@ -457,7 +496,7 @@ def test_real_tray_menu_opens_with_a_right_click_and_pause_all_works(x_tray, tmp
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "tray_probe.py"), "--out", str(out),
                            "--screenshot", str(shot)], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=90)
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["available"] is True and result["reason"] == ""

@@ -134,10 +134,11 @@ class FakeSync:
         self.calls.append(name)
         progress("Reading company records from the CRM", 1, 4)
         self.reached.set()
-        deadline = 10.0
-        while not (self.release.is_set() or cancel.is_set()) and deadline > 0:
+        # Held until the test releases or cancels it, however long the machine takes to get there
+        # (the five minutes only save a broken test from hanging).
+        give_up = time.monotonic() + 300
+        while not (self.release.is_set() or cancel.is_set()) and time.monotonic() < give_up:
             self.release.wait(0.02)
-            deadline -= 0.02
         if self.error is not None:
             raise self.error
         progress("Creating customers in the ledger", 3, 4)
@@ -385,8 +386,8 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     assert header.progress_row.isHidden()
 
     qtbot.mouseClick(header.sync_button, Qt.MouseButton.LeftButton)
-    assert fake.reached.wait(5)
-    qtbot.waitUntil(lambda: header.progress.maximum() == 4 and header.progress.value() == 1, timeout=5000)
+    assert fake.reached.wait(60)
+    qtbot.waitUntil(lambda: header.progress.maximum() == 4 and header.progress.value() == 1, timeout=60_000)
     assert fake.thread is not threading.main_thread()
     assert fake.calls == ["Acme Books"]
     assert not header.sync_button.isEnabled()
@@ -400,7 +401,7 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     timer = QTimer(window)
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)
-    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=3000)
+    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=60_000)
     timer.stop()
     assert fake.reached.is_set() and not fake.release.is_set()
 
@@ -408,7 +409,7 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     assert fake.calls == ["Acme Books"]
 
     fake.release.set()
-    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=60_000)
     assert page.banner.title.text() == "Sync finished"
     assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones, 1 held back for review."
     assert header.progress_row.isHidden()
@@ -424,11 +425,11 @@ def test_cancel_sets_the_event(make_window, ids, store, qtbot) -> None:
     window = make_window(fake)
     header = window.page.header
     header.sync_button.click()
-    assert fake.reached.wait(5)
-    qtbot.waitUntil(header.cancel_button.isVisible, timeout=5000)
+    assert fake.reached.wait(60)
+    qtbot.waitUntil(header.cancel_button.isVisible, timeout=60_000)
     qtbot.mouseClick(header.cancel_button, Qt.MouseButton.LeftButton)
     assert fake.cancel is not None and fake.cancel.is_set()
-    qtbot.waitUntil(lambda: window.page.banner.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: window.page.banner.isVisible(), timeout=60_000)
     assert window.page.banner.title.text() == "Sync cancelled"
     assert window.page.linked.model.rowCount() == 5
 
@@ -440,18 +441,18 @@ def test_cancel_shows_cancelling_until_the_run_stops(make_window, ids, store, qt
     fake_cancel_seen = threading.Event()
 
     def slow_result(name: str, cancel: threading.Event) -> RunResult:
-        fake_cancel_seen.wait(5)
+        fake_cancel_seen.wait(60)
         return RunResult(7, name, "cancelled", False, {})
 
     fake.result = slow_result
     header.sync_button.click()
-    assert fake.reached.wait(5)
-    qtbot.waitUntil(header.cancel_button.isVisible, timeout=5000)
+    assert fake.reached.wait(60)
+    qtbot.waitUntil(header.cancel_button.isVisible, timeout=60_000)
     header.cancel_button.click()
-    qtbot.waitUntil(lambda: header.stage.text() == "Cancelling after the current batch…", timeout=5000)
+    qtbot.waitUntil(lambda: header.stage.text() == "Cancelling after the current batch…", timeout=60_000)
     assert not header.cancel_button.isEnabled()
     fake_cancel_seen.set()
-    qtbot.waitUntil(lambda: window.page.banner.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: window.page.banner.isVisible(), timeout=60_000)
 
 
 @pytest.mark.parametrize(("error", "title", "words"), [
@@ -474,7 +475,7 @@ def test_errors_become_plain_words(make_window, ids, store, qtbot, error, title,
     window = make_window(fake)
     window.page.header.sync_button.click()
     banner = window.page.banner
-    qtbot.waitUntil(banner.isVisible, timeout=5000)
+    qtbot.waitUntil(banner.isVisible, timeout=60_000)
     assert banner.property("level") in ("error", "warning", "info")
     assert banner.title.text() == title
     assert words in banner.detail.text()
@@ -488,7 +489,7 @@ def test_a_run_refreshes_only_its_own_workspace(make_window, ids, store, qtbot) 
     fake = FakeSync(store)
     window = make_window(fake)
     window.page.header.sync_button.click()
-    assert fake.reached.wait(5)
+    assert fake.reached.wait(60)
     select(window, ids["beta"])  # look at another client while Acme syncs
     header = window.page.header
     assert header.sync_button.isEnabled() and header.progress_row.isHidden()
@@ -496,7 +497,7 @@ def test_a_run_refreshes_only_its_own_workspace(make_window, ids, store, qtbot) 
     acme_row = window.list_model.row_of(ids["acme"])
     qtbot.waitUntil(lambda: window.list_model.data(window.list_model.index(acme_row),
                                                    window.list_model.StateRole) == "Synced today, 15:40",
-                    timeout=5000)
+                    timeout=60_000)
     assert window.page.workspace_id == ids["beta"]  # the selection and the page stayed put
     assert not window.page.banner.isVisible()
     assert window.page.linked.model.rowCount() == 0
@@ -512,7 +513,7 @@ def test_failed_run_result_is_explained(make_window, ids, store, qtbot) -> None:
     fake.release.set()
     window = make_window(fake)
     window.page.header.sync_button.click()
-    qtbot.waitUntil(window.page.banner.isVisible, timeout=5000)
+    qtbot.waitUntil(window.page.banner.isVisible, timeout=60_000)
     assert window.page.banner.title.text() == "The sync could not finish"
     assert window.page.banner.detail.text().startswith("QuickBooks Online did not answer in time.")
 

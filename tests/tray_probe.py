@@ -73,6 +73,9 @@ def seed(store: Store) -> None:
                              reasons={"items": [{"field": field, "message": message}]}))
 
 
+WAIT = 60  # s: for what comes by itself (the panel, the menu); only a failure waits this long
+
+
 def wait_until(app: QApplication, condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,12 +134,12 @@ def main() -> int:
         backdrop.lower()
 
     opened: list[str] = []
-    result["tray_available_wait"] = wait_until(app, QSystemTrayIcon.isSystemTrayAvailable, 10)
+    result["tray_available_wait"] = wait_until(app, QSystemTrayIcon.isSystemTrayAvailable, WAIT)
     tray = TrayController(store, scheduler, lambda: opened.append("open"), app.quit)
     result["available"] = tray.available
     result["reason"] = tray.reason
     result["shown"] = tray.show()
-    embedded = wait_until(app, lambda: tray.icon.geometry().x() > 0 or tray.icon.geometry().y() > 0, 10)
+    embedded = wait_until(app, lambda: tray.icon.geometry().x() > 0 or tray.icon.geometry().y() > 0, WAIT)
     g = tray.icon.geometry()
     result["geometry"] = [g.x(), g.y(), g.width(), g.height()]
     result["state_before"] = tray.state
@@ -148,7 +151,7 @@ def main() -> int:
     menu = tray.menu
     # Right click near the icon's lower edge, so the menu opens below the panel and the icon stays in view.
     xdotool("mousemove", str(g.center().x()), str(g.bottom() - 1), "click", "3")
-    result["menu_opened"] = wait_until(app, menu.isVisible, 5)
+    result["menu_opened"] = wait_until(app, menu.isVisible, WAIT)
     wait_until(app, lambda: False, 0.4)  # let it paint
     result["entries"] = describe_menu(menu)
     mg = menu.geometry()
@@ -166,15 +169,15 @@ def main() -> int:
         xdotool("mousemove", str(centre.x()), str(centre.y()))
         wait_until(app, lambda: False, 0.15)  # the hover highlight, as a person's pointer would give
         xdotool("click", "1")
-        result["paused_all"] = wait_until(app, tray.everything_paused, 5)
-        wait_until(app, lambda: not menu.isVisible(), 3)
+        result["paused_all"] = wait_until(app, tray.everything_paused, WAIT)
+        wait_until(app, lambda: not menu.isVisible(), WAIT)
         result["state_after"] = tray.state
 
         xdotool("mousemove", str(g.center().x()), str(g.bottom() - 1), "click", "3")
-        result["menu_reopened"] = wait_until(app, menu.isVisible, 5)
+        result["menu_reopened"] = wait_until(app, menu.isVisible, WAIT)
         result["entries_after"] = describe_menu(menu)
         xdotool("key", "Escape")
-        wait_until(app, lambda: not menu.isVisible(), 3)
+        wait_until(app, lambda: not menu.isVisible(), WAIT)
 
     # A notification through the real tray (Qt's own balloon when no notification daemon runs).
     result["supports_messages"] = QSystemTrayIcon.supportsMessages()

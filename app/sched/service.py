@@ -4,6 +4,10 @@ Cadences live in each workspace's settings; jobs are rebuilt from them (so a cha
 takes effect at once) and persist in APScheduler's SQLAlchemy job store across restarts.
 Missed runs are coalesced into one; one instance per job, and the workspace lease keeps two
 processes from syncing the same workspace at once.
+
+Time comes from a ``Clock`` (the system's by default). APScheduler 3 reads "now" as
+``datetime.now(scheduler.timezone)``, so a fake clock reaches it through the scheduler's time zone
+(``_ClockZone``): a test moves the clock and wakes the scheduler instead of waiting for a run to fall due.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.ops.workspaces import list_workspaces, update_settings
 from app.sched import jobs
 from app.store.db import Store
@@ -52,16 +58,56 @@ def job_id(kind: str, workspace_id: int) -> str:
     return f"{kind}:{workspace_id}"
 
 
+class _ClockZone(dt.tzinfo):
+    """UTC, with "now" read from a ``Clock``: ``datetime.now(zone)`` returns ``zone.fromutc(...)``.
+
+    Only for a scheduler's "now": converting a time into this zone gives the clock's time too, which
+    is why ``_ClockedScheduler`` does not use it to work out how long to sleep. Times handed out are
+    in ``dt.UTC``, so nothing the job store persists carries this zone.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+        return dt.timedelta(0)
+
+    def dst(self, when: dt.datetime | None) -> dt.timedelta:
+        return dt.timedelta(0)
+
+    def tzname(self, when: dt.datetime | None) -> str:
+        return "UTC"
+
+    def fromutc(self, when: dt.datetime) -> dt.datetime:
+        return self.clock.now().astimezone(dt.UTC)
+
+
+class _ClockedScheduler(BackgroundScheduler):
+    """APScheduler on a clock that moves only when told (tests): runs fall due by the clock, and it
+    looks for them each time it is woken (start, resume, a changed job, ``Scheduler.wakeup``) instead
+    of sleeping until the next one. A fake clock should start at the real time and only go forward:
+    the executor still measures a run's lateness on the computer's clock."""
+
+    def _main_loop(self) -> None:
+        while self.state != STATE_STOPPED:
+            self._event.wait()
+            self._event.clear()
+            self._process_jobs()
+
+
 class Scheduler:
     """Owns one APScheduler instance whose jobs run on its own thread pool, never the UI thread."""
 
-    def __init__(self, store: Store, context: jobs.Context, *, scheduler: Any = None) -> None:
+    def __init__(self, store: Store, context: jobs.Context, *, scheduler: Any = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.context = context
-        self.scheduler = scheduler or BackgroundScheduler(
+        self.clock = clock
+        real = clock is SYSTEM_CLOCK
+        self.scheduler = scheduler or (BackgroundScheduler if real else _ClockedScheduler)(
             jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs")},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
-            timezone=dt.UTC,
+            timezone=dt.UTC if real else _ClockZone(clock),
         )
 
     def start(self, paused: bool = False) -> None:
@@ -119,7 +165,11 @@ class Scheduler:
 
     def run_now(self, workspace: str, kind: str = "realtime") -> None:
         ws = next(w for w in list_workspaces(self.store) if w.name == workspace)
-        self.scheduler.get_job(job_id(kind, ws.id)).modify(next_run_time=dt.datetime.now(dt.UTC))
+        self.scheduler.get_job(job_id(kind, ws.id)).modify(next_run_time=self.clock.now())
+
+    def wakeup(self) -> None:
+        """Look for due runs now (after a fake clock has moved; the real one wakes it by itself)."""
+        self.scheduler.wakeup()
 
     def jobs(self) -> list[JobInfo]:
         names = {ws.id: ws.name for ws in list_workspaces(self.store)}

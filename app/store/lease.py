@@ -10,8 +10,13 @@ import uuid
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 
+from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.store.db import Store
-from app.store.models import Lease, utcnow
+from app.store.models import Lease
+
+
+def _utcnow(clock: Clock) -> dt.datetime:
+    return clock.now().astimezone(dt.UTC).replace(tzinfo=None)  # naive UTC, as the store keeps it
 
 
 def holder_id() -> str:
@@ -33,16 +38,19 @@ def _dead_here(holder: str) -> bool:
     return False
 
 
-def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> bool:
-    expires = utcnow() + dt.timedelta(seconds=ttl)
+def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300, *, clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Take the workspace for ``ttl`` seconds: free, expired by ``clock``, left by a dead process here,
+    or already ours (renewed)."""
+    now = _utcnow(clock)
+    expires = now + dt.timedelta(seconds=ttl)
     with store.session() as s:
         current = s.get(Lease, workspace_id)
         if current is not None and current.holder != holder and _dead_here(current.holder):
-            current.expires_at = utcnow() - dt.timedelta(seconds=1)
+            current.expires_at = now - dt.timedelta(seconds=1)
             s.flush()
         took = s.execute(
             update(Lease)
-            .where(Lease.workspace_id == workspace_id, or_(Lease.expires_at < utcnow(), Lease.holder == holder))
+            .where(Lease.workspace_id == workspace_id, or_(Lease.expires_at < now, Lease.holder == holder))
             .values(holder=holder, expires_at=expires)
         ).rowcount
         if took:
@@ -55,11 +63,11 @@ def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> b
         return False
 
 
-def renew(store: Store, workspace_id: int, holder: str, ttl: float = 300) -> bool:
+def renew(store: Store, workspace_id: int, holder: str, ttl: float = 300, *, clock: Clock = SYSTEM_CLOCK) -> bool:
     with store.session() as s:
         return bool(s.execute(
             update(Lease).where(Lease.workspace_id == workspace_id, Lease.holder == holder)
-            .values(expires_at=utcnow() + dt.timedelta(seconds=ttl))
+            .values(expires_at=_utcnow(clock) + dt.timedelta(seconds=ttl))
         ).rowcount)
 
 

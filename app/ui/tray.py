@@ -28,6 +28,7 @@ from PySide6.QtGui import QAction, QFont, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.ops import status
 from app.ops.reconcile_month import ReconcileResult
 from app.ops.status import WorkspaceStatus
@@ -65,10 +66,6 @@ def tray_icon(state: TrayState) -> QIcon:
     if state not in _ICONS:
         _ICONS[state] = icon(f"tray-{state}")
     return _ICONS[state]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class SchedulerEvents(QObject):
@@ -137,7 +134,8 @@ class TrayController(QObject):
 
     ``open_window()`` shows and raises the main window; ``quit_app()`` ends the application.
     ``sync_now(workspace_id, name)`` starts a run (default: the scheduler's ``run_now``, which is
-    refused while the workspace is paused). Without a system tray ``available`` is False and
+    refused while the workspace is paused). ``clock`` (the scheduler's by default) dates the menu's
+    lines and the once-a-day reminders. Without a system tray ``available`` is False and
     ``reason`` says so in words the window can show; notifications are then only emitted as
     ``notified`` for the window to display.
     """
@@ -154,7 +152,7 @@ class TrayController(QObject):
         *,
         tokens: Any = None,
         sync_now: Callable[[int, str], None] | None = None,
-        now: Callable[[], dt.datetime] = _utcnow,
+        clock: Clock | None = None,
         available: bool | None = None,
         pool: QThreadPool | None = None,
         parent: QObject | None = None,
@@ -166,7 +164,7 @@ class TrayController(QObject):
         self._quit_app = quit_app
         self._tokens = tokens if tokens is not None else getattr(scheduler.context, "tokens", None)
         self._custom_sync = sync_now
-        self._now = now
+        self._clock: Clock = clock or getattr(scheduler, "clock", SYSTEM_CLOCK)  # the scheduler's, by default
         self._pool = pool or QThreadPool(self)
 
         self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
@@ -275,7 +273,7 @@ class TrayController(QObject):
         paused: bool | set[str] = True if everything else self._paused_names()
         state = state_for(self._statuses, running, paused, failed=self._failures.keys())
         self.icon.setToolTip(tray_state.tooltip(state, self._statuses, running=running, paused=paused,
-                                                failed=self._failures.keys(), now=self._now()))
+                                                failed=self._failures.keys(), now=self._clock.now()))
         if state != self.state or self.icon.icon().isNull():
             self.state = state
             self.icon.setIcon(tray_icon(state))
@@ -300,7 +298,7 @@ class TrayController(QObject):
             jobs = []
         views = tray_state.workspace_menus(self._statuses, self._settings, jobs, running=running,
                                            everything_paused=everything, failures=self._failures,
-                                           now=self._now())
+                                           now=self._clock.now())
 
         summary = menu.addAction(tray_state.summary_line(self.state, self._statuses, running, self._failures))
         summary.setEnabled(False)
@@ -443,7 +441,7 @@ class TrayController(QObject):
         """Look for dying sign-ins off the UI thread (the keyring may be slow)."""
         if self._closed or self._tokens is None or (self._expiry_job is not None and self._expiry_job.running):
             return
-        store, tokens, now = self._store, self._tokens, self._now().timestamp()
+        store, tokens, now = self._store, self._tokens, self._clock.now().timestamp()
         self._expiry_job = BackgroundJob(
             lambda _progress: tray_state.expiring_connections(store, tokens, now=now),
             on_success=self._expiring_found,
@@ -453,7 +451,7 @@ class TrayController(QObject):
         self._expiry_job.start(self._pool)
 
     def _expiring_found(self, items: list[Expiring]) -> None:
-        today = self._now().date()
+        today = self._clock.now().date()
         for item in items:
             key = (item.connection_id, today)
             if key not in self._expiry_told:
