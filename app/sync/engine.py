@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, select
 
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
-from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
+from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party, PartyKind
 from app.domain.text import compact_tax_id, normalise_email, normalise_name
 from app.store import lease
 from app.store.db import Store
@@ -34,12 +34,12 @@ from app.store.models import (
     Workspace,
     utcnow,
 )
-from app.sync.planner import DEFAULT_RULES, LinkState, Plan, PlanInput, plan
+from app.sync.planner import DEFAULT_RULES, Direction, LinkState, Plan, PlanInput, UpdateCrm, UpdateCustomer, plan
 
 log = logging.getLogger("crossledger.sync")
 
 Progress = Callable[[str, int, int], None]
-CRM_TYPES = ("company", "person")
+CRM_TYPES: tuple[PartyKind, ...] = ("company", "person")
 
 
 class Cancelled(Exception):
@@ -82,11 +82,11 @@ class Done:
     key: str
     target_id: str | None
     side: str
-    changes: dict
+    changes: dict[str, Any]
     rule: Any
     ref: tuple[str, str] | None = None  # the link whose snapshot takes the written values
-    crm: dict | None = None
-    acct: dict | None = None
+    crm: dict[str, Any] | None = None
+    acct: dict[str, Any] | None = None
     merge_crm: bool = False
     share_acct: str | None = None  # other links to this ledger customer take ``acct`` as seen too
 
@@ -200,11 +200,12 @@ class SyncEngine:
                 self.failure = exc
             self.counts["errors"] = len(self.errors)
             with self.store.session() as s:
-                run = s.get(Run, self.run_id)
-                run.status = status
-                run.counts = dict(self.counts)
-                run.message = "\n".join(self.errors[:50]) or None
-                run.finished_at = utcnow()
+                row = s.get(Run, self.run_id)
+                assert row is not None  # made at the start of this run
+                row.status = status
+                row.counts = dict(self.counts)
+                row.message = "\n".join(self.errors[:50]) or None
+                row.finished_at = utcnow()
             return RunResult(self.run_id, self.ws_name, status, self.dry_run, dict(self.counts), list(self.errors),
                              plan_obj)
         finally:
@@ -218,7 +219,7 @@ class SyncEngine:
     def _run(self) -> Plan:
         mapping = self.settings.get("mapping") or self.crm.default_mapping()
         rules = {**DEFAULT_RULES, **(self.settings.get("rules") or {})}
-        direction = (self.settings.get("direction") or {}).get("customer", "both")
+        direction = cast(Direction, (self.settings.get("direction") or {}).get("customer", "both"))
         if direction == "off":
             return Plan()
 
@@ -260,11 +261,12 @@ class SyncEngine:
             self.counts["would_write"] = result.writes
             return result
         # records already linked only: a first sync filling blanks while linking is not a mass change
-        changes = len({u.ref for u in (*result.updates, *result.crm_updates) if u.ref in inp.links})
+        moving: list[UpdateCustomer | UpdateCrm] = [*result.updates, *result.crm_updates]
+        changing = len({u.ref for u in moving if u.ref in inp.links})
         limit = mass_change_limit(len(inp.links), self.settings)
-        if changes > limit and not self.allow_mass_change:
-            self.counts["would_change"] = changes
-            raise MassChange(changes, limit, len(inp.links))
+        if changing > limit and not self.allow_mass_change:
+            self.counts["would_change"] = changing
+            raise MassChange(changing, limit, len(inp.links))
 
         # 3. Apply.
         self._apply(result, inp)
@@ -297,7 +299,8 @@ class SyncEngine:
                 else:
                     row.value = value
 
-    def _upsert_mirror(self, side: str, otype: str, items: Iterable[tuple[str, dict, str | None, bool, Any]]) -> None:
+    def _upsert_mirror(self, side: str, otype: str,
+                       items: Iterable[tuple[str, dict[str, Any], str | None, bool, Any]]) -> None:
         items = list(items)
         if not items:
             return
@@ -326,7 +329,7 @@ class SyncEngine:
                                                         Mirror.object_type == otype, Mirror.remote_id.in_(deleted))):
                     m.archived = 1
 
-    def _mirror_acct(self, customers: list[AccountingCustomer], deleted: list[str] = ()) -> None:
+    def _mirror_acct(self, customers: list[AccountingCustomer], deleted: Sequence[str] = ()) -> None:
         self._upsert_mirror("accounting", "customer", (
             (c.id, _party_data(c.party, c.raw_name), c.version, not c.active, _naive(c.updated_at))
             for c in customers))
@@ -337,8 +340,8 @@ class SyncEngine:
                         Mirror.object_type == "customer", Mirror.remote_id.in_(list(deleted)))):
                     m.archived = 1
 
-    def _plan_input(self, touched: dict, touched_acct: set[str], mapping: dict, rules: dict,
-                    direction: str) -> PlanInput:
+    def _plan_input(self, touched: dict[tuple[str, str], CrmRecord], touched_acct: set[str],
+                    mapping: dict[str, dict[str, str]], rules: dict[str, Any], direction: Direction) -> PlanInput:
         with self.store.session() as s:
             ledger = {
                 m.remote_id: AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at, not m.archived,
@@ -420,7 +423,7 @@ class SyncEngine:
 
     # -- applying -----------------------------------------------------------------------------
     def _apply(self, p: Plan, inp: PlanInput) -> None:
-        created_ids: dict[str, str] = {}
+        created_ids: dict[str, str | None] = {}
         total = p.writes or 1
         done = 0
         batch = max(1, getattr(self.acct.limits, "batch_max", 1))
@@ -455,14 +458,14 @@ class SyncEngine:
         updates = [u for u in p.updates if not u.acct_id.startswith("create:")]
         for start in range(0, len(updates), batch):
             self._check_cancel()
-            chunk = updates[start:start + batch]
+            upd_chunk = updates[start:start + batch]
             self.progress("Updating customers in the ledger", done, total)
             self._journal([(u.key, "update_customer", "accounting", u.ref, u.acct_id,
-                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
+                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in upd_chunk])
             results = self.acct.update_customers(
-                [CustomerWrite(u.key, u.party, id=u.acct_id, version=u.version) for u in chunk])
+                [CustomerWrite(u.key, u.party, id=u.acct_id, version=u.version) for u in upd_chunk])
             recorded = []
-            for upd, res in zip(chunk, results, strict=True):
+            for upd, res in zip(upd_chunk, results, strict=True):
                 if not res.ok and isinstance(res.error, StaleVersion):
                     res = self._retry_stale(upd)
                 if res.ok:
@@ -472,27 +475,27 @@ class SyncEngine:
                 else:
                     self._fail(upd.key, upd.ref, upd.party.name, res.error)
             self._record_done(recorded)
-            done += len(chunk)
+            done += len(upd_chunk)
 
         crm_batch = max(1, getattr(self.crm.limits, "batch_max", 1))
         for start in range(0, len(p.crm_updates), crm_batch):
             self._check_cancel()
-            chunk = p.crm_updates[start:start + crm_batch]
+            crm_chunk = p.crm_updates[start:start + crm_batch]
             self.progress("Updating records in the CRM", done, total)
             self._journal([(u.key, "update_crm", "crm", u.ref, u.ref[1],
-                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in chunk])
+                            {"changes": {f: list(v) for f, v in u.changes.items()}}) for u in crm_chunk])
             results = self.crm.update_records(
-                [RecordWrite(u.key, u.ref[0], u.ref[1], u.properties) for u in chunk])
+                [RecordWrite(u.key, cast(PartyKind, u.ref[0]), u.ref[1], u.properties) for u in crm_chunk])
             recorded = []
-            for upd, res in zip(chunk, results, strict=True):
+            for edit, res in zip(crm_chunk, results, strict=True):
                 if res.ok:
                     self.counts["writes"] += 1
-                    recorded.append(Done(upd.key, upd.ref[1], "crm", upd.changes, upd.rule, upd.ref,
-                                         {**upd.acct_fields}, upd.acct_fields, merge_crm=True))
+                    recorded.append(Done(edit.key, edit.ref[1], "crm", edit.changes, edit.rule, edit.ref,
+                                         {**edit.acct_fields}, edit.acct_fields, merge_crm=True))
                 else:
-                    self._fail(upd.key, upd.ref, upd.ref[1], res.error)
+                    self._fail(edit.key, edit.ref, edit.ref[1], res.error)
             self._record_done(recorded)
-            done += len(chunk)
+            done += len(crm_chunk)
 
         if p.snapshots:
             with self.store.session() as s:
@@ -503,7 +506,7 @@ class SyncEngine:
         self._apply_resolutions(inp)
         self.progress("Done", total, total)
 
-    def _journal(self, entries: list[tuple[str, str, str, tuple[str, str], str | None, dict]]) -> None:
+    def _journal(self, entries: list[tuple[str, str, str, tuple[str, str], str | None, dict[str, Any]]]) -> None:
         with self.store.session() as s:
             for key, op, side, ref, target, payload in entries:
                 s.add(Journal(workspace_id=self.ws_id, run_id=self.run_id, key=key, op=op, side=side,
@@ -536,26 +539,26 @@ class SyncEngine:
     def _set_snapshots(self, s: Any, done: list[Done]) -> None:
         """Each write's link takes what was written as last seen; shared ledger customers tell their
         other links (CRM duplicates) too. In order, as one record at a time would."""
-        items = [d for d in done if d.ref is not None]
+        items = [(d.ref, d) for d in done if d.ref is not None]
         if not items:
             return
         by_ref: dict[tuple[str, str], Link] = {}
         by_acct: dict[str, list[Link]] = {}
         base = (Link.workspace_id == self.ws_id, Link.object_type == "customer")
-        crm_ids = list({d.ref[1] for d in items})
+        crm_ids = list({ref[1] for ref, _ in items})
         for start in range(0, len(crm_ids), 500):
             for row in s.scalars(select(Link).where(*base, Link.crm_id.in_(crm_ids[start:start + 500]))):
                 by_ref.setdefault((row.crm_type, row.crm_id), row)
-        acct_ids = list({d.share_acct for d in items if d.share_acct})
+        acct_ids = list({d.share_acct for _, d in items if d.share_acct})
         for start in range(0, len(acct_ids), 500):
             for row in s.scalars(select(Link).where(*base, Link.acct_id.in_(acct_ids[start:start + 500]))):
                 by_acct.setdefault(row.acct_id, []).append(row)
         now = utcnow()
-        for d in items:
-            row = by_ref.get(d.ref)
+        for ref, d in items:
+            row = by_ref.get(ref)
             if row is not None:
                 snap = dict(row.snapshot or {})
-                snap["crm"] = {**snap.get("crm", {}), **d.crm} if d.merge_crm else d.crm
+                snap["crm"] = {**snap.get("crm", {}), **(d.crm or {})} if d.merge_crm else d.crm
                 snap["acct"] = d.acct
                 row.snapshot = snap
                 row.updated_at = now
@@ -617,7 +620,7 @@ class SyncEngine:
         party = fresh[0].party.with_fields({f: v[1] for f, v in upd.changes.items()})
         return self.acct.update_customers([CustomerWrite(upd.key, party, id=upd.acct_id, version=fresh[0].version)])[0]
 
-    def _save_links(self, p: Plan, created_ids: dict[str, str]) -> None:
+    def _save_links(self, p: Plan, created_ids: dict[str, str | None]) -> None:
         first_ref = {c.key: c.refs[0] for c in p.creates}
         with self.store.session() as s:
             existing = {(lk.crm_type, lk.crm_id): lk for lk in s.scalars(
@@ -626,9 +629,10 @@ class SyncEngine:
                 acct_id = link.acct_id
                 how = link.how
                 if acct_id.startswith("create:"):
-                    acct_id = created_ids.get(acct_id.split(":", 1)[1])
-                    if acct_id is None:
+                    made = created_ids.get(acct_id.split(":", 1)[1])
+                    if made is None:
                         continue
+                    acct_id = made
                     how = "created" if link.ref == first_ref.get(link.how.split(":", 1)[1]) else "duplicate"
                 row = existing.get(link.ref)
                 if row is None:
@@ -642,7 +646,8 @@ class SyncEngine:
                 row.updated_at = utcnow()
         self.counts["linked"] = sum(1 for lk in p.links if not lk.how.startswith("created"))
 
-    def _update_snapshot(self, ref: tuple[str, str], *, crm: dict, acct: dict, merge_crm: bool = False) -> None:
+    def _update_snapshot(self, ref: tuple[str, str], *, crm: dict[str, Any], acct: dict[str, Any],
+                         merge_crm: bool = False) -> None:
         with self.store.session() as s:
             row = s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer",
                                                Link.crm_type == ref[0], Link.crm_id == ref[1])).first()
@@ -654,7 +659,7 @@ class SyncEngine:
             row.snapshot = snap
             row.updated_at = utcnow()
 
-    def _share_acct_snapshot(self, acct_id: str, acct: dict) -> None:
+    def _share_acct_snapshot(self, acct_id: str, acct: dict[str, Any]) -> None:
         """Other CRM records linked to the same ledger customer (CRM duplicates) take our write as
         already seen, so it does not echo back into them as a ledger-side change."""
         with self.store.session() as s:
@@ -665,19 +670,19 @@ class SyncEngine:
                     snap["acct"] = acct
                     row.snapshot = snap
 
-    def _record_changes(self, key: str, side: str, record_id: str, changes: dict, rule: Any) -> None:
+    def _record_changes(self, key: str, side: str, record_id: str, changes: dict[str, Any], rule: Any) -> None:
         with self.store.session() as s:
             journal = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key)).first()
             self._add_changes(s, journal.id if journal else None, side, record_id, changes, rule)
 
-    def _add_changes(self, s: Any, journal_id: int | None, side: str, record_id: str | None, changes: dict,
+    def _add_changes(self, s: Any, journal_id: int | None, side: str, record_id: str | None, changes: dict[str, Any],
                      rule: Any) -> None:
         for f, (before, after) in changes.items():
             s.add(FieldChange(run_id=self.run_id, journal_id=journal_id, side=side,
                               record_id=record_id, field=f, before=_str(before), after=_str(after),
                               rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
 
-    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict], *, counted: bool = False) -> None:
+    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict[str, Any]], *, counted: bool = False) -> None:
         with self.store.session() as s:
             row = s.scalars(select(Quarantine).where(
                 Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm", Quarantine.record_type == ref[0],
@@ -685,7 +690,7 @@ class SyncEngine:
             self._quarantine_row(s, row, ref, name, reasons, counted=counted)
 
     def _quarantine_row(self, s: Any, row: Quarantine | None, ref: tuple[str, str], name: str,
-                        reasons: list[dict], *, counted: bool = False) -> Quarantine:
+                        reasons: list[dict[str, Any]], *, counted: bool = False) -> Quarantine:
         """Hold one CRM record back; ``counted``: the plan has counted it already (once per record)."""
         if row is None:
             row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
@@ -761,7 +766,8 @@ class SyncEngine:
             if ok and props and crm_value != value:
                 self._journal([(key + "-crm", "update_crm", "crm", ref, c.crm_id,
                                 {"changes": {c.field: [crm_value, value]}})])
-                res = self.crm.update_records([RecordWrite(key + "-crm", c.crm_type, c.crm_id, props)])[0]
+                res = self.crm.update_records(
+                    [RecordWrite(key + "-crm", cast(PartyKind, c.crm_type), c.crm_id, props)])[0]
                 if res.ok:
                     self._finish(key + "-crm", c.crm_id)
                     self.counts["writes"] += 1
@@ -775,6 +781,7 @@ class SyncEngine:
                 self._update_snapshot(ref, crm=snap_crm, acct=snap_acct)
                 with self.store.session() as s:
                     row = s.get(ConflictRow, c.id)
+                    assert row is not None  # read at the start of this step
                     row.outcome, row.applied_at = "resolved", utcnow()
                     row.resolved_at = row.resolved_at or utcnow()
 

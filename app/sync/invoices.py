@@ -111,7 +111,7 @@ class InvoiceCounts:
 
 
 def prior_invoice(deal: Deal, currency: str | None, lines: Sequence[InvoiceLine | LineItem],
-                  candidates: list[tuple[str, dict]], ledger: str) -> tuple[str | None, str | None]:
+                  candidates: list[tuple[str, dict[str, Any]]], ledger: str) -> tuple[str | None, str | None]:
     """Which of one customer's unlinked ledger invoices (id, mirror row) is this deal's, made before
     Crossledger: the one stamped with the deal's reference, else the one of the same currency and total
     (before tax) issued closest to the close date, within PRIOR_DAYS. (id, None); (None, why) when two
@@ -123,7 +123,7 @@ def prior_invoice(deal: Deal, currency: str | None, lines: Sequence[InvoiceLine 
     total = invoice_totals(((li.quantity, li.unit_price, li.discount_percent, Decimal(0)) for li in lines),
                            rounding=rounding).total
     close = deal.close_date
-    fits: list[tuple[int, str, dict]] = []
+    fits: list[tuple[int, str, dict[str, Any]]] = []
     for rid, row in candidates:
         if currency and row.get("currency") and row["currency"] != currency:
             continue
@@ -155,12 +155,13 @@ class InvoiceSync:
         self.ws_id = engine.ws_id
         self.settings = engine.settings.get("invoices") or {}
         self.counts = InvoiceCounts()
-        self._unlinked: dict[str, list[tuple[str, dict]]] | None = None  # customer id -> ledger invoices no deal has
+        # customer id -> ledger invoices no deal has
+        self._unlinked: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
         self._claimed: set[str] = set()  # ledger invoices matched to a deal in this run
         self._item_refused: dict[str, str] = {}  # new-item token -> why the ledger refused it, in words
 
     # -- entry --------------------------------------------------------------------------------
-    def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> None:
+    def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict[tuple[str, str], str | None]) -> None:
         """Read deals, items, invoices and payments since their cursors into the mirror."""
         e = self.e
         deals = e.crm.read_deals(cursors.get(("crm", "deal")))
@@ -195,10 +196,10 @@ class InvoiceSync:
         return self.counts
 
     # -- state --------------------------------------------------------------------------------
-    def _mirror(self, side: str, otype: str, rows: list[tuple[str, dict, str | None, bool]]) -> None:
+    def _mirror(self, side: str, otype: str, rows: list[tuple[str, dict[str, Any], str | None, bool]]) -> None:
         self.e._upsert_mirror(side, otype, ((rid, data, ver, arch, None) for rid, data, ver, arch in rows))
 
-    def _mirror_rows(self, side: str, otype: str, ids: list[str] | None = None) -> dict[str, dict]:
+    def _mirror_rows(self, side: str, otype: str, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         with self.store.session() as s:
             q = select(Mirror).where(Mirror.workspace_id == self.ws_id, Mirror.side == side,
                                      Mirror.object_type == otype)
@@ -237,10 +238,10 @@ class InvoiceSync:
                         self._flag(deal, link, "lines", " ".join(problems) + " The invoice was left as it is.")
                         continue
                     lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
-                    inv = invoice_rows[link.acct_id]
-                    updates.append((deal, link, Invoice(link.acct_id, inv.get("customer_id") or "",
-                                                        inv.get("currency") or deal.currency, tuple(lines),
-                                                        reference=inv.get("reference") or reference_for(deal.id))))
+                    inv_row = invoice_rows[link.acct_id]
+                    updates.append((deal, link, Invoice(link.acct_id, inv_row.get("customer_id") or "",
+                                                        inv_row.get("currency") or deal.currency, tuple(lines),
+                                                        reference=inv_row.get("reference") or reference_for(deal.id))))
                 continue
             if not deal.won or deal.archived:
                 continue
@@ -271,6 +272,7 @@ class InvoiceSync:
             if reasons:
                 self._hold(deal, reasons)
                 continue
+            assert cust_link is not None  # no customer link is one of the reasons above
             lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
             issue = deal.close_date or dt.datetime.now(dt.UTC).date()
             terms = int(self.settings.get("payment_terms_days", 30))
@@ -295,13 +297,14 @@ class InvoiceSync:
         batch = max(1, getattr(e.acct.limits, "batch_max", 1))
         ready = []
         for deal, invoice, key in creates:
-            lines = tuple(_with_item(line, item_ids) for line in invoice.lines)
-            missing = [line.item_id for line in lines if line.item_id is None or line.item_id.startswith("new-item:")]
+            with_items = tuple(_with_item(line, item_ids) for line in invoice.lines)
+            missing = [line.item_id for line in with_items
+                       if line.item_id is None or line.item_id.startswith("new-item:")]
             if missing:
                 self._hold(deal, [self._item_refused.get(t or "", "One of its products could not be created in the "
                                                          "ledger. See the run's errors.") for t in missing[:1]])
                 continue
-            ready.append((deal, _replace_lines(invoice, lines), key))
+            ready.append((deal, _replace_lines(invoice, with_items), key))
         for start in range(0, len(ready), batch):
             e._check_cancel()
             chunk = ready[start:start + batch]
@@ -315,6 +318,7 @@ class InvoiceSync:
                     e.counts["writes"] += 1
                     self.counts.created += 1
                     created = res.record if isinstance(res.record, Invoice) else None
+                    assert res.id is not None  # an invoice the ledger made has its id
                     self._link_invoice(deal, res.id, created)
                     self._check_total(deal, inv, created)
                 elif isinstance(res.error, ValidationRejected) and res.error.field == "currency":
@@ -430,9 +434,10 @@ class InvoiceSync:
                     e.counts["writes"] += 1
                     self.counts.updated += 1
                     with self.store.session() as s:
-                        row = s.get(Link, link.id)
-                        row.snapshot = {**(row.snapshot or {}), "deal": deal_digest(deal)}
-                        row.updated_at = utcnow()
+                        kept = s.get(Link, link.id)
+                        assert kept is not None  # read from the store at the start of this step
+                        kept.snapshot = {**(kept.snapshot or {}), "deal": deal_digest(deal)}
+                        kept.updated_at = utcnow()
                     if isinstance(res.record, Invoice):
                         self._mirror("accounting", "invoice", [(link.acct_id, _invoice_json(res.record), None,
                                                                 False)])
@@ -465,6 +470,7 @@ class InvoiceSync:
             results = e.acct.create_items([ItemWrite(k, wanted[t]) for k, t in zip(keys, chunk, strict=True)])
             for k, t, res in zip(keys, chunk, results, strict=True):
                 if res.ok:
+                    assert res.id is not None  # an item the ledger made has its id
                     out[t] = res.id
                     e._finish(k, res.id)
                     e.counts["writes"] += 1
@@ -486,8 +492,9 @@ class InvoiceSync:
             rows = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.status == "pending",
                                                    Journal.op == "create_invoice")).all()
             for row in rows:
-                hits = self.e.acct.find_invoices(row.payload.get("reference") or reference_for(row.crm_id))
+                hits = self.e.acct.find_invoices(row.payload.get("reference") or reference_for(str(row.crm_id)))
                 if hits:
+                    assert hits[0].id is not None  # an invoice read from the ledger has its id
                     found[row.key] = hits[0].id
                     row.status, row.target_id = "done", hits[0].id
                 else:
@@ -543,7 +550,7 @@ class InvoiceSync:
         self.e._quarantine_one(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons],
                                counted=True)  # a held deal is counted once, as deals_held
 
-    def _check_invoiced(self, deal: Deal, link: Link, invoice: dict | None) -> bool:
+    def _check_invoiced(self, deal: Deal, link: Link, invoice: dict[str, Any] | None) -> bool:
         """A deal changed after its invoice was made. True when its still-draft invoice should follow
         the deal's new lines; anything else is flagged for review, once per change."""
         snap = link.snapshot or {}
@@ -570,6 +577,7 @@ class InvoiceSync:
             return
         with self.store.session() as s:
             row = s.get(Link, link.id)
+            assert row is not None  # read from the store earlier in this run
             s.add(ConflictRow(workspace_id=self.ws_id, link_id=link.id, crm_type="deal", crm_id=deal.id,
                               acct_id=link.acct_id, field=f"invoice:{what}", crm_value=deal.name,
                               acct_value=message, base_value=None, rule="ask", outcome="open",
@@ -631,6 +639,7 @@ class InvoiceSync:
                                                             if before.get(n) != val}, "ledger-owns")
                     with self.store.session() as s:
                         row = s.get(Link, lk.id)
+                        assert row is not None  # read from the store at the start of this step
                         row.snapshot = {**(row.snapshot or {}), "written": v}
                         row.updated_at = utcnow()
                 else:
@@ -644,6 +653,7 @@ class InvoiceSync:
         merged = {**known, **created}
         with self.store.session() as s:
             ws = s.get(Workspace, self.ws_id)
+            assert ws is not None
             ws.settings = {**(ws.settings or {}), "deal_fields": merged}
         self.e.settings["deal_fields"] = merged
         return merged

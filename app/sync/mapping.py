@@ -6,6 +6,7 @@ may carry a transform as 'field|transform' (e.g. 'country|country_code').
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from app.domain.models import PARTY_FIELDS, CrmRecord, Party
@@ -19,7 +20,7 @@ def _last_first(value: str) -> str:
     return f"{first.strip()} {last.strip()}".strip() if sep and first.strip() else value.strip()
 
 
-TRANSFORMS = {
+TRANSFORMS: dict[str, Callable[[str], str]] = {
     "trim": lambda v: v.strip() if isinstance(v, str) else v,
     "lower": lambda v: v.strip().lower() if isinstance(v, str) else v,
     "upper": lambda v: v.strip().upper() if isinstance(v, str) else v,
@@ -87,8 +88,8 @@ def map_record(record: CrmRecord, mapping: Mapping) -> Party:
     if raw_country:
         values["country"] = country_code(raw_country) or raw_country
     for canonical in phones:
-        if values.get(canonical):
-            values[canonical] = normalise_phone(values[canonical], values.get("country"))
+        if phone := values.get(canonical):
+            values[canonical] = normalise_phone(phone, values.get("country"))
     party = Party(kind="company" if record.object_type == "company" else "person", name=values.get("name") or "")
     return party.with_fields({k: v for k, v in values.items() if k in PARTY_FIELDS and k != "name"})
 

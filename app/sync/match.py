@@ -23,7 +23,7 @@ def keys_of(party: Party) -> dict[str, str]:
     return out
 
 
-class _Names(dict):
+class _Names(dict[str, str]):
     """Display names by ID, with their case-folded forms counted, so a name check is O(1)."""
 
     def __init__(self) -> None:

@@ -198,8 +198,8 @@ def plan(inp: PlanInput) -> Plan:
     # Linked records touched from the ledger side only are planned too.
     refs = customer_candidates(inp.crm_records, inp.customers_from)
     seen = set(refs)
-    for ref, link in inp.links.items():
-        if link.acct_id in inp.touched_acct and ref not in seen and ref in inp.crm_records:
+    for ref, lk in inp.links.items():
+        if lk.acct_id in inp.touched_acct and ref not in seen and ref in inp.crm_records:
             refs.append(ref)
             seen.add(ref)
 
@@ -233,7 +233,7 @@ def _flows_to_crm(inp: PlanInput, f: str) -> bool:
     return inp.field_directions.get(f, "both") in ("both", "acct_to_crm")
 
 
-def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict) -> None:
+def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict[str, Any]) -> None:
     pin = inp.pins.get(ref)
     if pin == "new":  # a person said: none of them, a customer of its own
         match = MatchResult()
@@ -311,7 +311,7 @@ def same_value(f: str, x: Any, y: Any) -> bool:
     return x == y or canon(x) == canon(y)
 
 
-def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party: Party, crm_fields: dict,
+def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party: Party, crm_fields: dict[str, Any],
                  to_acct: bool, to_crm: bool) -> None:
     ledger = inp.ledger.get(link.acct_id)
     base_crm = link.snapshot.get("crm", {})

@@ -6,6 +6,7 @@ Each problem is a sentence a bookkeeper can act on, naming the field and what to
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -15,6 +16,9 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from app.domain.models import Party
 from app.domain.text import country_name
+
+if TYPE_CHECKING:
+    from stdnum.util import NumberValidationModule
 
 MAX_NAME = 100  # the tightest display-name limit of the three ledgers (QBO: 100 characters)
 
@@ -48,7 +52,7 @@ def _control_chars(text: str) -> bool:
 def validate_party(party: Party) -> tuple[Party, list[Problem]]:
     """Return the party with normalised values (E.164 phone, compact tax ID) and any problems."""
     problems: list[Problem] = []
-    updates: dict[str, str | None] = {}
+    updates: dict[str, Any] = {}  # Party fields by name, for dataclasses.replace
     name = (party.name or "").strip()
     if not name:
         problems.append(Problem("name", "It has no name. Add a name in the CRM so the ledger can show it."))
@@ -132,7 +136,7 @@ def check_tax_id(raw: str, country: str | None) -> tuple[str, Problem | None]:
                                     "add up). Correct it in the CRM.")
 
 
-def _module(country: str, scheme: str):
+def _module(country: str, scheme: str) -> NumberValidationModule | None:
     try:
         return get_cc_module(country.lower(), scheme)
     except (ImportError, ValueError):
