@@ -12,10 +12,18 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from app import cli
 from app.ops import status
 from app.ops.reconcile_month import month_data
-from tests.test_review_ui import World, world  # noqa: F401 - the fixture: three companies under "ask" rules
+from tests.test_review_ui import World
+from tests.test_review_ui import world as review_world  # noqa: F401 - the fixture: three companies, "ask" rules
+
+
+@pytest.fixture
+def world(review_world: World) -> World:  # noqa: F811 - the imported fixture, under the name used here
+    return review_world
 
 
 def run(world: World, tmp_path: Path, *args: str) -> tuple[int, str, str]:

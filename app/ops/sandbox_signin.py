@@ -11,10 +11,15 @@ its sandboxes again whenever a later command needs them (the imitations approve 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from app.connectors.base import Connection
 from app.connectors.errors import KeyringUnavailable
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.store.db import Store
+
+if TYPE_CHECKING:
+    from app.ops.workspaces import WorkspaceInfo
 
 SANDBOX_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - what the local imitations accept; not a secret
 
@@ -83,11 +88,11 @@ def sign_in_sandboxes(store: Store, tokens: TokenStore, workspace_names: list[st
     return made
 
 
-def _connections(store: Store, workspaces: list[str] | None) -> list[tuple[str, object]]:
+def _connections(store: Store, workspaces: list[str] | None) -> list[tuple[str, Connection]]:
     from app.ops.workspaces import UserError, get_workspace, list_workspaces, side_of
 
     names = workspaces if workspaces is not None else [w.name for w in list_workspaces(store)]
-    found: list[tuple[str, object]] = []
+    found: list[tuple[str, Connection]] = []
     for name in names:
         try:
             ws = get_workspace(store, name)
@@ -101,11 +106,10 @@ def _connections(store: Store, workspaces: list[str] | None) -> list[tuple[str, 
     return found
 
 
-def _peek(store: Store, ws, side: str):
+def _peek(store: Store, ws: WorkspaceInfo, side: str) -> Connection:
     """The saved connection, without serving its sandbox (only its kind matters here)."""
     from sqlalchemy import select
 
-    from app.connectors.base import Connection
     from app.ops.workspaces import UserError
     from app.store.models import ConnectionRow
 

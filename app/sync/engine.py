@@ -682,7 +682,8 @@ class SyncEngine:
                               record_id=record_id, field=f, before=_str(before), after=_str(after),
                               rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
 
-    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict[str, Any]], *, counted: bool = False) -> None:
+    def _quarantine_one(self, ref: tuple[str, str], name: str, reasons: list[dict[str, Any]], *,
+                        counted: bool = False) -> None:
         with self.store.session() as s:
             row = s.scalars(select(Quarantine).where(
                 Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm", Quarantine.record_type == ref[0],

@@ -164,7 +164,8 @@ class TrayController(QObject):
         self._quit_app = quit_app
         self._tokens = tokens if tokens is not None else getattr(scheduler.context, "tokens", None)
         self._custom_sync = sync_now
-        self._clock: Clock = clock or getattr(scheduler, "clock", SYSTEM_CLOCK)  # the scheduler's, by default
+        # the scheduler's clock, by default
+        self._clock: Clock = clock if clock is not None else getattr(scheduler, "clock", SYSTEM_CLOCK)
         self._pool = pool or QThreadPool(self)
 
         self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
