@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from app.domain.files import atomic_path
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.history import ChangeEntry, field_changes
 from app.store.db import Store
@@ -316,8 +317,8 @@ def write_workbook(activity: Activity, path: Path, *, runs: Sequence[ActivityRun
          activity.why(c.rule), c.run_id, _excel_time(c.run_started), trigger_label(c.trigger)]
         for c in changes), dates=(9,), wrap=(5, 6))
     wb.properties.title = f"Crossledger activity: {activity.workspace}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path
 
 
