@@ -29,7 +29,7 @@ SIDE_LABELS = {"crm": "CRM", "accounting": "Ledger", "local": "Crossledger"}
 TRIGGER_LABELS = {"manual": "Sync now", "schedule": "Scheduled", "demo": "Demo set-up", "cli": "Command line",
                   "undo": "Undo"}
 STATUS_LABELS = {"ok": "Synced", "partial": "Partly synced", "failed": "Failed", "cancelled": "Cancelled",
-                 "running": "Running"}
+                 "running": "Running", "interrupted": "Interrupted"}
 RULE_LABELS = {  # {crm} and {ledger} are the providers' names
     "created": "New customer",
     "crm-changed": "Changed in {crm}",
