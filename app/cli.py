@@ -176,6 +176,8 @@ def _home(args: argparse.Namespace) -> Path:
     from app.ops.workspaces import UserError
     from app.store.db import default_home, ensure_home
 
+    if args.home is not None and not args.home.strip():
+        raise UserError("--home was given no folder. Give the folder for Crossledger's data, or leave --home out.")
     home = Path(args.home).expanduser() if args.home else default_home()
     flag = "--home" if args.home else "CROSSLEDGER_HOME" if os.environ.get("CROSSLEDGER_HOME") else None
     give = f"Give {flag} a folder" if flag else "Start Crossledger with --home pointing at a folder"
@@ -300,19 +302,20 @@ def cmd_workspace(args: argparse.Namespace) -> int:
         ws = workspaces.rename_workspace(store, args.name, args.new_name)
         print(f"Workspace '{args.name}' is now called '{ws.name}'. Its connections, links and history are kept.")
     elif args.action == "set":
+        from app.ops.workspaces import UserError
+
         if args.report_folder is None:
-            print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme.", file=sys.stderr)
-            return 2
+            raise UserError("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme.")
         from app.ops.reconcile_month import folder_problem, report_folder
 
         folder = args.report_folder.strip()
         if folder and (problem := folder_problem(folder)):
-            print(problem, file=sys.stderr)
-            return 2
+            raise UserError(problem)
         workspaces.update_settings(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
         where = report_folder(workspaces.get_workspace(store, args.name).settings)
         print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
     elif args.action == "remove":
+        workspaces.get_workspace(store, args.name)  # an unknown name is told before the keyring is needed
         removed = workspaces.remove_workspace(store, _tokens(), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
               "deleted from the keyring.")

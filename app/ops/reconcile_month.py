@@ -223,6 +223,8 @@ def folder_problem(text: str, made: str = "reports folder") -> str | None:
     folder = Path(text).expanduser()
     if not folder.is_absolute():
         return f"'{text}' is not a full folder path. Give the whole path, e.g. /home/you/Reports."
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder. Give a folder for the workbooks (it is made if missing)."
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".crossledger-", dir=folder)

@@ -61,6 +61,8 @@ def check_url(url: str) -> Path | None:
     if db_file.is_dir():
         raise UserError(f"{db_file} is a folder. Give a database file inside it, e.g. "
                         f"sqlite:///{db_file / 'crossledger.db'}.")
+    if db_file.parent.exists() and not db_file.parent.is_dir():
+        raise UserError(f"{db_file.parent} is a file, not a folder. Give a database path in a folder.")
     if not db_file.parent.is_dir():
         raise UserError(f"The folder {db_file.parent} does not exist. Create it first, or give a database path "
                         "in a folder that exists.")
@@ -96,9 +98,11 @@ def connect(url: str, *, migrate: bool = True) -> Store:
     except DatabaseError as exc:
         if db_file is not None and ("not a database" in str(exc.orig) or "malformed" in str(exc.orig)):
             raise damaged(db_file) from None
-        where = make_url(url).host or db_file or "the database"
-        raise UserError(f"Crossledger could not open the database at {where}. Check the --db address, that the "
-                        "database server is running and that you may use it.") from None
+        if db_file is not None:
+            raise UserError(f"Crossledger could not open or create the database file {db_file}. Give a file in a "
+                            "folder you can write to.") from None
+        raise UserError(f"Crossledger could not open the database at {make_url(url).host or 'that address'}. Check "
+                        "the --db address, that the database server is running and that you may use it.") from None
     except (SQLAlchemyError, OSError):
         raise UserError("Crossledger could not open the database. Check the --db address and that you may "
                         "read and write it.") from None
@@ -137,6 +141,9 @@ def restore(url: str, source: str) -> tuple[Path, Path | None]:
     """Put a backup in place of the database; refused while a sync or undo holds a workspace."""
     db_file = _sqlite_only(url, "restore")
     path = Path(source).expanduser()
+    if path.exists() and db_file.exists() and path.resolve() == db_file.resolve():
+        raise UserError(f"{path} is the database itself. Give the path of a backup (they are in "
+                        f"{backup.folder_for(db_file)}).")
     try:
         backup.check_restorable(path)
     except backup.BackupError as exc:
