@@ -115,7 +115,7 @@ def _names(db: Path) -> list[str]:
 
 def test_one_backup_a_day_the_last_seven_kept(tmp_path):
     home = tmp_path / "h"
-    store, _ = _store_with_workspace(home)
+    _store_with_workspace(home)
     db = home / "crossledger.db"
     open_store(home, None)
     open_store(home, None)
@@ -228,3 +228,26 @@ def test_db_never_writes_over_a_file_that_is_not_a_crossledger_database(tmp_path
         code, _, err = _cli(capsys, "--home", str(tmp_path / "h"), "--db", f"sqlite:///{target}", "status")
         assert code == 2 and err.count("\n") == 1 and "will not write" in err
     assert (notes.read_bytes(), other.read_bytes()) == before
+
+
+def test_an_undo_that_loses_its_lease_stops_before_its_next_change(tmp_path):
+    from app.ops.undo import apply_undo, plan_undo
+    from tests.test_undo import WS, Scene, count_writes, real, world
+
+    with world(tmp_path, "hubspot", "quickbooks") as w:
+        sc = Scene(w)
+        planned = len(plan_undo(w.store, w.tokens, WS, sc.run_id).steps)
+        writes = count_writes(w.crm, w.acct)
+
+        def taken_over(_req, _resp) -> None:
+            if real(writes) != [[], []]:  # the first change went through; meanwhile another run took over
+                with w.store.session() as s:
+                    s.execute(update(Lease).where(Lease.workspace_id == w.ws_id)
+                              .values(holder="elsewhere:1:other", expires_at=utcnow() + dt.timedelta(minutes=5)))
+
+        w.acct.sandbox.exchange_hooks.append(taken_over)
+        result = apply_undo(w.store, w.tokens, WS, sc.run_id)
+        assert result.status == "failed" and LeaseLost.MESSAGE in result.errors
+        assert sum(len(log) for log in real(writes)) == 1 < planned  # one change, then it stopped
+        with w.store.session() as s:
+            assert s.get(Run, result.undo_run_id).status == "failed"
