@@ -33,7 +33,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0 or value > 86400:
+    if not math.isfinite(value) or value < 1 or value > 86400:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds between 1 and 86400")
     return value
 

@@ -251,3 +251,16 @@ def test_an_undo_that_loses_its_lease_stops_before_its_next_change(tmp_path):
         assert sum(len(log) for log in real(writes)) == 1 < planned  # one change, then it stopped
         with w.store.session() as s:
             assert s.get(Run, result.undo_run_id).status == "failed"
+
+
+def test_a_database_whose_start_was_overwritten_is_called_damaged_with_the_backup_to_restore(tmp_path, capsys):
+    home = tmp_path / "h"
+    _store_with_workspace(home)
+    open_store(home, None).store.dispose()  # today's backup
+    db = home / "crossledger.db"
+    with open(db, "r+b") as fh:
+        fh.write(b"\x00garbage" * 400)
+    code, _, err = _cli(capsys, "--home", str(home), "status")
+    assert code == 2 and err.count("\n") == 1
+    assert "is damaged" in err and "crossledger restore " in err and "crossledger-daily-" in err
+    assert not check_integrity(sqlite_url(home)).ok

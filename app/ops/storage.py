@@ -67,6 +67,8 @@ def check_url(url: str) -> Path | None:
         raise UserError(f"The folder {db_file.parent} does not exist. Create it first, or give a database path "
                         "in a folder that exists.")
     if db_file.exists():
+        if db_file.stat().st_size and not backup.is_sqlite(db_file) and backup.newest(db_file) is not None:
+            raise damaged(db_file)  # our database (its backups are beside it), overwritten at the start
         if db_file.stat().st_size and not backup.is_sqlite(db_file):
             raise UserError(f"{db_file} is not a Crossledger database, so Crossledger will not write over it. "
                             "Give another file with --db, or leave --db out.")
