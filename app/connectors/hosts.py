@@ -90,7 +90,7 @@ def check_configured(provider: str | None, url: str | None, what: str = "address
         name = LABELS.get(provider or "", "the provider")
         raise UntrustedHost(f"{url} is not an address of {name}, so Crossledger will not send sign-ins or "
                             f"records there. Leave the {what} out to use {name}'s own, or give a local sandbox's "
-                            "address.", provider=provider)
+                            "address.", provider=provider or "")
     return url or ""
 
 

@@ -156,7 +156,7 @@ def restore(url: str, source: str) -> tuple[Path, Path | None]:
             busy = live_holders(store)
             if busy:
                 with store.session() as s:
-                    names = ", ".join(f"'{s.get(Workspace, ws_id).name}'" for ws_id in busy)
+                    names = ", ".join(f"'{ws.name}'" for ws_id in busy if (ws := s.get(Workspace, ws_id)))
                 raise UserError(f"A sync or undo of {names} is running right now, so the database cannot be "
                                 "replaced. Restore when it has finished (or close Crossledger first).")
         finally:
