@@ -3,21 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
+import re
 import signal
 import sys
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from app import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are told on one line, with where to read how (not a page of usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument (command|action): invalid choice:", "there is no such command:", message)
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
+        self.exit(2, f"{self.prog}: {_one_line(message)}. See '{self.prog} --help'.\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 1 or value > 86400:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds between 1 and 86400")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535; 0 picks a free one)")
+    return int(text)
+
+
+def _row_number(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**31:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a row number from the dry run")
+    return int(text)
+
+
+def _provider(kind: str | None = None):
+    def check(text: str) -> str:
+        from app.connectors import registry
+
+        names = {"crm": registry.CRM_PROVIDERS, "accounting": registry.ACCOUNTING_PROVIDERS}.get(
+            kind or "", tuple(registry.PROVIDER_MODULES))
+        if text not in names:
+            what = {"crm": "a CRM", "accounting": "an accounting system"}.get(kind or "", "a provider")
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what} Crossledger knows; choose one of "
+                                             f"{', '.join(names)}")
+        return text
+    return check
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="crossledger", description="Keep a CRM and an accounting system in sync.")
+    p = _Parser(prog="crossledger", description="Keep a CRM and an accounting system in sync.")
     p.add_argument("--version", action="version", version=f"crossledger {__version__}")
     p.add_argument("--home", help="folder for all of Crossledger's state (default: your user data folder; "
                                   "or set CROSSLEDGER_HOME)")
@@ -31,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="try Crossledger on sandbox CRM and accounting data")
     d.add_argument("--headless", action="store_true", help="do not open the window afterwards")
-    d.add_argument("--crm", default="hubspot")
-    d.add_argument("--accounting", default="quickbooks")
+    d.add_argument("--crm", default="hubspot", type=_provider("crm"))
+    d.add_argument("--accounting", default="quickbooks", type=_provider("accounting"))
 
     w = sub.add_parser("workspace", help="add, list or remove client workspaces")
     wsub = w.add_subparsers(dest="action", required=True)
@@ -63,13 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     wshow.add_argument("--json", action="store_true")
 
     c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
-    c.add_argument("provider")
+    c.add_argument("provider", type=_provider())
     c.add_argument("--workspace", required=True)
     c.add_argument("--base-url", help="API root (a sandbox URL, or the provider's own by default)")
     c.add_argument("--auth-url", help="root of the OAuth endpoints, if not the base URL")
     c.add_argument("--client-id")
     c.add_argument("--client-secret")
-    c.add_argument("--timeout", type=float, default=300)
+    c.add_argument("--timeout", type=_seconds, default=300)
 
     s = sub.add_parser("sync", help="sync a workspace now")
     s.add_argument("name")
@@ -89,12 +137,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check this machine and the store, and say how to fix what is wrong")
 
+    bk = sub.add_parser("backup", help="copy the database now (a copy is also made every day; the last 7 are kept)")
+    bk.add_argument("file", nargs="?", help="where to put the copy: a new file or a folder (default: the backups "
+                                            "folder beside the database)")
+    rs = sub.add_parser("restore", help="put a backup in place of the database (a copy of the current one is kept)")
+    rs.add_argument("file", help="the backup to restore ('crossledger doctor' names the latest)")
+
     mg = sub.add_parser("migrate", help="bring existing records on both sides to one clean baseline (once)")
     mg.add_argument("name")
     mode = mg.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="make and show the plan, write nothing (the default)")
     mode.add_argument("--apply", action="store_true", help="carry out the saved plan, exactly as shown")
-    mg.add_argument("--exclude", nargs="+", type=int, action="extend", default=[], metavar="ID",
+    mg.add_argument("--exclude", nargs="+", type=_row_number, action="extend", default=[], metavar="ID",
                     help="leave these plan rows out (row numbers from the dry run)")
     mg.add_argument("--json", action="store_true", help="print one JSON object with the plan or the result")
 
@@ -132,8 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
     serve = sbsub.add_parser("serve")
-    serve.add_argument("provider")
-    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("provider", type=_provider())
+    serve.add_argument("--port", type=_port, default=0)
     serve.add_argument("--state", help="JSON file keeping the sandbox's state across restarts")
     serve.add_argument("--seed", choices=("demo", "empty", "large"), default=None,
                        help="fill a new sandbox (default: demo when the state file is new; "
@@ -143,12 +197,44 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open(args: argparse.Namespace):
-    from app.store.db import Store, default_home, ensure_home, sqlite_url
+def _home(args: argparse.Namespace) -> Path:
+    """The data folder, made if missing; UserError when it cannot be (a file, or nowhere to write)."""
+    from app.ops.workspaces import UserError
+    from app.store.db import default_home, ensure_home
 
-    home = ensure_home(Path(args.home).expanduser() if args.home else default_home())
+    if args.home is not None and not args.home.strip():
+        raise UserError("--home was given no folder. Give the folder for Crossledger's data, or leave --home out.")
+    home = Path(args.home).expanduser() if args.home else default_home()
+    flag = "--home" if args.home else "CROSSLEDGER_HOME" if os.environ.get("CROSSLEDGER_HOME") else None
+    give = f"Give {flag} a folder" if flag else "Start Crossledger with --home pointing at a folder"
+    if home.exists() and not home.is_dir():
+        raise UserError(f"{home} is a file, not a folder. {give} (it is made if missing).")
+    try:
+        home = ensure_home(home)
+    except OSError as exc:
+        raise UserError(f"Crossledger cannot keep its data in {home} ({_why(exc)}). {give} you can write "
+                        "to.") from None
     os.environ["CROSSLEDGER_HOME"] = str(home)
-    return home, Store(args.db or sqlite_url(home))
+    return home
+
+
+def _open(args: argparse.Namespace):
+    from app.ops.storage import open_store
+
+    home = _home(args)
+    opened = open_store(home, args.db)
+    for warning in opened.warnings:
+        print(f"crossledger: {_one_line(warning)}", file=sys.stderr)
+    return home, opened.store
+
+
+def _why(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _one_line(text: str) -> str:
+    """A message on exactly one line: control characters from the input are shown, not obeyed."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in " ".join(text.splitlines()))
 
 
 def _tokens(store: Any = None, *names: str):
@@ -255,6 +341,7 @@ def cmd_workspace(args: argparse.Namespace) -> int:
         shown = describe(store, args.name)
         print(json.dumps(shown) if args.json else _settings_text(shown))
     elif args.action == "remove":
+        workspaces.get_workspace(store, args.name)  # an unknown name is told before the keyring is needed
         removed = workspaces.remove_workspace(store, _tokens(store, args.name), args.name)
         print(f"Workspace '{args.name}' removed; its sign-ins for {', '.join(removed) or 'no providers'} were "
               "deleted from the keyring.")
@@ -309,23 +396,58 @@ def _settings_text(shown: dict[str, Any]) -> str:
             f"the monthly reconciliation on day {c['reconcile_day']}{' (paused)' if c['paused'] else ''}.")
 
 
+def _checked_url(text: str | None, flag: str, provider: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    from app.connectors import hosts
+    from app.ops.workspaces import UserError
+
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # a port that is not a number fails here
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UserError(f"'{text}' is not a web address. Give {flag} as http://… or https://…, for example "
+                        "http://127.0.0.1:8765 for a sandbox.")
+    try:
+        return hosts.check_configured(provider, text, flag)
+    except hosts.UntrustedHost as exc:
+        raise UserError(exc.message) from None
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
+    import httpx
+
     from app.connectors import registry
     from app.connectors.oauth import follow_redirects_opener
     from app.ops import workspaces
     from app.ops.connect import connect
 
+    base_url = _checked_url(args.base_url, "--base-url", args.provider)
+    auth_url = _checked_url(args.auth_url, "--auth-url", args.provider)
     _, store = _open(args)
-    tokens = _tokens()
     ws = workspaces.get_workspace(store, args.workspace)
     info = registry.info(args.provider)
-    base = args.base_url or info.default_base_url
-    conn = workspaces.new_connection(ws, args.provider, base, args.auth_url or (None if args.base_url
-                                                                              else info.default_auth_url))
+    base = base_url or info.default_base_url
+    conn = workspaces.new_connection(ws, args.provider, base, auth_url or (None if base_url
+                                                                          else info.default_auth_url))
+    tokens = _tokens()
     if args.client_id:
         conn.client_id = args.client_id
     local = any(h in (conn.auth_url or "") for h in ("127.0.0.1", "localhost"))
-    opener = follow_redirects_opener if local else _browser
+
+    def sandbox_browser(url: str) -> None:
+        try:
+            follow_redirects_opener(url)
+        except httpx.HTTPError:
+            raise workspaces.UserError(f"Crossledger could not reach {conn.auth_url} to sign in. Check the address "
+                                       "given with --base-url (is the sandbox running?) and try again.") from None
+
+    opener = sandbox_browser if local else _browser
     print(f"Connecting {info.label} to '{ws.name}' …")
     secret = args.client_secret
     if secret is None and local:
@@ -423,9 +545,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_undo(args: argparse.Namespace) -> int:
     from app.ops.undo import UndoError, apply_undo, plan_undo, workspace_of_run
 
-    if len(args.run) > 2 or not args.run[-1].isdigit():
+    if len(args.run) > 2 or not args.run[-1].isascii() or not args.run[-1].isdigit():
         raise UndoError("Give the run's number, e.g. 'crossledger undo 12' ('crossledger status' lists them).")
     run_id = int(args.run[-1])
+    if run_id >= 2**63:
+        raise UndoError(f"There is no run {run_id}. 'crossledger status' lists the runs and their numbers.")
     wanted = args.workspace or (args.run[0] if len(args.run) == 2 else None)
     _, store = _open(args)
     name = workspace_of_run(store, run_id)
@@ -567,9 +691,14 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from app.ops.reconcile_month import reconcile_workspace
+    from app.ops.reconcile_month import check_month, out_problem, reconcile_workspace
+    from app.ops.workspaces import UserError, get_workspace
 
+    check_month(args.month)  # every mistake in the command is told before the keyring or a provider is asked
+    if args.out and (problem := out_problem(args.out)):
+        raise UserError(problem)
     _, store = _open(args)
+    get_workspace(store, args.name)
     result = reconcile_workspace(store, _tokens(store, args.name), args.name, args.month, args.out,
                                  progress=None if args.json else _print_progress)
     if args.json:
@@ -614,12 +743,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def _db_url(args: argparse.Namespace) -> str:
+    from app.store.db import sqlite_url
+
+    return args.db or sqlite_url(_home(args))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from app.ops.storage import make_backup
+
+    path = make_backup(_db_url(args), args.file)
+    print(f"The database was copied to {path}. To go back to it: crossledger restore \"{path}\"")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from app.ops.storage import restore
+
+    db_file, kept = restore(_db_url(args), args.file)
+    print(f"Restored {args.file} into {db_file}."
+          + (f" The database as it was is kept in {kept}." if kept else "")
+          + " Sync each workspace to bring it up to date with both sides.")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     import threading
 
     from app.ops.migration import describe_result, migrate, saved_estimate
+    from app.ops.workspaces import get_workspace
 
     _, store = _open(args)
+    get_workspace(store, args.name)
     tokens = _tokens(store, args.name)
     if args.apply and not args.json and (est := saved_estimate(store, args.name)) is not None:
         print(f"Applying the saved plan takes {est.text} within the providers' limits. {est.note} "
@@ -642,19 +797,26 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from app.connectors import registry
+    from app.ops.workspaces import UserError
     from app.sandbox.registry import sandbox_class
     from app.sandbox.server import serve
 
     cls = sandbox_class(args.provider)
     state = args.state
+    if state and (Path(state).is_dir() or not Path(state).expanduser().parent.is_dir()):
+        raise UserError(f"The sandbox keeps its state in a file: give --state a file name in a folder that "
+                        f"exists ({state} is {'a folder' if Path(state).is_dir() else 'not in one'}).")
     new = not state or not Path(state).exists()
     options = dict(getattr(cls, "served_defaults", {}))
     if args.search_lag is not None:
         if "search_lag" not in options:
-            print("--search-lag is for the HubSpot sandbox only.", file=sys.stderr)
-            return 2
+            raise UserError("--search-lag is for the HubSpot sandbox only.")
         options["search_lag"] = max(0.0, args.search_lag)
-    app = cls(state_file=state, **options)
+    try:
+        app = cls(state_file=state, **options)
+    except (OSError, ValueError):
+        raise UserError(f"{state} is not a sandbox state file Crossledger can read. Give a new file name, or the "
+                        "file an earlier 'crossledger sandbox serve' kept.") from None
     seed = args.seed or ("demo" if new else None)
     if seed:
         from app.sandbox.demo_data import sized
@@ -690,10 +852,51 @@ def _gui(args: argparse.Namespace, home: Path, store: Any, tokens: Any = None) -
     return run_gui(store=store, home=home, tokens=tokens)
 
 
+def _tolerant_output() -> None:
+    """Under LC_ALL=C or PYTHONIOENCODING=ascii a name with an accent prints as '?', never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or unusual stream: left as it is
+                reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_output()
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("crossledger: stopped. Run the same command again to carry on.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # the last word: one sentence, the details only with -v
+        if args.verbose:
+            logging.getLogger("crossledger").exception("unexpected failure")
+        print(f"crossledger: {_one_line(_unexpected(exc, args.verbose))}", file=sys.stderr)
+        return 1
+
+
+def _unexpected(exc: Exception, verbose: bool) -> str:
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    if isinstance(exc, OperationalError) and "locked" in str(exc):
+        return "The database is busy (another Crossledger is writing to it). Try again in a moment."
+    if isinstance(exc, DatabaseError):
+        return ("The database could not be read or written; it may be damaged. Run 'crossledger doctor' to "
+                "check it and see how to restore a backup.")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"Crossledger could not use{where} ({_why(exc)}). Check the path and that you may write there."
+    detail = "" if verbose else " Run it again with -v to see the details."
+    return (f"Something unexpected went wrong ({type(exc).__name__}); nothing more was changed.{detail} "
+            "Please report it if it happens again.")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from app.connectors.errors import ConnectorError
     from app.ops.undo import UndoError
     from app.ops.workspaces import UserError
@@ -710,13 +913,13 @@ def main(argv: list[str] | None = None) -> int:
         return {"demo": cmd_demo, "workspace": cmd_workspace, "connect": cmd_connect, "sync": cmd_sync,
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
                 "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
-                "undo": cmd_undo, "release": cmd_release,
+                "undo": cmd_undo, "release": cmd_release, "backup": cmd_backup, "restore": cmd_restore,
                 "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service}[args.command](args)
     except (UserError, Busy, UndoError) as exc:
-        print(f"crossledger: {exc}", file=sys.stderr)
+        print(f"crossledger: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except ConnectorError as exc:
-        print(f"crossledger: {exc.message}", file=sys.stderr)
+        print(f"crossledger: {_one_line(exc.message)}", file=sys.stderr)
         return 3
     finally:
         from app.ops import sandboxes

@@ -1,7 +1,9 @@
 """OAuth 2.0 authorization-code flow for a desktop app: loopback redirect, state, PKCE.
 
-The loopback listener binds 127.0.0.1 only, takes exactly one callback, checks ``state``
-and answers with a page that tells the user they can close the tab.
+The loopback listener binds 127.0.0.1 only, serves each connection on its own thread with a short
+read timeout (an idle or slow connection never holds up the real callback), checks ``state`` before
+anything else (an answer without the right state is turned away, never taken as the outcome), takes
+exactly one callback and answers with a page that tells the user they can close the tab.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from app.connectors import hosts
 from app.connectors.errors import AuthExpired, ConnectorError, RateLimited, ServerError, TransportError
 from app.connectors.tokens import Tokens
 
@@ -104,58 +107,78 @@ _DONE_PAGE = (
 
 
 class LoopbackListener:
-    """Waits for exactly one OAuth callback on 127.0.0.1."""
+    """Waits for exactly one OAuth callback on 127.0.0.1 that carries the expected ``state``."""
 
-    def __init__(self, port: int = 0, path: str = "/callback") -> None:
+    READ_TIMEOUT = 5.0  # seconds a connection may take to send its request
+
+    def __init__(self, port: int = 0, path: str = "/callback", state: str | None = None) -> None:
         self.path = path
+        self.state = state  # set before the user is sent to sign in; None takes the first callback
         self.params: dict[str, str] | None = None
         self._event = threading.Event()
+        self._lock = threading.Lock()
         listener = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = listener.READ_TIMEOUT
+
             def do_GET(self) -> None:
                 parsed = urllib.parse.urlparse(self.path)
-                if parsed.path != listener.path or listener._event.is_set():
-                    self.send_response(404)
-                    self.end_headers()
+                if parsed.path != listener.path:
+                    self._page(404, "Not found", "This address is not Crossledger's sign-in page.")
                     return
-                listener.params = dict(urllib.parse.parse_qsl(parsed.query))
-                ok = "code" in listener.params
-                page = _DONE_PAGE.format(
-                    title="You are connected" if ok else "The connection was not made",
-                    body="You can close this tab and return to Crossledger."
-                    if ok
-                    else "Return to Crossledger to see what happened and try again.",
-                ).encode()
-                self.send_response(200)
+                params = dict(urllib.parse.parse_qsl(parsed.query))
+                expected = listener.state
+                if expected is not None and not secrets.compare_digest(params.get("state", ""), expected):
+                    # not the answer to our request (a forged or stale link): ignored, we keep waiting
+                    self._page(400, "This sign-in link is not for Crossledger's current request",
+                               "Return to Crossledger and finish the sign-in it started.")
+                    return
+                with listener._lock:
+                    if listener._event.is_set():
+                        self._page(404, "Already signed in", "You can close this tab.")
+                        return
+                    listener.params = params
+                ok = "code" in params
+                self._page(200, "You are connected" if ok else "The connection was not made",
+                           "You can close this tab and return to Crossledger." if ok
+                           else "Return to Crossledger to see what happened and try again.")
+                listener._event.set()
+
+            def _page(self, status: int, title: str, body: str) -> None:
+                page = _DONE_PAGE.format(title=title, body=body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(page)))
+                self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(page)
-                listener._event.set()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a connection that timed out or hung up: nothing to report
+
         try:
-            self._server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+            self._server = Server(("127.0.0.1", port), Handler)
         except OSError as exc:
             raise PortInUse(
                 f"Crossledger could not listen on port {port} for the sign-in to come back. "
                 "Close the program using that port, or let Crossledger pick a free port.",
             ) from exc
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="oauth-loopback")
+        self._closed = False
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="oauth-loopback")
         self._thread.start()
 
     @property
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.path}"
-
-    def _serve(self) -> None:
-        while not self._event.is_set():
-            self._server.timeout = 0.2
-            self._server.handle_request()
 
     def wait(self, timeout: float, cancel: threading.Event | None = None) -> dict[str, str]:
         try:
@@ -170,17 +193,27 @@ class LoopbackListener:
                     "The sign-in was not completed in time. Start the connection again and finish "
                     "signing in within the browser window that opens."
                 )
-            assert self.params is not None
             return self.params
         finally:
             self.close()
 
     def close(self) -> None:
         self._event.set()
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()  # stops taking connections; threads already answering finish on their own
         self._server.server_close()
 
 
 def check_callback(params: dict[str, str], state: str, provider: str) -> str:
+    """The code of a callback; the state is checked first, so an error without it is no one's answer."""
+    if not secrets.compare_digest(params.get("state", ""), state):
+        raise StateMismatch(
+            "The sign-in answer did not match the request Crossledger made, so it was ignored. "
+            "Start the connection again.",
+            provider=provider,
+        )
     if params.get("error"):
         if params["error"] in {"access_denied", "consent_required", "user_denied"}:
             raise ConsentDenied(
@@ -190,12 +223,6 @@ def check_callback(params: dict[str, str], state: str, provider: str) -> str:
             )
         raise OAuthError(
             f"{provider} refused the sign-in ({params.get('error_description') or params['error']}).",
-            provider=provider,
-        )
-    if not secrets.compare_digest(params.get("state", ""), state):
-        raise StateMismatch(
-            "The sign-in answer did not match the request Crossledger made, so it was ignored. "
-            "Start the connection again.",
             provider=provider,
         )
     if "code" not in params:
@@ -215,6 +242,12 @@ def _token_request(
         if config.client_secret:
             data["client_secret"] = config.client_secret
     renewing = data.get("grant_type") == "refresh_token"
+    if not hosts.configured_ok(None, config.token_url):  # the secret and refresh token go nowhere else
+        raise hosts.UntrustedHost(
+            f"Crossledger will not send the {config.provider} sign-in to {config.token_url}: it is not one of "
+            f"{config.provider}'s servers. Reconnect {config.provider} to sign in again.",
+            provider=config.provider,
+        )
     with httpx.Client(transport=transport, timeout=30) as http:
         try:
             resp = http.post(config.token_url, data=data, auth=auth, headers={"Accept": "application/json"})
@@ -329,6 +362,7 @@ def run_flow(
     """
     listener = LoopbackListener(port)
     req = build_authorize(config, listener.redirect_uri)
+    listener.state = req.state  # before the browser is sent there: nothing without it is taken
     try:
         open_url(req.url)
     except Exception:
@@ -337,6 +371,9 @@ def run_flow(
     params = listener.wait(timeout, cancel)
     code = check_callback(params, req.state, config.provider)
     if config.token_url_from_callback and (url := config.token_url_from_callback(params)):
+        if not hosts.configured_ok(None, url):
+            raise hosts.UntrustedHost(f"The sign-in named a server that is not {config.provider}'s ({url}), so "
+                                      "it was refused. Connect again.", provider=config.provider)
         config = replace(config, token_url=url)
     return FlowResult(exchange_code(config, req, code, transport), params)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from app.connectors import oauth
+from app.connectors import hosts, oauth
 from app.connectors.base import (
     Changes,
     Connection,
@@ -106,6 +106,9 @@ def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
     """Every OAuth call goes to the company's own ``api_domain``; name the connection after the company."""
     api_domain = flow.token_body.get("api_domain")
     if api_domain:
+        if not hosts.from_provider("pipedrive", str(api_domain), (conn.base_url, conn.auth_url)):
+            raise hosts.UntrustedHost(f"The sign-in named a company address that is not Pipedrive's ({api_domain}), "
+                                      "so it was refused. Connect again.", provider="pipedrive")
         conn.base_url = str(api_domain).rstrip("/")
     connector = Connector(conn, tokens, transport=transport)
     try:

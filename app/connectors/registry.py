@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import httpx
 
+from app.connectors import hosts
 from app.connectors.base import Connection
 from app.connectors.oauth import FlowResult, OAuthConfig
 from app.connectors.tokens import TokenStore
@@ -76,7 +77,11 @@ def info(name: str) -> ProviderInfo:
 
 
 def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
-    return module(conn.provider).oauth_config(conn, client_secret)
+    """The provider's OAuth endpoints, on its own hosts only (or the sandbox the user configured)."""
+    config = module(conn.provider).oauth_config(conn, client_secret)
+    hosts.check_configured(conn.provider, config.authorize_url, "--auth-url")
+    hosts.check_configured(conn.provider, config.token_url, "--auth-url")
+    return config
 
 
 def finish_connect(conn: Connection, flow: FlowResult, tokens: Any, transport: httpx.BaseTransport | None) -> None:
@@ -90,6 +95,8 @@ def make_connector(
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Any:
+    hosts.check_configured(conn.provider, conn.base_url, "--base-url")  # records go to the provider only
+    hosts.check_configured(conn.provider, conn.auth_url, "--auth-url")
     kw: dict[str, Any] = {"transport": transport}
     if sleep is not None:
         kw["sleep"] = sleep

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from app.connectors import oauth
+from app.connectors import hosts, oauth
 from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
 from app.connectors.errors import (
     AuthExpired,
@@ -141,6 +141,10 @@ def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
     """API calls go to instance_url (never the login host); the org names the connection."""
     body = flow.token_body
     if body.get("instance_url"):
+        if not hosts.from_provider("salesforce", str(body["instance_url"]), (conn.base_url, conn.auth_url)):
+            raise hosts.UntrustedHost(f"The sign-in named an org address that is not Salesforce's "
+                                      f"({body['instance_url']}), so it was refused. Connect again.",
+                                      provider="salesforce")
         conn.base_url = str(body["instance_url"]).rstrip("/")
     org_id, user_id = _identity(body.get("id"))
     conn.tenant_id = org_id or conn.tenant_id
@@ -335,7 +339,8 @@ class Connector:
         """Refresh at the login host; follow the org if Salesforce moved it to another instance."""
         new = oauth.refresh_tokens(oauth_config(self.conn, tokens.client_secret), tokens, self._transport)
         instance = str(new.extra.get("instance_url") or "").rstrip("/")
-        if instance and instance != self.conn.base_url:
+        if instance and instance != self.conn.base_url and hosts.from_provider(
+                "salesforce", instance, (self.conn.base_url, self.conn.auth_url)):
             self.conn.base_url = instance
             self.api._http.base_url = instance
         return new

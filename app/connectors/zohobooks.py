@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from app.connectors import hosts
 from app.connectors.base import (
     Changes,
     Connection,
@@ -141,10 +142,7 @@ def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
 def finish_connect(conn: Connection, flow: FlowResult, tokens: TokenStore,
                    transport: httpx.BaseTransport | None) -> None:
     """Take the DC's API domain and accounts server, then the organisation (the default if several)."""
-    if flow.token_body.get("api_domain"):
-        conn.base_url = str(flow.token_body["api_domain"]).rstrip("/")
-    if flow.callback.get("accounts-server"):
-        conn.auth_url = flow.callback["accounts-server"].rstrip("/")
+    hosts.take_data_centre("zohobooks", conn, flow.token_body, flow.callback)
     if flow.callback.get("location"):
         conn.extra["location"] = flow.callback["location"]
     connector = Connector(conn, tokens, transport=transport)

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from app.connectors import oauth
+from app.connectors import hosts, oauth
 from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
 from app.connectors.errors import (
     AuthExpired,
@@ -103,8 +103,6 @@ FIELD_TYPE_FOR: dict[str, tuple[str, dict[str, Any]]] = {
     "date": ("date", {}), "url": ("website", {}), "phone": ("phone", {}), "boolean": ("boolean", {}),
 }
 _TAX_LABEL = re.compile(r"\b(tax|vat|ust|btw|abn|ein|gst|tin)\b|tax_?id|vat_?(no|number|id)", re.I)
-_ACCOUNTS_HOST = re.compile(r"^accounts\.zoho(cloud)?\.[a-z.]+$")
-_API_HOST = re.compile(r"^(www\.)?zohoapis\.[a-z.]+$")
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -125,33 +123,11 @@ def oauth_config(conn: Connection, client_secret: str | None) -> oauth.OAuthConf
     )
 
 
-def _same_origin(a: str | None, b: str | None) -> bool:
-    if not a or not b:
-        return False
-    ua, ub = httpx.URL(a), httpx.URL(b)
-    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
-
-
-def _trusted(url: str, pattern: re.Pattern[str], *known: str | None) -> bool:
-    """A DC URL from the callback or token answer: a Zoho host over https, or a host we already talk to."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return False
-    return (parsed.scheme == "https" and bool(pattern.match(parsed.host))) or any(
-        _same_origin(url, k) for k in known)
-
 
 def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
                    transport: httpx.BaseTransport | None) -> None:
     """Keep the DC's API domain and accounts server, then read the org: id, name, currency, edition."""
-    api_domain = flow.token_body.get("api_domain")
-    known = (conn.base_url, conn.auth_url, PROVIDER.default_base_url)
-    if api_domain and _trusted(str(api_domain), _API_HOST, *known):
-        conn.base_url = str(api_domain).rstrip("/")
-    server = flow.callback.get("accounts-server")
-    if server and _trusted(server, _ACCOUNTS_HOST, conn.auth_url, PROVIDER.default_auth_url):
-        conn.auth_url = server.rstrip("/")
+    hosts.take_data_centre("zohocrm", conn, flow.token_body, flow.callback)
     if flow.callback.get("location"):
         conn.extra["location"] = flow.callback["location"]
     connector = Connector(conn, tokens, transport=transport)

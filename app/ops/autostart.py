@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.domain import files
+
 APP_NAME = "Crossledger"
 DESKTOP_FILE = "crossledger.desktop"
 LAUNCH_AGENT_LABEL = "app.crossledger.Crossledger"
@@ -148,10 +150,7 @@ def _platform(platform: str | None) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # never a half-written entry at login
+    files.write_bytes(path, data)  # never a half-written entry at login
 
 
 def enable(exec_cmd: Command | str, *, platform: str | None = None, registry: Any = None) -> Path | str:

@@ -65,16 +65,49 @@ def check_migrations(url: str) -> Check:
         return Check("Database", True, "No database yet; Crossledger creates it the first time it starts.")
 
     try:
+        from app.ops.storage import check_url
+
+        check_url(url)
         store = Store(url, migrate=False)
         missing = pending(store.engine)
         store.dispose()
     except Exception as exc:  # noqa: BLE001 - any failure here is the finding
+        from app.ops.workspaces import UserError
+
+        if isinstance(exc, UserError):
+            return Check("Database", False, str(exc), "Start Crossledger with --db pointing at its database.")
         return Check("Database", False, f"The database could not be opened ({type(exc).__name__}).",
-                     "Check the --db address and that the database server is running.")
+                     "Check the --db address and that the database server is running; for a damaged file see "
+                     "Database integrity.")
     if missing:
         return Check("Database", False, f"The database needs {len(missing)} upgrade step(s).",
                      "Start Crossledger once; it upgrades the database by itself.")
     return Check("Database", True, "The database is up to date.")
+
+
+def check_integrity(url: str) -> Check:
+    """SQLite's own integrity check of every page of the database, and how to restore if it fails."""
+    from app.store import backup
+
+    db_file = backup.sqlite_file(url)
+    if db_file is None or not db_file.is_file():
+        return Check("Database integrity", True, "Nothing to check: the database is not a local SQLite file.")
+    last = backup.newest(db_file)
+    if last is not None:
+        restore = f"Restore the last backup: crossledger restore {last}"
+    else:
+        restore = "Restore a backup you keep elsewhere: crossledger restore FILE"
+    restore += (f" (backups are kept in {backup.folder_for(db_file)}; the damaged file is kept too, for a "
+                "specialist). Then sync again: anything done since the backup is read again from both sides.")
+    if not backup.is_sqlite(db_file):
+        return Check("Database integrity", False, f"{db_file} is not a readable database any more.", restore)
+    problems = backup.integrity(db_file)
+    if problems:
+        more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        return Check("Database integrity", False,
+                     f"SQLite's integrity check found the database damaged ({problems[0]}{more}).", restore)
+    when = f" The last backup is {last.name}." if last else " No backup has been made yet."
+    return Check("Database integrity", True, "SQLite's integrity check found nothing wrong." + when)
 
 
 def check_connections(store: Store, tokens: object | None) -> list[Check]:
@@ -110,10 +143,10 @@ def check_connections(store: Store, tokens: object | None) -> list[Check]:
 
 
 def run_checks(home: Path, url: str, tray: Check | None = None) -> list[Check]:
-    checks = [check_folder(home), check_keyring(), check_migrations(url)]
+    checks = [check_folder(home), check_keyring(), check_migrations(url), check_integrity(url)]
     if tray is not None:
         checks.append(tray)
-    if checks[0].ok and checks[2].ok and not checks[2].message.startswith("No database yet"):
+    if checks[0].ok and checks[2].ok and checks[3].ok and not checks[2].message.startswith("No database yet"):
         tokens = None
         if checks[1].ok:
             from app.connectors.tokens import KeyringTokenStore

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from app.domain.files import atomic_path
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.history import ChangeEntry, field_changes
 from app.store.db import Store
@@ -28,7 +29,7 @@ SIDE_LABELS = {"crm": "CRM", "accounting": "Ledger", "local": "Crossledger"}
 TRIGGER_LABELS = {"manual": "Sync now", "schedule": "Scheduled", "demo": "Demo set-up", "cli": "Command line",
                   "undo": "Undo"}
 STATUS_LABELS = {"ok": "Synced", "partial": "Partly synced", "failed": "Failed", "cancelled": "Cancelled",
-                 "running": "Running"}
+                 "running": "Running", "interrupted": "Interrupted"}
 RULE_LABELS = {  # {crm} and {ledger} are the providers' names
     "created": "New customer",
     "crm-changed": "Changed in {crm}",
@@ -316,8 +317,8 @@ def write_workbook(activity: Activity, path: Path, *, runs: Sequence[ActivityRun
          activity.why(c.rule), c.run_id, _excel_time(c.run_started), trigger_label(c.trigger)]
         for c in changes), dates=(9,), wrap=(5, 6))
     wb.properties.title = f"Crossledger activity: {activity.workspace}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path
 
 

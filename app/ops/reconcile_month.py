@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.ops.conflicts import FIELD_LABELS
-from app.ops.workspaces import get_workspace, open_connectors
+from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine
@@ -140,12 +141,9 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
 
     ``cancel`` stops the refresh between steps and raises ``Cancelled``; nothing is written either way.
     """
-    try:
-        dt.date.fromisoformat(month + "-01")
-    except ValueError:
-        from app.ops.workspaces import UserError
-
-        raise UserError(f"'{month}' is not a month. Write it as YYYY-MM, for example 2026-10.") from None
+    check_month(month)
+    if out and (problem := out_problem(out)):
+        raise UserError(problem)
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
     try:
@@ -165,11 +163,43 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
         result = ReconcileResult(ws.name, month, report, None, stale, registry.info(ws.crm).label,
                                  registry.info(ws.accounting).label)
         if out:
-            result.path = result.write(out)
+            try:
+                result.path = result.write(Path(out).expanduser())
+            except OSError as exc:
+                raise UserError(f"The workbook could not be saved to {out} ({(exc.strerror or str(exc)).lower()}). "
+                                "Choose a folder you can save files in.") from None
         return result
     finally:
         crm.close()
         acct.close()
+
+
+def check_month(month: str) -> None:
+    """UserError unless ``month`` is YYYY-MM of a year a ledger can hold (1900 to 2999)."""
+    try:
+        ok = bool(re.fullmatch(r"\d{4}-\d{2}", month)) and dt.date.fromisoformat(month + "-01") is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UserError(f"'{month}' is not a month. Write it as YYYY-MM, for example 2026-10.")
+    if not 1900 <= int(month[:4]) <= 2999:
+        raise UserError(f"{month} is outside the years Crossledger reconciles (1900 to 2999). Check the year.")
+
+
+def out_problem(out: str | Path) -> str | None:
+    """Why a workbook could not be written to ``out``, in plain words; None when it can (folders are made)."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        return f"{path} is a folder. Give a file name inside it, for example {path / 'reconciliation.xlsx'}."
+    if not path.name or path.name in (".", ".."):
+        return f"'{out}' is not a file name. Give one ending in .xlsx, for example reconciliation.xlsx."
+    folder = path.parent
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, so the workbook cannot go under it. Give a path in a folder."
+    return folder_problem(str(folder.absolute()), made="workbook")
 
 
 def last_month(today: dt.date) -> str:
@@ -192,17 +222,20 @@ def scheduled(store: Store, tokens: TokenStore, name: str, *, today: dt.date | N
     return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx")
 
 
-def folder_problem(text: str) -> str | None:
+def folder_problem(text: str, made: str = "reports folder") -> str | None:
     """Why monthly workbooks could not be written to ``text`` (made if missing), in plain words; None if fine."""
     folder = Path(text).expanduser()
     if not folder.is_absolute():
         return f"'{text}' is not a full folder path. Give the whole path, e.g. /home/you/Reports."
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder. Give a folder for the workbooks (it is made if missing)."
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".crossledger-", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return (f"Crossledger cannot write to the reports folder {folder} ({exc.strerror or exc}). Choose a "
+        where = f"the reports folder {folder}" if made == "reports folder" else f"{folder}"
+        return (f"Crossledger cannot write to {where} ({(exc.strerror or str(exc)).lower()}). Choose a "
                 "folder you can save files in.")
     return None

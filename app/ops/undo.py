@@ -36,9 +36,10 @@ from app.connectors.base import CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.ops.workspaces import UserError, get_workspace, open_connectors
-from app.store import lease
+from app.store import lease, runs
 from app.store.db import Store
 from app.store.models import FieldChange, Journal, Link, Mirror, Quarantine, Run, Workspace, utcnow
+from app.sync.engine import LeaseLost
 from app.sync.mapping import map_record, reverse_map
 
 Progress = Callable[[str, int, int], None]
@@ -592,6 +593,7 @@ def apply_undo(store: Store, tokens: TokenStore, workspace: str, run_id: int, *,
         raise UndoError(f"A sync (or another undo) of '{ws.name}' is running. Undo the run when it has "
                         "finished.")
     try:
+        runs.mark_interrupted(store, ws.id)  # holding the lease: a run still "running" here was killed
         ws, run = _checked(store, workspace, run_id)  # again, holding the lease: it may just have been undone
         crm, acct = open_connectors(store, tokens, ws)
         try:
@@ -632,6 +634,9 @@ class _Applier:
             self._apply(plan)
         except _Cancelled:
             status = "cancelled"
+        except LeaseLost as exc:
+            status = "failed"
+            self.errors.append(str(exc))
         except ConnectorError as exc:
             status = "failed"
             self.errors.append(exc.message)
@@ -669,9 +674,11 @@ class _Applier:
             row.message = "\n".join([message, *self.errors[:50]])
 
     def _check_cancel(self) -> None:
+        """Before each change: stop if asked to, or if this undo no longer holds the workspace."""
         if self.cancel.is_set():
             raise _Cancelled()
-        lease.renew(self.store, self.ws.id, self.holder)
+        if not lease.renew(self.store, self.ws.id, self.holder):
+            raise LeaseLost()
 
     # -- applying ------------------------------------------------------------------------------------
     def _apply(self, plan: _Plan) -> int:

@@ -37,6 +37,13 @@ def _info(ws: Workspace) -> WorkspaceInfo:
     return WorkspaceInfo(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, dict(ws.settings or {}))
 
 
+def _same_name(s: Any, name: str, but: int | None = None) -> Workspace | None:
+    """The workspace already called ``name`` in any case ('DEMO' and 'demo' are one name)."""
+    key = name.casefold()
+    return next((ws for ws in s.scalars(select(Workspace))
+                 if ws.name.casefold() == key and ws.id != but), None)
+
+
 def add_workspace(store: Store, name: str, crm: str, accounting: str) -> WorkspaceInfo:
     name = name.strip()
     if not re.fullmatch(NAME_PATTERN, name):
@@ -48,8 +55,8 @@ def add_workspace(store: Store, name: str, crm: str, accounting: str) -> Workspa
         raise UserError(f"'{accounting}' is not an accounting system Crossledger supports. Choose one of: "
                         f"{', '.join(registry.ACCOUNTING_PROVIDERS)}.")
     with store.session() as s:
-        if s.scalars(select(Workspace).where(Workspace.name == name)).first():
-            raise UserError(f"There is already a workspace called '{name}'. Pick another name.")
+        if clash := _same_name(s, name):
+            raise UserError(f"There is already a workspace called '{clash.name}'. Pick another name.")
         ws = Workspace(name=name, crm_provider=crm, accounting_provider=accounting, settings={})
         s.add(ws)
         s.flush()
@@ -91,9 +98,8 @@ def rename_workspace(store: Store, old: str, new: str) -> WorkspaceInfo:
     if not re.fullmatch(NAME_PATTERN, new):
         raise UserError("A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters).")
     with store.session() as s:
-        clash = s.scalars(select(Workspace).where(Workspace.name == new)).first()
-        if clash is not None and clash.id != ws.id:
-            raise UserError(f"There is already a workspace called '{new}'. Pick another name.")
+        if clash := _same_name(s, new, but=ws.id):
+            raise UserError(f"There is already a workspace called '{clash.name}'. Pick another name.")
         row = s.get(Workspace, ws.id)
         row.name = new
         s.flush()
@@ -108,8 +114,8 @@ def check_new_name(store: Store, name: str) -> str | None:
     if not re.fullmatch(NAME_PATTERN, name):
         return "A workspace name may use letters, digits, spaces and . & ' - (up to 120 characters)."
     with store.session() as s:
-        if s.scalars(select(Workspace).where(Workspace.name == name)).first():
-            return f"There is already a workspace called '{name}'. Pick another name."
+        if clash := _same_name(s, name):
+            return f"There is already a workspace called '{clash.name}'. Pick another name."
     return None
 
 

@@ -20,6 +20,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
+from app.domain.files import atomic_path
 from app.reconcile.engine import KINDS, Report, deal_total
 
 MONEY = '#,##0.00;[Red]-#,##0.00'
@@ -157,8 +158,8 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
     summary.page_setup.fitToWidth = 1
     summary.page_setup.fitToHeight = 0
     summary.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:  # a kill while saving leaves last month's workbook, never half of one
+        wb.save(tmp)
     return path
 
 

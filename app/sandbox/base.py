@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -22,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+
+from app.domain import files
 
 
 class DropConnection(Exception):
@@ -177,11 +178,7 @@ class SandboxApp:
     def persist(self) -> None:
         if not self.state_file:
             return
-        directory = os.path.dirname(os.path.abspath(self.state_file))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sandbox-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.state, fh, default=str)
-        os.replace(tmp, self.state_file)
+        files.write_text(self.state_file, json.dumps(self.state, default=str), durable=False)
 
     # -- oauth ------------------------------------------------------------------------------
     def authorize_redirect(self, req: Request) -> Response:

@@ -89,7 +89,14 @@ def _default_runner(kind: str) -> Callable[[Context, str], Any]:
 
     def keepalive(ctx: Context, workspace: str) -> Any:
         from app.ops.watchdog import keep_alive
+        from app.store import backup
 
+        db_file = backup.sqlite_file(ctx.store.url)
+        if db_file is not None:  # the window may stay open for days: the day's backup is made here too
+            try:
+                backup.daily(db_file)
+            except Exception as exc:  # noqa: BLE001 - a backup problem never stops the sign-in renewals
+                log.warning("the daily backup was not made: %s", exc)
         return keep_alive(ctx.store, ctx.tokens)
 
     return {"realtime": realtime, "batch": batch, "reconcile": reconcile, "keepalive": keepalive}[kind]

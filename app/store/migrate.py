@@ -58,6 +58,7 @@ def up_to_date(engine: Engine) -> bool:
 def upgrade(engine: Engine) -> None:
     if up_to_date(engine):
         return
+    _backup_first(engine)
     from alembic import command
 
     with engine.begin() as conn:
@@ -80,3 +81,17 @@ def pending(engine: Engine) -> list[str]:
             break
         heads.append(rev.revision)
     return heads
+
+
+def _backup_first(engine: Engine) -> None:
+    """A copy of a SQLite store that holds data, taken before its schema changes (a fresh one has none)."""
+    from app.store import backup
+
+    db_file = backup.sqlite_file(engine.url.render_as_string(hide_password=False))
+    if db_file is None or not db_file.is_file():
+        return
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return
+    engine.dispose()  # the copy reads the file through its own connection
+    backup.before_upgrade(db_file)

@@ -20,7 +20,7 @@ from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party, PartyKind
 from app.domain.text import compact_tax_id, normalise_email, normalise_name
-from app.store import lease
+from app.store import lease, runs
 from app.store.db import Store
 from app.store.models import (
     ConflictRow,
@@ -48,6 +48,18 @@ class Cancelled(Exception):
 
 class Busy(Exception):
     """Another sync of this workspace is running (here or on another machine)."""
+
+
+class LeaseLost(Exception):
+    """This run could not renew its hold on the workspace (another run may have taken it): it stopped
+    before its next write, so two runs never write to the same workspace at once."""
+
+    MESSAGE = ("This run stopped before its next change because it lost its hold on the workspace (it was "
+               "held up too long, and another run may have started). Nothing was sent twice; sync again "
+               "and it carries on from what was recorded.")
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
 
 
 class MassChange(Exception):
@@ -178,6 +190,7 @@ class SyncEngine:
         if not lease.acquire(self.store, self.ws_id, self.holder):
             raise Busy(f"A sync of '{self.ws_name}' is already running. It will be picked up when that one ends.")
         try:
+            runs.mark_interrupted(self.store, self.ws_id)  # holding the lease: any "running" run here is dead
             with self.store.session() as s:
                 run = Run(workspace_id=self.ws_id, trigger=self.trigger, dry_run=int(self.dry_run))
                 s.add(run)
@@ -193,6 +206,9 @@ class SyncEngine:
                 status = "cancelled"
             except MassChange as exc:
                 status = "held"
+                self.errors.append(str(exc))
+            except LeaseLost as exc:
+                status = "failed"
                 self.errors.append(str(exc))
             except ConnectorError as exc:
                 status = "failed"
@@ -212,9 +228,11 @@ class SyncEngine:
             lease.release(self.store, self.ws_id, self.holder)
 
     def _check_cancel(self) -> None:
+        """Called before each group of writes: stop if asked to, or if this run no longer holds the workspace."""
         if self.cancel.is_set():
             raise Cancelled()
-        lease.renew(self.store, self.ws_id, self.holder)
+        if not lease.renew(self.store, self.ws_id, self.holder):
+            raise LeaseLost()
 
     def _run(self) -> Plan:
         mapping = self.settings.get("mapping") or self.crm.default_mapping()

@@ -62,10 +62,11 @@ _RUN_STATUS = {
     "failed": "Failed",
     "cancelled": "Cancelled",
     "running": "Running",
+    "interrupted": "Interrupted",
 }
 
 _RUN_LEVEL: dict[str, Level] = {"ok": "success", "partial": "warning", "failed": "error", "cancelled": "info",
-                                "running": "info"}
+                                "running": "info", "interrupted": "warning"}
 
 _TRIGGERS = {"manual": "Sync now", "schedule": "Scheduled", "demo": "Demo set-up", "cli": "Command line"}
 

@@ -109,6 +109,8 @@ def run_result_words(run: RunRow) -> str:
         return "still running"
     if run.status == "cancelled":
         return "cancelled"
+    if run.status == "interrupted":
+        return "interrupted before it finished"
     if run.status == "failed":
         why = (run.message or "").strip().splitlines()[0] if run.message else ""
         return f"failed: {why}" if why else "failed"
