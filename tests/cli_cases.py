@@ -74,6 +74,12 @@ CASES: list[list[str]] = [
     # sync
     ["sync"], ["sync", "nope"], ["sync", "acme"], ["sync", "Acme"], ["sync", "Zürich Ltd"], ["sync", "Acme", "--frob"],
     ["sync", ""],
+    ["conflicts"], ["conflicts", "nope"], ["conflicts", "Acme", "--frob"],
+    ["resolve", "Acme"], ["resolve", "nope", "x", "city", "--keep", "crm"],
+    ["resolve", "Acme", "Nobody Ltd", "city", "--keep", "crm"], ["resolve", "Acme", "x", "city"],
+    ["workspace", "show", "nope"], ["workspace", "set", "Acme", "--direction", "sideways"],
+    ["workspace", "set", "Acme", "--rule", "town=ask"], ["workspace", "set", "Acme", "--cadence", "realtime=0m"],
+    ["workspace", "set", "Acme", "--cadence", "batch=25:00,reconcile=40"], ["service", "--frob"],
     # status
     ["status", "--frob"],
     # reconcile
@@ -169,7 +175,7 @@ def run_one(argv: list[str]) -> dict:
     import app.cli
     from app.connectors.tokens import MemoryTokenStore
 
-    app.cli._tokens = MemoryTokenStore  # the keyring is not what these cases are about
+    app.cli._tokens = lambda *_a, **_k: MemoryTokenStore()  # the keyring is not what these cases are about
     saved = sys.stdout, sys.stderr
     out, err = io.BytesIO(), io.BytesIO()
     wrappers = (io.TextIOWrapper(out, encoding=saved[0].encoding, errors=saved[0].errors, write_through=True),

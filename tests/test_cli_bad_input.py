@@ -34,7 +34,8 @@ def test_there_are_at_least_a_hundred_cases_covering_every_command():
     assert len(cli_cases.CASES) >= 100
     commands = {a for case in cli_cases.CASES for a in case if not a.startswith(("-", "{"))}
     parser_commands = {"gui", "demo", "workspace", "connect", "sync", "status", "reconcile", "doctor", "backup",
-                       "restore", "migrate", "history", "undo", "release", "sandbox"}
+                       "restore", "migrate", "history", "undo", "release", "sandbox", "conflicts", "resolve",
+                       "service"}
     assert parser_commands <= commands
 
 
