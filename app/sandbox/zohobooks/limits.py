@@ -10,10 +10,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response
 from app.sandbox.zohobooks.oauth import ZohoBooksOAuth
-from app.sandbox.zohobooks.shapes import (
-    DAILY_CAPS,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import DAILY_CAPS, zerr
 
 
 class ZohoBooksLimits(ZohoBooksOAuth):
