@@ -6,16 +6,8 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.quickbooks.cdc import QboCdc
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    missing,
-    unsupported,
-)
-from app.sandbox.quickbooks.schema import (
-    API,
-    BATCH_MAX,
-    FIELDS,
-)
+from app.sandbox.quickbooks.faults import QboFault, missing, unsupported
+from app.sandbox.quickbooks.schema import API, BATCH_MAX, FIELDS
 
 
 class QboBatch(QboCdc):

@@ -5,20 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    missing,
-)
-from app.sandbox.quickbooks.query import (
-    QboQueries,
-    _parse_when,
-)
-from app.sandbox.quickbooks.schema import (
-    API,
-    CDC_DAYS,
-    CDC_ENTITIES,
-    CDC_MAX,
-)
+from app.sandbox.quickbooks.faults import QboFault, missing
+from app.sandbox.quickbooks.query import QboQueries, _parse_when
+from app.sandbox.quickbooks.schema import API, CDC_DAYS, CDC_ENTITIES, CDC_MAX
 
 
 class QboCdc(QboQueries):

@@ -11,34 +11,20 @@ from typing import Any
 
 from app.sandbox.base import SandboxApp
 from app.sandbox.common import NameIndex
-from app.sandbox.quickbooks.faults import (
-    _out,
-)
-from app.sandbox.quickbooks.schema import (
-    CURRENCIES,
-    NAME_LISTS,
-    TRANSACTIONS,
-    ZERO,
-)
+from app.sandbox.quickbooks.faults import _out
+from app.sandbox.quickbooks.schema import CURRENCIES, NAME_LISTS, TRANSACTIONS, ZERO
 
 
 class QboCore(SandboxApp):
     """Companies, ids, times and wire forms."""
 
     provider = "quickbooks"
-
     access_ttl = 3600
-
     refresh_ttl = 8726400  # ~100 days, rolling: every refresh starts a new one
-
     refresh_rotates = True
-
     refresh_grace = 600  # the old value works for a short while (community reports; reference §1)
-
     rate_limit = (500, 60.0)  # requests per minute per realm
-
     batch_limit = (40, 60.0)  # batch calls per minute per realm and app
-
     pkce_supported = False
 
     def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time,

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    business,
-    dec,
-    invalid_ref,
-    missing,
-    s,
-    too_long,
-    unsupported,
-)
+from app.sandbox.quickbooks.faults import QboFault, business, dec, invalid_ref, missing, s, too_long, unsupported
 from app.sandbox.quickbooks.oauth import QboOAuth
-from app.sandbox.quickbooks.schema import (
-    _EMAIL,
-    ADDRESS_FIELDS,
-    CURRENCIES,
-    NAME_HOLDERS,
-    TRANSACTIONS,
-)
+from app.sandbox.quickbooks.schema import _EMAIL, ADDRESS_FIELDS, CURRENCIES, NAME_HOLDERS, TRANSACTIONS
 
 
 class QboCustomers(QboOAuth):

@@ -6,9 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.sandbox.common import ExactJsonResponse, half_up
-from app.sandbox.quickbooks.schema import (
-    NUMERIC,
-)
+from app.sandbox.quickbooks.schema import NUMERIC
 
 
 # -- faults ---------------------------------------------------------------------------------------

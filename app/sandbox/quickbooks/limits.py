@@ -10,13 +10,8 @@ from typing import Any
 from app.sandbox.base import HttpError, Request, Response
 from app.sandbox.common import dumps
 from app.sandbox.quickbooks.core import QboCore
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    QboResponse,
-)
-from app.sandbox.quickbooks.schema import (
-    REQUESTID_TTL,
-)
+from app.sandbox.quickbooks.faults import QboFault, QboResponse
+from app.sandbox.quickbooks.schema import REQUESTID_TTL
 
 
 class QboLimits(QboCore):

@@ -8,9 +8,7 @@ from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
 from app.sandbox.quickbooks.limits import QboLimits
-from app.sandbox.quickbooks.schema import (
-    SCOPE,
-)
+from app.sandbox.quickbooks.schema import SCOPE
 
 
 class QboOAuth(QboLimits):

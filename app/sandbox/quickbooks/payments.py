@@ -5,21 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.quickbooks.faults import (
-    business,
-    dec,
-    missing,
-    money,
-    not_found,
-    s,
-    unsupported,
-)
+from app.sandbox.quickbooks.faults import business, dec, missing, money, not_found, s, unsupported
 from app.sandbox.quickbooks.sales import QboSales
-from app.sandbox.quickbooks.schema import (
-    LINE_FIELDS,
-    TRANSACTIONS,
-    ZERO,
-)
+from app.sandbox.quickbooks.schema import LINE_FIELDS, TRANSACTIONS, ZERO
 
 
 class QboPayments(QboSales):

@@ -10,21 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.common import page_at
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    missing,
-    parse_error,
-    query_invalid,
-)
+from app.sandbox.quickbooks.faults import QboFault, missing, parse_error, query_invalid
 from app.sandbox.quickbooks.records import QboRecords
-from app.sandbox.quickbooks.schema import (
-    _DATE,
-    API,
-    NAME_LISTS,
-    QUERY_DEFAULT,
-    QUERY_MAX,
-    QUERYABLE,
-)
+from app.sandbox.quickbooks.schema import _DATE, API, NAME_LISTS, QUERY_DEFAULT, QUERY_MAX, QUERYABLE
 
 # -- the query language ------------------------------------------------------------------------------
 _TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:\\.|[^'\\])*')|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|"""

@@ -6,20 +6,9 @@ import copy
 from typing import Any
 
 from app.sandbox.base import Request, Response, route
-from app.sandbox.quickbooks.faults import (
-    QboFault,
-    business,
-    missing,
-    not_found,
-    unsupported,
-)
+from app.sandbox.quickbooks.faults import QboFault, business, missing, not_found, unsupported
 from app.sandbox.quickbooks.payments import QboPayments
-from app.sandbox.quickbooks.schema import (
-    API,
-    FIELDS,
-    READ_ONLY,
-    URL_ENTITY,
-)
+from app.sandbox.quickbooks.schema import API, FIELDS, READ_ONLY, URL_ENTITY
 
 
 class QboRecords(QboPayments):

@@ -10,9 +10,7 @@ from typing import Any
 from app.sandbox import demo_data as demo_set
 from app.sandbox.demo_data import PRODUCTS
 from app.sandbox.quickbooks.batch import QboBatch
-from app.sandbox.quickbooks.schema import (
-    DEFAULT_REALM,
-)
+from app.sandbox.quickbooks.schema import DEFAULT_REALM
 
 
 class QboSeed(QboBatch):

@@ -7,11 +7,7 @@ from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response
 from app.sandbox.common import loads
-from app.sandbox.xero.shapes import (
-    Invalid,
-    XeroResponse,
-    api_error,
-)
+from app.sandbox.xero.shapes import Invalid, XeroResponse, api_error
 from app.sandbox.xero.where import XeroListing
 
 

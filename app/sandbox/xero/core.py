@@ -13,36 +13,23 @@ from typing import Any
 
 from app.sandbox.base import SandboxApp
 from app.sandbox.common import NameIndex
-from app.sandbox.xero.shapes import (
-    msdate,
-)
+from app.sandbox.xero.shapes import msdate
 
 
 class XeroCore(SandboxApp):
     """Tenants (organisations), their ids and Xero's envelope."""
 
     provider = "xero"
-
     access_ttl = 1800  # 30 minutes
-
     refresh_ttl = 60 * 86400  # dies when unused for 60 days (each rotation starts a new one)
-
     refresh_rotates = True
-
     refresh_grace = 1800  # the previous refresh token lives 30 more minutes
-
     minute_limit = 60
-
     day_limit = 5000
-
     concurrent_limit = 5
-
     app_minute_limit = 10_000
-
     idempotency_ttl = 86400  # (unverified; the reference says minutes to hours at least)
-
     max_body = 3_500_000
-
     provider_name = "Crossledger"
 
     def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time) -> None:

@@ -7,17 +7,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.xero.contacts import XeroContacts
-from app.sandbox.xero.shapes import (
-    API,
-    CENT,
-    Invalid,
-    XeroResponse,
-    dec,
-    money,
-    msdate,
-    not_found,
-    s,
-)
+from app.sandbox.xero.shapes import API, CENT, Invalid, XeroResponse, dec, money, msdate, not_found, s
 
 
 class XeroItems(XeroContacts):

@@ -7,12 +7,7 @@ from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response
 from app.sandbox.xero.core import XeroCore
-from app.sandbox.xero.shapes import (
-    RATE_BODY,
-    SCOPES,
-    XeroResponse,
-    problem,
-)
+from app.sandbox.xero.shapes import RATE_BODY, SCOPES, XeroResponse, problem
 
 
 class XeroLimits(XeroCore):

@@ -10,15 +10,7 @@ from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
 from app.sandbox.xero.limits import XeroLimits
-from app.sandbox.xero.shapes import (
-    API,
-    FULL_SCOPE,
-    NOT_FOUND_TEXT,
-    XeroResponse,
-    msdate,
-    not_found,
-    problem,
-)
+from app.sandbox.xero.shapes import API, FULL_SCOPE, NOT_FOUND_TEXT, XeroResponse, msdate, not_found, problem
 
 
 class XeroOAuth(XeroLimits):

@@ -9,18 +9,7 @@ from typing import Any
 from app.sandbox.base import Request, Response, route
 from app.sandbox.common import dumps
 from app.sandbox.xero.invoices import XeroInvoices
-from app.sandbox.xero.shapes import (
-    API,
-    Invalid,
-    XeroResponse,
-    day_ms,
-    dec,
-    money,
-    msdate,
-    not_found,
-    parse_day,
-    s,
-)
+from app.sandbox.xero.shapes import API, Invalid, XeroResponse, day_ms, dec, money, msdate, not_found, parse_day, s
 
 
 class XeroPayments(XeroInvoices):

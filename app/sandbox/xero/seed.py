@@ -8,9 +8,7 @@ from typing import Any
 from app.sandbox import demo_data as demo_set
 from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS
 from app.sandbox.xero.payments import XeroPayments
-from app.sandbox.xero.shapes import (
-    Invalid,
-)
+from app.sandbox.xero.shapes import Invalid
 
 
 class XeroSeed(XeroPayments):

@@ -11,13 +11,7 @@ from typing import Any
 from app.sandbox.base import Request, Response
 from app.sandbox.common import page_number
 from app.sandbox.xero.oauth import XeroOAuth
-from app.sandbox.xero.shapes import (
-    XeroResponse,
-    api_error,
-    msdate_ms,
-    parse_since,
-    s,
-)
+from app.sandbox.xero.shapes import XeroResponse, api_error, msdate_ms, parse_since, s
 
 # -- the `where` subset ---------------------------------------------------------------------------
 _TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|>=|<=|&&|\|\||[<>(),.])'

@@ -7,17 +7,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.zohobooks.listing import ZohoBooksListing
-from app.sandbox.zohobooks.shapes import (
-    _EMAIL,
-    API,
-    ZERO,
-    _address,
-    invalid,
-    money,
-    ok,
-    s,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import _EMAIL, API, ZERO, _address, invalid, money, ok, s, zerr
 
 
 class ZohoBooksContacts(ZohoBooksListing):

@@ -10,24 +10,15 @@ from typing import Any
 
 from app.sandbox.common import NameIndex
 from app.sandbox.zoho_accounts import ZohoAccounts
-from app.sandbox.zohobooks.shapes import (
-    CURRENCIES,
-    ID_BASE,
-    bad_param,
-    invalid,
-    s,
-)
+from app.sandbox.zohobooks.shapes import CURRENCIES, ID_BASE, bad_param, invalid, s
 
 
 class ZohoBooksCore(ZohoAccounts):
     """Organisations, ids, times, currencies and taxes."""
 
     provider = "zohobooks"
-
     access_ttl = 3600  # one hour
-
     refresh_rotates = False  # ... and are never rotated
-
     rate_limit = (100, 60.0)  # requests per minute per organisation
 
     def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time,

@@ -8,19 +8,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.zohobooks.items import ZohoBooksItems
-from app.sandbox.zohobooks.shapes import (
-    _PCT,
-    API,
-    HUNDRED,
-    ZERO,
-    bad_param,
-    dec,
-    invalid,
-    money,
-    ok,
-    s,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import _PCT, API, HUNDRED, ZERO, bad_param, dec, invalid, money, ok, s, zerr
 
 
 class ZohoBooksInvoices(ZohoBooksItems):

@@ -7,16 +7,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.zohobooks.contacts import ZohoBooksContacts
-from app.sandbox.zohobooks.shapes import (
-    API,
-    ZERO,
-    dec,
-    invalid,
-    money,
-    ok,
-    s,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import API, ZERO, dec, invalid, money, ok, s, zerr
 
 
 class ZohoBooksItems(ZohoBooksContacts):

@@ -9,14 +9,7 @@ from typing import Any
 from app.sandbox.base import Request, Response, route
 from app.sandbox.common import page_number
 from app.sandbox.zohobooks.limits import ZohoBooksLimits
-from app.sandbox.zohobooks.shapes import (
-    API,
-    _many,
-    bad_param,
-    ok,
-    s,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import API, _many, bad_param, ok, s, zerr
 
 
 class ZohoBooksListing(ZohoBooksLimits):

@@ -6,10 +6,7 @@ from typing import Any
 
 from app.sandbox.base import HttpError, Request
 from app.sandbox.zohobooks.core import ZohoBooksCore
-from app.sandbox.zohobooks.shapes import (
-    FULL_SCOPE,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import FULL_SCOPE, zerr
 
 
 class ZohoBooksOAuth(ZohoBooksCore):

@@ -8,16 +8,7 @@ from typing import Any
 
 from app.sandbox.base import Request, Response, route
 from app.sandbox.zohobooks.invoices import ZohoBooksInvoices
-from app.sandbox.zohobooks.shapes import (
-    API,
-    ZERO,
-    dec,
-    invalid,
-    money,
-    ok,
-    s,
-    zerr,
-)
+from app.sandbox.zohobooks.shapes import API, ZERO, dec, invalid, money, ok, s, zerr
 
 
 class ZohoBooksPayments(ZohoBooksInvoices):
