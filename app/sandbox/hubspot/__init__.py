@@ -1,7 +1,7 @@
 """A local imitation of HubSpot's CRM API (v3 objects, v4 associations, properties, pipelines) and OAuth.
 
-Follows ../shared/reference/hubspot.md (its "Fake-server checklist" in particular) and the OpenAPI
-documents in ../shared/specs/hubspot/: the v3 record shape ``{id, properties, createdAt, updatedAt,
+Follows HubSpot's public API documentation (developers.hubspot.com) and the OpenAPI documents in
+tests/specs/hubspot/: the v3 record shape ``{id, properties, createdAt, updatedAt,
 archived}`` with every property value a string; list paging by an opaque ``after``; search with
 filter groups, one sort, ``total``, 200 per page and the 10,000-result cap; batch read/create/update/
 archive of at most 100 inputs (207 for partial results, all-or-nothing validation, 409 naming the

@@ -1,6 +1,7 @@
 """A local imitation of Pipedrive's REST API (v2 records, v1 fields/recents/users) and its OAuth server.
 
-Follows ../shared/reference/pipedrive.md and Pipedrive's OpenAPI documents: the v2 record shapes
+Follows Pipedrive's public API documentation (developers.pipedrive.com; our schema of it in
+tests/specs/pipedrive/): the v2 record shapes
 (persons, organizations, deals, products, deal products, pipelines, stages) with cursor paging,
 ``updated_since`` and ``sort_by``; v1 ``recents`` (the change feed that also shows deletions),
 ``users/me`` and the *Fields endpoints (custom fields keyed by 40-character hashes); the

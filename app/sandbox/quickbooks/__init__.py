@@ -1,7 +1,7 @@
 """A faithful local imitation of the QuickBooks Online Accounting API v3 and Intuit's OAuth server.
 
-Follows ../shared/reference/quickbooks-online.md (section 13, "What a faithful fake server should do")
-and the XSDs in ../shared/specs/quickbooks/xsd/ for every field name:
+Follows Intuit's QuickBooks Online API documentation (developer.intuit.com) and the XSDs in
+tests/specs/quickbooks/ for every field name:
 
 - OAuth at Intuit's real paths: authorize ``/connect/oauth2`` (auto-approves, ``realmId`` in the
   callback), tokens ``/oauth2/v1/tokens/bearer`` (client secret required, Basic or post), revoke

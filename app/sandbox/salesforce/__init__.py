@@ -1,6 +1,7 @@
 """A local imitation of Salesforce's REST API (one org) and its OAuth server.
 
-Follows ../shared/reference/salesforce.md and salesforce-rest-subset.openapi.yaml:
+Follows Salesforce's REST API documentation (developer.salesforce.com) and
+tests/specs/salesforce/salesforce-rest-subset.openapi.yaml:
 - OAuth web-server flow with PKCE at /services/oauth2/{authorize,token,revoke,introspect}; token
   responses carry instance_url, id (identity URL with org and user IDs), issued_at and signature,
   never expires_in; sessions last two hours (extended when used past half-time); refresh tokens do

@@ -1,6 +1,7 @@
 """A faithful local imitation of the Xero Accounting API 2.0 and Xero's identity service.
 
-Follows ../shared/reference/xero.md and the official OpenAPI documents in ../shared/specs/xero/:
+Follows Xero's API documentation (developer.xero.com) and the official OpenAPI documents in
+tests/specs/xero/:
 - Identity: ``/identity/connect/authorize`` (PKCE required, S256), ``/connect/token`` (30-minute access
   tokens; refresh tokens rotate on every use, the previous one living 30 more minutes, or until its
   successor is used; no refresh token without ``offline_access``), ``/connect/revocation`` and

@@ -1,6 +1,7 @@
 """A faithful local imitation of Zoho Books API v3 and its Zoho Accounts OAuth server.
 
-Follows ../shared/reference/zoho-books.md (and the ballerina OpenAPI sketch where it has shapes):
+Follows Zoho Books' API documentation (www.zoho.com/books/api/v3; our schema of it in
+tests/specs/zoho-books/):
 data-centre aware OAuth (``location`` and ``accounts-server`` on the callback, ``api_domain`` in the
 token response, both pointing at this server), refresh tokens that never rotate, one-hour access
 tokens, ``Authorization: Zoho-oauthtoken``, ``organization_id`` on every call, ``{code, message}``

@@ -1,6 +1,7 @@
 """A local imitation of Zoho CRM's REST API v8 and of the Zoho Accounts server it signs in through.
 
-Follows ../shared/reference/zoho-crm.md and Zoho's own OpenAPI files (zoho/crm-oas v8.0):
+Follows Zoho CRM's API documentation (www.zoho.com/crm/developer/docs/api/v8; our schema of it in
+tests/specs/zoho-crm/):
 
 * OAuth: ``/oauth/v2/auth`` answers with ``code``, ``location`` and ``accounts-server`` (this server),
   ``/oauth/v2/token`` takes its parameters as query string or form, names ``api_domain`` (this
