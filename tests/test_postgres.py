@@ -145,10 +145,15 @@ HOLDER = textwrap.dedent("""
 
 def _holder(url: str, ws: int, *, turns: int = 5, wait_to_release: bool = False) -> subprocess.Popen:
     code = HOLDER.format(root=str(ROOT), url=url, ws=ws, turns=turns, wait_to_release=wait_to_release)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    assert _line(proc) == "ready"
-    return proc
+
+
+def _go(*procs: subprocess.Popen) -> None:
+    """Once every holder has started (they start side by side), let them all begin at once."""
+    assert [_line(p) for p in procs] == ["ready"] * len(procs)
+    for p in procs:
+        _tell(p, "go")
 
 
 def _line(proc: subprocess.Popen, timeout: float = 120) -> str:
@@ -175,8 +180,7 @@ def _intervals(out: str) -> list[tuple[float, float]]:
 def test_two_processes_never_hold_the_same_workspace_at_once(store, pg_url):
     ws_id = _workspace(store, "Acme Books")
     procs = [_holder(pg_url, ws_id) for _ in range(2)]
-    for p in procs:
-        _tell(p, "go")
+    _go(*procs)
     outs = [p.communicate(timeout=120) for p in procs]  # each ends after its five turns
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
     a, b = (_intervals(o) for o, _ in outs)
@@ -189,8 +193,7 @@ def test_two_processes_never_hold_the_same_workspace_at_once(store, pg_url):
 def test_different_workspaces_run_in_parallel(store, pg_url):
     one, two = _workspace(store, "Acme Books"), _workspace(store, "Beta Bakery")
     procs = [_holder(pg_url, one, turns=1, wait_to_release=True), _holder(pg_url, two, turns=1, wait_to_release=True)]
-    for p in procs:
-        _tell(p, "go")
+    _go(*procs)
     # each holds its own workspace and keeps it until told: both holding at once is the proof
     assert [_line(p).split()[0] for p in procs] == ["held", "held"]
     for p in procs:
@@ -202,7 +205,7 @@ def test_different_workspaces_run_in_parallel(store, pg_url):
 def test_a_lease_left_by_a_killed_process_is_taken_over(store, pg_url):
     ws_id = _workspace(store, "Acme Books")
     proc = _holder(pg_url, ws_id, turns=1, wait_to_release=True)
-    _tell(proc, "go")
+    _go(proc)
     assert _line(proc).startswith("held")
     proc.send_signal(signal.SIGKILL)
     proc.wait()

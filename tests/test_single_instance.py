@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QDir
 
+from app.domain.clock import FakeClock
 from app.ui.single_instance import ALREADY_RUNNING, SingleInstance, instance_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +90,11 @@ def test_after_a_crash_the_stale_socket_is_removed_and_the_next_start_is_first(q
     crashed.wait(10)
     assert socket_file.exists()  # left behind
 
-    again = SingleInstance(key)
+    clock = FakeClock()  # its retries would move it: the takeover must not wait at all
+    again = SingleInstance(key, clock=clock)
     try:
-        started = time.monotonic()
         assert again.acquire() is True  # the lock named a dead process: taken over
-        assert time.monotonic() - started < 2
+        assert clock.monotonic() == 0
         late = SingleInstance(key)
         with qtbot.waitSignal(again.message_received, timeout=5000) as got:
             assert late.acquire() is False and late.answered  # the old socket file was replaced
@@ -103,3 +103,18 @@ def test_after_a_crash_the_stale_socket_is_removed_and_the_next_start_is_first(q
         again.close()
         crashed.stdout.close()
         crashed.stderr.close()
+
+
+def test_a_first_instance_that_does_not_answer_gets_three_seconds_then_is_reported(qapp, tmp_path):
+    from PySide6.QtCore import QLockFile
+
+    key = instance_key(tmp_path)
+    stuck = QLockFile(str(Path(QDir.tempPath()) / f"{key}.lock"))
+    assert stuck.tryLock(0)  # a first instance that holds the lock but never listens
+    clock = FakeClock()
+    try:
+        second = SingleInstance(key, clock=clock)
+        assert second.acquire() is False and not second.answered  # the app then prints NOT_ANSWERING
+        assert 3 <= clock.monotonic() < 3.2  # it kept asking for three seconds, by its clock, not the wall's
+    finally:
+        stuck.unlock()

@@ -22,6 +22,10 @@ class Clock(Protocol):
         """Seconds that only go forward, for measuring durations."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait that long (on a fake clock: move it that far, at once)."""
+        ...
+
 
 class SystemClock:
     """The computer's clock."""
@@ -31,6 +35,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def __repr__(self) -> str:
         return "SystemClock()"

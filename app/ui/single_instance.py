@@ -13,12 +13,13 @@ import getpass
 import hashlib
 import logging
 import os
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QDir, QLockFile, QObject, Qt, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QWidget
+
+from app.domain.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("crossledger.ui.instance")
 
@@ -57,9 +58,11 @@ class SingleInstance(QObject):
 
     message_received = Signal(str)
 
-    def __init__(self, key: str, parent: QObject | None = None, *, lock_dir: Path | str | None = None) -> None:
+    def __init__(self, key: str, parent: QObject | None = None, *, lock_dir: Path | str | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(parent)
         self.key = key
+        self.clock = clock  # paces the retries while the running instance is still starting up
         self.lock_path = Path(lock_dir or QDir.tempPath()) / f"{key}.lock"
         self.answered = False
         self._lock: QLockFile | None = None
@@ -82,7 +85,7 @@ class SingleInstance(QObject):
 
     def send(self, message: str, timeout_ms: int = 3000) -> bool:
         """Deliver one line to the running instance; retries while it is still starting up."""
-        deadline = time.monotonic() + timeout_ms / 1000
+        deadline = self.clock.monotonic() + timeout_ms / 1000
         while True:
             sock = QLocalSocket()
             sock.connectToServer(self.key)
@@ -93,10 +96,10 @@ class SingleInstance(QObject):
                 if sock.state() != QLocalSocket.LocalSocketState.UnconnectedState:
                     sock.waitForDisconnected(200)
                 return sent
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 log.warning("the running instance did not answer on %s: %s", self.key, sock.errorString())
                 return False
-            time.sleep(0.1)
+            self.clock.sleep(0.1)
 
     def close(self) -> None:
         """Stop listening and release the lock (at quit; the next launch is then the first)."""
