@@ -255,7 +255,7 @@ def test_an_undo_that_loses_its_lease_stops_before_its_next_change(tmp_path):
 
 def test_a_database_whose_start_was_overwritten_is_called_damaged_with_the_backup_to_restore(tmp_path, capsys):
     home = tmp_path / "h"
-    _store_with_workspace(home)
+    _store_with_workspace(home)[0].dispose()  # closed: its write-ahead log is folded into the file
     open_store(home, None).store.dispose()  # today's backup
     db = home / "crossledger.db"
     with open(db, "r+b") as fh:
