@@ -277,7 +277,7 @@ def test_recent_runs_strip(make_window, ids) -> None:
     assert model.data(model.index(0, RunsModel.RESULT)) == "Partly synced"  # newest first
     assert model.data(model.index(0, RunsModel.TRIGGER)) == "Sync now"
     assert model.data(model.index(1, RunsModel.SUMMARY)) == ("Created 3 customers, linked 2 to existing ones, "
-                                                              "2 held back for review")
+                                                              "2 held back by this run")
     assert model.data(model.index(1, RunsModel.TOOK)) == "1 min 34 s"
     assert isinstance(model.data(model.index(0, 0), RowRole).id, int)
 
@@ -410,7 +410,9 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     fake.release.set()
     qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=5000)
     assert page.banner.title.text() == "Sync finished"
-    assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones, 1 held back for review."
+    # what the run did, then where the workspace stands in the Held back tab's own number
+    assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones. Now 2 held back."
+    assert page.tabs.tabText(page.HELD_TAB) == "Held back  2" and header.held_tile.value.text() == "2"
     assert header.progress_row.isHidden()
     assert header.sync_button.isEnabled() and header.sync_button.text() == "Sync now"
     assert page.linked.model.rowCount() == 6  # the views were re-read after the run
@@ -538,7 +540,7 @@ def test_many_qt_calls_do_not_exhaust_none(qapp) -> None:
 
 def test_plain_words() -> None:
     assert text.run_summary({"created": 143, "linked": 22, "quarantined": 18}) == (
-        "Created 143 customers, linked 22 to existing ones, 18 held back for review")
+        "Created 143 customers, linked 22 to existing ones, 18 held back by this run")
     assert text.run_summary({"created": 1}) == "Created 1 customer"
     assert text.run_summary({"read": 4}) == "Everything was already in sync"
     assert [text.how_label(h) for h in ("created", "email", "tax_id", "name", "duplicate")] == [

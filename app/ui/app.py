@@ -80,7 +80,8 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         if not told:
             told = True
             tray.icon.showMessage("Crossledger is still running",
-                                  "Scheduled syncs carry on in the background. Use Quit in this menu to stop them.")
+                                  "Scheduled syncs carry on in the background. To stop them, choose Quit "
+                                  "Crossledger in the menu of Crossledger's icon here in the system tray.")
 
     window.keep_running_in_tray = tray.show()
     window.on_close_to_tray = closed_to_tray

@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
+from app.ops.status import WorkspaceCounts
 from app.ops.workspaces import UserError
 from app.sync.engine import Busy, RunResult
 
@@ -179,10 +180,23 @@ def last_run_text(status: str | None, started_at: dt.datetime | None, now: dt.da
     return f"{run_status_label(status)} {when}" if status != "running" else "Syncing…"
 
 
+# -- the counts (docs/glossary.md) --------------------------------------------------------------
+
+def attention_words(held_back: int, to_review: int) -> str:
+    """'3 to review, 16 held back': the Review and Held back tabs' numbers, in their words.
+    Empty when nothing waits. From ``app.ops.status.workspace_counts``, like every count shown."""
+    parts = [f"{to_review:,} to review"] if to_review else []
+    if held_back:
+        parts.append(f"{held_back:,} held back")
+    return ", ".join(parts)
+
+
 # -- run results -------------------------------------------------------------------------------
 
-def run_summary(counts: Mapping[str, int]) -> str:
-    """'Created 143 customers, linked 22 to existing ones, 18 held back for review'."""
+def run_summary(counts: Mapping[str, int], *, tallies: bool = True) -> str:
+    """'Created 143 customers, linked 22 to existing ones, 18 held back by this run'. Without
+    ``tallies`` only what the run changed: where the workspace stands now is said apart, in the
+    numbers of the tabs (``notice_for_result``)."""
     if counts.get("undo_of"):  # an undo run: what it took back
         return undo_summary(counts)
     parts = []
@@ -192,10 +206,10 @@ def run_summary(counts: Mapping[str, int]) -> str:
         parts.append(f"linked {counts['linked']:,} to existing ones")
     if counts.get("updated"):
         parts.append(f"updated {counts['updated']:,}")
-    if counts.get("quarantined"):
-        parts.append(f"{counts['quarantined']:,} held back for review")
-    if counts.get("conflicts"):
-        parts.append(f"{plural(counts['conflicts'], 'conflict')} to review")
+    if tallies and counts.get("quarantined"):
+        parts.append(f"{counts['quarantined']:,} held back by this run")
+    if tallies and counts.get("conflicts"):
+        parts.append(f"{plural(counts['conflicts'], 'conflicting field')} found")
     if not parts:
         return "Everything was already in sync" if counts.get("read") else "Nothing new to sync"
     text = ", ".join(parts)
@@ -217,8 +231,11 @@ def undo_summary(counts: Mapping[str, int]) -> str:
 ALLOW_LARGE_CHANGE = "Sync and allow these changes"
 
 
-def notice_for_result(result: RunResult) -> Notice:
-    summary = run_summary(result.counts)
+def notice_for_result(result: RunResult, now: WorkspaceCounts | None = None) -> Notice:
+    """``now``: the workspace's counts after the run, said as the tabs say them ("Now 16 held back")."""
+    summary = run_summary(result.counts, tallies=now is None)
+    if now is not None and (words := attention_words(now.held_back, now.to_review)):
+        summary = f"{summary}. Now {words}"
     if result.status == "ok":
         return Notice("success", "Sync finished", f"{summary}.")
     if result.status == "cancelled":
