@@ -549,3 +549,37 @@ def test_plain_words() -> None:
     assert text.format_duration(T0, T0 + dt.timedelta(seconds=125)) == "2 min 5 s"
     assert text.format_when(T0 - dt.timedelta(days=400), NOW) == f"{(T0 - dt.timedelta(days=400)).day} " \
         f"{text.local(T0 - dt.timedelta(days=400)):%b %Y}"
+
+
+def test_a_scheduled_run_refreshes_last_sync_in_the_header_and_list(make_window, store, ids, qtbot) -> None:
+    """The scheduler's job context reaches the window through a Qt signal (app.ui.app.window_scheduler):
+    after a scheduled run, "Last sync" moves on without anyone clicking Sync now."""
+    from app.ui.app import window_scheduler
+
+    window = make_window()
+    header = window.page.header
+    assert header.last_sync.text().startswith("Last sync: Today, 14:40")
+    main_thread = threading.current_thread()
+    ran_on: list[threading.Thread] = []
+
+    def scheduled(_ctx: object, name: str) -> RunResult:  # a fake job: what a real run leaves behind
+        ran_on.append(threading.current_thread())
+        with store.session() as s:
+            ws = s.query(Workspace).filter_by(name=name).one()
+            s.add(Run(workspace_id=ws.id, trigger="schedule", status="ok", started_at=T0, finished_at=T0,
+                      counts={"read": 3, "updated": 1}))
+            s.add(Quarantine(workspace_id=ws.id, side="crm", record_type="company", record_id="q9", name="New Hold",
+                             reasons={"items": [{"field": "email", "message": "The email address is not valid."}]}))
+        return RunResult(9, name, "ok", False, {"read": 3, "updated": 1})
+
+    scheduler = window_scheduler(window, store, MemoryTokenStore(), runners={"realtime": scheduled})
+    scheduler.start()
+    try:
+        scheduler.run_now("Acme Books")
+        qtbot.waitUntil(lambda: header.last_sync.text().startswith("Last sync: Today, 15:40"), timeout=5000)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert ran_on and ran_on[0] is not main_thread  # the job ran on the scheduler's thread
+    assert window.list_model.data(window.list_model.index(0), window.list_model.StateRole) == "Synced today, 15:40"
+    assert header.held_tile.value.text() == "3"
+    assert window.page.tabs.tabText(window.page.HELD_TAB) == "Held back  3"

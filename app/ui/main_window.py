@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
 
@@ -30,6 +30,11 @@ def _utcnow() -> dt.datetime:
 
 
 class MainWindow(QMainWindow):
+    # A scheduled job (kind, workspace name) has finished or failed. Emitted from the scheduler's
+    # worker thread by the job context's on_result/on_error (app/ui/app.py); queued to the UI thread,
+    # where the header and the workspace list re-read "Last sync" and the counts.
+    scheduled_job_done = Signal(str, str)
+
     def __init__(
         self,
         store: Store,
@@ -78,6 +83,7 @@ class MainWindow(QMainWindow):
         self.sync.started.connect(self._run_started)
         self.sync.progressed.connect(self._run_progressed)
         self.sync.finished.connect(self._run_finished)
+        self.scheduled_job_done.connect(self._scheduled_job_done)
         self._add_actions()
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
@@ -168,6 +174,14 @@ class MainWindow(QMainWindow):
         self.list_model.update_item(fresh)
         if self.page.workspace_id == workspace_id:
             self.page.load(fresh)
+
+    def _scheduled_job_done(self, _kind: str, workspace: str) -> None:
+        items = (self.list_model.item(row) for row in range(self.list_model.rowCount()))
+        ws_id = next((ws.id for ws in items if ws.name == workspace), None)
+        if ws_id is None:  # removed meanwhile, or a new one: re-read the list
+            self.reload()
+        elif not self.sync.is_running(ws_id):  # a run from Sync now redraws the page when it ends
+            self._refresh_workspace(ws_id)
 
     # -- Sync now ------------------------------------------------------------------------------
     def sync_selected(self) -> None:
