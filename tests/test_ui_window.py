@@ -292,11 +292,36 @@ def test_models_pass_qtmodeltester(make_window, ids, qtmodeltester) -> None:
     qtmodeltester.check(empty, force_py=True)
 
 
-def test_empty_store_suggests_the_demo(make_window) -> None:
-    window = make_window()
-    assert window.stack.currentWidget() is window.empty
-    assert "crossledger demo" in window.empty.command.text()
-    assert window.sidebar.none_yet.isVisible()
+def test_empty_window_runs_the_demo_in_the_window(store, qtbot, tmp_path) -> None:
+    """"Try the demo" sets up the sandboxes and syncs them on a worker thread, with progress, and
+    never sends the bookkeeper to a terminal."""
+    from PySide6.QtWidgets import QLabel
+
+    make_application()
+    window = MainWindow(store, MemoryTokenStore(), pool=QThreadPool(), now=lambda: NOW, home=tmp_path)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    empty = window.empty
+    assert window.stack.currentWidget() is empty and window.sidebar.none_yet.isVisible()
+    words = " ".join(label.text() for label in empty.findChildren(QLabel))
+    assert "terminal" not in words and "crossledger demo" not in words
+    assert empty.demo_button.text() == "Try the demo" and empty.demo_button.isEnabled()
+    stages: list[str] = []
+    window.demo_job = None
+    qtbot.mouseClick(empty.demo_button, Qt.MouseButton.LeftButton)
+    assert empty.busy and not empty.demo_button.isEnabled() and not empty.add_button.isEnabled()
+    qtbot.waitUntil(lambda: (stages.append(empty.stage.text()) or True) and not window.demo_job.running,
+                    timeout=180_000)
+    assert any(stage.startswith("Starting the HubSpot sandbox") for stage in stages), stages[:5]
+    assert window.stack.currentWidget() is window.page
+    page = window.page
+    assert page.header.title.text() == "demo"
+    assert page.banner.title.text() == "The demo is ready"
+    held = page.header.held_tile.value.text()
+    assert f"Now {held} held back" in page.banner.detail.text()
+    assert page.tabs.tabText(page.HELD_TAB) == f"Held back  {held}"
+    assert window.shutdown(10000)
 
 
 def test_check_again_picks_up_a_new_workspace(make_window, store, qtbot) -> None:
