@@ -303,7 +303,7 @@ class TrayController(QObject):
                                            now=self._now())
 
         # First what people reach for most, last Quit, as in Dropbox's and Nextcloud's tray menus.
-        self._action(menu, "Open Crossledger", "open", self._open)
+        menu.setDefaultAction(self._action(menu, "Open Crossledger", "open", self._open))  # bold, like a click
         menu.addSeparator()
         summary = menu.addAction(tray_state.summary_line(self.state, self._statuses, running, self._failures))
         summary.setEnabled(False)

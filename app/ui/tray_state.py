@@ -120,9 +120,8 @@ def run_result_words(run: RunRow) -> str:
     if run.status == "partial":
         errors = int(c.get("errors", 0) or 0)
         return f"partly synced, {text.plural(errors, 'record')} failed" if errors else "partly synced"
-    what = f"{text.plural(changes, 'change')}" if changes else "nothing new"
-    held = int(c.get("quarantined", 0) or 0)
-    return f"synced, {what}" + (f", {held:,} held back" if held else "")
+    # What is held back now is the State line's count (the Held back tab's), not this run's tally.
+    return f"synced, {text.plural(changes, 'change')}" if changes else "synced, nothing new"
 
 
 def when_words(value: dt.datetime | None, now: dt.datetime) -> str:
