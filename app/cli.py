@@ -349,7 +349,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         secret = "crossledger-sandbox-secret"  # a local sandbox takes any secret; some providers require one  # noqa: S105 - sandbox only
     connect(conn, tokens, client_secret=secret, open_url=opener, timeout=args.timeout)
     workspaces.save_connection(store, ws, conn)
-    print(f"Connected to {conn.label or info.label}. The sign-in is saved in the system keyring.")
+    print(f"Connected to {(conn.label or info.label).rstrip('.')}. The sign-in is saved in the system keyring.")
     return 0
 
 

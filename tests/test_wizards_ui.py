@@ -478,3 +478,51 @@ def test_every_wizard_page_can_be_shot_for_the_docs(tmp_path):
             "wizard-21-mapping-fields.png", "wizard-22-mapping-preview.png"} <= names
     assert all(p.stat().st_size > 4000 for p in paths)
     assert names <= {p.name for p in SHOTS.glob("wizard-*.png")}  # the committed set is complete
+
+
+def test_wizard_pages_say_their_step_mark_the_wrong_field_and_style_the_main_action(qtbot, store, home):
+    """"Step 1 of 6: Add a client", the problem under the field it is about (marked), and Next /
+    Finish drawn as the main action."""
+
+    workspaces.add_workspace(store, "Taken Ltd", "hubspot", "quickbooks")
+    wizard = ConnectWizard(store, MemoryTokenStore(), home)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.currentPage()
+    assert page.title() == "Step 1 of 6: Add a client"  # client, each side's account and sign-in, finish
+    for which in (NEXT, FINISH, QWizard.WizardButton.CommitButton):
+        assert wizard.button(which).objectName() == "PrimaryButton"
+
+    fill_client(wizard, "Taken Ltd", "hubspot", "quickbooks", sides="crm")
+    qtbot.mouseClick(wizard.button(NEXT), Qt.MouseButton.LeftButton)
+    assert wizard.currentId() == 0
+    assert page.name.property("invalid") is True
+    under = page._field_problems.labels["name"]
+    assert under.isVisible() and "Taken Ltd" in under.text() and under.objectName() == "FieldError"
+    assert under.geometry().top() >= page.name.geometry().bottom()  # right under the field,
+    assert abs(under.geometry().left() - page.name.geometry().left()) <= 2  # aligned with it
+    assert not page.errors.isVisible()  # not repeated at the bottom
+    assert page.crm.property("invalid") is False
+
+    page.name.setText("Fresh Ltd")
+    click(qtbot, wizard)
+    assert wizard.currentPage().title() == "Step 2 of 4: Connect HubSpot"  # only the CRM now: 2 steps fewer
+    wizard.back()
+    assert page.title() == "Step 1 of 4: Add a client"
+    click(qtbot, wizard)  # accepted now: the mark and the message are gone
+    assert page.name.property("invalid") is False and not under.isVisible()
+    wizard.reject()
+
+
+def test_mapping_preview_names_records_not_ids() -> None:
+    from app.ui.mapping_wizard import PreviewModel
+    from app.wizard.mapping_flow import PreviewRow
+
+    model = PreviewModel(crm_label="HubSpot")
+    model.set_rows([PreviewRow("company", "9800001", {"name": "Harbour Cafe"}, [], "Creates a new customer",
+                               "Harbour Cafe"),
+                    PreviewRow("person", "77", {}, ["The email address is not valid."], "Held back")])
+    assert model.data(model.index(0, 0)) == "Harbour Cafe"
+    assert model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole) == "Company 9800001 in HubSpot"
+    assert model.data(model.index(1, 0)) == "(a contact with no name)"
+    assert "9800001" not in model.data(model.index(0, 0)) and "77" not in model.data(model.index(1, 0))

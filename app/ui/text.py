@@ -180,6 +180,12 @@ def last_run_text(status: str | None, started_at: dt.datetime | None, now: dt.da
     return f"{run_status_label(status)} {when}" if status != "running" else "Syncing…"
 
 
+def sentence(value: str) -> str:
+    """End with one full stop: 'Crossledger Demo Inc.' stays as it is, never 'Inc..'."""
+    value = value.rstrip()
+    return value if value.endswith((".", "!", "?", "…")) else value + "."
+
+
 # -- the counts (docs/glossary.md) --------------------------------------------------------------
 
 def attention_words(held_back: int, to_review: int) -> str:
