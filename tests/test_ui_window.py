@@ -608,3 +608,57 @@ def test_a_scheduled_run_refreshes_last_sync_in_the_header_and_list(make_window,
     assert window.list_model.data(window.list_model.index(0), window.list_model.StateRole) == "Synced today, 15:40"
     assert header.held_tile.value.text() == "3"
     assert window.page.tabs.tabText(window.page.HELD_TAB) == "Held back  3"
+
+
+def _tab_walk(window: MainWindow, start, presses: int = 150) -> list:
+    """Press Tab from ``start`` until focus comes back round; the controls it stopped on, in order."""
+    from PySide6.QtTest import QTest
+
+    start.setFocus(Qt.FocusReason.TabFocusReason)
+    QApplication.processEvents()
+    reached = []
+    for _ in range(presses):
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        if focused is start and reached:  # round the window once (a date field takes a Tab per part)
+            break
+        reached.append(focused)
+        QTest.keyClick(focused, Qt.Key.Key_Tab)
+        QApplication.processEvents()
+    return reached
+
+
+def test_each_page_is_walked_with_the_keyboard_and_every_control_has_a_name(make_window, store, ids, qtbot) -> None:
+    """Tab alone reaches every enabled control of each page, read-only tables let it go on (arrows
+    move in them), and each control has a name a screen reader says."""
+    from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QMenuBar, QTabBar
+
+    from app.store.models import ConflictRow
+    from app.ui.accessibility import keyboard_controls
+
+    with store.session() as s:  # something to decide on the Review page
+        s.add(ConflictRow(workspace_id=ids["acme"], crm_type="company", crm_id="crm-0", acct_id="1", field="phone",
+                          crm_value="+44 1", acct_value="+44 2", base_value="+44 0", rule="ask", outcome="open",
+                          created_at=T0))
+    window = make_window()
+    window.activateWindow()
+    page = window.page
+    for index in range(page.tabs.count()):
+        page.tabs.setCurrentIndex(index)
+        qtbot.wait(20)
+        title = page.tabs.tabText(index)
+        reached = _tab_walk(window, page.tabs.tabBar())
+        wanted = [w for w in keyboard_controls(window) if w.isVisible() and w.isEnabled()
+                  and not isinstance(w, QMenuBar) and w.window() is window]
+        missed = [f"{type(w).__name__} {w.accessibleName() or getattr(w, 'text', lambda: '')()!r}"
+                  for w in wanted if w not in reached]
+        assert not missed, f"{title}: Tab never reaches {missed}"
+        for w in reached:
+            named = w.accessibleName() or (isinstance(w, QAbstractButton) and w.text()) or isinstance(w, QTabBar)
+            assert named, f"{title}: {type(w).__name__} has no name"
+        tables = [w for w in reached if isinstance(w, QAbstractItemView)]
+        for table in tables:  # Tab leaves a read-only table at once
+            assert not table.tabKeyNavigation(), f"{title}: {table.accessibleName()} keeps Tab"
+            at = reached.index(table)
+            assert reached[at + 1] is not table
+    assert page.review.count == 1

@@ -16,6 +16,7 @@ from app.ops.demo import DemoResult, run_demo
 from app.ops.sync_run import run_sync
 from app.store.db import Store
 from app.ui import text
+from app.ui.accessibility import name_controls
 from app.ui.empty_state import EmptyState
 from app.ui.migration_wizard import MigrationActions
 from app.ui.models import WorkspaceListModel
@@ -101,6 +102,10 @@ class MainWindow(QMainWindow):
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
         self.migration_actions = MigrationActions(self, store, tokens, pool)  # Migrate existing records…
         self.reload()
+        # Every control Tab reaches has a name a screen reader says (app/ui/accessibility.py); pages
+        # fill in controls as they load, so their new ones are named when they are shown.
+        name_controls(self)
+        self.page.tabs.currentChanged.connect(lambda _i: name_controls(self.page))
 
     def _add_actions(self) -> None:
         for label, keys, slot in (
