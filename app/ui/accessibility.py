@@ -32,7 +32,7 @@ def _clean(value: str) -> str:
 def _label_before(widget: QWidget) -> str:
     parent = widget.parentWidget()
     layout = parent.layout() if parent is not None else None
-    found = _holding(layout, widget) if layout is not None else None
+    found = layout_position(layout, widget) if layout is not None else None
     if found is None:
         return ""
     holder, index = found
@@ -46,13 +46,14 @@ def _label_before(widget: QWidget) -> str:
     return ""
 
 
-def _holding(layout: QLayout, widget: QWidget) -> tuple[QLayout, int] | None:
+def layout_position(layout: QLayout, widget: QWidget) -> tuple[QLayout, int] | None:
+    """The (sub)layout of ``layout`` that holds ``widget``, and its index there."""
     for i in range(layout.count()):
         item = layout.itemAt(i)
         if item.widget() is widget:
             return layout, i
         inner = item.layout()
-        if inner is not None and (found := _holding(inner, widget)) is not None:
+        if inner is not None and (found := layout_position(inner, widget)) is not None:
             return found
     return None
 

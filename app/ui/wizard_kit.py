@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from PySide6.QtWidgets import QBoxLayout, QFormLayout, QLabel, QLayout, QWidget, QWizard, QWizardPage
+from PySide6.QtWidgets import QBoxLayout, QFormLayout, QLabel, QWidget, QWizard, QWizardPage
+
+from app.ui.accessibility import layout_position
 
 STEP_PREFIX = re.compile(r"^Step \d+ of \d+: ")
 
@@ -59,17 +61,6 @@ def _restyle(widget: QWidget) -> None:
     widget.style().polish(widget)
 
 
-def _find(layout: QLayout, widget: QWidget) -> tuple[QLayout, int] | None:
-    for i in range(layout.count()):
-        item = layout.itemAt(i)
-        if item.widget() is widget:
-            return layout, i
-        inner = item.layout()
-        if inner is not None and (found := _find(inner, widget)) is not None:
-            return found
-    return None
-
-
 class FieldProblems:
     """Marks the fields a problem is about and writes its message right under the field.
 
@@ -88,7 +79,7 @@ class FieldProblems:
         widget = self.fields[key]
         holder = widget.parentWidget()  # the page, or a group box on it: its layout holds the field
         root = holder.layout() if holder is not None else None
-        found = _find(root, widget) if root is not None else None
+        found = layout_position(root, widget) if root is not None else None
         if found is None:
             return None
         layout, index = found
