@@ -79,6 +79,14 @@ def test_one_count_everywhere(store: Store, tmp_path: Path, capsys, qtbot) -> No
     out = capsys.readouterr().out
     assert "  3 held back, 3 to review (2 with conflicting changes, 1 possible match)" in out
     assert "32" not in out and "24" not in out  # a past run's own tallies are not the workspace's count
+    # the summary a sync prints ends with the same line, whatever the run's own tallies were
+    from app.sync.engine import RunResult
+
+    cli._print_run_summary(RunResult(9, "Acme Books", "ok", False, {"read": 40, "quarantined": 32, "conflicts": 24,
+                                                                     "writes": 2}), store)
+    summary = capsys.readouterr().out
+    assert summary.splitlines()[-1] == "  3 held back, 3 to review (2 with conflicting changes, 1 possible match)"
+    assert "32" not in summary and "24" not in summary
 
     # the window: tab titles and header tiles
     from app.ui.app import make_application
