@@ -46,15 +46,17 @@ _HOW = {
 }
 
 _HOW_TIPS = {
-    "created": "Crossledger created this customer in the ledger.",
-    "email": "Linked to an existing ledger customer with the same email address.",
-    "tax_id": "Linked to an existing ledger customer with the same tax ID.",
-    "name": "Linked to an existing ledger customer with the same name.",
-    "duplicate": "Another CRM record for the same customer was synced first; both share one ledger customer.",
+    "created": "Crossledger created this customer in the accounting system.",
+    "email": "Linked to an existing customer in the accounting system with the same email address.",
+    "tax_id": "Linked to an existing customer in the accounting system with the same tax ID.",
+    "name": "Linked to an existing customer in the accounting system with the same name.",
+    "duplicate": ("Another CRM record for the same customer was synced first; both share one customer in the "
+                  "accounting system."),
     "link": "Linked in an earlier sync.",
     "id": "Linked in an earlier sync.",
     "manual": "You said these two are the same customer (in the migration or the Review tab).",
-    "matched": "The ledger already had this deal's invoice; Crossledger linked it instead of making another.",
+    "matched": ("The accounting system already had this deal's invoice; Crossledger linked it instead of making "
+                "another."),
 }
 
 _RUN_STATUS = {

@@ -56,8 +56,8 @@ def named_labels(labels: dict[str, str], crm: str, ledger: str) -> dict[str, str
     return {k: v.replace("Accounting", ledger).replace("accounting", ledger).replace("CRM", crm)
             for k, v in labels.items()}
 MAX_VERSIONS = 50
-MATCHED_AT_SYNC = ("Checked when syncing: linked to a ledger customer with the same email, tax ID or name, "
-                   "otherwise created")
+MATCHED_AT_SYNC = ("Checked when syncing: linked to a customer in the accounting system with the same email, "
+                   "tax ID or name, otherwise created")
 
 
 def fields_of(object_type: str) -> tuple[str, ...]:
