@@ -201,10 +201,11 @@ def attention_words(held_back: int, to_review: int) -> str:
 
 # -- run results -------------------------------------------------------------------------------
 
-def run_summary(counts: Mapping[str, int], *, tallies: bool = True) -> str:
-    """'Created 143 customers, linked 22 to existing ones, 18 held back by this run'. Without
-    ``tallies`` only what the run changed: where the workspace stands now is said apart, in the
-    numbers of the tabs (``notice_for_result``)."""
+def run_summary(counts: Mapping[str, int]) -> str:
+    """'Created 143 customers, linked 22 to existing ones, updated 3': what the run changed. How
+    many are held back or to review is the workspace's count, said apart in the tabs' numbers
+    (``notice_for_result``, docs/glossary.md), never a run's own tally, which counts a record again
+    every run while its reason lasts."""
     if counts.get("undo_of"):  # an undo run: what it took back
         return undo_summary(counts)
     parts = []
@@ -214,11 +215,9 @@ def run_summary(counts: Mapping[str, int], *, tallies: bool = True) -> str:
         parts.append(f"linked {counts['linked']:,} to existing ones")
     if counts.get("updated"):
         parts.append(f"updated {counts['updated']:,}")
-    if tallies and counts.get("quarantined"):
-        parts.append(f"{counts['quarantined']:,} held back by this run")
-    if tallies and counts.get("conflicts"):
-        parts.append(f"{plural(counts['conflicts'], 'conflicting field')} found")
     if not parts:
+        if counts.get("quarantined") or counts.get("conflicts"):
+            return "Nothing changed"  # not "in sync": some records were held back or need a decision
         return "Everything was already in sync" if counts.get("read") else "Nothing new to sync"
     text = ", ".join(parts)
     return text[0].upper() + text[1:]
@@ -241,7 +240,7 @@ ALLOW_LARGE_CHANGE = "Sync and allow these changes"
 
 def notice_for_result(result: RunResult, now: WorkspaceCounts | None = None) -> Notice:
     """``now``: the workspace's counts after the run, said as the tabs say them ("Now 16 held back")."""
-    summary = run_summary(result.counts, tallies=now is None)
+    summary = run_summary(result.counts)
     if now is not None and (words := attention_words(now.held_back, now.to_review)):
         summary = f"{summary}. Now {words}"
     if result.status == "ok":
