@@ -425,6 +425,14 @@ def test_mapping_wizard_change_preview_save_and_the_next_sync_uses_it(qtbot, sto
     table = fields.tables["company"]
     choices = [table.combos[("name", 1)].itemText(i) for i in range(table.combos[("name", 1)].count())]
     assert any("custom" in c for c in choices) or len(choices) > 5  # the CRM's own fields, read through its API
+    name_source = table.combos[("name", 1)]
+    was = name_source.currentData()
+    table.set_combo("name", 1, "")  # not synced: the row says why, under the field's name, and its drop-down is marked
+    assert name_source.property("invalid") is True and table.combos[("name", 2)].property("invalid") is False
+    assert table.item(0, 0).text().startswith("Customer name\nCompanies need a field for the customer name")
+    assert not wizard.button(NEXT).isEnabled() or fields.errors.isVisible()
+    table.set_combo("name", 1, was)
+    assert name_source.property("invalid") is False and table.item(0, 0).text() == "Customer name"
     table.set_combo("name", 2, "upper")
     live_names = [html.unescape(line).lstrip("• ").split(",")[0] for line in fields.live.text().split("<br>")]
     assert live_names and all(n == n.upper() and any(c.isalpha() for c in n) for n in live_names)
@@ -435,6 +443,8 @@ def test_mapping_wizard_change_preview_save_and_the_next_sync_uses_it(qtbot, sto
     assert model.rowCount() > 0
     names = [model.index(r, 1).data() for r in range(model.rowCount())]
     assert all(n == n.upper() for n in names) and any(n for n in names)
+    records = [model.index(r, 0).data() for r in range(model.rowCount())]
+    assert not any(r.startswith(("Company ", "Contact ")) and r.split()[-1].isdigit() for r in records)
     assert {model.rows[r].object_type for r in range(model.rowCount())} == {"company"}
     click(qtbot, wizard)
     save = wizard.currentPage()

@@ -162,7 +162,7 @@ def validate_draft(draft: Draft, fields: dict[str, list[FieldInfo]]) -> Problems
                                                                       or mapped.get("last_name"))):
                 what = "first and last name (or a full name)" if otype == "person" else "a field"
                 problems[f"{otype}.name"] = (f"{OBJECT_LABEL[otype]} need {what} for the customer name, or the "
-                                             "ledger cannot hold them.")
+                                             "accounting system cannot hold them.")
     for f, rule in draft.rules.items():
         if rule not in RULE_LABEL:
             problems[f"rule.{f}"] = f"Choose who wins for {FIELD_LABEL.get(f, f)}."
