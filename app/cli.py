@@ -262,10 +262,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if choice.note:
         print(choice.note)
     result = run_demo(store, choice.tokens, home, crm=args.crm, accounting=args.accounting, progress=_print_progress)
-    _print_run_summary(result.run)
+    _print_run_summary(result.run, store)
     _print_invoices(store, result.workspace)
     print(f"\nThe demo workspace '{result.workspace}' is saved in {home}.")
-    print(f"  crossledger --home {home} status        shows links and quarantined records")
+    print(f"  crossledger --home {home} status        shows linked, held back and to review")
     print(f"  crossledger --home {home} sync demo     syncs again (nothing changed: 0 writes)")
     if not args.headless:
         return _gui(args, home, store, tokens=choice.tokens)
@@ -291,15 +291,24 @@ def _print_invoices(store: Any, workspace: str) -> None:
         print(f"  … and {summary['linked'] - 12} more (crossledger status --json lists them all)")
 
 
-def _print_run_summary(run: Any) -> None:
+def _counts(store: Any, workspace: str) -> Any:
+    from app.ops.status import workspace_counts
+    from app.ops.workspaces import get_workspace
+
+    return workspace_counts(store, get_workspace(store, workspace).id)
+
+
+def _print_run_summary(run: Any, store: Any) -> None:
+    """What the run did, then where the workspace stands: held back and to review are the window's
+    numbers (app.ops.status.workspace_counts; docs/glossary.md), not this run's own tallies."""
     c = run.counts
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"Sync of '{run.workspace}' {'(dry run) ' if run.dry_run else ''}finished: {run.status}.")
     print(f"  read {c.get('read', 0)} records; created {c.get('created', 0)} customers, "
           f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
-    print(f"  {c.get('quarantined', 0)} held back for review, {c.get('conflicts', 0)} conflicts, "
-          f"{c.get('writes', 0)} writes")
+    print(f"  {c.get('writes', 0)} changes written")
+    print(f"  {_count_words(_counts(store, run.workspace).to_json())}")
     if c.get("invoices_created") or c.get("deals_updated") or c.get("deals_held") or c.get("invoices_matched"):
         matched = c.get("invoices_matched", 0)
         print(f"  {c.get('invoices_created', 0)} invoices created for won deals"
@@ -311,6 +320,16 @@ def _print_run_summary(run: Any) -> None:
     if run.status == "held":
         print(f"  To see what would change: crossledger sync \"{run.workspace}\" --dry-run")
         print(f"  To let it through:        crossledger sync \"{run.workspace}\" --allow-mass-change")
+
+
+def _count_words(counts: dict[str, int]) -> str:
+    """'16 held back, 3 to review (1 with conflicting changes, 2 possible matches)', from the
+    ``counts`` of ``status --json`` (``WorkspaceCounts.to_json``)."""
+    conflicts, matches = counts["conflicts"], counts["possible_matches"]
+    why = [f"{conflicts} with conflicting changes"] if conflicts else []
+    if matches:
+        why.append(f"{matches} possible {'match' if matches == 1 else 'matches'}")
+    return f"{counts['held_back']} held back, {counts['to_review']} to review" + (f" ({', '.join(why)})" if why else "")
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
@@ -454,7 +473,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         secret = "crossledger-sandbox-secret"  # a local sandbox takes any secret; some providers require one  # noqa: S105 - sandbox only
     connect(conn, tokens, client_secret=secret, open_url=opener, timeout=args.timeout)
     workspaces.save_connection(store, ws, conn)
-    print(f"Connected to {conn.label or info.label}. The sign-in is saved in the system keyring.")
+    print(f"Connected to {(conn.label or info.label).rstrip('.')}. The sign-in is saved in the system keyring.")
     return 0
 
 
@@ -472,9 +491,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     result = run_sync(store, _tokens(store, args.name), args.name, dry_run=args.dry_run, trigger="cli",
                       progress=None if args.json else _print_progress, allow_mass_change=args.allow_mass_change)
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps({**result.to_json(), "workspace_counts": _counts(store, args.name).to_json()}))
     else:
-        _print_run_summary(result)
+        _print_run_summary(result, store)
     return 0 if result.status in ("ok", "partial") else 1
 
 
@@ -494,8 +513,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {c['side']:<10} {c['provider_label']:<18} {c['company'] or ''} ({c['status']})")
         print(f"  {ws['links']['total']} linked customers "
               f"({', '.join(f'{k}: {v}' for k, v in sorted(ws['links']['by_match'].items()))})")
+        print(f"  {_count_words(ws['counts'])}")
         if ws["quarantined"]:
-            print(f"  {len(ws['quarantined'])} held back:")
+            print(f"  Held back ({len(ws['quarantined'])}):")
             for q in ws["quarantined"]:
                 print(f"    - {q['name']}: {' '.join(q['reasons'])}")
         for r in ws["last_runs"][:3]:

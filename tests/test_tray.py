@@ -21,7 +21,7 @@ import pytest
 
 from app.connectors import errors as cerr
 from app.connectors.tokens import MemoryTokenStore, Tokens
-from app.ops.status import ConnectionInfo, RunRow, WorkspaceStatus
+from app.ops.status import ConnectionInfo, RunRow, WorkspaceCounts, WorkspaceStatus
 from app.ops.workspaces import add_workspace, update_settings
 from app.sched import jobs
 from app.sched.service import Scheduler
@@ -38,13 +38,14 @@ NOW = dt.datetime(2026, 3, 14, 14, 30, tzinfo=dt.UTC)
 
 
 def ws(name: str = "Acme", *, status: str | None = "ok", quarantined: int = 0, counts: dict | None = None,
-       reconnect: bool = False, wid: int = 1) -> WorkspaceStatus:
+       reconnect: bool = False, wid: int = 1, conflicts: int = 0, matches: int = 0) -> WorkspaceStatus:
     run = RunRow(7, "schedule", status, T0, T0, counts or {}, "Xero refused the sign-in" if status == "failed"
                  else None, False) if status else None
     conns = [ConnectionInfo("crm", "hubspot", None, "https://api.hubapi.com", "connected"),
              ConnectionInfo("accounting", "xero", None, "https://api.xero.com",
                             "reconnect" if reconnect else "connected")]
-    return WorkspaceStatus(wid, name, "hubspot", "xero", conns, 10, {"email": 10}, quarantined, run)
+    return WorkspaceStatus(wid, name, "hubspot", "xero", conns, 10, {"email": 10}, quarantined, run,
+                           WorkspaceCounts(10, quarantined, conflicts, matches))
 
 
 # -- pure: no Qt application -------------------------------------------------------------------
@@ -54,7 +55,8 @@ def test_state_for_idle_review_error():
     assert state_for([ws(), ws("Birch", status=None, wid=2)]) == "idle"
     assert state_for([ws(), ws("Birch", quarantined=3, wid=2)]) == "review"
     assert state_for([ws(status="partial")]) == "review"
-    assert state_for([ws(counts={"conflicts": 2})]) == "review"
+    assert state_for([ws(conflicts=2)]) == "review"  # open conflicts, as the Review tab counts them
+    assert state_for([ws(counts={"conflicts": 2})]) == "idle"  # a past run's count, decided since
     assert state_for([ws(), ws("Birch", status="failed", wid=2)]) == "error"
     assert state_for([ws(reconnect=True)]) == "error"
     assert state_for([ws()], failed={"Acme"}) == "error"  # raised before it could record a run
@@ -97,7 +99,9 @@ def test_menu_lines_are_plain_words():
     assert tray_state.state_line(ws(reconnect=True), running=False, paused=False, failure=None) == \
         "State: needs attention — reconnect Xero"
     assert tray_state.state_line(ws(quarantined=1), running=False, paused=True, failure=None) == \
-        "State: paused · 1 record to review"
+        "State: paused · 1 held back"
+    assert tray_state.state_line(ws(quarantined=3, conflicts=1, matches=1), running=False, paused=False,
+                                 failure=None) == "State: 2 to review, 3 held back"
 
 
 def test_tooltip_summarises_every_workspace():
@@ -106,7 +110,7 @@ def test_tooltip_summarises_every_workspace():
     lines = text.splitlines()
     assert lines[0] == "Crossledger — Cedar needs attention"
     assert lines[1].startswith("Acme: synced today")
-    assert lines[2] == "Birch: 4 records to review"
+    assert lines[2] == "Birch: 4 held back"
     assert lines[3] == "Cedar: needs attention"
     many = [ws(f"Client {i}", wid=i) for i in range(8)]
     assert tray_state.tooltip("idle", many, now=NOW).splitlines()[-1] == "and 3 more"
@@ -120,10 +124,11 @@ def test_messages_say_what_happened_and_what_to_do():
     failed = tray_state.failed_run_message("Acme", notice_for_error(cerr.AuthExpired("gone", provider="xero"),
                                                                     workspace="Acme"))
     assert failed.title == "Acme: The sign-in to Xero has expired" and "Reconnect Xero" in failed.body
-    review = tray_state.review_message("Birch", 3)
-    assert review.title == "Birch: 3 records wait for your review"
-    assert "Open Crossledger" in review.body and "Held back" in review.body
-    assert tray_state.review_message("Birch", 1).title == "Birch: 1 record waits for your review"
+    review = tray_state.review_message("Birch", 3, ledger="Xero")
+    assert review.title == "Birch: 3 held back"
+    assert "Open Crossledger" in review.body and "Held back" in review.body and "to Xero" in review.body
+    both = tray_state.review_message("Birch", 1, 2, ledger="Xero")
+    assert both.title == "Birch: 2 to review, 1 held back" and "under Review" in both.body
     soon = tray_state.expiring_message(tray_state.Expiring("c1", "Acme", "xero", 4.6))
     assert soon.title == "Acme: the Xero sign-in expires in 5 days"
     assert "Sync now" in soon.body and "click Reconnect Xero… under the workspace's name" in soon.body
@@ -264,21 +269,22 @@ def test_without_a_tray_it_says_why_and_does_not_crash(env, qtbot):
     assert not tray.icon.isVisible()
     with qtbot.waitSignal(tray.notified) as told:  # notifications still reach the window
         assert tray.notify("Acme", tray_state.review_message("Acme", 2))
-    assert told.args[0] == "Acme: 2 records wait for your review"
+    assert told.args[0] == "Acme: 2 held back"
 
 
 def test_menu_is_rebuilt_on_show_with_a_section_per_workspace(env):
     tray = env.make_tray()
     entries = _entries(tray)
     texts = [t for _, t, _ in entries]
-    assert entries[0] == ("action", "Crossledger — everything is up to date", False)
+    assert entries[0] == ("action", "Open Crossledger", True)  # first, as in Dropbox's and Nextcloud's menus
+    assert entries[2] == ("action", "Crossledger — everything is up to date", False)
     assert ("section", "Acme", True) in entries and ("section", "Birch", True) in entries
     acme = texts.index("Acme")
     assert texts[acme + 1] == "Last run: not synced yet"
     assert texts[acme + 2].startswith("Next run: today ") or texts[acme + 2].startswith("Next run: ")
     assert texts[acme + 3] == "State: waiting for the first sync"
-    assert texts[acme + 4:acme + 6] == ["Sync now", "Pause"]
-    assert texts[-4:] == ["Pause all", "Open Crossledger", "", "Quit"]
+    assert texts[acme + 4:acme + 6] == ["Sync now", "Pause syncing"]
+    assert texts[-3:] == ["Pause all syncing", "", "Quit Crossledger"]
 
     add_workspace(env.store, "Cedar", "hubspot", "xero")  # the next opening shows what is new
     assert "Cedar" in [t for _, t, _ in _entries(tray)]
@@ -303,7 +309,7 @@ def test_pause_resume_and_pause_all(env, qtbot):
     texts = [t for _, t, _ in _entries(tray)]
     acme = texts.index("Acme")
     assert texts[acme + 2] == "Next run: none while paused"
-    assert _action(tray, "resume:Acme").text() == "Resume"
+    assert _action(tray, "resume:Acme").text() == "Resume syncing"
     assert not _action(tray, "sync:Acme").isEnabled()  # run_now would un-pause the job
     _action(tray, "resume:Acme").trigger()
     assert not any(j.paused for j in env.scheduler.jobs())
@@ -312,7 +318,7 @@ def test_pause_resume_and_pause_all(env, qtbot):
         _action(tray, "pause-all").trigger()
     assert changed.args == ["paused"] and tray.everything_paused()
     assert tray.icon.toolTip().startswith("Crossledger — automatic syncing is paused")
-    assert _action(tray, "resume-all").text() == "Resume all"
+    assert _action(tray, "resume-all").text() == "Resume all syncing"
     _action(tray, "resume-all").trigger()
     assert not tray.everything_paused() and tray.state == "idle"
 
@@ -395,7 +401,7 @@ def test_records_waiting_for_review_are_told_when_they_grow(env, qtbot):
     told: list[str] = []
     tray.notified.connect(lambda title, body, level: told.append(title))
     env.run_to_the_end(qtbot, "Birch")
-    assert told == ["Birch: 2 records wait for your review"]
+    assert told == ["Birch: 2 held back"]
     assert tray.state == "review"
 
     env.behaviour["Birch"] = lambda: RunResult(None, "Birch", "ok", False, {"read": 5})
@@ -503,12 +509,13 @@ def test_real_tray_menu_opens_with_a_right_click_and_pause_all_works(x_tray, tmp
     x, y, w, h = result["geometry"]
     assert (x > 0 or y > 0) and w > 0 and h > 0  # embedded in trayer's panel
     assert result["state_before"] == "review"
-    assert result["tooltip"].startswith("Crossledger — 2 records wait for review")
+    assert result["tooltip"].startswith("Crossledger — 2 held back")
     assert result["menu_opened"] is True
 
     entries = result["entries"]
     texts = [e["text"] for e in entries]
-    assert texts[0] == "Crossledger — 2 records wait for review"
+    assert texts[0] == "Open Crossledger"  # first, as in Dropbox's and Nextcloud's tray menus
+    assert texts[2] == "Crossledger — 2 held back"
     for name in ("Alder & Finch Architects", "Birchwood Furniture"):
         i = texts.index(name)
         assert entries[i]["kind"] == "section"
@@ -516,14 +523,15 @@ def test_real_tray_menu_opens_with_a_right_click_and_pause_all_works(x_tray, tmp
         assert texts[i + 1].startswith(("Last run: today ", "Last run: yesterday "))
         assert texts[i + 2].startswith("Next run: ") and texts[i + 2].endswith("(quick sync)")
         assert texts[i + 3].startswith("State: ")
-        assert texts[i + 4:i + 6] == ["Sync now", "Pause"]
-    assert "State: 2 records to review" in texts
-    assert [t for t in texts if t in ("Pause all", "Resume all", "Open Crossledger", "Quit")] == \
-        ["Pause all", "Open Crossledger", "Quit"]
+        assert texts[i + 4:i + 6] == ["Sync now", "Pause syncing"]
+    assert "State: 2 held back" in texts
+    menu_actions = ("Pause all syncing", "Resume all syncing", "Open Crossledger", "Quit Crossledger")
+    assert [t for t in texts if t in menu_actions] == ["Open Crossledger", "Pause all syncing", "Quit Crossledger"]
+    assert texts[-1] == "Quit Crossledger"
 
     assert result["paused_all"] is True  # the real click on "Pause all" paused the scheduler
     assert result["state_after"] == "paused"
     after = [e["text"] for e in result["entries_after"]]
-    assert "Resume all" in after and "Pause all" not in after
-    assert after[0] == "Crossledger — automatic syncing is paused"
+    assert "Resume all syncing" in after and "Pause all syncing" not in after
+    assert after[2] == "Crossledger — automatic syncing is paused"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

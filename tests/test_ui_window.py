@@ -277,8 +277,7 @@ def test_recent_runs_strip(make_window, ids) -> None:
     assert model.rowCount() == 2
     assert model.data(model.index(0, RunsModel.RESULT)) == "Partly synced"  # newest first
     assert model.data(model.index(0, RunsModel.TRIGGER)) == "Sync now"
-    assert model.data(model.index(1, RunsModel.SUMMARY)) == ("Created 3 customers, linked 2 to existing ones, "
-                                                              "2 held back for review")
+    assert model.data(model.index(1, RunsModel.SUMMARY)) == "Created 3 customers, linked 2 to existing ones"
     assert model.data(model.index(1, RunsModel.TOOK)) == "1 min 34 s"
     assert isinstance(model.data(model.index(0, 0), RowRole).id, int)
 
@@ -293,11 +292,42 @@ def test_models_pass_qtmodeltester(make_window, ids, qtmodeltester) -> None:
     qtmodeltester.check(empty, force_py=True)
 
 
-def test_empty_store_suggests_the_demo(make_window) -> None:
-    window = make_window()
-    assert window.stack.currentWidget() is window.empty
-    assert "crossledger demo" in window.empty.command.text()
-    assert window.sidebar.none_yet.isVisible()
+def test_empty_window_runs_the_demo_in_the_window(store, qtbot, tmp_path) -> None:
+    """"Try the demo" sets up the sandboxes and syncs them on a worker thread, with progress, and
+    never sends the bookkeeper to a terminal."""
+    from PySide6.QtWidgets import QLabel
+
+    make_application()
+    window = MainWindow(store, MemoryTokenStore(), pool=QThreadPool(), now=lambda: NOW, home=tmp_path)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    empty = window.empty
+    assert window.stack.currentWidget() is empty and window.sidebar.none_yet.isVisible()
+    words = " ".join(label.text() for label in empty.findChildren(QLabel))
+    assert "terminal" not in words and "crossledger demo" not in words
+    assert empty.demo_button.text() == "Try the demo" and empty.demo_button.isEnabled()
+    shown: list[str] = []  # what the empty window said at each step of the demo
+    real = empty.demo_progressed
+
+    def progressed(stage: str, done: int, total: int) -> None:
+        real(stage, done, total)
+        shown.append(empty.stage.text())
+
+    empty.demo_progressed = progressed
+    qtbot.mouseClick(empty.demo_button, Qt.MouseButton.LeftButton)
+    assert empty.busy and not empty.demo_button.isEnabled() and not empty.add_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.demo_job.running, timeout=180_000)
+    assert any(line.startswith("Connecting to HubSpot…") for line in shown), shown[:5]
+    assert any(" of " in line for line in shown)  # "n of N" where the step has a count
+    assert window.stack.currentWidget() is window.page
+    page = window.page
+    assert page.header.title.text() == "demo"
+    assert page.banner.title.text() == "The demo is ready"
+    held = page.header.held_tile.value.text()
+    assert f"Now {held} held back" in page.banner.detail.text()
+    assert page.tabs.tabText(page.HELD_TAB) == f"Held back  {held}"
+    assert window.shutdown(10000)
 
 
 def test_check_again_picks_up_a_new_workspace(make_window, store, qtbot) -> None:
@@ -411,7 +441,9 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     fake.release.set()
     qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=60_000)
     assert page.banner.title.text() == "Sync finished"
-    assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones, 1 held back for review."
+    # what the run did, then where the workspace stands in the Held back tab's own number
+    assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones. Now 2 held back."
+    assert page.tabs.tabText(page.HELD_TAB) == "Held back  2" and header.held_tile.value.text() == "2"
     assert header.progress_row.isHidden()
     assert header.sync_button.isEnabled() and header.sync_button.text() == "Sync now"
     assert page.linked.model.rowCount() == 6  # the views were re-read after the run
@@ -539,12 +571,101 @@ def test_many_qt_calls_do_not_exhaust_none(qapp) -> None:
 
 def test_plain_words() -> None:
     assert text.run_summary({"created": 143, "linked": 22, "quarantined": 18}) == (
-        "Created 143 customers, linked 22 to existing ones, 18 held back for review")
+        "Created 143 customers, linked 22 to existing ones")  # held back: the workspace's count, said apart
     assert text.run_summary({"created": 1}) == "Created 1 customer"
     assert text.run_summary({"read": 4}) == "Everything was already in sync"
+    assert text.run_summary({"read": 40, "quarantined": 16}) == "Nothing changed"
     assert [text.how_label(h) for h in ("created", "email", "tax_id", "name", "duplicate")] == [
         "Created", "Same email", "Same tax ID", "Same name", "Duplicate in CRM"]
     assert text.pair_label("hubspot", "quickbooks") == "HubSpot ↔ QuickBooks Online"
     assert text.format_duration(T0, T0 + dt.timedelta(seconds=125)) == "2 min 5 s"
     assert text.format_when(T0 - dt.timedelta(days=400), NOW) == f"{(T0 - dt.timedelta(days=400)).day} " \
         f"{text.local(T0 - dt.timedelta(days=400)):%b %Y}"
+
+
+def test_a_scheduled_run_refreshes_last_sync_in_the_header_and_list(make_window, store, ids, qtbot) -> None:
+    """The scheduler's job context reaches the window through a Qt signal (app.ui.app.window_scheduler):
+    after a scheduled run, "Last sync" moves on without anyone clicking Sync now."""
+    from app.ui.app import window_scheduler
+
+    window = make_window()
+    header = window.page.header
+    assert header.last_sync.text().startswith("Last sync: Today, 14:40")
+    main_thread = threading.current_thread()
+    ran_on: list[threading.Thread] = []
+
+    def scheduled(_ctx: object, name: str) -> RunResult:  # a fake job: what a real run leaves behind
+        ran_on.append(threading.current_thread())
+        with store.session() as s:
+            ws = s.query(Workspace).filter_by(name=name).one()
+            s.add(Run(workspace_id=ws.id, trigger="schedule", status="ok", started_at=T0, finished_at=T0,
+                      counts={"read": 3, "updated": 1}))
+            s.add(Quarantine(workspace_id=ws.id, side="crm", record_type="company", record_id="q9", name="New Hold",
+                             reasons={"items": [{"field": "email", "message": "The email address is not valid."}]}))
+        return RunResult(9, name, "ok", False, {"read": 3, "updated": 1})
+
+    scheduler = window_scheduler(window, store, MemoryTokenStore(), runners={"realtime": scheduled})
+    scheduler.start()
+    try:
+        scheduler.run_now("Acme Books")
+        qtbot.waitUntil(lambda: header.last_sync.text().startswith("Last sync: Today, 15:40"), timeout=5000)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert ran_on and ran_on[0] is not main_thread  # the job ran on the scheduler's thread
+    assert window.list_model.data(window.list_model.index(0), window.list_model.StateRole) == "Synced today, 15:40"
+    assert header.held_tile.value.text() == "3"
+    assert window.page.tabs.tabText(window.page.HELD_TAB) == "Held back  3"
+
+
+def _tab_walk(window: MainWindow, start, presses: int = 150) -> list:
+    """Press Tab from ``start`` until focus comes back round; the controls it stopped on, in order."""
+    from PySide6.QtTest import QTest
+
+    start.setFocus(Qt.FocusReason.TabFocusReason)
+    QApplication.processEvents()
+    reached = []
+    for _ in range(presses):
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        if focused is start and reached:  # round the window once (a date field takes a Tab per part)
+            break
+        reached.append(focused)
+        QTest.keyClick(focused, Qt.Key.Key_Tab)
+        QApplication.processEvents()
+    return reached
+
+
+def test_each_page_is_walked_with_the_keyboard_and_every_control_has_a_name(make_window, store, ids, qtbot) -> None:
+    """Tab alone reaches every enabled control of each page, read-only tables let it go on (arrows
+    move in them), and each control has a name a screen reader says."""
+    from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QMenuBar, QTabBar
+
+    from app.store.models import ConflictRow
+    from app.ui.accessibility import keyboard_controls
+
+    with store.session() as s:  # something to decide on the Review page
+        s.add(ConflictRow(workspace_id=ids["acme"], crm_type="company", crm_id="crm-0", acct_id="1", field="phone",
+                          crm_value="+44 1", acct_value="+44 2", base_value="+44 0", rule="ask", outcome="open",
+                          created_at=T0))
+    window = make_window()
+    window.activateWindow()
+    page = window.page
+    for index in range(page.tabs.count()):
+        page.tabs.setCurrentIndex(index)
+        qtbot.wait(20)
+        title = page.tabs.tabText(index)
+        reached = _tab_walk(window, page.tabs.tabBar())
+        wanted = [w for w in keyboard_controls(window) if w.isVisible() and w.isEnabled()
+                  and not isinstance(w, QMenuBar) and w.window() is window]
+        missed = [f"{type(w).__name__} {w.accessibleName() or getattr(w, 'text', lambda: '')()!r}"
+                  for w in wanted if w not in reached]
+        assert not missed, f"{title}: Tab never reaches {missed}"
+        for w in reached:
+            named = w.accessibleName() or (isinstance(w, QAbstractButton) and w.text()) or isinstance(w, QTabBar)
+            assert named, f"{title}: {type(w).__name__} has no name"
+        tables = [w for w in reached if isinstance(w, QAbstractItemView)]
+        for table in tables:  # Tab leaves a read-only table at once
+            assert not table.tabKeyNavigation(), f"{title}: {table.accessibleName()} keeps Tab"
+            at = reached.index(table)
+            assert reached[at + 1] is not table
+    assert page.review.count == 1

@@ -581,9 +581,9 @@ def test_the_mapping_preview_leaves_matching_to_the_sync_and_says_so():
     assert acct.sandbox.request_log == []  # the ledger is not read for a preview
     rows = preview(draft, samples)
     assert len(rows) == 25
-    assert {r.outcome for r in rows} <= {MATCHED_AT_SYNC, "Held back for review"}
+    assert {r.outcome for r in rows} <= {MATCHED_AT_SYNC, "Held back"}
     assert any(r.outcome == MATCHED_AT_SYNC for r in rows)
-    assert all(r.problems for r in rows if r.outcome == "Held back for review")
+    assert all(r.problems for r in rows if r.outcome == "Held back")
 
 
 def test_after_a_sync_the_preview_matches_against_the_stored_ledger_without_asking_it(tmp_path):

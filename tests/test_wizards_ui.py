@@ -429,6 +429,14 @@ def test_mapping_wizard_change_preview_save_and_the_next_sync_uses_it(qtbot, sto
     table = fields.tables["company"]
     choices = [table.combos[("name", 1)].itemText(i) for i in range(table.combos[("name", 1)].count())]
     assert any("custom" in c for c in choices) or len(choices) > 5  # the CRM's own fields, read through its API
+    name_source = table.combos[("name", 1)]
+    was = name_source.currentData()
+    table.set_combo("name", 1, "")  # not synced: the row says why, under the field's name, and its drop-down is marked
+    assert name_source.property("invalid") is True and table.combos[("name", 2)].property("invalid") is False
+    assert table.item(0, 0).text().startswith("Customer name\nCompanies need a field for the customer name")
+    assert not wizard.button(NEXT).isEnabled() or fields.errors.isVisible()
+    table.set_combo("name", 1, was)
+    assert name_source.property("invalid") is False and table.item(0, 0).text() == "Customer name"
     table.set_combo("name", 2, "upper")
     live_names = [html.unescape(line).lstrip("• ").split(",")[0] for line in fields.live.text().split("<br>")]
     assert live_names and all(n == n.upper() and any(c.isalpha() for c in n) for n in live_names)
@@ -439,6 +447,8 @@ def test_mapping_wizard_change_preview_save_and_the_next_sync_uses_it(qtbot, sto
     assert model.rowCount() > 0
     names = [model.index(r, 1).data() for r in range(model.rowCount())]
     assert all(n == n.upper() for n in names) and any(n for n in names)
+    records = [model.index(r, 0).data() for r in range(model.rowCount())]
+    assert not any(r.startswith(("Company ", "Contact ")) and r.split()[-1].isdigit() for r in records)
     assert {model.rows[r].object_type for r in range(model.rowCount())} == {"company"}
     click(qtbot, wizard)
     save = wizard.currentPage()
@@ -482,3 +492,51 @@ def test_every_wizard_page_can_be_shot_for_the_docs(tmp_path):
             "wizard-21-mapping-fields.png", "wizard-22-mapping-preview.png"} <= names
     assert all(p.stat().st_size > 4000 for p in paths)
     assert names <= {p.name for p in SHOTS.glob("wizard-*.png")}  # the committed set is complete
+
+
+def test_wizard_pages_say_their_step_mark_the_wrong_field_and_style_the_main_action(qtbot, store, home):
+    """"Step 1 of 6: Add a client", the problem under the field it is about (marked), and Next /
+    Finish drawn as the main action."""
+
+    workspaces.add_workspace(store, "Taken Ltd", "hubspot", "quickbooks")
+    wizard = ConnectWizard(store, MemoryTokenStore(), home)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.currentPage()
+    assert page.title() == "Step 1 of 6: Add a client"  # client, each side's account and sign-in, finish
+    for which in (NEXT, FINISH, QWizard.WizardButton.CommitButton):
+        assert wizard.button(which).objectName() == "PrimaryButton"
+
+    fill_client(wizard, "Taken Ltd", "hubspot", "quickbooks", sides="crm")
+    qtbot.mouseClick(wizard.button(NEXT), Qt.MouseButton.LeftButton)
+    assert wizard.currentId() == 0
+    assert page.name.property("invalid") is True
+    under = page._field_problems.labels["name"]
+    assert under.isVisible() and "Taken Ltd" in under.text() and under.objectName() == "FieldError"
+    assert under.geometry().top() >= page.name.geometry().bottom()  # right under the field,
+    assert abs(under.geometry().left() - page.name.geometry().left()) <= 2  # aligned with it
+    assert not page.errors.isVisible()  # not repeated at the bottom
+    assert page.crm.property("invalid") is False
+
+    page.name.setText("Fresh Ltd")
+    click(qtbot, wizard)
+    assert wizard.currentPage().title() == "Step 2 of 4: Connect HubSpot"  # only the CRM now: 2 steps fewer
+    wizard.back()
+    assert page.title() == "Step 1 of 4: Add a client"
+    click(qtbot, wizard)  # accepted now: the mark and the message are gone
+    assert page.name.property("invalid") is False and not under.isVisible()
+    wizard.reject()
+
+
+def test_mapping_preview_names_records_not_ids() -> None:
+    from app.ui.mapping_wizard import PreviewModel
+    from app.wizard.mapping_flow import PreviewRow
+
+    model = PreviewModel(crm_label="HubSpot")
+    model.set_rows([PreviewRow("company", "9800001", {"name": "Harbour Cafe"}, [], "Creates a new customer",
+                               "Harbour Cafe"),
+                    PreviewRow("person", "77", {}, ["The email address is not valid."], "Held back")])
+    assert model.data(model.index(0, 0)) == "Harbour Cafe"
+    assert model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole) == "Company 9800001 in HubSpot"
+    assert model.data(model.index(1, 0)) == "(a contact with no name)"
+    assert "9800001" not in model.data(model.index(0, 0)) and "77" not in model.data(model.index(1, 0))

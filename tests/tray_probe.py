@@ -4,7 +4,7 @@
 
 Two workspaces, a running scheduler with stand-in jobs (no network). It waits for the icon to be
 embedded, opens the menu with a real right click (xdotool), records the menu's entries, saves a
-screenshot, clicks "Pause all" for real, opens the menu again and writes everything as JSON.
+screenshot, clicks "Pause all syncing" for real, opens the menu again and writes everything as JSON.
 To refresh the picture in the docs: ``--screenshot docs/screenshots/tray-menu.png``.
 """
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.connectors import registry
-from app.ops.conflicts import conflict_json, open_conflicts
+from app.ops.conflicts import AmbiguousMatch, ambiguous_matches, conflict_json, open_conflicts
 from app.store.db import Store
-from app.store.models import ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
+from app.store.models import ConflictRow, ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,50 @@ class ConnectionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkspaceCounts:
+    """The numbers a person sees for a workspace, in the words of docs/glossary.md.
+
+    One source for the command line (the sync summary, ``status`` and ``status --json``), the tab
+    titles, the header, the tray and its notifications, so they never disagree.
+    """
+
+    linked: int = 0  # customers linked to a ledger customer (the Linked records tab)
+    held_back: int = 0  # records kept out of the sync, each with its reason (the Held back tab)
+    conflicts: int = 0  # records with a field changed differently on both sides, not yet decided
+    matches: int = 0  # CRM records that could be any of several ledger customers, not yet picked
+
+    @property
+    def to_review(self) -> int:
+        """The Review tab: records with open conflicts plus possible matches."""
+        return self.conflicts + self.matches
+
+    def to_json(self) -> dict[str, int]:
+        return {"linked": self.linked, "held_back": self.held_back, "to_review": self.to_review,
+                "conflicts": self.conflicts, "possible_matches": self.matches}
+
+
+def review_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
+    """The possible matches the Review tab lists: held by a sync, or left for later by a migration."""
+    from app.wizard.migration_flow import later_matches
+
+    matches = ambiguous_matches(store, workspace_id)
+    later = {(m.record_type, m.record_id): m for m in later_matches(store, workspace_id)}
+    return [later.pop((m.record_type, m.record_id), m) for m in matches] + list(later.values())
+
+
+def workspace_counts(store: Store, workspace_id: int) -> WorkspaceCounts:
+    with store.session() as s:
+        linked = s.scalar(select(func.count()).select_from(Link)  # customers; invoices are counted apart
+                          .where(Link.workspace_id == workspace_id, Link.object_type == "customer")) or 0
+        held = s.scalar(select(func.count()).select_from(Quarantine)
+                        .where(Quarantine.workspace_id == workspace_id)) or 0
+        conflicts = len(s.execute(select(ConflictRow.crm_type, ConflictRow.crm_id).distinct()
+                                  .where(ConflictRow.workspace_id == workspace_id,
+                                         ConflictRow.outcome == "open")).all())
+    return WorkspaceCounts(linked, held, conflicts, len(review_matches(store, workspace_id)))
+
+
+@dataclass(frozen=True, slots=True)
 class WorkspaceStatus:
     id: int
     name: str
@@ -66,8 +110,13 @@ class WorkspaceStatus:
     connections: list[ConnectionInfo] = field(default_factory=list)
     links: int = 0
     links_by_how: dict[str, int] = field(default_factory=dict)
-    quarantined: int = 0
+    quarantined: int = 0  # held back: always counts.held_back when read from the store
     last_run: RunRow | None = None
+    counts: WorkspaceCounts = field(default_factory=WorkspaceCounts)
+
+    @property
+    def to_review(self) -> int:
+        return self.counts.to_review
 
 
 def _run_row(run: Run) -> RunRow:
@@ -84,13 +133,15 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
             by_how = dict(s.execute(select(Link.how, func.count())  # customers; invoices are counted apart
                                     .where(Link.workspace_id == ws.id, Link.object_type == "customer")
                                     .group_by(Link.how)).all())
-            quarantined = s.scalar(select(func.count()).select_from(Quarantine)
-                                   .where(Quarantine.workspace_id == ws.id)) or 0
             last = s.scalars(select(Run).where(Run.workspace_id == ws.id).order_by(Run.id.desc())).first()
-            out.append(WorkspaceStatus(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns,
-                                       sum(by_how.values()), by_how, quarantined,
-                                       _run_row(last) if last else None))
-    return out
+            out.append((ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns, by_how,
+                        _run_row(last) if last else None))
+    statuses = []
+    for wid, name, crm, accounting, conns, by_how, last_run in out:
+        counts = workspace_counts(store, wid)
+        statuses.append(WorkspaceStatus(wid, name, crm, accounting, conns, counts.linked, by_how, counts.held_back,
+                                        last_run, counts))
+    return statuses
 
 
 def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:
@@ -136,6 +187,7 @@ def status_json(store: Store) -> dict[str, Any]:
                             for c in ws.connections],
             "links": {"total": ws.links, "by_match": ws.links_by_how},
             "linked_customers": ws.links,
+            "counts": ws.counts.to_json(),  # the same numbers as the window's tabs and the tray
             "quarantined": [
                 {"record_type": q.record_type, "record_id": q.record_id, "name": q.name, "reasons": q.reasons}
                 for q in quarantined_records(store, ws.id)

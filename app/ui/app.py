@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import QApplication
 
@@ -53,6 +56,19 @@ def _settings_dialog(window: MainWindow, store: Store, scheduler: Scheduler) -> 
     dialog.exec()
 
 
+def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
+                     runners: dict[str, Callable[..., Any]] | None = None) -> Scheduler:
+    """The scheduler of the window's process. Its jobs end on the scheduler's threads; the window's
+    ``scheduled_job_done`` signal carries each end to the UI thread, so the header and the list show
+    the new "Last sync" and counts after a scheduled run too, not only after Sync now."""
+
+    def tell(kind: str, workspace: str, _what: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the window is gone: the app is quitting
+            window.scheduled_job_done.emit(kind, workspace)
+
+    return Scheduler(store, jobs.Context(store, tokens, on_result=tell, on_error=tell, runners=dict(runners or {})))
+
+
 def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = None,
             *, hidden: bool = False) -> int:
     """Show the main window on ``store`` with the tray and the scheduler; returns the exit code.
@@ -69,8 +85,8 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         print("Crossledger is already open; its window was brought to the front.")
         return 0
     tokens = tokens if tokens is not None else KeyringTokenStore()
-    scheduler = Scheduler(store, jobs.Context(store, tokens))
     window = MainWindow(store, tokens, home=home)
+    scheduler = window_scheduler(window, store, tokens)
     tray = TrayController(store, scheduler, lambda: bring_to_front(window), window.quit_app, tokens=tokens,
                           sync_now=lambda wid, name: window.sync.start(wid, name), parent=app)
     told = False
@@ -80,7 +96,8 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         if not told:
             told = True
             tray.icon.showMessage("Crossledger is still running",
-                                  "Scheduled syncs carry on in the background. Use Quit in this menu to stop them.")
+                                  "Scheduled syncs carry on in the background. To stop them, choose Quit "
+                                  "Crossledger in the menu of Crossledger's icon here in the system tray.")
 
     window.keep_running_in_tray = tray.show()
     window.on_close_to_tray = closed_to_tray

@@ -40,7 +40,9 @@ from app.connectors import registry
 from app.connectors.tokens import TokenStore
 from app.ops.workspaces import UserError, WorkspaceInfo
 from app.store.db import Store
+from app.ui import text
 from app.ui.theme import Palette
+from app.ui.wizard_kit import FieldProblems, add_step_indicator, style_main_action
 from app.ui.workers import BackgroundJob
 from app.wizard.connect_flow import DEFAULT_PORT, SIDE_LABEL, SIDES, Checked, ConnectFlow, SignedIn, explain
 
@@ -103,6 +105,7 @@ class _Page(QWizardPage):
             self.setSubTitle(step.subtitle)
         self.errors = _label(name="ErrorText")
         self.errors.hide()
+        self._field_problems: FieldProblems | None = None
 
     @property
     def flow(self) -> Any:
@@ -111,9 +114,16 @@ class _Page(QWizardPage):
     def values(self) -> dict[str, Any]:
         return {}
 
+    def fields(self) -> dict[str, QWidget]:
+        """The widget of each value the flow may find wrong, to mark it and say why right under it."""
+        return {}
+
     def show_problems(self, problems: dict[str, str]) -> None:
-        self.errors.setText("\n".join(problems.values()))
-        self.errors.setVisible(bool(problems))
+        if self._field_problems is None:
+            self._field_problems = FieldProblems(self, self.fields())
+        rest = self._field_problems.show(problems)  # next to their fields; the rest at the bottom
+        self.errors.setText("\n".join(rest.values()))
+        self.errors.setVisible(bool(rest))
 
     def validatePage(self) -> bool:
         problems = self.flow.submit(self.values(), self.step_id)
@@ -176,6 +186,9 @@ class ClientPage(_Page):
         return {"name": self.name.text(), "crm": self.crm.currentData(), "accounting": self.accounting.currentData(),
                 "sides": self.sides.currentData()}
 
+    def fields(self) -> dict[str, QWidget]:
+        return {"name": self.name, "crm": self.crm, "accounting": self.accounting, "sides": self.sides}
+
     def preview_values(self) -> dict[str, Any]:
         choice = self.sides.currentData()
         return {"sides": list(SIDES) if choice == "both" else [choice]}
@@ -221,6 +234,9 @@ class SidesPage(_Page):
 
     def values(self) -> dict[str, Any]:
         return {"sides": self._sides(), **{s: self.combos[s].currentData() for s in SIDES}}
+
+    def fields(self) -> dict[str, QWidget]:
+        return dict(self.combos)
 
     def preview_values(self) -> dict[str, Any]:
         return {"sides": self._sides() or ["crm"]}
@@ -352,6 +368,10 @@ class AccountPage(_Page):
                 "environment": self.environment.currentData() or "", "my_domain": self.my_domain.text(),
                 "port": self.port.value(), "server": self.server.text()}
 
+    def fields(self) -> dict[str, QWidget]:
+        return {"client_id": self.client_id, "client_secret": self.client_secret, "environment": self.environment,
+                "my_domain": self.my_domain, "port": self.port, "server": self.server}
+
     def validatePage(self) -> bool:
         ok = super().validatePage()
         if ok:
@@ -390,6 +410,7 @@ class SignInPage(_Page):
         self.failure_title = _label(name="BoxTitle")
         self.failure_detail = _label()
         self.retry_button = QPushButton("Try again")
+        self.retry_button.setObjectName("PrimaryButton")  # what to do next after a failed sign-in
         self.retry_button.clicked.connect(self.start)
         self.back_button = QPushButton("Change the details")
         self.back_button.clicked.connect(lambda: self.wizard().back())
@@ -495,8 +516,9 @@ class SignInPage(_Page):
         company = self.flow.data.get(f"{self.side}.company") or self.label
         more = len(self.flow.data.get(f"{self.side}.tenants") or [])
         extra = f" This sign-in opened {more} organisations; choose the client's on the next page." if more > 1 else ""
-        self.success_text.setText(f"Signed in to {self.label}: {company}.{extra}")
+        self.success_text.setText(text.sentence(f"Signed in to {self.label}: {company}") + extra)
         self.success.show()
+        self.w.refresh_step()  # several organisations: a step to choose one comes next
         self.completeChanged.emit()
 
     def _failed(self, exc: Exception) -> None:
@@ -656,7 +678,13 @@ class ConnectWizard(QWizard):
         for step, page in self.pages.items():
             self.setPage(PAGE_IDS[step], page)
         self.setStartId(PAGE_IDS[self.cf.flow.history[0]])
-        self.setButtonText(QWizard.WizardButton.FinishButton, "Finish")
+        style_main_action(self, finish="Finish")
+        self.refresh_step = add_step_indicator(self, self._position)
+
+    def _position(self, page_id: int) -> tuple[int, int] | None:
+        page = self.page(page_id)
+        data = {**self.cf.flow.data, **page.preview_values()} if isinstance(page, _Page) else None
+        return self.cf.flow.position(STEP_OF[page_id], data) if page_id in STEP_OF else None
 
     def page_for(self, step: str) -> _Page:
         return self.pages[step]

@@ -84,9 +84,13 @@ class WorkspaceHeader(QFrame):
 
         self.linked_tile = StatTile("linked customers")
         self.held_tile = StatTile("held back")
-        divider = QFrame()
-        divider.setObjectName("Divider")
-        divider.setFixedHeight(44)
+        self.review_tile = StatTile("to review")  # the words and numbers of the tabs (docs/glossary.md)
+        dividers = []
+        for _ in range(2):
+            divider = QFrame()
+            divider.setObjectName("Divider")
+            divider.setFixedHeight(44)
+            dividers.append(divider)
 
         self.sync_button = QPushButton(icon("sync"), "Sync now")
         self.sync_button.setObjectName("PrimaryButton")
@@ -99,8 +103,10 @@ class WorkspaceHeader(QFrame):
         top.setSpacing(0)
         top.addLayout(left, 1)
         top.addWidget(self.linked_tile, 0, Qt.AlignmentFlag.AlignVCenter)
-        top.addWidget(divider, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(dividers[0], 0, Qt.AlignmentFlag.AlignVCenter)
         top.addWidget(self.held_tile, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(dividers[1], 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.review_tile, 0, Qt.AlignmentFlag.AlignVCenter)
         top.addSpacing(12)
         top.addWidget(self.sync_button, 0, Qt.AlignmentFlag.AlignVCenter)
 
@@ -140,13 +146,17 @@ class WorkspaceHeader(QFrame):
         return chip
 
     def set_workspace(self, ws: WorkspaceStatus, *, linked: int, held: int) -> None:
-        """``linked`` and ``held`` are the rows the tables show, so the numbers always agree."""
+        """``linked`` and ``held`` are the rows the tables show, so the numbers always agree; "to review"
+        is ``ws.counts`` (app.ops.status.workspace_counts), the Review tab's count."""
         self.title.setText(ws.name)
         by_side = {c.side: c for c in ws.connections}
         self._set_chip(self.crm_chip, ws.crm, by_side.get("crm"))
         self._set_chip(self.acct_chip, ws.accounting, by_side.get("accounting"))
         self.linked_tile.set_value(linked)
         self.held_tile.set_value(held, attention=held > 0)
+        self.review_tile.set_value(ws.to_review, attention=ws.to_review > 0)
+        crm, ledger = text.provider_label(ws.crm), text.provider_label(ws.accounting)
+        self.sync_button.setToolTip(f"Send new and changed customers between {crm} and {ledger} now")
         run = ws.last_run
         if run is None:
             self.last_sync.setText("Not synced yet. Sync now reads both sides and links what matches.")

@@ -23,7 +23,8 @@ class LinkedView(QWidget):
 
         self.search = QLineEdit()
         self.search.setObjectName("Search")
-        self.search.setPlaceholderText("Search by name, email or ledger customer")
+        self.search.setPlaceholderText("Search by name or email")
+        self.search.setAccessibleName("Search linked records")
         self.search.setClearButtonEnabled(True)
         self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.search.setMinimumWidth(340)

@@ -6,23 +6,29 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
 
-from app.connectors.tokens import TokenStore
+from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import status
+from app.ops.demo import DemoResult, run_demo
 from app.ops.sync_run import run_sync
 from app.store.db import Store
+from app.ui import text
+from app.ui.accessibility import name_controls
 from app.ui.empty_state import EmptyState
 from app.ui.migration_wizard import MigrationActions
 from app.ui.models import WorkspaceListModel
 from app.ui.resources import icon
 from app.ui.sync_controller import SyncController, SyncFn
 from app.ui.text import Notice
+from app.ui.workers import BackgroundJob
 from app.ui.workspace_actions import WorkspaceActions
 from app.ui.workspace_list import WorkspaceListPanel
 from app.ui.workspace_page import WorkspacePage
+
+DemoFn = Callable[..., DemoResult]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
 
 
 def _utcnow() -> dt.datetime:
@@ -30,6 +36,11 @@ def _utcnow() -> dt.datetime:
 
 
 class MainWindow(QMainWindow):
+    # A scheduled job (kind, workspace name) has finished or failed. Emitted from the scheduler's
+    # worker thread by the job context's on_result/on_error (app/ui/app.py); queued to the UI thread,
+    # where the header and the workspace list re-read "Last sync" and the counts.
+    scheduled_job_done = Signal(str, str)
+
     def __init__(
         self,
         store: Store,
@@ -40,12 +51,18 @@ class MainWindow(QMainWindow):
         now: Callable[[], dt.datetime] = _utcnow,
         parent: QWidget | None = None,
         home: Path | None = None,
+        demo: DemoFn = run_demo,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Crossledger")
         self.setWindowIcon(icon("crossledger"))
         self.setMinimumSize(1040, 640)
         self._store = store
+        self._tokens = tokens
+        self._home = home
+        self._demo = demo
+        self._demo_pool = pool or QThreadPool(self)
+        self.demo_job: BackgroundJob | None = None
         self.keep_running_in_tray = False  # set by run_gui when a system tray holds the app
         self.on_close_to_tray: Callable[[], None] | None = None
         self.on_settings: Callable[[], None] | None = None
@@ -75,21 +92,27 @@ class MainWindow(QMainWindow):
         self.page.banner.dismissed.connect(lambda: self.sync.dismiss(self.page.workspace_id))
         self.page.banner.action_clicked.connect(self._banner_action)
         self.empty.refresh_clicked.connect(self.reload)
+        self.empty.demo_clicked.connect(self.try_demo)
         self.sync.started.connect(self._run_started)
         self.sync.progressed.connect(self._run_progressed)
         self.sync.finished.connect(self._run_finished)
+        self.scheduled_job_done.connect(self._scheduled_job_done)
         self._add_actions()
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
         self.migration_actions = MigrationActions(self, store, tokens, pool)  # Migrate existing records…
         self.reload()
+        # Every control Tab reaches has a name a screen reader says (app/ui/accessibility.py); pages
+        # fill in controls as they load, so their new ones are named when they are shown.
+        name_controls(self)
+        self.page.tabs.currentChanged.connect(lambda _i: name_controls(self.page))
 
     def _add_actions(self) -> None:
-        for text, keys, slot in (
+        for label, keys, slot in (
             ("Refresh", QKeySequence.StandardKey.Refresh, self.reload),
             ("Find", QKeySequence.StandardKey.Find, self._focus_search),
         ):
-            action = QAction(text, self)
+            action = QAction(label, self)
             action.setShortcut(keys)
             action.triggered.connect(slot)
             self.addAction(action)
@@ -169,6 +192,50 @@ class MainWindow(QMainWindow):
         if self.page.workspace_id == workspace_id:
             self.page.load(fresh)
 
+    def _scheduled_job_done(self, _kind: str, workspace: str) -> None:
+        items = (self.list_model.item(row) for row in range(self.list_model.rowCount()))
+        ws_id = next((ws.id for ws in items if ws.name == workspace), None)
+        if ws_id is None:  # removed meanwhile, or a new one: re-read the list
+            self.reload()
+        elif not self.sync.is_running(ws_id):  # a run from Sync now redraws the page when it ends
+            self._refresh_workspace(ws_id)
+
+    # -- the demo, from the empty window ------------------------------------------------------------
+    def try_demo(self) -> None:
+        """Set up and sync the demo on a worker thread, its progress in the empty window."""
+        if self.demo_job is not None and self.demo_job.running:
+            return
+        from app.ops.sandbox_signin import IN_MEMORY_NOTE, keyring_available
+        from app.store.db import default_home
+
+        store, home = self._store, self._home or default_home()
+        tokens = self._tokens
+        note = None
+        if isinstance(tokens, KeyringTokenStore) and not keyring_available():
+            tokens, note = MemoryTokenStore(), IN_MEMORY_NOTE  # the sandboxes' sign-ins open nothing else
+
+        def done(result: DemoResult) -> None:
+            self.empty.demo_finished()
+            self.reload()
+            ws = next((self.list_model.item(r) for r in range(self.list_model.rowCount())
+                       if self.list_model.item(r).name == result.workspace), None)
+            if ws is not None:
+                self.sidebar.select(ws.id)
+                notice = text.notice_for_result(result.run, status.workspace_counts(store, ws.id))
+                detail = (f"A sample {text.provider_label(result.crm)} and {text.provider_label(result.accounting)} "
+                          f"were set up on this computer and synced. {notice.detail}")
+                self.page.show_notice(Notice(notice.level, "The demo is ready",
+                                             detail + (f" {note}" if note else "")))
+
+        def failed(exc: Exception) -> None:
+            self.empty.demo_finished(f"The demo could not be set up. {text.notice_for_error(exc).detail}")
+
+        self.empty.demo_started()
+        self.demo_job = BackgroundJob(lambda progress: self._demo(store, tokens, home, progress=progress),
+                                      on_success=done, on_failure=failed, on_progress=self.empty.demo_progressed,
+                                      parent=self)
+        self.demo_job.start(self._demo_pool)
+
     # -- Sync now ------------------------------------------------------------------------------
     def sync_selected(self) -> None:
         ws = self.page.workspace
@@ -215,5 +282,5 @@ class MainWindow(QMainWindow):
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
         pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms),
-                 self.page.shutdown(timeout_ms)]
+                 self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)

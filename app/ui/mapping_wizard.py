@@ -43,6 +43,7 @@ from app.sync.mapping import TRANSFORM_LABELS
 from app.ui import text
 from app.ui.connect_wizard import WIZARD_STYLE, start_job
 from app.ui.theme import Palette
+from app.ui.wizard_kit import add_step_indicator, style_main_action
 from app.ui.workers import BackgroundJob
 from app.wizard.mapping_flow import (
     CUSTOMERS_FROM,
@@ -58,6 +59,7 @@ from app.wizard.mapping_flow import (
     Samples,
     fetch_samples,
     fields_of,
+    named_labels,
     sample_values,
     set_field,
     stored_ledger,
@@ -86,8 +88,9 @@ def _label(value: str = "", name: str = "") -> QLabel:
 class PreviewModel(QAbstractTableModel):
     """Sample records as the draft maps them: one row each, with what the next sync would do."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, crm_label: str = "the CRM") -> None:
         super().__init__(parent)
+        self.crm_label = crm_label
         self.rows: list[PreviewRow] = []
         self.headers = ["Record", *(FIELD_LABEL[f] for f in PREVIEW_FIELDS), "Next sync", "Problems"]
 
@@ -113,8 +116,11 @@ class PreviewModel(QAbstractTableModel):
         row = self.rows[index.row()]
         col = index.column()
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            if col == 0:
-                return f"{'Company' if row.object_type == 'company' else 'Contact'} {row.record_id}"
+            kind = "Company" if row.object_type == "company" else "Contact"
+            if col == 0:  # the name, as a bookkeeper knows the record; its kind and id in the tooltip
+                if role == Qt.ItemDataRole.ToolTipRole:
+                    return f"{kind} {row.record_id} in {self.crm_label}"
+                return row.name or f"(a {kind.lower()} with no name)"
             if col <= len(PREVIEW_FIELDS):
                 return row.values.get(PREVIEW_FIELDS[col - 1]) or ""
             if col == len(PREVIEW_FIELDS) + 1:
@@ -174,7 +180,7 @@ class ObjectsPage(_Page):
         for value, label in INVOICE_LABEL.items():
             self.invoices.addItem(label, value)
         self.customers = QComboBox()
-        for value, label in DIRECTION_LABEL.items():
+        for value, label in named_labels(DIRECTION_LABEL, wizard.crm_label, wizard.ledger_label).items():
             self.customers.addItem(label, value)
         self.versions = QListWidget()
         self.versions.setWordWrap(True)
@@ -308,11 +314,11 @@ class FieldTable(QTableWidget):
                     self.setItem(row, col, _cell("(as the customer name)"))
                 continue
             rule = QComboBox()
-            for value, label in RULE_LABEL.items():
+            for value, label in named_labels(RULE_LABEL, self.w.crm_label, self.w.ledger_label).items():
                 rule.addItem(label, value)
             rule.setCurrentIndex(max(rule.findData(mf.draft.rules.get(canonical, "crm")), 0))
             direction = QComboBox()
-            for value, label in DIRECTION_LABEL.items():
+            for value, label in named_labels(DIRECTION_LABEL, self.w.crm_label, self.w.ledger_label).items():
                 direction.addItem(label, value)
             direction.setCurrentIndex(max(direction.findData(mf.draft.direction(canonical)), 0))
             self._put(row, 3, rule, canonical, "rule")
@@ -336,6 +342,23 @@ class FieldTable(QTableWidget):
             samples = sample_values(mf.samples, self.object_type, combo.currentData())
             combo.setToolTip("Examples: " + ", ".join(samples) if samples else "")
         self.changed.emit()
+
+    def mark(self, problems: dict[str, tuple[int, str]]) -> None:
+        """Mark the drop-down a problem is about and say it under the field's name, in its row.
+        ``problems``: canonical field -> (column, message)."""
+        for row, canonical in enumerate(fields_of(self.object_type)):
+            col, message = problems.get(canonical, (0, ""))
+            item = self.item(row, 0)
+            if item is not None:
+                item.setText(f"{FIELD_LABEL[canonical]}\n{message}" if message else FIELD_LABEL[canonical])
+                item.setForeground(QColor(Palette.ERROR) if message else self.palette().text().color())
+                item.setToolTip(message)
+            for (c, k), combo in self.combos.items():
+                if c == canonical:
+                    combo.setProperty("invalid", bool(message) and k == col)
+                    combo.style().unpolish(combo)
+                    combo.style().polish(combo)
+        self.resizeRowsToContents()
 
     def set_combo(self, canonical: str, col: int, value: str) -> None:
         """Choose ``value`` in a row's drop-down, as a click would (tests, screenshots)."""
@@ -392,13 +415,30 @@ class FieldsPage(_Page):
         self.live.setText("<br>".join(lines) or "No sample records to preview yet.")
         self.show_problems(mf.flow.check({}, "fields"))
 
+    def show_problems(self, problems: dict[str, str]) -> None:
+        """Each problem in its field's row (marked, the message under the field's name); all of them
+        also listed at the bottom, since a row may be on the other tab."""
+        by_table: dict[str, dict[str, tuple[int, str]]] = {otype: {} for otype in OBJECTS}
+        for key, message in problems.items():
+            head, _, canonical = key.partition(".")
+            if head in by_table:
+                by_table[head][canonical] = (1, message)
+            elif head == "rule":
+                for otype in OBJECTS:
+                    by_table[otype].setdefault(canonical, (3, message))
+        for otype, table in self.tables.items():
+            table.mark(by_table[otype])
+        super().show_problems(problems)
+
 
 class PreviewPage(_Page):
     def __init__(self, wizard: MappingWizard) -> None:
         super().__init__(wizard, "preview", "Preview", "Real records from the CRM, mapped as set on the previous "
                          "page, and what the next sync would do with each. Nothing is written yet.")
-        self.model = PreviewModel(self)
+        self.model = PreviewModel(self, wizard.crm_label)
         self.view = QTableView()
+        self.view.setAccessibleName("Preview of sample records")
+        self.view.setTabKeyNavigation(False)
         self.view.setModel(self.model)
         self.view.setAlternatingRowColors(True)
         self.view.verticalHeader().hide()
@@ -421,12 +461,13 @@ class PreviewPage(_Page):
         creates = sum(1 for r in rows if r.outcome.startswith("Creates"))
         links = sum(1 for r in rows if r.outcome.startswith("Links"))
         if any(r.outcome == MATCHED_AT_SYNC for r in rows):  # the ledger was not read for the preview
-            self.summary.setText(f"{text.plural(len(rows), 'sample record')}, {held:,} held back for review. "
-                                 "The others are compared with the ledger's customers when syncing: one with the "
-                                 "same email, tax ID or name is linked, otherwise a new customer is created.")
+            self.summary.setText(f"{text.plural(len(rows), 'sample record')}, {held:,} would be held back. "
+                                 f"The others are compared with the customers in {self.w.ledger_label} when "
+                                 "syncing: one with the same email, tax ID or name is linked, otherwise a new "
+                                 "customer is created.")
             return
         self.summary.setText(f"{text.plural(len(rows), 'sample record')}: {creates:,} would be created, "
-                             f"{links:,} linked to existing customers, {held:,} held back for review.")
+                             f"{links:,} linked to existing customers, {held:,} held back.")
 
 
 class SavePage(_Page):
@@ -468,6 +509,7 @@ class MappingWizard(QWizard):
         ws = workspaces.get_workspace(store, workspace)
         self.workspace = ws.name
         self.crm_label = registry.info(ws.crm).label
+        self.ledger_label = registry.info(ws.accounting).label
         self.pool = pool or QThreadPool.globalInstance()
         self.mf: MappingFlow | None = None
         self.loading = True
@@ -482,6 +524,9 @@ class MappingWizard(QWizard):
         for step, page in self.pages.items():
             self.setPage(PAGE_IDS[step], page)
         self.setStartId(0)
+        style_main_action(self, finish="Save")
+        add_step_indicator(self, lambda page_id: (page_id + 1, len(PAGE_IDS)) if page_id in PAGE_IDS.values()
+                           else None)
 
         def load(_progress: Any) -> tuple[dict[str, dict[str, str]], Samples]:
             crm, acct = workspaces.open_connectors(store, tokens, ws, transport=transport)

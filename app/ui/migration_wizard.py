@@ -52,6 +52,7 @@ from app.ui import text
 from app.ui.connect_wizard import WIZARD_STYLE, start_job
 from app.ui.text import Notice
 from app.ui.theme import Palette
+from app.ui.wizard_kit import add_step_indicator, style_main_action
 from app.ui.workers import BackgroundJob
 from app.wizard.migration_flow import (
     APART,
@@ -130,7 +131,8 @@ class PlanModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == self.INCLUDE and self.rows[index.row()].id > 0 and not self.flow.committed:
+        row = self.rows[index.row()]
+        if index.column() == self.INCLUDE and row.id > 0 and row.action != "invalid" and not self.flow.committed:
             base |= Qt.ItemFlag.ItemIsUserCheckable
         return base
 
@@ -140,11 +142,14 @@ class PlanModel(QAbstractTableModel):
         row = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.CheckStateRole and col == self.INCLUDE:
-            return Qt.CheckState.Unchecked if row.excluded else Qt.CheckState.Checked
+            # A record that is not valid is never applied: no tick, and none to give it.
+            return Qt.CheckState.Unchecked if row.excluded or row.action == "invalid" else Qt.CheckState.Checked
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             value = {self.INCLUDE: "", self.WHAT: row.what, self.RECORD: row.name, self.NOW: row.before,
                      self.AFTER: row.after, self.WHY: row.why}[col]
             if role == Qt.ItemDataRole.ToolTipRole and col == self.INCLUDE:
+                if row.action == "invalid":
+                    return "Not valid: Apply skips it. It is listed under Held back with what to correct."
                 return "Untick to leave this row out: Apply does not touch it."
             return value
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -859,6 +864,9 @@ class MigrationWizard(QWizard):
         self.setStartId(PAGE_IDS[self.mf.flow.history[0]])
         self.setButtonText(QWizard.WizardButton.FinishButton, "Finish")
         self.currentIdChanged.connect(self._page_changed)
+        style_main_action(self, commit="Apply")
+        steps = {v: k for k, v in PAGE_IDS.items()}
+        add_step_indicator(self, lambda page_id: self.mf.flow.position(steps[page_id]) if page_id in steps else None)
 
     def page_for(self, step: str) -> _Page:
         return self.pages[step]

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ops import conflicts
+from app.ops import conflicts, status
 from app.ops.conflicts import AmbiguousMatch, ConflictView
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
@@ -39,7 +39,6 @@ from app.ui.models import RowRole, RowTableModel
 from app.ui.tables import Fill, TableOrNote, make_table
 from app.ui.text import Notice
 from app.ui.theme import Palette
-from app.wizard.migration_flow import later_matches
 
 NOTHING_TO_REVIEW = ("Nothing to review. When a field changes differently in the CRM and in the ledger and your "
                      "rules say \"ask me\", it waits here for your choice.")
@@ -292,9 +291,7 @@ class ReviewPage(QWidget):
             return
         keep = self.selected_item()
         ws_id = self.workspace.id
-        matches = conflicts.ambiguous_matches(self._store, ws_id)
-        later = {(m.record_type, m.record_id): m for m in later_matches(self._store, ws_id)}  # the migration's
-        matches = [later.pop((m.record_type, m.record_id), m) for m in matches] + list(later.values())
+        matches = status.review_matches(self._store, ws_id)  # the same list status.workspace_counts counts
         items = review_items(conflicts.open_conflicts(self._store, ws_id), matches)
         self.model.set_rows(items)
         self._show_pending(conflicts.pending_choices(self._store, ws_id) + sum(1 for m in matches if m.picked))

@@ -9,6 +9,7 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from app.connectors.tokens import TokenStore
+from app.ops.status import workspace_counts
 from app.ops.sync_run import run_sync
 from app.store.db import Store
 from app.sync.engine import RunResult
@@ -81,7 +82,8 @@ class SyncController(QObject):
 
         state.job = BackgroundJob(
             work,
-            on_success=lambda result: self._end(state, notice_for_result(result)),
+            on_success=lambda result: self._end(state, notice_for_result(
+                result, workspace_counts(self._store, workspace_id))),  # the tabs' numbers after the run
             on_failure=lambda exc: self._end(state, notice_for_error(exc, workspace=name)),
             on_progress=lambda stage, done, total: self._progress(state, stage, done, total),
             parent=self,

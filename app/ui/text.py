@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
+from app.ops.status import WorkspaceCounts
 from app.ops.workspaces import UserError
 from app.sync.engine import Busy, RunResult
 
@@ -45,15 +46,17 @@ _HOW = {
 }
 
 _HOW_TIPS = {
-    "created": "Crossledger created this customer in the ledger.",
-    "email": "Linked to an existing ledger customer with the same email address.",
-    "tax_id": "Linked to an existing ledger customer with the same tax ID.",
-    "name": "Linked to an existing ledger customer with the same name.",
-    "duplicate": "Another CRM record for the same customer was synced first; both share one ledger customer.",
+    "created": "Crossledger created this customer in the accounting system.",
+    "email": "Linked to an existing customer in the accounting system with the same email address.",
+    "tax_id": "Linked to an existing customer in the accounting system with the same tax ID.",
+    "name": "Linked to an existing customer in the accounting system with the same name.",
+    "duplicate": ("Another CRM record for the same customer was synced first; both share one customer in the "
+                  "accounting system."),
     "link": "Linked in an earlier sync.",
     "id": "Linked in an earlier sync.",
     "manual": "You said these two are the same customer (in the migration or the Review tab).",
-    "matched": "The ledger already had this deal's invoice; Crossledger linked it instead of making another.",
+    "matched": ("The accounting system already had this deal's invoice; Crossledger linked it instead of making "
+                "another."),
 }
 
 _RUN_STATUS = {
@@ -180,10 +183,30 @@ def last_run_text(status: str | None, started_at: dt.datetime | None, now: dt.da
     return f"{run_status_label(status)} {when}" if status != "running" else "Syncing…"
 
 
+def sentence(value: str) -> str:
+    """End with one full stop: 'Crossledger Demo Inc.' stays as it is, never 'Inc..'."""
+    value = value.rstrip()
+    return value if value.endswith((".", "!", "?", "…")) else value + "."
+
+
+# -- the counts (docs/glossary.md) --------------------------------------------------------------
+
+def attention_words(held_back: int, to_review: int) -> str:
+    """'3 to review, 16 held back': the Review and Held back tabs' numbers, in their words.
+    Empty when nothing waits. From ``app.ops.status.workspace_counts``, like every count shown."""
+    parts = [f"{to_review:,} to review"] if to_review else []
+    if held_back:
+        parts.append(f"{held_back:,} held back")
+    return ", ".join(parts)
+
+
 # -- run results -------------------------------------------------------------------------------
 
 def run_summary(counts: Mapping[str, int]) -> str:
-    """'Created 143 customers, linked 22 to existing ones, 18 held back for review'."""
+    """'Created 143 customers, linked 22 to existing ones, updated 3': what the run changed. How
+    many are held back or to review is the workspace's count, said apart in the tabs' numbers
+    (``notice_for_result``, docs/glossary.md), never a run's own tally, which counts a record again
+    every run while its reason lasts."""
     if counts.get("undo_of"):  # an undo run: what it took back
         return undo_summary(counts)
     parts = []
@@ -193,11 +216,9 @@ def run_summary(counts: Mapping[str, int]) -> str:
         parts.append(f"linked {counts['linked']:,} to existing ones")
     if counts.get("updated"):
         parts.append(f"updated {counts['updated']:,}")
-    if counts.get("quarantined"):
-        parts.append(f"{counts['quarantined']:,} held back for review")
-    if counts.get("conflicts"):
-        parts.append(f"{plural(counts['conflicts'], 'conflict')} to review")
     if not parts:
+        if counts.get("quarantined") or counts.get("conflicts"):
+            return "Nothing changed"  # not "in sync": some records were held back or need a decision
         return "Everything was already in sync" if counts.get("read") else "Nothing new to sync"
     text = ", ".join(parts)
     return text[0].upper() + text[1:]
@@ -218,8 +239,11 @@ def undo_summary(counts: Mapping[str, int]) -> str:
 ALLOW_LARGE_CHANGE = "Sync and allow these changes"
 
 
-def notice_for_result(result: RunResult) -> Notice:
+def notice_for_result(result: RunResult, now: WorkspaceCounts | None = None) -> Notice:
+    """``now``: the workspace's counts after the run, said as the tabs say them ("Now 16 held back")."""
     summary = run_summary(result.counts)
+    if now is not None and (words := attention_words(now.held_back, now.to_review)):
+        summary = f"{summary}. Now {words}"
     if result.status == "ok":
         return Notice("success", "Sync finished", f"{summary}.")
     if result.status == "cancelled":

@@ -301,6 +301,9 @@ class TrayController(QObject):
                                            everything_paused=everything, failures=self._failures,
                                            now=self._clock.now())
 
+        # First what people reach for most, last Quit, as in Dropbox's and Nextcloud's tray menus.
+        menu.setDefaultAction(self._action(menu, "Open Crossledger", "open", self._open))  # bold, like a click
+        menu.addSeparator()
         summary = menu.addAction(tray_state.summary_line(self.state, self._statuses, running, self._failures))
         summary.setEnabled(False)
         summary.setObjectName("summary")
@@ -322,14 +325,11 @@ class TrayController(QObject):
                     self._add_workspace(menu, view, everything)
             menu.addSeparator()
             if everything:
-                self._action(menu, "Resume all", "resume-all", self.resume_all)
+                self._action(menu, "Resume all syncing", "resume-all", self.resume_all)
             else:
-                self._action(menu, "Pause all", "pause-all", self.pause_all)
-        else:
-            menu.addSeparator()
-        self._action(menu, "Open Crossledger", "open", self._open)
+                self._action(menu, "Pause all syncing", "pause-all", self.pause_all)
         menu.addSeparator()
-        self._action(menu, "Quit", "quit", self._quit)
+        self._action(menu, "Quit Crossledger", "quit", self._quit)
 
     def _add_workspace(self, menu: QMenu, view: tray_state.WorkspaceMenu, everything: bool) -> None:
         for line, key in ((view.last_run, "last"), (view.next_run, "next"), (view.status, "state")):
@@ -340,9 +340,9 @@ class TrayController(QObject):
         # The scheduler's run_now would un-pause a paused job, so it is not offered then.
         sync.setEnabled(not view.running and (self._custom_sync is not None or not (view.paused or everything)))
         if view.paused:
-            self._action(menu, "Resume", f"resume:{view.name}", partial(self.set_paused, view.name, False))
+            self._action(menu, "Resume syncing", f"resume:{view.name}", partial(self.set_paused, view.name, False))
         else:
-            self._action(menu, "Pause", f"pause:{view.name}", partial(self.set_paused, view.name, True))
+            self._action(menu, "Pause syncing", f"pause:{view.name}", partial(self.set_paused, view.name, True))
 
     def _action(self, menu: QMenu, label: str, name: str, slot: Callable[[], None]) -> QAction:
         action = menu.addAction(label)
@@ -434,7 +434,8 @@ class TrayController(QObject):
         before = self._waiting.get(workspace, 0)
         self._waiting[workspace] = waiting
         if waiting > before:
-            self.notify(workspace, tray_state.review_message(workspace, waiting))
+            self.notify(workspace, tray_state.review_message(workspace, ws.quarantined, ws.to_review,
+                                                             ledger=text.provider_label(ws.accounting)))
 
     # -- sign-ins about to expire ------------------------------------------------------------------
     @Slot()

@@ -35,9 +35,13 @@ MAX_LINE = 72
 # -- the icon state ------------------------------------------------------------------------------
 
 def waiting_for_review(ws: WorkspaceStatus) -> int:
-    """Records held back plus the conflicts the last run left for a person to decide."""
-    conflicts = int(ws.last_run.counts.get("conflicts", 0) or 0) if ws.last_run else 0
-    return ws.quarantined + conflicts
+    """Records that need a person: the Review tab's count plus the Held back tab's."""
+    return ws.to_review + ws.quarantined
+
+
+def attention(ws: WorkspaceStatus) -> str:
+    """'3 to review, 16 held back', the words and numbers of the window's tabs."""
+    return text.attention_words(ws.quarantined, ws.to_review)
 
 
 def has_error(ws: WorkspaceStatus) -> bool:
@@ -118,9 +122,8 @@ def run_result_words(run: RunRow) -> str:
     if run.status == "partial":
         errors = int(c.get("errors", 0) or 0)
         return f"partly synced, {text.plural(errors, 'record')} failed" if errors else "partly synced"
-    what = f"{text.plural(changes, 'change')}" if changes else "nothing new"
-    held = int(c.get("quarantined", 0) or 0)
-    return f"synced, {what}" + (f", {held:,} held back" if held else "")
+    # What is held back now is the State line's count (the Held back tab's), not this run's tally.
+    return f"synced, {text.plural(changes, 'change')}" if changes else "synced, nothing new"
 
 
 def when_words(value: dt.datetime | None, now: dt.datetime) -> str:
@@ -169,8 +172,7 @@ def state_line(ws: WorkspaceStatus, *, running: bool, paused: bool, failure: str
         return elide(f"State: needs attention — reconnect {text.provider_label(reconnect.provider)}")
     if ws.last_run is not None and ws.last_run.status == "failed":
         return "State: needs attention — the last sync failed"
-    waiting = waiting_for_review(ws)
-    review = f"{text.plural(waiting, 'record')} to review" if waiting else ""
+    review = attention(ws)
     if paused:
         return "State: paused" + (f" · {review}" if review else "")
     if review:
@@ -197,9 +199,8 @@ def summary_line(state: TrayState, statuses: Sequence[WorkspaceStatus], running:
     if state == "paused":
         return "Crossledger — automatic syncing is paused"
     if state == "review":
-        n = sum(waiting_for_review(ws) for ws in statuses)
-        return f"Crossledger — {text.plural(n, 'record')} wait for review" if n else \
-            "Crossledger — some records need a look"
+        words = text.attention_words(sum(ws.quarantined for ws in statuses), sum(ws.to_review for ws in statuses))
+        return f"Crossledger — {words}" if words else "Crossledger — some records need a look"
     return "Crossledger — everything is up to date"
 
 
@@ -215,7 +216,7 @@ def tooltip(state: TrayState, statuses: Sequence[WorkspaceStatus], *, running: C
         elif _is_paused(ws.name, paused):
             what = "paused"
         elif waiting_for_review(ws):
-            what = f"{text.plural(waiting_for_review(ws), 'record')} to review"
+            what = attention(ws)
         elif ws.last_run is not None:
             what = f"synced {when_words(ws.last_run.started_at, now)}"
         else:
@@ -278,12 +279,18 @@ def failed_run_message(workspace: str, notice: text.Notice) -> Message:
     return Message(f"{workspace}: {notice.title}", notice.detail, "error")
 
 
-def review_message(workspace: str, waiting: int) -> Message:
-    return Message(
-        f"{workspace}: {text.plural(waiting, 'record')} {'waits' if waiting == 1 else 'wait'} for your review",
-        "Crossledger held them back instead of sending something wrong to the ledger. Open Crossledger and "
-        "look under Held back for the reason of each; correct them in the CRM and the next sync sends them.",
-        "warning")
+def review_message(workspace: str, held_back: int, to_review: int = 0, *,
+                   ledger: str = "the accounting system") -> Message:
+    """More records need a person than before: say how many, in the tabs' words, and where to look."""
+    where = []
+    if to_review:
+        where.append("decide each one under Review")
+    if held_back:
+        where.append(f"look under Held back for why each was kept out of {ledger}; correct it in the CRM and "
+                     "the next sync sends it")
+    return Message(f"{workspace}: {text.attention_words(held_back, to_review)}",
+                   f"Crossledger sent nothing it was unsure of to {ledger}. Open Crossledger and "
+                   + "; ".join(where) + ".", "warning")
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,7 @@ class WorkspaceListPanel(QFrame):
         section.setObjectName("SectionLabel")
 
         self.view = QListView()
+        self.view.setAccessibleName("Client workspaces")
         self.view.setObjectName("WorkspaceList")
         self.view.setModel(model)
         self.view.setItemDelegate(WorkspaceDelegate(self.view))

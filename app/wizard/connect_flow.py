@@ -401,7 +401,7 @@ class ConnectFlow:
         setup = setup_for(d[side])
         client_id = str(v.get("client_id") or "").strip()
         if not client_id:
-            problems["client_id"] = f"Enter the client ID of your {setup.label} app (see where to find it below)."
+            problems["client_id"] = f"Enter the client ID of your {setup.label} app (see “Where to find these” above)."
         elif re.search(r"\s", client_id):
             problems["client_id"] = "A client ID has no spaces. Copy it again from the app's page."
         secret = str(v.get("client_secret") or "")

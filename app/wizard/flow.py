@@ -88,3 +88,14 @@ class Flow:
             seen.add(nxt)
             out.append(nxt)
         return out
+
+    def position(self, step_id: str, data: Data | None = None) -> tuple[int, int]:
+        """Where a step stands for a "Step 2 of 4" indicator: its number along the steps taken to
+        reach it, and that plus the steps still ahead of it (which the data decide)."""
+        before = self.history[: self.history.index(step_id)] if step_id in self.history else list(self.history)
+        ahead, seen = [step_id], {*before, step_id}
+        d = self.data if data is None else data
+        while (nxt := self.steps[ahead[-1]].next(d)) is not None and nxt not in seen:
+            seen.add(nxt)
+            ahead.append(nxt)
+        return len(before) + 1, len(before) + len(ahead)

@@ -48,9 +48,16 @@ RULE_LABEL = {"crm": "CRM wins", "accounting": "Accounting wins", "recent": "Lat
 DIRECTION_LABEL = {"both": "Both ways", "crm_to_acct": "CRM → accounting", "acct_to_crm": "Accounting → CRM",
                    "off": "Don't sync"}
 INVOICE_LABEL = {"both": "Create invoices for won deals", "off": "Don't create invoices"}
+
+
+def named_labels(labels: dict[str, str], crm: str, ledger: str) -> dict[str, str]:
+    """RULE_LABEL or DIRECTION_LABEL with the systems' names: "QuickBooks Online wins",
+    "HubSpot → QuickBooks Online" (docs/glossary.md: name the provider where the user sees it)."""
+    return {k: v.replace("Accounting", ledger).replace("accounting", ledger).replace("CRM", crm)
+            for k, v in labels.items()}
 MAX_VERSIONS = 50
-MATCHED_AT_SYNC = ("Checked when syncing: linked to a ledger customer with the same email, tax ID or name, "
-                   "otherwise created")
+MATCHED_AT_SYNC = ("Checked when syncing: linked to a customer in the accounting system with the same email, "
+                   "tax ID or name, otherwise created")
 
 
 def fields_of(object_type: str) -> tuple[str, ...]:
@@ -128,6 +135,7 @@ class PreviewRow:
     values: dict[str, str | None]  # canonical field -> mapped value
     problems: list[str]  # validation errors, in words
     outcome: str  # what the next sync would do with it
+    name: str = ""  # the record's name as the CRM shows it, for the preview (never its raw id)
 
 
 def validate_draft(draft: Draft, fields: dict[str, list[FieldInfo]]) -> Problems:
@@ -154,7 +162,7 @@ def validate_draft(draft: Draft, fields: dict[str, list[FieldInfo]]) -> Problems
                                                                       or mapped.get("last_name"))):
                 what = "first and last name (or a full name)" if otype == "person" else "a field"
                 problems[f"{otype}.name"] = (f"{OBJECT_LABEL[otype]} need {what} for the customer name, or the "
-                                             "ledger cannot hold them.")
+                                             "accounting system cannot hold them.")
     for f, rule in draft.rules.items():
         if rule not in RULE_LABEL:
             problems[f"rule.{f}"] = f"Choose who wins for {FIELD_LABEL.get(f, f)}."
@@ -183,20 +191,20 @@ def preview(draft: Draft, samples: Samples, limit: int = 25) -> list[PreviewRow]
             messages = [m for _f, m in samples.ledger_problems(party)]
         values = {f: party.fields().get(f) for f in PARTY_FIELDS}
         if messages:
-            outcome = "Held back for review"
+            outcome = "Held back"
         elif samples.ledger is None:
             outcome = MATCHED_AT_SYNC
         else:
             match = find_match(party, index)
             if match.ambiguous:
-                outcome = "Held back: matches several ledger customers"
+                outcome = "Held back: could be one of several existing customers"
             elif match.ident is not None:
                 how = {"email": "same email", "tax_id": "same tax ID", "name": "same name"}.get(
                     (match.how or "name").split("+")[0], "same name")
                 outcome = f"Links to '{index.names.get(match.ident, match.ident)}' ({how})"
             else:
                 outcome = "Creates a new customer"
-        rows.append(PreviewRow(record.object_type, record.id, values, messages, outcome))
+        rows.append(PreviewRow(record.object_type, record.id, values, messages, outcome, party.name or ""))
     return rows
 
 

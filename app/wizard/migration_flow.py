@@ -413,9 +413,8 @@ class MigrationFlow:
 
     def eta_text(self) -> str:
         est = self.estimate()
-        calls = est.acct_calls + est.crm_calls
-        text = (f"Applying this plan takes {est.text} within {self.ledger_label}'s and {self.crm_label}'s limits "
-                f"({calls:,} write call{'s' if calls != 1 else ''}).")
+        text = (f"Applying this plan takes {est.text}, at the pace {self.ledger_label} and {self.crm_label} "
+                "accept changes.")
         return f"{text} {est.note}" if est.note else text
 
     # -- possible matches ---------------------------------------------------------------------------

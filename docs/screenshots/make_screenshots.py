@@ -216,6 +216,12 @@ def main() -> None:
         for _ in range(5):
             QCoreApplication.processEvents()
         window.grab().save(str(out / "empty-state.png"))
+        window.empty.demo_started()  # "Try the demo" runs it in the window, with its progress
+        window.empty.demo_progressed("Creating customers in QuickBooks Online", 61, 143)
+        for _ in range(5):
+            QCoreApplication.processEvents()
+        window.grab().save(str(out / "empty-state-demo-running.png"))
+        window.empty.demo_finished()
         window.close()
         empty.dispose()
     del app

@@ -1,0 +1,117 @@
+"""What every wizard of the window shares: "Step 2 of 4: Sign in" in each page's title, the main
+action styled as the primary button, and problems shown next to the field they are about."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from PySide6.QtWidgets import QBoxLayout, QFormLayout, QLabel, QWidget, QWizard, QWizardPage
+
+from app.ui.accessibility import layout_position
+
+STEP_PREFIX = re.compile(r"^Step \d+ of \d+: ")
+
+# The wizard's buttons that move the work forward: styled as the window's primary button.
+MAIN_BUTTONS = (QWizard.WizardButton.NextButton, QWizard.WizardButton.CommitButton,
+                QWizard.WizardButton.FinishButton)
+
+
+def plain_title(page: QWizardPage) -> str:
+    return STEP_PREFIX.sub("", page.title())
+
+
+def step_title(n: int, total: int, title: str) -> str:
+    return f"Step {n} of {total}: {title}" if total > 1 else title
+
+
+def add_step_indicator(wizard: QWizard, position: Callable[[int], tuple[int, int] | None]) -> Callable[[], None]:
+    """Prefix the current page's title with "Step n of m: " each time a page is shown (after its
+    ``initializePage``, which may set the title). ``position(page_id)`` gives (n, m) or None.
+    Returns a function that says it again for the current page (when what was learnt on it, such as
+    a sign-in opening several organisations, adds a step)."""
+
+    def show(page_id: int) -> None:
+        page = wizard.page(page_id)
+        where = position(page_id) if page is not None else None
+        if page is None or where is None:
+            return
+        page.setTitle(step_title(where[0], where[1], plain_title(page)))
+
+    wizard.currentIdChanged.connect(show)
+    return lambda: show(wizard.currentId())
+
+
+def style_main_action(wizard: QWizard, **labels: str) -> None:
+    """Next, Commit and Finish as primary buttons (the default one is what Enter presses);
+    ``labels`` renames them: ``finish="Apply"``."""
+    names = {"next": QWizard.WizardButton.NextButton, "commit": QWizard.WizardButton.CommitButton,
+             "finish": QWizard.WizardButton.FinishButton}
+    for key, text in labels.items():
+        wizard.setButtonText(names[key], text)
+    for which in MAIN_BUTTONS:
+        button = wizard.button(which)
+        button.setObjectName("PrimaryButton")
+        button.style().unpolish(button)
+        button.style().polish(button)
+
+
+def _restyle(widget: QWidget) -> None:
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
+
+
+class FieldProblems:
+    """Marks the fields a problem is about and writes its message right under the field.
+
+    ``fields`` maps a problem's key (as the flow names it) to its widget. Problems about no listed
+    field are returned, for the page's own message at the bottom.
+    """
+
+    def __init__(self, page: QWidget, fields: Mapping[str, QWidget]) -> None:
+        self.page = page
+        self.fields = dict(fields)
+        self.labels: dict[str, QLabel] = {}
+
+    def _label(self, key: str) -> QLabel | None:
+        if key in self.labels:
+            return self.labels[key]
+        widget = self.fields[key]
+        holder = widget.parentWidget()  # the page, or a group box on it: its layout holds the field
+        root = holder.layout() if holder is not None else None
+        found = layout_position(root, widget) if root is not None else None
+        if found is None:
+            return None
+        layout, index = found
+        label = QLabel()
+        label.setObjectName("FieldError")
+        label.setWordWrap(True)
+        label.hide()
+        if isinstance(layout, QFormLayout):
+            row, _role = layout.getWidgetPosition(widget)
+            layout.insertRow(row + 1, "", label)
+        elif isinstance(layout, QBoxLayout):
+            layout.insertWidget(index + 1, label)
+        else:
+            return None
+        self.labels[key] = label
+        return label
+
+    def show(self, problems: Mapping[str, str]) -> dict[str, str]:
+        rest = {}
+        for key, widget in self.fields.items():
+            message = problems.get(key)
+            widget.setProperty("invalid", bool(message))
+            _restyle(widget)
+            label = self._label(key) if message or key in self.labels else None
+            if label is not None:
+                label.setText(message or "")
+                label.setVisible(bool(message))
+                widget.setAccessibleDescription(message or "")
+            if message and label is None:
+                rest[key] = message
+        first = next((self.fields[k] for k in self.fields if problems.get(k)), None)
+        if first is not None:
+            first.setFocus()
+        rest.update({k: v for k, v in problems.items() if k not in self.fields})
+        return rest
