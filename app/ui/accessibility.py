@@ -37,7 +37,8 @@ def _label_before(widget: QWidget) -> str:
         return ""
     holder, index = found
     for i in range(index - 1, -1, -1):
-        item = holder.itemAt(i).widget()
+        entry = holder.itemAt(i)
+        item = entry.widget() if entry is not None else None
         if item is None:
             continue
         if isinstance(item, QLabel) and item.text().strip():
@@ -50,6 +51,8 @@ def layout_position(layout: QLayout, widget: QWidget) -> tuple[QLayout, int] | N
     """The (sub)layout of ``layout`` that holds ``widget``, and its index there."""
     for i in range(layout.count()):
         item = layout.itemAt(i)
+        if item is None:
+            continue
         if item.widget() is widget:
             return layout, i
         inner = item.layout()

@@ -88,8 +88,8 @@ class FieldProblems:
         label.setWordWrap(True)
         label.hide()
         if isinstance(layout, QFormLayout):
-            row, _role = layout.getWidgetPosition(widget)
-            layout.insertRow(row + 1, "", label)
+            position: tuple[int, object] = layout.getWidgetPosition(widget)  # type: ignore[assignment]
+            layout.insertRow(position[0] + 1, "", label)
         elif isinstance(layout, QBoxLayout):
             layout.insertWidget(index + 1, label)
         else:
