@@ -409,3 +409,29 @@ def test_cancel_stops_between_steps_and_a_second_undo_finishes_the_rest(tmp_path
             undo = s.get(Run, second.undo_run_id)
             assert undo.counts["writes"] < len(plan.steps)  # what the first attempt did was not sent again
         assert w.customer(sc.new_acct_id).active is False
+
+
+def test_undo_planning_reads_the_crms_deals_once_not_once_per_invoice(tmp_path, monkeypatch):
+    with world(tmp_path, "hubspot", "quickbooks") as w:
+        w.sync()
+        deals = w.crm.connector.read_deals(None).records
+        for d in deals:
+            [res] = w.crm.connector.update_deals([RecordWrite(f"won-{d.id}", "deal", d.id, WON["hubspot"])])
+            assert res.ok, res.error
+        result = w.sync()
+        assert result.counts["invoices_created"] == 3 and result.counts["deals_updated"] >= 3
+
+        reads: list[str] = []
+        connector_class = type(w.crm.connector)
+        real_read = connector_class.read_deals
+
+        def counted(self, cursor):
+            reads.append(cursor)
+            return real_read(self, cursor)
+
+        monkeypatch.setattr(connector_class, "read_deals", counted)
+        plan = plan_undo(w.store, w.tokens, WS, result.run_id)
+        assert len(reads) == 1  # was one full read of the CRM's deals for every invoice's deal
+        voided = {s.record_id for s in plan.steps if s.kind == "void_invoice"}
+        restored = {s.record_id for s in plan.steps if s.kind == "restore_field" and s.record_type == "deal"}
+        assert len(voided) == 3 and restored == {d.id for d in deals}

@@ -227,6 +227,7 @@ class _Planner:
         self.acct_name = _label(ws.accounting)
         self.actions: list[_Action] = []
         self.refusals: list[UndoRefusal] = []
+        self._deal_props: dict[str, dict[str, Any]] | None = None  # the CRM's deals, read once when needed
 
     def key(self, kind: str, record_id: str, fld: str | None = None) -> str:
         return f"undo-{self.run.id}-{kind}-{record_id}" + (f"-{fld}" if fld else "")
@@ -362,14 +363,7 @@ class _Planner:
         if not changes:
             return
         field_map = self.settings.get("deal_fields") or {}
-        current_props: dict[str, Any] | None = None
-        try:
-            for d in self.crm.read_deals(None).records:
-                if d.id == deal_id:
-                    current_props = dict(d.properties or {})
-                    break
-        except ConnectorError:
-            current_props = None
+        current_props = self._deals_now().get(deal_id)
         for fname, (before, wrote) in changes.items():
             key = field_map.get(fname)
             words = fname.replace("crossledger_", "").replace("_", " ")
@@ -386,6 +380,16 @@ class _Planner:
                          {"deal": deal_id, "props": {key: before if before is not None else ""}}, after=after)
             else:
                 self.refuse("deal", deal_id, deal, f"The {words} on {deal} changed again since, so it stays.", fname)
+
+    def _deals_now(self) -> dict[str, dict[str, Any]]:
+        """Every deal's properties as the CRM holds them now, read once per plan (not once per invoice);
+        empty when the CRM could not be read, so each field is then refused with its reason."""
+        if self._deal_props is None:
+            try:
+                self._deal_props = {d.id: dict(d.properties or {}) for d in self.crm.read_deals(None).records}
+            except ConnectorError:
+                self._deal_props = {}
+        return self._deal_props
 
     def _customers(self, kept: dict[str, str]) -> set[str]:
         """Customers the run created: deactivate, or refuse. Returns the ids being deactivated."""
