@@ -44,9 +44,10 @@ def _line(hs, deal: str, name: str, quantity: str, price: str, discount: str | N
     hs.associate("line_items", item, "deals", deal, [20])
 
 
-def _deal(hs, name: str, company: str | None, currency: str, amount: str | None = None) -> str:
+def _deal(hs, name: str, company: str | None, currency: str, amount: str | None = None,
+          closedate: str | None = None) -> str:
     props = {"dealname": name, "dealstage": "closedwon", "pipeline": "default", "deal_currency_code": currency,
-             "closedate": "2026-11-20T00:00:00.000Z"}
+             "closedate": closedate or "2026-11-20T00:00:00.000Z"}
     if amount:
         props["amount"] = amount
     deal = hs.create("deals", **props)
@@ -67,7 +68,7 @@ def seed(hs, rows: list[dict]) -> tuple[dict[str, dict], list[tuple[str, str]], 
         company = {"own": None, "none": None, "held": held_co}[row["company"]]
         if row["company"] == "own":
             company = hs.create("companies", name=f"Corpus Customer {n:02d} Ltd", country="United States")
-        deal = _deal(hs, row["name"], company, row["currency"], row.get("amount"))
+        deal = _deal(hs, row["name"], company, row["currency"], row.get("amount"), row.get("closedate"))
         for li in row["lines"]:
             for _ in range(li.get("repeat") or 1):
                 _line(hs, deal, li["name"], li["quantity"], li["price"], li.get("discount"), li.get("description"),

@@ -49,6 +49,19 @@ def remove_invisible(text: str) -> tuple[str, list[str]]:
     return "".join(c for c in text if c not in REMOVED_INVISIBLE), kinds
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_broken(text: str) -> bool:
+    """Half of a character: a lone UTF-16 surrogate, as left when an emoji is cut in two."""
+    return _SURROGATE.search(text) is not None
+
+
+def mend_broken(text: str) -> str:
+    """The text with each half of a character shown as a replacement mark, so it can be stored and sent."""
+    return _SURROGATE.sub("\ufffd", text) if text else text
+
+
 def is_blank(text: str | None) -> bool:
     """Nothing a reader could see: empty, spaces, or only invisible (format) characters."""
     return not any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text or "")

@@ -19,7 +19,8 @@ from sqlalchemy import delete, select
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
-from app.domain.text import compact_tax_id, normalise_email, normalise_name
+from app.domain.text import compact_tax_id, has_broken, normalise_email, normalise_name
+from app.domain.text import mend_broken as safe_text
 from app.store import lease
 from app.store.db import Store
 from app.store.models import (
@@ -191,17 +192,28 @@ class SyncEngine:
                 status = "failed"
                 self.errors.append(exc.message)
                 self.failure = exc
-            self.counts["errors"] = len(self.errors)
-            with self.store.session() as s:
-                run = s.get(Run, self.run_id)
-                run.status = status
-                run.counts = dict(self.counts)
-                run.message = "\n".join(self.errors[:50]) or None
-                run.finished_at = utcnow()
+            except BaseException as exc:  # a fault of Crossledger's own: the run is closed, then it is raised
+                self._close_run("failed" if isinstance(exc, Exception) else "cancelled", [
+                    "The sync stopped on an unexpected problem in Crossledger and was not finished. Nothing is "
+                    "lost: the next sync carries on from here. If it happens again, send the log from Help to "
+                    "support."])
+                log.exception("sync of %r stopped", self.ws_name)
+                raise
+            self._close_run(status)
             return RunResult(self.run_id, self.ws_name, status, self.dry_run, dict(self.counts), list(self.errors),
                              plan_obj)
         finally:
             lease.release(self.store, self.ws_id, self.holder)
+
+    def _close_run(self, status: str, more_errors: list[str] = ()) -> None:
+        self.errors.extend(more_errors)
+        self.counts["errors"] = len(self.errors)
+        with self.store.session() as s:
+            run = s.get(Run, self.run_id)
+            run.status = status
+            run.counts = dict(self.counts)
+            run.message = safe_text("\n".join(self.errors[:50])) or None
+            run.finished_at = utcnow()
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -371,7 +383,9 @@ class SyncEngine:
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
                          customers_from=self.settings.get("customers_from") or "both",
                          field_directions=dict(self.settings.get("field_direction") or {}),
-                         recreate=self.undone_generations(),
+                         recreate={**self.undone_generations(), **{
+                             ref: "+".join(filter(None, (self.undone_generations().get(ref), gen)))
+                             for ref, gen in self._replanned.items()}},
                          pins={_ref_of(k): v for k, v in (self.settings.get("pinned_matches") or {}).items()},
                          inactive_names_taken=getattr(self.acct, "inactive_names_taken", True))
 
@@ -389,15 +403,22 @@ class SyncEngine:
         return self._undone
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
-        """Creates journalled by an earlier run that never recorded an answer: were they made?"""
+        """Creates journalled by an earlier run that never recorded an answer: were they made?
+
+        One that was made is linked (and the planner brings it up to the record's current data); one
+        that was not is planned again from the record as it is now, under a new key, so the ledger
+        cannot answer it with the earlier request's outcome."""
         rows = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.status == "pending",
                                                Journal.op == "create_customer")).all()
         found: dict[str, str] = {}
+        self._replanned = {}
         for row in rows:
             name = row.payload.get("display_name")
             email = row.payload.get("email")
-            hits = self.acct.find_customers(name=name) if name else []
-            if not hits and email:
+            # A request holding half a character could never be sent, so it was not made.
+            unsendable = any(isinstance(v, str) and has_broken(v) for v in (name, email))
+            hits = self.acct.find_customers(name=name) if name and not unsendable else []
+            if not hits and email and not unsendable:
                 hits = [h for h in self.acct.find_customers(email=email)
                         if normalise_name(h.party.name) == normalise_name(name)]
             if hits:
@@ -409,6 +430,7 @@ class SyncEngine:
             else:
                 row.status = "failed"
                 row.error = "not made; planned again"
+                self._replanned[(row.crm_type or "", row.crm_id or "")] = f"replan-{row.id}"
         return found
 
     # -- applying -----------------------------------------------------------------------------
@@ -433,7 +455,8 @@ class SyncEngine:
                     created_ids[create.key] = res.id
                     self.counts["writes"] += 1
                     recorded.append(Done(create.key, res.id, "accounting",
-                                         {f: (None, v) for f, v in create.party.fields().items() if v}, "created"))
+                                         {f: (None, v) for f, v in create.party.fields().items() if v},
+                                         create.rules()))
             self._record_done(recorded)
             for create, res in zip(chunk, results, strict=True):
                 if not res.ok:
@@ -683,7 +706,7 @@ class SyncEngine:
             row = Quarantine(workspace_id=self.ws_id, side="crm", record_type=ref[0], record_id=ref[1])
             s.add(row)
             self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
-        row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
+        row.name, row.reasons, row.run_id = safe_text(name)[:300], {"items": reasons}, self.run_id
         return row
 
     def _save_quarantine(self, p: Plan) -> None:
@@ -790,7 +813,7 @@ def _same_customer(a: Party, b: Party) -> bool:
 
 
 def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else safe_text(str(value))
 
 
 def _jsonable(value: Any) -> Any:

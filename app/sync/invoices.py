@@ -21,8 +21,9 @@ from app.connectors.base import FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
 from app.connectors.errors import StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.domain.text import mend_broken
 from app.store.models import ConflictRow, Journal, Link, Mirror, Quarantine, Workspace, utcnow
-from app.sync.deal_checks import check_currency, check_lines, normal_currency, provider_name
+from app.sync.deal_checks import check_currency, check_dates, check_lines, normal_currency, provider_name
 from app.sync.planner import op_key
 
 if TYPE_CHECKING:
@@ -253,6 +254,10 @@ class InvoiceSync:
                 None)
             currency = normal_currency(deal.currency)
             reasons = check_lines(deal, crm=e.crm.provider, ledger=e.acct.provider)
+            issue = deal.close_date or dt.datetime.now(dt.UTC).date()
+            terms = int(self.settings.get("payment_terms_days", 30))
+            if bad_date := check_dates(issue, terms, crm=e.crm.provider, ledger=e.acct.provider):
+                reasons.append(bad_date)
             if ledger_currencies is None and check_currency(deal.currency, crm=e.crm.provider,
                                                             ledger=e.acct.provider, allowed=None) is None:
                 ledger_currencies = self._ledger_currencies()  # asked once a run, and only when needed
@@ -271,8 +276,6 @@ class InvoiceSync:
                 self._hold(deal, reasons)
                 continue
             lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
-            issue = deal.close_date or dt.datetime.now(dt.UTC).date()
-            terms = int(self.settings.get("payment_terms_days", 30))
             prior, doubt = self._prior_invoice(deal, cust_link.acct_id, currency, lines)
             if prior is not None:  # invoiced before Crossledger (by hand, or another tool): link, never re-make
                 self._link_invoice(deal, prior, None, how="matched")
@@ -558,7 +561,7 @@ class InvoiceSync:
         with self.store.session() as s:
             row = s.get(Link, link.id)
             s.add(ConflictRow(workspace_id=self.ws_id, link_id=link.id, crm_type="deal", crm_id=deal.id,
-                              acct_id=link.acct_id, field=f"invoice:{what}", crm_value=deal.name,
+                              acct_id=link.acct_id, field=f"invoice:{what}", crm_value=mend_broken(deal.name),
                               acct_value=message, base_value=None, rule="ask", outcome="open",
                               run_id=self.e.run_id))
             row.snapshot = {**(row.snapshot or {}), "flagged": mark}
