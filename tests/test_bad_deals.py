@@ -14,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from app.domain.models import Deal, Invoice, LineItem
+from app.domain.money import plain
 from app.reconcile.engine import Discrepancy, Report
 from app.reconcile.workbook import write_workbook
 from app.store.db import Store
@@ -287,6 +288,17 @@ def test_numbers_that_are_not_numbers_are_held_not_crashed_on():
         "Line 1's quantity is not a number. Correct the line in Pipedrive.",
         "Line 2's unit price is not a number. Correct the line in Pipedrive.",
         "Line 3's discount is not a number. Correct the line in Pipedrive."]
+
+
+def test_numbers_too_large_to_invoice_are_read_and_held():
+    """A CRM number of 1E+28 or more used to stop every deal read (it cannot be written without an exponent)."""
+    assert plain(Decimal("1E+999999")) == Decimal("1E+999999") and plain(Decimal("12.500")) == Decimal("12.5")
+    assert str(plain(Decimal("1E+3"))) == "1000" and plain(Decimal("NaN")).is_nan()
+    deal = Deal(id="1", name="Huge", won=True, currency="USD", amount=Decimal("1E+999999"), line_items=(
+        LineItem("Widget", plain(Decimal("1E+30")), Decimal("10")),))
+    assert check_lines(deal, crm="hubspot", ledger="quickbooks") == [
+        "Line 1's quantity is 1,000,000,000,000 or more, larger than any invoice line a ledger takes. Correct the "
+        "line in HubSpot."]
 
 
 @pytest.mark.parametrize("ledger", ["quickbooks", "zohobooks"])

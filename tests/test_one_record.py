@@ -171,6 +171,11 @@ def hubspot_deals(tmp_path_factory):
 
 
 def _won_deal(hs, company: str, name: str, close: dt.date, quantity: str, price: str, amount: str | None) -> str:
+    return _won_deal_and_line(hs, company, name, close, quantity, price, amount)[0]
+
+
+def _won_deal_and_line(hs, company: str, name: str, close: dt.date, quantity: str, price: str,
+                       amount: str | None) -> tuple[str, str]:
     props = {"dealname": name, "dealstage": "closedwon", "pipeline": "default", "deal_currency_code": "USD",
              "closedate": f"{close.isoformat()}T00:00:00.000Z"}
     if amount is not None:
@@ -179,7 +184,7 @@ def _won_deal(hs, company: str, name: str, close: dt.date, quantity: str, price:
     hs.associate("deals", deal, "companies", company, [5, 341])
     item = hs.create("line_items", name="Widget", quantity=quantity, price=price)
     hs.associate("line_items", item, "deals", deal, [20])
-    return deal
+    return deal, item
 
 
 @EXAMPLES
@@ -214,23 +219,23 @@ def test_a_won_deal_with_any_date_or_number_is_invoiced_or_held_and_the_control_
 # -- a journal row whose record changed since it was written -----------------------------------------
 
 class Crashing:
-    """The ledger connector, stopping the run once: before a create is sent, or after it is made."""
+    """The ledger connector, stopping the run once in ``method``: before the write is sent, or after it is made."""
 
-    def __init__(self, inner: Any, when: str) -> None:
-        self.inner, self.when = inner, when
+    def __init__(self, inner: Any, when: str, method: str = "create_customers") -> None:
+        self.inner, self.when, self.method = inner, when, method
 
-    def create_customers(self, writes: Any) -> Any:
+    def _crashing(self, writes: Any) -> Any:
         if self.when == "before":
             self.when = ""
             raise RuntimeError("the machine went down")
-        results = self.inner.create_customers(writes)
+        results = getattr(self.inner, self.method)(writes)
         if self.when == "after":
             self.when = ""
             raise RuntimeError("the machine went down")
         return results
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        return self._crashing if name == self.method else getattr(self.inner, name)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -252,3 +257,22 @@ def test_a_create_left_pending_is_planned_again_from_the_record_as_it_is_now(tmp
     assert [(c.raw_name or c.party.name) for c in customers] == ["New Name Ltd"]
     assert w.linked() == {rid: customers[0].id}
     assert w.sync().counts["writes"] == 0
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_invoice_left_pending_is_planned_again_from_the_deal_as_it_is_now(tmp_path, when):
+    w = World(tmp_path, "hubspot")
+    company = w.company("Invoice Customer Ltd")
+    deal, item = _won_deal_and_line(w.crm.sandbox, company, "Big order", dt.date(2026, 11, 20), "2", "10.00", None)
+    with pytest.raises(RuntimeError):
+        SyncEngine(w.store, w.ws_id, w.feed, Crashing(w.acct.connector, when, "create_invoices")).run()
+    with w.store.session() as s:
+        assert s.query(Run).filter_by(workspace_id=w.ws_id).one().status == "failed"
+    if when == "before":  # not made: the deal corrected in the CRM is what gets invoiced
+        w.crm.sandbox.edit("line_items", item, quantity="3")
+        w.crm.sandbox.edit("deals", deal, description="three, not two")
+    result = w.sync()
+    assert result.status == "ok", result.errors
+    invoices = [i for i in w.acct.connector.read_invoices(None).records if i.status != "void"]
+    assert len(invoices) == 1
+    assert invoices[0].total == (Decimal("30.00") if when == "before" else Decimal("20.00"))

@@ -158,6 +158,7 @@ class InvoiceSync:
         self.counts = InvoiceCounts()
         self._unlinked: dict[str, list[tuple[str, dict]]] | None = None  # customer id -> ledger invoices no deal has
         self._claimed: set[str] = set()  # ledger invoices matched to a deal in this run
+        self._replanned: dict[str, str] = {}  # deal id -> a new key part, for invoices journalled but not made
 
     # -- entry --------------------------------------------------------------------------------
     def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict) -> None:
@@ -245,6 +246,8 @@ class InvoiceSync:
             if not deal.won or deal.archived:
                 continue
             again = e.undone_generations().get(("deal", deal.id))  # an undone invoice is made under a new key
+            # and one an earlier run journalled but never made is planned again from the deal as it is now
+            again = "+".join(filter(None, (again, self._replanned.get(deal.id)))) or None
             key = op_key(e.ws_name, "create_invoice", deal.id, *([again] if again else []))
             if key in settled:
                 self._link_invoice(deal, settled[key], None)
@@ -483,6 +486,8 @@ class InvoiceSync:
                     row.status, row.target_id = "done", hits[0].id
                 else:
                     row.status, row.error = "failed", "not made; planned again"
+                    if row.crm_id:
+                        self._replanned[row.crm_id] = f"replan-{row.id}"
         return found
 
     def _prior_invoice(self, deal: Deal, customer_id: str, currency: str | None,
