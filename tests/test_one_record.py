@@ -24,11 +24,12 @@ from openpyxl import load_workbook
 from app.connectors import registry
 from app.connectors.base import RecordWrite
 from app.domain.text import BIDI_CONTROLS, BOM, is_blank
+from app.ops.history_export import rule_label
 from app.ops.reconcile_month import month_data
 from app.reconcile.engine import reconcile
 from app.reconcile.workbook import write_workbook
 from app.store.db import Store
-from app.store.models import Journal, Link, Quarantine, Run, Workspace
+from app.store.models import FieldChange, Journal, Link, Quarantine, Run, Workspace
 from app.sync.engine import SyncEngine
 from tests.support import in_process
 
@@ -276,3 +277,17 @@ def test_an_invoice_left_pending_is_planned_again_from_the_deal_as_it_is_now(tmp
     invoices = [i for i in w.acct.connector.read_invoices(None).records if i.status != "void"]
     assert len(invoices) == 1
     assert invoices[0].total == (Decimal("30.00") if when == "before" else Decimal("20.00"))
+
+
+def test_hidden_characters_are_taken_out_before_the_ledger_and_the_history_says_so(tmp_path):
+    w = World(tmp_path, "hubspot")
+    rid = w.company("\ufeff\u202eexe.live Trading\u202c")
+    assert w.sync().status == "ok"
+    customer = w.acct.connector.get_customers([w.linked()[rid]])[0]
+    assert (customer.raw_name or customer.party.name) == "exe.live Trading"
+    with w.store.session() as s:
+        change = s.query(FieldChange).filter_by(field="name", side="accounting").one()
+    assert change.after == "exe.live Trading" and change.rule == "created+cleaned"
+    assert rule_label(change.rule) == ("New customer; hidden characters (text-direction controls, byte-order marks "
+                                       "or zero-width spaces) taken out")
+    assert w.sync().counts["writes"] == 0  # the CRM still holds them: that is not a change

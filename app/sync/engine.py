@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
-from app.domain.text import compact_tax_id, has_broken, normalise_email, normalise_name
+from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
 from app.domain.text import mend_broken as safe_text
 from app.store import lease
 from app.store.db import Store
@@ -420,7 +420,7 @@ class SyncEngine:
             hits = self.acct.find_customers(name=name) if name and not unsendable else []
             if not hits and email and not unsendable:
                 hits = [h for h in self.acct.find_customers(email=email)
-                        if normalise_name(h.party.name) == normalise_name(name)]
+                        if name_key(h.raw_name or h.party.name) == name_key(name)]
             if hits:
                 hit = hits[0]
                 found[row.key] = hit.id
@@ -606,8 +606,9 @@ class SyncEngine:
             # The name is taken by a customer we did not match: link if it is plainly the same
             # customer, otherwise create it under a distinguishable name.
             hits = self.acct.find_customers(name=create.display_name)
-            for hit in hits:
-                if _same_customer(hit.party, create.party):
+            for hit in hits:  # a ledger's name search may be looser than ours: the names must be the same
+                if name_key(hit.raw_name or hit.party.name) == name_key(create.display_name) \
+                        and _same_customer(hit.party, create.party):
                     self._mirror_acct([hit])
                     self._finish(create.key, hit.id)
                     return hit.id
