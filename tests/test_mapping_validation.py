@@ -117,3 +117,10 @@ def test_look_alike_names_share_one_matching_key(a, b):
                                       ("=1+1", "-1+1"), ("\uff1d1+1", "-1+1")])
 def test_symbols_and_digits_count_in_the_matching_key(a, b):
     assert name_key(a) != name_key(b)
+
+
+@pytest.mark.parametrize("country", ["XX", "\u0301\u0301", "1A", "\u00e9\u00e9"])
+def test_two_characters_that_are_no_country_are_held(country):
+    """Written to a ledger that drops them, they came back blank and blanked the CRM's country."""
+    _, problems = validate_party(Party("company", "A", country=country))
+    assert [p.field for p in problems] == ["country"]

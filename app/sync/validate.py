@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import phonenumbers
+import pycountry
 from email_validator import EmailNotValidError, validate_email
 from stdnum import get_cc_module
 from stdnum.eu import vat as eu_vat
@@ -107,7 +108,8 @@ def validate_party(party: Party) -> tuple[Party, list[Problem]]:
             problems.append(Problem("email", f"The email address '{email}' is not valid. Correct it in the CRM."))
 
     country = party.country
-    if country and len(country) != 2:
+    if country and not (len(country) == 2 and country.isascii() and country.isalpha()
+                        and pycountry.countries.get(alpha_2=country.upper()) is not None):
         problems.append(Problem("country", f"The country '{country}' is not one Crossledger recognises. "
                                            "Use the country's full English name or its two-letter code."))
         country = None
