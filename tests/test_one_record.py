@@ -248,7 +248,7 @@ def test_a_create_left_pending_is_planned_again_from_the_record_as_it_is_now(tmp
         SyncEngine(w.store, w.ws_id, w.feed, Crashing(w.acct.connector, when)).run()
     with w.store.session() as s:
         run = s.query(Run).filter_by(workspace_id=w.ws_id).one()
-        assert run.status == "failed" and "unexpected problem" in run.message
+        assert run.status == "failed" and "Something unexpected stopped this sync" in run.message
         assert s.query(Journal).filter_by(workspace_id=w.ws_id, op="create_customer").one().status == "pending"
     res = w.crm.connector.update_records([RecordWrite("rename", "company", rid, {"name": "New Name Ltd"})])[0]
     assert res.ok, res.error

@@ -193,11 +193,13 @@ class SyncEngine:
                 self.errors.append(exc.message)
                 self.failure = exc
             except BaseException as exc:  # a fault of Crossledger's own: the run is closed, then it is raised
-                self._close_run("failed" if isinstance(exc, Exception) else "cancelled", [
-                    "The sync stopped on an unexpected problem in Crossledger and was not finished. Nothing is "
-                    "lost: the next sync carries on from here. If it happens again, send the log from Help to "
-                    "support."])
                 log.exception("sync of %r stopped", self.ws_name)
+                try:
+                    self._close_run("failed" if isinstance(exc, Exception) else "cancelled", [
+                        "Something unexpected stopped this sync before it finished. Nothing was lost: the next "
+                        "sync carries on from here. If it keeps happening, send the log file to support."])
+                except Exception:  # the database itself may be what failed: the original error is the one raised
+                    log.exception("could not record the end of run %s", self.run_id)
                 raise
             self._close_run(status)
             return RunResult(self.run_id, self.ws_name, status, self.dry_run, dict(self.counts), list(self.errors),
