@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from app.domain.models import Party
+from app.domain.text import name_key
 
 WORDS = ("Harbour Summit Maple Granite Willow Copper Northwind Bluebell Riverside Oakridge Pioneer Lighthouse "
          "Evergreen Silverline Redwood Meadow Falcon Orchard Sterling Beacon Juniper Cedar Atlas Horizon Aurora "
@@ -80,5 +81,61 @@ def sides(n: int, overlap: float = 0.5, seed: int = 1) -> tuple[list, list, set[
         truth.add((f"L{i}", f"R{i}"))
     for i in range(n - shared):
         right.append((f"R{shared + i}", variant(rng, ents[n + i], messy=True)))
+    for i, (a, b, same) in enumerate(traps(max(len(TRAPS), n // 20), seed)):
+        left.append((f"LT{i}", a))
+        right.append((f"RT{i}", b))
+        if same:
+            truth.add((f"LT{i}", f"RT{i}"))
     rng.shuffle(right)
     return left, right, truth
+
+
+# Pairs whose names differ only in a symbol or a digit (different businesses: linked, they would bill the
+# wrong customer), same names told apart by their email domains, and look-alikes of one name (the same
+# business: invisible characters, width forms, direction marks). {w}/{v}: words, {t}: a trade, {k}/{j}: numbers.
+TRAPS: tuple[tuple[str, str, bool], ...] = (
+    ("{w} C# {t}", "{w} C++ {t}", False),
+    ("{w} & {v} {t}", "{w} + {v} {t}", False),
+    ("{w}&{v}", "{w}+{v}", False),
+    ("{w} {t} Unit {k}", "{w} {t} Unit {j}", False),
+    ("{w} {t} No. {k}", "{w} {t} No {j}", False),
+    ("{w} {t} {k}", "{w} {t} {j}", False),
+    ("\t={k}+{k}", "-{k}+{k}", False),
+    ("\uff1d{k}+{k} {t}", "-{k}+{k} {t}", False),
+    ("{w}-{v} {t}", "{w}={v} {t}", False),
+    ("{w} {t} @domain", "{w} {t} Ltd @other", False),
+    ("{w}\u200b{v} {t}", "{w}{v} {t}", True),
+    ("{w} {t} Unit 1", "{w} {t} Unit 7", False),
+    ("{w} {v} {t}", "\ufeff{w} {v} {t}", True),
+    ("{w} {v} {t} Ltd", "\u200e{w} {v} {t}\u200f Limited", True),
+    ("{w} {v} {t}", "{W} {V} {T}", True),
+)
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def traps(count: int, seed: int = 1) -> list[tuple[Party, Party, bool]]:
+    """``count`` labelled pairs drawn from TRAPS in turn (each a name never used elsewhere)."""
+    rng = random.Random(seed + 7)
+    out, used = [], set()
+    while len(out) < count:
+        template_a, template_b, same = TRAPS[len(out) % len(TRAPS)]
+        w, v = rng.sample(WORDS, 2)
+        t = rng.choice(TRADES)
+        k = rng.randrange(1, 10_000)
+        j = k + rng.randrange(1, 9)
+        values = {"w": w, "v": v, "t": t, "k": k, "j": j}
+        wide = {key.upper(): _fullwidth(str(val)) for key, val in values.items()}
+        a, b = (x.format(**values, **wide) for x in (template_a, template_b))
+        keys = {name_key(a), name_key(b)}
+        if keys & used:
+            continue
+        used |= keys
+        email_a = email_b = None
+        if "@domain" in a:  # the same name, each with its own company domain
+            a, b = a.replace(" @domain", ""), b.replace(" @other", "")
+            email_a, email_b = f"accounts@{w.lower()}{k}.com", f"accounts@{w.lower()}{j}.co.uk"
+        out.append((Party("company", a, email=email_a), Party("company", b, email=email_b), same))
+    return out

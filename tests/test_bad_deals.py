@@ -14,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from app.domain.models import Deal, Invoice, LineItem
+from app.domain.money import plain
 from app.reconcile.engine import Discrepancy, Report
 from app.reconcile.workbook import write_workbook
 from app.store.db import Store
@@ -44,9 +45,10 @@ def _line(hs, deal: str, name: str, quantity: str, price: str, discount: str | N
     hs.associate("line_items", item, "deals", deal, [20])
 
 
-def _deal(hs, name: str, company: str | None, currency: str, amount: str | None = None) -> str:
+def _deal(hs, name: str, company: str | None, currency: str, amount: str | None = None,
+          closedate: str | None = None) -> str:
     props = {"dealname": name, "dealstage": "closedwon", "pipeline": "default", "deal_currency_code": currency,
-             "closedate": "2026-11-20T00:00:00.000Z"}
+             "closedate": closedate or "2026-11-20T00:00:00.000Z"}
     if amount:
         props["amount"] = amount
     deal = hs.create("deals", **props)
@@ -67,7 +69,7 @@ def seed(hs, rows: list[dict]) -> tuple[dict[str, dict], list[tuple[str, str]], 
         company = {"own": None, "none": None, "held": held_co}[row["company"]]
         if row["company"] == "own":
             company = hs.create("companies", name=f"Corpus Customer {n:02d} Ltd", country="United States")
-        deal = _deal(hs, row["name"], company, row["currency"], row.get("amount"))
+        deal = _deal(hs, row["name"], company, row["currency"], row.get("amount"), row.get("closedate"))
         for li in row["lines"]:
             for _ in range(li.get("repeat") or 1):
                 _line(hs, deal, li["name"], li["quantity"], li["price"], li.get("discount"), li.get("description"),
@@ -286,6 +288,17 @@ def test_numbers_that_are_not_numbers_are_held_not_crashed_on():
         "Line 1's quantity is not a number. Correct the line in Pipedrive.",
         "Line 2's unit price is not a number. Correct the line in Pipedrive.",
         "Line 3's discount is not a number. Correct the line in Pipedrive."]
+
+
+def test_numbers_too_large_to_invoice_are_read_and_held():
+    """A CRM number of 1E+28 or more used to stop every deal read (it cannot be written without an exponent)."""
+    assert plain(Decimal("1E+999999")) == Decimal("1E+999999") and plain(Decimal("12.500")) == Decimal("12.5")
+    assert str(plain(Decimal("1E+3"))) == "1000" and plain(Decimal("NaN")).is_nan()
+    deal = Deal(id="1", name="Huge", won=True, currency="USD", amount=Decimal("1E+999999"), line_items=(
+        LineItem("Widget", plain(Decimal("1E+30")), Decimal("10")),))
+    assert check_lines(deal, crm="hubspot", ledger="quickbooks") == [
+        "Line 1's quantity is 1,000,000,000,000 or more, larger than any invoice line a ledger takes. Correct the "
+        "line in HubSpot."]
 
 
 @pytest.mark.parametrize("ledger", ["quickbooks", "zohobooks"])

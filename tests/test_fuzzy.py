@@ -1,5 +1,7 @@
 """Fuzzy matching with explanations; a small version of the benchmark's precision and recall."""
 
+import pytest
+
 from app.domain.models import Party
 from app.sync.fuzzy import dedupe, match
 from bench.matchgen import sides
@@ -23,7 +25,7 @@ def test_explained_links_reviews_and_non_matches():
 def test_different_tax_ids_keep_lookalikes_apart():
     left = [("a", Party("company", "Atlas Motors Ltd", tax_id="GB824504000"))]
     right = [("x", Party("company", "Atlas Motors Limited", tax_id="GB410423468"))]
-    assert [c.decision for c in match(left, right)] in ([], ["review"])
+    assert [c.decision for c in match(left, right)] == ["review"]
 
 
 def test_duplicates_within_one_side():
@@ -35,8 +37,45 @@ def test_duplicates_within_one_side():
 
 
 def test_precision_and_recall_on_generated_data():
+    """The labelled set includes names differing only in a symbol or digit, and look-alike spellings.
+    A typo or reordered name with nothing else in common goes to review rather than linking, so about
+    one true pair in eleven is answered by a person; none is lost."""
     left, right, truth = sides(3000, seed=3)
-    links = {(c.left, c.right) for c in match(left, right) if c.decision == "link"}
+    found = match(left, right)
+    links = {(c.left, c.right) for c in found if c.decision == "link"}
+    reviewed = {(c.left, c.right) for c in found if c.decision == "review"}
     tp = len(links & truth)
     assert tp / max(1, len(links)) >= 0.99
-    assert tp / len(truth) >= 0.93
+    assert tp / len(truth) >= 0.89
+    assert len((links | reviewed) & truth) / len(truth) >= 0.99
+
+
+@pytest.mark.parametrize(("a", "b"), [("C# Academy", "C++ Academy"), ("A&B", "A+B"), ("Unit 1", "Unit 7"),
+                                      ("\t=1+1", "-1+1"), ("\uff1d1+1", "-1+1"), ("Harbour & Maple", "Harbour Maple")])
+def test_names_differing_in_a_symbol_or_digit_never_link_on_the_name(a, b):
+    got = match([("a", Party("company", a))], [("x", Party("company", b))])
+    assert [c.decision for c in got] in ([], ["review"])
+
+
+@pytest.mark.parametrize(("a", "b"), [("Zw\u200bsp Trading", "Zwsp Trading"),
+                                      ("\ufeffMaple Bakery", "MAPLE BAKERY LTD"),
+                                      ("\uff2d\uff41\uff50\uff4c\uff45 Bakery", "Maple Bakery"),
+                                      ("O\u2019Brien Joinery", "O'Brien Joinery")])
+def test_look_alike_names_link(a, b):
+    assert [c.decision for c in match([("a", Party("company", a))], [("x", Party("company", b))])] == ["link"]
+
+
+def test_a_typo_links_only_with_something_else_in_common():
+    left = [("a", Party("company", "Harbour Design")), ("b", Party("company", "Copper Joinery", phone="+442079460123"))]
+    right = [("x", Party("company", "Harbor Design")), ("y", Party("company", "Coper Joinery", phone="020 7946 0123"))]
+    got = {c.left: c.decision for c in match(left, right)}
+    assert got == {"a": "review", "b": "link"}
+
+
+def test_same_name_with_different_domains_or_tax_ids_goes_to_review():
+    left = [("a", Party("company", "Atlas Motors Ltd", email="a@atlasmotors.com")),
+            ("b", Party("company", "Cedar Foods", tax_id="GB824504000"))]
+    right = [("x", Party("company", "Atlas Motors", email="b@atlas-motors.de")),
+             ("y", Party("company", "Cedar Foods Ltd", tax_id="GB410423468"))]
+    got = {c.left: (c.right, c.decision) for c in match(left, right)}
+    assert got == {"a": ("x", "review"), "b": ("y", "review")}

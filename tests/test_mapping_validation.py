@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.domain.models import CrmRecord, Party
-from app.domain.text import country_code, normalise_name
+from app.domain.text import country_code, name_key, normalise_name
 from app.sync.mapping import map_record, reverse_map
-from app.sync.validate import validate_party
+from app.sync.validate import invisible_removed, validate_party
 
 MAPPING = {
     "company": {"name": "name", "email": "billing_email", "phone": "phone", "address_line1": "address",
@@ -80,3 +80,47 @@ def test_missing_name_and_control_characters_are_held_back():
                                       ("Müller GmbH", "Muller"), ("The Harbour Co", "Harbour")])
 def test_normalised_names_agree_across_case_suffix_and_accents(a, b):
     assert normalise_name(a) == normalise_name(b)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("\u200b\u200b\u200b", "made only of invisible characters"), ("\u200d\ufeff", "made only of invisible characters"),
+    ("   ", "It has no name"), ("", "It has no name"),
+])
+def test_blank_and_invisible_only_names_are_held_with_a_plain_reason(name, message):
+    _, problems = validate_party(Party("company", name))
+    assert [p.field for p in problems] == ["name"] and message in problems[0].message
+
+
+def test_direction_controls_byte_order_marks_and_zero_width_spaces_are_taken_out():
+    raw = Party("company", "\ufeff\u202eevil.exe Trading\u202c", city="Lon\u200bdon\u200e")
+    party, problems = validate_party(raw)
+    assert problems == []
+    assert (party.name, party.city) == ("evil.exe Trading", "London")
+    assert invisible_removed(raw) == ["name", "city"]
+    assert invisible_removed(party) == []
+
+
+def test_a_broken_character_or_a_control_character_anywhere_is_held():
+    _, problems = validate_party(Party("company", "Cut \ud83d Emoji Ltd", address_line1="1 High St\x00"))
+    assert {p.field for p in problems} == {"name", "address_line1"}
+    assert "broken character" in problems[0].message and "control characters" in problems[1].message
+
+
+@pytest.mark.parametrize(("a", "b"), [("Zw\u200bsp Trading", "Zwsp Trading"),
+                                      ("\uff21\uff43\uff4d\uff45 Ltd", "ACME LIMITED"),
+                                      ("\u202aCedar Brewing L.L.C.\u202c", "cedar brewing llc")])
+def test_look_alike_names_share_one_matching_key(a, b):
+    assert name_key(a) == name_key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("C# Academy", "C++ Academy"), ("A&B", "A+B"), ("Unit 1", "Unit 7"),
+                                      ("=1+1", "-1+1"), ("\uff1d1+1", "-1+1")])
+def test_symbols_and_digits_count_in_the_matching_key(a, b):
+    assert name_key(a) != name_key(b)
+
+
+@pytest.mark.parametrize("country", ["XX", "\u0301\u0301", "1A", "\u00e9\u00e9"])
+def test_two_characters_that_are_no_country_are_held(country):
+    """Written to a ledger that drops them, they came back blank and blanked the CRM's country."""
+    _, problems = validate_party(Party("company", "A", country=country))
+    assert [p.field for p in problems] == ["country"]

@@ -161,3 +161,60 @@ def test_an_archived_name_is_free_where_the_ledger_frees_it():
     inactive = AccountingCustomer("L9", Party("company", "Maple Bakery Ltd"), active=False, raw_name="Maple Bakery Ltd")
     p = plan(inp([company("1", name="Maple Bakery Ltd")], [inactive], inactive_names_taken=False))
     assert p.creates[0].display_name == "Maple Bakery Ltd" and p.links[0].acct_id != "L9"
+
+
+def test_a_name_differing_in_a_symbol_or_digit_is_a_customer_of_its_own():
+    records = [company("1", name="C# Academy", email="hello@csharp.academy"), company("2", name="A&B"),
+               company("3", name="Unit 1"), company("4", name="\t=1+1"), company("5", name="\uff1d1+1")]
+    customers = [ledger("L1", "C++ Academy"), ledger("L2", "A+B"), ledger("L3", "Unit 7"), ledger("L4", "-1+1")]
+    p = plan(inp(records, customers))
+    assert p.links and all(lk.acct_id.startswith("create:") for lk in p.links)
+    assert sorted(c.display_name for c in p.creates) == ["=1+1", "A&B", "C# Academy", "Unit 1"]
+    assert sorted(c.refs for c in p.creates if c.display_name == "=1+1")[0] == [("company", "4"), ("company", "5")]
+
+
+def test_a_look_alike_name_matches_the_same_customer():
+    records = [company("1", name="Zw\u200bsp Trading"), company("2", name="\ufeffMAPLE BAKERY"),
+               company("3", name="\uff28\uff41\uff52\uff42\uff4f\uff55\uff52 Design, Ltd.")]
+    customers = [ledger("L1", "Zwsp Trading"), ledger("L2", "Maple Bakery Ltd"), ledger("L3", "Harbour Design")]
+    p = plan(inp(records, customers))
+    assert p.creates == []
+    assert {(lk.ref[1], lk.acct_id) for lk in p.links} == {("1", "L1"), ("2", "L2"), ("3", "L3")}
+
+
+def test_a_name_match_with_another_domain_or_tax_id_waits_for_a_person():
+    records = [company("1", name="Atlas Motors Ltd", email="accounts@atlasmotors.com"),
+               company("2", name="Cedar Foods", vat="GB824504000"),
+               company("3", name="Heron Clinic", email="heron.clinic@gmail.com")]
+    customers = [ledger("L1", "Atlas Motors", email="info@atlas-motors.de"),
+                 ledger("L2", "Cedar Foods Ltd", tax_id="GB410423468"),
+                 ledger("L3", "Heron Clinic", email="bookings@heronclinic.co.uk")]
+    p = plan(inp(records, customers))
+    assert p.creates == [] and [(lk.ref[1], lk.acct_id) for lk in p.links] == [("3", "L3")]
+    held = {q.ref[1]: q for q in p.quarantined}
+    assert held["1"].candidates == ("L1",) and held["2"].candidates == ("L2",)
+    assert "atlasmotors.com" in held["1"].problems[0].message and "atlas-motors.de" in held["1"].problems[0].message
+    assert "GB410423468" in held["2"].problems[0].message and "Review page" in held["2"].problems[0].message
+
+
+def test_two_crm_companies_with_one_name_and_different_domains_are_two_customers():
+    p = plan(inp([company("1", name="Atlas Motors", email="a@atlasmotors.com"),
+                  company("2", name="Atlas Motors", email="b@atlas-motors.de")]))
+    assert sorted(c.display_name for c in p.creates) == ["Atlas Motors", "Atlas Motors (2)"]
+
+
+def test_hidden_characters_are_taken_out_of_what_is_written_and_the_history_says_so():
+    p = plan(inp([company("1", name="\u202eevil.exe Trading"), company("2", name="Plain Ltd")]))
+    made = {c.display_name: c for c in p.creates}
+    assert set(made) == {"evil.exe Trading", "Plain Ltd"}
+    assert made["evil.exe Trading"].rules()["name"] == "created+cleaned"
+    assert made["Plain Ltd"].rules() == "created"
+    from app.ops.history_export import rule_label
+    assert "hidden characters" in rule_label("created+cleaned") and rule_label("created+cleaned").startswith("New")
+
+
+def test_an_invisible_only_name_is_held_and_the_rest_go_on():
+    p = plan(inp([company("1", name="\u200b\u200b"), company("2", name="Plain Ltd")]))
+    assert [q.ref for q in p.quarantined] == [("company", "1")]
+    assert "invisible" in p.quarantined[0].problems[0].message
+    assert [c.display_name for c in p.creates] == ["Plain Ltd"]

@@ -372,6 +372,18 @@ def _samples() -> Samples:
     return Samples(recs, fields)
 
 
+def test_preview_says_why_a_same_named_customer_is_not_linked():
+    from dataclasses import replace
+
+    from app.domain.models import AccountingCustomer, Party
+
+    samples = replace(_samples(), ledger=[AccountingCustomer(
+        "L1", Party("company", "Maple Bakery Ltd", email="info@maplebakery.com"), raw_name="Maple Bakery Ltd")])
+    rows = preview(Draft(mapping={k: dict(v) for k, v in MAPPING.items()}), samples)
+    assert rows[0].outcome == ("Held back: same name as 'Maple Bakery Ltd', but its email is at maple.co.uk and "
+                               "the customer's at maplebakery.com")
+
+
 def test_preview_follows_the_draft():
     samples = _samples()
     draft = Draft(mapping={k: dict(v) for k, v in MAPPING.items()})

@@ -41,6 +41,7 @@ from app.connectors.http import ApiClient, RateLimiter, make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
     name="hubspot",
@@ -159,11 +160,6 @@ def _dec(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
 
-
-def _plain(value: Decimal) -> Decimal:
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 def _wire(value: Any) -> str:

@@ -42,6 +42,7 @@ from app.connectors.http import RateLimiter, make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
     name="pipedrive",
@@ -151,12 +152,6 @@ def _dec(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
 
-
-def _plain(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (12.500 -> 12.5, 100.0 -> 100)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 def _wire(obj: Any) -> Any:

@@ -47,6 +47,7 @@ from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import plain as _plain
 
 log = logging.getLogger("crossledger.salesforce")
 
@@ -229,12 +230,6 @@ def _dec(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
 
-
-def _plain(value: Decimal) -> Decimal:
-    """Drop trailing zeros without exponent notation (1500.0 -> 1500, 12.50 -> 12.5)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 def _jsonable(value: Any) -> Any:

@@ -54,6 +54,7 @@ from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
     name="zohocrm",
@@ -226,12 +227,6 @@ def _dec(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
 
-
-def _plain(value: Decimal) -> Decimal:
-    """Drop trailing zeros without exponent notation (12.500 -> 12.5, 100.00 -> 100)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:

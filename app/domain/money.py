@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal
 
 CENT = Decimal("0.01")
@@ -19,6 +19,19 @@ HUNDRED = Decimal(100)
 # total per tax rate (their documented defaults).
 TaxRounding = Literal["line", "invoice"]
 LEDGER_TAX_ROUNDING: dict[str, TaxRounding] = {"xero": "line", "quickbooks": "invoice", "zohobooks": "invoice"}
+
+
+def plain(value: Decimal) -> Decimal:
+    """Trailing zeros dropped without exponent notation (12.500 -> 12.5, 100.00 -> 100). A value too large to
+    write out that way (1E+999999), or not a number at all, is kept as it is, for the deal checks to hold."""
+    if not value.is_finite():
+        return value
+    try:
+        if value == value.to_integral_value():
+            return value.quantize(Decimal(1))
+        return value.normalize()
+    except InvalidOperation:
+        return value
 
 
 def money(value: Decimal | int | str, places: Decimal = CENT) -> Decimal:

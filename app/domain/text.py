@@ -15,8 +15,88 @@ _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
 
+# Characters that only steer how text is shown: right-to-left and left-to-right overrides, embeddings
+# and isolates, direction marks, and byte-order marks. A name holding them can display as something
+# else than what it says ("\u202eexe.live Trading"), so they are taken out before a name is written.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+BOM = "\ufeff"
+# Zero-width characters with no meaning in a business name (a zero-width space, a word joiner).
+# Zero-width joiners and non-joiners are kept: emoji sequences and some scripts need them.
+ZERO_WIDTH = frozenset("\u200b\u2060\u180e")
+REMOVED_INVISIBLE = BIDI_CONTROLS | ZERO_WIDTH | {BOM}
+# Look-alike punctuation folded for matching: curly quotes, dashes and the minus sign.
+_LOOKALIKES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"',
+                             "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+                             "\u2212": "-"})
+
+
 def strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def remove_invisible(text: str) -> tuple[str, list[str]]:
+    """The text without direction controls, byte-order marks and zero-width spaces, and what kinds were
+    taken out, in a bookkeeper's words ('right-to-left or left-to-right controls', ...)."""
+    if not any(c in REMOVED_INVISIBLE for c in text):
+        return text, []
+    kinds = []
+    if any(c in BIDI_CONTROLS for c in text):
+        kinds.append("text-direction controls")
+    if BOM in text:
+        kinds.append("byte-order marks")
+    if any(c in ZERO_WIDTH for c in text):
+        kinds.append("zero-width spaces")
+    return "".join(c for c in text if c not in REMOVED_INVISIBLE), kinds
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_broken(text: str) -> bool:
+    """Half of a character: a lone UTF-16 surrogate, as left when an emoji is cut in two."""
+    return _SURROGATE.search(text) is not None
+
+
+def mend_broken(text: str) -> str:
+    """The text with each half of a character shown as a replacement mark, so it can be stored and sent."""
+    return _SURROGATE.sub("\ufffd", text) if text else text
+
+
+def is_blank(text: str | None) -> bool:
+    """Nothing a reader could see: empty, spaces, or only invisible (format) characters."""
+    return not any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text or "")
+
+
+def _fold(text: str) -> str:
+    """Width forms, ligatures, invisible characters, accents, case and look-alike punctuation folded."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return strip_accents(text).casefold().translate(_LOOKALIKES)
+
+
+_SYMBOL_SPACE = re.compile(r"\s*([^\w\s])\s*", re.UNICODE)
+
+
+def name_key(name: str | None) -> str:
+    """The key two names must share to be linked on their names alone.
+
+    Only case, spacing, accents, legal form and look-alike characters (width forms, invisible
+    characters, curly quotes) are ignored; every letter, digit and symbol counts, so 'C# Academy' and
+    'C++ Academy', 'A&B' and 'A+B', 'Unit 1' and 'Unit 7' keep different keys.
+    """
+    if not name:
+        return ""
+    words = _fold(name).split()
+    while words:  # the legal form at the end: 'Widgets, Ltd.', 'Smith & Co', 'Cedar L.L.C.'
+        last = words[-1].strip(".,")
+        if last.replace(".", "") in LEGAL_SUFFIXES and len(words) > 1:
+            words.pop()
+            if words and words[-1] in ("&", "and", ","):
+                words.pop()
+            continue
+        words[-1] = words[-1].rstrip(".,") or words[-1]
+        break
+    return _SYMBOL_SPACE.sub(r"\1", " ".join(words))
 
 
 def normalise_name(name: str | None) -> str:
@@ -27,7 +107,7 @@ def normalise_name(name: str | None) -> str:
     """
     if not name:
         return ""
-    text = strip_accents(name).casefold().replace("&", " and ")
+    text = _fold(name).replace("&", " and ")
     text = text.replace("l.l.c", "llc").replace("b.v", "bv").replace("n.v", "nv")
     text = _PUNCT.sub(" ", text)
     words = [w for w in _SPACE.split(text) if w and w != "and"]
@@ -40,6 +120,21 @@ def normalise_name(name: str | None) -> str:
 
 def normalise_email(email: str | None) -> str:
     return (email or "").strip().casefold()
+
+
+# Addresses anyone can have: two customers sharing one say nothing about being the same business.
+FREE_MAIL = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com",
+    "me.com", "proton.me", "protonmail.com", "aol.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.ru",
+    "btinternet.com", "bigpond.com", "hotmail.co.uk", "yahoo.co.uk",
+})
+
+
+def company_domain(email: str | None) -> str:
+    """The domain of a business's own email address ('' for none, or for a free mail service)."""
+    email = normalise_email(email)
+    domain = email.rpartition("@")[2] if "@" in email else ""
+    return domain if domain not in FREE_MAIL else ""
 
 
 def compact_tax_id(tax_id: str | None) -> str:

@@ -58,7 +58,12 @@ def status_label(status: str) -> str:
 
 
 def rule_label(rule: str, crm: str = "the CRM", ledger: str = "the ledger") -> str:
-    """Why a field changed, from the rule the journal recorded."""
+    """Why a field changed, from the rule the journal recorded ('+cleaned': written without the hidden
+    characters the CRM's value holds)."""
+    rule, cleaned, _ = rule.partition("+cleaned")
+    if cleaned:
+        return f"{rule_label(rule, crm, ledger)}; hidden characters (text-direction controls, byte-order marks " \
+               "or zero-width spaces) taken out"
     words = RULE_LABELS.get(rule)
     if words is None:
         return rule.replace("_", " ").replace("-", " ").capitalize()

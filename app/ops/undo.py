@@ -281,7 +281,7 @@ class _Planner:
         ops: dict[str, int] = {}
         for j in self.journal:
             ops[j.op] = ops.get(j.op, 0) + 1
-        ops["fields"] = sum(1 for c in self.changes if c.rule != "created")
+        ops["fields"] = sum(1 for c in self.changes if c.rule.partition("+")[0] != "created")
         ops["links"] = sum(1 for lk in self.links if lk.how not in ("created",) and lk.object_type == "customer")
         kept_customers = self._invoices()
         created = self._customers(kept_customers)

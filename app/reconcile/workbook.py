@@ -6,6 +6,7 @@ stored as text and can never run as a formula.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable
 from datetime import date
@@ -34,8 +35,14 @@ SEVERITY_FILLS = {"high": "F8D7DA", "medium": "FFF3CD", "low": "E2E3E5"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _text(cell: Any, value: Any) -> None:
     if isinstance(value, str):
+        # Control characters and halves of characters cannot be stored in a workbook (openpyxl refuses
+        # them): each shows as a replacement mark, so a record holding one still has its row.
+        value = _UNWRITABLE.sub("\ufffd", value)
         cell.value = value
         cell.data_type = "s"
         if value.startswith(_FORMULA_START):

@@ -7,12 +7,14 @@ the caller passes what the ledger allows (its currencies, when it can tell).
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pycountry
 
 from app.domain.models import Deal, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.domain.text import has_broken
 
 PROVIDER_NAMES = {"hubspot": "HubSpot", "salesforce": "Salesforce", "pipedrive": "Pipedrive", "zohocrm": "Zoho CRM",
                   "quickbooks": "QuickBooks", "xero": "Xero", "zohobooks": "Zoho Books"}
@@ -29,7 +31,16 @@ DESCRIPTION_MAX = {"quickbooks": 4000, "xero": 4000, "zohobooks": 2000}
 # None of the ledgers' references documents a line cap; past this a deal is more likely a mistake (or
 # an export gone wrong) than a sale, and a half-accepted invoice is worse than a held-back deal.
 MAX_LINES = 1000
+# No quantity, price or discount on a line reaches a trillion; past it the ledgers' own number fields
+# overflow (and so would the totals worked out here).
+LARGEST = 10**12
 TEXT_CONTROLS = "\t\n\r"  # line breaks and tabs are normal in a description
+# Invoice and due dates each ledger takes. ASSUMED: none of the reference notes gives a range, so each
+# ledger is taken to accept 1901-01-01 to 2099-12-31, inside every range its date pickers and
+# spreadsheet exports can show (a serial before 1900-03-01 is misread by spreadsheets). A close date
+# outside it (0001-01-01, 1900-02-28, 9999-12-31) is a typing or import mistake more often than a sale.
+DEFAULT_DATE_RANGE = (dt.date(1901, 1, 1), dt.date(2099, 12, 31))
+DATE_RANGE = dict.fromkeys(("quickbooks", "xero", "zohobooks"), DEFAULT_DATE_RANGE)
 
 
 def provider_name(provider: str) -> str:
@@ -61,6 +72,21 @@ def check_currency(raw: str | None, *, crm: str, ledger: str, allowed: set[str] 
     return None
 
 
+def check_dates(issue: dt.date, terms_days: int, *, crm: str, ledger: str) -> str | None:
+    """Why an invoice issued on ``issue`` (the deal's close date) and due ``terms_days`` later cannot go to
+    the ledger, or None."""
+    first, last = DATE_RANGE.get(ledger, DEFAULT_DATE_RANGE)
+    crm_name, ledger_name = provider_name(crm), provider_name(ledger)
+    accepted = f"{ledger_name} takes dates from {first.day} {first:%B} {first.year} to {last.day} {last:%B} {last.year}"
+    if not first <= issue <= last:
+        return (f"The deal's close date is {issue.isoformat()}, which cannot be an invoice date ({accepted}). "
+                f"Correct the close date in {crm_name}.")
+    if (last - issue).days < terms_days:
+        return (f"The deal's close date is {issue.isoformat()}, so the invoice would fall due after "
+                f"{last.isoformat()} ({accepted}). Correct the close date in {crm_name}.")
+    return None
+
+
 def _has_controls(text: str) -> bool:
     return any((ord(c) < 32 and c not in TEXT_CONTROLS) or 127 <= ord(c) < 160 for c in text)
 
@@ -79,7 +105,7 @@ def check_lines(deal: Deal, *, crm: str, ledger: str) -> list[str]:
     crm_name, ledger_name = provider_name(crm), provider_name(ledger)
     lines = deal.line_items
     if not lines:
-        if deal.amount:
+        if deal.amount and deal.amount.is_finite() and abs(deal.amount) < LARGEST:
             return [f"The deal has an amount of {_plain(deal.amount)} but no line items, so Crossledger cannot tell "
                     f"what to bill. Add the products to the deal in {crm_name}."]
         return [f"It has no line items, so there is nothing to invoice. Add products to the deal in {crm_name}."]
@@ -104,6 +130,11 @@ def _line_problems(n: int, li: LineItem, crm: str, ledger: str, q_places: int, p
                                 ("discount", li.discount_percent)) if not v.is_finite()]
     if odd:
         return [f"Line {n}'s {' and '.join(odd)} is not a number. Correct the line in {crm}."]
+    huge = [what for what, v in (("quantity", li.quantity), ("unit price", li.unit_price),
+                                 ("discount", li.discount_percent)) if abs(v) >= LARGEST]
+    if huge:
+        return [f"Line {n}'s {' and '.join(huge)} is {LARGEST:,} or more, larger than any invoice line a ledger "
+                f"takes. Correct the line in {crm}."]
     if li.quantity < 0:
         out.append(f"Line {n} has a quantity of {_plain(li.quantity)}. Invoices need positive quantities; use a "
                    f"credit note in the ledger or fix the deal in {crm}.")
@@ -130,6 +161,9 @@ def _line_problems(n: int, li: LineItem, crm: str, ledger: str, q_places: int, p
                    f"Shorten it in {crm}.")
     elif _has_controls(text) or _has_controls(li.product_name or ""):
         out.append(f"Line {n}'s description contains invisible control characters. Retype it in {crm}.")
+    elif has_broken(text) or has_broken(li.product_name or "") or has_broken(li.sku or ""):
+        out.append(f"Line {n}'s product or description contains a broken character (often half of an emoji or "
+                   f"symbol cut off on import). Retype it in {crm}.")
     return out
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import delete, select
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party, PartyKind
-from app.domain.text import compact_tax_id, normalise_email, normalise_name
+from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
+from app.domain.text import mend_broken as safe_text
 from app.store import lease, runs
 from app.store.db import Store
 from app.store.models import (
@@ -214,18 +215,31 @@ class SyncEngine:
                 status = "failed"
                 self.errors.append(exc.message)
                 self.failure = exc
-            self.counts["errors"] = len(self.errors)
-            with self.store.session() as s:
-                row = s.get(Run, self.run_id)
-                assert row is not None  # made at the start of this run
-                row.status = status
-                row.counts = dict(self.counts)
-                row.message = "\n".join(self.errors[:50]) or None
-                row.finished_at = utcnow()
+            except BaseException as exc:  # a fault of Crossledger's own: the run is closed, then it is raised
+                log.exception("sync of %r stopped", self.ws_name)
+                try:
+                    self._close_run("failed" if isinstance(exc, Exception) else "cancelled", [
+                        "Something unexpected stopped this sync before it finished. Nothing was lost: the next "
+                        "sync carries on from here. If it keeps happening, send the log file to support."])
+                except Exception:  # the database itself may be what failed: the original error is the one raised
+                    log.exception("could not record the end of run %s", self.run_id)
+                raise
+            self._close_run(status)
             return RunResult(self.run_id, self.ws_name, status, self.dry_run, dict(self.counts), list(self.errors),
                              plan_obj)
         finally:
             lease.release(self.store, self.ws_id, self.holder)
+
+    def _close_run(self, status: str, more_errors: Sequence[str] = ()) -> None:
+        self.errors.extend(more_errors)
+        self.counts["errors"] = len(self.errors)
+        with self.store.session() as s:
+            run = s.get(Run, self.run_id)
+            assert run is not None  # made at the start of this run
+            run.status = status
+            run.counts = dict(self.counts)
+            run.message = safe_text("\n".join(self.errors[:50])) or None
+            run.finished_at = utcnow()
 
     def _check_cancel(self) -> None:
         """Called before each group of writes: stop if asked to, or if this run no longer holds the workspace."""
@@ -399,7 +413,9 @@ class SyncEngine:
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
                          customers_from=self.settings.get("customers_from") or "both",
                          field_directions=dict(self.settings.get("field_direction") or {}),
-                         recreate=self.undone_generations(),
+                         recreate={**self.undone_generations(), **{
+                             ref: "+".join(filter(None, (self.undone_generations().get(ref), gen)))
+                             for ref, gen in self._replanned.items()}},
                          pins={_ref_of(k): v for k, v in (self.settings.get("pinned_matches") or {}).items()},
                          inactive_names_taken=getattr(self.acct, "inactive_names_taken", True))
 
@@ -417,17 +433,24 @@ class SyncEngine:
         return self._undone
 
     def _settle_pending(self, s: Any, ledger: dict[str, AccountingCustomer]) -> dict[str, str]:
-        """Creates journalled by an earlier run that never recorded an answer: were they made?"""
+        """Creates journalled by an earlier run that never recorded an answer: were they made?
+
+        One that was made is linked (and the planner brings it up to the record's current data); one
+        that was not is planned again from the record as it is now, under a new key, so the ledger
+        cannot answer it with the earlier request's outcome."""
         rows = s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.status == "pending",
                                                Journal.op == "create_customer")).all()
         found: dict[str, str] = {}
+        self._replanned = {}
         for row in rows:
             name = row.payload.get("display_name")
             email = row.payload.get("email")
-            hits = self.acct.find_customers(name=name) if name else []
-            if not hits and email:
+            # A request holding half a character could never be sent, so it was not made.
+            unsendable = any(isinstance(v, str) and has_broken(v) for v in (name, email))
+            hits = self.acct.find_customers(name=name) if name and not unsendable else []
+            if not hits and email and not unsendable:
                 hits = [h for h in self.acct.find_customers(email=email)
-                        if normalise_name(h.party.name) == normalise_name(name)]
+                        if name_key(h.raw_name or h.party.name) == name_key(name)]
             if hits:
                 hit = hits[0]
                 found[row.key] = hit.id
@@ -437,6 +460,7 @@ class SyncEngine:
             else:
                 row.status = "failed"
                 row.error = "not made; planned again"
+                self._replanned[(row.crm_type or "", row.crm_id or "")] = f"replan-{row.id}"
         return found
 
     # -- applying -----------------------------------------------------------------------------
@@ -461,7 +485,8 @@ class SyncEngine:
                     created_ids[create.key] = res.id
                     self.counts["writes"] += 1
                     recorded.append(Done(create.key, res.id, "accounting",
-                                         {f: (None, v) for f, v in create.party.fields().items() if v}, "created"))
+                                         {f: (None, v) for f, v in create.party.fields().items() if v},
+                                         create.rules()))
             self._record_done(recorded)
             for create, res in zip(chunk, results, strict=True):
                 if not res.ok:
@@ -611,8 +636,9 @@ class SyncEngine:
             # The name is taken by a customer we did not match: link if it is plainly the same
             # customer, otherwise create it under a distinguishable name.
             hits = self.acct.find_customers(name=create.display_name)
-            for hit in hits:
-                if _same_customer(hit.party, create.party):
+            for hit in hits:  # a ledger's name search may be looser than ours: the names must be the same
+                if name_key(hit.raw_name or hit.party.name) == name_key(create.display_name) \
+                        and _same_customer(hit.party, create.party):
                     self._mirror_acct([hit])
                     self._finish(create.key, hit.id)
                     return hit.id
@@ -716,7 +742,7 @@ class SyncEngine:
             s.add(row)
             if not counted:
                 self.counts["quarantined"] = self.counts.get("quarantined", 0) + 1
-        row.name, row.reasons, row.run_id = name[:300], {"items": reasons}, self.run_id
+        row.name, row.reasons, row.run_id = safe_text(name)[:300], {"items": reasons}, self.run_id
         return row
 
     def _save_quarantine(self, p: Plan) -> None:
@@ -825,7 +851,7 @@ def _same_customer(a: Party, b: Party) -> bool:
 
 
 def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else safe_text(str(value))
 
 
 def _jsonable(value: Any) -> Any:

@@ -2,7 +2,10 @@
 
 Each candidate pair gets a score (0-100) and an explanation a bookkeeper can read
 ("name 94%, same email domain, same VAT number"). Confident pairs link, ambiguous ones go to
-review, clear non-matches stay apart.
+review, clear non-matches stay apart. A pair links on its name alone only when the names differ in no
+more than case, spacing, accents and legal form (``name_key``); a name that differs in anything else
+(a typo, another symbol or digit, words reordered) links only with something else that agrees (email,
+tax ID, phone or company domain). Same-named records whose tax IDs or domains differ go to review.
 """
 
 from __future__ import annotations
@@ -15,13 +18,8 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from app.domain.models import Party
-from app.domain.text import compact_tax_id, normalise_email, normalise_name
+from app.domain.text import compact_tax_id, company_domain, name_key, normalise_email, normalise_name
 
-FREE_MAIL = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com",
-    "me.com", "proton.me", "protonmail.com", "aol.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.ru",
-    "btinternet.com", "bigpond.com", "hotmail.co.uk", "yahoo.co.uk",
-})
 LINK_AT = 92.0
 REVIEW_AT = 80.0
 MAX_BLOCK = 64  # a block larger than this is too common to say anything (e.g. the word "bakery")
@@ -45,6 +43,7 @@ class Candidate:
 class _Prepared:
     id: str
     name: str
+    key: str  # name_key: equal keys may link on the name alone
     sorted_name: str
     tokens: tuple[str, ...]
     email: str
@@ -62,9 +61,8 @@ def _digits(text: str | None) -> str:
 def _prepare(ident: str, party: Party) -> _Prepared:
     name = normalise_name(party.name)
     tokens = tuple(name.split())
-    email = normalise_email(party.email)
-    domain = email.rpartition("@")[2] if "@" in email else ""
-    return _Prepared(ident, name, " ".join(sorted(tokens)), tokens, email, domain if domain not in FREE_MAIL else "",
+    return _Prepared(ident, name, name_key(party.name), " ".join(sorted(tokens)), tokens,
+                     normalise_email(party.email), company_domain(party.email),
                      compact_tax_id(party.tax_id), _digits(party.phone)[-9:],
                      (party.postal_code or "").replace(" ", "").upper())
 
@@ -142,7 +140,24 @@ def score_pair(a: _Prepared, b: _Prepared) -> tuple[float, tuple[str, ...]]:
     if a.postcode and a.postcode == b.postcode:
         score += 3
         reasons.append("same postcode")
+    if a.key and a.key == b.key and _disagree(a, b):
+        score = max(score, REVIEW_AT)  # the same name, told apart by a tax ID or domain: a person decides
     return max(0.0, min(100.0, score)), tuple(reasons)
+
+
+def _disagree(a: _Prepared, b: _Prepared) -> bool:
+    return bool((a.tax and b.tax and a.tax != b.tax) or (a.domain and b.domain and a.domain != b.domain))
+
+
+def may_link(a: _Prepared, b: _Prepared) -> bool:
+    """Whether a pair scoring high enough may link: nothing identifying disagrees, and either the names
+    are the same (as ``name_key`` reads them) or something besides the name agrees."""
+    if _disagree(a, b):
+        return False
+    if a.key and a.key == b.key:
+        return True
+    return bool((a.tax and a.tax == b.tax) or (a.email and a.email == b.email)
+                or (a.phone and a.phone == b.phone) or (a.domain and a.domain == b.domain))
 
 
 def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]], *,
@@ -198,7 +213,7 @@ def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]],
         if b.id in best_for_right and s >= LINK_AT:
             decision = "review"  # the right record is already taken by a better match
         else:
-            decision = "link" if s >= LINK_AT else "review"
+            decision = "link" if s >= LINK_AT and may_link(a, b) else "review"
         if decision == "link":
             best_for_right[b.id] = s
         results.append(Candidate(a.id, b.id, round(s, 1), why, decision))

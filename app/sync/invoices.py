@@ -21,8 +21,9 @@ from app.connectors.base import FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
 from app.connectors.errors import StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.domain.text import mend_broken
 from app.store.models import ConflictRow, Journal, Link, Mirror, Quarantine, Workspace, utcnow
-from app.sync.deal_checks import check_currency, check_lines, normal_currency, provider_name
+from app.sync.deal_checks import check_currency, check_dates, check_lines, normal_currency, provider_name
 from app.sync.planner import op_key
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ class InvoiceSync:
         self._unlinked: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
         self._claimed: set[str] = set()  # ledger invoices matched to a deal in this run
         self._item_refused: dict[str, str] = {}  # new-item token -> why the ledger refused it, in words
+        self._replanned: dict[str, str] = {}  # deal id -> a new key part, for invoices journalled but not made
 
     # -- entry --------------------------------------------------------------------------------
     def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict[tuple[str, str], str | None]) -> None:
@@ -246,6 +248,8 @@ class InvoiceSync:
             if not deal.won or deal.archived:
                 continue
             again = e.undone_generations().get(("deal", deal.id))  # an undone invoice is made under a new key
+            # and one an earlier run journalled but never made is planned again from the deal as it is now
+            again = "+".join(filter(None, (again, self._replanned.get(deal.id)))) or None
             key = op_key(e.ws_name, "create_invoice", deal.id, *([again] if again else []))
             if key in settled:
                 self._link_invoice(deal, settled[key], None)
@@ -255,6 +259,10 @@ class InvoiceSync:
                 None)
             currency = normal_currency(deal.currency)
             reasons = check_lines(deal, crm=e.crm.provider, ledger=e.acct.provider)
+            issue = deal.close_date or dt.datetime.now(dt.UTC).date()
+            terms = int(self.settings.get("payment_terms_days", 30))
+            if bad_date := check_dates(issue, terms, crm=e.crm.provider, ledger=e.acct.provider):
+                reasons.append(bad_date)
             if ledger_currencies is None and check_currency(deal.currency, crm=e.crm.provider,
                                                             ledger=e.acct.provider, allowed=None) is None:
                 ledger_currencies = self._ledger_currencies()  # asked once a run, and only when needed
@@ -274,8 +282,6 @@ class InvoiceSync:
                 continue
             assert cust_link is not None  # no customer link is one of the reasons above
             lines = [self._line(li, items_by_sku, items_by_name, wanted_items) for li in deal.line_items]
-            issue = deal.close_date or dt.datetime.now(dt.UTC).date()
-            terms = int(self.settings.get("payment_terms_days", 30))
             prior, doubt = self._prior_invoice(deal, cust_link.acct_id, currency, lines)
             if prior is not None:  # invoiced before Crossledger (by hand, or another tool): link, never re-make
                 self._link_invoice(deal, prior, None, how="matched")
@@ -499,6 +505,8 @@ class InvoiceSync:
                     row.status, row.target_id = "done", hits[0].id
                 else:
                     row.status, row.error = "failed", "not made; planned again"
+                    if row.crm_id:
+                        self._replanned[row.crm_id] = f"replan-{row.id}"
         return found
 
     def _prior_invoice(self, deal: Deal, customer_id: str, currency: str | None,
@@ -579,7 +587,7 @@ class InvoiceSync:
             row = s.get(Link, link.id)
             assert row is not None  # read from the store earlier in this run
             s.add(ConflictRow(workspace_id=self.ws_id, link_id=link.id, crm_type="deal", crm_id=deal.id,
-                              acct_id=link.acct_id, field=f"invoice:{what}", crm_value=deal.name,
+                              acct_id=link.acct_id, field=f"invoice:{what}", crm_value=mend_broken(deal.name),
                               acct_value=message, base_value=None, rule="ask", outcome="open",
                               run_id=self.e.run_id))
             row.snapshot = {**(row.snapshot or {}), "flagged": mark}

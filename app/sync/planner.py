@@ -9,13 +9,14 @@ they produce nothing (no loops).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
 from app.sync.mapping import Mapping, map_record, reverse_map
 from app.sync.match import Index, MatchResult, find_match
-from app.sync.validate import Problem, validate_party
+from app.sync.validate import Problem, invisible_removed, validate_party
 
 Rule = Literal["crm", "accounting", "recent", "ask"]
 Direction = Literal["both", "crm_to_acct", "acct_to_crm", "off"]
@@ -28,6 +29,9 @@ DEFAULT_RULES: dict[str, Rule] = dict.fromkeys(CONTACT_FIELDS, "crm")
 BACKFLOW_FIELDS = tuple(f for f in PARTY_FIELDS if f != "name")
 
 CrmRef = tuple[str, str]  # (object_type, id)
+# Added to a field's rule in the history when the value was written without the direction controls,
+# byte-order marks or zero-width spaces the CRM's value holds (see validate_party).
+CLEANED = "+cleaned"
 
 
 def op_key(workspace: str, *parts: str) -> str:
@@ -48,6 +52,13 @@ class CreateCustomer:
     refs: list[CrmRef]
     party: Party
     display_name: str
+    cleaned: tuple[str, ...] = ()  # fields written without the hidden characters the CRM's value holds
+
+    def rules(self) -> str | dict[str, str]:
+        """What the history records for each written field."""
+        if not self.cleaned:
+            return "created"
+        return {f: "created" + (CLEANED if f in self.cleaned else "") for f in PARTY_FIELDS}
 
 
 @dataclass(slots=True)
@@ -175,6 +186,11 @@ def _fields(party: Party) -> dict[str, Any]:
     return party.fields()
 
 
+def _disambiguated(name: str | None, shown: str | None) -> bool:
+    """'Acme Ltd (2)' is how 'Acme Ltd' was named when its name was taken."""
+    return bool(name and shown and re.fullmatch(re.escape(name) + r" \(\d+\)", shown))
+
+
 def _disambiguate(name: str, index: Index) -> str:
     if not index.display_taken(name):
         return name
@@ -205,7 +221,8 @@ def plan(inp: PlanInput) -> Plan:
 
     for ref in refs:
         record = inp.crm_records[ref]
-        party, problems = validate_party(map_record(record, inp.mapping))
+        mapped = map_record(record, inp.mapping)
+        party, problems = validate_party(mapped)
         if not problems and inp.ledger_problems is not None and (to_acct or ref in inp.links):
             problems = [Problem(f, m) for f, m in inp.ledger_problems(party)]
         if problems:
@@ -219,9 +236,9 @@ def plan(inp: PlanInput) -> Plan:
             if not to_acct:
                 out.skipped += 1
                 continue
-            _plan_new(inp, out, index, ref, party, crm_fields)
+            _plan_new(inp, out, index, ref, party, crm_fields, tuple(invisible_removed(mapped)))
         else:
-            _plan_linked(inp, out, ref, link, party, crm_fields, to_acct, to_crm)
+            _plan_linked(inp, out, ref, link, party, crm_fields, to_acct, to_crm, tuple(invisible_removed(mapped)))
     return out
 
 
@@ -233,7 +250,8 @@ def _flows_to_crm(inp: PlanInput, f: str) -> bool:
     return inp.field_directions.get(f, "both") in ("both", "acct_to_crm")
 
 
-def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict[str, Any]) -> None:
+def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party, crm_fields: dict[str, Any],
+              cleaned: tuple[str, ...] = ()) -> None:
     pin = inp.pins.get(ref)
     if pin == "new":  # a person said: none of them, a customer of its own
         match = MatchResult()
@@ -241,6 +259,16 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
         match = MatchResult(pin, "manual")
     else:
         match = find_match(party, index)
+    if match.disagrees and match.ambiguous[0].startswith("create:"):
+        # another CRM record of this run with the same name but its own tax ID or domain: its own customer
+        match = MatchResult()
+    if match.disagrees:
+        other = index.names.get(match.ambiguous[0], match.ambiguous[0])
+        out.quarantined.append(Quarantined(ref, party.name, [Problem(
+            "match", f"Its name matches the ledger customer '{other}', but {match.disagrees}. If they are the "
+                     "same customer, link them on the Review page; if not, create a customer of its own there.")],
+            tuple(match.ambiguous)))
+        return
     if match.ambiguous:
         names = ", ".join(f"'{index.names.get(i, i)}'" for i in match.ambiguous[:4])
         label = {"email": "email address", "tax_id": "tax ID", "name": "name"}[match.how or "name"]
@@ -253,12 +281,26 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
         key = op_key(inp.workspace, "create_customer", *ref, *([inp.recreate[ref]] if ref in inp.recreate else []))
         if key in inp.pending_creates:  # made by an earlier run that stopped before recording it
             acct_id = inp.pending_creates[key]
-            out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, crm_fields))
+            made = inp.ledger.get(acct_id)
+            acct_fields = _fields(made.party) if made else crm_fields
+            # made from the record as it was then: what changed in the CRM since goes to the ledger now
+            changes = {f: (acct_fields.get(f), c) for f, c in crm_fields.items()
+                       if not same_value(f, c, acct_fields.get(f)) and _flows_to_ledger(inp, f)
+                       and not (f == "name" and _disambiguated(c, acct_fields.get(f)))}
+            if made is not None and changes:
+                rules = dict.fromkeys(changes, "crm-changed")
+                _note_cleaned(rules, cleaned)
+                out.updates.append(UpdateCustomer(
+                    op_key(inp.workspace, "update_customer", acct_id, _digest(changes)), ref, acct_id, made.version,
+                    made.party.with_fields({f: v[1] for f, v in changes.items()}), changes, rules, crm_fields))
+                acct_fields = {**acct_fields, **{f: v[1] for f, v in changes.items()}}
+            out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, acct_fields))
             index.add(acct_id, party)
             return
         display = _disambiguate(party.name, index)
         held_back = {f: None for f in PARTY_FIELDS if f != "name" and not _flows_to_ledger(inp, f)}
-        create = CreateCustomer(key, [ref], party.with_fields(held_back) if held_back else party, display)
+        create = CreateCustomer(key, [ref], party.with_fields(held_back) if held_back else party, display,
+                                tuple(f for f in cleaned if f not in held_back))
         out.creates.append(create)
         token = f"create:{key}"
         index.add(token, party, display)
@@ -291,6 +333,7 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
         if outcome == "crm":
             changes[f] = (a, c)
             rules[f] = "crm"
+    _note_cleaned(rules, cleaned)
     new_acct = {**acct_fields, **{f: v[1] for f, v in changes.items()}}
     out.links.append(LinkCustomer(ref, existing.id, match.how or "name", crm_fields, new_acct))
     if changes:
@@ -311,8 +354,14 @@ def same_value(f: str, x: Any, y: Any) -> bool:
     return x == y or canon(x) == canon(y)
 
 
+def _note_cleaned(rules: dict[str, str], cleaned: tuple[str, ...]) -> None:
+    for f in cleaned:
+        if f in rules and rules[f] in ("fill", "crm", "crm-changed", "conflict:crm"):
+            rules[f] += CLEANED
+
+
 def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party: Party, crm_fields: dict[str, Any],
-                 to_acct: bool, to_crm: bool) -> None:
+                 to_acct: bool, to_crm: bool, cleaned: tuple[str, ...] = ()) -> None:
     ledger = inp.ledger.get(link.acct_id)
     base_crm = link.snapshot.get("crm", {})
     base_acct = link.snapshot.get("acct", {})
@@ -354,6 +403,7 @@ def _plan_linked(inp: PlanInput, out: Plan, ref: CrmRef, link: LinkState, party:
             elif outcome == "accounting" and field_to_crm and f in BACKFLOW_FIELDS:
                 to_crm_changes[f] = (c, a)
                 rules[f] = "conflict:accounting"
+    _note_cleaned(rules, cleaned)
     if to_ledger and ledger is not None:
         out.updates.append(UpdateCustomer(
             op_key(inp.workspace, "update_customer", link.acct_id, _digest(to_ledger)), ref, link.acct_id,

@@ -9,13 +9,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
+import pycountry
 from email_validator import EmailNotValidError, validate_email
 from stdnum import get_cc_module
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 
-from app.domain.models import Party
-from app.domain.text import country_name
+from app.domain.models import PARTY_FIELDS, Party
+from app.domain.text import country_name, has_broken, is_blank, mend_broken, remove_invisible
 
 if TYPE_CHECKING:
     from stdnum.util import NumberValidationModule
@@ -45,16 +46,55 @@ class Problem:
     message: str
 
 
+FIELD_WORDS = {"name": "name", "email": "email address", "phone": "phone number", "address_line1": "address",
+               "address_line2": "address (second line)", "city": "town or city", "region": "region",
+               "postal_code": "postcode", "country": "country", "tax_id": "tax ID"}
+
+
 def _control_chars(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def invisible_removed(party: Party) -> list[str]:
+    """The fields from which validate_party takes out direction controls, byte-order marks or zero-width
+    spaces (the history says so when such a value is written)."""
+    return [f for f, v in party.fields().items() if isinstance(v, str) and remove_invisible(v)[1]]
 
 
 def validate_party(party: Party) -> tuple[Party, list[Problem]]:
-    """Return the party with normalised values (E.164 phone, compact tax ID) and any problems."""
+    """Return the party with normalised values (E.164 phone, compact tax ID, direction controls, byte-order
+    marks and zero-width spaces taken out) and any problems."""
     problems: list[Problem] = []
     updates: dict[str, Any] = {}  # Party fields by name, for dataclasses.replace
-    name = (party.name or "").strip()
-    if not name:
+    only_invisible = bool((party.name or "").strip()) and is_blank(party.name)
+    for f in PARTY_FIELDS:
+        value = getattr(party, f)
+        if not isinstance(value, str):
+            continue
+        if has_broken(value):
+            problems.append(Problem(f, f"Its {FIELD_WORDS[f]} contains a broken character (often half of an "
+                                       "emoji or symbol cut off on import). Retype it in the CRM."))
+            updates[f] = mend_broken(value)
+            continue
+        cleaned = remove_invisible(value)[0]
+        if f != "name" and cleaned.strip() != value.strip():
+            cleaned = cleaned.strip() or None  # type: ignore[assignment]
+        if cleaned != value:
+            updates[f] = cleaned
+        if f != "name" and cleaned and _control_chars(cleaned):
+            problems.append(Problem(f, f"Its {FIELD_WORDS[f]} contains invisible control characters. "
+                                       "Retype it in the CRM."))
+    if updates:
+        party = replace(party, **updates)
+        updates = {}
+    raw_name = party.name or ""
+    name = raw_name.strip()
+    if any(p.field == "name" for p in problems):
+        pass
+    elif only_invisible:
+        problems.append(Problem("name", "Its name is made only of invisible characters, so the ledger would show "
+                                        "a blank name. Type the name in the CRM."))
+    elif is_blank(name):
         problems.append(Problem("name", "It has no name. Add a name in the CRM so the ledger can show it."))
     elif len(name) > MAX_NAME:
         problems.append(Problem("name", f"Its name is {len(name)} characters long; ledgers accept at most "
@@ -72,7 +112,8 @@ def validate_party(party: Party) -> tuple[Party, list[Problem]]:
             problems.append(Problem("email", f"The email address '{email}' is not valid. Correct it in the CRM."))
 
     country = party.country
-    if country and len(country) != 2:
+    if country and not (len(country) == 2 and country.isascii() and country.isalpha()
+                        and pycountry.countries.get(alpha_2=country.upper()) is not None):
         problems.append(Problem("country", f"The country '{country}' is not one Crossledger recognises. "
                                            "Use the country's full English name or its two-letter code."))
         country = None

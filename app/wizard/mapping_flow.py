@@ -196,7 +196,10 @@ def preview(draft: Draft, samples: Samples, limit: int = 25) -> list[PreviewRow]
             outcome = MATCHED_AT_SYNC
         else:
             match = find_match(party, index)
-            if match.ambiguous:
+            if match.disagrees:
+                outcome = (f"Held back: same name as '{index.names.get(match.ambiguous[0], match.ambiguous[0])}', "
+                           f"but {match.disagrees}")
+            elif match.ambiguous:
                 outcome = "Held back: could be one of several existing customers"
             elif match.ident is not None:
                 how = {"email": "same email", "tax_id": "same tax ID", "name": "same name"}.get(
