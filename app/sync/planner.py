@@ -284,16 +284,16 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
             made = inp.ledger.get(acct_id)
             acct_fields = _fields(made.party) if made else crm_fields
             # made from the record as it was then: what changed in the CRM since goes to the ledger now
-            changes = {f: (acct_fields.get(f), c) for f, c in crm_fields.items()
-                       if not same_value(f, c, acct_fields.get(f)) and _flows_to_ledger(inp, f)
-                       and not (f == "name" and _disambiguated(c, acct_fields.get(f)))}
-            if made is not None and changes:
-                rules = dict.fromkeys(changes, "crm-changed")
-                _note_cleaned(rules, cleaned)
+            since = {f: (acct_fields.get(f), c) for f, c in crm_fields.items()
+                     if not same_value(f, c, acct_fields.get(f)) and _flows_to_ledger(inp, f)
+                     and not (f == "name" and _disambiguated(c, acct_fields.get(f)))}
+            if made is not None and since:
+                since_rules = dict.fromkeys(since, "crm-changed")
+                _note_cleaned(since_rules, cleaned)
                 out.updates.append(UpdateCustomer(
-                    op_key(inp.workspace, "update_customer", acct_id, _digest(changes)), ref, acct_id, made.version,
-                    made.party.with_fields({f: v[1] for f, v in changes.items()}), changes, rules, crm_fields))
-                acct_fields = {**acct_fields, **{f: v[1] for f, v in changes.items()}}
+                    op_key(inp.workspace, "update_customer", acct_id, _digest(since)), ref, acct_id, made.version,
+                    made.party.with_fields({f: v[1] for f, v in since.items()}), since, since_rules, crm_fields))
+                acct_fields = {**acct_fields, **{f: v[1] for f, v in since.items()}}
             out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, acct_fields))
             index.add(acct_id, party)
             return
