@@ -33,8 +33,8 @@ WRITERS = {
         write_workbook(Activity(label), target)
     """,
     "sandbox state": """
-        from app.connectors import registry
-        app = registry.sandbox_class("hubspot")(state_file=str(target))
+        from app.sandbox.registry import sandbox_class
+        app = sandbox_class("hubspot")(state_file=str(target))
         app.seed("empty")
         app.state["label"] = label
         app.persist()

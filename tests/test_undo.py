@@ -341,7 +341,7 @@ def test_cli_history_and_undo_dry_run_json(tmp_path, monkeypatch, capsys):
 
     with world(tmp_path, "hubspot", "quickbooks") as w:
         sc = Scene(w)
-        monkeypatch.setattr(cli_module, "_tokens", lambda: w.tokens)
+        monkeypatch.setattr(cli_module, "_tokens", lambda *_a: w.tokens)
         base = ["--home", str(tmp_path / "home"), "--db", f"sqlite:///{tmp_path}/undo.db"]
 
         assert cli_module.main([*base, "history", WS, "--record", sc.acct_id, "--json"]) == 0
