@@ -456,8 +456,7 @@ def test_cancel_shows_cancelling_until_the_run_stops(make_window, ids, store, qt
 
 @pytest.mark.parametrize(("error", "title", "words"), [
     (AuthExpired("invalid_grant: refresh token revoked", provider="hubspot"), "The sign-in to HubSpot has expired",
-     'Click Reconnect HubSpot… under the workspace\'s name (in a terminal: crossledger connect hubspot '
-     '--workspace "Acme Books")'),
+     "Click Reconnect HubSpot… under the workspace's name, then sync again"),
     (RateLimited("429", provider="quickbooks", retry_after=30), "QuickBooks Online asked Crossledger to slow down",
      "Sync again in 30 seconds"),
     (TransportError("ReadTimeout", provider="quickbooks"), "Could not reach QuickBooks Online",

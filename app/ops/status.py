@@ -13,6 +13,9 @@ from app.ops.conflicts import conflict_json, open_conflicts
 from app.store.db import Store
 from app.store.models import ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
 
+# A reconciliation's read-only refresh, while it runs (it is then dropped): never a sync, nor the last sync.
+RECONCILE = "reconcile"
+
 
 @dataclass(frozen=True, slots=True)
 class LinkRow:
@@ -86,7 +89,8 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
                                     .group_by(Link.how)).all())
             quarantined = s.scalar(select(func.count()).select_from(Quarantine)
                                    .where(Quarantine.workspace_id == ws.id)) or 0
-            last = s.scalars(select(Run).where(Run.workspace_id == ws.id).order_by(Run.id.desc())).first()
+            last = s.scalars(select(Run).where(Run.workspace_id == ws.id, Run.trigger != RECONCILE)
+                             .order_by(Run.id.desc())).first()
             out.append(WorkspaceStatus(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns,
                                        sum(by_how.values()), by_how, quarantined,
                                        _run_row(last) if last else None))
@@ -118,7 +122,8 @@ def quarantined_records(store: Store, workspace_id: int) -> list[QuarantineRow]:
 
 def recent_runs(store: Store, workspace_id: int, limit: int = 20) -> list[RunRow]:
     with store.session() as s:
-        return [_run_row(r) for r in s.scalars(select(Run).where(Run.workspace_id == workspace_id)
+        return [_run_row(r) for r in s.scalars(select(Run).where(Run.workspace_id == workspace_id,
+                                                             Run.trigger != RECONCILE)
                                                 .order_by(Run.id.desc()).limit(limit))]
 
 

@@ -42,11 +42,12 @@ from app.ui.theme import Palette
 from app.ui.workers import BackgroundJob, ProgressFn
 
 log = logging.getLogger("crossledger.ui")
-HIGHLIGHT = "#FFE08A"  # a highlighter pen: where the two values differ
 EMPTY_WORDS = "(empty)"
 KEY_HINT = "Alt+L keep the CRM's · Alt+R keep the ledger's · Alt+E type another · Enter save"
 
-_STYLE = f"""
+def _style() -> str:
+    """Read when a diff view is made, so it has the light or the dark palette."""
+    return f"""
 QFrame#DiffCell {{
     background: {Palette.SURFACE};
     border: 1px solid {Palette.BORDER};
@@ -84,7 +85,7 @@ QPushButton#PickButton {{
 QPushButton#PickButton:checked {{
     background: {Palette.SUCCESS};
     border-color: {Palette.SUCCESS};
-    color: #FFFFFF;
+    color: {Palette.ON_ACCENT};
     font-weight: 600;
 }}
 QPushButton#PickButton:focus, QPushButton#PrimaryButton:focus {{
@@ -121,9 +122,10 @@ def spans_html(spans: Sequence[Span]) -> str:
         if span.op == "equal":
             parts.append(words)
         elif span.op == "gap":  # the other side has something here that this side lacks
-            parts.append(f'<span style="background-color:{HIGHLIGHT}; color:{Palette.TEXT_FAINT};">{GAP_MARK}</span>')
+            parts.append(f'<span style="background-color:{Palette.HIGHLIGHT}; '
+                         f'color:{Palette.TEXT_FAINT};">{GAP_MARK}</span>')
         else:
-            parts.append(f'<span style="background-color:{HIGHLIGHT};">{words}</span>')
+            parts.append(f'<span style="background-color:{Palette.HIGHLIGHT};">{words}</span>')
     return f'<span style="white-space:pre-wrap;">{"".join(parts)}</span>'
 
 
@@ -221,7 +223,7 @@ class DiffView(QWidget):
         self.rows: list[FieldRow] = []
         self.crm_label = "CRM"
         self.acct_label = "Ledger"
-        self.setStyleSheet(_STYLE)
+        self.setStyleSheet(_style())
 
         self.title = QLabel()
         self.title.setObjectName("SectionTitle")

@@ -59,8 +59,9 @@ Index = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
 
 SEVERITY_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
-SEVERITY_COLOURS = {"high": Palette.ERROR, "medium": Palette.WARNING, "low": Palette.INFO}
-SEVERITY_TEXT = {"high": Palette.ERROR, "medium": Palette.WARNING_TEXT, "low": Palette.TEXT_MUTED}
+# Palette names, read when drawn: the palette is the light or the dark one (app/ui/theme.py)
+SEVERITY_COLOURS = {"high": "ERROR", "medium": "WARNING", "low": "INFO"}
+SEVERITY_TEXT = {"high": "ERROR", "medium": "WARNING_TEXT", "low": "TEXT_MUTED"}
 
 
 class ReconcileFn(Protocol):
@@ -83,23 +84,18 @@ def money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
-def row_gap(row: Discrepancy) -> Decimal | None:
-    """CRM minus ledger for a flag that has an amount on either side (a missing side counts as zero)."""
-    if (row.crm_amount is None and row.acct_amount is None) or row.kind == "currency_mismatch":
-        return None  # amounts in two currencies have no gap to show
-    return (row.crm_amount or Decimal(0)) - (row.acct_amount or Decimal(0))
-
-
 def month_label(month: str) -> str:
     return dt.date.fromisoformat(month + "-01").strftime("%B %Y")
 
 
 # -- the table --------------------------------------------------------------------------------------
 class DiscrepancyModel(RowTableModel[Discrepancy]):
-    """One row per flag, most serious first."""
+    """One row per flag, in the engine's order: money first, largest gap first, then by severity.
 
-    SEVERITY, KIND, EXPLANATION, CRM, LEDGER, AMOUNTS = range(6)
-    HEADERS = ("Severity", "Discrepancy", "What to check", "CRM record", "Ledger record", "Gap")
+    The gap sits next to the severity, so it is in view at any window width."""
+
+    SEVERITY, AMOUNTS, KIND, EXPLANATION, CRM, LEDGER = range(6)
+    HEADERS = ("Severity", "Gap", "Discrepancy", "What to check", "CRM record", "Ledger record")
 
     def display(self, row: Discrepancy, col: int) -> str:
         if col == self.SEVERITY:
@@ -112,7 +108,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
             return row.crm_name or ""
         if col == self.LEDGER:
             return row.acct_name or row.acct_id or ""
-        gap = row_gap(row)
+        gap = row.gap
         if gap is None:
             return ""
         return f"{row.currency or ''} {gap:+,.2f}".strip()
@@ -121,7 +117,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
         if col == self.SEVERITY:
             return SEVERITY_ORDER.get(row.severity, 9)
         if col == self.AMOUNTS:
-            gap = row_gap(row)
+            gap = row.gap
             return float(abs(gap)) if gap is not None else -1.0
         return super().sort_key(row, col)
 
@@ -132,7 +128,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
             return f"{row.crm_name or ''}\nCRM ID {row.crm_id}".strip()
         if col == self.LEDGER and row.acct_id:
             return f"{row.acct_name or ''}\nLedger ID {row.acct_id}".strip()
-        if col == self.AMOUNTS and row_gap(row) is not None:
+        if col == self.AMOUNTS and row.gap is not None:
             cur = row.currency or ""
             return (f"In the CRM: {cur} {money(row.crm_amount) or 'nothing'}\n"
                     f"In the ledger: {cur} {money(row.acct_amount) or 'nothing'}\n"
@@ -141,9 +137,9 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
 
     def foreground(self, row: Discrepancy, col: int) -> QColor | None:
         if col == self.SEVERITY:
-            return QColor(SEVERITY_TEXT.get(row.severity, Palette.TEXT_MUTED))
-        if col == self.AMOUNTS:
-            return QColor(Palette.TEXT_MUTED)
+            return QColor(Palette.get(SEVERITY_TEXT.get(row.severity, "TEXT_MUTED")))
+        if col == self.AMOUNTS and row.gap:
+            return QColor(Palette.ERROR)
         return None
 
     def alignment(self, col: int) -> int:
@@ -194,7 +190,7 @@ class SummaryStrip(QFrame):
             caption = QLabel(f"{SEVERITY_LABELS[severity]} severity")
             caption.setObjectName("StatLabel")
             dot = QLabel()
-            dot.setPixmap(dot_icon(SEVERITY_COLOURS[severity], 10, 14).pixmap(14, 14))
+            dot.setPixmap(dot_icon(Palette.get(SEVERITY_COLOURS[severity]), 10, 14).pixmap(14, 14))
             cap_row = QHBoxLayout()
             cap_row.setSpacing(6)
             cap_row.addWidget(dot)
@@ -334,7 +330,7 @@ class ReconcilePage(QWidget):
         self.severity_filter = QComboBox()
         self.severity_filter.addItem("Every severity", None)
         for severity, label in SEVERITY_LABELS.items():
-            self.severity_filter.addItem(dot_icon(SEVERITY_COLOURS[severity]), label, severity)
+            self.severity_filter.addItem(dot_icon(Palette.get(SEVERITY_COLOURS[severity])), label, severity)
         self._fill_kinds({})
         self.kind_filter.currentIndexChanged.connect(self._filter_changed)
         self.severity_filter.currentIndexChanged.connect(self._filter_changed)

@@ -240,7 +240,6 @@ def notice_for_result(result: RunResult) -> Notice:
 
 def notice_for_error(exc: BaseException, *, workspace: str = "") -> Notice:
     """A typed failure in plain words with the next step. Unknown errors are logged, not shown."""
-    ws = f' --workspace "{workspace}"' if workspace else ""
     if isinstance(exc, Busy):
         return Notice("info", "Already syncing", str(exc))
     if isinstance(exc, UserError):
@@ -250,10 +249,9 @@ def notice_for_error(exc: BaseException, *, workspace: str = "") -> Notice:
         if isinstance(exc, cerr.KeyringUnavailable):
             return Notice("error", "Crossledger cannot reach the system keyring", exc.message)
         if isinstance(exc, cerr.AuthExpired | cerr.Unauthorized):
-            cmd = f"crossledger connect {exc.provider}{ws}" if exc.provider else "crossledger connect"
             return Notice("error", f"The sign-in to {label} has expired",
                           f"{label} no longer accepts Crossledger's sign-in, so nothing was synced. "
-                          f"Click Reconnect {label}… under the workspace's name (in a terminal: {cmd}), then sync "
+                          f"Click Reconnect {label}… under the workspace's name, then sync "
                           "again.")
         if isinstance(exc, cerr.RateLimited):
             if exc.daily:

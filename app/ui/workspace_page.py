@@ -132,7 +132,8 @@ class WorkspacePage(QWidget):
             if generation == self._generation:
                 self.banner.show_notice(Notice("error", "The linked records could not be read",
                                                "Crossledger could not read them from its database. Select the "
-                                               "workspace again; if it keeps failing, run 'crossledger doctor'."))
+                                               "workspace again; if it keeps failing, quit and open Crossledger "
+                                               "again."))
 
         job: BackgroundJob[list] = BackgroundJob(lambda _p: model.ordered(status.linked_records(self._store, ws_id)),
                                                  on_success=shown, on_failure=failed, parent=self)
