@@ -37,12 +37,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.connectors.errors import ConnectorError
-from app.ops.reconcile_month import ReconcileResult, last_month
+from app.ops.reconcile_month import ReconcileResult, ReconcileRow, last_month
 from app.ops.workspaces import UserError
 from app.reconcile.engine import KINDS, SEVERITY_ORDER, Discrepancy
 from app.sync.engine import Busy, Cancelled
@@ -86,6 +88,20 @@ def money(value: Decimal | None) -> str:
 
 def month_label(month: str) -> str:
     return dt.date.fromisoformat(month + "-01").strftime("%B %Y")
+
+
+HISTORY_STATUS = {"ok": "", "stale": " (one side unreadable)", "failed": " (failed)", "cancelled": " (cancelled)",
+                  "running": " (running)"}
+
+
+def history_line(row: ReconcileRow) -> str:
+    """"September 2026 on 27 Nov 14:02 · 9 discrepancies": one past reconciliation."""
+    what = month_label(row.month) if row.month else "A month"
+    n = row.counts.get("discrepancies")
+    found = f" · {n:,} discrepanc{'y' if n == 1 else 'ies'}" if n is not None and row.status in ("ok", "stale") \
+        else ""
+    when = row.started_at.replace(tzinfo=dt.UTC).astimezone()  # stored in UTC, shown in local time
+    return f"{what} on {when:%d %b %H:%M}{found}{HISTORY_STATUS.get(row.status, '')}"
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -261,10 +277,12 @@ class ReconcilePage(QWidget):
                    "nothing) and lists every deal and invoice that do not agree.")
 
     def __init__(self, run: ReconcileFn | None, *, today: Callable[[], dt.date] = dt.date.today,
+                 history: Callable[[str], list[ReconcileRow]] | None = None,
                  pool: QThreadPool | None = None, save_dialog: SaveDialog = ask_save_path,
                  open_url: OpenUrl = QDesktopServices.openUrl, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._run = run
+        self._history = history
         self._pool = pool or QThreadPool(self)
         self._save_dialog = save_dialog
         self._open_url = open_url
@@ -290,6 +308,8 @@ class ReconcilePage(QWidget):
         self.export_button = QPushButton("Export to Excel…")
         self.export_button.setToolTip("Save these results as an Excel workbook, with a Summary sheet")
         self.export_button.clicked.connect(self.export)
+        self.history = QLabel()  # the last reconciliation; earlier ones in its tooltip
+        self.history.setObjectName("Muted")
         month_label_ = QLabel("Month")
         month_label_.setObjectName("SectionLabel")
         top = QHBoxLayout()
@@ -297,7 +317,8 @@ class ReconcilePage(QWidget):
         top.addWidget(month_label_)
         top.addWidget(self.month)
         top.addWidget(self.run_button)
-        top.addStretch(1)
+        top.addSpacing(8)
+        top.addWidget(self.history, 1)
         top.addWidget(self.export_button)
 
         # Progress and Cancel, shown while running
@@ -350,16 +371,28 @@ class ReconcilePage(QWidget):
         self.model = DiscrepancyModel(self)
         self.proxy = DiscrepancyFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.table = make_table(self.proxy, (86, 170, Fill(300), 160, 128, 132), row_height=40)
-        self.table.setWordWrap(True)
-        self.table.setItemDelegate(PaddedTextDelegate(self.table))
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
-        self.table.sortByColumn(DiscrepancyModel.SEVERITY, Qt.SortOrder.AscendingOrder)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        self.table = self._discrepancy_table(self.proxy)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the engine's order: money first
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._picked(self.table))
         self.table.doubleClicked.connect(lambda _i: self.open_crm() or self.open_ledger())
         self.body = TableOrNote(self.table)
         self.body.show_note(self.NOTE_BEFORE)
+
+        # Data quality: records held back and duplicate customers that do not touch the month, folded away
+        self.quality_model = DiscrepancyModel(self)
+        self.quality_table = self._discrepancy_table(self.quality_model)
+        self.quality_table.setMaximumHeight(260)
+        self.quality_table.hide()
+        self.quality_table.selectionModel().selectionChanged.connect(lambda *_: self._picked(self.quality_table))
+        self.quality_table.doubleClicked.connect(lambda _i: self.open_crm() or self.open_ledger())
+        self.quality_toggle = QToolButton()
+        self.quality_toggle.setObjectName("SectionToggle")
+        self.quality_toggle.setCheckable(True)
+        self.quality_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.quality_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.quality_toggle.setAccessibleName("Show the data-quality items")
+        self.quality_toggle.toggled.connect(self._toggle_quality)
+        self.quality_toggle.hide()
 
         self.open_crm_button = QPushButton("Open in CRM")
         self.open_crm_button.clicked.connect(self.open_crm)
@@ -379,6 +412,12 @@ class ReconcilePage(QWidget):
         results.setSpacing(0)
         results.addLayout(filters)
         results.addWidget(self.body, 1)
+        quality = QVBoxLayout()
+        quality.setContentsMargins(16, 4, 16, 0)
+        quality.setSpacing(4)
+        quality.addWidget(self.quality_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        quality.addWidget(self.quality_table)
+        results.addLayout(quality)
         results.addLayout(actions)
 
         layout = QVBoxLayout(self)
@@ -390,6 +429,31 @@ class ReconcilePage(QWidget):
         layout.addWidget(self.summary)
         layout.addLayout(results, 1)
         self._update_buttons()
+
+    def _discrepancy_table(self, model: Any) -> QTableView:
+        # Severity, Gap, Discrepancy, What to check, CRM record, Ledger record: 900 px fit a 1280 px window
+        table = make_table(model, (84, 120, 160, Fill(250), 150, 136), row_height=40)
+        table.setWordWrap(True)
+        table.setItemDelegate(PaddedTextDelegate(table))
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.horizontalHeader().sectionResized.connect(lambda *_: table.resizeRowsToContents())
+        table.setTabKeyNavigation(False)  # Tab moves on to the buttons, arrows move between rows
+        return table
+
+    def _toggle_quality(self, shown: bool) -> None:
+        self.quality_table.setVisible(shown)
+        self.quality_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def show_history(self) -> None:
+        """The last reconciliations of this workspace, from their own history (never the syncs')."""
+        rows = self._history(self.workspace) if self._history and self.workspace else []
+        if not rows:
+            self.history.setText("")
+            self.history.setToolTip("")
+            return
+        last = rows[0]
+        self.history.setText(f"Last checked: {history_line(last)}")
+        self.history.setToolTip("Earlier reconciliations:\n" + "\n".join(history_line(r) for r in rows))
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -406,6 +470,7 @@ class ReconcilePage(QWidget):
         self.workspace = name
         self._show_result(None)
         self.banner.show_notice(None)
+        self.show_history()
         self._update_buttons()
 
     def visible_rows(self) -> list[Discrepancy]:
@@ -462,6 +527,7 @@ class ReconcilePage(QWidget):
         self._end_job()
         if name != self.workspace:
             return  # the bookkeeper moved on to another workspace meanwhile
+        self.show_history()
         self._show_result(result)
         when = month_label(result.month)
         if result.stale:
@@ -474,12 +540,26 @@ class ReconcilePage(QWidget):
         self._end_job()
         if name != self.workspace:
             return
+        self.show_history()
         self.banner.show_notice(notice_for_reconcile_error(exc, month=month, workspace=name))
 
     # -- results ----------------------------------------------------------------------------------
     def _show_result(self, result: ReconcileResult | None) -> None:
         self.result = result
         self.model.set_rows(result.report.discrepancies if result else [])
+        apart = result.report.set_apart if result else []
+        self.quality_model.set_rows(apart)
+        self.quality_toggle.setVisible(bool(apart))
+        if apart:
+            held = sum(d.kind == "held_back" for d in apart)
+            parts = [f"{held:,} record{'s' if held != 1 else ''} held back or in Review"] if held else []
+            if len(apart) - held:
+                parts.append(f"{len(apart) - held:,} possible duplicate customer group"
+                             f"{'s' if len(apart) - held != 1 else ''}")
+            self.quality_toggle.setText(f"Data quality: {' and '.join(parts)}, not about "
+                                        f"{month_label(result.month)}")
+        else:
+            self.quality_toggle.setChecked(False)
         self._fill_kinds(result.report.counts() if result else {})
         if result is None:
             self.summary.hide()
@@ -534,11 +614,22 @@ class ReconcilePage(QWidget):
             self.body.show_table()
         self._selection_changed()
 
+    def _picked(self, table: QTableView) -> None:
+        """A row picked in one table (the month's, or the data-quality one) unpicks the other's."""
+        other = self.quality_table if table is self.table else self.table
+        if table.selectionModel().hasSelection() and other.selectionModel().hasSelection():
+            other.selectionModel().blockSignals(True)
+            other.clearSelection()
+            other.selectionModel().blockSignals(False)
+            other.viewport().update()
+        self._selection_changed()
+
     def selected(self) -> Discrepancy | None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.proxy.data(rows[0], RowRole)
+        for table in (self.table, self.quality_table):
+            rows = table.selectionModel().selectedRows()
+            if rows:
+                return table.model().data(rows[0], RowRole)
+        return None
 
     def _selection_changed(self) -> None:
         row = self.selected()
@@ -640,6 +731,12 @@ def notice_for_reconcile_error(exc: BaseException, *, month: str, workspace: str
     return Notice("error", f"{when} could not be reconciled",
                   "Something unexpected stopped it; nothing was changed on either side. Try again; if it keeps "
                   "happening, send the log file to support.")
+
+
+def reconcile_history(store: Any) -> Callable[[str], list[ReconcileRow]]:
+    from app.ops.reconcile_month import history
+
+    return lambda name: history(store, name)
 
 
 def reconcile_runner(store: Any, tokens: Any) -> ReconcileFn:

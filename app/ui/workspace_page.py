@@ -20,7 +20,7 @@ from app.ui.header import WorkspaceHeader
 from app.ui.linked_view import LinkedView
 from app.ui.models import HeldBackModel, LinkedModel, RunsModel
 from app.ui.quarantine_view import HeldBackView
-from app.ui.reconcile_page import ReconcilePage, reconcile_runner
+from app.ui.reconcile_page import ReconcilePage, reconcile_history, reconcile_runner
 from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
@@ -55,7 +55,7 @@ class WorkspacePage(QWidget):
         self.tabs.addTab(self.linked, "Linked records")
         self.tabs.addTab(self.held, "Held back")
         self.reconcile = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
-                                       today=lambda: now().date())
+                                       today=lambda: now().date(), history=reconcile_history(store))
         self.tabs.addTab(self.reconcile, "Reconcile")
         self.review = ReviewPage(store, now=now)  # open conflicts and ambiguous matches, with the diff view
         self.tabs.addTab(self.review, "Review")
