@@ -253,7 +253,8 @@ def test_undo_reverses_what_is_safe_and_explains_the_rest(tmp_path, crm, ledger)
         assert held == {("company", sc.new_company), ("deal", sc.deals["Rollout"].id)}
         [ws_status] = status.status_json(w.store)["workspaces"]
         shown = {q["record_id"]: " ".join(q["reasons"]) for q in ws_status["quarantined"]}
-        assert "Undone by you on" in shown[sc.new_company] and "Sync it again" in shown[sc.new_company]
+        assert "Undone by you on" in shown[sc.new_company] and "Sync again" in shown[sc.new_company]
+        assert "crossledger" not in shown[sc.new_company]
 
         # Released, the company and the deal's invoice are made again by the next sync.
         assert release_undone(w.store, WS, "company", sc.new_company)

@@ -254,10 +254,14 @@ class DiffView(QWidget):
         self.save_button.clicked.connect(self.save)
         self.keys = QLabel(KEY_HINT)
         self.keys.setObjectName("KeyHint")
+        self.keys.setWordWrap(True)
+        self.decided = QLabel()  # "1 of 2 decided": every conflicting field of the record is listed above
+        self.decided.setObjectName("Muted")
 
         bottom = QHBoxLayout()
         bottom.setSpacing(12)
         bottom.addWidget(self.keys, 1)
+        bottom.addWidget(self.decided)
         bottom.addWidget(self.save_button)
 
         layout = QVBoxLayout(self)
@@ -452,6 +456,7 @@ class DiffView(QWidget):
 
     def _update_buttons(self) -> None:
         decided = [r for r in self.rows if r.decided]
+        self.decided.setText(f"{len(decided)} of {len(self.rows)} decided" if self.rows else "")
         busy = self._job is not None
         self.save_button.setEnabled(bool(decided) and not busy)
         sides = any(r.choice in ("crm", "accounting") for r in decided)

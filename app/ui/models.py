@@ -335,14 +335,17 @@ class SearchFilterProxy(QSortFilterProxyModel):
 
     def set_search(self, query: str) -> None:
         words = query.casefold().split()
-        if words == self._words:
-            return
+        if words != self._words:
+            self.change_filter(lambda: setattr(self, "_words", words))
+
+    def change_filter(self, change: Callable[[], None]) -> None:
+        """Apply ``change`` to what the filter keeps, and filter the rows again."""
         if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateRowsFilter is deprecated there
             self.beginFilterChange()
-            self._words = words
+            change()
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
-            self._words = words
+            change()
             self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
