@@ -14,6 +14,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from PySide6.QtCore import QDate, Qt, QThreadPool, QUrl
+from PySide6.QtWidgets import QToolButton
 
 from app.connectors.tokens import MemoryTokenStore
 from app.ui.main_window import MainWindow
@@ -279,6 +280,40 @@ def test_a_reconciliation_is_not_a_sync_and_keeps_its_own_history(qtbot, demo):
     assert [w.text() for w in window.page.header.findChildren(type(page.history))] == last_sync_words
     assert page.history.text().startswith("Last checked: September 2026 on ")
     assert page.history.text().endswith(f"· {len(page.result.report.discrepancies)} discrepancies")
+
+
+def test_each_page_shows_ten_rows_of_its_table_at_1280_by_800_and_one_banner_at_a_time(qtbot, demo):
+    from app.ui.text import Notice
+
+    window = MainWindow(demo.store, demo.tokens)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    page = window.page
+    rec = page.reconcile
+    rec.month.setDate(QDate(2026, 9, 1))
+    assert rec.start()
+    qtbot.waitUntil(lambda: not rec.running, timeout=60_000)
+    # A message in the window's banner and one from a page: the newest shows, never both.
+    page.show_notice(Notice("success", "Synced", "12 records updated."))
+    assert page.banner.isVisible()
+    rec.banner.show_notice(Notice("info", "Workbook saved", "/tmp/x.xlsx"))
+    assert not page.banner.isVisible() and not rec.banner.isHidden()
+    page.show_notice(Notice("success", "Synced", "12 records updated."))
+    assert page.banner.isVisible() and rec.banner.isHidden()
+    qtbot.mouseClick(page.banner.findChild(QToolButton, "BannerClose"), Qt.MouseButton.LeftButton)
+    assert not page.banner.isVisible()  # dismissed
+    bodies = {"Linked": (page.linked, page.linked.body), "Held back": (page.held, page.held.body),
+              "Review": (page.review, page.review.list), "Activity": (page.activity, page.activity.runs_body),
+              "Reconcile": (rec, rec.body)}
+    for name, (tab, body) in bodies.items():
+        page.tabs.setCurrentWidget(tab)
+        qtbot.wait(30)
+        table = body.table
+        room = body.height() - table.horizontalHeader().sizeHint().height()
+        rows = room // table.verticalHeader().defaultSectionSize()
+        assert rows >= 10, f"{name}: {rows} rows of {table.verticalHeader().defaultSectionSize()} px in {room} px"
 
 
 def test_month_defaults_to_last_month_and_cannot_be_in_the_future(qtbot):

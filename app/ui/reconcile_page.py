@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -51,7 +50,7 @@ from app.sync.engine import Busy, Cancelled
 from app.ui.banner import MessageBanner
 from app.ui.models import RowRole, RowTableModel, SortRole
 from app.ui.resources import icon
-from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
+from app.ui.tables import Fill, TableOrNote, make_table
 from app.ui.text import Notice, notice_for_error
 from app.ui.theme import Palette
 from app.ui.widgets import ask_xlsx_path, dot_icon
@@ -227,7 +226,7 @@ class SummaryStrip(QFrame):
         self.totals_box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
 
         row = QHBoxLayout(self)
-        row.setContentsMargins(20, 10, 20, 10)
+        row.setContentsMargins(16, 6, 16, 6)
         row.setSpacing(28)
         row.addLayout(tiles, 1)
         row.addWidget(self.totals_box, 0, Qt.AlignmentFlag.AlignVCenter)
@@ -296,7 +295,7 @@ class ReconcilePage(QWidget):
         self.month = QDateEdit()
         self.month.setDisplayFormat("MMMM yyyy")
         self.month.setCalendarPopup(False)
-        self.month.setMinimumWidth(170)
+        self.month.setMinimumWidth(150)
         self.month.setToolTip("The month to check: deals won and invoices dated in it")
         default = dt.date.fromisoformat(last_month(today()) + "-01")
         self.month.setDate(QDate(default.year, default.month, 1))
@@ -317,9 +316,10 @@ class ReconcilePage(QWidget):
         top.addWidget(month_label_)
         top.addWidget(self.month)
         top.addWidget(self.run_button)
-        top.addSpacing(8)
-        top.addWidget(self.history, 1)
+        top.addSpacing(12)
+        top.addStretch(1)  # the filters go before it
         top.addWidget(self.export_button)
+        self._top = top
 
         # Progress and Cancel, shown while running
         self.progress_row = QWidget()
@@ -347,7 +347,8 @@ class ReconcilePage(QWidget):
 
         # Filters
         self.kind_filter = QComboBox()
-        self.kind_filter.setMinimumWidth(300)
+        self.kind_filter.setMinimumWidth(250)
+        self.kind_filter.setAccessibleName("Show discrepancies of this kind")
         self.severity_filter = QComboBox()
         self.severity_filter.addItem("Every severity", None)
         for severity, label in SEVERITY_LABELS.items():
@@ -357,16 +358,11 @@ class ReconcilePage(QWidget):
         self.severity_filter.currentIndexChanged.connect(self._filter_changed)
         self.shown = QLabel()
         self.shown.setObjectName("Muted")
-        filters = QHBoxLayout()
-        filters.setContentsMargins(16, 12, 16, 8)
-        filters.setSpacing(10)
         for words, box in (("Show", self.kind_filter), ("Severity", self.severity_filter)):
             label = QLabel(words)
             label.setObjectName("Muted")
-            filters.addWidget(label)
-            filters.addWidget(box)
-        filters.addStretch(1)
-        filters.addWidget(self.shown)
+            self._top.insertWidget(self._top.count() - 2, label)
+            self._top.insertWidget(self._top.count() - 2, box)
 
         self.model = DiscrepancyModel(self)
         self.proxy = DiscrepancyFilter(self)
@@ -398,10 +394,12 @@ class ReconcilePage(QWidget):
         self.open_crm_button.clicked.connect(self.open_crm)
         self.open_ledger_button = QPushButton("Open in ledger")
         self.open_ledger_button.clicked.connect(self.open_ledger)
-        self.selection_hint = QLabel()
+        self.selection_hint = QLabel()  # the selected row's whole explanation, or what to do
         self.selection_hint.setObjectName("Muted")
+        self.selection_hint.setWordWrap(True)
+        self.selection_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         actions = QHBoxLayout()
-        actions.setContentsMargins(16, 8, 16, 12)
+        actions.setContentsMargins(16, 4, 16, 8)
         actions.setSpacing(10)
         actions.addWidget(self.selection_hint, 1)
         actions.addWidget(self.open_crm_button)
@@ -410,19 +408,24 @@ class ReconcilePage(QWidget):
         results = QVBoxLayout()
         results.setContentsMargins(0, 0, 0, 0)
         results.setSpacing(0)
-        results.addLayout(filters)
         results.addWidget(self.body, 1)
+        under = QHBoxLayout()
+        under.setSpacing(12)
+        under.addWidget(self.quality_toggle)
+        under.addStretch(1)
+        under.addWidget(self.history)
+        under.addWidget(self.shown)
         quality = QVBoxLayout()
         quality.setContentsMargins(16, 4, 16, 0)
         quality.setSpacing(4)
-        quality.addWidget(self.quality_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        quality.addLayout(under)
         quality.addWidget(self.quality_table)
         results.addLayout(quality)
         results.addLayout(actions)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 0)
-        layout.setSpacing(12)
+        layout.setContentsMargins(16, 10, 16, 0)
+        layout.setSpacing(8)
         layout.addLayout(top)
         layout.addWidget(self.progress_row)
         layout.addWidget(self.banner)
@@ -431,12 +434,9 @@ class ReconcilePage(QWidget):
         self._update_buttons()
 
     def _discrepancy_table(self, model: Any) -> QTableView:
-        # Severity, Gap, Discrepancy, What to check, CRM record, Ledger record: 900 px fit a 1280 px window
-        table = make_table(model, (84, 120, 160, Fill(250), 150, 136), row_height=40)
-        table.setWordWrap(True)
-        table.setItemDelegate(PaddedTextDelegate(table))
-        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.horizontalHeader().sectionResized.connect(lambda *_: table.resizeRowsToContents())
+        # Severity, Gap, Discrepancy, What to check, CRM record, Ledger record: 900 px fit a 1280 px window.
+        # One line a row, so many rows are in view; the selected row's whole explanation is shown below.
+        table = make_table(model, (84, 120, 160, Fill(250), 150, 136))
         table.setTabKeyNavigation(False)  # Tab moves on to the buttons, arrows move between rows
         return table
 
@@ -635,14 +635,14 @@ class ReconcilePage(QWidget):
         row = self.selected()
         self.open_crm_button.setEnabled(bool(row and row.crm_url))
         self.open_ledger_button.setEnabled(bool(row and row.acct_url))
-        if self.result is None or self.model.rowCount() == 0:
+        if self.result is None or (self.model.rowCount() == 0 and row is None):
             self.selection_hint.setText("")
+        elif row is not None and (row.crm_url or row.acct_url):
+            self.selection_hint.setText(row.explanation)
         elif row is None:
             self.selection_hint.setText("Select a row to open its records.")
-        elif not (row.crm_url or row.acct_url):
-            self.selection_hint.setText("This row has no record to open in either app.")
         else:
-            self.selection_hint.setText("")
+            self.selection_hint.setText(f"{row.explanation} (No record to open in either app.)")
 
     def open_crm(self) -> bool:
         row = self.selected()
