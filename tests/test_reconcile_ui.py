@@ -93,7 +93,8 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
     report = p.result.report
     assert p.model.rowCount() == len(report.discrepancies)
     assert not p.quality_toggle.isHidden() and p.quality_table.isHidden()
-    assert p.quality_toggle.text() == "Data quality: 16 records held back or in Review, not about September 2026"
+    assert p.quality_toggle.text() == "Data quality: 16 records held back or in Review"
+    assert "September 2026" in p.quality_toggle.toolTip()
     qtbot.mouseClick(p.quality_toggle, Qt.MouseButton.LeftButton)
     assert not p.quality_table.isHidden() and p.quality_model.rowCount() == 16
     assert {p.quality_model.row(r).kind for r in range(16)} == {"held_back"}
@@ -106,7 +107,8 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
         assert cur in cells and f"{total:,.2f}" in cells
         assert f"{report.ledger_totals.get(cur, Decimal(0)):,.2f}" in cells
     assert any(report.gap(c) for c in report.crm_totals), "the void and the extra licence open a gap"
-    assert p.shown.text() == f"{len(report.discrepancies)} discrepancies in September 2026"
+    assert p.kind_filter.currentText() == f"Every discrepancy ({len(report.discrepancies)})"
+    assert p.shown.text() == ""  # nothing filtered out
     assert p.banner.isHidden()  # the summary says it all; the banner is for problems
 
 
@@ -278,7 +280,7 @@ def test_a_reconciliation_is_not_a_sync_and_keeps_its_own_history(qtbot, demo):
     assert [r.id for r in status.recent_runs(demo.store, window.page.workspace_id)] == runs_before
     assert all(r.trigger != "reconcile" for r in status.recent_runs(demo.store, window.page.workspace_id))
     assert [w.text() for w in window.page.header.findChildren(type(page.history))] == last_sync_words
-    assert page.history.text().startswith("Last checked: September 2026 on ")
+    assert page.history.text().startswith("Last: September 2026, checked ")
     assert page.history.text().endswith(f"· {len(page.result.report.discrepancies)} discrepancies")
 
 

@@ -306,7 +306,7 @@ class DiffView(QWidget):
         for n, conflict in enumerate(items):
             self._add_row(conflict, 1 + n * 4)
         self.grid.setColumnStretch(0, 0)
-        self.grid.setColumnMinimumWidth(0, 110)
+        self.grid.setColumnMinimumWidth(0, 90)
         for col, stretch in ((1, 4), (2, 4), (3, 3)):
             self.grid.setColumnStretch(col, stretch)
         self.grid.setRowStretch(1 + len(items) * 4, 1)

@@ -100,7 +100,7 @@ def history_line(row: ReconcileRow) -> str:
     found = f" · {n:,} discrepanc{'y' if n == 1 else 'ies'}" if n is not None and row.status in ("ok", "stale") \
         else ""
     when = row.started_at.replace(tzinfo=dt.UTC).astimezone()  # stored in UTC, shown in local time
-    return f"{what} on {when:%d %b %H:%M}{found}{HISTORY_STATUS.get(row.status, '')}"
+    return f"{what}, checked {when:%d %b %H:%M}{found}{HISTORY_STATUS.get(row.status, '')}"
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class SummaryStrip(QFrame):
         self.setObjectName("Card")
         self.counts: dict[str, QLabel] = {}
         tiles = QHBoxLayout()
-        tiles.setSpacing(26)
+        tiles.setSpacing(18)
         for severity in ("high", "medium", "low"):
             value = QLabel("0")
             value.setObjectName("StatValue")
@@ -227,7 +227,7 @@ class SummaryStrip(QFrame):
 
         row = QHBoxLayout(self)
         row.setContentsMargins(16, 6, 16, 6)
-        row.setSpacing(28)
+        row.setSpacing(16)
         row.addLayout(tiles, 1)
         row.addWidget(self.totals_box, 0, Qt.AlignmentFlag.AlignVCenter)
 
@@ -347,7 +347,7 @@ class ReconcilePage(QWidget):
 
         # Filters
         self.kind_filter = QComboBox()
-        self.kind_filter.setMinimumWidth(250)
+        self.kind_filter.setMinimumWidth(220)
         self.kind_filter.setAccessibleName("Show discrepancies of this kind")
         self.severity_filter = QComboBox()
         self.severity_filter.addItem("Every severity", None)
@@ -358,10 +358,8 @@ class ReconcilePage(QWidget):
         self.severity_filter.currentIndexChanged.connect(self._filter_changed)
         self.shown = QLabel()
         self.shown.setObjectName("Muted")
-        for words, box in (("Show", self.kind_filter), ("Severity", self.severity_filter)):
-            label = QLabel(words)
-            label.setObjectName("Muted")
-            self._top.insertWidget(self._top.count() - 2, label)
+        self.severity_filter.setAccessibleName("Show discrepancies of this severity")
+        for box in (self.kind_filter, self.severity_filter):  # each says what it shows: no label needed
             self._top.insertWidget(self._top.count() - 2, box)
 
         self.model = DiscrepancyModel(self)
@@ -413,8 +411,8 @@ class ReconcilePage(QWidget):
         under.setSpacing(12)
         under.addWidget(self.quality_toggle)
         under.addStretch(1)
-        under.addWidget(self.history)
         under.addWidget(self.shown)
+        under.addWidget(self.history)
         quality = QVBoxLayout()
         quality.setContentsMargins(16, 4, 16, 0)
         quality.setSpacing(4)
@@ -452,7 +450,7 @@ class ReconcilePage(QWidget):
             self.history.setToolTip("")
             return
         last = rows[0]
-        self.history.setText(f"Last checked: {history_line(last)}")
+        self.history.setText(f"Last: {history_line(last)}")
         self.history.setToolTip("Earlier reconciliations:\n" + "\n".join(history_line(r) for r in rows))
 
     # -- state ------------------------------------------------------------------------------------
@@ -556,8 +554,9 @@ class ReconcilePage(QWidget):
             if len(apart) - held:
                 parts.append(f"{len(apart) - held:,} possible duplicate customer group"
                              f"{'s' if len(apart) - held != 1 else ''}")
-            self.quality_toggle.setText(f"Data quality: {' and '.join(parts)}, not about "
-                                        f"{month_label(result.month)}")
+            self.quality_toggle.setText(f"Data quality: {' and '.join(parts)}")
+            self.quality_toggle.setToolTip(f"None of these touches a deal won or an invoice issued in "
+                                           f"{month_label(result.month)}; open to see them")
         else:
             self.quality_toggle.setChecked(False)
         self._fill_kinds(result.report.counts() if result else {})
@@ -608,9 +607,8 @@ class ReconcilePage(QWidget):
             self.body.show_note("Nothing of this kind and severity. Choose “Every discrepancy” or "
                                 "“Every severity” to see the rest.")
         else:
-            when = month_label(self.result.month)
-            self.shown.setText(f"{total:,} discrepanc{'y' if total == 1 else 'ies'} in {when}" if shown == total
-                               else f"Showing {shown:,} of {total:,}")
+            # every row shown: the kind filter already says how many ("Every discrepancy (9)")
+            self.shown.setText("" if shown == total else f"Showing {shown:,} of {total:,}")
             self.body.show_table()
         self._selection_changed()
 

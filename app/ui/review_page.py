@@ -103,6 +103,8 @@ class ReviewModel(RowTableModel[ReviewItem]):
     def tooltip(self, row: ReviewItem, col: int) -> str | None:
         if col == self.RECORD:
             return f"{row.name}\n{text.record_type_label(row.record_type)}, CRM ID {row.record_id}"
+        if col == self.WHAT:
+            return f"{row.what}\nWaiting since {text.format_when(row.since, self._now())}"
         return None
 
 
@@ -231,9 +233,10 @@ class ReviewPage(QWidget):
         pending_row.addWidget(self.apply_button)
 
         # Record, What needs a decision, Since
-        self.table = make_table(self.model, (Fill(130), Fill(150), 100), sortable=False)
+        self.table = make_table(self.model, (Fill(120), Fill(130), 0), sortable=False)
+        self.table.setColumnHidden(ReviewModel.SINCE, True)  # beside the diff view: the record and what to decide
         self.table.setSelectionMode(self.table.SelectionMode.SingleSelection)
-        self.table.setMinimumWidth(300)
+        self.table.setMinimumWidth(220)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(lambda _i: self.diff.focus_first())
         self.list = TableOrNote(self.table)
@@ -261,9 +264,9 @@ class ReviewPage(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.list)
         self.splitter.addWidget(detail_frame)
-        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([340, 640])
+        self.splitter.setSizes([250, 740])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
