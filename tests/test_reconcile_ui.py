@@ -227,11 +227,12 @@ def test_cancel_stops_the_run_and_changes_nothing(qtbot, demo):
     p.set_workspace("demo")
     assert p.start()
     assert started.wait(10)
+    assert p.ticker.isActive() and p.ticker.interval() <= 1000  # the count and time left, every second
     qtbot.mouseClick(p.cancel_button, Qt.MouseButton.LeftButton)
     assert p.stage.text() == "Cancelling…" and not p.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not p.running, timeout=30_000)
     assert p.banner.title.text() == "Reconciliation cancelled"
-    assert "Nothing was changed" in p.banner.detail.text() and p.result is None
+    assert "Nothing was changed" in p.banner.detail.text() and p.result is None and not p.ticker.isActive()
     p.shutdown()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QThreadPool,
+    QTimer,
     QUrl,
 )
 from PySide6.QtGui import QColor, QDesktopServices
@@ -48,6 +50,7 @@ from app.ops.workspaces import UserError
 from app.reconcile.engine import KINDS, SEVERITY_ORDER, Discrepancy
 from app.sync.engine import Busy, Cancelled
 from app.ui.banner import MessageBanner
+from app.ui.eta import Clock, Eta
 from app.ui.models import RowRole, RowTableModel, SortRole
 from app.ui.resources import icon
 from app.ui.tables import Fill, TableOrNote, make_table
@@ -276,7 +279,7 @@ class ReconcilePage(QWidget):
                    "nothing) and lists every deal and invoice that do not agree.")
 
     def __init__(self, run: ReconcileFn | None, *, today: Callable[[], dt.date] = dt.date.today,
-                 history: Callable[[str], list[ReconcileRow]] | None = None,
+                 history: Callable[[str], list[ReconcileRow]] | None = None, clock: Clock = time.monotonic,
                  pool: QThreadPool | None = None, save_dialog: SaveDialog = ask_save_path,
                  open_url: OpenUrl = QDesktopServices.openUrl, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -325,6 +328,12 @@ class ReconcilePage(QWidget):
         self.progress_row = QWidget()
         self.stage = QLabel()
         self.stage.setObjectName("Muted")
+        self.count = QLabel()  # "2 of 3 · a few seconds left", redrawn every second while it reads
+        self.count.setObjectName("Muted")
+        self.eta = Eta(clock)
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(lambda: self.count.setText(self.eta.text()))
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton(icon("cancel"), "Cancel")
@@ -335,6 +344,7 @@ class ReconcilePage(QWidget):
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(6)
         grid.addWidget(self.stage, 0, 0)
+        grid.addWidget(self.count, 0, 0, Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.progress, 1, 0)
         grid.addWidget(self.cancel_button, 0, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
         grid.setColumnStretch(0, 1)
@@ -492,6 +502,9 @@ class ReconcilePage(QWidget):
                                  on_progress=self._progressed, parent=self)
         self.stage.setText(f"Reconciling {month_label(month)}: reading both sides (nothing is changed)…")
         self.progress.setRange(0, 0)
+        self.eta.restart()
+        self.count.setText("")
+        self.ticker.start()
         self.cancel_button.setEnabled(True)
         self.progress_row.show()
         self._update_buttons()
@@ -509,15 +522,19 @@ class ReconcilePage(QWidget):
             return
         self.stage.setText(f"{stage}…" if not stage.endswith("…") else stage)
         if total > 0:
+            self.eta.update(done, total)
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
         else:
             self.progress.setRange(0, 0)
+        self.count.setText(self.eta.text())
 
     def _end_job(self) -> None:
         if self.job is not None:
             self.job.deleteLater()
         self.job = None
+        self.ticker.stop()
+        self.count.setText("")
         self.progress_row.hide()
         self._update_buttons()
 
