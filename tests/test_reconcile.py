@@ -130,7 +130,9 @@ def test_workbook_has_live_formulas_links_and_text_that_cannot_run(tmp_path):
     path = write_workbook(report, tmp_path / "r.xlsx", workspace="Acme", crm_label="HubSpot",
                           ledger_label="QuickBooks Online")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+    assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
+    quality = wb["Data quality"]  # the company held back touches nothing of November: listed apart
+    assert quality.max_row == len(report.set_apart) + 1 == 2 and "Bad Email Ltd" in quality["C2"].value
     summary = wb["Summary"]
     formulas = [c.value for row in summary.iter_rows() for c in row if isinstance(c.value, str)
                 and c.value.startswith("=")]
@@ -232,7 +234,7 @@ def test_libreoffice_opens_the_real_workbook_and_recomputes_the_engines_totals(p
     # What LibreOffice saved back still has every sheet, row and link: it read the file as written.
     wb = openpyxl.load_workbook(again)
     try:
-        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
         assert wb["Discrepancies"].max_row == len(report.discrepancies) + 1
         assert sum(1 for c in wb["Discrepancies"]["E"][1:] if c.hyperlink) == \
             sum(1 for d in report.discrepancies if d.crm_url)

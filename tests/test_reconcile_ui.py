@@ -189,7 +189,7 @@ def test_export_writes_the_workbook_to_the_chosen_file(qtbot, page, tmp_path):
     assert p.banner.title.text() == "Workbook saved" and str(path) in p.banner.detail.text()
     wb = openpyxl.load_workbook(path)
     try:
-        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
         disc = wb["Discrepancies"]
         assert disc.max_row - 1 == p.model.rowCount()
         kinds = Counter(row[1] for row in disc.iter_rows(min_row=2, values_only=True))
