@@ -464,7 +464,7 @@ def test_cancel_shows_cancelling_until_the_run_stops(make_window, ids, store, qt
     (Busy("A sync of 'Acme Books' is already running. It will be picked up when that one ends."),
      "Already syncing", "already running"),
     (UserError("Workspace 'Acme Books' has no HubSpot connection yet. Connect it with 'crossledger connect'."),
-     "This workspace is not ready to sync", "Connect it with"),
+     "This workspace is not ready to sync", "Click Connect… beside the tabs to connect it."),
     (RuntimeError("KeyError: 'DisplayName' at line 88"), "Something went wrong during the sync", "Nothing was lost"),
 ])
 def test_errors_become_plain_words(make_window, ids, store, qtbot, error, title, words) -> None:
@@ -477,6 +477,7 @@ def test_errors_become_plain_words(make_window, ids, store, qtbot, error, title,
     assert banner.property("level") in ("error", "warning", "info")
     assert banner.title.text() == title
     assert words in banner.detail.text()
+    assert "crossledger " not in banner.text()  # never a command to type: the window has a button for it
     shown = banner.text()
     assert "Traceback" not in shown and "KeyError" not in shown and "invalid_grant" not in shown
     assert window.page.header.sync_button.isEnabled()

@@ -122,7 +122,7 @@ class StoreUndo:
 def notice_for_undo_error(exc: BaseException, workspace: str) -> Notice:
     """UndoError carries plain words by contract; anything else is mapped, never shown raw."""
     if type(exc).__name__ == "UndoError" and type(exc).__module__ == "app.ops.undo":
-        return Notice("warning", "This run cannot be undone", str(exc))
+        return Notice("warning", "This run cannot be undone", text.in_window_words(str(exc)))
     if isinstance(exc, ConnectorError):
         notice = notice_for_error(exc, workspace=workspace)
         return Notice(notice.level, notice.title, notice.detail.replace("nothing was synced", "nothing was undone")

@@ -54,7 +54,7 @@ from app.ui.eta import Clock, Eta
 from app.ui.models import RowRole, RowTableModel, SortRole
 from app.ui.resources import icon
 from app.ui.tables import Fill, TableOrNote, make_table
-from app.ui.text import Notice, notice_for_error
+from app.ui.text import Notice, in_window_words, notice_for_error
 from app.ui.theme import Palette
 from app.ui.widgets import ask_xlsx_path, dot_icon
 from app.ui.workers import BackgroundJob, ProgressFn
@@ -737,7 +737,7 @@ def notice_for_reconcile_error(exc: BaseException, *, month: str, workspace: str
         return Notice("info", "A sync of this workspace is running",
                       f"Run the reconciliation of {when} again when the sync has finished.")
     if isinstance(exc, UserError):
-        return Notice("warning", f"{when} could not be reconciled", str(exc))
+        return Notice("warning", f"{when} could not be reconciled", in_window_words(str(exc)))
     if isinstance(exc, ConnectorError):
         notice = notice_for_error(exc, workspace=workspace)
         return Notice(notice.level, notice.title, notice.detail.replace("nothing was synced", "nothing was checked")
