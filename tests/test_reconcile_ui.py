@@ -280,6 +280,18 @@ def test_a_reconciliation_is_not_a_sync_and_keeps_its_own_history(qtbot, demo):
     assert (after.id, after.trigger) == (before.id, before.trigger)  # "Last sync" did not move
     assert [r.id for r in status.recent_runs(demo.store, window.page.workspace_id)] == runs_before
     assert all(r.trigger != "reconcile" for r in status.recent_runs(demo.store, window.page.workspace_id))
+    from app.ops.history_export import load_activity
+
+    assert all(r.trigger != "reconcile" for r in load_activity(demo.store, "demo").runs)  # nor in Activity
+    from sqlalchemy import select
+
+    from app.store.models import Reconciliation, Run
+
+    with demo.store.session() as s:
+        assert s.scalars(select(Run).where(Run.trigger == "reconcile")).first() is None  # not recorded as a sync
+        mine = s.scalars(select(Reconciliation).order_by(Reconciliation.id.desc())).first()
+        assert (mine.month, mine.status, mine.trigger) == ("2026-09", "ok", "manual")
+        assert mine.counts["discrepancies"] == len(page.result.report.discrepancies) and mine.finished_at
     assert [w.text() for w in window.page.header.findChildren(type(page.history))] == last_sync_words
     assert page.history.text().startswith("Last: September 2026, checked ")
     assert page.history.text().endswith(f"· {len(page.result.report.discrepancies)} discrepancies")

@@ -18,6 +18,7 @@ from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.ops.conflicts import FIELD_LABELS
+from app.ops.status import RECONCILE
 from app.ops.workspaces import get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
@@ -157,7 +158,7 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
     try:
         stale = None
         if refresh:  # bring our picture of both sides up to date without writing anything
-            run = SyncEngine(store, ws.id, crm, acct, trigger="reconcile", dry_run=True, progress=progress,
+            run = SyncEngine(store, ws.id, crm, acct, trigger=RECONCILE, dry_run=True, progress=progress,
                              cancel=cancel).run()
             _forget_run(store, run.run_id)  # a reconciliation is not a sync: it keeps its own history
             if run.status == "cancelled":
@@ -201,7 +202,7 @@ def _forget_run(store: Store, run_id: int) -> None:
     """Drop the dry-run sync the refresh recorded: it wrote nothing, and it must not count as the last sync."""
     with store.session() as s:
         run = s.get(Run, run_id)
-        if run is not None and run.dry_run and run.trigger == "reconcile":
+        if run is not None and run.dry_run and run.trigger == RECONCILE:
             s.delete(run)
 
 
