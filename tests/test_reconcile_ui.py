@@ -93,7 +93,8 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
     report = p.result.report
     assert p.model.rowCount() == len(report.discrepancies)
     assert not p.quality_toggle.isHidden() and p.quality_table.isHidden()
-    assert p.quality_toggle.text() == "Data quality: 16 records held back or in Review"
+    assert p.quality_toggle.text() == "Data quality (16)"
+    assert p.quality_toggle.toolTip().startswith("16 records held back or in Review: none of them touches")
     assert "September 2026" in p.quality_toggle.toolTip()
     qtbot.mouseClick(p.quality_toggle, Qt.MouseButton.LeftButton)
     assert not p.quality_table.isHidden() and p.quality_model.rowCount() == 16
@@ -298,8 +299,10 @@ def test_a_reconciliation_is_not_a_sync_and_keeps_its_own_history(qtbot, demo):
 
 
 def test_each_page_shows_ten_rows_of_its_table_at_1280_by_800_and_one_banner_at_a_time(qtbot, demo):
+    from app.ui.app import make_application
     from app.ui.text import Notice
 
+    make_application()  # the real theme: its fonts and paddings
     window = MainWindow(demo.store, demo.tokens)
     qtbot.addWidget(window)
     window.resize(1280, 800)

@@ -401,7 +401,9 @@ def test_cancel_stops_between_steps_and_a_second_undo_finishes_the_rest(tmp_path
 
         first = apply_undo(w.store, w.tokens, WS, sc.run_id, progress=progress, cancel=cancel)
         assert first.status == "cancelled" and "cancelled" in first.message and "again" in first.message
-        assert seen[0] == (plan.steps[0].description, 0, len(plan.steps))
+        # first the read of both sides (nothing counted yet), then each change counted out of all of them
+        assert seen[0] == ("Reading the current values on both sides again", 0, 0)
+        assert seen[1] == (plan.steps[0].description, 0, len(plan.steps))
         assert sc.run_id in undoable_runs(w.store, WS)
 
         second = apply_undo(w.store, w.tokens, WS, sc.run_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QDate, QObject, QSortFilterProxyModel, Qt, QThreadPool, QTimer, QUrl, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, QSortFilterProxyModel, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -307,7 +307,7 @@ class RunFilter(QSortFilterProxyModel):
 
 
 # -- the page --------------------------------------------------------------------------------------------
-RUN_ROW = 32  # a run's row: compact, so ten fit above the changes at 1280×800
+RUN_ROW = 30  # a run's row: compact, so ten fit above the changes at 1280×800
 
 
 class ActivityPage(QWidget):
@@ -439,11 +439,14 @@ class ActivityPage(QWidget):
         self.changes_table.setItemDelegate(PaddedTextDelegate(self.changes_table))
         self.changes_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.changes_body = TableOrNote(self.changes_table)
+        self.changes_table.setMinimumHeight(40)  # the runs come first; drag the divider up to read more here
+        self.changes_body.note.setMinimumHeight(0)
+        self.changes_body.note.setContentsMargins(12, 4, 12, 4)
         self.changes_title = QLabel("Field changes")
         self.changes_title.setObjectName("SectionTitle")
         changes_box = QWidget()
         cl = QVBoxLayout(changes_box)
-        cl.setContentsMargins(0, 8, 0, 0)
+        cl.setContentsMargins(0, 2, 0, 0)
         cl.setSpacing(6)
         cl.addWidget(self.changes_title)
         cl.addWidget(self.changes_body, 1)
@@ -453,9 +456,11 @@ class ActivityPage(QWidget):
         self.splitter.addWidget(runs_box)
         self.splitter.addWidget(changes_box)
         # at least ten runs in view at 1280×800; the selected run's changes get the rest (drag to share)
-        self.splitter.setSizes([self.runs_table.horizontalHeader().sizeHint().height() + 10 * RUN_ROW + 8, 120])
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
+        self._runs_room = self.runs_table.horizontalHeader().sizeHint().height() + 10 * RUN_ROW + 8
+        self.splitter.setSizes([self._runs_room, 120])
+        self.splitter.installEventFilter(self)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 10, 16, 8)
@@ -812,6 +817,18 @@ class ActivityPage(QWidget):
         dialog.open()
         dialog.start_plan()
         return dialog
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The splitter resized (window resized, a banner shown): ten runs stay in view when there is room."""
+        if watched is self.splitter and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self._fit_runs)  # once the splitter has shared out its new height
+        return super().eventFilter(watched, event)
+
+    def _fit_runs(self) -> None:
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if sizes and sizes[0] < self._runs_room and total >= self._runs_room + 80:
+            self.splitter.setSizes([self._runs_room, total - self._runs_room])
 
     def _undo_finished(self, notice: Notice, changed: bool) -> None:
         self.banner.show_notice(notice)

@@ -230,9 +230,10 @@ class HeldBackModel(RowTableModel[QuarantineRow]):
         if col == self.TYPE:
             return text.record_type_label(row.record_type)
         if col == self.REASONS:
-            if len(row.reasons) == 1:
-                return row.reasons[0]
-            return "\n".join(f"• {reason}" for reason in row.reasons)
+            reasons = [text.in_window_words(r) for r in row.reasons]  # older holds named a command to run
+            if len(reasons) == 1:
+                return reasons[0]
+            return "\n".join(f"• {reason}" for reason in reasons)
         return text.format_when(row.since, self._now())
 
     def sort_key(self, row: QuarantineRow, col: int) -> Any:

@@ -220,6 +220,12 @@ class SummaryStrip(QFrame):
             tiles.addLayout(tile)
             self.counts[severity] = value
         tiles.addStretch(1)
+        self.notes = QHBoxLayout()  # the last reconciliation, and how many rows the filters show
+        self.notes.setSpacing(12)
+        left = QVBoxLayout()
+        left.setSpacing(4)
+        left.addLayout(tiles)
+        left.addLayout(self.notes)
 
         self.totals = QGridLayout()
         self.totals.setHorizontalSpacing(22)
@@ -231,7 +237,7 @@ class SummaryStrip(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(16, 6, 16, 6)
         row.setSpacing(16)
-        row.addLayout(tiles, 1)
+        row.addLayout(left, 1)
         row.addWidget(self.totals_box, 0, Qt.AlignmentFlag.AlignVCenter)
 
     def set_result(self, result: ReconcileResult) -> None:
@@ -409,6 +415,7 @@ class ReconcilePage(QWidget):
         actions = QHBoxLayout()
         actions.setContentsMargins(16, 4, 16, 8)
         actions.setSpacing(10)
+        actions.addWidget(self.quality_toggle, 0, Qt.AlignmentFlag.AlignTop)
         actions.addWidget(self.selection_hint, 1)
         actions.addWidget(self.open_crm_button)
         actions.addWidget(self.open_ledger_button)
@@ -417,16 +424,11 @@ class ReconcilePage(QWidget):
         results.setContentsMargins(0, 0, 0, 0)
         results.setSpacing(0)
         results.addWidget(self.body, 1)
-        under = QHBoxLayout()
-        under.setSpacing(12)
-        under.addWidget(self.quality_toggle)
-        under.addStretch(1)
-        under.addWidget(self.shown)
-        under.addWidget(self.history)
+        self.summary.notes.addWidget(self.history)
+        self.summary.notes.addWidget(self.shown)
+        self.summary.notes.addStretch(1)
         quality = QVBoxLayout()
         quality.setContentsMargins(16, 4, 16, 0)
-        quality.setSpacing(4)
-        quality.addLayout(under)
         quality.addWidget(self.quality_table)
         results.addLayout(quality)
         results.addLayout(actions)
@@ -444,7 +446,7 @@ class ReconcilePage(QWidget):
     def _discrepancy_table(self, model: Any) -> QTableView:
         # Severity, Gap, Discrepancy, What to check, CRM record, Ledger record: 900 px fit a 1280 px window.
         # One line a row, so many rows are in view; the selected row's whole explanation is shown below.
-        table = make_table(model, (84, 120, 160, Fill(250), 150, 136))
+        table = make_table(model, (84, 120, 160, Fill(250), 150, 136), row_height=30)
         table.setTabKeyNavigation(False)  # Tab moves on to the buttons, arrows move between rows
         return table
 
@@ -455,13 +457,12 @@ class ReconcilePage(QWidget):
     def show_history(self) -> None:
         """The last reconciliations of this workspace, from their own history (never the syncs')."""
         rows = self._history(self.workspace) if self._history and self.workspace else []
-        if not rows:
-            self.history.setText("")
-            self.history.setToolTip("")
-            return
-        last = rows[0]
-        self.history.setText(f"Last: {history_line(last)}")
-        self.history.setToolTip("Earlier reconciliations:\n" + "\n".join(history_line(r) for r in rows))
+        self.history.setText(f"Last: {history_line(rows[0])}" if rows else "")
+        self.history.setToolTip("Earlier reconciliations:\n" + "\n".join(history_line(r) for r in rows)
+                                if rows else "")
+        if self.result is None:  # before a run, the page's note says when the last one was
+            self.body.show_note(self.NOTE_BEFORE + (f"\n\nLast reconciliation: {history_line(rows[0])}."
+                                                    if rows else ""))
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -571,9 +572,9 @@ class ReconcilePage(QWidget):
             if len(apart) - held:
                 parts.append(f"{len(apart) - held:,} possible duplicate customer group"
                              f"{'s' if len(apart) - held != 1 else ''}")
-            self.quality_toggle.setText(f"Data quality: {' and '.join(parts)}")
-            self.quality_toggle.setToolTip(f"None of these touches a deal won or an invoice issued in "
-                                           f"{month_label(result.month)}; open to see them")
+            self.quality_toggle.setText(f"Data quality ({len(apart):,})")
+            self.quality_toggle.setToolTip(f"{' and '.join(parts)}: none of them touches a deal won "
+                                           f"or an invoice issued in {month_label(result.month)}. Open to see them.")
         else:
             self.quality_toggle.setChecked(False)
         self._fill_kinds(result.report.counts() if result else {})
