@@ -720,7 +720,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     _, store = _open(args)
     get_workspace(store, args.name)
     result = reconcile_workspace(store, _tokens(store, args.name), args.name, args.month, args.out,
-                                 progress=None if args.json else _print_progress)
+                                 progress=None if args.json else _print_progress, trigger="cli")
     if args.json:
         print(json.dumps(result.to_json()))
         return 0

@@ -84,7 +84,7 @@ def test_each_planted_discrepancy_is_flagged_exactly_once_and_clean_records_neve
     report = reconcile(data())
     assert report.counts() == {"won_without_invoice": 1, "amount_mismatch": 1, "currency_mismatch": 1,
                                "customer_mismatch": 1, "payment_status_mismatch": 1, "void_while_won": 1,
-                               "invoice_without_deal": 1, "duplicate_customer": 1, "held_back": 1}
+                               "invoice_without_deal": 1, "duplicate_customer": 1}
     flagged = {d.crm_id for d in report.discrepancies}
     assert "clean" not in flagged and "october" not in flagged and "lost" not in flagged
     assert report.crm_totals == {"USD": D("870.00")}
@@ -92,6 +92,34 @@ def test_each_planted_discrepancy_is_flagged_exactly_once_and_clean_records_neve
     amount = next(d for d in report.discrepancies if d.kind == "amount_mismatch")
     assert "300.00" in amount.explanation and "299.00" in amount.explanation
     assert report.discrepancies[0].severity == "high"
+    # The company held back has nothing won or invoiced this month: it is a hold, not this month's discrepancy.
+    assert [h.crm_id for h in report.set_apart] == ["c9"]
+    assert [d.kind for d in report.data_quality] == ["duplicate_customer", "held_back"]
+
+
+def test_money_discrepancies_come_first_largest_gap_first():
+    report = reconcile(data())
+    kinds = [d.kind for d in report.discrepancies]
+    money = {"won_without_invoice", "amount_mismatch", "currency_mismatch", "void_while_won", "invoice_without_deal"}
+    assert set(kinds[:len(money)]) == money and not set(kinds[len(money):]) & money
+    gaps = [abs(d.gap) for d in report.money if d.gap is not None]
+    assert gaps == sorted(gaps, reverse=True) and gaps[0] == D("250.00")  # the won deal with no invoice
+    assert report.money == report.discrepancies[:len(money)]
+
+
+def test_a_hold_is_a_discrepancy_only_in_a_month_it_touches():
+    held = [HeldRecord("company", "c1", "Maple", "The email address 'x@@y' is not valid."),  # won deals' company
+            HeldRecord("deal", "october", "Deal october", "open conflict on amount"),  # won in October
+            HeldRecord("customer", "L2", "Cedar Ltd", "no tax ID", side="accounting"),  # billed this month
+            HeldRecord("company", "c9", "Bad Email Ltd", "The email address 'x@@y' is not valid.")]
+    november = reconcile(dataclasses.replace(data(), held=held))
+    assert sorted(d.crm_id or d.acct_id for d in november.discrepancies if d.kind == "held_back") == ["L2", "c1"]
+    assert sorted(d.crm_id or d.acct_id for d in november.set_apart if d.kind == "held_back") == ["c9", "october"]
+    assert len(november.data_quality) == 5  # the four holds and the duplicate customers
+    october = reconcile(dataclasses.replace(data(), held=held, month="2026-10"))
+    assert sorted(d.crm_id for d in october.discrepancies if d.kind == "held_back") == ["c1", "october"]
+    quiet = reconcile(dataclasses.replace(data(), held=held, month="2026-06"))  # nothing won or invoiced
+    assert quiet.discrepancies == [] and len(quiet.set_apart) == 5
 
 
 def test_workbook_has_live_formulas_links_and_text_that_cannot_run(tmp_path):
@@ -102,7 +130,9 @@ def test_workbook_has_live_formulas_links_and_text_that_cannot_run(tmp_path):
     path = write_workbook(report, tmp_path / "r.xlsx", workspace="Acme", crm_label="HubSpot",
                           ledger_label="QuickBooks Online")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+    assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
+    quality = wb["Data quality"]  # the company held back touches nothing of November: listed apart
+    assert quality.max_row == len(report.set_apart) + 1 == 2 and "Bad Email Ltd" in quality["C2"].value
     summary = wb["Summary"]
     formulas = [c.value for row in summary.iter_rows() for c in row if isinstance(c.value, str)
                 and c.value.startswith("=")]
@@ -152,7 +182,10 @@ def test_every_kind_planted_in_the_sandboxes_is_flagged_once_and_clean_records_n
     counts = report.counts()
     with planted.store.session() as s:
         held = s.scalar(select(func.count()).select_from(Quarantine))
-    assert counts.pop("held_back") == held  # each record held back for review, once
+    holds = [d for d in report.data_quality if d.kind == "held_back"]
+    assert len(holds) == held  # each record held back for review, once
+    apart = [d for d in report.set_apart if d.kind == "held_back"]
+    assert counts.pop("held_back", 0) == len(holds) - len(apart)  # only those touching the month
     assert counts == dict.fromkeys(KINDS.keys() - {"held_back"}, 1)
     by_kind = {d.kind: d for d in report.discrepancies}
     deals = planted.deals
@@ -201,7 +234,7 @@ def test_libreoffice_opens_the_real_workbook_and_recomputes_the_engines_totals(p
     # What LibreOffice saved back still has every sheet, row and link: it read the file as written.
     wb = openpyxl.load_workbook(again)
     try:
-        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
         assert wb["Discrepancies"].max_row == len(report.discrepancies) + 1
         assert sum(1 for c in wb["Discrepancies"]["E"][1:] if c.hyperlink) == \
             sum(1 for d in report.discrepancies if d.crm_url)

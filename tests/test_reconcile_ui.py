@@ -14,6 +14,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from PySide6.QtCore import QDate, Qt, QThreadPool, QUrl
+from PySide6.QtWidgets import QToolButton
 
 from app.connectors.tokens import MemoryTokenStore
 from app.ui.main_window import MainWindow
@@ -83,23 +84,32 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
     assert p.progress_row.isHidden() and p.run_button.isEnabled() and p.export_button.isEnabled()
 
     kinds = Counter(d.kind for d in p.visible_rows())
-    held = kinds.pop("held_back")
-    assert held == 16  # each record the demo holds back, once
+    # None of the 16 records the demo holds back has a deal won or an invoice issued in September: they are
+    # not September's discrepancies, but one folded data-quality section under the table.
+    assert "held_back" not in kinds
     assert kinds == dict.fromkeys(["won_without_invoice", "invoice_without_deal", "amount_mismatch",
                                    "currency_mismatch", "customer_mismatch", "payment_status_mismatch",
                                    "duplicate_customer", "void_while_won"], 1)
     report = p.result.report
     assert p.model.rowCount() == len(report.discrepancies)
+    assert not p.quality_toggle.isHidden() and p.quality_table.isHidden()
+    assert p.quality_toggle.text() == "Data quality (16)"
+    assert p.quality_toggle.toolTip().startswith("16 records held back or in Review: none of them touches")
+    assert "September 2026" in p.quality_toggle.toolTip()
+    qtbot.mouseClick(p.quality_toggle, Qt.MouseButton.LeftButton)
+    assert not p.quality_table.isHidden() and p.quality_model.rowCount() == 16
+    assert {p.quality_model.row(r).kind for r in range(16)} == {"held_back"}
     # The summary strip shows the engine's counts by severity and its totals per currency.
     assert p.summary.counts["high"].text() == "4"
-    assert p.summary.counts["medium"].text() == str(3 + held) and p.summary.counts["low"].text() == "1"
+    assert p.summary.counts["medium"].text() == "3" and p.summary.counts["low"].text() == "1"
     cells = [p.summary.totals.itemAt(i).widget().text() for i in range(p.summary.totals.count())]
     assert "Won in HubSpot" in cells and "Invoiced in QuickBooks Online" in cells
     for cur, total in report.crm_totals.items():
         assert cur in cells and f"{total:,.2f}" in cells
         assert f"{report.ledger_totals.get(cur, Decimal(0)):,.2f}" in cells
     assert any(report.gap(c) for c in report.crm_totals), "the void and the extra licence open a gap"
-    assert p.shown.text() == f"{len(report.discrepancies)} discrepancies in September 2026"
+    assert p.kind_filter.currentText() == f"Every discrepancy ({len(report.discrepancies)})"
+    assert p.shown.text() == ""  # nothing filtered out
     assert p.banner.isHidden()  # the summary says it all; the banner is for problems
 
 
@@ -115,14 +125,33 @@ def test_filters_by_kind_and_severity(qtbot, page):
     p.set_severity("low")  # amount differences are never low
     assert p.visible_rows() == [] and p.body.currentWidget() is p.body.note
     p.set_severity(None)
-    p.set_kind("held_back")
-    assert {d.kind for d in p.visible_rows()} == {"held_back"}
+    p.set_kind("duplicate_customer")
+    assert {d.kind for d in p.visible_rows()} == {"duplicate_customer"}
     p.set_kind(None)
     assert len(p.visible_rows()) == total and p.body.currentWidget() is p.table
     # The kind list names only what this month has, each with its count.
     items = [p.kind_filter.itemText(i) for i in range(p.kind_filter.count())]
     assert items[0] == f"Every discrepancy ({total})" and "Invoice with no deal (1)" in items
-    assert len(items) == 10  # every kind once, plus "every discrepancy"
+    assert len(items) == 9  # every kind this month has once, plus "every discrepancy"
+
+
+def test_money_comes_first_with_its_gap_in_view(qtbot, page):
+    p, _ = page
+    p.show()
+    run(qtbot, p)
+    rows = p.visible_rows()
+    money = [d for d in rows if d.is_money]
+    assert rows[:len(money)] == money and len(money) == 5  # before every other discrepancy
+    gaps = [abs(d.gap) for d in money if d.gap is not None]
+    assert gaps == sorted(gaps, reverse=True)
+    # The Gap column is in view without scrolling sideways, at the width the page has in a 1280 px window.
+    p.resize(1280 - 260 - 48, 700)  # the window less the sidebar and the page's margins
+    qtbot.wait(50)
+    header = p.table.horizontalHeader()
+    col = DiscrepancyModel.AMOUNTS
+    assert header.sectionViewportPosition(col) + header.sectionSize(col) <= p.table.viewport().width()
+    first = p.proxy.index(0, col).data()
+    assert first.endswith(f"{money[0].gap:+,.2f}")
 
 
 def test_open_either_record_in_its_web_app(qtbot, page, demo):
@@ -138,8 +167,9 @@ def test_open_either_record_in_its_web_app(qtbot, page, demo):
     assert rec.urls[1].endswith(f"/app/invoice?txnId={demo.changed}")
     select(p, "invoice_without_deal")  # there is no deal to open
     assert not p.open_crm_button.isEnabled() and p.open_ledger_button.isEnabled()
-    select(p, "held_back")  # a CRM record held back opens in the CRM
-    assert p.open_crm_button.isEnabled()
+    p.quality_toggle.setChecked(True)  # a CRM record held back, in the data-quality section, opens in the CRM
+    p.quality_table.selectRow(0)
+    assert p.selected().kind == "held_back" and p.open_crm_button.isEnabled()
     select(p, "won_without_invoice")
     assert p.open_crm_button.isEnabled() and not p.open_ledger_button.isEnabled()
     select(p, "duplicate_customer")  # opens the first of the ledger customers to merge
@@ -160,7 +190,7 @@ def test_export_writes_the_workbook_to_the_chosen_file(qtbot, page, tmp_path):
     assert p.banner.title.text() == "Workbook saved" and str(path) in p.banner.detail.text()
     wb = openpyxl.load_workbook(path)
     try:
-        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments"]
+        assert wb.sheetnames == ["Summary", "Discrepancies", "Deals", "Invoices", "Payments", "Data quality"]
         disc = wb["Discrepancies"]
         assert disc.max_row - 1 == p.model.rowCount()
         kinds = Counter(row[1] for row in disc.iter_rows(min_row=2, values_only=True))
@@ -198,11 +228,12 @@ def test_cancel_stops_the_run_and_changes_nothing(qtbot, demo):
     p.set_workspace("demo")
     assert p.start()
     assert started.wait(10)
+    assert p.ticker.isActive() and p.ticker.interval() <= 1000  # the count and time left, every second
     qtbot.mouseClick(p.cancel_button, Qt.MouseButton.LeftButton)
     assert p.stage.text() == "Cancelling…" and not p.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not p.running, timeout=30_000)
     assert p.banner.title.text() == "Reconciliation cancelled"
-    assert "Nothing was changed" in p.banner.detail.text() and p.result is None
+    assert "Nothing was changed" in p.banner.detail.text() and p.result is None and not p.ticker.isActive()
     p.shutdown()
 
 
@@ -230,6 +261,77 @@ def test_the_workspace_page_has_a_reconcile_tab(qtbot, demo):
     tabs = window.page.tabs
     assert "Reconcile" in [tabs.tabText(i) for i in range(tabs.count())]
     assert window.page.reconcile.workspace == "demo" and window.page.reconcile.run_button.isEnabled()
+
+
+def test_a_reconciliation_is_not_a_sync_and_keeps_its_own_history(qtbot, demo):
+    from app.ops import status
+
+    window = MainWindow(demo.store, demo.tokens)
+    qtbot.addWidget(window)
+    before = next(ws for ws in status.workspace_statuses(demo.store) if ws.name == "demo").last_run
+    runs_before = [r.id for r in status.recent_runs(demo.store, window.page.workspace_id)]
+    last_sync_words = [w.text() for w in window.page.header.findChildren(type(window.page.reconcile.history))]
+    page = window.page.reconcile
+    page.month.setDate(QDate(2026, 9, 1))
+    assert page.start()
+    qtbot.waitUntil(lambda: not page.running, timeout=60_000)
+    assert page.result is not None
+    window.reload()
+    after = next(ws for ws in status.workspace_statuses(demo.store) if ws.name == "demo").last_run
+    assert (after.id, after.trigger) == (before.id, before.trigger)  # "Last sync" did not move
+    assert [r.id for r in status.recent_runs(demo.store, window.page.workspace_id)] == runs_before
+    assert all(r.trigger != "reconcile" for r in status.recent_runs(demo.store, window.page.workspace_id))
+    from app.ops.history_export import load_activity
+
+    assert all(r.trigger != "reconcile" for r in load_activity(demo.store, "demo").runs)  # nor in Activity
+    from sqlalchemy import select
+
+    from app.store.models import Reconciliation, Run
+
+    with demo.store.session() as s:
+        assert s.scalars(select(Run).where(Run.trigger == "reconcile")).first() is None  # not recorded as a sync
+        mine = s.scalars(select(Reconciliation).order_by(Reconciliation.id.desc())).first()
+        assert (mine.month, mine.status, mine.trigger) == ("2026-09", "ok", "manual")
+        assert mine.counts["discrepancies"] == len(page.result.report.discrepancies) and mine.finished_at
+    assert [w.text() for w in window.page.header.findChildren(type(page.history))] == last_sync_words
+    assert page.history.text().startswith("Last: September 2026, checked ")
+    assert page.history.text().endswith(f"· {len(page.result.report.discrepancies)} discrepancies")
+
+
+def test_each_page_shows_ten_rows_of_its_table_at_1280_by_800_and_one_banner_at_a_time(qtbot, demo):
+    from app.ui.app import make_application
+    from app.ui.text import Notice
+
+    make_application()  # the real theme: its fonts and paddings
+    window = MainWindow(demo.store, demo.tokens)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    page = window.page
+    rec = page.reconcile
+    rec.month.setDate(QDate(2026, 9, 1))
+    assert rec.start()
+    qtbot.waitUntil(lambda: not rec.running, timeout=60_000)
+    # A message in the window's banner and one from a page: the newest shows, never both.
+    page.show_notice(Notice("success", "Synced", "12 records updated."))
+    assert page.banner.isVisible()
+    rec.banner.show_notice(Notice("info", "Workbook saved", "/tmp/x.xlsx"))
+    assert not page.banner.isVisible() and not rec.banner.isHidden()
+    page.show_notice(Notice("success", "Synced", "12 records updated."))
+    assert page.banner.isVisible() and rec.banner.isHidden()
+    qtbot.mouseClick(page.banner.findChild(QToolButton, "BannerClose"), Qt.MouseButton.LeftButton)
+    assert not page.banner.isVisible()  # dismissed
+    bodies = {"Linked": (page.linked, page.linked.body), "Held back": (page.held, page.held.body),
+              "Review": (page.review, page.review.list), "Activity": (page.activity, page.activity.runs_body),
+              "Reconcile": (rec, rec.body)}
+    for name, (tab, body) in bodies.items():
+        page.tabs.setCurrentWidget(tab)
+        qtbot.wait(30)
+        table = body.table
+        room = body.height() - table.horizontalHeader().sizeHint().height()
+        rows = room // table.verticalHeader().defaultSectionSize()
+        assert rows >= 10, f"{name}: {rows} rows of {table.verticalHeader().defaultSectionSize()} px in {room} px"
 
 
 def test_month_defaults_to_last_month_and_cannot_be_in_the_future(qtbot):

@@ -30,9 +30,10 @@ from app.ops.workspaces import add_workspace, save_connection, update_settings
 from app.store.db import Store
 from app.store.models import ConflictRow, FieldChange, Quarantine
 from app.ui.app import make_application
-from app.ui.diff_view import GAP_MARK, HIGHLIGHT, spans_html
+from app.ui.diff_view import GAP_MARK, spans_html
 from app.ui.main_window import MainWindow
 from app.ui.review_page import ReviewModel, review_items
+from app.ui.theme import Palette
 from tests.support import Connected, over_http
 
 ASK = {"address_line1": "ask", "city": "ask", "postal_code": "ask"}
@@ -149,11 +150,11 @@ def saved(review, qtbot) -> None:
 def test_changed_words_and_characters_are_highlighted() -> None:
     left, right = diff_spans("14 Station Road", "14 Station Rd")
     left_html, right_html = spans_html(left), spans_html(right)
-    assert "14 Station R" in left_html and f'background-color:{HIGHLIGHT};">oa</span>' in left_html
+    assert "14 Station R" in left_html and f'background-color:{Palette.HIGHLIGHT};">oa</span>' in left_html
     # the right lacks the letters: a caret marks where, and no letter of it is highlighted
-    assert right_html.count(HIGHLIGHT) == 1 and f'{GAP_MARK}</span>d</span>' in right_html
+    assert right_html.count(Palette.HIGHLIGHT) == 1 and f'{GAP_MARK}</span>d</span>' in right_html
     _left, r2 = diff_spans("GU5 0AA", "GU5 0AX")
-    assert f'{HIGHLIGHT};">X</span>' in spans_html(r2)
+    assert f'{Palette.HIGHLIGHT};">X</span>' in spans_html(r2)
     assert "&lt;b&gt;" in spans_html(diff_spans("<b>", None)[0])  # values are text, never markup
     assert "(empty)" in spans_html([])
 
@@ -185,7 +186,7 @@ def test_pick_sides_with_clicks_and_keys_then_apply_now_lands_on_both_sides(worl
     [row] = diff.rows
     assert plain(row.left_value.text()) == "Unit 4, Station Road Business Park"
     assert plain(row.right_value.text()) == "14 Station Rd"
-    assert f'{HIGHLIGHT};">Rd</span>' in row.right_value.text()  # what differs is on the highlighter
+    assert f'{Palette.HIGHLIGHT};">Rd</span>' in row.right_value.text()  # what differs is on the highlighter
     assert not diff.save_button.isEnabled()
     qtbot.mouseClick(row.use_right, Qt.MouseButton.LeftButton)
     assert row.right_cell.property("chosen") is True and row.use_right.text() == "✓ Keeping this value"

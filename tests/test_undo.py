@@ -253,7 +253,8 @@ def test_undo_reverses_what_is_safe_and_explains_the_rest(tmp_path, crm, ledger)
         assert held == {("company", sc.new_company), ("deal", sc.deals["Rollout"].id)}
         [ws_status] = status.status_json(w.store)["workspaces"]
         shown = {q["record_id"]: " ".join(q["reasons"]) for q in ws_status["quarantined"]}
-        assert "Undone by you on" in shown[sc.new_company] and "Sync it again" in shown[sc.new_company]
+        assert "Undone by you on" in shown[sc.new_company] and "Sync again" in shown[sc.new_company]
+        assert "crossledger" not in shown[sc.new_company]
 
         # Released, the company and the deal's invoice are made again by the next sync.
         assert release_undone(w.store, WS, "company", sc.new_company)
@@ -400,7 +401,9 @@ def test_cancel_stops_between_steps_and_a_second_undo_finishes_the_rest(tmp_path
 
         first = apply_undo(w.store, w.tokens, WS, sc.run_id, progress=progress, cancel=cancel)
         assert first.status == "cancelled" and "cancelled" in first.message and "again" in first.message
-        assert seen[0] == (plan.steps[0].description, 0, len(plan.steps))
+        # first the read of both sides (nothing counted yet), then each change counted out of all of them
+        assert seen[0] == ("Reading the current values on both sides again", 0, 0)
+        assert seen[1] == (plan.steps[0].description, 0, len(plan.steps))
         assert sc.run_id in undoable_runs(w.store, WS)
 
         second = apply_undo(w.store, w.tokens, WS, sc.run_id)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.domain.files import atomic_path
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.history import ChangeEntry, field_changes
+from app.ops.status import RECONCILE
 from app.store.db import Store
 from app.store.models import FieldChange, Link, Mirror, Run, Workspace
 
@@ -189,7 +190,7 @@ def load_activity(store: Store, workspace: str, *, since: dt.datetime | None = N
         labels = _provider_label(ws.crm_provider), _provider_label(ws.accounting_provider)
         per_run = dict(s.execute(select(FieldChange.run_id, func.count()).join(Run, Run.id == FieldChange.run_id)
                                  .where(Run.workspace_id == ws_id).group_by(FieldChange.run_id)).all())
-        q = select(Run).where(Run.workspace_id == ws_id)
+        q = select(Run).where(Run.workspace_id == ws_id, Run.trigger != RECONCILE)  # never a sync (its own history)
         if since:
             q = q.where(Run.started_at >= since)
         if until:

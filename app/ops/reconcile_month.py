@@ -19,10 +19,11 @@ from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.ops.conflicts import FIELD_LABELS
+from app.ops.status import RECONCILE
 from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
-from app.store.models import ConflictRow, Link, Mirror, Quarantine
+from app.store.models import ConflictRow, Link, Mirror, Quarantine, Reconciliation, Run, utcnow
 from app.sync.engine import Cancelled, SyncEngine, _party_from
 from app.sync.invoices import STATUS_WORDS, _deal_from_json
 
@@ -136,7 +137,7 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
 
 def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str, out: str | Path | None,
                         *, refresh: bool = True, progress: Any = None,
-                        cancel: threading.Event | None = None) -> ReconcileResult:
+                        cancel: threading.Event | None = None, trigger: str = "manual") -> ReconcileResult:
     """Flag one month's discrepancies, after reading both sides again (a dry run: nothing is written).
 
     ``cancel`` stops the refresh between steps and raises ``Cancelled``; nothing is written either way.
@@ -146,16 +147,25 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
         raise UserError(problem)
     ws = get_workspace(store, name)
     crm, acct = open_connectors(store, tokens, ws)
+    with store.session() as s:
+        row = Reconciliation(workspace_id=ws.id, month=month, trigger=trigger)
+        s.add(row)
+        s.flush()
+        rec_id = row.id
+    outcome: dict[str, Any] = {"status": "failed"}
     try:
         stale = None
         if refresh:  # bring our picture of both sides up to date without writing anything
-            run = SyncEngine(store, ws.id, crm, acct, trigger="reconcile", dry_run=True, progress=progress,
+            run = SyncEngine(store, ws.id, crm, acct, trigger=RECONCILE, dry_run=True, progress=progress,
                              cancel=cancel).run()
+            _forget_run(store, run.run_id)  # a reconciliation is not a sync: it keeps its own history
             if run.status == "cancelled":
+                outcome["status"] = "cancelled"
                 raise Cancelled()
             if run.status == "failed":
                 stale = " ".join(run.errors[:1]) or "A provider could not be read."
         if cancel is not None and cancel.is_set():
+            outcome["status"] = "cancelled"
             raise Cancelled()
         if progress:
             progress("Checking the month", 0, 1)
@@ -168,10 +178,57 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
             except OSError as exc:
                 raise UserError(f"The workbook could not be saved to {out} ({(exc.strerror or str(exc)).lower()}). "
                                 "Choose a folder you can save files in.") from None
+        outcome = {"status": "stale" if stale else "ok", "message": stale,
+                   "workbook": str(result.path) if result.path else None,
+                   "counts": {**report.counts(), "discrepancies": len(report.discrepancies),
+                              "money": len(report.money), "set_apart": len(report.set_apart)}}
         return result
+    except Exception as exc:
+        if outcome["status"] == "failed":
+            outcome["message"] = str(exc)[:500]
+        raise
     finally:
         crm.close()
         acct.close()
+        with store.session() as s:
+            row = s.get(Reconciliation, rec_id)
+            if row is not None:
+                row.status = outcome["status"]
+                row.message = outcome.get("message")
+                row.workbook = outcome.get("workbook")
+                row.counts = outcome.get("counts") or {}
+                row.finished_at = utcnow()
+
+
+def _forget_run(store: Store, run_id: int) -> None:
+    """Drop the dry-run sync the refresh recorded: it wrote nothing, and it must not count as the last sync."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        if run is not None and run.dry_run and run.trigger == RECONCILE:
+            s.delete(run)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileRow:
+    """One past reconciliation, for the Reconcile page's history."""
+
+    month: str | None
+    trigger: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    counts: dict[str, int]
+    workbook: str | None
+
+
+def history(store: Store, name: str, limit: int = 12) -> list[ReconcileRow]:
+    """The workspace's reconciliations, newest first."""
+    ws = get_workspace(store, name)
+    with store.session() as s:
+        rows = s.scalars(select(Reconciliation).where(Reconciliation.workspace_id == ws.id)
+                         .order_by(Reconciliation.id.desc()).limit(limit))
+        return [ReconcileRow(r.month, r.trigger, r.status, r.started_at, r.finished_at, dict(r.counts or {}),
+                             r.workbook) for r in rows]
 
 
 def check_month(month: str) -> None:
@@ -219,7 +276,8 @@ def scheduled(store: Store, tokens: TokenStore, name: str, *, today: dt.date | N
     last = last_month(today or dt.datetime.now(dt.UTC).date())
     ws = get_workspace(store, name)
     folder = report_folder(ws.settings)
-    return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx")
+    return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx",
+                               trigger="schedule")
 
 
 def folder_problem(text: str, made: str = "reports folder") -> str | None:

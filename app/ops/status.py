@@ -13,6 +13,9 @@ from app.ops.conflicts import AmbiguousMatch, ambiguous_matches, conflict_json, 
 from app.store.db import Store
 from app.store.models import ConflictRow, ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
 
+# A reconciliation's read-only refresh, while it runs (it is then dropped): never a sync, nor the last sync.
+RECONCILE = "reconcile"
+
 
 @dataclass(frozen=True, slots=True)
 class LinkRow:
@@ -133,7 +136,7 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
             by_how = dict(s.execute(select(Link.how, func.count())  # customers; invoices are counted apart
                                     .where(Link.workspace_id == ws.id, Link.object_type == "customer")
                                     .group_by(Link.how)).all())
-            last = s.scalars(select(Run).where(Run.workspace_id == ws.id).order_by(Run.id.desc())).first()
+            last = s.scalars(select(Run).where(Run.workspace_id == ws.id, Run.trigger != RECONCILE).order_by(Run.id.desc())).first()
             out.append((ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns, by_how,
                         _run_row(last) if last else None))
     statuses = []
@@ -169,7 +172,8 @@ def quarantined_records(store: Store, workspace_id: int) -> list[QuarantineRow]:
 
 def recent_runs(store: Store, workspace_id: int, limit: int = 20) -> list[RunRow]:
     with store.session() as s:
-        return [_run_row(r) for r in s.scalars(select(Run).where(Run.workspace_id == workspace_id)
+        return [_run_row(r) for r in s.scalars(select(Run).where(Run.workspace_id == workspace_id,
+                                                             Run.trigger != RECONCILE)
                                                 .order_by(Run.id.desc()).limit(limit))]
 
 

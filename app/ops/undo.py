@@ -633,6 +633,7 @@ class _Applier:
         status = "ok"
         plan = None
         try:
+            self.progress("Reading the current values on both sides again", 0, 0)  # before the first change
             plan = _Planner(self.store, self.ws, self.target, self.crm, self.acct).plan()
             self.counts["refused"] = len(plan.refusals)
             self._apply(plan)
@@ -846,7 +847,7 @@ class _Applier:
 def _hold(s: Any, ws_id: int, record_type: str, record_id: str, label: str, run_id: int, undo_id: int) -> None:
     when = _day(utcnow())
     message = (f"Undone by you on {when} (run #{run_id}), so it is held back from syncing. To sync it again, "
-               "select it and click Sync it again (or run 'crossledger release'); the next sync then creates or "
+               "select it under Held back › Undone by you and click Sync again; the next sync then creates or "
                "links it again.")
     row = s.scalars(select(Quarantine).where(Quarantine.workspace_id == ws_id, Quarantine.side == "crm",
                                              Quarantine.record_type == record_type,

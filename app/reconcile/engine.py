@@ -14,6 +14,9 @@ from app.domain.text import compact_tax_id, normalise_email, normalise_name
 
 TOLERANCE = Decimal("0.01")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+# Discrepancies that move money between the two sides: listed first, largest gap first.
+MONEY_KINDS = frozenset({"won_without_invoice", "invoice_without_deal", "amount_mismatch", "currency_mismatch",
+                         "void_while_won"})
 
 KINDS = {
     "won_without_invoice": ("high", "Won deal with no invoice"),
@@ -46,6 +49,25 @@ class Discrepancy:
     @property
     def title(self) -> str:
         return KINDS[self.kind][1]
+
+    @property
+    def gap(self) -> Decimal | None:
+        """CRM minus ledger when either side has an amount (a missing side counts as zero); None for two
+        currencies, which have no gap to show."""
+        if (self.crm_amount is None and self.acct_amount is None) or self.kind == "currency_mismatch":
+            return None
+        return (self.crm_amount or Decimal(0)) - (self.acct_amount or Decimal(0))
+
+    @property
+    def is_money(self) -> bool:
+        return self.kind in MONEY_KINDS
+
+
+def priority(d: Discrepancy) -> tuple:
+    """Money first, largest gap first; then the rest by severity: the order a bookkeeper works through them."""
+    gap = d.gap
+    return (not d.is_money, -abs(gap) if gap is not None else Decimal(0), SEVERITY_ORDER[d.severity], d.kind,
+            d.crm_name or d.acct_name or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +108,20 @@ class Report:
     deals: list[Deal]
     invoices: list[Invoice]
     payments: list[Payment]
+    # Data quality: every record held back or waiting in Review and every group of duplicate customers,
+    # whether or not it touches the month; only those that touch it (its deals, its invoices, their companies
+    # and customers) are also the month's discrepancies.
+    data_quality: list[Discrepancy] = field(default_factory=list)
+
+    @property
+    def money(self) -> list[Discrepancy]:
+        return [d for d in self.discrepancies if d.is_money]
+
+    @property
+    def set_apart(self) -> list[Discrepancy]:
+        """The data-quality items that do not touch this month: shown apart, folded away."""
+        listed = {id(d) for d in self.discrepancies}
+        return [d for d in self.data_quality if id(d) not in listed]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -175,28 +211,59 @@ def reconcile(data: MonthData) -> Report:
                  f"{(inv.total or 0):,.2f} has no deal in the CRM. Record the sale in the CRM if it is one.",
                  None, inv, currency=inv.currency, acct_amount=inv.total)
 
+    quality: list[Discrepancy] = []
+    touched = month_records(data, won, month_invoices)
     for group in duplicate_groups(data.customers):
         names = [data.customer_names.get(cid, cid) for cid in group["ids"]]
-        out.append(Discrepancy(
+        d = Discrepancy(
             "duplicate_customer", KINDS["duplicate_customer"][0],
             f"{len(names)} customers share the same {group['key']}: " + ", ".join(f"'{n}'" for n in names)
             + ". Merge them in the ledger.",
             acct_id=", ".join(group["ids"]), acct_name=", ".join(names),
-            acct_url=data.customer_url(group["ids"][0])))
+            acct_url=data.customer_url(group["ids"][0]))
+        quality.append(d)
+        if any(("accounting", cid) in touched for cid in group["ids"]):
+            out.append(d)
 
     for held in data.held:
         text = f"{held.record_type.title()} '{held.name}': {held.reason}"
         if held.side == "crm":
-            out.append(Discrepancy("held_back", KINDS["held_back"][0], text, crm_id=held.record_id,
-                                   crm_name=held.name, crm_url=held.url))
+            d = Discrepancy("held_back", KINDS["held_back"][0], text, crm_id=held.record_id,
+                            crm_name=held.name, crm_url=held.url)
         else:
-            out.append(Discrepancy("held_back", KINDS["held_back"][0], text, acct_id=held.record_id,
-                                   acct_name=held.name, acct_url=held.url))
+            d = Discrepancy("held_back", KINDS["held_back"][0], text, acct_id=held.record_id,
+                            acct_name=held.name, acct_url=held.url)
+        quality.append(d)
+        if (held.side, held.record_id) in touched:
+            out.append(d)
 
-    out.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.kind, d.crm_name or d.acct_name or ""))
+    out.sort(key=priority)
+    quality.sort(key=lambda d: (d.kind, (d.crm_name or d.acct_name or "").lower()))
     month_ids = {i.id for i in month_invoices}
     return Report(data.month, out, dict(crm_totals), dict(ledger_totals), won, month_invoices,
-                  [p for p in data.payments if p.invoice_id in month_ids])
+                  [p for p in data.payments if p.invoice_id in month_ids], quality)
+
+
+def month_records(data: MonthData, won: list[Deal], month_invoices: list[Invoice]) -> set[tuple[str, str]]:
+    """(side, id) of every record a month's money depends on: its won deals and their companies or people,
+    its invoices and their customers, and the CRM records linked to those customers."""
+    out: set[tuple[str, str]] = set()
+    customer_company = {cust: crm_id for crm_id, cust in data.company_customer.items()}
+    for deal in won:
+        out.add(("crm", deal.id))
+        if deal.company_id:
+            out.add(("crm", deal.company_id))
+            if deal.company_id in data.company_customer:
+                out.add(("accounting", data.company_customer[deal.company_id]))
+        if deal.id in data.deal_invoice:
+            out.add(("accounting", data.deal_invoice[deal.id]))
+    for inv in month_invoices:
+        out.add(("accounting", inv.id))
+        if inv.customer_id:
+            out.add(("accounting", inv.customer_id))
+            if inv.customer_id in customer_company:
+                out.add(("crm", customer_company[inv.customer_id]))
+    return out
 
 
 def duplicate_groups(customers: dict[str, Party]) -> list[dict]:

@@ -122,6 +122,14 @@ def write_workbook(report: Report, path: str | Path, *, workspace: str, crm_labe
             for i in report.invoices), {4: DATE, 5: DATE, 7: MONEY, 8: MONEY, 9: MONEY})
     _sheet(wb, "Payments", [("Payment ID", 14), ("Invoice ID", 14), ("Date", 12), ("Currency", 9), ("Amount", 14)],
            ([p.id, p.invoice_id, p.date, p.currency, p.amount] for p in report.payments), {3: DATE, 5: MONEY})
+    # Records held back and duplicate customers that touch nothing of the month: apart from its discrepancies
+    quality = _sheet(wb, "Data quality", [("Kind", 34), ("What to check", 70), (crm_label, 28), ("CRM ID", 12),
+                                          (ledger_label, 24), ("Ledger ID", 12)],
+                     ([d.title, d.explanation, d.crm_name, (d.crm_id, d.crm_url), d.acct_name,
+                       (d.acct_id, d.acct_url)] for d in report.set_apart))
+    for row in quality.iter_rows(min_row=2, max_col=6):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=cell.column in (1, 2), vertical="top")
 
     summary.column_dimensions["A"].width = 42
     for col in "BCD":

@@ -225,3 +225,19 @@ class MigrationRow(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | done | failed
     target_id: Mapped[str | None] = mapped_column(String(120))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Reconciliation(Base):
+    """One reconciliation of a month: its own history, never a sync (it writes nothing on either side)."""
+
+    __tablename__ = "reconciliation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+    month: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual | schedule | cli
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|ok|stale|failed|cancelled
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # discrepancies by kind, data-quality items
+    workbook: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QDate, QObject, QSortFilterProxyModel, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, QSortFilterProxyModel, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -53,6 +54,7 @@ from app.ops.status import LinkRow
 from app.store.db import Store
 from app.ui import text
 from app.ui.banner import MessageBanner
+from app.ui.eta import Clock, Eta
 from app.ui.models import Index, RowRole, RowTableModel, SortRole, _stamp
 from app.ui.resources import icon
 from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
@@ -120,7 +122,7 @@ class StoreUndo:
 def notice_for_undo_error(exc: BaseException, workspace: str) -> Notice:
     """UndoError carries plain words by contract; anything else is mapped, never shown raw."""
     if type(exc).__name__ == "UndoError" and type(exc).__module__ == "app.ops.undo":
-        return Notice("warning", "This run cannot be undone", str(exc))
+        return Notice("warning", "This run cannot be undone", text.in_window_words(str(exc)))
     if isinstance(exc, ConnectorError):
         notice = notice_for_error(exc, workspace=workspace)
         return Notice(notice.level, notice.title, notice.detail.replace("nothing was synced", "nothing was undone")
@@ -305,6 +307,9 @@ class RunFilter(QSortFilterProxyModel):
 
 
 # -- the page --------------------------------------------------------------------------------------------
+RUN_ROW = 30  # a run's row: compact, so ten fit above the changes at 1280×800
+
+
 class ActivityPage(QWidget):
     """Filters, the runs, the selected run's field changes, Export to Excel and Undo this run."""
 
@@ -317,6 +322,7 @@ class ActivityPage(QWidget):
         super().__init__(parent)
         self._store = store
         self._undo = undo
+        self.clock: Clock = time.monotonic  # the undo dialog's time left; tests put a fake clock here
         self._pool = pool or QThreadPool(self)
         self._save_dialog = save_dialog
         self._open_url = open_url
@@ -406,30 +412,23 @@ class ActivityPage(QWidget):
         self.run_model = RunModel(self)
         self.run_proxy = RunFilter(self)
         self.run_proxy.setSourceModel(self.run_model)
-        self.runs_table = make_table(self.run_proxy, (60, 112, 118, 84, 120, Fill(220), 160))
+        self.runs_table = make_table(self.run_proxy, (60, 112, 118, 84, 120, Fill(220), 160), row_height=RUN_ROW)
         self.runs_table.setSelectionMode(self.runs_table.SelectionMode.SingleSelection)
         self.runs_table.sortByColumn(RunModel.STARTED, Qt.SortOrder.DescendingOrder)
         self.runs_table.selectionModel().selectionChanged.connect(lambda *_: self._run_selected())
         self.runs_body = TableOrNote(self.runs_table)
-        runs_title = QLabel("Runs")
-        runs_title.setObjectName("SectionTitle")
         self.undo_hint = QLabel()
         self.undo_hint.setObjectName("Muted")
         self.undo_button = QPushButton("Undo this run…")
         self.undo_button.setToolTip("See what undoing the selected run would put back, then confirm")
         self.undo_button.clicked.connect(self.start_undo)
-        runs_head = QHBoxLayout()
-        runs_head.setContentsMargins(0, 0, 0, 0)
-        runs_head.setSpacing(10)
-        runs_head.addWidget(runs_title)
-        runs_head.addStretch(1)
-        runs_head.addWidget(self.undo_hint)
-        runs_head.addWidget(self.undo_button)
+        # no "Runs" title: the filters above say "n runs", and the table's rows get the room
+        row2.addWidget(self.undo_hint)
+        row2.addWidget(self.undo_button)
         runs_box = QWidget()
         rl = QVBoxLayout(runs_box)
         rl.setContentsMargins(0, 0, 0, 6)
         rl.setSpacing(6)
-        rl.addLayout(runs_head)
         rl.addWidget(self.runs_body, 1)
 
         # The selected run's changes
@@ -440,11 +439,14 @@ class ActivityPage(QWidget):
         self.changes_table.setItemDelegate(PaddedTextDelegate(self.changes_table))
         self.changes_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.changes_body = TableOrNote(self.changes_table)
+        self.changes_table.setMinimumHeight(40)  # the runs come first; drag the divider up to read more here
+        self.changes_body.note.setMinimumHeight(0)
+        self.changes_body.note.setContentsMargins(12, 4, 12, 4)
         self.changes_title = QLabel("Field changes")
         self.changes_title.setObjectName("SectionTitle")
         changes_box = QWidget()
         cl = QVBoxLayout(changes_box)
-        cl.setContentsMargins(0, 8, 0, 0)
+        cl.setContentsMargins(0, 2, 0, 0)
         cl.setSpacing(6)
         cl.addWidget(self.changes_title)
         cl.addWidget(self.changes_body, 1)
@@ -453,11 +455,16 @@ class ActivityPage(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(runs_box)
         self.splitter.addWidget(changes_box)
-        self.splitter.setSizes([260, 300])
+        # at least ten runs in view at 1280×800; the selected run's changes get the rest (drag to share)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self._runs_room = self.runs_table.horizontalHeader().sizeHint().height() + 10 * RUN_ROW + 8
+        self.splitter.setSizes([self._runs_room, 120])
+        self.splitter.installEventFilter(self)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 12)
-        layout.setSpacing(10)
+        layout.setContentsMargins(16, 10, 16, 8)
+        layout.setSpacing(8)
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addWidget(self.progress_row)
@@ -803,12 +810,25 @@ class ActivityPage(QWidget):
         self.banner.show_notice(None)
         if self.undo_dialog is not None and not self.undo_dialog.running:
             self.undo_dialog.deleteLater()  # the last preview, closed
-        dialog = UndoDialog(self._undo, self.workspace, run, self._pool, parent=self, side_names=self._side_names)
+        dialog = UndoDialog(self._undo, self.workspace, run, self._pool, parent=self, side_names=self._side_names,
+                            clock=self.clock)
         dialog.finished_undo.connect(self._undo_finished)
         self.undo_dialog = dialog
         dialog.open()
         dialog.start_plan()
         return dialog
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The splitter resized (window resized, a banner shown): ten runs stay in view when there is room."""
+        if watched is self.splitter and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self._fit_runs)  # once the splitter has shared out its new height
+        return super().eventFilter(watched, event)
+
+    def _fit_runs(self) -> None:
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if sizes and sizes[0] < self._runs_room and total >= self._runs_room + 80:
+            self.splitter.setSizes([self._runs_room, total - self._runs_room])
 
     def _undo_finished(self, notice: Notice, changed: bool) -> None:
         self.banner.show_notice(notice)
@@ -913,9 +933,14 @@ class UndoDialog(QDialog):
     finished_undo = Signal(object, bool)  # the Notice for the banner, whether anything changed
 
     def __init__(self, undo: UndoActions, workspace: str, run: ActivityRun, pool: QThreadPool,
-                 parent: QWidget | None = None, side_names: dict[str, str] | None = None) -> None:
+                 parent: QWidget | None = None, side_names: dict[str, str] | None = None,
+                 clock: Clock = time.monotonic) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Undo run #{run.id}")
+        self.eta = Eta(clock)  # "12 of 489 · about 2 min left", redrawn every second while it works
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(self.tick)
         self.setModal(True)
         self.resize(900, 600)
         self._undo = undo
@@ -935,13 +960,18 @@ class UndoDialog(QDialog):
 
         self.stage = QLabel("Reading the current values…")
         self.stage.setObjectName("Muted")
+        self.count = QLabel()  # n of N and the time left
+        self.count.setObjectName("Muted")
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.progress.setRange(0, 0)
         self.progress_row = QWidget()
         pl = QVBoxLayout(self.progress_row)
         pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(self.stage)
+        words = QHBoxLayout()
+        words.addWidget(self.stage, 1)
+        words.addWidget(self.count)
+        pl.addLayout(words)
         pl.addWidget(self.progress)
 
         self.step_model = StepModel(self, side_names)
@@ -1018,7 +1048,12 @@ class UndoDialog(QDialog):
         if self.job is not None:
             self.job.deleteLater()
         self.job = None
+        self.ticker.stop()
         self.progress_row.hide()
+
+    def tick(self) -> None:
+        """Once a second while the undo works (and at each change): the count and the time left."""
+        self.count.setText(self.eta.text())
 
     # preview
     def start_plan(self) -> None:
@@ -1085,9 +1120,14 @@ class UndoDialog(QDialog):
         self.confirm_button.setText("Undoing…")
         self.cancel_button.setText("Cancel")
         self.cancel_button.setToolTip("Stop after the current change; what was already put back stays put back")
-        self.stage.setText("Putting the values back…")
-        self.progress.setRange(0, max(1, len(self.plan.steps)))
-        self.progress.setValue(0)
+        n = len(self.plan.steps)
+        self.summary.setText(f"Putting {text.plural(n, 'change')} back. Cancel stops after the change in hand: "
+                             "what is already put back stays so, and undoing the run again finishes the rest.")
+        self.stage.setText("Reading the current values on both sides again…")
+        self.progress.setRange(0, 0)  # until the first change is counted
+        self.eta.restart()
+        self.count.setText("")
+        self.ticker.start()
         self._start(BackgroundJob(lambda progress: undo.apply(name, run_id, progress, cancel),
                                   on_success=self._applied, on_failure=self._apply_failed,
                                   on_progress=self._progressed, parent=self))
@@ -1098,8 +1138,10 @@ class UndoDialog(QDialog):
         self.stage.setText(stage if stage.endswith("…") else text.progress_text(stage) if stage
                            else "Putting the values back…")
         if total > 0:
+            self.eta.update(done, total)
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
+        self.tick()
 
     def _applied(self, result: Any) -> None:
         self._end_job()

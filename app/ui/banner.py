@@ -11,6 +11,7 @@ from app.ui.text import Notice
 
 class MessageBanner(QFrame):
     dismissed = Signal()
+    shown = Signal()  # a message is shown: the page keeps one banner at a time
     action_clicked = Signal(str)  # the action's words (Notice.action)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -29,6 +30,7 @@ class MessageBanner(QFrame):
         close.setIcon(icon("close"))
         close.setIconSize(QSize(14, 14))
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss this message")
         close.setCursor(Qt.CursorShape.PointingHandCursor)
         close.clicked.connect(self._dismiss)
 
@@ -41,13 +43,13 @@ class MessageBanner(QFrame):
         self.action.clicked.connect(lambda: self.action_clicked.emit(self.action.text()))
         self.action.hide()
         actions = QHBoxLayout()
-        actions.setContentsMargins(0, 6, 0, 0)
+        actions.setContentsMargins(0, 4, 0, 0)
         actions.addWidget(self.action)
         actions.addStretch(1)
         words.addLayout(actions)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(14, 10, 10, 10)
-        layout.setSpacing(12)
+        layout.setContentsMargins(12, 6, 8, 6)
+        layout.setSpacing(10)
         layout.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(words, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
@@ -67,6 +69,7 @@ class MessageBanner(QFrame):
         self.action.setText(notice.action)
         self.action.setVisible(bool(notice.action))
         self.show()
+        self.shown.emit()
 
     def text(self) -> str:
         return f"{self.title.text()}\n{self.detail.text()}".strip()

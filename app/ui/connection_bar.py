@@ -24,15 +24,18 @@ class ConnectionBar(QWidget):
         self.connect_button = QPushButton("Connect…")
         self.connect_button.setToolTip("Connect or change this client's CRM and accounting sign-ins")
         self.connect_button.clicked.connect(self.connect_clicked)
-        self.mapping_button = QPushButton("Field mapping…")
+        self.mapping_button = QPushButton("Mapping…")
         self.mapping_button.setToolTip("Choose which CRM fields fill the ledger's customer fields")
         self.mapping_button.clicked.connect(self.mapping_clicked)
-        self.migrate_button = QPushButton("Migrate existing records…")
+        self.migrate_button = QPushButton("Migrate…")  # the Workspace menu names it in full
         self.migrate_button.setToolTip("Once, before syncing: bring the customers already on both sides to one "
                                        "clean list, with a plan to check first")
         self.migrate_button.clicked.connect(self.migrate_clicked)
         row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        row.setContentsMargins(8, 0, 0, 4)  # beside the tabs, under the header
+        row.setSpacing(6)
+        for button in (self.reconnect_button, self.connect_button, self.mapping_button, self.migrate_button):
+            button.setObjectName(button.objectName() or "CompactButton")
         row.addWidget(self.reconnect_button)
         row.addWidget(self.connect_button)
         row.addWidget(self.mapping_button)
@@ -47,7 +50,7 @@ class ConnectionBar(QWidget):
             self.reconnect_button.setText(f"Reconnect {text.provider_label(dead.provider)}…")
         self.reconnect_button.setVisible(dead is not None)
         sides = {c.side for c in ws.connections}
-        self.connect_button.setText("Connect…" if len(sides) == 2 else "Connect…  (not finished)")
+        self.connect_button.setText("Connect…" if len(sides) == 2 else "Connect… (unfinished)")
         self.mapping_button.setEnabled("crm" in sides)
         self.migrate_button.setEnabled(len(sides) == 2)
         self.migrate_button.setToolTip("Once, before syncing: bring the customers already on both sides to one "

@@ -42,11 +42,12 @@ from app.ui.theme import Palette
 from app.ui.workers import BackgroundJob, ProgressFn
 
 log = logging.getLogger("crossledger.ui")
-HIGHLIGHT = "#FFE08A"  # a highlighter pen: where the two values differ
 EMPTY_WORDS = "(empty)"
 KEY_HINT = "Alt+L keep the CRM's · Alt+R keep the ledger's · Alt+E type another · Enter save"
 
-_STYLE = f"""
+def _style() -> str:
+    """Read when a diff view is made, so it has the light or the dark palette."""
+    return f"""
 QFrame#DiffCell {{
     background: {Palette.SURFACE};
     border: 1px solid {Palette.BORDER};
@@ -84,7 +85,7 @@ QPushButton#PickButton {{
 QPushButton#PickButton:checked {{
     background: {Palette.SUCCESS};
     border-color: {Palette.SUCCESS};
-    color: #FFFFFF;
+    color: {Palette.ON_ACCENT};
     font-weight: 600;
 }}
 QPushButton#PickButton:focus, QPushButton#PrimaryButton:focus {{
@@ -121,9 +122,10 @@ def spans_html(spans: Sequence[Span]) -> str:
         if span.op == "equal":
             parts.append(words)
         elif span.op == "gap":  # the other side has something here that this side lacks
-            parts.append(f'<span style="background-color:{HIGHLIGHT}; color:{Palette.TEXT_FAINT};">{GAP_MARK}</span>')
+            parts.append(f'<span style="background-color:{Palette.HIGHLIGHT}; '
+                         f'color:{Palette.TEXT_FAINT};">{GAP_MARK}</span>')
         else:
-            parts.append(f'<span style="background-color:{HIGHLIGHT};">{words}</span>')
+            parts.append(f'<span style="background-color:{Palette.HIGHLIGHT};">{words}</span>')
     return f'<span style="white-space:pre-wrap;">{"".join(parts)}</span>'
 
 
@@ -221,7 +223,7 @@ class DiffView(QWidget):
         self.rows: list[FieldRow] = []
         self.crm_label = "CRM"
         self.acct_label = "Ledger"
-        self.setStyleSheet(_STYLE)
+        self.setStyleSheet(_style())
 
         self.title = QLabel()
         self.title.setObjectName("SectionTitle")
@@ -252,10 +254,14 @@ class DiffView(QWidget):
         self.save_button.clicked.connect(self.save)
         self.keys = QLabel(KEY_HINT)
         self.keys.setObjectName("KeyHint")
+        self.keys.setWordWrap(True)
+        self.decided = QLabel()  # "1 of 2 decided": every conflicting field of the record is listed above
+        self.decided.setObjectName("Muted")
 
         bottom = QHBoxLayout()
         bottom.setSpacing(12)
         bottom.addWidget(self.keys, 1)
+        bottom.addWidget(self.decided)
         bottom.addWidget(self.save_button)
 
         layout = QVBoxLayout(self)
@@ -300,7 +306,7 @@ class DiffView(QWidget):
         for n, conflict in enumerate(items):
             self._add_row(conflict, 1 + n * 4)
         self.grid.setColumnStretch(0, 0)
-        self.grid.setColumnMinimumWidth(0, 110)
+        self.grid.setColumnMinimumWidth(0, 90)
         for col, stretch in ((1, 4), (2, 4), (3, 3)):
             self.grid.setColumnStretch(col, stretch)
         self.grid.setRowStretch(1 + len(items) * 4, 1)
@@ -450,6 +456,7 @@ class DiffView(QWidget):
 
     def _update_buttons(self) -> None:
         decided = [r for r in self.rows if r.decided]
+        self.decided.setText(f"{len(decided)} of {len(self.rows)} decided" if self.rows else "")
         busy = self._job is not None
         self.save_button.setEnabled(bool(decided) and not busy)
         sides = any(r.choice in ("crm", "accounting") for r in decided)

@@ -230,9 +230,10 @@ class HeldBackModel(RowTableModel[QuarantineRow]):
         if col == self.TYPE:
             return text.record_type_label(row.record_type)
         if col == self.REASONS:
-            if len(row.reasons) == 1:
-                return row.reasons[0]
-            return "\n".join(f"• {reason}" for reason in row.reasons)
+            reasons = [text.in_window_words(r) for r in row.reasons]  # older holds named a command to run
+            if len(reasons) == 1:
+                return reasons[0]
+            return "\n".join(f"• {reason}" for reason in reasons)
         return text.format_when(row.since, self._now())
 
     def sort_key(self, row: QuarantineRow, col: int) -> Any:
@@ -335,14 +336,17 @@ class SearchFilterProxy(QSortFilterProxyModel):
 
     def set_search(self, query: str) -> None:
         words = query.casefold().split()
-        if words == self._words:
-            return
+        if words != self._words:
+            self.change_filter(lambda: setattr(self, "_words", words))
+
+    def change_filter(self, change: Callable[[], None]) -> None:
+        """Apply ``change`` to what the filter keeps, and filter the rows again."""
         if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateRowsFilter is deprecated there
             self.beginFilterChange()
-            self._words = words
+            change()
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
-            self._words = words
+            change()
             self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:

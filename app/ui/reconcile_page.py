@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QThreadPool,
+    QTimer,
     QUrl,
 )
 from PySide6.QtGui import QColor, QDesktopServices
@@ -32,25 +34,27 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.connectors.errors import ConnectorError
-from app.ops.reconcile_month import ReconcileResult, last_month
+from app.ops.reconcile_month import ReconcileResult, ReconcileRow, last_month
 from app.ops.workspaces import UserError
 from app.reconcile.engine import KINDS, SEVERITY_ORDER, Discrepancy
 from app.sync.engine import Busy, Cancelled
 from app.ui.banner import MessageBanner
+from app.ui.eta import Clock, Eta
 from app.ui.models import RowRole, RowTableModel, SortRole
 from app.ui.resources import icon
-from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
-from app.ui.text import Notice, notice_for_error
+from app.ui.tables import Fill, TableOrNote, make_table
+from app.ui.text import Notice, in_window_words, notice_for_error
 from app.ui.theme import Palette
 from app.ui.widgets import ask_xlsx_path, dot_icon
 from app.ui.workers import BackgroundJob, ProgressFn
@@ -59,8 +63,9 @@ Index = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
 
 SEVERITY_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
-SEVERITY_COLOURS = {"high": Palette.ERROR, "medium": Palette.WARNING, "low": Palette.INFO}
-SEVERITY_TEXT = {"high": Palette.ERROR, "medium": Palette.WARNING_TEXT, "low": Palette.TEXT_MUTED}
+# Palette names, read when drawn: the palette is the light or the dark one (app/ui/theme.py)
+SEVERITY_COLOURS = {"high": "ERROR", "medium": "WARNING", "low": "INFO"}
+SEVERITY_TEXT = {"high": "ERROR", "medium": "WARNING_TEXT", "low": "TEXT_MUTED"}
 
 
 class ReconcileFn(Protocol):
@@ -83,23 +88,32 @@ def money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
-def row_gap(row: Discrepancy) -> Decimal | None:
-    """CRM minus ledger for a flag that has an amount on either side (a missing side counts as zero)."""
-    if (row.crm_amount is None and row.acct_amount is None) or row.kind == "currency_mismatch":
-        return None  # amounts in two currencies have no gap to show
-    return (row.crm_amount or Decimal(0)) - (row.acct_amount or Decimal(0))
-
-
 def month_label(month: str) -> str:
     return dt.date.fromisoformat(month + "-01").strftime("%B %Y")
 
 
+HISTORY_STATUS = {"ok": "", "stale": " (one side unreadable)", "failed": " (failed)", "cancelled": " (cancelled)",
+                  "running": " (running)"}
+
+
+def history_line(row: ReconcileRow) -> str:
+    """"September 2026 on 27 Nov 14:02 · 9 discrepancies": one past reconciliation."""
+    what = month_label(row.month) if row.month else "A month"
+    n = row.counts.get("discrepancies")
+    found = f" · {n:,} discrepanc{'y' if n == 1 else 'ies'}" if n is not None and row.status in ("ok", "stale") \
+        else ""
+    when = row.started_at.replace(tzinfo=dt.UTC).astimezone()  # stored in UTC, shown in local time
+    return f"{what}, checked {when:%d %b %H:%M}{found}{HISTORY_STATUS.get(row.status, '')}"
+
+
 # -- the table --------------------------------------------------------------------------------------
 class DiscrepancyModel(RowTableModel[Discrepancy]):
-    """One row per flag, most serious first."""
+    """One row per flag, in the engine's order: money first, largest gap first, then by severity.
 
-    SEVERITY, KIND, EXPLANATION, CRM, LEDGER, AMOUNTS = range(6)
-    HEADERS = ("Severity", "Discrepancy", "What to check", "CRM record", "Ledger record", "Gap")
+    The gap sits next to the severity, so it is in view at any window width."""
+
+    SEVERITY, AMOUNTS, KIND, EXPLANATION, CRM, LEDGER = range(6)
+    HEADERS = ("Severity", "Gap", "Discrepancy", "What to check", "CRM record", "Ledger record")
 
     def display(self, row: Discrepancy, col: int) -> str:
         if col == self.SEVERITY:
@@ -112,7 +126,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
             return row.crm_name or ""
         if col == self.LEDGER:
             return row.acct_name or row.acct_id or ""
-        gap = row_gap(row)
+        gap = row.gap
         if gap is None:
             return ""
         return f"{row.currency or ''} {gap:+,.2f}".strip()
@@ -121,7 +135,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
         if col == self.SEVERITY:
             return SEVERITY_ORDER.get(row.severity, 9)
         if col == self.AMOUNTS:
-            gap = row_gap(row)
+            gap = row.gap
             return float(abs(gap)) if gap is not None else -1.0
         return super().sort_key(row, col)
 
@@ -132,7 +146,7 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
             return f"{row.crm_name or ''}\nCRM ID {row.crm_id}".strip()
         if col == self.LEDGER and row.acct_id:
             return f"{row.acct_name or ''}\nLedger ID {row.acct_id}".strip()
-        if col == self.AMOUNTS and row_gap(row) is not None:
+        if col == self.AMOUNTS and row.gap is not None:
             cur = row.currency or ""
             return (f"In the CRM: {cur} {money(row.crm_amount) or 'nothing'}\n"
                     f"In the ledger: {cur} {money(row.acct_amount) or 'nothing'}\n"
@@ -141,9 +155,9 @@ class DiscrepancyModel(RowTableModel[Discrepancy]):
 
     def foreground(self, row: Discrepancy, col: int) -> QColor | None:
         if col == self.SEVERITY:
-            return QColor(SEVERITY_TEXT.get(row.severity, Palette.TEXT_MUTED))
-        if col == self.AMOUNTS:
-            return QColor(Palette.TEXT_MUTED)
+            return QColor(Palette.get(SEVERITY_TEXT.get(row.severity, "TEXT_MUTED")))
+        if col == self.AMOUNTS and row.gap:
+            return QColor(Palette.ERROR)
         return None
 
     def alignment(self, col: int) -> int:
@@ -187,14 +201,14 @@ class SummaryStrip(QFrame):
         self.setObjectName("Card")
         self.counts: dict[str, QLabel] = {}
         tiles = QHBoxLayout()
-        tiles.setSpacing(26)
+        tiles.setSpacing(18)
         for severity in ("high", "medium", "low"):
             value = QLabel("0")
             value.setObjectName("StatValue")
             caption = QLabel(f"{SEVERITY_LABELS[severity]} severity")
             caption.setObjectName("StatLabel")
             dot = QLabel()
-            dot.setPixmap(dot_icon(SEVERITY_COLOURS[severity], 10, 14).pixmap(14, 14))
+            dot.setPixmap(dot_icon(Palette.get(SEVERITY_COLOURS[severity]), 10, 14).pixmap(14, 14))
             cap_row = QHBoxLayout()
             cap_row.setSpacing(6)
             cap_row.addWidget(dot)
@@ -206,6 +220,12 @@ class SummaryStrip(QFrame):
             tiles.addLayout(tile)
             self.counts[severity] = value
         tiles.addStretch(1)
+        self.notes = QHBoxLayout()  # the last reconciliation, and how many rows the filters show
+        self.notes.setSpacing(12)
+        left = QVBoxLayout()
+        left.setSpacing(4)
+        left.addLayout(tiles)
+        left.addLayout(self.notes)
 
         self.totals = QGridLayout()
         self.totals.setHorizontalSpacing(22)
@@ -215,9 +235,9 @@ class SummaryStrip(QFrame):
         self.totals_box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
 
         row = QHBoxLayout(self)
-        row.setContentsMargins(20, 10, 20, 10)
-        row.setSpacing(28)
-        row.addLayout(tiles, 1)
+        row.setContentsMargins(16, 6, 16, 6)
+        row.setSpacing(16)
+        row.addLayout(left, 1)
         row.addWidget(self.totals_box, 0, Qt.AlignmentFlag.AlignVCenter)
 
     def set_result(self, result: ReconcileResult) -> None:
@@ -265,10 +285,12 @@ class ReconcilePage(QWidget):
                    "nothing) and lists every deal and invoice that do not agree.")
 
     def __init__(self, run: ReconcileFn | None, *, today: Callable[[], dt.date] = dt.date.today,
+                 history: Callable[[str], list[ReconcileRow]] | None = None, clock: Clock = time.monotonic,
                  pool: QThreadPool | None = None, save_dialog: SaveDialog = ask_save_path,
                  open_url: OpenUrl = QDesktopServices.openUrl, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._run = run
+        self._history = history
         self._pool = pool or QThreadPool(self)
         self._save_dialog = save_dialog
         self._open_url = open_url
@@ -282,7 +304,7 @@ class ReconcilePage(QWidget):
         self.month = QDateEdit()
         self.month.setDisplayFormat("MMMM yyyy")
         self.month.setCalendarPopup(False)
-        self.month.setMinimumWidth(170)
+        self.month.setMinimumWidth(150)
         self.month.setToolTip("The month to check: deals won and invoices dated in it")
         default = dt.date.fromisoformat(last_month(today()) + "-01")
         self.month.setDate(QDate(default.year, default.month, 1))
@@ -294,6 +316,8 @@ class ReconcilePage(QWidget):
         self.export_button = QPushButton("Export to Excel…")
         self.export_button.setToolTip("Save these results as an Excel workbook, with a Summary sheet")
         self.export_button.clicked.connect(self.export)
+        self.history = QLabel()  # the last reconciliation; earlier ones in its tooltip
+        self.history.setObjectName("Muted")
         month_label_ = QLabel("Month")
         month_label_.setObjectName("SectionLabel")
         top = QHBoxLayout()
@@ -301,13 +325,21 @@ class ReconcilePage(QWidget):
         top.addWidget(month_label_)
         top.addWidget(self.month)
         top.addWidget(self.run_button)
-        top.addStretch(1)
+        top.addSpacing(12)
+        top.addStretch(1)  # the filters go before it
         top.addWidget(self.export_button)
+        self._top = top
 
         # Progress and Cancel, shown while running
         self.progress_row = QWidget()
         self.stage = QLabel()
         self.stage.setObjectName("Muted")
+        self.count = QLabel()  # "2 of 3 · a few seconds left", redrawn every second while it reads
+        self.count.setObjectName("Muted")
+        self.eta = Eta(clock)
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(lambda: self.count.setText(self.eta.text()))
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton(icon("cancel"), "Cancel")
@@ -318,6 +350,7 @@ class ReconcilePage(QWidget):
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(6)
         grid.addWidget(self.stage, 0, 0)
+        grid.addWidget(self.count, 0, 0, Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.progress, 1, 0)
         grid.addWidget(self.cancel_button, 0, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
         grid.setColumnStretch(0, 1)
@@ -330,50 +363,59 @@ class ReconcilePage(QWidget):
 
         # Filters
         self.kind_filter = QComboBox()
-        self.kind_filter.setMinimumWidth(300)
+        self.kind_filter.setMinimumWidth(220)
+        self.kind_filter.setAccessibleName("Show discrepancies of this kind")
         self.severity_filter = QComboBox()
         self.severity_filter.addItem("Every severity", None)
         for severity, label in SEVERITY_LABELS.items():
-            self.severity_filter.addItem(dot_icon(SEVERITY_COLOURS[severity]), label, severity)
+            self.severity_filter.addItem(dot_icon(Palette.get(SEVERITY_COLOURS[severity])), label, severity)
         self._fill_kinds({})
         self.kind_filter.currentIndexChanged.connect(self._filter_changed)
         self.severity_filter.currentIndexChanged.connect(self._filter_changed)
         self.shown = QLabel()
         self.shown.setObjectName("Muted")
-        filters = QHBoxLayout()
-        filters.setContentsMargins(16, 12, 16, 8)
-        filters.setSpacing(10)
-        for words, box in (("Show", self.kind_filter), ("Severity", self.severity_filter)):
-            label = QLabel(words)
-            label.setObjectName("Muted")
-            filters.addWidget(label)
-            filters.addWidget(box)
-        filters.addStretch(1)
-        filters.addWidget(self.shown)
+        self.severity_filter.setAccessibleName("Show discrepancies of this severity")
+        for box in (self.kind_filter, self.severity_filter):  # each says what it shows: no label needed
+            self._top.insertWidget(self._top.count() - 2, box)
 
         self.model = DiscrepancyModel(self)
         self.proxy = DiscrepancyFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.table = make_table(self.proxy, (86, 170, Fill(300), 160, 128, 132), row_height=40)
-        self.table.setWordWrap(True)
-        self.table.setItemDelegate(PaddedTextDelegate(self.table))
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
-        self.table.sortByColumn(DiscrepancyModel.SEVERITY, Qt.SortOrder.AscendingOrder)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        self.table = self._discrepancy_table(self.proxy)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the engine's order: money first
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._picked(self.table))
         self.table.doubleClicked.connect(lambda _i: self.open_crm() or self.open_ledger())
         self.body = TableOrNote(self.table)
         self.body.show_note(self.NOTE_BEFORE)
+
+        # Data quality: records held back and duplicate customers that do not touch the month, folded away
+        self.quality_model = DiscrepancyModel(self)
+        self.quality_table = self._discrepancy_table(self.quality_model)
+        self.quality_table.setMaximumHeight(260)
+        self.quality_table.hide()
+        self.quality_table.selectionModel().selectionChanged.connect(lambda *_: self._picked(self.quality_table))
+        self.quality_table.doubleClicked.connect(lambda _i: self.open_crm() or self.open_ledger())
+        self.quality_toggle = QToolButton()
+        self.quality_toggle.setObjectName("SectionToggle")
+        self.quality_toggle.setCheckable(True)
+        self.quality_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.quality_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.quality_toggle.setAccessibleName("Show the data-quality items")
+        self.quality_toggle.toggled.connect(self._toggle_quality)
+        self.quality_toggle.hide()
 
         self.open_crm_button = QPushButton("Open in CRM")
         self.open_crm_button.clicked.connect(self.open_crm)
         self.open_ledger_button = QPushButton("Open in ledger")
         self.open_ledger_button.clicked.connect(self.open_ledger)
-        self.selection_hint = QLabel()
+        self.selection_hint = QLabel()  # the selected row's whole explanation, or what to do
         self.selection_hint.setObjectName("Muted")
+        self.selection_hint.setWordWrap(True)
+        self.selection_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         actions = QHBoxLayout()
-        actions.setContentsMargins(16, 8, 16, 12)
+        actions.setContentsMargins(16, 4, 16, 8)
         actions.setSpacing(10)
+        actions.addWidget(self.quality_toggle, 0, Qt.AlignmentFlag.AlignTop)
         actions.addWidget(self.selection_hint, 1)
         actions.addWidget(self.open_crm_button)
         actions.addWidget(self.open_ledger_button)
@@ -381,19 +423,46 @@ class ReconcilePage(QWidget):
         results = QVBoxLayout()
         results.setContentsMargins(0, 0, 0, 0)
         results.setSpacing(0)
-        results.addLayout(filters)
         results.addWidget(self.body, 1)
+        self.summary.notes.addWidget(self.history)
+        self.summary.notes.addWidget(self.shown)
+        self.summary.notes.addStretch(1)
+        quality = QVBoxLayout()
+        quality.setContentsMargins(16, 4, 16, 0)
+        quality.addWidget(self.quality_table)
+        results.addLayout(quality)
         results.addLayout(actions)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 0)
-        layout.setSpacing(12)
+        layout.setContentsMargins(16, 10, 16, 0)
+        layout.setSpacing(8)
         layout.addLayout(top)
         layout.addWidget(self.progress_row)
         layout.addWidget(self.banner)
         layout.addWidget(self.summary)
         layout.addLayout(results, 1)
         self._update_buttons()
+
+    def _discrepancy_table(self, model: Any) -> QTableView:
+        # Severity, Gap, Discrepancy, What to check, CRM record, Ledger record: 900 px fit a 1280 px window.
+        # One line a row, so many rows are in view; the selected row's whole explanation is shown below.
+        table = make_table(model, (84, 120, 160, Fill(250), 150, 136), row_height=30)
+        table.setTabKeyNavigation(False)  # Tab moves on to the buttons, arrows move between rows
+        return table
+
+    def _toggle_quality(self, shown: bool) -> None:
+        self.quality_table.setVisible(shown)
+        self.quality_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def show_history(self) -> None:
+        """The last reconciliations of this workspace, from their own history (never the syncs')."""
+        rows = self._history(self.workspace) if self._history and self.workspace else []
+        self.history.setText(f"Last: {history_line(rows[0])}" if rows else "")
+        self.history.setToolTip("Earlier reconciliations:\n" + "\n".join(history_line(r) for r in rows)
+                                if rows else "")
+        if self.result is None:  # before a run, the page's note says when the last one was
+            self.body.show_note(self.NOTE_BEFORE + (f"\n\nLast reconciliation: {history_line(rows[0])}."
+                                                    if rows else ""))
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -410,6 +479,7 @@ class ReconcilePage(QWidget):
         self.workspace = name
         self._show_result(None)
         self.banner.show_notice(None)
+        self.show_history()
         self._update_buttons()
 
     def visible_rows(self) -> list[Discrepancy]:
@@ -433,6 +503,9 @@ class ReconcilePage(QWidget):
                                  on_progress=self._progressed, parent=self)
         self.stage.setText(f"Reconciling {month_label(month)}: reading both sides (nothing is changed)…")
         self.progress.setRange(0, 0)
+        self.eta.restart()
+        self.count.setText("")
+        self.ticker.start()
         self.cancel_button.setEnabled(True)
         self.progress_row.show()
         self._update_buttons()
@@ -450,15 +523,19 @@ class ReconcilePage(QWidget):
             return
         self.stage.setText(f"{stage}…" if not stage.endswith("…") else stage)
         if total > 0:
+            self.eta.update(done, total)
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
         else:
             self.progress.setRange(0, 0)
+        self.count.setText(self.eta.text())
 
     def _end_job(self) -> None:
         if self.job is not None:
             self.job.deleteLater()
         self.job = None
+        self.ticker.stop()
+        self.count.setText("")
         self.progress_row.hide()
         self._update_buttons()
 
@@ -466,6 +543,7 @@ class ReconcilePage(QWidget):
         self._end_job()
         if name != self.workspace:
             return  # the bookkeeper moved on to another workspace meanwhile
+        self.show_history()
         self._show_result(result)
         when = month_label(result.month)
         if result.stale:
@@ -478,12 +556,27 @@ class ReconcilePage(QWidget):
         self._end_job()
         if name != self.workspace:
             return
+        self.show_history()
         self.banner.show_notice(notice_for_reconcile_error(exc, month=month, workspace=name))
 
     # -- results ----------------------------------------------------------------------------------
     def _show_result(self, result: ReconcileResult | None) -> None:
         self.result = result
         self.model.set_rows(result.report.discrepancies if result else [])
+        apart = result.report.set_apart if result else []
+        self.quality_model.set_rows(apart)
+        self.quality_toggle.setVisible(bool(apart))
+        if apart:
+            held = sum(d.kind == "held_back" for d in apart)
+            parts = [f"{held:,} record{'s' if held != 1 else ''} held back or in Review"] if held else []
+            if len(apart) - held:
+                parts.append(f"{len(apart) - held:,} possible duplicate customer group"
+                             f"{'s' if len(apart) - held != 1 else ''}")
+            self.quality_toggle.setText(f"Data quality ({len(apart):,})")
+            self.quality_toggle.setToolTip(f"{' and '.join(parts)}: none of them touches a deal won "
+                                           f"or an invoice issued in {month_label(result.month)}. Open to see them.")
+        else:
+            self.quality_toggle.setChecked(False)
         self._fill_kinds(result.report.counts() if result else {})
         if result is None:
             self.summary.hide()
@@ -532,30 +625,40 @@ class ReconcilePage(QWidget):
             self.body.show_note("Nothing of this kind and severity. Choose “Every discrepancy” or "
                                 "“Every severity” to see the rest.")
         else:
-            when = month_label(self.result.month)
-            self.shown.setText(f"{total:,} discrepanc{'y' if total == 1 else 'ies'} in {when}" if shown == total
-                               else f"Showing {shown:,} of {total:,}")
+            # every row shown: the kind filter already says how many ("Every discrepancy (9)")
+            self.shown.setText("" if shown == total else f"Showing {shown:,} of {total:,}")
             self.body.show_table()
         self._selection_changed()
 
+    def _picked(self, table: QTableView) -> None:
+        """A row picked in one table (the month's, or the data-quality one) unpicks the other's."""
+        other = self.quality_table if table is self.table else self.table
+        if table.selectionModel().hasSelection() and other.selectionModel().hasSelection():
+            other.selectionModel().blockSignals(True)
+            other.clearSelection()
+            other.selectionModel().blockSignals(False)
+            other.viewport().update()
+        self._selection_changed()
+
     def selected(self) -> Discrepancy | None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.proxy.data(rows[0], RowRole)
+        for table in (self.table, self.quality_table):
+            rows = table.selectionModel().selectedRows()
+            if rows:
+                return table.model().data(rows[0], RowRole)
+        return None
 
     def _selection_changed(self) -> None:
         row = self.selected()
         self.open_crm_button.setEnabled(bool(row and row.crm_url))
         self.open_ledger_button.setEnabled(bool(row and row.acct_url))
-        if self.result is None or self.model.rowCount() == 0:
+        if self.result is None or (self.model.rowCount() == 0 and row is None):
             self.selection_hint.setText("")
+        elif row is not None and (row.crm_url or row.acct_url):
+            self.selection_hint.setText(row.explanation)
         elif row is None:
             self.selection_hint.setText("Select a row to open its records.")
-        elif not (row.crm_url or row.acct_url):
-            self.selection_hint.setText("This row has no record to open in either app.")
         else:
-            self.selection_hint.setText("")
+            self.selection_hint.setText(f"{row.explanation} (No record to open in either app.)")
 
     def open_crm(self) -> bool:
         row = self.selected()
@@ -635,7 +738,7 @@ def notice_for_reconcile_error(exc: BaseException, *, month: str, workspace: str
         return Notice("info", "A sync of this workspace is running",
                       f"Run the reconciliation of {when} again when the sync has finished.")
     if isinstance(exc, UserError):
-        return Notice("warning", f"{when} could not be reconciled", str(exc))
+        return Notice("warning", f"{when} could not be reconciled", in_window_words(str(exc)))
     if isinstance(exc, ConnectorError):
         notice = notice_for_error(exc, workspace=workspace)
         return Notice(notice.level, notice.title, notice.detail.replace("nothing was synced", "nothing was checked")
@@ -644,6 +747,12 @@ def notice_for_reconcile_error(exc: BaseException, *, month: str, workspace: str
     return Notice("error", f"{when} could not be reconciled",
                   "Something unexpected stopped it; nothing was changed on either side. Try again; if it keeps "
                   "happening, send the log file to support.")
+
+
+def reconcile_history(store: Any) -> Callable[[str], list[ReconcileRow]]:
+    from app.ops.reconcile_month import history
+
+    return lambda name: history(store, name)
 
 
 def reconcile_runner(store: Any, tokens: Any) -> ReconcileFn:

@@ -102,6 +102,8 @@ class ReviewModel(RowTableModel[ReviewItem]):
     def tooltip(self, row: ReviewItem, col: int) -> str | None:
         if col == self.RECORD:
             return f"{row.name}\n{text.record_type_label(row.record_type)}, CRM ID {row.record_id}"
+        if col == self.WHAT:
+            return f"{row.what}\nWaiting since {text.format_when(row.since, self._now())}"
         return None
 
 
@@ -230,9 +232,10 @@ class ReviewPage(QWidget):
         pending_row.addWidget(self.apply_button)
 
         # Record, What needs a decision, Since
-        self.table = make_table(self.model, (230, Fill(260), 130), sortable=False)
+        self.table = make_table(self.model, (Fill(120), Fill(130), 0), sortable=False)
+        self.table.setColumnHidden(ReviewModel.SINCE, True)  # beside the diff view: the record and what to decide
         self.table.setSelectionMode(self.table.SelectionMode.SingleSelection)
-        self.table.setMinimumHeight(110)
+        self.table.setMinimumWidth(220)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(lambda _i: self.diff.focus_first())
         self.list = TableOrNote(self.table)
@@ -254,13 +257,15 @@ class ReviewPage(QWidget):
         dl.setContentsMargins(0, 0, 0, 0)
         dl.addWidget(self.detail)
 
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        # The list on the left, as tall as the page (ten records and more at 1280×800), the selected
+        # record's every conflicting field on the right.
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.list)
         self.splitter.addWidget(detail_frame)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([150, 450])
+        self.splitter.setSizes([250, 740])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -310,11 +315,7 @@ class ReviewPage(QWidget):
         self.count_changed.emit(len(items))
 
     def _fit_list(self, rows: int) -> None:
-        """The list as tall as its rows (up to five), the diff view gets the rest."""
-        want = self.table.horizontalHeader().sizeHint().height() + min(rows, 5) * 36 + 2
-        self.list.setMaximumHeight(want if rows <= 5 else 16777215)
-        total = sum(self.splitter.sizes()) or 600
-        self.splitter.setSizes([want, max(200, total - want)])
+        """Side by side, the list takes the page's height: nothing to fit."""
 
     def _show_pending(self, n: int) -> None:
         if n:

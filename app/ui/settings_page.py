@@ -351,7 +351,7 @@ class SettingsPage(QWidget):
             except SQLAlchemyError:
                 log.warning("saving settings of %s failed", name, exc_info=True)
                 problems.append("The settings could not be written to the database. Try again; if it keeps "
-                                "failing, run 'crossledger doctor'.")
+                                "failing, quit and open Crossledger again.")
         want_login = self.start_at_login.isChecked()
         if want_login != self._loaded_login:
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -263,22 +264,34 @@ def notice_for_result(result: RunResult, now: WorkspaceCounts | None = None) -> 
                   f"{first} Nothing was lost; when that is sorted out, click Sync now again.")
 
 
+IN_WINDOW = (  # the command line's advice, said the window's way
+    (re.compile(r"Connect it with 'crossledger connect[^']*'\."), "Click Connect… beside the tabs to connect it."),
+    (re.compile(r"Create it with 'crossledger workspace add'\."), "Add it with Add client… under the list."),
+    (re.compile(r"\s*[^.]*'crossledger [^']*'[^.]*\."), ""),  # any other command: the window has a button
+)
+
+
+def in_window_words(message: str) -> str:
+    """An ops message with no command to type in it: the window has a button for each."""
+    for pattern, words in IN_WINDOW:
+        message = pattern.sub(words, message)
+    return message.strip()
+
+
 def notice_for_error(exc: BaseException, *, workspace: str = "") -> Notice:
     """A typed failure in plain words with the next step. Unknown errors are logged, not shown."""
-    ws = f' --workspace "{workspace}"' if workspace else ""
     if isinstance(exc, Busy):
         return Notice("info", "Already syncing", str(exc))
     if isinstance(exc, UserError):
-        return Notice("warning", "This workspace is not ready to sync", str(exc))
+        return Notice("warning", "This workspace is not ready to sync", in_window_words(str(exc)))
     if isinstance(exc, cerr.ConnectorError):
         label = provider_label(exc.provider) if exc.provider else "The provider"
         if isinstance(exc, cerr.KeyringUnavailable):
             return Notice("error", "Crossledger cannot reach the system keyring", exc.message)
         if isinstance(exc, cerr.AuthExpired | cerr.Unauthorized):
-            cmd = f"crossledger connect {exc.provider}{ws}" if exc.provider else "crossledger connect"
             return Notice("error", f"The sign-in to {label} has expired",
                           f"{label} no longer accepts Crossledger's sign-in, so nothing was synced. "
-                          f"Click Reconnect {label}… under the workspace's name (in a terminal: {cmd}), then sync "
+                          f"Click Reconnect {label}… under the workspace's name, then sync "
                           "again.")
         if isinstance(exc, cerr.RateLimited):
             if exc.daily:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from app.connectors.tokens import TokenStore
@@ -19,8 +19,8 @@ from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
 from app.ui.linked_view import LinkedView
 from app.ui.models import HeldBackModel, LinkedModel, RunsModel
-from app.ui.quarantine_view import HeldBackView
-from app.ui.reconcile_page import ReconcilePage, reconcile_runner
+from app.ui.quarantine_view import UNDONE, HeldBackView
+from app.ui.reconcile_page import ReconcilePage, reconcile_history, reconcile_runner
 from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
@@ -55,7 +55,7 @@ class WorkspacePage(QWidget):
         self.tabs.addTab(self.linked, "Linked records")
         self.tabs.addTab(self.held, "Held back")
         self.reconcile = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
-                                       today=lambda: now().date())
+                                       today=lambda: now().date(), history=reconcile_history(store))
         self.tabs.addTab(self.reconcile, "Reconcile")
         self.review = ReviewPage(store, now=now)  # open conflicts and ambiguous matches, with the diff view
         self.tabs.addTab(self.review, "Review")
@@ -66,25 +66,30 @@ class WorkspacePage(QWidget):
         self.tabs.addTab(self.activity, "Activity")
         self.linked.history_requested.connect(self.activity.show_history)
         self.activity.show_me.connect(lambda: self.tabs.setCurrentWidget(self.activity))
-        self.activity.undone.connect(self._reload_after_undo)
-        self.held.release_requested.connect(self._release)
-        self.tabs.currentChanged.connect(  # the report needs the room more than the recent runs do
-            lambda _i: self.runs.setVisible(self.tabs.currentWidget() not in (self.reconcile, self.review,
-                                                                              self.activity)))
+        self.activity.undone.connect(self._after_undo)
+        self.held.release_many.connect(self._release)
+        # The recent runs are the Activity tab's first table; the strip is kept (its model feeds the tests and
+        # the tray's wording) but no longer takes 115 px under every table.
+        self.runs.setParent(self)
+        self.runs.hide()
+        # One banner area: a page's own message (Reconcile, Review, Activity) replaces the window's and back,
+        # so two never stack above the table.
+        self._banners = [self.banner, self.reconcile.banner, self.review.banner, self.activity.banner]
+        for banner in self._banners:
+            banner.shown.connect(lambda b=banner: self._newest_banner(b))
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
-        layout.setSpacing(14)
+        layout.setContentsMargins(16, 10, 16, 10)
+        layout.setSpacing(8)
         layout.addWidget(self.header)
-        self.connection_bar = ConnectionBar()  # Connect…, Field mapping…, Reconnect
+        self.connection_bar = ConnectionBar()  # Connect…, Field mapping…, Reconnect: beside the tabs
         self.connect_clicked = self.connection_bar.connect_clicked
         self.mapping_clicked = self.connection_bar.mapping_clicked
         self.migrate_clicked = self.connection_bar.migrate_clicked
         self.reconnect_clicked = self.connection_bar.reconnect_clicked
-        layout.addWidget(self.connection_bar)
+        self.tabs.setCornerWidget(self.connection_bar, Qt.Corner.TopRightCorner)
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
-        layout.addWidget(self.runs)
 
     @property
     def workspace_id(self) -> int:
@@ -132,7 +137,8 @@ class WorkspacePage(QWidget):
             if generation == self._generation:
                 self.banner.show_notice(Notice("error", "The linked records could not be read",
                                                "Crossledger could not read them from its database. Select the "
-                                               "workspace again; if it keeps failing, run 'crossledger doctor'."))
+                                               "workspace again; if it keeps failing, quit and open Crossledger "
+                                               "again."))
 
         job: BackgroundJob[list] = BackgroundJob(lambda _p: model.ordered(status.linked_records(self._store, ws_id)),
                                                  on_success=shown, on_failure=failed, parent=self)
@@ -142,19 +148,35 @@ class WorkspacePage(QWidget):
     def shutdown(self, timeout_ms: int = 15000) -> bool:
         return self._pool.waitForDone(timeout_ms)
 
-    def _release(self, record_type: str, record_id: str) -> None:
-        """One small write: lift an undo's hold so the next sync makes the record again."""
+    def _newest_banner(self, newest: MessageBanner) -> None:
+        for banner in self._banners:
+            if banner is not newest and not banner.isHidden():
+                banner.hide()
+
+    def _release(self, records: list[tuple[str, str]]) -> None:
+        """One small write per record: lift an undo's hold so the next sync makes each record again."""
         from app.ops.undo import release_undone
 
         if self.workspace is None:
             return
-        held = (self.held.model.row(n) for n in range(self.held.model.rowCount()))
-        row = next((r for r in held if (r.record_type, r.record_id) == (record_type, record_id)), None)
-        name = (row.name if row else "") or f"{record_type} {record_id}"
-        if release_undone(self._store, self.workspace.name, record_type, record_id):
+        held = {(r.record_type, r.record_id): r for r in
+                (self.held.model.row(n) for n in range(self.held.model.rowCount()))}
+        released = [key for key in records if release_undone(self._store, self.workspace.name, *key)]
+        if len(released) == 1:
+            row = held.get(released[0])
+            name = (row.name if row else "") or f"{released[0][0]} {released[0][1]}"
             self.banner.show_notice(Notice("info", f"{name} will be synced again",
                                            "The next sync creates or links it again. Click Sync now to do it now."))
+        elif released:
+            self.banner.show_notice(Notice("info", f"{len(released):,} records will be synced again",
+                                           "The next sync creates or links them again. Click Sync now to do it "
+                                           "now."))
         self._reload_after_undo()
+
+    def _after_undo(self) -> None:
+        """An undo holds back the CRM records whose ledger side it took away: they are their own group."""
+        self._reload_after_undo()
+        self.held.show_group(UNDONE)
 
     def _reload_after_undo(self) -> None:
         fresh = next((w for w in status.workspace_statuses(self._store) if w.id == self.workspace_id), None)
