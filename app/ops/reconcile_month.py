@@ -158,7 +158,8 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
         if refresh:  # bring our picture of both sides up to date without writing anything
             run = SyncEngine(store, ws.id, crm, acct, trigger=RECONCILE, dry_run=True, progress=progress,
                              cancel=cancel).run()
-            _forget_run(store, run.run_id)  # a reconciliation is not a sync: it keeps its own history
+            if run.run_id is not None:  # a reconciliation is not a sync: it keeps its own history
+                _forget_run(store, run.run_id)
             if run.status == "cancelled":
                 outcome["status"] = "cancelled"
                 raise Cancelled()
@@ -191,13 +192,13 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
         crm.close()
         acct.close()
         with store.session() as s:
-            row = s.get(Reconciliation, rec_id)
-            if row is not None:
-                row.status = outcome["status"]
-                row.message = outcome.get("message")
-                row.workbook = outcome.get("workbook")
-                row.counts = outcome.get("counts") or {}
-                row.finished_at = utcnow()
+            done = s.get(Reconciliation, rec_id)
+            if done is not None:
+                done.status = outcome["status"]
+                done.message = outcome.get("message")
+                done.workbook = outcome.get("workbook")
+                done.counts = outcome.get("counts") or {}
+                done.finished_at = utcnow()
 
 
 def _forget_run(store: Store, run_id: int) -> None:

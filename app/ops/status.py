@@ -136,7 +136,8 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
             by_how = dict(s.execute(select(Link.how, func.count())  # customers; invoices are counted apart
                                     .where(Link.workspace_id == ws.id, Link.object_type == "customer")
                                     .group_by(Link.how)).all())
-            last = s.scalars(select(Run).where(Run.workspace_id == ws.id, Run.trigger != RECONCILE).order_by(Run.id.desc())).first()
+            last = s.scalars(select(Run).where(Run.workspace_id == ws.id, Run.trigger != RECONCILE)
+                             .order_by(Run.id.desc())).first()
             out.append((ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns, by_how,
                         _run_row(last) if last else None))
     statuses = []

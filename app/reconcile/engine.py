@@ -164,7 +164,7 @@ def reconcile(data: MonthData) -> Report:
             kind, KINDS[kind][0], text,
             crm_id=deal.id if deal else None, crm_name=deal.name if deal else None,
             crm_url=data.crm_url(deal.id) if deal else None, acct_id=acct_id, acct_name=acct_name,
-            acct_url=data.acct_url(inv.id) if inv else None, **kw))
+            acct_url=data.acct_url(inv.id) if inv and inv.id else None, **kw))
 
     crm_totals: dict[str, Decimal] = defaultdict(Decimal)
     for deal in won:
@@ -258,7 +258,8 @@ def month_records(data: MonthData, won: list[Deal], month_invoices: list[Invoice
         if deal.id in data.deal_invoice:
             out.add(("accounting", data.deal_invoice[deal.id]))
     for inv in month_invoices:
-        out.add(("accounting", inv.id))
+        if inv.id:
+            out.add(("accounting", inv.id))
         if inv.customer_id:
             out.add(("accounting", inv.customer_id))
             if inv.customer_id in customer_company:

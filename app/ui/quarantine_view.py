@@ -65,7 +65,7 @@ class HeldBackView(QWidget):
         self.checks_button.setToolTip("Records the checks held back: correct them in the CRM")
         self.undone_button.setToolTip("Records you held back by undoing a run: pick them and sync them again")
         self.checks_button.setChecked(True)
-        self.groups.buttonToggled.connect(lambda _b, on: on and self._group_changed())
+        self.groups.buttonToggled.connect(self._group_toggled)
 
         # Record, Type, Why it was held back, Held since
         self.table = make_table(self.proxy, (230, 90, Fill(320), 150))
@@ -123,6 +123,10 @@ class HeldBackView(QWidget):
         if not undone:
             return
         self.release_many.emit(undone)
+
+    def _group_toggled(self, _button: object, on: bool) -> None:
+        if on:
+            self._group_changed()
 
     def _group_changed(self) -> None:
         rows = [self.model.row(n) for n in range(self.model.rowCount())]
