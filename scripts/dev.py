@@ -41,11 +41,12 @@ def find_uv() -> str:
 
 
 def test_args(rest: list[str], env: dict[str, str]) -> list[str]:
-    """The whole suite on every core (at least two processes), the 15 slowest tests listed at the end."""
+    """The whole suite on every core plus one (many tests wait on sockets and child processes), the 15
+    slowest tests listed at the end."""
     if "--update-screenshots" in rest:
         rest = [a for a in rest if a != "--update-screenshots"]
         env["CROSSLEDGER_UPDATE_SCREENSHOTS"] = "1"
-    workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(max(2, os.cpu_count() or 1))
+    workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(max(2, (os.cpu_count() or 1) + 1))
     extra = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
     if not any(a.startswith("--durations") for a in rest):
         extra.append("--durations=15")

@@ -66,3 +66,22 @@ def home(tmp_path: Path) -> Path:
     h = tmp_path / "home"
     h.mkdir()
     return h
+
+
+# The few tests that take a minute or more start first, so that on a few cores the suite does not end
+# waiting on one of them (pytest-xdist hands tests out in collection order).
+SLOW_FIRST = (
+    "test_demo_invoices_every_won_deal_and_shows_payment_states",
+    "test_migration_killed_halfway_and_restarted",
+    "test_random_kills_then_a_rerun",
+    "test_quick_bench_spends_exactly",
+    "test_killed_during_invoice_creation",
+    "test_sync_killed_at_random_points",
+    "test_demo_then_status_then_sync",
+    "test_undo_reverses_what_is_safe",
+    "test_cli_reconcile_after_the_demo",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.name.startswith(SLOW_FIRST))

@@ -24,6 +24,9 @@ from app.store.db import Store
 from app.sync.engine import Progress, RunResult
 
 DEMO = "demo"
+# Zoho Books allows 100 calls a minute; the demo's first sync needs a few hundred, so its sandbox
+# allows ten times that: sample data in seconds, not minutes. The real limit applies to real accounts.
+DEMO_LIMITS_SCALE = {"zohobooks": 10.0}
 
 
 @dataclass
@@ -56,12 +59,16 @@ def run_demo(store: Store, tokens: TokenStore, home: Path, *, crm: str = "hubspo
             state.unlink(missing_ok=True)
             if progress:
                 progress(f"Starting the {registry.info(provider).label} sandbox", 0, 1)
-            server = sandboxes.ensure(provider, str(state), seed="demo")
+            scale = DEMO_LIMITS_SCALE.get(provider, 1.0)
+            server = sandboxes.ensure(provider, str(state), seed="demo", limits_scale=scale)
             boxes.append(server.app)
             if provider == accounting:
                 ledger_box = server.app
             conn = new_connection(ws, provider, server.url)
             conn.extra["sandbox_state"] = str(state)
+            if scale != 1.0:  # the connector paces itself to the sandbox's raised limit
+                conn.extra["sandbox_limits_scale"] = scale
+                conn.extra["requests_per_minute"] = int(100 * scale)
             if progress:
                 progress(f"Connecting to {registry.info(provider).label}", 0, 1)
             secret = "demo-client-secret"  # noqa: S105 - a sandbox's, not a real secret

@@ -26,14 +26,21 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = None) -> RunningServer:
-    """Serve the sandbox whose state is in ``state_file`` (once per process); seed it if new."""
+def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = None,
+           limits_scale: float = 1.0) -> RunningServer:
+    """Serve the sandbox whose state is in ``state_file`` (once per process); seed it if new.
+
+    ``limits_scale`` raises its rate limits (the demo's Zoho Books, whose 100 calls a minute would
+    otherwise make a first-time user wait three minutes for sample data).
+    """
     with _lock:
         server = _running.get(state_file)
         if server is not None:
             return server
         cls = sandbox_class(provider)
         app = cls(state_file=state_file, **getattr(cls, "served_defaults", {}))
+        if limits_scale != 1.0:
+            app.scale_limits(limits_scale)
         if seed is not None:
             app.seed(seed)
             app.persist()

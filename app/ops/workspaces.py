@@ -197,7 +197,8 @@ def load_connection(store: Store, ws: WorkspaceInfo, side: str) -> Connection:
                           client_id=row.client_id, tenant_id=row.tenant_id, label=row.label, extra=dict(row.extra))
     sandbox_state = conn.extra.get("sandbox_state")
     if sandbox_state:  # an embedded sandbox: make sure it is being served, maybe on a new port
-        server = sandboxes.ensure(conn.provider, sandbox_state, port=_port_of(conn.base_url))
+        server = sandboxes.ensure(conn.provider, sandbox_state, port=_port_of(conn.base_url),
+                                  limits_scale=float(conn.extra.get("sandbox_limits_scale") or 1.0))
         if server.url != _origin(conn.base_url):
             conn.base_url = conn.base_url.replace(_origin(conn.base_url), server.url)
             conn.auth_url = server.url
