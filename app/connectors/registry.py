@@ -89,9 +89,12 @@ def make_connector(
     *,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Any:
     kw: dict[str, Any] = {"transport": transport}
     if sleep is not None:
         kw["sleep"] = sleep
+    if clock is not None:
+        kw["clock"] = clock
     return module(conn.provider).Connector(conn, tokens, **kw)
 
