@@ -272,9 +272,10 @@ class ApiClient:
                         status=status,
                     )
                 log.info("%s rate limited; waiting %.1f s", self.provider, wait)
-                self._tell_wait(wait)
-                self.limiter.block_for(wait)
-                continue
+                if self.budget is None:
+                    self._tell_wait(wait)
+                    self.limiter.block_for(wait)
+                continue  # with a budget, the hold is in it: waited out (and told) before the next call
             if status >= 500:
                 if attempt > self.max_retries or not (idempotent or status in (502, 503, 504)):
                     raise ServerError(
@@ -297,7 +298,7 @@ class ApiClient:
                 return
             if why == "day" or wait > self.max_wait:
                 raise RateLimited(
-                    f"{self.provider}'s daily request allowance is used up; syncing resumes when it renews."
+                    f"Today's allowance of calls to {self.provider} is used up; syncing resumes when it renews."
                     if why == "day" else f"{self.provider} asked us to wait {_duration(wait)}; syncing resumes then.",
                     retry_after=wait, daily=True, provider=self.provider, status=429)
             if why == "blocked":

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from app.connectors import registry
+from app.ops.budget import budget_today
 from app.ops.conflicts import conflict_json, open_conflicts
 from app.store.db import Store
 from app.store.models import ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
@@ -68,6 +69,7 @@ class WorkspaceStatus:
     links_by_how: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     last_run: RunRow | None = None
+    budget: list[str] = field(default_factory=list)  # "Zoho Books: 312 of 1,000 calls today", per connection
 
 
 def _run_row(run: Run) -> RunRow:
@@ -90,7 +92,7 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
             out.append(WorkspaceStatus(ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns,
                                        sum(by_how.values()), by_how, quarantined,
                                        _run_row(last) if last else None))
-    return out
+    return [replace(w, budget=[line.text for line in budget_today(store, w.name)]) for w in out]
 
 
 def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:

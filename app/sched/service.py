@@ -170,7 +170,8 @@ class Scheduler:
         for ws in list_workspaces(self.store):
             sched = cadence(ws.settings)
             # a connection's daily cap may need the quick syncs further apart than the user's cadence
-            sched["realtime_minutes"] = realtime_minutes(self.store, ws.name, sched["realtime_minutes"])
+            sched["realtime_minutes"] = realtime_minutes(self.store, ws.name, sched["realtime_minutes"],
+                                                         batch_hour=int(sched["batch_hour"]), clock=self.clock)
             for kind in KINDS:
                 jid = job_id(kind, ws.id)
                 wanted.add(jid)

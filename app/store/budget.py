@@ -45,15 +45,27 @@ def budget_key(provider: str, tenant_id: str | None, connection_id: str) -> str:
     return f"{provider}:{tenant_id}" if tenant_id else f"{provider}:conn:{connection_id}"
 
 
-def day_of(epoch: float) -> str:
-    """The day a call counts for: UTC (Zoho's and Pipedrive's counters; Xero's and Salesforce's roll over
-    24 hours, which a UTC day never exceeds by more than one day's worth)."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).date().isoformat()
+def day_of(epoch: float, zone: dt.tzinfo = dt.UTC) -> str:
+    """The provider's day a call counts for: Zoho counts an organisation's calls by its own time zone's
+    day, Pipedrive by UTC's; Xero's and Salesforce's 24 hours roll, which a calendar day never exceeds."""
+    return dt.datetime.fromtimestamp(epoch, zone).date().isoformat()
 
 
-def next_day(epoch: float) -> float:
-    start = dt.datetime.fromtimestamp(epoch, dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (start + dt.timedelta(days=1)).timestamp()
+def next_day(epoch: float, zone: dt.tzinfo = dt.UTC) -> float:
+    """When that day ends and a new allowance begins."""
+    day = dt.datetime.fromtimestamp(epoch, zone).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=zone).timestamp()
+
+
+def zone_named(name: str | None) -> dt.tzinfo:
+    if not name:
+        return dt.UTC
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - an unknown name, or no time zone database (frozen builds): UTC
+        return dt.UTC
 
 
 class StoreBudget:
@@ -64,8 +76,10 @@ class StoreBudget:
     """
 
     def __init__(self, store: Store, key: str, *, cap: int | None, requests: int | None = None,
-                 window: float | None = None, share: float = 1.0, clock: Clock = SYSTEM_CLOCK) -> None:
+                 window: float | None = None, share: float = 1.0, clock: Clock = SYSTEM_CLOCK,
+                 zone: dt.tzinfo = dt.UTC) -> None:
         self.store = store
+        self.zone = zone
         self.key = key
         self.cap = cap
         self.requests = requests if window else None
@@ -95,7 +109,7 @@ class StoreBudget:
             now = self.now()
             if now < self._blocked_until:
                 return self._blocked_until - now, self._reason
-            fresh = (now - self._visited < HOLD_SECONDS and self._held_day == day_of(now)
+            fresh = (now - self._visited < HOLD_SECONDS and self._held_day == day_of(now, self.zone)
                      and self._held_window == self._window_index(now))
             if not (self._held > 0 and fresh):
                 wait, why = self._visit(now)
@@ -108,7 +122,7 @@ class StoreBudget:
         """Everyone holds off for ``seconds`` (a ``"day"`` with no figure: until the day renews)."""
         with self._lock:
             now = self.now()
-            until = next_day(now) if reason == "day" and seconds <= 0 else now + seconds
+            until = next_day(now, self.zone) if reason == "day" and seconds <= 0 else now + seconds
             if until <= self._blocked_until:
                 return
             self._blocked_until, self._reason = until, reason
@@ -133,7 +147,7 @@ class StoreBudget:
     def close(self) -> None:
         """Hand back the calls booked and not sent, so the count shows what was really spent."""
         with self._lock:
-            if self._held <= 0 or self._held_day != day_of(self.now()):
+            if self._held <= 0 or self._held_day != day_of(self.now(), self.zone):
                 self._held = 0
                 return
             back, self._held = self._held, 0
@@ -163,7 +177,7 @@ class StoreBudget:
 
     def _visit(self, now: float) -> tuple[float, str]:
         """Hand back the old block, read what everyone has spent and book the next block."""
-        today, index = day_of(now), self._window_index(now)
+        today, index = day_of(now, self.zone), self._window_index(now)
         back = self._held if self._held_day == today else 0
         self._held = 0
         self._ensure_row()
@@ -192,7 +206,7 @@ class StoreBudget:
             limit = self.limit
             if limit is not None:
                 if row.used >= limit:
-                    self._blocked_until, self._reason = next_day(now), "day"
+                    self._blocked_until, self._reason = next_day(now, self.zone), "day"
                     return self._blocked_until - now, "day"
                 want = min(want, limit - row.used)
             if self.window and self.requests:
@@ -223,5 +237,5 @@ def record_cost(store: Store, key: str, calls: int, *, nightly: bool) -> None:
             return
         if nightly:
             row.batch_calls = calls
-        else:
-            row.run_calls = calls
+        else:  # a run that cost more (a sign-in renewed on the way) counts at once, a cheaper one by halves
+            row.run_calls = calls if row.run_calls is None else max(calls, (row.run_calls + calls) // 2)
