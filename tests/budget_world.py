@@ -68,3 +68,33 @@ def make_world(tmp_path, start: dt.datetime, *, plan: str = "Free", crm: str = "
         save_connection(store, ws, conn)
         sandboxes.append(sandbox)
     return World(store, tokens, clock, sandboxes[0], sandboxes[1], Router(routes))
+
+
+def race_for_the_day(url: str, *, clients: int = 4, cap: int = 300) -> tuple[int, int]:
+    """``clients`` budgets, each on its own engine (as separate processes would be), book calls on one
+    account at once until the day is spent; returns (calls they were allowed, the store's count)."""
+    import threading
+
+    from app.store.budget import StoreBudget
+    from app.store.models import ProviderBudget
+
+    clock = FakeClock(dt.datetime(2026, 12, 8, 9, tzinfo=dt.UTC))
+    stores = [Store(url) for _ in range(clients)]
+    allowed = [0] * clients
+
+    def spend(n: int) -> None:
+        budget = StoreBudget(stores[n], "zohobooks:race", cap=cap, clock=clock)
+        while budget.take() == (0.0, ""):
+            allowed[n] += 1
+        budget.close()
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    with stores[0].session() as s:
+        used = s.get(ProviderBudget, "zohobooks:race").used
+    for store in stores:
+        store.dispose()
+    return sum(allowed), used

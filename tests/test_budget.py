@@ -17,8 +17,9 @@ from app.sandbox.base import Fault
 from app.sched import jobs
 from app.sched.service import Scheduler, job_id
 from app.store.budget import BLOCK, StoreBudget
+from app.store.db import Store
 from app.store.models import Link, ProviderBudget
-from tests.budget_world import make_world
+from tests.budget_world import make_world, race_for_the_day
 
 
 def _midnight(days: int = 1) -> dt.datetime:
@@ -259,3 +260,19 @@ def test_booking_is_cheap_and_unsent_calls_are_handed_back(tmp_path):
         assert budget2.take() == (0.0, "")
     wait, why = StoreBudget(w.store, key, cap=1000, requests=50, window=60.0, clock=w.clock).take()
     assert why == "window" and 0 < wait <= 60
+
+
+def test_clients_racing_for_the_last_calls_of_the_day_never_overspend(tmp_path):
+    Store(f"sqlite:///{tmp_path}/race.db").dispose()  # made and migrated once
+    assert race_for_the_day(f"sqlite:///{tmp_path}/race.db") == (300, 300)
+
+
+def test_a_store_out_of_reach_does_not_stop_a_sync(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/gone.db")
+    budget = StoreBudget(store, "xero:org", cap=5000)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE provider_budget")  # as good as a database that cannot be reached
+    assert all(budget.take() == (0.0, "") for _ in range(2 * BLOCK + 1))
+    budget.block(7)  # still held off here, even if no one else can be told
+    assert budget.take()[1] == "blocked"
+    budget.close()

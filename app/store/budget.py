@@ -13,10 +13,12 @@ How far processes can overshoot, in the worst case:
 - the day: not at all. A block is booked against the cap under the row's write lock, so all
   processes together send at most ``cap`` calls a day. A process that dies holding a block leaves
   up to 19 of that day's calls unused; it never spends more.
-- the short window (Zoho Books' minute, HubSpot's ten seconds): blocks are booked in fixed windows
-  with the previous window weighed in (a sliding estimate). Against the provider's exact sliding
-  window, N processes together can be ahead by what that estimate misses, at most one block
-  (20 calls) each. The 429 that may follow is shared like any Retry-After.
+- the short window (Zoho Books' minute, HubSpot's ten seconds): each process keeps its own exact
+  sliding limiter (so one process alone runs exactly as fast as before), and books in fixed windows
+  in the store, where it gives way to what the others booked in the same window. Together they can
+  still be ahead of the provider's sliding window: by up to one window's limit across the edge of
+  two fixed windows, and by one block (20 calls) per process within one. The 429 that may follow
+  is shared like any Retry-After, so every process waits it out instead of each finding it.
 - a Retry-After learned by one process: the others see it at their next visit to the store, after
   at most 20 calls or 2 s, and wait it out (or stop, when it is long) instead of each finding it.
 """
@@ -24,16 +26,19 @@ How far processes can overshoot, in the worst case:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 from collections.abc import Callable
 
 from sqlalchemy import and_, case, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.store.db import Store
 from app.store.models import ProviderBudget
+
+log = logging.getLogger("crossledger.budget")
 
 BLOCK = 20
 HOLD_SECONDS = 2.0
@@ -88,8 +93,10 @@ class StoreBudget:
         self.clock = clock
         self._lock = threading.Lock()
         self._held = 0  # calls booked in the store and not sent yet
+        self._counted = True  # False: the store was out of reach when they were "booked"
         self._held_day = ""
         self._held_window = -1
+        self._mine, self._mine_index = 0, -1  # calls this process booked in the current short window
         self._visited = -math.inf
         self._blocked_until = 0.0
         self._reason = ""
@@ -112,7 +119,14 @@ class StoreBudget:
             fresh = (now - self._visited < HOLD_SECONDS and self._held_day == day_of(now, self.zone)
                      and self._held_window == self._window_index(now))
             if not (self._held > 0 and fresh):
-                wait, why = self._visit(now)
+                try:
+                    wait, why = self._visit(now)
+                except SQLAlchemyError as exc:  # the store is out of reach: a block goes uncounted, then again
+                    log.warning("provider budget %s not available (%s); calls are not counted", self.key, exc)
+                    self._held, self._held_day = BLOCK, day_of(now, self.zone)
+                    self._held_window = self._window_index(now)
+                    self._visited, self._counted = now, False
+                    wait, why = 0.0, ""
                 if wait > 0:
                     return wait, why
             self._held -= 1
@@ -126,11 +140,14 @@ class StoreBudget:
             if until <= self._blocked_until:
                 return
             self._blocked_until, self._reason = until, reason
-            self._ensure_row()
-            with self.store.session() as s:
-                s.execute(update(ProviderBudget)
-                          .where(ProviderBudget.key == self.key, ProviderBudget.blocked_until < until)
-                          .values(blocked_until=until, blocked_reason=reason))
+            try:
+                self._ensure_row()
+                with self.store.session() as s:
+                    s.execute(update(ProviderBudget)
+                              .where(ProviderBudget.key == self.key, ProviderBudget.blocked_until < until)
+                              .values(blocked_until=until, blocked_reason=reason))
+            except SQLAlchemyError as exc:  # this process still holds off; the others learn it themselves
+                log.warning("provider budget %s: could not share a hold (%s)", self.key, exc)
 
     def pause(self, seconds: float, sleep: Callable[[float], None]) -> None:
         start = self.clock.now().timestamp()
@@ -147,7 +164,7 @@ class StoreBudget:
     def close(self) -> None:
         """Hand back the calls booked and not sent, so the count shows what was really spent."""
         with self._lock:
-            if self._held <= 0 or self._held_day != day_of(self.now(), self.zone):
+            if self._held <= 0 or not self._counted or self._held_day != day_of(self.now(), self.zone):
                 self._held = 0
                 return
             back, self._held = self._held, 0
@@ -178,8 +195,8 @@ class StoreBudget:
     def _visit(self, now: float) -> tuple[float, str]:
         """Hand back the old block, read what everyone has spent and book the next block."""
         today, index = day_of(now, self.zone), self._window_index(now)
-        back = self._held if self._held_day == today else 0
-        self._held = 0
+        back = self._held if self._held_day == today and self._counted else 0
+        self._held, self._counted = 0, True
         self._ensure_row()
         with self.store.session() as s:
             # A write first, so SQLite takes its write lock before reading (two processes never both
@@ -195,6 +212,7 @@ class StoreBudget:
             if self.window:
                 if row.window_index == index == self._held_window:
                     row.window_used = max(0, row.window_used - back)
+                    self._mine = max(0, self._mine - back)
                 elif row.window_index != index:
                     row.previous_used = row.window_used if row.window_index == index - 1 else 0
                     row.window_index, row.window_used = index, 0
@@ -210,23 +228,17 @@ class StoreBudget:
                     return self._blocked_until - now, "day"
                 want = min(want, limit - row.used)
             if self.window and self.requests:
-                elapsed = (now - index * self.window) / self.window
-                room = int(self.requests - row.previous_used * (1 - elapsed) - row.window_used)
+                # This process's own pace is its exact sliding limiter's; the shared window adds the others'.
+                mine = self._mine if self._mine_index == index else 0
+                room = self.requests - max(0, row.window_used - mine)
                 if room <= 0:
-                    return self._window_wait(now, index, elapsed, row.previous_used, row.window_used), "window"
+                    return max(0.01, (index + 1) * self.window - now), "window"
                 want = min(want, room)
                 row.window_used += want
+                self._mine, self._mine_index = mine + want, index
             row.used += want
             self._held, self._held_day, self._held_window = want, today, index
             return 0.0, ""
-
-    def _window_wait(self, now: float, index: int, elapsed: float, previous: int, used: int) -> float:
-        """Seconds until the sliding estimate has room for one more call."""
-        window, requests = self.window or 1.0, self.requests or 1
-        if used + 1 > requests or previous <= 0:
-            return max(0.01, (index + 1) * window - now)
-        needed = 1 - (requests - used - 1) / previous
-        return max(0.01, (needed - elapsed) * window)
 
 
 def record_cost(store: Store, key: str, calls: int, *, nightly: bool) -> None:

@@ -241,7 +241,7 @@ class ProviderBudget(Base):
     cap: Mapped[int | None] = mapped_column(Integer)  # calls allowed a day, when the provider has a cap
     window_index: Mapped[int] = mapped_column(BigInteger, default=0)  # which minute (or second) ``window_used`` is for
     window_used: Mapped[int] = mapped_column(Integer, default=0)
-    previous_used: Mapped[int] = mapped_column(Integer, default=0)  # the window before it
+    previous_used: Mapped[int] = mapped_column(Integer, default=0)  # the window before it (kept for a sliding estimate)
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)  # a Retry-After or a spent day, for all
     blocked_reason: Mapped[str] = mapped_column(String(12), default="")  # blocked | day
     run_calls: Mapped[int | None] = mapped_column(Integer)  # what an idle scheduled sync cost last time
