@@ -72,8 +72,9 @@ def _run_due(s: Scheduler, executed: Executed) -> None:
 
 def test_a_day_of_scheduled_syncs_on_zoho_books_free_stays_in_the_cap_and_changes_arrive(tmp_path):
     w = make_world(tmp_path, _midnight(1) + dt.timedelta(hours=20))
-    assert w.sync().status == "ok"  # the first sync, by hand, the evening before
-    assert w.sync().status == "ok"
+    for _ in range(2):  # the first syncs, by hand, the evening before
+        first = w.sync()
+        assert first.status == "ok", first.errors
     day, end = _midnight(2), _midnight(3)
     w.clock.advance((day - w.clock.now()).total_seconds())
     books_before, crm = w.api_calls(w.books), None

@@ -315,11 +315,15 @@ class ApiClient:
         return parse_json(resp, self.provider)
 
     def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+        """The provider's Retry-After; without one (Zoho's minute), a sixth of the limiter's window at least,
+        so the retries span the window instead of all falling inside it."""
         value = resp.headers.get("Retry-After")
         try:
-            return max(0.0, float(value)) if value is not None else self._backoff(attempt)
+            if value is not None:
+                return max(0.0, float(value))
         except ValueError:
-            return self._backoff(attempt)
+            pass
+        return max(self._backoff(attempt), self.limiter.window / 6)
 
     @staticmethod
     def _backoff(attempt: int) -> float:

@@ -15,9 +15,9 @@ How far processes can overshoot, in the worst case:
   up to 19 of that day's calls unused; it never spends more.
 - the short window (Zoho Books' minute, HubSpot's ten seconds): each process keeps its own exact
   sliding limiter (so one process alone runs exactly as fast as before), and books in fixed windows
-  in the store, where it gives way to what the others booked in the same window. Together they can
-  still be ahead of the provider's sliding window: by up to one window's limit across the edge of
-  two fixed windows, and by one block (20 calls) per process within one. The 429 that may follow
+  in the store, where it gives way to what the others booked in this window and, weighed by how
+  much it still overlaps, the one before (a sliding estimate). Together they can be ahead of the
+  provider's exact sliding window by what that estimate misses and one block (20 calls) each. The 429 that may follow
   is shared like any Retry-After, so every process waits it out instead of each finding it.
 - a Retry-After learned by one process: the others see it at their next visit to the store, after
   at most 20 calls or 2 s, and wait it out (or stop, when it is long) instead of each finding it.
@@ -228,11 +228,15 @@ class StoreBudget:
                     return self._blocked_until - now, "day"
                 want = min(want, limit - row.used)
             if self.window and self.requests:
-                # This process's own pace is its exact sliding limiter's; the shared window adds the others'.
+                # This process's own pace is its exact sliding limiter's; the shared window adds the others'
+                # (the window before weighed by how much of it still overlaps the provider's sliding one).
                 mine = self._mine if self._mine_index == index else 0
-                room = self.requests - max(0, row.window_used - mine)
-                if room <= 0:
-                    return max(0.01, (index + 1) * self.window - now), "window"
+                mine_before = self._mine if self._mine_index == index - 1 else 0
+                overlap = 1 - (now - index * self.window) / self.window
+                others = (max(0, row.previous_used - mine_before) * overlap + max(0, row.window_used - mine))
+                room = int(self.requests - others)
+                if room <= 0:  # wait for the others' calls to age out, a little at a time
+                    return max(0.01, min(self.window / 10, (index + 1) * self.window - now)), "window"
                 want = min(want, room)
                 row.window_used += want
                 self._mine, self._mine_index = mine + want, index
