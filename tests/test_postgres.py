@@ -226,3 +226,9 @@ def test_a_lease_from_another_machine_is_taken_over_once_it_expires(store):
     assert not lease.acquire(store, ws_id, me, clock=clock)  # still alive as far as we can tell
     clock.advance(2)
     assert lease.acquire(store, ws_id, me, clock=clock)
+
+
+def test_clients_on_postgresql_share_one_daily_count(store, pg_url):
+    from tests.budget_world import race_for_the_day
+
+    assert race_for_the_day(pg_url) == (300, 300)  # four at once, and not one call over the cap

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -96,6 +96,25 @@ class RateLimiter:
 RefreshFn = Callable[[Tokens], Tokens]
 
 
+class Budget(Protocol):
+    """A provider account's allowance shared with every other process using it (see app.store.budget).
+
+    ``take`` books one call: ``(0, "")`` to go ahead, or ``(seconds, why)`` to wait first, where
+    ``why`` is ``"blocked"`` (a Retry-After some process was given), ``"window"`` (the shared minute
+    or second is full) or ``"day"`` (the day's calls are spent: ``seconds`` until it renews).
+    """
+
+    def take(self) -> tuple[float, str]: ...
+
+    def block(self, seconds: float, reason: str = "") -> None: ...
+
+    def pause(self, seconds: float, sleep: Callable[[float], None]) -> None: ...
+
+    def resume_at(self) -> float | None: ...
+
+    def close(self) -> None: ...
+
+
 class ApiClient:
     """One provider connection's HTTP client.
 
@@ -132,6 +151,10 @@ class ApiClient:
         self.max_wait = max_wait
         self.sleep = sleep
         self.request_count = 0
+        # The account's shared allowance (optional; app.ops.workspaces.open_connectors sets it), and who
+        # hears about a wait worth telling the user ("Zoho Books asked us to wait 7 s…").
+        self.budget: Budget | None = None
+        self.on_wait: Callable[[float, str], None] | None = None
         # Provider hook: (retry_after, daily) for a 429, so a daily cap fails at once instead of retrying.
         self.classify_429 = classify_429
         self._refresh_lock = threading.Lock()
@@ -202,6 +225,8 @@ class ApiClient:
             if authenticated:
                 hdrs["Authorization"] = f"{self.auth_scheme} {self.access_token()}"
             self.limiter.acquire()
+            if self.budget is not None:
+                self._spend(self.budget)
             self.request_count += 1
             try:
                 resp = self._http.request(method, url, params=params, json=json_body, data=data, content=content,
@@ -232,9 +257,13 @@ class ApiClient:
                     hinted, daily = self.classify_429(resp)
                     wait = hinted if hinted is not None else wait
                     if daily:
+                        if self.budget is not None:  # every process stops asking until the day renews
+                            self.budget.block(hinted or 0.0, "day")
                         raise RateLimited(
                             f"{self.provider}'s daily request allowance is used up; syncing resumes when it "
                             "renews.", retry_after=wait, daily=True, provider=self.provider, status=status)
+                if self.budget is not None:  # the next process honours it too
+                    self.budget.block(wait, "blocked")
                 if attempt > self.max_retries or wait > self.max_wait:
                     raise RateLimited(
                         f"{self.provider} asked us to slow down for {wait:.0f} s.",
@@ -243,8 +272,10 @@ class ApiClient:
                         status=status,
                     )
                 log.info("%s rate limited; waiting %.1f s", self.provider, wait)
-                self.limiter.block_for(wait)
-                continue
+                if self.budget is None:
+                    self._tell_wait(wait)
+                    self.limiter.block_for(wait)
+                continue  # with a budget, the hold is in it: waited out (and told) before the next call
             if status >= 500:
                 if attempt > self.max_retries or not (idempotent or status in (502, 503, 504)):
                     raise ServerError(
@@ -259,23 +290,57 @@ class ApiClient:
                 continue
             return resp
 
+    def _spend(self, budget: Budget) -> None:
+        """Book this call in the shared budget, waiting out a short hold and stopping at a long one."""
+        while True:
+            wait, why = budget.take()
+            if wait <= 0:
+                return
+            if why == "day" or wait > self.max_wait:
+                raise RateLimited(
+                    f"Today's allowance of calls to {self.provider} is used up; syncing resumes when it renews."
+                    if why == "day" else f"{self.provider} asked us to wait {_duration(wait)}; syncing resumes then.",
+                    retry_after=wait, daily=True, provider=self.provider, status=429)
+            if why == "blocked":
+                self._tell_wait(wait)
+            log.info("%s: waiting %.1f s for the shared allowance (%s)", self.provider, wait, why)
+            budget.pause(wait, self.sleep)
+
+    def _tell_wait(self, seconds: float) -> None:
+        if self.on_wait is not None and seconds >= 1:
+            self.on_wait(seconds, self.provider)
+
     def json(self, method: str, url: str, **kw: Any) -> Any:
         resp = self.request(method, url, **kw)
         return parse_json(resp, self.provider)
 
     def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+        """The provider's Retry-After; without one (Zoho's minute), a sixth of the limiter's window at least,
+        so the retries span the window instead of all falling inside it."""
         value = resp.headers.get("Retry-After")
         try:
-            return max(0.0, float(value)) if value is not None else self._backoff(attempt)
+            if value is not None:
+                return max(0.0, float(value))
         except ValueError:
-            return self._backoff(attempt)
+            pass
+        return max(self._backoff(attempt), self.limiter.window / 6)
 
     @staticmethod
     def _backoff(attempt: int) -> float:
         return min(30.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
     def close(self) -> None:
+        if self.budget is not None:
+            self.budget.close()
         self._http.close()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 def _readable(resp: httpx.Response) -> bool:

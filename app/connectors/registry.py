@@ -94,11 +94,14 @@ def make_connector(
     *,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Any:
     hosts.check_configured(conn.provider, conn.base_url, "--base-url")  # records go to the provider only
     hosts.check_configured(conn.provider, conn.auth_url, "--auth-url")
     kw: dict[str, Any] = {"transport": transport}
     if sleep is not None:
         kw["sleep"] = sleep
+    if clock is not None:
+        kw["clock"] = clock
     return module(conn.provider).Connector(conn, tokens, **kw)
 

@@ -246,6 +246,15 @@ class _Cursor:
         return json.dumps(data)
 
 
+def _classify_429(resp: httpx.Response) -> tuple[float | None, bool]:
+    """Zoho answers both its minute and its day with 429 code 45; only the message says which."""
+    try:
+        message = str(json.loads(resp.content).get("message") or "")
+    except (ValueError, AttributeError):
+        return None, False
+    return None, "per day" in message.lower()
+
+
 # -- the connector --------------------------------------------------------------------------------
 class Connector:
     """One Zoho Books organisation, reached through its data centre's API domain."""
@@ -265,7 +274,7 @@ class Connector:
         # A second of margin: our clock and Zoho's never start a minute at exactly the same instant.
         self.api = make_api_client(conn, tokens, provider="Zoho Books", limits=self.limits, refresh=self._refresh,
                                    margin=1.0, transport=transport, sleep=sleep, clock=clock,
-                                   auth_scheme="Zoho-oauthtoken")
+                                   auth_scheme="Zoho-oauthtoken", classify_429=_classify_429)
         self._details: dict[str, tuple[str, dict[str, Any]]] = {}  # contact id -> (lmt, detail)
         self._payment_details: dict[str, tuple[str, dict[str, Any]]] = {}
         self._currencies: dict[str, str] | None = None

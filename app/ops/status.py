@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from app.connectors import registry
+from app.ops.budget import budget_today
 from app.ops.conflicts import AmbiguousMatch, ambiguous_matches, conflict_json, open_conflicts
 from app.store.db import Store
 from app.store.models import ConflictRow, ConnectionRow, Link, Mirror, Quarantine, Run, Workspace
@@ -116,6 +117,7 @@ class WorkspaceStatus:
     quarantined: int = 0  # held back: always counts.held_back when read from the store
     last_run: RunRow | None = None
     counts: WorkspaceCounts = field(default_factory=WorkspaceCounts)
+    budget: list[str] = field(default_factory=list)  # "Zoho Books: 312 of 1,000 calls today", per connection
 
     @property
     def to_review(self) -> int:
@@ -145,7 +147,7 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
         counts = workspace_counts(store, wid)
         statuses.append(WorkspaceStatus(wid, name, crm, accounting, conns, counts.linked, by_how, counts.held_back,
                                         last_run, counts))
-    return statuses
+    return [replace(w, budget=[line.text for line in budget_today(store, w.name)]) for w in statuses]
 
 
 def linked_records(store: Store, workspace_id: int) -> list[LinkRow]:

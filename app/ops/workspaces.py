@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import delete, select
 from app.connectors import registry
 from app.connectors.base import Connection
 from app.connectors.tokens import TokenStore
+from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.ops import sandboxes
 from app.store.db import Store
 from app.store.models import ConnectionRow, Workspace
@@ -209,10 +211,19 @@ def load_connection(store: Store, ws: WorkspaceInfo, side: str) -> Connection:
 
 
 def open_connectors(store: Store, tokens: TokenStore, ws: WorkspaceInfo,
-                    transport: httpx.BaseTransport | None = None) -> tuple[Any, Any]:
-    crm = registry.make_connector(load_connection(store, ws, "crm"), tokens, transport=transport)
-    acct = registry.make_connector(load_connection(store, ws, "accounting"), tokens, transport=transport)
-    return crm, acct
+                    transport: httpx.BaseTransport | None = None, *, share: float = 1.0,
+                    clock: Clock = SYSTEM_CLOCK, sleep: Callable[[float], None] | None = None) -> tuple[Any, Any]:
+    """Both sides' connectors, each booking its calls in its account's budget in the store (``share``: the
+    part of a daily cap they may spend; ``clock``/``sleep`` move time in tests)."""
+    from app.ops.budget import attach
+
+    opened = []
+    for side in ("crm", "accounting"):
+        connector = registry.make_connector(load_connection(store, ws, side), tokens, transport=transport, sleep=sleep,
+                                            clock=None if clock is SYSTEM_CLOCK else clock.monotonic)
+        attach(store, connector, share=share, clock=clock)
+        opened.append(connector)
+    return opened[0], opened[1]
 
 
 def _origin(url: str) -> str:

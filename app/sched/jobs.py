@@ -22,6 +22,8 @@ class Context:
     on_error: Callable[[str, str, BaseException], None] = lambda kind, ws, exc: None
     cancel: threading.Event = field(default_factory=threading.Event)
     runners: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    clock: Any = None  # the Scheduler's Clock (set by it); None: the computer's
+    sync_options: dict[str, Any] = field(default_factory=dict)  # more keywords for run_sync (tests: sandboxes)
 
 
 _context: Context | None = None
@@ -40,12 +42,31 @@ def run_job(kind: str, workspace: str) -> None:
         return
     runner = ctx.runners.get(kind) or _default_runner(kind)
     try:
+        if kind in HELD_KINDS and _held(ctx, workspace):
+            return
         result = runner(ctx, workspace)
     except BaseException as exc:  # noqa: BLE001 - reported to the app, never kills the scheduler
         log.warning("%s job for %s failed: %s", kind, workspace, exc)
         ctx.on_error(kind, workspace, exc)
         return
     ctx.on_result(kind, workspace, result)
+
+
+HELD_KINDS = ("realtime", "batch", "reconcile")
+
+
+def _held(ctx: Context, workspace: str) -> bool:
+    """A provider asked everyone to wait, or scheduled syncs spent their share of its day: this workspace's
+    jobs are skipped (no request sent) until then, and run again by themselves afterwards."""
+    if ctx.store is None:
+        return False
+    from app.domain.clock import SYSTEM_CLOCK
+    from app.ops.budget import scheduled_hold
+
+    until = scheduled_hold(ctx.store, workspace, ctx.clock or SYSTEM_CLOCK)
+    if until is not None:
+        log.info("scheduled syncs of %s wait until %s (provider allowance)", workspace, until.isoformat())
+    return until is not None
 
 
 def check_connections(ctx: Context, workspace: str) -> None:
@@ -69,18 +90,23 @@ def check_connections(ctx: Context, workspace: str) -> None:
                       f"paused. Reconnect {label} to start them again.", provider=dead.provider)
 
 
+def _options(ctx: Context) -> dict[str, Any]:
+    return {**({"clock": ctx.clock} if ctx.clock is not None else {}), **ctx.sync_options}
+
+
 def _default_runner(kind: str) -> Callable[[Context, str], Any]:
     def realtime(ctx: Context, workspace: str) -> Any:
         from app.ops.sync_run import run_sync
 
         check_connections(ctx, workspace)
-        return run_sync(ctx.store, ctx.tokens, workspace, trigger="schedule", cancel=ctx.cancel)
+        return run_sync(ctx.store, ctx.tokens, workspace, trigger="schedule", cancel=ctx.cancel, **_options(ctx))
 
     def batch(ctx: Context, workspace: str) -> Any:
         from app.ops.sync_run import run_sync
 
         check_connections(ctx, workspace)
-        return run_sync(ctx.store, ctx.tokens, workspace, trigger="nightly", cancel=ctx.cancel, full=True)
+        return run_sync(ctx.store, ctx.tokens, workspace, trigger="nightly", cancel=ctx.cancel, full=True,
+                        **_options(ctx))
 
     def reconcile(ctx: Context, workspace: str) -> Any:
         from app.ops import reconcile_month

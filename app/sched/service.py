@@ -13,9 +13,12 @@ Time comes from a ``Clock`` (the system's by default). APScheduler 3 reads "now"
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_EXECUTED
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
@@ -23,9 +26,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.domain.clock import SYSTEM_CLOCK, Clock
+from app.ops.budget import realtime_minutes
 from app.ops.workspaces import list_workspaces, update_settings
 from app.sched import jobs
 from app.store.db import Store
+
+log = logging.getLogger("crossledger.sched")
 
 KINDS = ("realtime", "batch", "reconcile")
 KEEPALIVE_ID = "keepalive"
@@ -109,6 +115,12 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=dt.UTC if real else _ClockZone(clock),
         )
+        if context.clock is None:
+            context.clock = clock
+        self._jobs_lock = threading.RLock()
+        self._respacer: threading.Thread | None = None
+        # After a sync, what it cost may widen (or narrow) the quick-sync cadence: see realtime_minutes.
+        self.scheduler.add_listener(self._respace, EVENT_JOB_EXECUTED)
 
     def start(self, paused: bool = False) -> None:
         jobs.install(self.context)
@@ -124,14 +136,42 @@ class Scheduler:
             self.scheduler.shutdown(wait=wait)
         jobs.install(None)
 
+    def _respace(self, event: Any) -> None:
+        """Re-space on a thread of its own: a job's thread must not wait on the scheduler's locks, which
+        ``shutdown`` holds while it waits for that very thread."""
+        kind = str(getattr(event, "job_id", "")).partition(":")[0]
+        if kind not in ("realtime", "batch") or self.scheduler.state == STATE_STOPPED:
+            return
+        self._respacer = threading.Thread(target=self._respace_now, name="crossledger-respace", daemon=True)
+        self._respacer.start()
+
+    def _respace_now(self) -> None:
+        try:
+            if self.scheduler.state != STATE_STOPPED and not self.context.cancel.is_set():
+                self.sync_jobs()
+        except Exception as exc:  # noqa: BLE001 - the cadence stays as it was; never stops the scheduler
+            log.warning("could not re-space the scheduled syncs: %s", exc)
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait for a re-spacing after a sync to finish (tests that move a fake clock)."""
+        if self._respacer is not None:
+            self._respacer.join(timeout)
+
     def sync_jobs(self) -> None:
         """Make the stored jobs match the workspaces and their cadences."""
+        with self._jobs_lock:
+            self._sync_jobs()
+
+    def _sync_jobs(self) -> None:
         wanted: set[str] = {KEEPALIVE_ID}
         if self.scheduler.get_job(KEEPALIVE_ID) is None:  # once a day, for every connection
             self.scheduler.add_job(jobs.run_job, CronTrigger(hour=4, minute=30, timezone=dt.UTC), id=KEEPALIVE_ID,
                                    args=["keepalive", "*"], replace_existing=True, name="keep sign-ins alive")
         for ws in list_workspaces(self.store):
             sched = cadence(ws.settings)
+            # a connection's daily cap may need the quick syncs further apart than the user's cadence
+            sched["realtime_minutes"] = realtime_minutes(self.store, ws.name, sched["realtime_minutes"],
+                                                         batch_hour=int(sched["batch_hour"]), clock=self.clock)
             for kind in KINDS:
                 jid = job_id(kind, ws.id)
                 wanted.add(jid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -241,3 +241,24 @@ class Reconciliation(Base):
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ProviderBudget(Base):
+    """One provider account's allowance, shared by every process on this store (app.store.budget).
+
+    ``key`` is the provider and its organisation (or the connection id when it has none). Times are
+    seconds since the epoch, as every process reads them the same way.
+    """
+
+    __tablename__ = "provider_budget"
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), default="")  # the provider's day the count is for, UTC
+    used: Mapped[int] = mapped_column(Integer, default=0)  # calls booked that day (some maybe not sent yet)
+    cap: Mapped[int | None] = mapped_column(Integer)  # calls allowed a day, when the provider has a cap
+    window_index: Mapped[int] = mapped_column(BigInteger, default=0)  # which minute (or second) ``window_used`` is for
+    window_used: Mapped[int] = mapped_column(Integer, default=0)
+    previous_used: Mapped[int] = mapped_column(Integer, default=0)  # the window before it (kept for a sliding estimate)
+    blocked_until: Mapped[float] = mapped_column(Float, default=0.0)  # a Retry-After or a spent day, for all
+    blocked_reason: Mapped[str] = mapped_column(String(12), default="")  # blocked | day
+    run_calls: Mapped[int | None] = mapped_column(Integer)  # what an idle scheduled sync cost last time
+    batch_calls: Mapped[int | None] = mapped_column(Integer)  # what the nightly full sync cost last time

@@ -256,6 +256,9 @@ def notice_for_result(result: RunResult, now: WorkspaceCounts | None = None) -> 
         return Notice("warning", "Sync finished, but some records could not be sent",
                       f"{summary}. {plural(len(result.errors), 'record')} failed: {first}{more} "
                       "They will be tried again on the next sync.")
+    if result.status == "paused":  # a provider's long wait or spent day: the scheduler carries on after it
+        return Notice("info", "Sync paused", f"{result.errors[-1] if result.errors else ''} What was sent before "
+                      "the pause is kept; scheduled syncs carry on from there.")
     if result.status == "held":
         return Notice("warning", "Sync stopped before a large change", result.errors[0] if result.errors else "",
                       action=ALLOW_LARGE_CHANGE)
