@@ -204,6 +204,7 @@ class StoreBudget:
             s.execute(update(ProviderBudget).where(ProviderBudget.key == self.key)
                       .values(blocked_reason=ProviderBudget.blocked_reason))
             row = s.get(ProviderBudget, self.key, populate_existing=True)
+            assert row is not None  # made by _ensure_row above; rows are never deleted
             if row.day != today:
                 row.day, row.used, back = today, 0, 0
             row.used = max(0, row.used - back)
