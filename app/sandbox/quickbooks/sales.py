@@ -34,13 +34,18 @@ class QboSales(QboCustomers):
     """Sales-form rules."""
 
     # -- invoices and credit memos ----------------------------------------------------------------
-    def _customer_ref(self, co: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
-        ref = rec.get("CustomerRef")
+    @staticmethod
+    def _active_ref(co: dict[str, Any], ref: Any, entity: str, field: str) -> dict[str, Any]:
+        """The active record a ``{"value": id}`` reference names; QuickBooks' missing or not-found fault otherwise."""
         if not isinstance(ref, dict) or not ref.get("value"):
-            raise missing("CustomerRef")
-        customer = co["entities"]["Customer"].get(str(ref["value"]))
-        if customer is None or not customer.get("Active", True):
-            raise not_found("Customer", "CustomerRef")
+            raise missing(field)
+        found: dict[str, Any] | None = co["entities"][entity].get(str(ref["value"]))
+        if found is None or not found.get("Active", True):
+            raise not_found(entity, field)
+        return found
+
+    def _customer_ref(self, co: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+        customer = self._active_ref(co, rec.get("CustomerRef"), "Customer", "CustomerRef")
         rec["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
         return customer
 
@@ -113,12 +118,7 @@ class QboSales(QboCustomers):
                 if raw.get("Amount") is None:
                     raise missing("Line.Amount")
                 amount = dec(raw["Amount"], "Line.Amount")
-                ref = detail.get("ItemRef")
-                if not isinstance(ref, dict) or not ref.get("value"):
-                    raise missing("SalesItemLineDetail.ItemRef")
-                item = co["entities"]["Item"].get(str(ref["value"]))
-                if item is None or not item.get("Active", True):
-                    raise not_found("Item", "SalesItemLineDetail.ItemRef")
+                item = self._active_ref(co, detail.get("ItemRef"), "Item", "SalesItemLineDetail.ItemRef")
                 out_detail: dict[str, Any] = {"ItemRef": {"value": item["Id"], "name": item["Name"]}}
                 qty = dec(detail["Qty"], "Qty") if detail.get("Qty") is not None else None
                 price = dec(detail["UnitPrice"], "UnitPrice") if detail.get("UnitPrice") is not None else None
