@@ -41,12 +41,13 @@ def find_uv() -> str:
 
 
 def test_args(rest: list[str], env: dict[str, str]) -> list[str]:
-    """The whole suite on every core plus one (many tests wait on sockets and child processes), the 15
-    slowest tests listed at the end."""
+    """The whole suite on two workers a core plus one (most tests spend part of their time waiting on
+    sockets, child processes and Qt's event loop, so one worker a core leaves a core idle a quarter of the
+    time), the 15 slowest tests listed at the end."""
     if "--update-screenshots" in rest:
         rest = [a for a in rest if a != "--update-screenshots"]
         env["CROSSLEDGER_UPDATE_SCREENSHOTS"] = "1"
-    workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(max(2, (os.cpu_count() or 1) + 1))
+    workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(min(9, 2 * (os.cpu_count() or 1) + 1))
     extra = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
     if not any(a.startswith("--durations") for a in rest):
         extra.append("--durations=15")
