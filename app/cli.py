@@ -368,8 +368,7 @@ def cmd_workspace(args: argparse.Namespace) -> int:
 
 
 def _workspace_set(args: argparse.Namespace, store: Any) -> int:
-    from app.ops import workspaces
-    from app.ops.workspace_settings import apply_settings
+    from app.ops.workspace_settings import apply_settings, load, save
 
     if args.report_folder is None and args.direction is None and not args.rule and args.cadence is None:
         print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme, --direction "
@@ -387,11 +386,11 @@ def _workspace_set(args: argparse.Namespace, store: Any) -> int:
         from app.ops.reconcile_month import report_folder
 
         folder = args.report_folder.strip()
-        workspaces.update_settings(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
-        where = report_folder(workspaces.get_workspace(store, args.name).settings)
+        save(store, args.name, report_folder=str(Path(folder).expanduser()) if folder else None)
+        settings = load(store, args.name)
         if not args.json:
-            print(f"Monthly reconciliation workbooks for '{args.name}' now go to {where}.")
-        shown["report_folder"] = workspaces.get_workspace(store, args.name).settings.get("report_folder")
+            print(f"Monthly reconciliation workbooks for '{args.name}' now go to {report_folder(settings)}.")
+        shown["report_folder"] = settings.report_folder
     if args.json:
         print(json.dumps(shown))
     elif args.direction is not None or args.rule or args.cadence is not None:
@@ -918,6 +917,7 @@ def _unexpected(exc: Exception, verbose: bool) -> str:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from app.connectors.errors import ConnectorError
+    from app.domain.settings import SettingsError
     from app.ops.undo import UndoError
     from app.ops.workspaces import UserError
     from app.sync.engine import Busy
@@ -935,7 +935,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
                 "undo": cmd_undo, "release": cmd_release, "backup": cmd_backup, "restore": cmd_restore,
                 "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service}[args.command](args)
-    except (UserError, Busy, UndoError) as exc:
+    except (UserError, Busy, UndoError, SettingsError) as exc:
         print(f"crossledger: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except ConnectorError as exc:
