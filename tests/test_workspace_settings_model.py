@@ -17,6 +17,7 @@ from app.domain.settings import (
     SettingsError,
     WorkspaceSettings,
     settings_of,
+    stored_with,
     upgrade,
 )
 from app.ops import workspace_settings
@@ -174,3 +175,15 @@ def test_a_bad_stored_value_can_be_put_right(tmp_path):
     workspace_settings.save(store, "Acme", schedule=Schedule(realtime_minutes=4))
     assert workspace_settings.load(store, "Acme").schedule.realtime_minutes == 4
     store.dispose()
+
+
+def test_stored_with_is_one_call_for_code_that_writes_the_row_itself():
+    raw = {"direction": {"customer": "crm-to-accounting"}, "invoices": {"edited_deal": "flag"}, "theme": "dark"}
+    out = stored_with(raw, deal_fields={"crossledger_invoice_number": "cl_invoice_number"})
+    assert out == {"version": VERSION, "direction": {"customer": "crm_to_acct"}, "invoices": {"edited_deal": "flag"},
+                   "theme": "dark", "deal_fields": {"crossledger_invoice_number": "cl_invoice_number"}}
+    assert stored_with({"schedule": {"batch_hour": "late"}}, report_folder=None)["schedule"] == {"batch_hour": "late"}
+    with pytest.raises(SettingsError, match="sync direction of email"):
+        stored_with(raw, field_direction={"email": "sideways"})
+    with pytest.raises(TypeError):
+        stored_with(raw, colour="red")

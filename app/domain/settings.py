@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from app.domain.models import PARTY_FIELDS
@@ -354,6 +354,19 @@ def _from_0(d: dict[str, Any]) -> dict[str, Any]:
     if d.get("report_folder") == "":
         d["report_folder"] = None
     return d
+
+
+def stored_with(raw: Mapping[str, Any] | None, **values: Any) -> dict[str, Any]:
+    """The stored settings ``raw`` with some fields replaced (``deal_fields={...}``, ``schedule=Schedule(...)``),
+    as the store should keep them: upgraded to the current version, only the named keys written in full,
+    every other key as it was. The new values are checked (SettingsError); a bad value stored under another
+    key is left for whoever reads it, so a save can put it right."""
+    known = {f.name for f in fields(WorkspaceSettings)} - {"version", "extra"}
+    if unknown := set(values) - known:
+        raise TypeError(f"not a workspace setting: {', '.join(sorted(unknown))}")
+    written = replace(WorkspaceSettings(), **values).json_of(*values)
+    WorkspaceSettings.from_json({"version": VERSION, **written})  # the same checks as a stored value
+    return {**upgrade(raw), **written}
 
 
 def settings_of(row: Any) -> WorkspaceSettings:

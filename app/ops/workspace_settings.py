@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from app.domain.models import PARTY_FIELDS
 from app.domain.settings import DIRECTION_WORDS as DIRECTIONS
-from app.domain.settings import VERSION, SettingsError, WorkspaceSettings, settings_of, upgrade
+from app.domain.settings import SettingsError, WorkspaceSettings, settings_of, stored_with
 from app.ops.workspaces import UserError, get_workspace, list_workspaces
 from app.store.db import Store
 from app.store.models import Workspace
@@ -26,7 +26,6 @@ DIRECTION_WORDS = {v: k for k, v in DIRECTIONS.items()}
 INVOICE_DIRECTIONS = {"both": "both", "on": "both", "off": "off"}
 RULES = {"crm": "crm", "accounting": "accounting", "recent": "recent", "ask": "ask"}
 log = logging.getLogger("crossledger.settings")
-_KEYS = {f.name for f in fields(WorkspaceSettings)} - {"version", "extra"}
 
 
 def load(store: Store, name: str) -> WorkspaceSettings:
@@ -55,24 +54,15 @@ def save(store: Store, name: str, **values: Any) -> None:
     stored settings are read and upgraded, the new values checked, and only those keys written (with the
     version), so keys this version does not know and settings written meanwhile by others are kept. A bad
     value stored under another key does not stop the save (it may be what is being put right)."""
-    unknown = set(values) - _KEYS
-    if unknown:
-        raise TypeError(f"not a workspace setting: {', '.join(sorted(unknown))}")
     ws = get_workspace(store, name)
-    try:
-        written = replace(WorkspaceSettings(), **values).json_of(*values)
-        WorkspaceSettings.from_json({"version": VERSION, **written})  # the same checks as a stored value
-    except SettingsError as exc:
-        raise UserError(f"'{ws.name}': {exc}") from None
     with store.session() as s:
         row = s.get(Workspace, ws.id)
         if row is None:
             raise UserError(f"There is no workspace called '{name}'.")
         try:
-            upgraded = upgrade(row.settings)
+            row.settings = stored_with(row.settings, **values)
         except SettingsError as exc:
             raise UserError(f"'{ws.name}': {exc}") from None
-        row.settings = {**upgraded, **written}
 
 
 def parse_direction(text: str) -> dict[str, str]:
