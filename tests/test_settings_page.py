@@ -159,3 +159,22 @@ def test_the_cli_sets_the_reports_folder(tmp_path):
     assert bad.returncode == 2 and "not a full folder path" in bad.stderr
     out = cli(home, "workspace", "set", "Acme", "--report-folder", "").stdout
     assert f"now go to {home / 'reports'}" in out
+
+
+def test_a_setting_that_cannot_be_read_is_said_and_save_puts_it_right(setup, qtbot):
+    store, scheduler = setup
+    update_settings(store, "Acme", schedule={"realtime_minutes": 9, "batch_hour": "late"}, theme="dark")
+    page = SettingsPage(store, scheduler, now=lambda: NOW, autostart_command=["/usr/bin/crossledger"])
+    qtbot.addWidget(page)
+    assert "hour of the nightly full sync is saved as 'late'" in page.message.text()
+    assert page.form() == WorkspaceForm(2, 2, 1, False, True)  # what Save would write, shown
+    page.batch_hour.setCurrentIndex(page.batch_hour.findData(5))
+    assert page.save()
+    settings = _settings(store, "Acme")
+    assert settings["schedule"] == {"realtime_minutes": 2, "batch_hour": 5, "reconcile_day": 1, "paused": False}
+    assert settings["theme"] == "dark"  # a key this version does not know is kept
+
+    update_settings(store, "Birch", safety={"mass_change_percent": "lots"})  # not on this page: its own keys load
+    page.select("Birch")
+    assert page.form() == WorkspaceForm(9, 4, 3, False, False)
+    assert "safety limit in percent is saved as 'lots'" in page.message.text()

@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +19,10 @@ from app.connectors import registry
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
+from app.domain.settings import WorkspaceSettings, settings_of
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.status import RECONCILE
+from app.ops.workspace_settings import load
 from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
@@ -265,18 +268,18 @@ def last_month(today: dt.date) -> str:
     return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
 
 
-def report_folder(settings: dict[str, Any]) -> Path:
+def report_folder(settings: WorkspaceSettings | Mapping[str, Any] | None) -> Path:
     """Where the monthly workbooks go: the workspace's ``report_folder`` setting, else reports/ in the data folder."""
     from app.store.db import default_home
 
-    return Path(settings.get("report_folder") or default_home() / "reports").expanduser()
+    return Path(settings_of(settings).report_folder or default_home() / "reports").expanduser()
 
 
 def scheduled(store: Store, tokens: TokenStore, name: str, *, today: dt.date | None = None) -> ReconcileResult:
     """The monthly job: last month's report into the workspace's report folder."""
     last = last_month(today or dt.datetime.now(dt.UTC).date())
     ws = get_workspace(store, name)
-    folder = report_folder(ws.settings)
+    folder = report_folder(load(store, ws.name))
     return reconcile_workspace(store, tokens, name, last, folder / f"{name}-reconciliation-{last}.xlsx",
                                trigger="schedule")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from app.connectors.errors import AuthExpired, ConnectorError, Unauthorized
 from app.ops.doctor import REFRESH_LIFETIME_DAYS
 from app.ops.workspaces import list_workspaces, mark_needs_reconnect, open_connectors
 from app.store.db import Store
-from app.store.models import ConnectionRow
+from app.store.models import ConnectionRow, Workspace
 
 log = logging.getLogger("crossledger.watchdog")
 
@@ -77,4 +77,37 @@ def keep_alive(store: Store, tokens: Any, *, now: float | None = None, fraction:
         finally:
             crm.close()
             acct.close()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """A sign-in that stops working soon unless a sync renews it."""
+
+    connection_id: str
+    workspace: str
+    provider: str
+    days_left: float
+
+
+def expiring_connections(store: Store, tokens: Any, *, now: float | None = None, within_days: float = 7,
+                         lifetimes: Mapping[str, int | None] = REFRESH_LIFETIME_DAYS) -> list[Expiring]:
+    """Sign-ins whose refresh token dies within ``within_days`` when unused. Reads the keyring:
+    call it off the UI thread."""
+    when = time.time() if now is None else now
+    with store.session() as s:
+        rows = [(c.id, ws.name, c.provider, c.status) for c, ws in s.execute(
+            select(ConnectionRow, Workspace).join(Workspace, Workspace.id == ConnectionRow.workspace_id)
+            .order_by(Workspace.name, ConnectionRow.side))]
+    out = []
+    for conn_id, ws_name, provider, status in rows:
+        days = lifetimes.get(provider)
+        if not days or status == "reconnect" or tokens is None:
+            continue
+        saved = tokens.load(conn_id)
+        if saved is None or not saved.refresh_issued_at:
+            continue
+        left = (saved.refresh_issued_at + days * 86400 - when) / 86400
+        if 0 < left <= within_days:
+            out.append(Expiring(conn_id, ws_name, provider, left))
     return out

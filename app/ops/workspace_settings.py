@@ -3,22 +3,66 @@
 The window's mapping wizard and Settings page write the same keys (``direction``, ``rules``,
 ``schedule``), so a setting made in one place is the setting everywhere. Values are checked
 before anything is saved; a bad one raises UserError naming what is accepted.
+
+``load`` and ``save`` are the typed way in and out (``app.domain.settings.WorkspaceSettings``): a save
+writes only the keys it changed, in the current shape, and keeps every other key as stored.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from app.domain.models import PARTY_FIELDS
-from app.ops.workspaces import UserError, get_workspace, update_settings
+from app.domain.settings import DIRECTION_WORDS as DIRECTIONS
+from app.domain.settings import SettingsError, WorkspaceSettings, settings_of, stored_with
+from app.ops.workspaces import UserError, get_workspace, list_workspaces
 from app.store.db import Store
+from app.store.models import Workspace
 
-DIRECTIONS = {"both": "both", "crm-to-accounting": "crm_to_acct", "accounting-to-crm": "acct_to_crm", "off": "off"}
 DIRECTION_WORDS = {v: k for k, v in DIRECTIONS.items()}
 INVOICE_DIRECTIONS = {"both": "both", "on": "both", "off": "off"}
 RULES = {"crm": "crm", "accounting": "accounting", "recent": "recent", "ask": "ask"}
-SCHEDULE_DEFAULTS = {"realtime_minutes": 2, "batch_hour": 2, "reconcile_day": 1, "paused": False}
+log = logging.getLogger("crossledger.settings")
+
+
+def load(store: Store, name: str) -> WorkspaceSettings:
+    """The workspace's settings, typed (UserError for an unknown workspace or a setting that cannot be used)."""
+    try:
+        return settings_of(get_workspace(store, name))
+    except SettingsError as exc:
+        raise UserError(f"'{name}': {exc}") from None
+
+
+def readable_settings(store: Store) -> dict[str, WorkspaceSettings]:
+    """Every workspace's settings by name, for a display that must not fail: a workspace whose stored
+    settings cannot be used is shown with the defaults (and logged)."""
+    out: dict[str, WorkspaceSettings] = {}
+    for ws in list_workspaces(store):
+        try:
+            out[ws.name] = settings_of(ws)
+        except SettingsError as exc:
+            log.warning("the settings of %s cannot be used: %s", ws.name, exc)
+            out[ws.name] = WorkspaceSettings()
+    return out
+
+
+def save(store: Store, name: str, **values: Any) -> None:
+    """Replace some settings (``schedule=Schedule(...)``, ``report_folder=None``…) in one transaction: the
+    stored settings are read and upgraded, the new values checked, and only those keys written (with the
+    version), so keys this version does not know and settings written meanwhile by others are kept. A bad
+    value stored under another key does not stop the save (it may be what is being put right)."""
+    ws = get_workspace(store, name)
+    with store.session() as s:
+        row = s.get(Workspace, ws.id)
+        if row is None:
+            raise UserError(f"There is no workspace called '{name}'.")
+        try:
+            row.settings = stored_with(row.settings, **values)
+        except SettingsError as exc:
+            raise UserError(f"'{ws.name}': {exc}") from None
 
 
 def parse_direction(text: str) -> dict[str, str]:
@@ -82,35 +126,33 @@ def apply_settings(store: Store, name: str, *, direction: str | None = None, rul
                    cadence: str | None = None) -> dict[str, Any]:
     """Check every value first, then save them together; returns the workspace's settings as shown."""
     ws = get_workspace(store, name)
-    settings = dict(ws.settings or {})
+    settings = load(store, ws.name)
     changes: dict[str, Any] = {}
     if direction is not None:
-        changes["direction"] = {**(settings.get("direction") or {}), **parse_direction(direction)}
+        way, now = parse_direction(direction), settings.direction
+        changes["direction"] = replace(now, customer=way.get("customer", now.customer),
+                                       invoice=way.get("invoice", now.invoice))
     if rules:
-        parsed = dict(parse_rule(r) for r in rules)
-        changes["rules"] = {**(settings.get("rules") or {}), **parsed}
+        changes["rules"] = {**settings.rules, **dict(parse_rule(r) for r in rules)}
     if cadence is not None:
-        changes["schedule"] = {**(settings.get("schedule") or {}), **parse_cadence(cadence)}
+        changes["schedule"] = replace(settings.schedule, **parse_cadence(cadence))
     if changes:
-        update_settings(store, ws.name, **changes)
+        save(store, ws.name, **changes)
     return describe(store, ws.name)
 
 
 def describe(store: Store, name: str) -> dict[str, Any]:
     """`workspace show --json`: the settings a script may read back (stable keys)."""
-    from app.sync.planner import DEFAULT_RULES
-
     ws = get_workspace(store, name)
-    s = ws.settings or {}
-    direction = s.get("direction") or {}
-    schedule = {**SCHEDULE_DEFAULTS, **(s.get("schedule") or {})}
+    s = load(store, ws.name)
+    schedule = s.schedule
     return {
         "name": ws.name, "crm": ws.crm, "accounting": ws.accounting,
-        "direction": {"customer": DIRECTION_WORDS.get(direction.get("customer", "both"), "both"),
-                      "invoice": "off" if direction.get("invoice") == "off" else "on"},
-        "field_direction": {f: DIRECTION_WORDS.get(d, d) for f, d in (s.get("field_direction") or {}).items()},
-        "rules": {**DEFAULT_RULES, **(s.get("rules") or {})},
-        "cadence": {"realtime_minutes": int(schedule["realtime_minutes"]), "batch_hour": int(schedule["batch_hour"]),
-                    "reconcile_day": int(schedule["reconcile_day"]), "paused": bool(schedule["paused"])},
-        "report_folder": s.get("report_folder"),
+        "direction": {"customer": DIRECTION_WORDS[s.direction.customer],
+                      "invoice": "on" if s.direction.invoices_on else "off"},
+        "field_direction": {f: DIRECTION_WORDS[d] for f, d in s.field_direction.items()},
+        "rules": s.effective_rules,
+        "cadence": {"realtime_minutes": schedule.realtime_minutes, "batch_hour": schedule.batch_hour,
+                    "reconcile_day": schedule.reconcile_day, "paused": schedule.paused},
+        "report_folder": s.report_folder,
     }

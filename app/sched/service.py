@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_EXECUTED
@@ -26,8 +27,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.domain.clock import SYSTEM_CLOCK, Clock
+from app.domain.settings import Schedule, SettingsError, WorkspaceSettings, settings_of
 from app.ops.budget import realtime_minutes
-from app.ops.workspaces import list_workspaces, update_settings
+from app.ops.workspace_settings import save
+from app.ops.workspaces import list_workspaces
 from app.sched import jobs
 from app.store.db import Store
 
@@ -35,7 +38,7 @@ log = logging.getLogger("crossledger.sched")
 
 KINDS = ("realtime", "batch", "reconcile")
 KEEPALIVE_ID = "keepalive"
-DEFAULTS = {"realtime_minutes": 2, "batch_hour": 2, "reconcile_day": 1, "paused": False}
+DEFAULTS = Schedule().to_json()  # the cadence of a workspace that never set one
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +49,10 @@ class JobInfo:
     paused: bool
 
 
-def cadence(settings: dict[str, Any]) -> dict[str, Any]:
-    sched = {**DEFAULTS, **(settings.get("schedule") or {})}
-    sched["realtime_minutes"] = max(1, int(sched["realtime_minutes"]))
-    return sched
+def cadence(settings: WorkspaceSettings | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The schedule as the triggers read it, from typed settings or the stored dict."""
+    sched = settings_of(settings).schedule.to_json()
+    return {k: sched[k] for k in DEFAULTS}
 
 
 def trigger_for(kind: str, sched: dict[str, Any], tz: dt.tzinfo = dt.UTC):
@@ -168,7 +171,12 @@ class Scheduler:
             self.scheduler.add_job(jobs.run_job, CronTrigger(hour=4, minute=30, timezone=dt.UTC), id=KEEPALIVE_ID,
                                    args=["keepalive", "*"], replace_existing=True, name="keep sign-ins alive")
         for ws in list_workspaces(self.store):
-            sched = cadence(ws.settings)
+            try:
+                sched = cadence(settings_of(ws))
+            except SettingsError as exc:  # its jobs stay as they were; the others follow their settings
+                log.warning("the schedule of %s was not changed: %s", ws.name, exc)
+                wanted.update(job_id(kind, ws.id) for kind in KINDS)
+                continue
             # a connection's daily cap may need the quick syncs further apart than the user's cadence
             sched["realtime_minutes"] = realtime_minutes(self.store, ws.name, sched["realtime_minutes"],
                                                          batch_hour=int(sched["batch_hour"]), clock=self.clock)
@@ -194,7 +202,7 @@ class Scheduler:
 
     def set_paused(self, workspace: str, paused: bool) -> None:
         ws = next(w for w in list_workspaces(self.store) if w.name == workspace)
-        update_settings(self.store, workspace, schedule={**(ws.settings.get("schedule") or {}), "paused": paused})
+        save(self.store, ws.name, schedule=replace(settings_of(ws).schedule, paused=paused))
         self.sync_jobs()
 
     def pause_all(self) -> None:

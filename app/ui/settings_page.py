@@ -1,6 +1,6 @@
 """Settings: each workspace's sync cadence, pause, notifications and reports folder, and starting at login.
 
-Loads from the workspace's settings, writes them back with ``update_settings`` when Save is
+Loads from the workspace's settings, writes them back with ``workspace_settings.save`` when Save is
 clicked (never on every keystroke) and asks the scheduler to follow (``sync_jobs``). Starting at
 login is per user, not per workspace: its truth is the autostart entry itself.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -31,14 +31,16 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.domain.settings import SettingsError, WorkspaceSettings, settings_of
 from app.ops import autostart as autostart_module
 from app.ops.reconcile_month import folder_problem, report_folder
-from app.ops.workspaces import UserError, list_workspaces, update_settings
-from app.sched.service import cadence
+from app.ops.workspace_settings import save as save_settings
+from app.ops.workspaces import UserError, list_workspaces
 from app.store.db import Store
 
 log = logging.getLogger("crossledger.ui.settings")
 
+PAGE_KEYS = ("schedule", "notifications", "report_folder")
 RECONCILE_UTC_HOUR = 6  # app.sched.service runs the monthly reconciliation at 06:00 UTC
 
 
@@ -58,12 +60,23 @@ class WorkspaceForm:
     report_folder: str = ""  # "" = the default, reports/ in the data folder
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> WorkspaceForm:
-        sched = cadence(settings)
-        return cls(min(60, int(sched["realtime_minutes"])), int(sched["batch_hour"]) % 24,
-                   min(28, max(1, int(sched["reconcile_day"]))), bool(sched["paused"]),
-                   bool(settings.get("notifications", True)), str(settings.get("report_folder") or ""))
+    def from_settings(cls, settings: WorkspaceSettings) -> WorkspaceForm:
+        sched = settings.schedule
+        return cls(min(60, sched.realtime_minutes), sched.batch_hour, sched.reconcile_day, sched.paused,
+                   settings.notifications, settings.report_folder or "")
 
+
+
+def _page_settings(stored: dict[str, Any]) -> tuple[WorkspaceSettings, str]:
+    """The settings this page edits, and why they could not be read (then the page's own keys alone, else
+    the defaults: saving writes what the page shows)."""
+    try:
+        return settings_of(stored), ""
+    except SettingsError as exc:
+        try:
+            return settings_of({k: v for k, v in stored.items() if k in PAGE_KEYS}), str(exc)
+        except SettingsError:
+            return WorkspaceSettings(), str(exc)
 
 
 def _utcnow() -> dt.datetime:
@@ -130,7 +143,7 @@ class SettingsPage(QWidget):
         self.report_folder = QLineEdit()
         self.report_folder.setMinimumWidth(320)
         self.report_folder.setClearButtonEnabled(True)
-        self.report_folder.setPlaceholderText(str(report_folder({})))
+        self.report_folder.setPlaceholderText(str(report_folder(WorkspaceSettings())))
         self.report_folder.setToolTip("Where the monthly reconciliation workbooks are saved. Leave it empty for "
                                       "the default folder shown.")
         self.choose_folder = QPushButton("Choose…")
@@ -264,11 +277,14 @@ class SettingsPage(QWidget):
     def _load_workspace(self) -> None:
         name = self.current_workspace()
         ws = next((w for w in list_workspaces(self._store) if w.name == name), None) if name else None
-        self._loaded = WorkspaceForm.from_settings(ws.settings) if ws else None
+        settings, problem = _page_settings(ws.settings) if ws else (None, "")
+        self._loaded = WorkspaceForm.from_settings(settings) if settings else None
         if self._loaded is not None:
             self._show(self._loaded)
         self._set_message("")
         self._edited()
+        if problem:
+            self._set_message(problem, "error")
 
     def _show(self, form: WorkspaceForm) -> None:
         self._filling = True
@@ -289,7 +305,7 @@ class SettingsPage(QWidget):
                              self.report_folder.text().strip())
 
     def _choose_folder(self) -> None:
-        start = self.report_folder.text().strip() or str(report_folder({}))
+        start = self.report_folder.text().strip() or str(report_folder(WorkspaceSettings()))
         chosen = QFileDialog.getExistingDirectory(self, "Save monthly workbooks in", start)
         if chosen:
             self.report_folder.setText(chosen)
@@ -338,11 +354,10 @@ class SettingsPage(QWidget):
         elif name and self._loaded is not None and form != self._loaded:
             try:
                 ws = next(w for w in list_workspaces(self._store) if w.name == name)
-                schedule = {**(ws.settings.get("schedule") or {}), "realtime_minutes": form.realtime_minutes,
-                            "batch_hour": form.batch_hour, "reconcile_day": form.reconcile_day,
-                            "paused": form.paused}
-                update_settings(self._store, name, schedule=schedule, notifications=form.notifications,
-                                report_folder=form.report_folder or None)
+                schedule = replace(_page_settings(ws.settings)[0].schedule, realtime_minutes=form.realtime_minutes,
+                                   batch_hour=form.batch_hour, reconcile_day=form.reconcile_day, paused=form.paused)
+                save_settings(self._store, name, schedule=schedule, notifications=form.notifications,
+                              report_folder=form.report_folder or None)
                 self._loaded = form
                 if self._scheduler is not None:
                     self._scheduler.sync_jobs()

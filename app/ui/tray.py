@@ -29,10 +29,11 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.domain.clock import SYSTEM_CLOCK, Clock
+from app.domain.settings import WorkspaceSettings
 from app.ops import status
 from app.ops.reconcile_month import ReconcileResult
 from app.ops.status import WorkspaceStatus
-from app.ops.workspaces import list_workspaces
+from app.ops.workspace_settings import readable_settings
 from app.sched.service import Scheduler
 from app.store.db import Store
 from app.sync.engine import Busy, RunResult
@@ -172,7 +173,7 @@ class TrayController(QObject):
         self.reason = "" if self.available else NO_TRAY_REASON
 
         self._statuses: list[WorkspaceStatus] = []
-        self._settings: dict[str, dict[str, Any]] = {}
+        self._settings: dict[str, WorkspaceSettings] = {}
         self._job_runs: Counter[str] = Counter()  # job id -> runs in flight (may dip below 0 briefly)
         self._manual: set[str] = set()  # runs started from the window, reported by set_running
         self._failures: dict[str, str] = {}  # workspace -> what went wrong (a notice title)
@@ -255,7 +256,7 @@ class TrayController(QObject):
         self.refresh()
 
     def _paused_names(self) -> set[str]:
-        return {name for name, s in self._settings.items() if (s.get("schedule") or {}).get("paused")}
+        return {name for name, s in self._settings.items() if s.schedule.paused}
 
     # -- icon and tooltip --------------------------------------------------------------------------
     @Slot()
@@ -263,7 +264,7 @@ class TrayController(QObject):
         """Re-read every workspace and redraw the icon and tooltip."""
         try:
             self._statuses = status.workspace_statuses(self._store)
-            self._settings = {w.name: w.settings for w in list_workspaces(self._store)}
+            self._settings = readable_settings(self._store)
         except SQLAlchemyError:
             log.warning("tray could not read the workspaces; keeping the last state", exc_info=True)
             return
@@ -462,7 +463,7 @@ class TrayController(QObject):
 
     # -- notifications -----------------------------------------------------------------------------
     def notifications_on(self, workspace: str) -> bool:
-        return bool((self._settings.get(workspace) or {}).get("notifications", True))
+        return self._settings.get(workspace, WorkspaceSettings()).notifications
 
     def notify(self, workspace: str, message: Message) -> bool:
         """Tell the person, unless they turned notifications off for this workspace."""

@@ -6,18 +6,14 @@ and the notifications. Plain functions over the rows of ``app.ops.status`` and t
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
-
-from app.ops.doctor import REFRESH_LIFETIME_DAYS
+from app.domain.settings import WorkspaceSettings
 from app.ops.status import RunRow, WorkspaceStatus
-from app.sched.service import cadence
-from app.store.db import Store
-from app.store.models import ConnectionRow, Workspace
+from app.ops.watchdog import Expiring
+from app.ops.watchdog import expiring_connections as expiring_connections  # the tray's, read off its thread
 from app.ui import text
 
 TrayState = Literal["idle", "syncing", "review", "error", "paused"]
@@ -243,16 +239,16 @@ class WorkspaceMenu:
     running: bool
 
 
-def workspace_menus(statuses: Sequence[WorkspaceStatus], settings: Mapping[str, Mapping[str, Any]],
+def workspace_menus(statuses: Sequence[WorkspaceStatus], settings: Mapping[str, WorkspaceSettings],
                     jobs: Sequence[Any], *, running: Collection[str], everything_paused: bool,
                     failures: Mapping[str, str], now: dt.datetime) -> list[WorkspaceMenu]:
     out = []
     for ws in statuses:
-        sched = cadence(dict(settings.get(ws.name) or {}))
-        paused = bool(sched["paused"])
+        sched = settings.get(ws.name, WorkspaceSettings()).schedule
+        paused = sched.paused
         is_running = ws.name in running
         failure = failures.get(ws.name)
-        minutes = int(sched["realtime_minutes"])
+        minutes = sched.realtime_minutes
         state = workspace_state(ws, running=is_running, paused=paused or everything_paused,
                                 failed=failure is not None)
         out.append(WorkspaceMenu(
@@ -293,16 +289,6 @@ def review_message(workspace: str, held_back: int, to_review: int = 0, *,
                    + "; ".join(where) + ".", "warning")
 
 
-@dataclass(frozen=True, slots=True)
-class Expiring:
-    """A sign-in that stops working soon unless a sync renews it."""
-
-    connection_id: str
-    workspace: str
-    provider: str
-    days_left: float
-
-
 def expiring_message(item: Expiring) -> Message:
     label = text.provider_label(item.provider)
     days = max(0, round(item.days_left))
@@ -313,30 +299,6 @@ def expiring_message(item: Expiring) -> Message:
         f"in the tray menu before then. If that fails, open Crossledger and click Reconnect {label}… under "
         f"the workspace's name.",
         "warning")
-
-
-def expiring_connections(store: Store, tokens: Any, *, now: float | None = None, within_days: float = 7,
-                         lifetimes: Mapping[str, int | None] = REFRESH_LIFETIME_DAYS) -> list[Expiring]:
-    """Sign-ins whose refresh token dies within ``within_days`` when unused. Reads the keyring:
-    call it off the UI thread."""
-    when = time.time() if now is None else now
-    with store.session() as s:
-        rows = [(c.id, ws.name, c.provider, c.status) for c, ws in s.execute(
-            select(ConnectionRow, Workspace).join(Workspace, Workspace.id == ConnectionRow.workspace_id)
-            .order_by(Workspace.name, ConnectionRow.side))]
-    out = []
-    for conn_id, ws_name, provider, status in rows:
-        days = lifetimes.get(provider)
-        if not days or status == "reconnect" or tokens is None:
-            continue
-        saved = tokens.load(conn_id)
-        if saved is None or not saved.refresh_issued_at:
-            continue
-        left = (saved.refresh_issued_at + days * 86400 - when) / 86400
-        if 0 < left <= within_days:
-            out.append(Expiring(conn_id, ws_name, provider, left))
-    return out
-
 
 
 def reconcile_message(result: Any) -> Message:

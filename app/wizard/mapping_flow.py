@@ -6,7 +6,7 @@ records from the CRM, mapped with the draft, with what would happen and any vali
 ``save`` (a new version of the workspace's mapping; older versions are kept and listed).
 
 The sync engine reads what ``save`` writes: settings ``mapping``, ``rules``, ``field_direction``,
-``customers_from`` and ``direction``.
+``customers_from`` and ``direction`` (``app.domain.settings.WorkspaceSettings``).
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-
-from sqlalchemy import select
 
 from app.connectors.base import FieldInfo
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord
-from app.ops import workspaces
+from app.domain.settings import MappingVersion, WorkspaceSettings, settings_of
+from app.ops import mirror_reads, workspace_settings, workspaces
 from app.store.db import Store
-from app.store.models import Mirror
-from app.sync.engine import _party_from
 from app.sync.mapping import TRANSFORM_LABELS, map_record
 from app.sync.match import Index, find_match
 from app.sync.planner import DEFAULT_RULES, customer_candidates
@@ -99,14 +96,14 @@ class Draft:
                 "direction": {"customer": self.customers, "invoice": self.invoices}}
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], default_mapping: dict[str, dict[str, str]]) -> Draft:
+    def from_settings(cls, settings: WorkspaceSettings, default_mapping: dict[str, dict[str, str]]) -> Draft:
         return cls(
-            customers_from=settings.get("customers_from") or "both",
-            mapping=copy.deepcopy(settings.get("mapping") or default_mapping),
-            rules={**DEFAULT_RULES, **(settings.get("rules") or {})},
-            field_direction=dict(settings.get("field_direction") or {}),
-            invoices=(settings.get("direction") or {}).get("invoice", "both"),
-            customers=(settings.get("direction") or {}).get("customer", "both"),
+            customers_from=settings.customers_from,
+            mapping=settings.mapping_or(default_mapping),
+            rules=settings.effective_rules,
+            field_direction=dict(settings.field_direction),
+            invoices=settings.direction.invoice,
+            customers=settings.direction.customer,
         )
 
 
@@ -238,43 +235,39 @@ def describe_changes(before: Draft, after: Draft) -> list[str]:
     return lines
 
 
-def versions(settings: dict[str, Any]) -> list[Version]:
+def versions(settings: WorkspaceSettings) -> list[Version]:
     """Saved versions of the mapping, newest first."""
-    rows = settings.get("mapping_versions") or []
-    return [Version(int(v["version"]), str(v.get("saved_at") or ""), str(v.get("summary") or ""))
-            for v in reversed(rows)]
+    return [Version(v.number, v.saved_at, v.summary) for v in reversed(settings.mapping_versions)]
 
 
-def version_draft(settings: dict[str, Any], number: int) -> Draft:
-    for v in settings.get("mapping_versions") or []:
-        if int(v["version"]) == number:
-            return Draft.from_settings(v["settings"], {})
+def version_draft(settings: WorkspaceSettings, number: int) -> Draft:
+    for v in settings.mapping_versions:
+        if v.number == number:
+            return Draft.from_settings(settings_of(v.settings), {})
     raise workspaces.UserError(f"There is no version {number} of this mapping.")
 
 
 def save_draft(store: Store, workspace: str, draft: Draft, summary: str,
                now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> int:
     """Save ``draft`` as the workspace's mapping: a new version, the older ones kept. Returns its number."""
-    ws = workspaces.get_workspace(store, workspace)
-    history = list(ws.settings.get("mapping_versions") or [])
-    number = (int(history[-1]["version"]) + 1) if history else 1
+    current = workspace_settings.load(store, workspace)
+    history = current.mapping_versions
+    number = (history[-1].number + 1) if history else 1
     values = draft.to_settings()
-    history.append({"version": number, "saved_at": now().isoformat(timespec="seconds"), "summary": summary,
-                    "settings": values})
-    values["direction"] = {**(ws.settings.get("direction") or {}), **values["direction"]}
-    workspaces.update_settings(store, ws.name, **values, mapping_versions=history[-MAX_VERSIONS:])
+    new = settings_of(values)
+    history += (MappingVersion(number, now().isoformat(timespec="seconds"), summary, values),)
+    workspace_settings.save(store, workspace, mapping=new.mapping, rules=new.rules,
+                            field_direction=new.field_direction, customers_from=new.customers_from,
+                            direction=replace(current.direction, customer=new.direction.customer,
+                                              invoice=new.direction.invoice),
+                            mapping_versions=history[-MAX_VERSIONS:])
     return number
 
 
 def stored_ledger(store: Store, workspace: str) -> list[AccountingCustomer] | None:
     """The ledger's customers as the last sync read them (what the sync itself matches against), at no API
     cost; None before the first sync, when there is no copy yet."""
-    ws = workspaces.get_workspace(store, workspace)
-    with store.session() as s:
-        rows = list(s.scalars(select(Mirror).where(Mirror.workspace_id == ws.id, Mirror.side == "accounting",
-                                                   Mirror.object_type == "customer")))
-        return [AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at, not m.archived, m.version,
-                                   m.data.get("raw_name")) for m in rows] or None
+    return mirror_reads.ledger_customers(store, workspaces.get_workspace(store, workspace).id) or None
 
 
 def fetch_samples(crm: Any, acct: Any | None = None, limit: int = 40,
@@ -302,7 +295,7 @@ class MappingFlow:
         self.store = store
         ws = workspaces.get_workspace(store, workspace)
         self.workspace = ws.name
-        self.settings = dict(ws.settings)
+        self.settings = workspace_settings.load(store, ws.name)
         self.original = Draft.from_settings(self.settings, default_mapping)
         self.draft = Draft.from_settings(self.settings, default_mapping)
         self.samples: Samples | None = None
@@ -371,7 +364,7 @@ class MappingFlow:
             raise workspaces.UserError(next(iter(problems.values())))
         summary = "; ".join(self.changes()) or "Saved without changes"
         number = save_draft(self.store, self.workspace, self.draft, summary)
-        self.settings = dict(workspaces.get_workspace(self.store, self.workspace).settings)
+        self.settings = workspace_settings.load(self.store, self.workspace)
         self.original = copy.deepcopy(self.draft)
         return number
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
-
 from app.connectors.base import Limits
 from app.connectors.tokens import TokenStore
-from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
-from app.ops import workspaces
+from app.domain.models import PARTY_FIELDS, AccountingCustomer, Party
+from app.ops import mirror_reads, workspace_settings, workspaces
 from app.ops.conflicts import AmbiguousMatch
 from app.ops.migration import (
     ACTIONS,
@@ -42,12 +40,11 @@ from app.ops.migration import (
     estimate,
     run_migration,
 )
+from app.ops.plan_rows import Unfinished, left_for_later, settle_rows, unfinished_plan
 from app.store.db import Store
-from app.store.models import Link, MigrationPlan, MigrationRow, Mirror, Workspace
 from app.sync import fuzzy
-from app.sync.engine import _jsonable, _party_data, _party_from
+from app.sync.engine import _party_data
 from app.sync.mapping import Mapping, map_record
-from app.sync.planner import DEFAULT_RULES
 from app.sync.validate import validate_party
 from app.wizard.flow import Data, Flow, Step
 
@@ -135,17 +132,6 @@ class ReadResult:
 
 
 @dataclass(slots=True)
-class Unfinished:
-    """A plan whose apply stopped before the end (Cancel, a crash, a restart)."""
-
-    plan_id: int
-    done: int
-    left: int
-    counts: dict[str, int]
-    started: Any
-
-
-@dataclass(slots=True)
 class _Decision:
     choice: str
     specs: list[RowSpec] = field(default_factory=list)  # the row's replacement, then any new rows
@@ -153,39 +139,26 @@ class _Decision:
 
 def later_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
     """Possible matches a migration left for later and nobody has linked since (for the Review page)."""
-    with store.session() as s:
-        plan = s.scalars(select(MigrationPlan).where(MigrationPlan.workspace_id == workspace_id,
-                                                     MigrationPlan.status.in_(("applying", "applied")))
-                         .order_by(MigrationPlan.id.desc())).first()
-        if plan is None:
-            return []
-        ws = s.get(Workspace, workspace_id)
-        crm, ledger = _label(ws.crm_provider), _label(ws.accounting_provider)
-        links = list(s.scalars(select(Link).where(Link.workspace_id == workspace_id)))
-        linked_crm = {(lk.crm_type, lk.crm_id) for lk in links}
-        linked_acct = {lk.acct_id for lk in links}
-        out = []
-        for r in s.scalars(select(MigrationRow).where(MigrationRow.plan_id == plan.id, MigrationRow.action == "review",
-                                                      MigrationRow.excluded == 0, MigrationRow.status == "done")
-                           .order_by(MigrationRow.name)):
-            if r.crm_id and (r.crm_type, r.crm_id) in linked_crm:
-                continue
-            if not r.crm_id and r.acct_id in linked_acct:
-                continue
-            before = r.before or {}
-            sides = []
-            if before.get("crm"):
-                sides.append(f"In {crm}: {fields_text(before['crm'])}.")
-            if before.get("other_crm"):
-                sides.append(f"Also in {crm}: {fields_text(before['other_crm'])}.")
-            if before.get("ledger"):
-                sides.append(f"In {ledger}: {fields_text(before['ledger'])}.")
-            record_type, record_id = (r.crm_type, r.crm_id) if r.crm_id else ("customer", r.acct_id or "")
-            why = (r.explanation or "").replace(" in the CRM", f" in {crm}").replace(" in the ledger", f" in {ledger}")
-            out.append(AmbiguousMatch(record_type, record_id, r.name,
-                                      " ".join([f"Left for later in the migration. {why}".strip(), *sides]),
-                                      plan.applied_at or plan.created_at))
-        return out
+    later = left_for_later(store, workspace_id)
+    if later is None:
+        return []
+    crm, ledger = _label(later.crm_provider), _label(later.accounting_provider)
+    out = []
+    for r in later.rows:
+        before = r.before
+        sides = []
+        if before.get("crm"):
+            sides.append(f"In {crm}: {fields_text(before['crm'])}.")
+        if before.get("other_crm"):
+            sides.append(f"Also in {crm}: {fields_text(before['other_crm'])}.")
+        if before.get("ledger"):
+            sides.append(f"In {ledger}: {fields_text(before['ledger'])}.")
+        record_type, record_id = (r.crm_type or "", r.crm_id) if r.crm_id else ("customer", r.acct_id or "")
+        why = r.explanation.replace(" in the CRM", f" in {crm}").replace(" in the ledger", f" in {ledger}")
+        out.append(AmbiguousMatch(record_type, record_id, r.name,
+                                  " ".join([f"Left for later in the migration. {why}".strip(), *sides]),
+                                  later.decided_at))
+    return out
 
 
 class MigrationFlow:
@@ -243,31 +216,17 @@ class MigrationFlow:
 
     # -- reading (on a worker thread) ---------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
-        with self.store.session() as s:
-            plan = s.scalars(select(MigrationPlan).where(MigrationPlan.workspace_id == self.ws.id,
-                                                         MigrationPlan.status == "applying")
-                             .order_by(MigrationPlan.id.desc())).first()
-            if plan is None:
-                return None
-            rows = list(s.scalars(select(MigrationRow).where(MigrationRow.plan_id == plan.id,
-                                                             MigrationRow.excluded == 0)))
-            counts = dict.fromkeys(ACTIONS, 0)
-            for r in rows:
-                counts[r.action] += 1
-            done = sum(r.status == "done" for r in rows)
-            return Unfinished(plan.id, done, len(rows) - done, counts, plan.created_at)
+        return unfinished_plan(self.store, self.ws.id)
 
     def read(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> ReadResult:
         """Read everything on both sides and make the plan (a dry run: nothing is written to either side)."""
         crm, acct = self._connectors()
         try:
             result = run_migration(self.store, self.ws.id, crm, acct, progress=progress, cancel=cancel)
-            with self.store.session() as s:
-                settings = dict(s.get(Workspace, self.ws.id).settings or {})
+            settings = workspace_settings.load(self.store, self.workspace)
             context = Context(crm.limits, acct.limits, batch_limits(crm), batch_limits(acct),
-                              settings.get("mapping") or crm.default_mapping(),
-                              {**DEFAULT_RULES, **(settings.get("rules") or {})},
-                              (settings.get("direction") or {}).get("customer", "both"))
+                              settings.mapping_or(crm.default_mapping()), settings.effective_rules,
+                              settings.direction.customer)
             return ReadResult(result, context)
         finally:
             crm.close()
@@ -448,22 +407,15 @@ class MigrationFlow:
 
     def _crm_party(self, r: RowView) -> tuple[tuple[str, str], Party]:
         crm_type, _, crm_id = (r.crm or "").partition(" ")
-        with self.store.session() as s:
-            m = s.scalars(select(Mirror).where(Mirror.workspace_id == self.ws.id, Mirror.side == "crm",
-                                               Mirror.object_type == crm_type, Mirror.remote_id == crm_id)).first()
-            data = dict(m.data) if m else {}
-        record = CrmRecord(crm_type, crm_id, data.get("properties") or {}, company_id=data.get("company_id"))
+        record = mirror_reads.crm_record(self.store, self.ws.id, crm_type, crm_id)
         party, _ = validate_party(map_record(record, self.context.mapping))
         return (crm_type, crm_id), party
 
     def _customer(self, acct_id: str) -> AccountingCustomer:
-        with self.store.session() as s:
-            m = s.scalars(select(Mirror).where(Mirror.workspace_id == self.ws.id, Mirror.side == "accounting",
-                                               Mirror.object_type == "customer", Mirror.remote_id == acct_id)).first()
-            if m is None:
-                raise workspaces.UserError("That customer is no longer in the ledger. Read both sides again.")
-            return AccountingCustomer(m.remote_id, _party_from(m.data), None, not m.archived, m.version,
-                                      m.data.get("raw_name"))
+        customer = mirror_reads.ledger_customer(self.store, self.ws.id, acct_id)
+        if customer is None:
+            raise workspaces.UserError("That customer is no longer in the ledger. Read both sides again.")
+        return customer
 
     def _inp(self) -> PlanInput:
         c = self.context
@@ -481,10 +433,7 @@ class MigrationFlow:
                           direction in ("both", "crm_to_acct"), direction in ("both", "acct_to_crm"))]
 
     def _taken_names(self) -> set[str]:
-        with self.store.session() as s:
-            names = {str(m.data.get("raw_name") or m.data.get("name") or "").casefold() for m in s.scalars(
-                select(Mirror).where(Mirror.workspace_id == self.ws.id, Mirror.side == "accounting",
-                                     Mirror.object_type == "customer"))}
+        names = mirror_reads.ledger_names(self.store, self.ws.id)
         for r in self.rows("create_ledger"):
             names.add(str((self._after_of(r.id) or {}).get("display_name") or r.name).casefold())
         return names
@@ -542,26 +491,7 @@ class MigrationFlow:
         """Write the bookkeeper's choices on possible matches into the saved plan (once, before applying)."""
         if self.committed or self.result is None:
             return
-        with self.store.session() as s:
-            plan = s.get(MigrationPlan, self.result.plan_id)
-            if plan is None or plan.status != "planned":
-                raise workspaces.UserError("This plan was replaced or applied meanwhile. Read both sides again.")
-            for row_id, d in self.decisions.items():
-                row = s.get(MigrationRow, row_id)
-                first, *more = d.specs
-                row.action, row.name = first.action, (first.name or row.name)[:300]
-                row.crm_type = first.crm_ref[0] if first.crm_ref else None
-                row.crm_id = first.crm_ref[1] if first.crm_ref else None
-                row.acct_id, row.score, row.explanation = first.acct_id, first.score, first.explanation
-                row.before, row.after = _jsonable(first.before), _jsonable(first.after)
-                row.payload = _jsonable(first.payload)
-                for spec in more:
-                    s.add(MigrationRow(plan_id=plan.id, action=spec.action, name=(spec.name or "")[:300],
-                                       crm_type=spec.crm_ref[0] if spec.crm_ref else None,
-                                       crm_id=spec.crm_ref[1] if spec.crm_ref else None, acct_id=spec.acct_id,
-                                       score=spec.score, explanation=spec.explanation,
-                                       before=_jsonable(spec.before), after=_jsonable(spec.after),
-                                       payload=_jsonable(spec.payload), excluded=0, status="pending"))
+        settle_rows(self.store, self.result.plan_id, ((row_id, d.specs) for row_id, d in self.decisions.items()))
         self.committed = True
 
     def apply(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> MigrationResult:
