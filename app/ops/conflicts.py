@@ -8,6 +8,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from app.domain.settings import settings_of, stored_with
 from app.ops.workspaces import UserError
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine, Workspace, utcnow
@@ -139,7 +140,7 @@ class Candidate:
 def ambiguous_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
     with store.session() as s:
         ws = s.get(Workspace, workspace_id)
-        pins = dict(((ws.settings or {}).get("pinned_matches") or {}) if ws else {})
+        pins = dict(settings_of(ws).pinned_matches) if ws else {}
         rows = [q for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id)
                                      .order_by(Quarantine.name))
                 if any(i.get("field") == "match" for i in (q.reasons or {}).get("items", []))]
@@ -165,9 +166,9 @@ def pick_match(store: Store, workspace_id: int, record_type: str, record_id: str
         ws = s.get(Workspace, workspace_id)
         if ws is None:
             raise UserError("That workspace no longer exists.")
-        pins = dict((ws.settings or {}).get("pinned_matches") or {})
+        pins = dict(settings_of(ws).pinned_matches)
         pins[f"{record_type}:{record_id}"] = choice
-        ws.settings = {**(ws.settings or {}), "pinned_matches": pins}
+        ws.settings = stored_with(ws.settings, pinned_matches=pins)
         for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id,
                                                     Quarantine.record_type == record_type,
                                                     Quarantine.record_id == record_id)):
