@@ -28,7 +28,7 @@ from app.ops.history_export import Activity, ActivityChange, ActivityRun, export
 from app.ops.sync_run import run_sync
 from app.ops.workspaces import add_workspace, save_connection
 from app.store.db import Store
-from app.ui.activity_page import ActivityPage, ChangeModel, RunModel, StoreUndo
+from app.ui.activity import ActivityPage, ChangeModel, RunModel, StoreUndo
 from app.ui.app import make_application
 from app.ui.main_window import MainWindow
 from tests.shots import screenshot_dir
@@ -509,7 +509,7 @@ class SteppedUndo:
 
 
 def test_the_undo_dialog_counts_n_of_n_with_the_time_left_and_cancel_stops_it(qtbot) -> None:
-    from app.ui.activity_page import UndoDialog
+    from app.ui.activity import UndoDialog
 
     make_application()
     now = [100.0]

@@ -13,7 +13,7 @@ from app.connectors.tokens import TokenStore
 from app.ops import status
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
-from app.ui.activity_page import ActivityPage, StoreUndo
+from app.ui.activity import ActivityPage, StoreUndo
 from app.ui.banner import MessageBanner
 from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
