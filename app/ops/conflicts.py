@@ -8,6 +8,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from app.ops import changes
 from app.ops.workspaces import UserError
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine, Workspace, utcnow
@@ -68,6 +69,8 @@ def choose(store: Store, conflict_id: int, choice: Choice, value: str | None = N
         else:
             row.chosen_value = (value or "").strip() or None
         row.choice, row.outcome, row.resolved_at = choice, "chosen", utcnow()
+        ws_id = row.workspace_id
+    changes.announce(store, ws_id, changes.RESOLVE)
     return None
 
 
@@ -172,6 +175,7 @@ def pick_match(store: Store, workspace_id: int, record_type: str, record_id: str
                                                     Quarantine.record_type == record_type,
                                                     Quarantine.record_id == record_id)):
             q.reasons = {**(q.reasons or {}), "release": True}  # the engine plans released records again
+    changes.announce(store, workspace_id, changes.PICK_MATCH)
 
 
 def conflict_json(c: ConflictView) -> dict[str, object]:

@@ -18,6 +18,7 @@ from app.connectors import registry
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
+from app.ops import changes
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.status import RECONCILE
 from app.ops.workspaces import UserError, get_workspace, open_connectors
@@ -199,6 +200,7 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
                 done.workbook = outcome.get("workbook")
                 done.counts = outcome.get("counts") or {}
                 done.finished_at = utcnow()
+        changes.announce(store, ws.id, changes.RECONCILIATIONS)
 
 
 def _forget_run(store: Store, run_id: int) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from app.connectors.base import Limits
 from app.connectors.tokens import TokenStore
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
-from app.ops import workspaces
+from app.ops import changes, workspaces
 from app.ops.conflicts import AmbiguousMatch
 from app.ops.migration import (
     ACTIONS,
@@ -574,6 +574,7 @@ class MigrationFlow:
         finally:
             crm.close()
             acct.close()
+            changes.announce(self.store, self.ws.id, changes.MIGRATION)
 
     def record_applied(self, result: MigrationResult) -> None:
         self.applied = result

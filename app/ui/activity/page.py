@@ -69,7 +69,7 @@ RUN_ROW = 30  # a run's row: compact, so ten fit above the changes at 1280×800
 class ActivityPage(Filtering, QWidget):
     """Filters, the runs, the selected run's field changes, Export to Excel and Undo this run."""
 
-    undone = Signal()  # an undo changed the store: the window re-reads the workspace
+    undone = Signal()  # an undo changed the store (it announced what): Held back shows its group
     show_me = Signal()  # "Show in Activity" from a record's history: the window switches to this tab
 
     def __init__(self, store: Store, *, undo: UndoActions | None = None, pool: QThreadPool | None = None,
@@ -80,6 +80,7 @@ class ActivityPage(Filtering, QWidget):
         self._undo = undo
         self.clock: Clock = time.monotonic  # the undo dialog's time left; tests put a fake clock here
         self._pool = pool or QThreadPool(self)
+        self.write_pool: QThreadPool | None = None  # the workspace's writer (the window sets it): the undo runs there
         self._save_dialog = save_dialog
         self._open_url = open_url
         self._today = today
@@ -427,8 +428,8 @@ class ActivityPage(Filtering, QWidget):
         self.banner.show_notice(None)
         if self.undo_dialog is not None and not self.undo_dialog.running:
             self.undo_dialog.deleteLater()  # the last preview, closed
-        dialog = UndoDialog(self._undo, self.workspace, run, self._pool, parent=self, side_names=self._side_names,
-                            clock=self.clock)
+        dialog = UndoDialog(self._undo, self.workspace, run, self.write_pool or self._pool, parent=self,
+                            side_names=self._side_names, clock=self.clock)
         dialog.finished_undo.connect(self._undo_finished)
         self.undo_dialog = dialog
         dialog.open()
@@ -449,8 +450,7 @@ class ActivityPage(Filtering, QWidget):
 
     def _undo_finished(self, notice: Notice, changed: bool) -> None:
         self.banner.show_notice(notice)
-        if changed:
-            self.reload()
+        if changed:  # the undo announced what it changed: the window re-reads this page with the rest
             self.undone.emit()
 
     # -- a record's history -------------------------------------------------------------------------
