@@ -108,7 +108,7 @@ class WorkspacePage(QWidget):
         """Re-read what ``what`` says changed (everything for another workspace); the header's counts and
         "Last sync" come with ``ws`` and are always shown afresh."""
         changed = self.workspace is None or self.workspace.id != ws.id
-        if changed:
+        if changed or self.workspace is None or self.workspace.name != ws.name:  # another one, or renamed
             what = Changed(ws.id, changes.KINDS)
         self.workspace = ws
         n_linked, n_held = self._counts
@@ -131,11 +131,11 @@ class WorkspacePage(QWidget):
         self.header.set_workspace(ws, linked=n_linked, held=n_held)
         if what.touches(changes.CONNECTIONS, changes.SETTINGS):
             self.connection_bar.set_workspace(ws)
-        if changed:
-            self.reconcile.set_workspace(ws.name)
-            self.activity.write_pool = self.writes.pool(ws.id)
+        if self.reconcile.workspace != ws.name:
+            self.reconcile.set_workspace(ws.name)  # its results are another workspace's: cleared
         elif what.touches(changes.RECONCILIATIONS):
             self.reconcile.show_history()
+        self.activity.write_pool = self.writes.pool(ws.id)
         if what.touches(changes.CONFLICTS, changes.QUARANTINE, changes.SETTINGS, changes.CONNECTIONS):
             self.review.set_workspace(ws)
         if what.touches(changes.RUNS, changes.CUSTOMERS, changes.INVOICES):
