@@ -28,7 +28,7 @@ from app.ops.history_export import Activity, ActivityChange, ActivityRun, export
 from app.ops.sync_run import run_sync
 from app.ops.workspaces import add_workspace, save_connection
 from app.store.db import Store
-from app.ui.activity_page import ActivityPage, ChangeModel, RunModel, StoreUndo
+from app.ui.activity import ActivityPage, ChangeModel, RunModel, StoreUndo
 from app.ui.app import make_application
 from app.ui.main_window import MainWindow
 from tests.shots import screenshot_dir
@@ -436,13 +436,13 @@ def test_records_held_by_an_undo_are_released_from_the_held_back_tab(world: Worl
             selection.select(held.proxy.index(r, 0), selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
     assert held.release.isEnabled() and held.release.text() == "Sync 2 again"
     window.grab().save(str(SHOTS / "held-back-release.png"))
-    qtbot.mouseClick(held.release, Qt.MouseButton.LeftButton)
-    assert page.banner.title.text() == "2 records will be synced again"
+    qtbot.mouseClick(held.release, Qt.MouseButton.LeftButton)  # released on the workspace's writer
+    qtbot.waitUntil(lambda: page.banner.title.text() == "2 records will be synced again", timeout=10000)
     undo_run = next(r for r in status.recent_runs(world.store, page.workspace_id) if r.trigger == "undo")
     from app.ui.text import run_summary
     assert run_summary(undo_run.counts).startswith(f"Undid run #{first}: 3 customers made inactive")
-    after = [held.model.row(n) for n in range(held.model.rowCount())]
-    assert {r.name for r in after if r.undone} == {"Maple Grove Nursery"}
+    qtbot.waitUntil(lambda: {r.name for r in (held.model.row(n) for n in range(held.model.rowCount()))
+                             if r.undone} == {"Maple Grove Nursery"}, timeout=10000)
 
     before = {c.id for c in world.acct.connector.read_customers(None).records}
     world.sync()
@@ -509,7 +509,7 @@ class SteppedUndo:
 
 
 def test_the_undo_dialog_counts_n_of_n_with_the_time_left_and_cancel_stops_it(qtbot) -> None:
-    from app.ui.activity_page import UndoDialog
+    from app.ui.activity import UndoDialog
 
     make_application()
     now = [100.0]

@@ -9,6 +9,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from app.domain.settings import settings_of, stored_with
+from app.ops import changes
 from app.ops.workspaces import UserError
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine, Workspace, utcnow
@@ -69,6 +70,8 @@ def choose(store: Store, conflict_id: int, choice: Choice, value: str | None = N
         else:
             row.chosen_value = (value or "").strip() or None
         row.choice, row.outcome, row.resolved_at = choice, "chosen", utcnow()
+        ws_id = row.workspace_id
+    changes.announce(store, ws_id, changes.RESOLVE)
     return None
 
 
@@ -173,6 +176,7 @@ def pick_match(store: Store, workspace_id: int, record_type: str, record_id: str
                                                     Quarantine.record_type == record_type,
                                                     Quarantine.record_id == record_id)):
             q.reasons = {**(q.reasons or {}), "release": True}  # the engine plans released records again
+    changes.announce(store, workspace_id, changes.PICK_MATCH)
 
 
 def conflict_json(c: ConflictView) -> dict[str, object]:

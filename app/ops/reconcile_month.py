@@ -20,6 +20,7 @@ from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.domain.settings import WorkspaceSettings, settings_of
+from app.ops import changes
 from app.ops.conflicts import FIELD_LABELS
 from app.ops.status import RECONCILE
 from app.ops.workspace_settings import load
@@ -202,6 +203,7 @@ def reconcile_workspace(store: Store, tokens: TokenStore, name: str, month: str,
                 done.workbook = outcome.get("workbook")
                 done.counts = outcome.get("counts") or {}
                 done.finished_at = utcnow()
+        changes.announce(store, ws.id, changes.RECONCILIATIONS)
 
 
 def _forget_run(store: Store, run_id: int) -> None:

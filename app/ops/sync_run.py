@@ -12,7 +12,7 @@ from app.connectors import registry
 from app.connectors.errors import AuthExpired, RateLimited
 from app.connectors.tokens import TokenStore
 from app.domain.clock import SYSTEM_CLOCK, Clock
-from app.ops import budget
+from app.ops import budget, changes
 from app.ops.workspaces import get_workspace, mark_needs_reconnect, open_connectors
 from app.store.budget import next_day
 from app.store.db import Store
@@ -60,6 +60,7 @@ def run_sync(
                 trigger == "nightly" or not result.counts.get("writes")):
             budget.remember_cost(store, crm, result.requests["crm"], nightly=trigger == "nightly")
             budget.remember_cost(store, acct, result.requests["accounting"], nightly=trigger == "nightly")
+        changes.announce(store, ws.id, changes.DRY_RUN if dry_run else changes.SYNC)
         return result
     finally:
         crm.close()

@@ -35,6 +35,7 @@ from app.connectors import registry
 from app.connectors.base import CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
+from app.ops import changes
 from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.store import lease, runs
 from app.store.db import Store
@@ -607,6 +608,7 @@ def apply_undo(store: Store, tokens: TokenStore, workspace: str, run_id: int, *,
             acct.close()
     finally:
         lease.release(store, ws.id, holder)
+        changes.announce(store, ws.id, changes.UNDO)
 
 
 class _Cancelled(Exception):
@@ -883,5 +885,9 @@ def release_undone(store: Store, workspace: str, record_type: str, record_id: st
             if (q.reasons or {}).get("undone_run"):
                 q.reasons = {"items": [{"field": "undo", "message": "Released by you: the next sync makes it "
                                                                      "again."}], "release": True}
-                return True
-    return False
+                released = ws.id
+                break
+        else:
+            return False
+    changes.announce(store, released, changes.RELEASE)
+    return True

@@ -15,7 +15,7 @@ from app.connectors import registry
 from app.connectors.base import Connection
 from app.connectors.tokens import TokenStore
 from app.domain.clock import SYSTEM_CLOCK, Clock
-from app.ops import sandboxes
+from app.ops import changes, sandboxes
 from app.store.db import Store
 from app.store.models import ConnectionRow, Workspace
 
@@ -152,8 +152,11 @@ def mark_needs_reconnect(store: Store, connection_id: str) -> None:
     """The connection's refresh token is dead: the window offers Reconnect for it."""
     with store.session() as s:
         row = s.get(ConnectionRow, connection_id)
+        ws_id = row.workspace_id if row is not None else None
         if row is not None:
             row.status = "reconnect"
+    if ws_id is not None:
+        changes.announce(store, ws_id, changes.CONNECTIONS)
 
 
 def update_settings(store: Store, name: str, **values: Any) -> None:
@@ -161,6 +164,7 @@ def update_settings(store: Store, name: str, **values: Any) -> None:
     with store.session() as s:
         row = s.get(Workspace, ws.id)
         row.settings = {**(row.settings or {}), **values}
+    changes.announce(store, ws.id, changes.SETTINGS)
 
 
 def side_of(provider: str) -> str:
@@ -185,6 +189,7 @@ def save_connection(store: Store, ws: WorkspaceInfo, conn: Connection) -> None:
                             base_url=conn.base_url, auth_url=conn.auth_url, client_id=conn.client_id,
                             tenant_id=conn.tenant_id, label=conn.label, extra=dict(conn.extra),
                             status="connected"))
+    changes.announce(store, ws.id, changes.CONNECTIONS)
 
 
 def load_connection(store: Store, ws: WorkspaceInfo, side: str) -> Connection:

@@ -281,6 +281,10 @@ class DiffView(QWidget):
             shortcut.activated.connect(slot)
 
     # -- loading ---------------------------------------------------------------------------------
+    def use_pool(self, pool: QThreadPool) -> None:
+        """Save choices on ``pool`` from now on (the workspace's writer)."""
+        self._pool = pool
+
     def set_conflicts(self, items: Sequence[ConflictView], *, crm_label: str, acct_label: str,
                       similar: int = 0) -> None:
         """Show one record's open conflicts; ``similar``: other open conflicts on the same fields."""

@@ -11,24 +11,31 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
 
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
-from app.ops import status
+from app.ops import changes, status
+from app.ops.changes import Changed
 from app.ops.demo import DemoResult, run_demo
 from app.ops.sync_run import run_sync
 from app.store.db import Store
 from app.ui import text
 from app.ui.accessibility import name_controls
+from app.ui.changes import ChangeHub
 from app.ui.empty_state import EmptyState
 from app.ui.migration_wizard import MigrationActions
 from app.ui.models import WorkspaceListModel
 from app.ui.resources import icon
 from app.ui.sync_controller import SyncController, SyncFn
 from app.ui.text import Notice
-from app.ui.workers import BackgroundJob
+from app.ui.workers import BackgroundJob, WriteQueues
 from app.ui.workspace_actions import WorkspaceActions
 from app.ui.workspace_list import WorkspaceListPanel
 from app.ui.workspace_page import WorkspacePage
 
 DemoFn = Callable[..., DemoResult]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
+
+
+# What each kind of scheduled job may change (app/sched/jobs.py)
+JOB_CHANGES = {"realtime": changes.SYNC, "batch": changes.SYNC, "reconcile": (changes.RECONCILIATIONS,),
+               "keepalive": (changes.CONNECTIONS,)}
 
 
 def _utcnow() -> dt.datetime:
@@ -68,9 +75,13 @@ class MainWindow(QMainWindow):
         self.on_settings: Callable[[], None] | None = None
 
         self.sync = SyncController(store, tokens, sync, pool, parent=self)
+        # What operations changed (app/ops/changes.py), whichever thread or click ran them: the one signal
+        # the list and the page refresh from. The window's own writes go through one worker per workspace.
+        self.changes = ChangeHub(store, self)
+        self.writes = WriteQueues(self)
         self.list_model = WorkspaceListModel(self, now=now)
         self.sidebar = WorkspaceListPanel(self.list_model)
-        self.page = WorkspacePage(store, now, tokens=tokens)
+        self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes)
         self.empty = EmptyState()
         self.stack = QStackedWidget()
         self.stack.setObjectName("Content")
@@ -97,6 +108,7 @@ class MainWindow(QMainWindow):
         self.sync.progressed.connect(self._run_progressed)
         self.sync.finished.connect(self._run_finished)
         self.scheduled_job_done.connect(self._scheduled_job_done)
+        self.changes.changed.connect(self._changed)
         self._add_actions()
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
@@ -183,22 +195,26 @@ class MainWindow(QMainWindow):
         self.page.show_run(self.sync.state(workspace_id))
         self.page.show_notice(self.sync.notice(workspace_id))
 
-    def _refresh_workspace(self, workspace_id: int) -> None:
-        """After a run: re-read that workspace only, and redraw the page only if it is showing."""
-        fresh = next((ws for ws in status.workspace_statuses(self._store) if ws.id == workspace_id), None)
-        if fresh is None:
+    def _changed(self, what: Changed) -> None:
+        """Something changed in the store: re-read that workspace's line in the list, and on its page only
+        what ``what`` names (app/ui/workspace_page.py); the list again when workspaces came or went."""
+        if what.workspace_id is None or what.touches(changes.WORKSPACES):
+            self.reload()
+            return
+        fresh = next((ws for ws in status.workspace_statuses(self._store) if ws.id == what.workspace_id), None)
+        if fresh is None:  # removed meanwhile
+            self.reload()
             return
         self.list_model.update_item(fresh)
-        if self.page.workspace_id == workspace_id:
-            self.page.load(fresh)
+        if self.page.workspace_id == what.workspace_id:
+            self.page.refresh(fresh, what)
 
-    def _scheduled_job_done(self, _kind: str, workspace: str) -> None:
+    def _scheduled_job_done(self, kind: str, workspace: str) -> None:
+        """A scheduled job ended (well or not): what its kind of job may change, as a change record; a sync
+        it ran has announced the same already, and the hub folds the two into one refresh."""
         items = (self.list_model.item(row) for row in range(self.list_model.rowCount()))
         ws_id = next((ws.id for ws in items if ws.name == workspace), None)
-        if ws_id is None:  # removed meanwhile, or a new one: re-read the list
-            self.reload()
-        elif not self.sync.is_running(ws_id):  # a run from Sync now redraws the page when it ends
-            self._refresh_workspace(ws_id)
+        self.changes.tell(Changed(ws_id, frozenset(JOB_CHANGES.get(kind, changes.KINDS))))
 
     # -- the demo, from the empty window ------------------------------------------------------------
     def try_demo(self) -> None:
@@ -265,7 +281,7 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, workspace_id: int, notice: Notice) -> None:
         self.list_model.set_running(workspace_id, False)
-        self._refresh_workspace(workspace_id)
+        self.changes.tell(Changed(workspace_id, frozenset(changes.SYNC)))  # folded with the run's own record
         if self.page.workspace_id == workspace_id:
             self.page.show_run(None)
             self.page.show_notice(notice)
@@ -281,6 +297,7 @@ class MainWindow(QMainWindow):
 
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
+        self.changes.stop()
         pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms),
                  self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)

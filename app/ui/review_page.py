@@ -39,6 +39,7 @@ from app.ui.models import RowRole, RowTableModel
 from app.ui.tables import Fill, TableOrNote, make_table
 from app.ui.text import Notice
 from app.ui.theme import Palette
+from app.ui.workers import WriteQueues
 
 NOTHING_TO_REVIEW = ("Nothing to review. When a field changes differently in the CRM and in the ledger and your "
                      "rules say \"ask me\", it waits here for your choice.")
@@ -197,9 +198,11 @@ class ReviewPage(QWidget):
     count_changed = Signal(int)  # what the tab's badge shows
 
     def __init__(self, store: Store, pool: QThreadPool | None = None, *,
-                 now: Callable[[], dt.datetime] | None = None, parent: QWidget | None = None) -> None:
+                 now: Callable[[], dt.datetime] | None = None, parent: QWidget | None = None,
+                 writes: WriteQueues | None = None) -> None:
         super().__init__(parent)
         self._store = store
+        self._writes = writes  # the window's writer per workspace; None: saved on the given pool
         self.workspace: WorkspaceStatus | None = None
         self.crm_label = "the CRM"
         self.acct_label = "the ledger"
@@ -284,6 +287,8 @@ class ReviewPage(QWidget):
     def set_workspace(self, ws: WorkspaceStatus) -> None:
         changed = self.workspace is None or self.workspace.id != ws.id
         self.workspace = ws
+        if self._writes is not None:
+            self.diff.use_pool(self._writes.pool(ws.id))
         self.crm_label = text.provider_label(ws.crm)
         self.acct_label = text.provider_label(ws.accounting)
         if changed:
@@ -330,8 +335,16 @@ class ReviewPage(QWidget):
         """Save the answer to an ambiguous match; the next sync (or Apply now) acts on it."""
         if self.workspace is None:
             return
-        conflicts.pick_match(self._store, self.workspace.id, record_type, record_id, choice)
-        self.reload()
+        store, ws_id = self._store, self.workspace.id
+        if self._writes is None:
+            conflicts.pick_match(store, ws_id, record_type, record_id, choice)
+            self.reload()
+            return
+        self._writes.run(ws_id, lambda _p: conflicts.pick_match(store, ws_id, record_type, record_id, choice),
+                         on_success=lambda _r: None,  # the change it announced re-reads this page
+                         on_failure=lambda exc: self._failed(Notice("error", "The choice was not saved", (
+                             "Crossledger's database did not answer. Pick again; if it keeps failing, quit "
+                             "and open Crossledger again."))), parent=self)
 
     def selected_item(self) -> ReviewItem | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []

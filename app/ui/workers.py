@@ -88,3 +88,34 @@ class BackgroundJob(QObject, Generic[T]):
             self._on_failure(exc)
         finally:
             self.done.emit()
+
+
+class WriteQueues(QObject):
+    """One worker per workspace for the window's database writes: a pool of one thread each, so two
+    writes to one workspace (a release, a saved choice, an undo) run one after the other, in the order
+    asked, never at once; writes to different workspaces do not wait for each other."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pools: dict[int, QThreadPool] = {}
+
+    def pool(self, workspace_id: int) -> QThreadPool:
+        pool = self._pools.get(workspace_id)
+        if pool is None:
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(1)
+            self._pools[workspace_id] = pool
+        return pool
+
+    def run(self, workspace_id: int, fn: Callable[[ProgressFn], T], *, on_success: Callable[[T], None],
+            on_failure: Callable[[Exception], None], parent: QObject | None = None) -> BackgroundJob[T]:
+        """``fn`` on the workspace's worker, after the writes queued before it."""
+        job: BackgroundJob[T] = BackgroundJob(fn, on_success=on_success, on_failure=on_failure,
+                                              parent=parent or self)
+        job.done.connect(job.deleteLater)
+        job.start(self.pool(workspace_id))
+        return job
+
+    def wait(self, timeout_ms: int = 15000) -> bool:
+        """Wait for every queued write (the window closing)."""
+        return all(pool.waitForDone(timeout_ms) for pool in self._pools.values())

@@ -10,10 +10,11 @@ from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from app.connectors.tokens import TokenStore
-from app.ops import status
+from app.ops import changes, status
+from app.ops.changes import Changed
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
-from app.ui.activity_page import ActivityPage, StoreUndo
+from app.ui.activity import ActivityPage, StoreUndo
 from app.ui.banner import MessageBanner
 from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
@@ -25,7 +26,7 @@ from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
 from app.ui.text import Notice, provider_label
-from app.ui.workers import BackgroundJob
+from app.ui.workers import BackgroundJob, WriteQueues
 
 log = logging.getLogger("crossledger.ui.workspace")
 BIG_LINKED = 2000  # linked records above which the Linked table is read on a worker thread
@@ -37,11 +38,13 @@ class WorkspacePage(QWidget):
     LINKED_TAB, HELD_TAB = 0, 1
 
     def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None,
-                 *, tokens: TokenStore | None = None) -> None:
+                 *, tokens: TokenStore | None = None, writes: WriteQueues | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Content")
         self._store = store
+        self.writes = writes or WriteQueues(self)  # the window's database writes: one worker per workspace
         self.workspace: WorkspaceStatus | None = None
+        self._counts = (0, 0)  # the rows the Linked and Held back tables show
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._generation = 0  # each load() bumps it; an older background read is then dropped
@@ -57,7 +60,8 @@ class WorkspacePage(QWidget):
         self.reconcile = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
                                        today=lambda: now().date(), history=reconcile_history(store))
         self.tabs.addTab(self.reconcile, "Reconcile")
-        self.review = ReviewPage(store, now=now)  # open conflicts and ambiguous matches, with the diff view
+        # open conflicts and ambiguous matches, with the diff view
+        self.review = ReviewPage(store, now=now, writes=self.writes)
         self.tabs.addTab(self.review, "Review")
         self.review.count_changed.connect(
             lambda n: self.tabs.setTabText(self.tabs.indexOf(self.review), f"Review  {n:,}"))
@@ -98,29 +102,49 @@ class WorkspacePage(QWidget):
     def load(self, ws: WorkspaceStatus) -> None:
         """Read this workspace's rows: small reads on the UI thread; a big Linked table (more than
         BIG_LINKED records) is read and sorted on a worker thread, so the window never stalls."""
+        self.refresh(ws, Changed(ws.id, changes.KINDS))
+
+    def refresh(self, ws: WorkspaceStatus, what: Changed) -> None:
+        """Re-read what ``what`` says changed (everything for another workspace); the header's counts and
+        "Last sync" come with ``ws`` and are always shown afresh."""
         changed = self.workspace is None or self.workspace.id != ws.id
+        if changed or self.workspace is None or self.workspace.name != ws.name:  # another one, or renamed
+            what = Changed(ws.id, changes.KINDS)
         self.workspace = ws
-        big = ws.links > BIG_LINKED
-        linked = [] if big else status.linked_records(self._store, ws.id)
-        n_linked = ws.links if big else len(linked)
-        held = status.quarantined_records(self._store, ws.id)
-        self.header.set_workspace(ws, linked=n_linked, held=len(held))
-        self.connection_bar.set_workspace(ws)
-        self.reconcile.set_workspace(ws.name)
-        self.review.set_workspace(ws)
-        self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
-                                              "accounting": provider_label(ws.accounting)})
-        self._generation += 1
-        if big:
-            if changed:
-                self.linked.set_rows([])
-            self._read_linked(ws.id, self._generation)
-        else:
-            self.linked.set_rows(linked)
-        self.held.set_rows(held)
-        self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
+        n_linked, n_held = self._counts
+        if what.touches(changes.CUSTOMERS, changes.INVOICES):
+            big = ws.links > BIG_LINKED
+            linked = [] if big else status.linked_records(self._store, ws.id)
+            n_linked = ws.links if big else len(linked)
+            self._generation += 1
+            if big:
+                if changed:
+                    self.linked.set_rows([])
+                self._read_linked(ws.id, self._generation)
+            else:
+                self.linked.set_rows(linked)
+        if what.touches(changes.QUARANTINE):
+            held = status.quarantined_records(self._store, ws.id)
+            n_held = len(held)
+            self.held.set_rows(held)
+        self._counts = (n_linked, n_held)
+        self.header.set_workspace(ws, linked=n_linked, held=n_held)
+        if what.touches(changes.CONNECTIONS, changes.SETTINGS):
+            self.connection_bar.set_workspace(ws)
+        if self.reconcile.workspace != ws.name:
+            self.reconcile.set_workspace(ws.name)  # its results are another workspace's: cleared
+        elif what.touches(changes.RECONCILIATIONS):
+            self.reconcile.show_history()
+        self.activity.write_pool = self.writes.pool(ws.id)
+        if what.touches(changes.CONFLICTS, changes.QUARANTINE, changes.SETTINGS, changes.CONNECTIONS):
+            self.review.set_workspace(ws)
+        if what.touches(changes.RUNS, changes.CUSTOMERS, changes.INVOICES):
+            self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
+                                                  "accounting": provider_label(ws.accounting)})
+        if what.touches(changes.RUNS):
+            self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
         self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
-        self.tabs.setTabText(self.HELD_TAB, f"Held back  {len(held):,}")
+        self.tabs.setTabText(self.HELD_TAB, f"Held back  {n_held:,}")
         if changed:
             self.linked.search.clear()
             self.tabs.setCurrentIndex(self.LINKED_TAB)
@@ -146,7 +170,7 @@ class WorkspacePage(QWidget):
         job.start(self._pool)
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
-        return self._pool.waitForDone(timeout_ms)
+        return self._pool.waitForDone(timeout_ms) and self.writes.wait(timeout_ms)
 
     def _newest_banner(self, newest: MessageBanner) -> None:
         for banner in self._banners:
@@ -154,14 +178,24 @@ class WorkspacePage(QWidget):
                 banner.hide()
 
     def _release(self, records: list[tuple[str, str]]) -> None:
-        """One small write per record: lift an undo's hold so the next sync makes each record again."""
+        """One small write per record, on the workspace's writer: lift an undo's hold so the next sync makes
+        each record again. The release announces its change, and the window re-reads Held back."""
         from app.ops.undo import release_undone
 
         if self.workspace is None:
             return
         held = {(r.record_type, r.record_id): r for r in
                 (self.held.model.row(n) for n in range(self.held.model.rowCount()))}
-        released = [key for key in records if release_undone(self._store, self.workspace.name, *key)]
+        store, name = self._store, self.workspace.name
+
+        def work(_progress: object) -> list[tuple[str, str]]:
+            return [key for key in records if release_undone(store, name, *key)]
+
+        self.writes.run(self.workspace.id, work, on_success=lambda released: self._released(released, held),
+                        on_failure=lambda exc: log.warning("releasing held records failed", exc_info=exc),
+                        parent=self)
+
+    def _released(self, released: list[tuple[str, str]], held: dict) -> None:
         if len(released) == 1:
             row = held.get(released[0])
             name = (row.name if row else "") or f"{released[0][0]} {released[0][1]}"
@@ -171,17 +205,11 @@ class WorkspacePage(QWidget):
             self.banner.show_notice(Notice("info", f"{len(released):,} records will be synced again",
                                            "The next sync creates or links them again. Click Sync now to do it "
                                            "now."))
-        self._reload_after_undo()
 
     def _after_undo(self) -> None:
-        """An undo holds back the CRM records whose ledger side it took away: they are their own group."""
-        self._reload_after_undo()
+        """An undo holds back the CRM records whose ledger side it took away: they are their own group (the
+        undo announced what it changed: the window re-reads those)."""
         self.held.show_group(UNDONE)
-
-    def _reload_after_undo(self) -> None:
-        fresh = next((w for w in status.workspace_statuses(self._store) if w.id == self.workspace_id), None)
-        if fresh is not None:
-            self.load(fresh)
 
     def show_run(self, state: RunState | None) -> None:
         self.header.set_run(state)

@@ -19,7 +19,7 @@ from typing import Any
 from app.connectors.base import Limits
 from app.connectors.tokens import TokenStore
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, Party
-from app.ops import mirror_reads, workspace_settings, workspaces
+from app.ops import changes, mirror_reads, workspace_settings, workspaces
 from app.ops.conflicts import AmbiguousMatch
 from app.ops.migration import (
     ACTIONS,
@@ -504,6 +504,7 @@ class MigrationFlow:
         finally:
             crm.close()
             acct.close()
+            changes.announce(self.store, self.ws.id, changes.MIGRATION)
 
     def record_applied(self, result: MigrationResult) -> None:
         self.applied = result
