@@ -43,9 +43,11 @@ from app.connectors.base import (
     WriteResult,
 )
 from app.connectors.errors import (
+    INACTIVE_CUSTOMER_TEXT,
     AuthExpired,
     Conflict,
     ConnectorError,
+    CustomerInactive,
     DuplicateName,
     Forbidden,
     NotFound,
@@ -57,6 +59,7 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.http import RateLimiter, make_api_client, redact
+from app.connectors.ledger_fates import QuickBooksLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -277,7 +280,7 @@ class _TooOld(Exception):
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector:
+class Connector(QuickBooksLifecycle):
     """One QuickBooks Online company (realm)."""
 
     provider = "quickbooks"
@@ -378,6 +381,9 @@ class Connector:
             return Conflict(text, **kw)
         if code in ("6210", "6140"):
             return Conflict(text, **kw)
+        if code == "610" and element == "CustomerRef":
+            return CustomerInactive(INACTIVE_CUSTOMER_TEXT.format(ledger="QuickBooks"), provider=self.provider,
+                                    status=status, code=code)
         if code == "610":
             return NotFound(text, **kw)
         if status == 403 or code == "6190":
