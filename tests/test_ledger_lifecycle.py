@@ -86,3 +86,70 @@ def test_quickbooks_credit_memo_is_applied_to_the_invoice_with_exact_money():
         [same] = k.create_credit_notes([CreditNoteWrite("cn-1", cust, "USD", made.id, Decimal("333.33"),
                                                         "One seat returned", reference="CRM deal 7")])
         assert len(sb.find("CreditMemo")) == 2 and same.record.id == note.id
+
+
+# -- Xero ---------------------------------------------------------------------------------------------
+def _xero_customer(c, name: str) -> str:
+    from app.connectors.base import CustomerWrite
+    from app.domain.models import Party
+
+    [res] = c.connector.create_customers([CustomerWrite(f"cust-{name}", Party("company", name, currency="GBP"))])
+    assert res.ok, res.error
+    return res.id
+
+
+def _xero_invoice(c, cid: str, key: str, price: str, status: str = "awaiting_payment") -> str:
+    [res] = c.connector.create_invoices([InvoiceWrite(key, Invoice(
+        None, cid, "GBP", (InvoiceLine("Work", Decimal(1), Decimal(price)),), reference=f"CRM deal {key}",
+        status=status))])
+    assert res.ok, res.error
+    return res.id
+
+
+def test_xero_archived_and_merged_contacts_and_reactivation():
+    with over_http("xero", "demo") as c:
+        k, sb = c.connector, c.sandbox
+        keep, lose, old = (_xero_customer(c, n) for n in ("Bremen GmbH", "Bremen G.m.b.H.", "Old Bremen"))
+        inv = _xero_invoice(c, lose, "m1", "10.00")
+        sb.user_merge_contacts(lose, keep)
+        assert k.deactivate_customer(old).ok
+        fates = {f.id: f for f in k.customer_fates([keep, lose, old, "00000000-0000-4000-8000-000000000000"])}
+        assert fates[keep].state == "active"
+        assert (fates[lose].state, fates[lose].survivor_id, fates[lose].survivor_name) == ("merged", keep,
+                                                                                          "Bremen GmbH")
+        assert fates[lose].certain and fates[old].state == "archived"
+        assert fates["00000000-0000-4000-8000-000000000000"].state == "missing"
+        assert k.get_invoice_states([inv])[0].invoice.customer_id == keep  # the merge moved its invoice
+        refused = k.reactivate_customer(lose)
+        assert refused.error is not None and "merged this contact" in refused.error.message
+        back = k.reactivate_customer(old)
+        assert back.ok and back.record.active and k.customer_fates([old])[0].state == "active"
+
+
+def test_xero_credit_note_is_allocated_with_xeros_per_line_tax_and_a_paid_invoice_cannot_be_voided():
+    with over_http("xero", "demo") as c:
+        k, sb = c.connector, c.sandbox
+        cid = _xero_customer(c, "Credit Customer Ltd")
+        inv = _xero_invoice(c, cid, "c1", "99.99")
+        before = k.get_invoice_states([inv])[0].invoice
+        [res] = k.create_credit_notes([CreditNoteWrite("cn-x1", cid, "GBP", inv, Decimal("33.33"), "Returned",
+                                                       reference="CRM deal c1")])
+        assert res.ok, res.error
+        note = res.record
+        ratio = before.total / Decimal("99.99")  # the invoice's tax rate carries over to the credit
+        assert note.amount == (Decimal("33.33") * ratio).quantize(Decimal("0.01"))
+        assert note.remaining == 0 and note.status == "PAID" and note.number == "CN-0001"
+        after = k.get_invoice_states([inv])[0].invoice
+        assert after.balance == before.total - note.amount and after.total == before.total
+        # Credit allocated: Xero no longer lets the invoice be voided.
+        refused = k.void_invoice(inv)
+        assert refused.error is not None
+        assert k.get_invoice_states([inv])[0].invoice.status != "void"
+        # A credit note bigger than what is owed keeps the rest as credit; a draft cannot take one.
+        [big] = k.create_credit_notes([CreditNoteWrite("cn-x2", cid, "GBP", inv, Decimal("200.00"), "All of it")])
+        assert big.ok and big.record.remaining == big.record.amount - after.balance
+        assert k.get_invoice_states([inv])[0].invoice.status == "paid"
+        draft = _xero_invoice(c, cid, "c3", "10.00", status="draft")
+        [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-x3", cid, "GBP", draft, Decimal("5.00"), "x")])
+        assert on_draft.ok and on_draft.record.remaining == on_draft.record.amount  # nothing allocated
+        assert len(sb.state["tenants"][sb.default_tenant]["credit_notes"]) == 3

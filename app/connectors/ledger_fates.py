@@ -164,3 +164,108 @@ class QuickBooksLifecycle:
                           dt.date.fromisoformat(memo["TxnDate"]) if memo.get("TxnDate") else None,
                           total - applied, "closed" if applied == total else "open", w.reference)
         return WriteResult(w.key, note.id, str(memo.get("SyncToken") or "0"), record=note)
+
+
+XERO_API = "/api.xro/2.0"
+
+
+class XeroLifecycle:
+    if TYPE_CHECKING:
+        provider: str
+
+        def _contacts_by_id(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+        def _invoices_by_id(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dt.date]: ...
+        def _bulk(self, method: str, path: str, collection: str, resource: str, keys: Sequence[str],
+                  elements: list[dict[str, Any]], params: dict[str, Any] | None = None,
+                  ) -> tuple[list[dict[str, Any] | ConnectorError], dict[str, Any]]: ...
+        def to_customer(self, c: dict[str, Any]) -> AccountingCustomer: ...
+
+    def customer_fates(self, ids: Sequence[str]) -> list[RecordFate]:
+        """ARCHIVED, and merged when Xero names the contact it went into (``MergedToContactID``)."""
+        found = self._contacts_by_id([str(i) for i in ids])
+        into = [str(c["MergedToContactID"]) for c in found.values() if c.get("MergedToContactID")]
+        survivors = self._contacts_by_id(into) if into else {}
+        out = []
+        for cid in (str(i) for i in ids):
+            c = found.get(cid)
+            if c is None:
+                out.append(RecordFate(cid, "missing"))
+            elif c.get("MergedToContactID"):
+                heir = str(c["MergedToContactID"])
+                out.append(RecordFate(cid, "merged", survivor_id=heir, name=c.get("Name"),
+                                      survivor_name=(survivors.get(heir) or {}).get("Name")))
+            elif c.get("ContactStatus") == "ARCHIVED":
+                out.append(RecordFate(cid, "archived", name=c.get("Name")))
+            elif c.get("ContactStatus") == "GDPRREQUEST":
+                out.append(RecordFate(cid, "deleted", name=c.get("Name")))
+            else:
+                out.append(RecordFate(cid, "active", name=c.get("Name")))
+        return out
+
+    def reactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """``POST /Contacts/{id}`` with ContactStatus ACTIVE; a name taken by an active contact is refused."""
+        return self._contact_status(customer_id, version, "ACTIVE", f"restore:{customer_id}")
+
+    def _contact_status(self, customer_id: str, version: str | None, status: str, key: str) -> WriteResult:
+        """Archive or restore a contact (``version``, when given, must still be its UpdatedDateUTC)."""
+        def go() -> WriteResult:
+            now = self._contacts_by_id([customer_id]).get(customer_id)
+            if now is None:
+                raise NotFound("The customer no longer exists in Xero.", provider=self.provider, status=404)
+            if now.get("ContactStatus") == status:
+                cust = self.to_customer(now)
+                return WriteResult(key, cust.id, cust.version, record=cust)
+            if version and now.get("UpdatedDateUTC") != version:
+                raise StaleVersion("The customer changed in Xero since it was read.", provider=self.provider)
+            if status == "ACTIVE" and now.get("MergedToContactID"):
+                raise ValidationRejected("Xero merged this contact into another one; link the CRM record to that "
+                                         "contact instead.", field="customer", provider=self.provider)
+            answers, _ = self._bulk("POST", f"{XERO_API}/Contacts/{customer_id}", "Contacts", "contact", [key],
+                                    [{"ContactID": customer_id, "ContactStatus": status}])
+            if isinstance(answers[0], ConnectorError):
+                raise answers[0]
+            cust = self.to_customer(answers[0])
+            return WriteResult(key, cust.id, cust.version, record=cust)
+
+        return _write_guard(key, customer_id, go)
+
+    def create_credit_notes(self, writes: Sequence[CreditNoteWrite]) -> list[WriteResult]:
+        return [_write_guard(w.key, w.invoice_id, lambda w=w: self._credit_note(w)) for w in writes]
+
+    def _credit_note(self, w: CreditNoteWrite) -> WriteResult:
+        rows, today = self._invoices_by_id([w.invoice_id])
+        inv = rows.get(w.invoice_id)
+        if inv is None:
+            raise NotFound(f"Invoice {w.invoice_id} is not in Xero.", provider=self.provider, status=404)
+        if inv.get("Status") in ("VOIDED", "DELETED"):
+            raise ValidationRejected(f"Invoice {inv.get('InvoiceNumber')} is void: there is nothing to credit.",
+                                     provider=self.provider)
+        first = (inv.get("LineItems") or [{}])[0]
+        line: dict[str, Any] = {"Description": w.description[:4000], "Quantity": 1, "UnitAmount": w.amount}
+        for fld in ("AccountCode", "TaxType"):
+            if first.get(fld):
+                line[fld] = first[fld]
+        el: dict[str, Any] = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": inv["Contact"]["ContactID"]},
+                              "Status": "AUTHORISED", "CurrencyCode": inv.get("CurrencyCode") or w.currency,
+                              "LineAmountTypes": "Exclusive", "LineItems": [line],
+                              "Date": (w.issue_date or today).isoformat()}
+        if w.reference:
+            el["Reference"] = w.reference
+        answers, _ = self._bulk("PUT", f"{XERO_API}/CreditNotes", "CreditNotes", "creditnote", [w.key], [el])
+        note = answers[0]
+        if isinstance(note, ConnectorError):
+            raise note
+        total, due = _dec(note.get("Total")), _dec(inv.get("AmountDue"))
+        applied = min(total, due) if inv.get("Status") == "AUTHORISED" else Decimal(0)
+        if applied > 0:
+            done, _ = self._bulk("PUT", f"{XERO_API}/CreditNotes/{note['CreditNoteID']}/Allocations", "Allocations",
+                                 "allocation", [f"{w.key}:allocate"],
+                                 [{"Amount": applied, "Invoice": {"InvoiceID": w.invoice_id},
+                                   "Date": (w.issue_date or today).isoformat()}])
+            if isinstance(done[0], ConnectorError):
+                raise done[0]
+        record = CreditNote(str(note["CreditNoteID"]), inv["Contact"]["ContactID"], note.get("CurrencyCode")
+                            or w.currency, total, w.invoice_id, w.description, note.get("CreditNoteNumber"),
+                            w.issue_date or today, total - applied, "PAID" if applied == total else "AUTHORISED",
+                            w.reference)
+        return WriteResult(w.key, record.id, note.get("UpdatedDateUTC"), record=record)
