@@ -153,3 +153,61 @@ def test_xero_credit_note_is_allocated_with_xeros_per_line_tax_and_a_paid_invoic
         [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-x3", cid, "GBP", draft, Decimal("5.00"), "x")])
         assert on_draft.ok and on_draft.record.remaining == on_draft.record.amount  # nothing allocated
         assert len(sb.state["tenants"][sb.default_tenant]["credit_notes"]) == 3
+
+
+# -- Zoho Books -----------------------------------------------------------------------------------------
+def _books_world(c):
+    from app.connectors.base import CustomerWrite
+    from app.domain.models import Party
+
+    [cust] = c.connector.create_customers([CustomerWrite("c", Party("company", "Credit Test Ltd", currency="GBP"))])
+    items = {i.sku: i.id for i in c.connector.read_items(None).records}
+    return cust.id, items
+
+
+def _books_invoice(c, cust: str, items: dict[str, str], key: str, *, sent: bool = True) -> str:
+    [res] = c.connector.create_invoices([InvoiceWrite(key, Invoice(None, cust, "GBP", (
+        InvoiceLine("Seats", Decimal(3), Decimal("33.33"), Decimal(0), items["LIC-SEAT"]),), reference=key))])
+    assert res.ok, res.error
+    if sent:
+        c.connector._call("POST", f"/invoices/{res.id}/status/sent", resource="invoice")
+    return res.id
+
+
+def test_zoho_books_inactive_and_deleted_contacts_and_reactivation():
+    with over_http("zohobooks", "demo") as c:
+        k = c.connector
+        cust, _items = _books_world(c)
+        assert k.deactivate_customer(cust).ok
+        assert k.customer_fates([cust])[0].state == "archived"
+        back = k.reactivate_customer(cust)
+        assert back.ok and back.record.active and k.customer_fates([cust])[0].state == "active"
+        assert k.reactivate_customer(cust).ok  # already active: nothing to do
+        [unused] = [x.id for x in k.find_customers(name="Credit Test Ltd")]
+        c.sandbox.user_delete("contacts", unused)  # never invoiced: Zoho Books deletes it for good
+        assert k.customer_fates([unused])[0].state == "deleted"
+
+
+def test_zoho_books_credit_note_is_applied_to_the_invoice_once_and_a_credited_invoice_cannot_be_voided():
+    with over_http("zohobooks", "demo") as c:
+        k = c.connector
+        cust, items = _books_world(c)
+        inv = _books_invoice(c, cust, items, "CRM deal 9")
+        before = k.get_invoice_states([inv])[0].invoice
+        assert before.total == Decimal("99.99")
+        write = CreditNoteWrite("cn-b1", cust, "GBP", inv, Decimal("33.33"), "One seat returned",
+                                reference="CRM deal 9")
+        [res] = k.create_credit_notes([write])
+        assert res.ok, res.error
+        assert (res.record.amount, res.record.remaining, res.record.status) == (Decimal("33.33"), 0, "closed")
+        assert res.record.number == "CN-00001"
+        after = k.get_invoice_states([inv])[0].invoice
+        assert after.balance == Decimal("66.66") and after.total == Decimal("99.99")
+        [again] = k.create_credit_notes([write])  # sent again after a lost answer: found by its reference
+        assert again.ok and again.record.id == res.record.id
+        assert k.get_invoice_states([inv])[0].invoice.balance == Decimal("66.66")
+        refused = k.void_invoice(inv)
+        assert refused.error is not None and "credits" in refused.error.message
+        draft = _books_invoice(c, cust, items, "CRM deal 10", sent=False)
+        [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-b2", cust, "GBP", draft, Decimal("5.00"), "x")])
+        assert on_draft.ok and on_draft.record.remaining == Decimal("5.00")  # a draft takes no credit

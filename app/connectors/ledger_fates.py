@@ -269,3 +269,87 @@ class XeroLifecycle:
                             w.issue_date or today, total - applied, "PAID" if applied == total else "AUTHORISED",
                             w.reference)
         return WriteResult(w.key, record.id, note.get("UpdatedDateUTC"), record=record)
+
+
+class ZohoBooksLifecycle:
+    if TYPE_CHECKING:
+        provider: str
+
+        def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                  org: bool = True, resource: str = "") -> tuple[dict[str, Any], Any]: ...
+        def get_customers(self, ids: Sequence[str]) -> list[AccountingCustomer]: ...
+
+    def customer_fates(self, ids: Sequence[str]) -> list[RecordFate]:
+        """Inactive contacts are archived; Zoho Books deletes an unused contact for good (no merge trail)."""
+        out = []
+        for cid in (str(i) for i in ids):
+            try:
+                data, _ = self._call("GET", f"/contacts/{cid}", resource="contact")
+            except NotFound:
+                out.append(RecordFate(cid, "deleted"))
+                continue
+            c = data["contact"]
+            inactive = (c.get("status") or "active") == "inactive"
+            out.append(RecordFate(cid, "archived" if inactive else "active", name=c.get("contact_name")))
+        return out
+
+    def reactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
+        """``POST /contacts/{id}/active``."""
+        key = f"active:{customer_id}"
+
+        def go() -> WriteResult:
+            data, _ = self._call("GET", f"/contacts/{customer_id}", resource="contact")
+            current = data["contact"]
+            if (current.get("status") or "active") == "inactive":
+                if version and str(current.get("last_modified_time")) != str(version):
+                    raise StaleVersion("The customer changed in Zoho Books since it was read.",
+                                       provider=self.provider)
+                self._call("POST", f"/contacts/{customer_id}/active", resource="contact")
+            [cust] = self.get_customers([customer_id])
+            return WriteResult(key, cust.id, cust.version, record=cust)
+
+        return _write_guard(key, customer_id, go)
+
+    def create_credit_notes(self, writes: Sequence[CreditNoteWrite]) -> list[WriteResult]:
+        return [_write_guard(w.key, w.invoice_id, lambda w=w: self._books_credit(w)) for w in writes]
+
+    def _books_credit(self, w: CreditNoteWrite) -> WriteResult:
+        """Zoho Books has no idempotency key: the credit note carries a reference (the write's, else its key),
+        and one with that reference for this customer is reused instead of made twice."""
+        data, _ = self._call("GET", f"/invoices/{w.invoice_id}", resource="invoice")
+        inv = data["invoice"]
+        if inv.get("status") == "void":
+            raise ValidationRejected(f"Invoice {inv.get('invoice_number')} is void: there is nothing to credit.",
+                                     provider=self.provider)
+        reference = (w.reference or w.key)[:100]
+        found, _ = self._call("GET", "/creditnotes", params={"customer_id": inv["customer_id"],
+                                                              "reference_number": reference}, resource="creditnote")
+        notes = found.get("creditnotes") or []
+        if notes:
+            note = notes[0]
+        else:
+            first = (inv.get("line_items") or [{}])[0]
+            line: dict[str, Any] = {"description": w.description[:2000], "rate": w.amount, "quantity": 1,
+                                    "name": (first.get("name") or w.description)[:100]}
+            if w.item_id or first.get("item_id"):
+                line["item_id"] = w.item_id or first["item_id"]
+            if first.get("tax_id"):
+                line["tax_id"] = first["tax_id"]
+            body: dict[str, Any] = {"customer_id": inv["customer_id"], "reference_number": reference,
+                                    "line_items": [line]}
+            if w.issue_date:
+                body["date"] = w.issue_date.isoformat()
+            made, _ = self._call("POST", "/creditnotes", body=body, resource="creditnote")
+            note = made["creditnote"]
+        total, left = _dec(note.get("total")), _dec(note.get("balance"))
+        applied = min(left, _dec(inv.get("balance"))) if inv.get("status") != "draft" else Decimal(0)
+        if applied > 0:
+            self._call("POST", f"/creditnotes/{note['creditnote_id']}/invoices",
+                       body={"invoices": [{"invoice_id": w.invoice_id, "amount_applied": applied}]},
+                       resource="creditnote")
+        remaining = left - applied
+        record = CreditNote(str(note["creditnote_id"]), str(inv["customer_id"]), note.get("currency_code")
+                            or w.currency, total, w.invoice_id, w.description, note.get("creditnote_number"),
+                            dt.date.fromisoformat(note["date"]) if note.get("date") else None, remaining,
+                            "closed" if remaining == 0 else "open", reference)
+        return WriteResult(w.key, record.id, note.get("last_modified_time"), record=record)
