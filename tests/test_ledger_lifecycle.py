@@ -211,3 +211,27 @@ def test_zoho_books_credit_note_is_applied_to_the_invoice_once_and_a_credited_in
         draft = _books_invoice(c, cust, items, "CRM deal 10", sent=False)
         [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-b2", cust, "GBP", draft, Decimal("5.00"), "x")])
         assert on_draft.ok and on_draft.record.remaining == Decimal("5.00")  # a draft takes no credit
+
+
+def test_quickbooks_payments_carry_when_they_were_recorded_and_credits_applied_are_not_payments():
+    with over_http("quickbooks", "demo") as c:
+        k, sb = c.connector, c.sandbox
+        cust = sb.find("Customer", DisplayName="Harbourview Dental Group")[0]["Id"]
+        line = InvoiceLine("Setup", Decimal(1), Decimal("950.00"), Decimal(0), _items(c)["SETUP"])
+        [made] = k.create_invoices([InvoiceWrite("p1", Invoice(None, cust, "USD", (line,), reference="CRM deal 3"))])
+        sb.record_payment(made.id, Decimal("400.00"), sb.today())
+        [credit] = k.create_credit_notes([CreditNoteWrite("cn-p", cust, "USD", made.id, Decimal("150.00"), "Goodwill")])
+        assert credit.ok
+        mine = [p for p in k.read_payments(None).records if p.invoice_id == made.id]
+        assert [p.amount for p in mine] == [Decimal("400.00")]  # the credit memo's application is not money in
+        assert mine[0].recorded_at is not None and mine[0].recorded_at.tzinfo is not None
+        assert k.get_invoice_states([made.id])[0].invoice.balance == Decimal("400.00")
+
+
+def test_xero_payments_carry_when_they_were_recorded():
+    with over_http("xero", "demo") as c:
+        cid = _xero_customer(c, "Payer Ltd")
+        inv = _xero_invoice(c, cid, "pay1", "50.00")
+        c.sandbox.record_payment(inv, Decimal("10.00"), "2026-01-02")
+        [pay] = [p for p in c.connector.read_payments(None).records if p.invoice_id == inv]
+        assert pay.amount == Decimal("10.00") and pay.recorded_at is not None

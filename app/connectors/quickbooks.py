@@ -1204,15 +1204,25 @@ class Connector(QuickBooksLifecycle):
 
     # -- payments and credit memos --------------------------------------------------------------
     def _payments(self, p: dict[str, Any]) -> list[Payment]:
-        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``)."""
+        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``), for the money
+        actually received: credit memos applied in the same payment (its CreditMemo lines) are credits, not
+        payments, and are taken off its invoice lines in order (a credit applied alone is no payment at all)."""
         currency = (p.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or ""
         when = dt.date.fromisoformat(p["TxnDate"]) if p.get("TxnDate") else dt.datetime.now(dt.UTC).date()
+        recorded = parse_ts((p.get("MetaData") or {}).get("CreateTime"))
+        credit = sum((_dec(line.get("Amount")) or ZERO for line in p.get("Line") or []
+                      for link in line.get("LinkedTxn") or [] if link.get("TxnType") == "CreditMemo"), ZERO)
         out = []
         for line in p.get("Line") or []:
             for link in line.get("LinkedTxn") or []:
                 if link.get("TxnType") == "Invoice":
-                    out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
-                                       amount=_dec(line.get("Amount")) or ZERO, currency=currency, date=when))
+                    amount = _dec(line.get("Amount")) or ZERO
+                    taken = min(credit, amount)
+                    credit -= taken
+                    if amount - taken > 0:
+                        out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
+                                           amount=amount - taken, currency=currency, date=when,
+                                           recorded_at=recorded))
         return out
 
     def read_payments(self, cursor: str | None) -> Changes[Payment]:

@@ -950,7 +950,8 @@ class Connector(XeroLifecycle):
             records.append(Payment(id=str(r["PaymentID"]), invoice_id=str(invoice.get("InvoiceID") or ""),
                                    amount=_dec(r.get("Amount")) or Decimal(0),
                                    currency=invoice.get("CurrencyCode") or "",
-                                   date=msdate_day(r.get("Date")) or dt.date.min))
+                                   date=msdate_day(r.get("Date")) or dt.date.min,
+                                   recorded_at=parse_msdate(r.get("UpdatedDateUTC"))))  # payments are never edited
         return Changes(records, state.dump(), deleted, full=full, requests=self.api.request_count - start)
 
     def close(self) -> None:
