@@ -17,6 +17,15 @@ def _items(c) -> dict[str, str]:
 
 
 # -- QuickBooks Online ------------------------------------------------------------------------------
+def _qbo_invoice(c, key: str, sku: str, qty: str, price: str):
+    """An invoice to Harbourview Dental Group for one line: (customer id, the create's result)."""
+    cust = c.sandbox.find("Customer", DisplayName="Harbourview Dental Group")[0]["Id"]
+    line = InvoiceLine(sku, Decimal(qty), Decimal(price), Decimal(0), _items(c)[sku])
+    [made] = c.connector.create_invoices([InvoiceWrite(key, Invoice(None, cust, "USD", (line,),
+                                                                    reference=f"CRM deal {key}"))])
+    return cust, made
+
+
 def test_quickbooks_archived_customer_refuses_invoices_in_plain_words_until_reactivated():
     with over_http("quickbooks", "demo") as c:
         k, sb = c.connector, c.sandbox
@@ -64,9 +73,7 @@ def test_quickbooks_merged_customer_is_reported_merged_into_the_survivor():
 def test_quickbooks_credit_memo_is_applied_to_the_invoice_with_exact_money():
     with over_http("quickbooks", "demo") as c:
         k, sb = c.connector, c.sandbox
-        cust = sb.find("Customer", DisplayName="Harbourview Dental Group")[0]["Id"]
-        line = InvoiceLine("Seats", Decimal(3), Decimal("333.33"), Decimal(0), _items(c)["LIC-SEAT"])
-        [made] = k.create_invoices([InvoiceWrite("c1", Invoice(None, cust, "USD", (line,), reference="CRM deal 7"))])
+        cust, made = _qbo_invoice(c, "7", "LIC-SEAT", "3", "333.33")
         assert made.record.total == Decimal("999.99")
         [res] = k.create_credit_notes([CreditNoteWrite("cn-1", cust, "USD", made.id, Decimal("333.33"),
                                                        "One seat returned", reference="CRM deal 7")])
@@ -216,9 +223,7 @@ def test_zoho_books_credit_note_is_applied_to_the_invoice_once_and_a_credited_in
 def test_quickbooks_payments_carry_when_they_were_recorded_and_credits_applied_are_not_payments():
     with over_http("quickbooks", "demo") as c:
         k, sb = c.connector, c.sandbox
-        cust = sb.find("Customer", DisplayName="Harbourview Dental Group")[0]["Id"]
-        line = InvoiceLine("Setup", Decimal(1), Decimal("950.00"), Decimal(0), _items(c)["SETUP"])
-        [made] = k.create_invoices([InvoiceWrite("p1", Invoice(None, cust, "USD", (line,), reference="CRM deal 3"))])
+        cust, made = _qbo_invoice(c, "3", "SETUP", "1", "950.00")
         sb.record_payment(made.id, Decimal("400.00"), sb.today())
         [credit] = k.create_credit_notes([CreditNoteWrite("cn-p", cust, "USD", made.id, Decimal("150.00"), "Goodwill")])
         assert credit.ok
