@@ -89,6 +89,10 @@ def test_quickbooks_credit_memo_is_applied_to_the_invoice_with_exact_money():
         [big] = k.create_credit_notes([CreditNoteWrite("cn-2", cust, "USD", made.id, Decimal("700.00"), "Refund")])
         assert big.ok and big.record.remaining == Decimal("33.34")
         assert k.get_invoice_states([made.id])[0].invoice.balance == 0
+        credits = k.read_credit_notes(None)
+        assert sorted(n.amount for n in credits.records if n.invoice_id == made.id) == [Decimal("333.33"),
+                                                                                      Decimal("666.66")]
+        assert k.read_credit_notes(credits.cursor).records == []  # nothing new since
         # The same key again (a lost answer resent) makes nothing twice.
         [same] = k.create_credit_notes([CreditNoteWrite("cn-1", cust, "USD", made.id, Decimal("333.33"),
                                                         "One seat returned", reference="CRM deal 7")])
@@ -156,6 +160,9 @@ def test_xero_credit_note_is_allocated_with_xeros_per_line_tax_and_a_paid_invoic
         [big] = k.create_credit_notes([CreditNoteWrite("cn-x2", cid, "GBP", inv, Decimal("200.00"), "All of it")])
         assert big.ok and big.record.remaining == big.record.amount - after.balance
         assert k.get_invoice_states([inv])[0].invoice.status == "paid"
+        read = k.read_credit_notes(None)
+        assert sorted((n.invoice_id, n.amount) for n in read.records) == sorted(
+            [(inv, note.amount), (inv, after.balance)])
         draft = _xero_invoice(c, cid, "c3", "10.00", status="draft")
         [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-x3", cid, "GBP", draft, Decimal("5.00"), "x")])
         assert on_draft.ok and on_draft.record.remaining == on_draft.record.amount  # nothing allocated
@@ -215,6 +222,8 @@ def test_zoho_books_credit_note_is_applied_to_the_invoice_once_and_a_credited_in
         assert k.get_invoice_states([inv])[0].invoice.balance == Decimal("66.66")
         refused = k.void_invoice(inv)
         assert refused.error is not None and "credits" in refused.error.message
+        read = k.read_credit_notes(None)
+        assert [(n.invoice_id, n.amount, n.number) for n in read.records] == [(inv, Decimal("33.33"), "CN-00001")]
         draft = _books_invoice(c, cust, items, "CRM deal 10", sent=False)
         [on_draft] = k.create_credit_notes([CreditNoteWrite("cn-b2", cust, "GBP", draft, Decimal("5.00"), "x")])
         assert on_draft.ok and on_draft.record.remaining == Decimal("5.00")  # a draft takes no credit

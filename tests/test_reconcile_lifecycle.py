@@ -154,3 +154,52 @@ def test_merges_are_read_from_what_the_mirror_holds():
     assert survivors(rows) == {"102": "101", "103": "101", "001B": "001A", "7": "8"}
     assert recorded_at({"recorded_at": "2026-11-03T09:00:00"}) == dt.datetime(2026, 11, 3, 9)
     assert recorded_at({}) is None and recorded_at({"recorded_at": "yesterday"}) is None
+
+
+def test_month_data_reads_credits_recording_times_merges_and_past_reconciliations_from_the_store(tmp_path):
+    """The store as a sync leaves it (credit notes, payments with their recording time, a merged CRM company,
+    an archived customer) and a reconciliation of October made on 1 November: every new kind is fed."""
+    from app.ops.reconcile_month import month_data
+    from app.store.db import Store
+    from app.store.models import Link, Mirror, Reconciliation, Workspace
+
+    store = Store(f"sqlite:///{tmp_path}/feed.db")
+    with store.session() as s:
+        ws = Workspace(name="feed", crm_provider="hubspot", accounting_provider="xero", settings={})
+        s.add(ws)
+        s.flush()
+        w = ws.id
+        deal = {"name": "Maple fit-out", "won": True, "currency": "USD", "amount": "400.00",
+                "close_date": "2026-11-10", "company_id": "c1", "lines": [], "archived": False}
+        inv = {"customer_id": "L1", "currency": "USD", "number": "1001", "status": "awaiting_payment",
+               "total": "400.00", "amount_paid": "0", "balance": "350.00", "issue_date": "2026-11-10"}
+        s.add_all([
+            Mirror(workspace_id=w, side="crm", object_type="deal", remote_id="d1", data=deal),
+            Mirror(workspace_id=w, side="crm", object_type="company", remote_id="c1", data={"properties": {
+                "name": "Maple"}}, archived=1),
+            Mirror(workspace_id=w, side="crm", object_type="company", remote_id="c7", data={"properties": {
+                "name": "Maple Holdings", "hs_merged_object_ids": "c1"}}),
+            Mirror(workspace_id=w, side="accounting", object_type="invoice", remote_id="i1", data=inv),
+            Mirror(workspace_id=w, side="accounting", object_type="creditnote", remote_id="cn1:i1",
+                   data={"invoice_id": "i1", "amount": "50.00"}),
+            Mirror(workspace_id=w, side="accounting", object_type="payment", remote_id="p1",
+                   data={"invoice_id": "i1", "amount": "75.00", "date": "2026-10-28",
+                         "recorded_at": "2026-11-03T09:00:00+00:00"}),
+            Mirror(workspace_id=w, side="accounting", object_type="customer", remote_id="L1",
+                   data={"name": "Maple Ltd", "raw_name": "Maple Ltd"}, archived=1),
+            Link(workspace_id=w, object_type="customer", crm_type="company", crm_id="c1", acct_id="L1", how="name",
+                 snapshot={"crm": {"name": "Maple"}}),
+            Link(workspace_id=w, object_type="invoice", crm_type="deal", crm_id="d1", acct_id="i1", how="created"),
+            Reconciliation(workspace_id=w, month="2026-10", status="ok", finished_at=dt.datetime(2026, 11, 1, 6)),
+        ])
+    data = month_data(store, w, "2026-11")
+    assert data.credited == {"i1": D("50.00")}
+    assert data.crm_fates["c1"].state == "merged" and data.crm_fates["c1"].survivor_id == "c7"
+    assert data.ledger_fates["L1"].state == "archived"
+    assert data.closed == {"2026-10": dt.datetime(2026, 11, 1, 6)}
+    assert data.payments[0].recorded_at == dt.datetime(2026, 11, 3, 9, tzinfo=dt.UTC)
+    assert kinds(data) == {"credited_while_won": 1, "crm_record_gone": 1, "ledger_customer_gone": 1,
+                           "late_payment": 1}
+    gone = next(d for d in reconcile(data).discrepancies if d.kind == "crm_record_gone")
+    assert "'Maple' was merged into 'Maple Holdings' in the CRM" in gone.explanation
+    store.dispose()

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.connectors.base import WriteResult
+from app.connectors.base import Changes, WriteResult
 from app.connectors.errors import (
     AuthExpired,
     ConnectorError,
@@ -76,6 +76,28 @@ class QuickBooksLifecycle:
         def to_customer(self, c: dict[str, Any]) -> AccountingCustomer: ...
         def find_customers(self, *, name: str | None = None,
                            email: str | None = None) -> list[AccountingCustomer]: ...
+        def _changes(self, entity: str, cursor: str | None, *, names: bool) -> Any: ...
+
+    def read_credit_notes(self, cursor: str | None) -> Changes[CreditNote]:
+        """Credit applied to invoices since the cursor, one ``CreditNote`` per (payment, invoice): QuickBooks
+        applies a credit memo through a Payment whose CreditMemo lines offset its invoice lines, in order."""
+        read = self._changes("Payment", cursor, names=False)
+        out = []
+        for p in read.rows:
+            memos = [(str(link["TxnId"]), _dec(line.get("Amount"))) for line in p.get("Line") or []
+                     for link in line.get("LinkedTxn") or [] if link.get("TxnType") == "CreditMemo"]
+            credit = sum((a for _, a in memos), Decimal(0))
+            for line in p.get("Line") or []:
+                for link in line.get("LinkedTxn") or []:
+                    if link.get("TxnType") != "Invoice" or credit <= 0:
+                        continue
+                    taken = min(credit, _dec(line.get("Amount")))
+                    credit -= taken
+                    out.append(CreditNote(f"{p['Id']}:{link['TxnId']}", str(p["CustomerRef"]["value"]),
+                                          (p.get("CurrencyRef") or {}).get("value") or "", taken, str(link["TxnId"]),
+                                          issue_date=dt.date.fromisoformat(p["TxnDate"]) if p.get("TxnDate") else None,
+                                          reference=",".join(m for m, _ in memos)))
+        return Changes(out, read.cursor, read.deleted, full=read.full)
 
     def customer_fates(self, ids: Sequence[str]) -> list[RecordFate]:
         rows = self._by_ids("Customer", [str(i) for i in ids], names=True)
@@ -179,6 +201,27 @@ class XeroLifecycle:
                   elements: list[dict[str, Any]], params: dict[str, Any] | None = None,
                   ) -> tuple[list[dict[str, Any] | ConnectorError], dict[str, Any]]: ...
         def to_customer(self, c: dict[str, Any]) -> AccountingCustomer: ...
+        def _keyset(self, path: str, collection: str, id_field: str, cursor: str | None,
+                    params: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, bool, dict[str, Any]]: ...
+
+    def read_credit_notes(self, cursor: str | None) -> Changes[CreditNote]:
+        """Sales credit notes changed since the cursor, one ``CreditNote`` per invoice they are allocated to
+        (id ``{credit note}:{invoice}``); a voided or deleted credit note's allocations are deletions."""
+        rows, state, full, _ = self._keyset("CreditNotes", "CreditNotes", "CreditNoteID", cursor,
+                                            {"where": 'Type=="ACCRECCREDIT"'})
+        out, gone = [], []
+        for r in rows:
+            for a in r.get("Allocations") or []:
+                inv = str((a.get("Invoice") or {}).get("InvoiceID") or "")
+                key = f"{r['CreditNoteID']}:{inv}"
+                if r.get("Status") in ("VOIDED", "DELETED"):
+                    gone.append(key)
+                    continue
+                out.append(CreditNote(key, str((r.get("Contact") or {}).get("ContactID") or ""),
+                                      r.get("CurrencyCode") or "", _dec(a.get("Amount")), inv,
+                                      number=r.get("CreditNoteNumber"), status=r.get("Status"),
+                                      reference=r.get("Reference") or None))
+        return Changes(out, state.dump(), gone, full=full)
 
     def customer_fates(self, ids: Sequence[str]) -> list[RecordFate]:
         """ARCHIVED, and merged when Xero names the contact it went into (``MergedToContactID``)."""
@@ -278,6 +321,33 @@ class ZohoBooksLifecycle:
         def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                   org: bool = True, resource: str = "") -> tuple[dict[str, Any], Any]: ...
         def get_customers(self, ids: Sequence[str]) -> list[AccountingCustomer]: ...
+        def _changed_rows(self, path: str, key: str, id_field: str, cursor: str | None,
+                          params: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, float | None]: ...
+
+    def read_credit_notes(self, cursor: str | None) -> Changes[CreditNote]:
+        """Credit notes changed since the cursor (their list, then each one's invoices credited), one
+        ``CreditNote`` per invoice credited (id ``{credit note}:{invoice}``); a void one's are deletions."""
+        from app.connectors.zohobooks import _Cursor  # the connector's own cursor format
+
+        rows, state, server_now = self._changed_rows("/creditnotes", "creditnotes", "creditnote_id", cursor, {})
+        out, gone = [], []
+        for row in rows:
+            try:
+                data, _ = self._call("GET", f"/creditnotes/{row['creditnote_id']}", resource="creditnote")
+            except NotFound:
+                continue
+            note = data["creditnote"]
+            for app in note.get("invoices_credited") or []:
+                key = f"{note['creditnote_id']}:{app['invoice_id']}"
+                if note.get("status") == "void":
+                    gone.append(key)
+                    continue
+                out.append(CreditNote(key, str(note.get("customer_id") or ""), note.get("currency_code") or "",
+                                      _dec(app.get("amount_applied")), str(app["invoice_id"]),
+                                      number=note.get("creditnote_number"), status=note.get("status"),
+                                      reference=note.get("reference_number") or None))
+        watermark = server_now or (state.since if state else 0.0)
+        return Changes(out, _Cursor(watermark).dump(with_ids=False), gone, full=state is None)
 
     def customer_fates(self, ids: Sequence[str]) -> list[RecordFate]:
         """Inactive contacts are archived; Zoho Books deletes an unused contact for good (no merge trail)."""

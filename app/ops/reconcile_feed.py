@@ -6,7 +6,9 @@ lost deals and when each month was last reconciled. Only what the mirror and the
 - A CRM record deleted: its mirror row is archived (the sync marks the change feed's deleted IDs).
 - A ledger customer archived: its mirror row is archived (QuickBooks inactive, Xero ARCHIVED, Zoho Books
   inactive); merged: ``merged_into`` in its mirror data (Xero ``MergedToContactID``).
-- Credits on an invoice: ``credited`` in its mirror data; a payment's ``recorded_at``; a deal's ``lost``.
+- Credits on an invoice: mirror rows ``creditnote`` (``invoice_id``, ``amount``: what the ledgers'
+  ``read_credit_notes`` return), or ``credited`` in the invoice's mirror data; a payment's
+  ``recorded_at``; a deal's ``lost``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,13 @@ def lifecycle_feed(s: Session, workspace_id: int, links: list[Link]) -> dict[str
             ledger_fates[lk.acct_id] = RecordFate(lk.acct_id, "merged", survivor_id=str(into))
         elif c.archived:
             ledger_fates[lk.acct_id] = RecordFate(lk.acct_id, "archived")
-    credited = {m.remote_id: Decimal(str(m.data["credited"])) for m in rows("accounting", ("invoice",))
-                if (m.data or {}).get("credited") not in (None, "", "0", "0.00")}
+    credited: dict[str, Decimal] = {m.remote_id: Decimal(str(m.data["credited"]))
+                                    for m in rows("accounting", ("invoice",))
+                                    if (m.data or {}).get("credited") not in (None, "", "0", "0.00")}
+    for m in rows("accounting", ("creditnote",)):  # read_credit_notes: one row per (credit, invoice)
+        inv = (m.data or {}).get("invoice_id")
+        if inv and not m.archived and m.data.get("amount"):
+            credited[inv] = credited.get(inv, Decimal(0)) + Decimal(str(m.data["amount"]))
     lost = {m.remote_id for m in rows("crm", ("deal",)) if (m.data or {}).get("lost")}
     closed: dict[str, dt.datetime] = {}
     for r in s.scalars(select(Reconciliation).where(Reconciliation.workspace_id == workspace_id,

@@ -2,10 +2,11 @@
 
 ``POST /creditnotes`` takes the invoices' line model and rounding (``customer_id``, ``date``,
 ``reference_number``, ``line_items``); it is ``open`` with its whole total as ``balance``, numbered
-``CN-00001``... ``GET /creditnotes`` (``customer_id``, ``reference_number``) and ``GET /creditnotes/{id}``
-read them with ``invoices_credited``. ``POST /creditnotes/{id}/invoices`` with ``{"invoices":
-[{"invoice_id", "amount_applied"}]}`` credits sent (not draft, not void) invoices of the same customer, up
-to the credit left and what each invoice owes; the invoice's ``credits_applied`` and ``balance`` move
+``CN-00001``... ``GET /creditnotes`` lists summaries as the other lists do (``customer_id``,
+``reference_number``, ``last_modified_time``, ``filter_by=Status.Open|Closed``, paging);
+``GET /creditnotes/{id}`` has the lines and ``invoices_credited``. ``POST /creditnotes/{id}/invoices``
+with ``{"invoices": [{"invoice_id", "amount_applied"}]}`` credits sent (not draft, not void) invoices of the
+same customer, up to the credit left and what each invoice owes; the invoice's ``credits_applied`` and ``balance`` move
 (paid at zero), and the credit note is ``closed`` once nothing is left. Scopes ``ZohoBooks.creditnotes.*``.
 """
 
@@ -78,14 +79,24 @@ class ZohoBooksCredits(ZohoBooksPayments):
 
     @route("GET", API + r"/creditnotes")
     def list_credit_notes(self, req: Request) -> Response:
+        """Summaries (no lines, no invoices credited), with the lists' paging, filters and sorting."""
         org = self._gate(req, "creditnotes")
-        rows = sorted(self._notes(org).values(), key=lambda n: n["_created"])
-        for name in ("customer_id", "reference_number"):
-            wanted = req.arg(name)
-            if wanted is not None:
-                rows = [n for n in rows if n[name] == wanted]
-        return ok({"creditnotes": [self._note_out(org, n) for n in rows],
-                   "page_context": {"page": 1, "per_page": 200, "has_more_page": False}})
+        keep = ("creditnote_id", "creditnote_number", "status", "reference_number", "date", "customer_id",
+                "customer_name", "currency_id", "currency_code", "total", "balance", "created_time",
+                "last_modified_time")
+        return self._list(
+            req, org, list(self._notes(org).values()), key="creditnotes", id_key="creditnote_id",
+            report="Credit Notes",
+            texts={"creditnote_number": lambda n: n["creditnote_number"],
+                   "reference_number": lambda n: n["reference_number"]},
+            exact={"customer_id": lambda n: n["customer_id"], "date": lambda n: n["date"]},
+            statuses={"Status.All": lambda n: True, "Status.Open": lambda n: n["status"] == "open",
+                      "Status.Closed": lambda n: n["status"] == "closed"},
+            default_filter="Status.All",
+            sorts={"date": lambda n: n["date"], "created_time": lambda n: int(n["_created"]),
+                   "last_modified_time": lambda n: int(n["_lmt"])},
+            default_sort=("created_time", "D"),
+            out=lambda n: {k: v for k, v in self._note_out(org, n).items() if k in keep})
 
     @route("GET", API + r"/creditnotes/(?P<id>\d+)")
     def get_credit_note(self, req: Request) -> Response:
