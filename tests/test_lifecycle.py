@@ -151,3 +151,25 @@ def test_flag_codes_are_stable_so_a_flag_closes_when_its_cause_is_gone():
     lost = deal_actions(deal(won=False, lost=True)).actions[0]
     back = deal_actions(deal()).actions[0]
     assert lost.code == "deal_lost" and back.kind == "close_flags"
+
+
+def test_facts_come_from_the_deal_and_its_invoice_as_the_mirror_holds_them():
+    import datetime as dt
+
+    from app.domain.models import Deal, LineItem
+    from app.sync.lifecycle import deal_facts, link_facts
+
+    deal = Deal("d1", "Bremen fit-out", False, "EUR", close_date=dt.date(2026, 11, 2),
+                line_items=(LineItem("Seats", D(3), D("33.335"), D("10")), LineItem("Setup", D(1), D("100"))))
+    row = {"status": "partly_paid", "number": "1001", "total": "238.00", "sub_total": "200.00", "amount_paid": "20"}
+    facts = deal_facts(deal, row, "INV1", lines_changed=False, ledger="zohobooks", lost=True)
+    assert facts.deal_total == D("190.00")  # 3 x 33.335 less 10 % = 90.0045 -> 90.00, plus 100
+    assert (facts.invoice_total, facts.amount_paid, facts.invoice_status) == (D("200.00"), D("20"), "partly_paid")
+    assert not facts.won and facts.lost
+    out = deal_actions(facts, "credit")
+    assert out.kinds() == ["credit_note"] and out.actions[0].amount == D("200.00")
+    odd = deal_facts(deal, {"status": "weird", "total": "x"}, "INV2", lines_changed=True, ledger="xero")
+    assert odd.invoice_status is None and odd.invoice_total == 0 and not odd.lost
+    merged = link_facts(RecordFate("c1", "merged", survivor_id="c9"), RecordFate("L1", "active"), "Bremen",
+                        "Bremen (L)", links={"c9": "L7"}, ledger_names={"L7": "Bremen AG"})
+    assert link_actions(merged).actions[0].reason.endswith("Merge 'Bremen (L)' into 'Bremen AG' in the ledger.")

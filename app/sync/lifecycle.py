@@ -29,12 +29,12 @@ Deals invoiced already (``deal_actions``), rule ``flag`` (default), ``void`` or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Literal
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
 
 from app.domain.lifecycle import RecordFate
-from app.domain.models import InvoiceStatus
-from app.domain.money import money
+from app.domain.models import Deal, InvoiceStatus
+from app.domain.money import line_net, money
 
 DealRule = Literal["flag", "void", "credit"]
 DEAL_RULES: tuple[DealRule, ...] = ("flag", "void", "credit")
@@ -119,6 +119,46 @@ def rule_from(settings: dict[str, object]) -> DealRule:
         if value == rule:
             return rule
     return "flag"
+
+
+def _dec(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def deal_net(deal: Deal) -> Decimal:
+    """What the deal is worth before tax: its lines (each rounded to the cent), else its amount."""
+    if deal.line_items:
+        return sum((line_net(li.quantity, li.unit_price, li.discount_percent) for li in deal.line_items), Decimal(0))
+    return deal.amount or Decimal(0)
+
+
+def deal_facts(deal: Deal, invoice: dict[str, Any], invoice_id: str, *, lines_changed: bool, ledger: str,
+               drafts_follow: bool = True, credited: Decimal = Decimal(0), lost: bool = False) -> DealFacts:
+    """The facts ``deal_actions`` needs, from a deal and its invoice as the mirror holds it (``status``,
+    ``number``, ``amount_paid``, and ``sub_total`` when kept, else ``total``). ``lines_changed``: the deal's
+    digest differs from the one stored on its invoice link. ``lost``: the CRM marks it lost (a deal not won
+    and not lost is reopened); a deleted (archived) deal counts as lost."""
+    status = invoice.get("status")
+    statuses: tuple[InvoiceStatus, ...] = ("draft", "awaiting_payment", "partly_paid", "paid", "overdue", "void")
+    return DealFacts(
+        deal_name=deal.name, won=deal.won and not deal.archived, lost=lost or deal.archived,
+        lines_changed=lines_changed, deal_total=deal_net(deal), invoice_id=invoice_id,
+        invoice_number=invoice.get("number"), invoice_status=next((x for x in statuses if x == status), None),
+        invoice_total=_dec(invoice.get("sub_total") or invoice.get("total")),
+        amount_paid=_dec(invoice.get("amount_paid")), credited=credited, currency=deal.currency, ledger=ledger,
+        drafts_follow=drafts_follow)
+
+
+def link_facts(crm: RecordFate, ledger: RecordFate, crm_name: str, ledger_name: str, *, open_invoices: int = 0,
+               links: dict[str, str] | None = None, ledger_names: dict[str, str] | None = None) -> LinkFacts:
+    """``LinkFacts`` for one customer link; ``links``: CRM id -> linked customer id, to tell whether a CRM
+    survivor is already linked to another customer."""
+    other = (links or {}).get(crm.survivor_id or "") if crm.state == "merged" else None
+    return LinkFacts(crm, ledger, crm_name, ledger_name, open_invoices, other,
+                     (ledger_names or {}).get(other or "") or None)
 
 
 # -- links ----------------------------------------------------------------------------------------
