@@ -405,10 +405,9 @@ class ZohoBooksLifecycle:
                 line["item_id"] = w.item_id or first["item_id"]
             if first.get("tax_id"):
                 line["tax_id"] = first["tax_id"]
+            day = w.issue_date or dt.datetime.now(dt.UTC).date()  # Zoho requires the date
             body: dict[str, Any] = {"customer_id": inv["customer_id"], "reference_number": reference,
-                                    "line_items": [line]}
-            if w.issue_date:
-                body["date"] = w.issue_date.isoformat()
+                                    "date": day.isoformat(), "line_items": [line]}
             made, _ = self._call("POST", "/creditnotes", body=body, resource="creditnote")
             note = made["creditnote"]
         total, left = _dec(note.get("total")), _dec(note.get("balance"))

@@ -82,7 +82,7 @@ class ZohoBooksCredits(ZohoBooksPayments):
         """Summaries (no lines, no invoices credited), with the lists' paging, filters and sorting."""
         org = self._gate(req, "creditnotes")
         keep = ("creditnote_id", "creditnote_number", "status", "reference_number", "date", "customer_id",
-                "customer_name", "currency_id", "currency_code", "total", "balance", "created_time",
+                "customer_name", "currency_code", "total", "balance", "created_time",
                 "last_modified_time")
         return self._list(
             req, org, list(self._notes(org).values()), key="creditnotes", id_key="creditnote_id",
