@@ -90,7 +90,7 @@ class XeroCredits(XeroPayments):
             "Type": n["Type"], "CreditNoteID": n["CreditNoteID"], "CreditNoteNumber": n["CreditNoteNumber"],
             "Reference": n["Reference"], "Status": n["Status"], "LineAmountTypes": n["LineAmountTypes"],
             "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
-            "Date": msdate(day_ms(n["Date"])), "DateString": f"{n['Date']}T00:00:00",
+            "Date": msdate(day_ms(n["Date"])),
             "LineItems": [{"LineItemID": li["LineItemID"], "Description": li["Description"],
                            "Quantity": Decimal(li["Quantity"]), "UnitAmount": money(Decimal(li["UnitAmount"])),
                            "AccountCode": li["AccountCode"], "TaxType": li["TaxType"],
