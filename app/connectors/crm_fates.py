@@ -187,7 +187,7 @@ class ZohoCrmLifecycle:
                 safe = re.sub(r"([(),\\])", r"\\\1", name)
                 try:
                     data, _ = self._call("GET", f"/{module}/search",
-                                         params={"criteria": f"({field}:equals:{safe})", "fields": field})
+                                         params={"criteria": f"({field}:equals:{safe})"})
                 except NotFound:
                     data = None
                 heirs = [(str(r["id"]), r.get(field)) for r in (data or {}).get("data") or [] if r.get(field) == name]
