@@ -9,7 +9,12 @@ sandbox's own write path where the provider would accept the change, as a bookke
 - the fourth is re-billed to a customer in another currency       -> customer_mismatch + currency_mismatch;
 - an open deal is moved to Closed Won in September in HubSpot     -> won_without_invoice (high);
 - a September invoice is raised in QuickBooks with no deal        -> invoice_without_deal (medium);
-- a second customer is added in QuickBooks with an existing email -> duplicate_customer (low).
+- a second customer is added in QuickBooks with an existing email -> duplicate_customer (low);
+- the customer of the paid invoice is made inactive in QuickBooks -> ledger_customer_gone (medium);
+- the company of that paid deal is deleted in HubSpot             -> crm_record_gone (medium);
+- an open deal is won in September, synced (so invoiced), then moved to Closed Lost in HubSpot
+                                                                   -> not_won_invoiced (high).
+Not planted here (the sync does not keep them in the mirror yet): credited_while_won and late_payment.
 The demo's own records held back for review are each flagged once too (held_back).
 Every other September deal and invoice is clean, and so is every other month.
 """
@@ -26,6 +31,7 @@ from app.connectors.tokens import MemoryTokenStore
 from app.ops import sandboxes
 from app.ops.demo import run_demo
 from app.ops.reconcile_month import month_data
+from app.ops.sync_run import run_sync
 from app.ops.workspaces import get_workspace
 from app.store.db import Store
 
@@ -45,6 +51,9 @@ class Planted:
     orphan: str  # the invoice with no deal
     duplicate: str  # the new ledger customer
     deals: dict[str, str]  # invoice id -> deal id
+    archived_customer: str
+    deleted_company: str
+    lost_deal: str
 
 
 def _server(provider: str) -> Any:
@@ -53,10 +62,21 @@ def _server(provider: str) -> Any:
 
 def plant(store: Store, tokens: MemoryTokenStore, home: Path) -> Planted:
     ws = get_workspace(store, "demo")
+    hub = _server("hubspot")
+    deals = hub.state["objects"]["deals"]
+    lost = next(x for x in deals.values() if not x.get("archived") and x["p"].get("amount")
+                and x["p"].get("dealstage") not in ("closedwon", "closedlost")
+                and x["p"].get("pipeline", "default") == "default")  # closedwon is a stage of this pipeline
+    hub._update_one("deals", lost, {"dealstage": "closedwon", "closedate": f"{MONTH}-18T00:00:00.000Z"})
+    hub.advance(hub.search_lag)
+    assert run_sync(store, tokens, "demo", trigger="demo").status == "ok"
+    hub.advance(60)  # a minute passes after that sync
     data = month_data(store, ws.id, MONTH)
     in_month = sorted((data.deal_invoice[d.id], d.id) for d in data.deals
                       if d.won and d.close_date and d.close_date.strftime("%Y-%m") == MONTH
                       and d.id in data.deal_invoice)
+    assert lost["id"] in dict(in_month).values(), "the deal won in September is invoiced"
+    in_month = [(i, d) for i, d in in_month if d != lost["id"]]
     assert len(in_month) >= 4, "the demo should have four invoiced deals won in September 2026"
     qbo = _server("quickbooks")
     company = next(iter(qbo.state["companies"].values()))
@@ -79,6 +99,10 @@ def plant(store: Store, tokens: MemoryTokenStore, home: Path) -> Planted:
                                     "Line": [{"Amount": paid["Balance"],
                                               "LinkedTxn": [{"TxnId": c, "TxnType": "Invoice"}]}]})
 
+    gone = invoices[c]["CustomerRef"]["value"]  # paid in full above: nothing left open
+    qbo._write(company, "Customer", {"Id": gone, "SyncToken": customers[gone]["SyncToken"], "sparse": True,
+                                     "Active": False}, "update")
+
     # Billed to the wrong customer, in that customer's currency (QuickBooks keeps an invoice in its
     # customer's currency, so the two change together; the sandbox's API refuses the edit, a person does not).
     rebill = invoices[d]
@@ -89,10 +113,9 @@ def plant(store: Store, tokens: MemoryTokenStore, home: Path) -> Planted:
     rebill["SyncToken"] = str(int(rebill["SyncToken"]) + 1)
     rebill["_updated"] = qbo.now()
 
-    hub = _server("hubspot")
     open_deal = next(x for x in hub.state["objects"]["deals"].values()
                      if not x.get("archived") and x["p"].get("dealstage") not in ("closedwon", "closedlost")
-                     and x["p"].get("amount"))
+                     and x["p"].get("amount") and x["p"].get("pipeline", "default") == "default")
     hub._update_one("deals", open_deal, {"dealstage": "closedwon", "closedate": f"{MONTH}-12T00:00:00.000Z"})
     hub.advance(hub.search_lag)  # the deal was won well before the check: HubSpot's search has indexed it
 
@@ -107,7 +130,13 @@ def plant(store: Store, tokens: MemoryTokenStore, home: Path) -> Planted:
     twin = qbo._write(company, "Customer", {
         "DisplayName": "Accounts Payable (do not use)", "CurrencyRef": dict(known["CurrencyRef"]),
         "PrimaryEmailAddr": {"Address": known["PrimaryEmailAddr"]["Address"]}})
-    return Planted(store, tokens, home, a, b, c, d, open_deal["id"], orphan["Id"], twin["Id"], dict(in_month))
+    deleted_company = next(x.company_id for x in data.deals if x.id == dict(in_month)[c])
+    assert deleted_company
+    hub.archive("companies", deleted_company)
+    hub._update_one("deals", lost, {"dealstage": "closedlost"})
+    hub.advance(hub.search_lag)
+    return Planted(store, tokens, home, a, b, c, d, open_deal["id"], orphan["Id"], twin["Id"], dict(in_month),
+                   gone, deleted_company, lost["id"])
 
 
 @contextmanager

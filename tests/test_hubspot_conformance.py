@@ -209,6 +209,8 @@ def _run_everything() -> list[tuple[Request, Response]]:
     k.read_records("company", cursors["company"])
     k.read_records("person", cursors["person"])
     k.get_records("person", contacts[2:5])
+    k.record_fates("person", [contacts[0], contacts[1], "1"])  # a merged-away id, an unknown one
+    k.record_fates("company", [companies[0], companies[1]])  # an archived one
     k.update_records([
         RecordWrite("a", "company", companies[2], {"city": "York", "numberofemployees": Decimal("40")}),
         RecordWrite("b", "company", "1", {"city": "Nowhere"}),

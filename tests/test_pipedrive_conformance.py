@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
@@ -27,6 +28,7 @@ from jsonschema import Draft202012Validator
 from app.connectors.base import FieldInfo, RecordWrite
 from app.sandbox import pipedrive as sandbox_module
 from app.sandbox.base import Request, Response
+from app.sandbox.server import InProcessTransport
 from tests.support import in_process
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs" / "pipedrive"
@@ -276,6 +278,13 @@ def run() -> tuple[Recorder, Any]:
         k.read_records(otype, cursors[otype])
     k.read_deals(deals.cursor)
     k.get_records("company", ["1", "2"])
+    # Merging (done by a person, or the year simulation, through the API; the connector reads the outcome).
+    token = c.tokens.load(c.conn.id).access_token
+    with httpx.Client(transport=InProcessTransport(sb), base_url=c.conn.base_url) as http:
+        merged = http.put("/v1/organizations/2/merge", json={"merge_with_id": 1},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert merged.status_code == 200
+    k.record_fates("company", ["1", "2"], {"2": "Granite Brewing Ltd"})
     return rec, c
 
 

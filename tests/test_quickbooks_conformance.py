@@ -37,6 +37,7 @@ from jsonschema.exceptions import ValidationError
 
 from app.connectors.base import CustomerWrite, InvoiceWrite, ItemWrite
 from app.connectors.quickbooks import json_dumps
+from app.domain.lifecycle import CreditNoteWrite
 from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.sandbox.base import Fault, Request, Response
 from app.sandbox.server import InProcessTransport
@@ -367,6 +368,13 @@ def test_a_full_run_speaks_the_xsd_shapes_end_to_end():
     acct.read_invoices(customers.cursor)
     acct.read_payments(customers.cursor)
     acct.read_credit_memos(None)
+    [credit] = acct.create_credit_notes([CreditNoteWrite("cn1", made[0].id, "GBP", created.id, Decimal("25.00"),
+                                                         "One hour less")])
+    assert credit.ok, credit.error
+    acct.read_credit_notes(None)
+    acct.customer_fates([made[0].id, made[1].id])
+    acct.deactivate_customer(made[1].id)
+    acct.reactivate_customer(made[1].id)
     acct.find_invoices("CRM deal conformance")
     # Raw corners: query answers of every shape, a batch with a query item, errors.
     raw(c, "GET", "/query", params={"query": "select count(*) from Customer"})

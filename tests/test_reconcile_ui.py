@@ -89,7 +89,8 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
     assert "held_back" not in kinds
     assert kinds == dict.fromkeys(["won_without_invoice", "invoice_without_deal", "amount_mismatch",
                                    "currency_mismatch", "customer_mismatch", "payment_status_mismatch",
-                                   "duplicate_customer", "void_while_won"], 1)
+                                   "duplicate_customer", "void_while_won", "crm_record_gone",
+                                   "ledger_customer_gone", "not_won_invoiced"], 1)
     report = p.result.report
     assert p.model.rowCount() == len(report.discrepancies)
     assert not p.quality_toggle.isHidden() and p.quality_table.isHidden()
@@ -100,8 +101,8 @@ def test_run_lists_each_planted_discrepancy_with_totals_and_counts(qtbot, page):
     assert not p.quality_table.isHidden() and p.quality_model.rowCount() == 16
     assert {p.quality_model.row(r).kind for r in range(16)} == {"held_back"}
     # The summary strip shows the engine's counts by severity and its totals per currency.
-    assert p.summary.counts["high"].text() == "4"
-    assert p.summary.counts["medium"].text() == "3" and p.summary.counts["low"].text() == "1"
+    assert p.summary.counts["high"].text() == "5"
+    assert p.summary.counts["medium"].text() == "5" and p.summary.counts["low"].text() == "1"
     cells = [p.summary.totals.itemAt(i).widget().text() for i in range(p.summary.totals.count())]
     assert "Won in HubSpot" in cells and "Invoiced in QuickBooks Online" in cells
     for cur, total in report.crm_totals.items():
@@ -118,8 +119,8 @@ def test_filters_by_kind_and_severity(qtbot, page):
     run(qtbot, p)
     total = p.model.rowCount()
     p.set_severity("high")
-    assert {d.severity for d in p.visible_rows()} == {"high"} and len(p.visible_rows()) == 4
-    assert p.shown.text() == f"Showing 4 of {total:,}"
+    assert {d.severity for d in p.visible_rows()} == {"high"} and len(p.visible_rows()) == 5
+    assert p.shown.text() == f"Showing 5 of {total:,}"
     p.set_kind("amount_mismatch")
     assert [d.kind for d in p.visible_rows()] == ["amount_mismatch"]
     p.set_severity("low")  # amount differences are never low
@@ -132,7 +133,7 @@ def test_filters_by_kind_and_severity(qtbot, page):
     # The kind list names only what this month has, each with its count.
     items = [p.kind_filter.itemText(i) for i in range(p.kind_filter.count())]
     assert items[0] == f"Every discrepancy ({total})" and "Invoice with no deal (1)" in items
-    assert len(items) == 9  # every kind this month has once, plus "every discrepancy"
+    assert len(items) == 12  # every kind this month has once, plus "every discrepancy"
 
 
 def test_money_comes_first_with_its_gap_in_view(qtbot, page):
@@ -141,7 +142,7 @@ def test_money_comes_first_with_its_gap_in_view(qtbot, page):
     run(qtbot, p)
     rows = p.visible_rows()
     money = [d for d in rows if d.is_money]
-    assert rows[:len(money)] == money and len(money) == 5  # before every other discrepancy
+    assert rows[:len(money)] == money and len(money) == 6  # before every other discrepancy
     gaps = [abs(d.gap) for d in money if d.gap is not None]
     assert gaps == sorted(gaps, reverse=True)
     # The Gap column is in view without scrolling sideways, at the width the page has in a 1280 px window.

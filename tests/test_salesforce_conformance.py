@@ -361,6 +361,8 @@ def run() -> tuple[Recorder, Any]:
             cursors[otype] = k.read_records(otype, cursors[otype]).cursor
     k.read_deals(deals.cursor)
     k.get_records("company", accounts[:3])
+    k.record_fates("company", [accounts[0], accounts[9]])
+    k.record_fates("person", [contacts[7], contacts[0]])
     sb.advance(SESSION_TTL + 1)  # the session ends: a 401, the refresh grant, the call again
     assert k.company_name()
     assert [s.status for r, s in rec.seen[-3:]] == [401, 200, 200]

@@ -41,6 +41,7 @@ from referencing.jsonschema import DRAFT202012
 
 from app.connectors.base import Connection, CustomerWrite, InvoiceWrite, ItemWrite
 from app.connectors.tokens import MemoryTokenStore
+from app.domain.lifecycle import CreditNoteWrite
 from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.ops.connect import connect
 from app.sandbox.base import Request, Response
@@ -51,7 +52,7 @@ URI = "urn:crossledger:xero"
 MSDATE = r"^/Date\(-?\d+([+-]\d{4})?\)/$"
 RAW_HEADER = "x-crossledger-test"  # set by tests that send malformed requests on purpose
 COLLECTIONS = {"contacts": "Contacts", "invoices": "Invoices", "items": "Items", "payments": "Payments",
-               "organisation": "Organisations"}
+               "organisation": "Organisations", "creditnotes": "CreditNotes"}
 TEXT_ANSWERS = {404, 406, 413, 429}  # plain text answers ("Response codes and errors")
 
 
@@ -92,7 +93,7 @@ def schemas(request: bool) -> dict[str, Any]:
     """The spec's component schemas, closed, with the errata applied."""
     src = copy.deepcopy(spec("xero_accounting.yaml")["components"]["schemas"])
     out = {name: _close(s, request=request) for name, s in src.items()}
-    for name in COLLECTIONS.values():  # erratum 1
+    for name in (*COLLECTIONS.values(), "Allocations"):  # erratum 1
         out[name]["properties"].update({"Id": {"type": "string", "format": "uuid"}, "Status": {"const": "OK"},
                                         "ProviderName": STR, "DateTimeUTC": {"type": "string", "pattern": MSDATE}})
     out["Invoice"]["properties"].update({"DateString": STR, "DueDateString": STR})  # erratum 2
@@ -165,6 +166,8 @@ def check_request(req: Request) -> tuple[str | None, list[str]]:
         return "PaymentDelete", errors("PaymentDelete", body, request=True)
     if resource == "payments" and req.method == "POST" and "Payments" not in body:
         return "Payment", errors("Payment", body, request=True)
+    if resource == "creditnotes" and req.path.lower().endswith("/allocations"):
+        return "Allocations", errors("Allocations", body, request=True)
     name = COLLECTIONS[resource]
     return name, errors(name, body, request=True)
 
@@ -203,6 +206,8 @@ def check_response(req: Request, resp: Response, sample: int | None = None) -> t
         return "Connections", errors("Connections", body)
     resource = _resource(req.path)
     name = "Error" if resp.status == 400 else COLLECTIONS.get(resource or "")
+    if resource == "creditnotes" and path.endswith("/allocations") and resp.status == 200:
+        name = "Allocations"
     if name is None:
         return None, [f"{req.method} {req.path}: no schema for a {resp.status} answer"]
     return name, errors(name, _sampled(body, sample))
@@ -296,6 +301,11 @@ def test_a_whole_run_conforms_to_the_spec(served):
         connector.read_invoices(None)
         connector.find_invoices("CRM deal conf")
         connector.read_payments(None)
+        credit = connector.create_credit_notes([CreditNoteWrite("cn1", made[0].id, "GBP", invoices[0].id,
+                                                                Decimal("2.50"), "One widget short")])
+        assert credit[0].ok, credit[0].error
+        connector.read_credit_notes(None)
+        connector.customer_fates([made[0].id])
         connector.list_tenants()
         sandbox.advance(1801)  # the access token dies: a 401, then a refresh with rotation
         connector.read_payments(None)
@@ -318,7 +328,8 @@ def test_a_whole_run_conforms_to_the_spec(served):
     assert {"request:Contacts", "request:Items", "request:Invoices", "request:RefreshToken", "request:CodeExchange",
             "response:Contacts", "response:Items", "response:Invoices", "response:Payments", "response:Organisations",
             "response:Error", "response:Problem", "response:Connections", "response:AccessToken",
-            "response:OAuthError"} <= covered
+            "response:OAuthError", "request:CreditNotes", "response:CreditNotes", "request:Allocations",
+            "response:Allocations"} <= covered
 
 
 def test_the_validator_refuses_a_wrong_field_name():

@@ -34,6 +34,7 @@ from referencing.jsonschema import DRAFT202012
 
 from app.connectors.base import CustomerWrite, InvoiceWrite, ItemWrite
 from app.connectors.zohobooks import json_dumps
+from app.domain.lifecycle import CreditNoteWrite
 from app.domain.models import Invoice, InvoiceLine, Item, Party
 from app.sandbox.server import InProcessTransport
 from tests.support import in_process
@@ -202,6 +203,12 @@ def run() -> dict[str, Any]:
                                                              "amount_applied": Decimal("150.00")}]})
     k.read_invoices(None)
     k.read_payments(None)
+    [credit] = k.create_credit_notes([CreditNoteWrite("cn", made[0].id, "USD", created.id, Decimal("10.00"),
+                                                      "Goodwill", reference="CRM deal 1")])
+    assert credit.ok, credit.error
+    k.read_credit_notes(None)
+    k.customer_fates([made[0].id, made[1].id])
+    k.reactivate_customer(made[1].id)
     raw("GET", f"/books/v3/invoices/{created.id}/payments")
     raw("GET", f"/books/v3/invoices/{created.id}")
     raw("GET", f"/books/v3/items/{new_item.id}")
@@ -309,10 +316,10 @@ def test_the_schema_rejects_what_the_third_party_sketch_got_wrong(run):
     assert problems("Contact", {**contact, "outstanding_receivable_amount": "12.50"})
 
 
-def test_credit_notes_have_a_schema_and_no_route_yet(run):
-    """Credit notes are described (Zoho's "Credit Notes" page) before anything uses them: the shapes hold a
-    credit note as documented, reject a misspelling, and the sandbox does not serve them yet (when it
-    does, their routes belong in the schema and in the run)."""
+def test_credit_notes_hold_to_their_schema_and_are_in_the_run(run):
+    """Credit notes as Zoho's "Credit Notes" page describes them: the shapes hold a credit note as
+    documented and reject a misspelling; the connector's calls (create, credit to an invoice, list, read)
+    are in the run, validated by test_every_exchange_matches_the_schema."""
     note = {"creditnote_id": "982000000567200", "creditnote_number": "CN-00001", "date": "2026-05-20",
             "status": "open", "customer_id": "982000000567001", "customer_name": "Acme Ltd",
             "reference_number": "INV-1001", "currency_code": "GBP", "exchange_rate": 1.0,
@@ -330,13 +337,13 @@ def test_credit_notes_have_a_schema_and_no_route_yet(run):
     assert problems("CreditNoteRequest", {**request, "lineItems": request["line_items"]})
     assert problems("CreditToInvoicesRequest",
                     {"invoices": [{"invoice_id": "982000000567114", "amount_applied": 50.0}]}) == []
-    assert not any(path.startswith("/creditnotes") for path in SPEC["paths"])
-    c = run["connected"]
-    token = c.tokens.load(c.conn.id).access_token
-    with httpx.Client(transport=InProcessTransport(c.sandbox), base_url=c.conn.base_url) as http:
-        answer = http.get("/books/v3/creditnotes", params={"organization_id": c.conn.tenant_id},
-                          headers={"Authorization": f"Zoho-oauthtoken {token}"})
-    assert answer.status_code == 404
+    assert {"/creditnotes", "/creditnotes/{creditnote_id}",
+            "/creditnotes/{creditnote_id}/invoices"} <= set(SPEC["paths"])
+    _, made = _captured(run, "POST", r"/books/v3/creditnotes")
+    note = json.loads(made.encode())["creditnote"]
+    assert (note["status"], note["total"], note["balance"]) == ("open", 12.0, 12.0)  # the line's 20 % tax too
+    _, applied = _captured(run, "POST", r"/books/v3/creditnotes/\d+/invoices")
+    assert json.loads(applied.encode())["apply_to_invoices"]["invoices"][0]["amount_applied"] == 12.0
 
 
 def test_amounts_are_json_numbers_on_the_wire(run):

@@ -410,6 +410,13 @@ def run() -> tuple[Recorder, Any]:
         "data": [{"Last_Name": "Upserted", "Email": "nina@example.com"}], "duplicate_check_fields": ["Email"]})
     api.request("DELETE", "/crm/v8/Accounts", params={"ids": f"{ok[2].id},4876876000009999998"})
     api.request("GET", "/crm/v8/Accounts/deleted", params={"type": "recycle"})
+    twin = api.request("POST", "/crm/v8/Accounts", json_body={"data": [{"Account_Name": "Merge Me Ltd"}]}
+                       ).json()["data"][0]["details"]["id"]
+    api.request("POST", f"/crm/v8/Accounts/{some[0]}/actions/merge",
+                json_body={"merge": [{"data": [{"id": twin, "_fields": [{"api_name": "Phone"}]}]}]})
+    api.request("GET", f"/crm/v8/Accounts/{some[0]}/actions/merge")
+    api.request("POST", f"/crm/v8/Accounts/{some[0]}/actions/merge", json_body={"merge": [{"data": []}]})  # 400
+    k.record_fates("company", [some[0], twin], {twin: "Merge Me Ltd"})
     api.request("POST", "/crm/v8/coql", json_body={"select_query": "select Deal_Name from Deals"})  # no where
     api.request("POST", "/crm/v8/coql", json_body={
         "select_query": "select Last_Name, Account_Name.Account_Name from Contacts where Account_Name is not null "
@@ -430,7 +437,9 @@ def test_every_exchange_conforms_to_the_spec(run):
                    ("GET", "/crm/v8/{module_api_name}/deleted"), ("GET", "/crm/v8/{module_api_name}/search"),
                    ("POST", "/crm/v8/{module_api_name}/upsert"), ("DELETE", "/crm/v8/{module_api_name}"),
                    ("GET", "/crm/v8/settings/layouts"), ("GET", "/crm/v8/settings/pipeline"),
-                   ("PUT", "/crm/v8/settings/pipeline/{id}")]:
+                   ("PUT", "/crm/v8/settings/pipeline/{id}"),
+                   ("POST", "/crm/v8/{module_api_name}/{id}/actions/merge"),
+                   ("GET", "/crm/v8/{module_api_name}/{id}/actions/merge")]:
         assert needed in seen, needed
     statuses = {resp.status for _, resp in rec.seen}
     assert {200, 201, 204, 207, 304, 400} <= statuses

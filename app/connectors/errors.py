@@ -75,3 +75,17 @@ class ValidationRejected(ConnectorError):
 
 class KeyringUnavailable(ConnectorError):
     """No usable OS keyring: tokens cannot be stored, and we never store them anywhere else."""
+
+
+class CustomerInactive(ValidationRejected, NotFound):
+    """The ledger refuses a document for a customer that is inactive, archived or gone (QuickBooks fault 610
+    "Object Not Found" on ``CustomerRef``, hence also a NotFound). The message is in a bookkeeper's words;
+    the provider's text is never shown."""
+
+    def __init__(self, message: str, *, customer_id: str | None = None, **kw):
+        super().__init__(message, field="customer", **kw)
+        self.customer_id = customer_id
+
+
+INACTIVE_CUSTOMER_TEXT = ("{ledger} refuses new invoices for this customer: it is inactive (archived) there. Make it "
+                          "active again, or link the CRM record to the customer that replaced it.")

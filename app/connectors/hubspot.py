@@ -27,6 +27,7 @@ import httpx
 
 from app.connectors import oauth
 from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
+from app.connectors.crm_fates import HubSpotLifecycle
 from app.connectors.errors import (
     AuthExpired,
     Conflict,
@@ -263,7 +264,7 @@ class _HubSpotClient(ApiClient):
         return super()._retry_after(resp, attempt)
 
 
-class Connector:
+class Connector(HubSpotLifecycle):
     """One HubSpot account (portal), over OAuth, through the shared ApiClient."""
 
     provider = "hubspot"

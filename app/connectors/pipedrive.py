@@ -29,6 +29,7 @@ from app.connectors.base import (
     RecordWrite,
     WriteResult,
 )
+from app.connectors.crm_fates import PipedriveLifecycle
 from app.connectors.errors import (
     AuthExpired,
     Conflict,
@@ -273,7 +274,7 @@ class _Cursor:
         return _Cursor(since, keep)
 
 
-class Connector:
+class Connector(PipedriveLifecycle):
     """One Pipedrive company, over OAuth, through the shared ApiClient."""
 
     provider = "pipedrive"

@@ -43,9 +43,11 @@ from app.connectors.base import (
     WriteResult,
 )
 from app.connectors.errors import (
+    INACTIVE_CUSTOMER_TEXT,
     AuthExpired,
     Conflict,
     ConnectorError,
+    CustomerInactive,
     DuplicateName,
     Forbidden,
     NotFound,
@@ -57,6 +59,7 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.http import RateLimiter, make_api_client, redact
+from app.connectors.ledger_fates import QuickBooksLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -277,7 +280,7 @@ class _TooOld(Exception):
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector:
+class Connector(QuickBooksLifecycle):
     """One QuickBooks Online company (realm)."""
 
     provider = "quickbooks"
@@ -378,6 +381,9 @@ class Connector:
             return Conflict(text, **kw)
         if code in ("6210", "6140"):
             return Conflict(text, **kw)
+        if code == "610" and element == "CustomerRef":
+            return CustomerInactive(INACTIVE_CUSTOMER_TEXT.format(ledger="QuickBooks"), provider=self.provider,
+                                    status=status, code=code)
         if code == "610":
             return NotFound(text, **kw)
         if status == 403 or code == "6190":
@@ -1198,15 +1204,25 @@ class Connector:
 
     # -- payments and credit memos --------------------------------------------------------------
     def _payments(self, p: dict[str, Any]) -> list[Payment]:
-        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``)."""
+        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``), for the money
+        actually received: credit memos applied in the same payment (its CreditMemo lines) are credits, not
+        payments, and are taken off its invoice lines in order (a credit applied alone is no payment at all)."""
         currency = (p.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or ""
         when = dt.date.fromisoformat(p["TxnDate"]) if p.get("TxnDate") else dt.datetime.now(dt.UTC).date()
+        recorded = parse_ts((p.get("MetaData") or {}).get("CreateTime"))
+        credit = sum((_dec(line.get("Amount")) or ZERO for line in p.get("Line") or []
+                      for link in line.get("LinkedTxn") or [] if link.get("TxnType") == "CreditMemo"), ZERO)
         out = []
         for line in p.get("Line") or []:
             for link in line.get("LinkedTxn") or []:
                 if link.get("TxnType") == "Invoice":
-                    out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
-                                       amount=_dec(line.get("Amount")) or ZERO, currency=currency, date=when))
+                    amount = _dec(line.get("Amount")) or ZERO
+                    taken = min(credit, amount)
+                    credit -= taken
+                    if amount - taken > 0:
+                        out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
+                                           amount=amount - taken, currency=currency, date=when,
+                                           recorded_at=recorded))
         return out
 
     def read_payments(self, cursor: str | None) -> Changes[Payment]:

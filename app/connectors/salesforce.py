@@ -31,6 +31,7 @@ import httpx
 
 from app.connectors import hosts, oauth
 from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
+from app.connectors.crm_fates import SalesforceLifecycle
 from app.connectors.errors import (
     AuthExpired,
     Conflict,
@@ -307,7 +308,7 @@ class _Cursor:
         return {k: v for k, v in stamps.items() if v >= edge}
 
 
-class Connector:
+class Connector(SalesforceLifecycle):
     """One Salesforce org, over OAuth, through the shared ApiClient."""
 
     provider = "salesforce"

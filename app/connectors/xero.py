@@ -60,6 +60,7 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.http import make_api_client, redact
+from app.connectors.ledger_fates import XeroLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
@@ -299,7 +300,7 @@ def finish_connect(conn: Connection, flow: FlowResult, tokens: TokenStore,
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector:
+class Connector(XeroLifecycle):
     """One Xero organisation (tenant) of one sign-in."""
 
     provider = "xero"
@@ -590,27 +591,7 @@ class Connector:
 
     def deactivate_customer(self, customer_id: str, version: str | None = None) -> WriteResult:
         """``POST /Contacts/{id}`` with ContactStatus ARCHIVED (Xero contacts cannot be deleted)."""
-        key = f"archive:{customer_id}"
-        try:
-            now = self._contacts_by_id([customer_id]).get(customer_id)
-            if now is None:
-                raise NotFound("The customer no longer exists in Xero.", provider=self.provider, status=404)
-            if now.get("ContactStatus") == "ARCHIVED":
-                cust = self.to_customer(now)
-                return WriteResult(key, cust.id, cust.version, record=cust)
-            if version and now.get("UpdatedDateUTC") != version:
-                raise StaleVersion("The customer changed in Xero since it was read.", provider=self.provider)
-            answers, _ = self._bulk("POST", f"{API}/Contacts/{customer_id}", "Contacts", "contact", [key],
-                                    [{"ContactID": customer_id, "ContactStatus": "ARCHIVED"}])
-        except (AuthExpired, Unauthorized, Forbidden):
-            raise
-        except ConnectorError as exc:
-            return WriteResult(key, customer_id, error=exc)
-        answer = answers[0]
-        if isinstance(answer, ConnectorError):
-            return WriteResult(key, customer_id, error=answer)
-        cust = self.to_customer(answer)
-        return WriteResult(key, cust.id, cust.version, record=cust)
+        return self._contact_status(customer_id, version, "ARCHIVED", f"archive:{customer_id}")
 
     def party_problems(self, party: Party) -> list[tuple[str, str]]:
         """What Xero will refuse in a party, found before sending it: (canonical field, message)."""
@@ -969,7 +950,8 @@ class Connector:
             records.append(Payment(id=str(r["PaymentID"]), invoice_id=str(invoice.get("InvoiceID") or ""),
                                    amount=_dec(r.get("Amount")) or Decimal(0),
                                    currency=invoice.get("CurrencyCode") or "",
-                                   date=msdate_day(r.get("Date")) or dt.date.min))
+                                   date=msdate_day(r.get("Date")) or dt.date.min,
+                                   recorded_at=parse_msdate(r.get("UpdatedDateUTC"))))  # payments are never edited
         return Changes(records, state.dump(), deleted, full=full, requests=self.api.request_count - start)
 
     def close(self) -> None:

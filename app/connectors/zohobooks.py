@@ -57,6 +57,7 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.http import make_api_client, redact
+from app.connectors.ledger_fates import ZohoBooksLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -80,6 +81,7 @@ SCOPES = (
     "ZohoBooks.customerpayments.READ",
     "ZohoBooks.settings.READ",  # organisations, currencies, taxes, items
     "ZohoBooks.settings.CREATE",  # items live under settings
+    "ZohoBooks.creditnotes.ALL",  # credit notes for deals lost or shrunk after invoicing
 )
 DAILY_CAPS = {"free": 1000, "standard": 2000, "professional": 5000, "premium": 10000, "elite": 10000,
               "ultimate": 10000}
@@ -256,7 +258,7 @@ def _classify_429(resp: httpx.Response) -> tuple[float | None, bool]:
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector:
+class Connector(ZohoBooksLifecycle):
     """One Zoho Books organisation, reached through its data centre's API domain."""
 
     provider = "zohobooks"

@@ -38,6 +38,7 @@ import httpx
 
 from app.connectors import hosts, oauth
 from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
+from app.connectors.crm_fates import ZohoCrmLifecycle
 from app.connectors.errors import (
     AuthExpired,
     Conflict,
@@ -323,7 +324,7 @@ class _Watch(httpx.BaseTransport):
 
 # -- the connector --------------------------------------------------------------------------------
 
-class Connector:
+class Connector(ZohoCrmLifecycle):
     """One Zoho CRM org, reached through its data centre's API domain."""
 
     provider = "zohocrm"

@@ -148,6 +148,7 @@ class Payment:
     amount: Decimal
     currency: str
     date: dt.date
+    recorded_at: dt.datetime | None = None  # when it was entered in the ledger (QBO CreateTime and the like)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from app.domain.models import Invoice, Payment
 from app.domain.settings import WorkspaceSettings, settings_of
 from app.ops import changes
 from app.ops.conflicts import FIELD_LABELS
+from app.ops.reconcile_feed import lifecycle_feed, recorded_at
 from app.ops.status import RECONCILE
 from app.ops.workspace_settings import load
 from app.ops.workspaces import UserError, get_workspace, open_connectors
@@ -104,7 +105,8 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                                     balance=_dec(d.get("balance")), status=d.get("status"), web_url=d.get("web_url")))
         currency_of = {i.id: i.currency for i in invoices}
         payments = [Payment(m.remote_id, m.data.get("invoice_id"), Decimal(m.data.get("amount") or 0),
-                            currency_of.get(m.data.get("invoice_id"), ""), _date(m.data.get("date")))
+                            currency_of.get(m.data.get("invoice_id"), ""), _date(m.data.get("date")),
+                            recorded_at(m.data))
                     for m in rows("accounting", "payment")]
         customers, names = {}, {}
         for m in rows("accounting", "customer"):
@@ -124,6 +126,8 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                             _held_url(crm, acct, "crm", c.crm_type, c.crm_id))
                  for c in s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
                                                                ConflictRow.outcome == "open"))]
+        feed = lifecycle_feed(s, workspace_id, links)
+        link_types = {lk.crm_id: lk.crm_type for lk in links if lk.object_type == "customer"}
     return MonthData(
         month=month, deals=deals, invoices=invoices, payments=payments, customers=customers, customer_names=names,
         deal_invoice={lk.crm_id: lk.acct_id for lk in links if lk.object_type == "invoice"},
@@ -135,7 +139,8 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
         crm_url=lambda i: _url(crm, "record_url", "deal", i),
         acct_url=lambda i: _url(acct, "invoice_url", i),
         customer_url=lambda i: _url(acct, "customer_url", i),
-        status_words=STATUS_WORDS,
+        company_url=lambda i: _url(crm, "record_url", link_types.get(i, "company"), i),
+        status_words=STATUS_WORDS, **feed,
     )
 
 

@@ -8,15 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.domain.lifecycle import RecordFate
 from app.domain.models import Deal, Invoice, Party, Payment
 from app.domain.money import line_net
 from app.domain.text import compact_tax_id, normalise_email, normalise_name
+from app.reconcile.changes import NEW_KINDS, NEW_MONEY_KINDS, credited_flag, deal_flags, late_payments, link_items
 
 TOLERANCE = Decimal("0.01")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 # Discrepancies that move money between the two sides: listed first, largest gap first.
 MONEY_KINDS = frozenset({"won_without_invoice", "invoice_without_deal", "amount_mismatch", "currency_mismatch",
-                         "void_while_won"})
+                         "void_while_won"}) | NEW_MONEY_KINDS
 
 KINDS = {
     "won_without_invoice": ("high", "Won deal with no invoice"),
@@ -28,6 +30,7 @@ KINDS = {
     "duplicate_customer": ("low", "Possible duplicate customers in the ledger"),
     "held_back": ("medium", "Record held back or in conflict"),
     "void_while_won": ("high", "Invoice voided or deleted, deal still won"),
+    **NEW_KINDS,
 }
 
 
@@ -96,7 +99,15 @@ class MonthData:
     crm_url: Callable[[str], str | None] = lambda deal_id: None
     acct_url: Callable[[str], str | None] = lambda invoice_id: None
     customer_url: Callable[[str], str | None] = lambda customer_id: None  # a ledger customer's page
+    company_url: Callable[[str], str | None] = lambda crm_id: None  # a CRM company's (or person's) page
     status_words: dict[str, str] = field(default_factory=dict)
+    # What months of operation bring (app/reconcile/changes.py):
+    crm_fates: dict[str, RecordFate] = field(default_factory=dict)  # linked CRM company/person -> its fate
+    ledger_fates: dict[str, RecordFate] = field(default_factory=dict)  # linked customer -> its fate
+    crm_names: dict[str, str] = field(default_factory=dict)  # CRM company/person id -> name
+    credited: dict[str, Decimal] = field(default_factory=dict)  # invoice id -> credit notes allocated to it
+    lost_deals: set[str] = field(default_factory=set)  # deals marked lost (not merely reopened)
+    closed: dict[str, dt.datetime] = field(default_factory=dict)  # month -> when its report was last made
 
 
 @dataclass
@@ -182,10 +193,13 @@ def reconcile(data: MonthData) -> Report:
                  "deal is still won in the CRM. Re-invoice it, or mark the deal lost.", deal, inv,
                  acct_id=inv_id, currency=deal.currency, crm_amount=amount)
             continue
-        if inv.currency != deal.currency:
+        credited = data.credited.get(inv.id or "", Decimal(0))
+        if inv.currency == deal.currency and credited_flag(flag, deal, inv, amount, credited):
+            pass
+        elif inv.currency != deal.currency:
             flag("currency_mismatch", f"'{deal.name}' is in {deal.currency} but its invoice is in {inv.currency}.",
                  deal, inv, currency=deal.currency, crm_amount=amount, acct_amount=inv.total)
-        elif inv.total is not None and abs(inv.total - amount) > TOLERANCE:
+        elif inv.total is not None and not credited and abs(inv.total - amount) > TOLERANCE:
             flag("amount_mismatch", f"'{deal.name}' is worth {deal.currency} {amount:,.2f} in the CRM but its "
                  f"invoice totals {inv.currency} {inv.total:,.2f} (a gap of {amount - inv.total:+,.2f}).",
                  deal, inv, currency=deal.currency, crm_amount=amount, acct_amount=inv.total)
@@ -200,11 +214,13 @@ def reconcile(data: MonthData) -> Report:
             flag("payment_status_mismatch", f"The CRM shows '{shown}' on '{deal.name}' but the ledger says "
                  f"'{actual}'. The next sync updates the deal.", deal, inv)
 
+    deal_flags(flag, data.deals, invoices, data.deal_invoice, data.credited, data.deleted_invoices, in_month,
+               data.lost_deals)
     ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
     for inv in month_invoices:
         if inv.status == "void" or inv.id in data.deleted_invoices:
             continue
-        ledger_totals[inv.currency] += inv.total or Decimal(0)
+        ledger_totals[inv.currency] += (inv.total or Decimal(0)) - data.credited.get(inv.id or "", Decimal(0))
         if inv.id not in linked_invoice_ids:
             flag("invoice_without_deal", f"Invoice {inv.number or inv.id} to "
                  f"'{data.customer_names.get(inv.customer_id, inv.customer_id)}' for {inv.currency} "
@@ -236,6 +252,21 @@ def reconcile(data: MonthData) -> Report:
         quality.append(d)
         if (held.side, held.record_id) in touched:
             out.append(d)
+
+    open_invoices: dict[str, int] = defaultdict(int)
+    for i in invoices.values():
+        if i.status not in ("void", "paid") and i.id not in data.deleted_invoices:
+            open_invoices[i.customer_id] += 1
+    for kind, fields in link_items(data.crm_fates, data.ledger_fates, data.company_customer, data.crm_names,
+                                   data.customer_names, open_invoices, data.company_url, data.customer_url):
+        d = Discrepancy(kind, KINDS[kind][0], **fields)
+        quality.append(d)
+        if ("crm", d.crm_id or "") in touched or ("accounting", d.acct_id or "") in touched:
+            out.append(d)
+    for p, pinv, text in late_payments(data.month, data.payments, invoices, data.closed, data.customer_names):
+        out.append(Discrepancy("late_payment", KINDS["late_payment"][0], text, acct_id=p.invoice_id,
+                               acct_name=(pinv.number or pinv.reference) if pinv else p.id,
+                               acct_url=data.acct_url(p.invoice_id) if pinv else None, currency=p.currency))
 
     out.sort(key=priority)
     quality.sort(key=lambda d: (d.kind, (d.crm_name or d.acct_name or "").lower()))

@@ -4,7 +4,8 @@ Follows Pipedrive's public API documentation (developers.pipedrive.com; our sche
 tests/specs/pipedrive/): the v2 record shapes
 (persons, organizations, deals, products, deal products, pipelines, stages) with cursor paging,
 ``updated_since`` and ``sort_by``; v1 ``recents`` (the change feed that also shows deletions),
-``users/me`` and the *Fields endpoints (custom fields keyed by 40-character hashes); the
+``users/me``, merges of persons and organizations (``merges``) and the *Fields endpoints (custom
+fields keyed by 40-character hashes); the
 ``success/data/additional_data`` envelope and its error bodies; token-cost rate limits (a daily
 company budget priced by each operation's ``x-token-cost`` and a per-token burst window of 2 s)
 answered with 429, ``Retry-After`` and the ``x-ratelimit-*`` headers; no duplicate check.
@@ -42,12 +43,13 @@ from app.sandbox.pipedrive.common import (
 from app.sandbox.pipedrive.contacts import Contacts
 from app.sandbox.pipedrive.deals import Deals
 from app.sandbox.pipedrive.limits import Limits
+from app.sandbox.pipedrive.merges import Merges
 from app.sandbox.pipedrive.oauth import OAuth
 from app.sandbox.pipedrive.records import Records
 from app.sandbox.pipedrive.seed import SeedData
 
 
-class PipedriveSandbox(SeedData, OAuth, Limits, Records, Changes, Contacts, Deals, Catalog, SandboxApp):
+class PipedriveSandbox(SeedData, OAuth, Limits, Records, Changes, Contacts, Merges, Deals, Catalog, SandboxApp):
     """Pipedrive for one company: OAuth, records, fields, recents and the token budget."""
 
     provider = "pipedrive"

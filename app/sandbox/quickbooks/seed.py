@@ -154,6 +154,24 @@ class QboSeed(QboBatch):
             self._write(co, entity, {"Id": record_id, "SyncToken": rec["SyncToken"]}, "void")
             self.persist()
 
+    def user_merge(self, loser: str, survivor: str, realm: str | None = None) -> None:
+        """Someone merges two customers in QuickBooks, which it does by renaming one to the other's name: the
+        loser's transactions move to the survivor and the loser is made inactive (named "... (deleted)")."""
+        with self.lock:
+            co = self.company(realm)
+            customers = co["entities"]["Customer"]
+            keep = customers[survivor]
+            for entity in ("Invoice", "Payment", "CreditMemo"):
+                for txn in co["entities"][entity].values():
+                    if txn["CustomerRef"]["value"] == loser:
+                        txn["CustomerRef"] = {"value": survivor, "name": keep["DisplayName"]}
+                        txn["SyncToken"] = str(int(txn["SyncToken"]) + 1)
+                        txn["_updated"] = self.now()
+            customers[loser]["DisplayName"] = keep["DisplayName"]  # the rename that merges them
+            self._write(co, "Customer", {"Id": loser, "SyncToken": customers[loser]["SyncToken"], "sparse": True,
+                                         "Active": False})
+            self.persist()
+
     def user_delete(self, entity: str, record_id: str, realm: str | None = None) -> None:
         with self.lock:
             co = self.company(realm)

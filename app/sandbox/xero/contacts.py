@@ -137,6 +137,8 @@ class XeroContacts(XeroBatch):
             "ContactPersons": [dict(p) for p in c["ContactPersons"]], "HasAttachments": False,
             "HasValidationErrors": False,
         })
+        if c.get("MergedToContactID"):
+            out["MergedToContactID"] = c["MergedToContactID"]
         if balances is not None:
             owed, late = balances.get(c["ContactID"], (ZERO, ZERO))
             out["Balances"] = {"AccountsReceivable": {"Outstanding": money(owed), "Overdue": money(late)},

@@ -112,7 +112,7 @@ class XeroInvoices(XeroItems):
         }
         errors: list[str] = []
         old_status = existing["Status"] if existing else None
-        paid = existing is not None and Decimal(existing["AmountPaid"]) > 0
+        paid = existing is not None and (Decimal(existing["AmountPaid"]) > 0 or Decimal(existing["AmountCredited"]) > 0)
         if existing is not None and old_status in ("PAID", "VOIDED", "DELETED"):
             raise Invalid("This document cannot be edited as it has a payment or credit note allocated to it."
                           if old_status == "PAID" else "Invoice not of valid status for modification")

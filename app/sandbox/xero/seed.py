@@ -7,11 +7,11 @@ from typing import Any
 
 from app.sandbox import demo_data as demo_set
 from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS
-from app.sandbox.xero.payments import XeroPayments
+from app.sandbox.xero.credits import XeroCredits
 from app.sandbox.xero.shapes import Invalid
 
 
-class XeroSeed(XeroPayments):
+class XeroSeed(XeroCredits):
     """Demo data and web-app actions."""
 
     def seed(self, kind: str = "demo") -> None:
@@ -106,6 +106,22 @@ class XeroSeed(XeroPayments):
                     self._apply_invoice(tenant, fields, existing, 4)
             except Invalid as exc:
                 raise ValueError("; ".join(exc.messages)) from None
+            self.persist()
+
+    def user_merge_contacts(self, loser: str, survivor: str) -> None:
+        """Someone merges two contacts in Xero (its web app; the API cannot): the loser's invoices, payments and
+        credit notes move to the survivor, and the loser is archived with ``MergedToContactID``."""
+        with self.lock:
+            tenant = self._tenant_of("contacts", loser)
+            for kind in ("invoices", "credit_notes"):
+                for rec in tenant.get(kind, {}).values():
+                    if rec["ContactID"] == loser:
+                        rec["ContactID"] = survivor
+                        self._touch(rec)
+            gone = tenant["contacts"][loser]
+            gone["ContactStatus"], gone["MergedToContactID"] = "ARCHIVED", survivor
+            self._touch(gone)
+            self._touch(tenant["contacts"][survivor])
             self.persist()
 
     def user_delete_item(self, item_id: str) -> None:

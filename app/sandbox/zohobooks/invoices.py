@@ -171,7 +171,7 @@ class ZohoBooksInvoices(ZohoBooksItems):
         rec["sub_total"] = str(amount - tax_total if rec["is_inclusive_tax"] else amount)
         rec["tax_total"] = str(tax_total)
         rec["total"] = str(amount if rec["is_inclusive_tax"] else amount + tax_total)
-        rec["_balance"] = str(Decimal(rec["total"]) - Decimal(rec["_paid"]))
+        rec["_balance"] = str(Decimal(rec["total"]) - Decimal(rec["_paid"]) - Decimal(rec.get("_credited", "0")))
 
     def _status(self, org: str, rec: dict[str, Any]) -> str:
         """Stored draft/sent/void; paid, partially paid and overdue are computed, as Zoho does."""
@@ -222,7 +222,8 @@ class ZohoBooksInvoices(ZohoBooksItems):
             "is_discount_before_tax": True, "line_items": lines, "sub_total": Decimal(i["sub_total"]),
             "tax_total": Decimal(i["tax_total"]),
             "taxes": [{"tax_name": t["tax_name"], "tax_amount": Decimal(t["tax_amount"])} for t in i["taxes"]],
-            "payment_made": Decimal(i["_paid"]), "credits_applied": ZERO, "write_off_amount": ZERO,
+            "payment_made": Decimal(i["_paid"]), "credits_applied": Decimal(i.get("_credited", "0")),
+            "write_off_amount": ZERO,
             "price_precision": org_rec["price_precision"], "notes": i["notes"], "terms": i["terms"],
             "invoice_url": f"{self.public_url}/app/{org}#/invoices/{i['invoice_id']}",
         }
@@ -303,6 +304,8 @@ class ZohoBooksInvoices(ZohoBooksItems):
         to = req.params["to"]
         if to == "void" and Decimal(rec["_paid"]):
             raise zerr(400, 4, "Invoices with payments cannot be voided. Delete the payments first.")
+        if to == "void" and Decimal(rec.get("_credited", "0")):
+            raise zerr(400, 4, "Invoices with credits applied cannot be voided. Remove the credits first.")
         if to == "draft" and (rec["_state"] == "void" or Decimal(rec["_paid"])):
             raise zerr(400, 4, "Only unpaid invoices can be changed back to draft.")
         if to == "sent" and rec["_state"] == "void":

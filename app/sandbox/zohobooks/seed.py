@@ -8,10 +8,10 @@ from typing import Any
 from app.sandbox import demo_data as demo_set
 from app.sandbox.base import Request, Response, route
 from app.sandbox.demo_data import COUNTRY_NAMES, PRODUCTS
-from app.sandbox.zohobooks.payments import ZohoBooksPayments
+from app.sandbox.zohobooks.credits import ZohoBooksCredits
 
 
-class ZohoBooksSeed(ZohoBooksPayments):
+class ZohoBooksSeed(ZohoBooksCredits):
     """Demo data, web links and user actions."""
 
     def seed(self, kind: str = "demo") -> None:

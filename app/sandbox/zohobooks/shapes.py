@@ -20,7 +20,7 @@ HUNDRED = Decimal(100)
 # exactly what a real consent would give.
 FULL_SCOPE = ",".join((
     "ZohoBooks.contacts.ALL", "ZohoBooks.invoices.ALL", "ZohoBooks.customerpayments.ALL",
-    "ZohoBooks.settings.ALL",
+    "ZohoBooks.settings.ALL", "ZohoBooks.creditnotes.ALL",
 ))
 
 

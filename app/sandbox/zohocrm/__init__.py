@@ -16,7 +16,8 @@ tests/specs/zoho-crm/):
   delete of up to 100 records with per-record results (201/200 all good, 207 mixed, 400 all bad),
   ``DUPLICATE_DATA`` naming the existing record, ``MANDATORY_NOT_FOUND``, ``INVALID_DATA``;
   ``/deleted`` (recycle bin, ``If-Modified-Since``); search by ``email``/``phone``/``word``/
-  ``criteria``; COQL with a real (small) parser; ``GET`` and ``DELETE`` of one record by id.
+  ``criteria``; COQL with a real (small) parser; ``GET`` and ``DELETE`` of one record by id; merging
+  duplicate accounts or contacts (``merging``).
 * Deals carry a custom subform ``Line_Items`` (Product lookup, Quantity, Unit Price, Discount %),
   stages with ``forecast_type`` metadata in two pipelines; metadata through ``settings/fields``
   (custom fields can be created there), ``settings/layouts``, ``settings/pipeline``, ``settings/modules``,
@@ -78,6 +79,7 @@ from app.sandbox.zohocrm.common import (
 )
 from app.sandbox.zohocrm.coql import KEYWORDS, Coql, CoqlError, parse_criteria
 from app.sandbox.zohocrm.limits import Limits
+from app.sandbox.zohocrm.merging import Merging
 from app.sandbox.zohocrm.query import Query
 from app.sandbox.zohocrm.records import Records
 from app.sandbox.zohocrm.seed import SeedData
@@ -85,7 +87,7 @@ from app.sandbox.zohocrm.settings import Settings
 from app.sandbox.zohocrm.writing import Writing
 
 
-class ZohoCrmSandbox(SeedData, Limits, Settings, Writing, Records, Query, ZohoAccounts):
+class ZohoCrmSandbox(SeedData, Limits, Settings, Writing, Merging, Records, Query, ZohoAccounts):
     """Zoho CRM for one org, with its Zoho Accounts server on the same host."""
 
     provider = "zohocrm"
