@@ -8,7 +8,7 @@ app per provider and writes a TOML file, ``distribution-profile.toml``::
     client_secret = "…"          # only where the provider requires one (see SECRET_REQUIRED)
     redirect = "relay"           # "loopback" (http://127.0.0.1:<port>/callback) or "relay"
     relay_url = "https://example.org/crossledger/quickbooks.html"
-    port = 47615                 # the loopback port registered with the app
+    port = 47615                 # the loopback port registered with the app (0: any free port)
 
     [xero]
     client_id = "…"              # a public client: PKCE, no secret
@@ -96,8 +96,9 @@ def _registration(provider: str, entry: dict[str, Any], where: str, source: str)
     if redirect not in REDIRECTS:
         raise ProfileError(f"{where}: redirect must be \"loopback\" or \"relay\".")
     port = entry.get("port", DEFAULT_PORT)
-    if not isinstance(port, int) or not 1024 <= port <= 65535:
-        raise ProfileError(f"{where}: port must be a number between 1024 and 65535.")
+    if not isinstance(port, int) or not (port == 0 or 1024 <= port <= 65535):
+        raise ProfileError(f"{where}: port must be a number between 1024 and 65535 (or 0: any free port, "
+                           "for a provider that accepts any loopback port).")
     relay_url = str(entry.get("relay_url") or "").strip()
     if redirect == "relay":
         parts = urlsplit(relay_url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -217,7 +217,7 @@ class AccountPage(FlowPage):
         box = QVBoxLayout(self.details)
         box.setContentsMargins(18, 0, 0, 0)
         for button in (self.use_profile, self.account, self.token):
-            box.addWidget(button)
+            box.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
         box.addLayout(self.form)
 
         centre = Qt.AlignmentFlag.AlignHCenter
@@ -226,7 +226,7 @@ class AccountPage(FlowPage):
         self.sandbox.setMinimumWidth(220)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.setContentsMargins(24, 12, 24, 0)
+        layout.setContentsMargins(24, 40, 24, 0)
         layout.addWidget(self.sign_in, 0, centre)
         layout.addWidget(self.sign_in_note)
         layout.addWidget(self.no_profile)
@@ -272,7 +272,7 @@ class AccountPage(FlowPage):
         on_sandbox = reconnect and source == "sandbox"
         self.sign_in.setText(f"Sign in to {name}")
         self.sign_in.setVisible(has_profile and not on_sandbox)
-        self.sign_in_note.setText(f"Your browser opens {name}'s own sign-in page. Sign in there with the client's "
+        self.sign_in_note.setText(f"Your browser opens the {name} sign-in page. Sign in there with the client's "
                                   "account and choose Allow; Crossledger never sees the password.")
         self.sign_in_note.setVisible(has_profile and not on_sandbox)
         self.no_profile.setText(cf.profile_problem or (
@@ -348,6 +348,7 @@ class AccountPage(FlowPage):
         self._row(self.my_domain, places and self.environment.currentData() == "mydomain")
         self._update_redirect()
         self.scroll.fit()
+        QTimer.singleShot(0, self.scroll.fit)  # again once the rows shown or hidden are laid out
 
     def _row(self, widget: QWidget, visible: bool) -> None:
         self.rows[widget].setVisible(visible)
