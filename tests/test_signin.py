@@ -190,7 +190,7 @@ def test_the_relay_page_hands_code_state_and_realm_to_the_listener():
     assert target == "http://127.0.0.1:47999/callback?error=access_denied&state=47999.x"
 
 
-def _static(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+def static_host(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -209,7 +209,7 @@ def relay_browser(url: str) -> None:
 
 
 def test_quickbooks_signs_in_through_the_relay_page_on_a_static_host():
-    static, host = _static(RELAY_PAGE.parent)
+    static, host = static_host(RELAY_PAGE.parent)
     try:
         with sandbox("quickbooks") as server:
             seen = token_requests(server)

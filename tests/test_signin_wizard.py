@@ -7,66 +7,42 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import functools
-import http.server
-import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from PySide6.QtCore import Qt, QThreadPool
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWizard
 
 from app.connectors import registry
 from app.connectors.oauth import follow_redirects_opener
 from app.connectors.profile import FILE_NAME
 from app.connectors.tokens import KeyringTokenStore
-from app.ops import sandboxes, workspaces
+from app.ops import workspaces
 from app.sandbox.registry import sandbox_class
 from app.sandbox.server import RunningServer, serve
 from app.store.db import Store
-from app.ui.app import make_application
 from app.ui.connect_pages import AccountPage
 from app.ui.connect_wizard import ConnectWizard
 from app.ui.theme import apply_theme
+from tests import test_wizards_ui as _wizards_ui
 from tests.shots import screenshot_dir
-from tests.test_signin import RELAY_PAGE, run_relay_page
+from tests.test_signin import RELAY_PAGE, run_relay_page, static_host
+
+# the connect wizard's fixtures: a themed app (sandboxes stopped after), the store, a real keyring
+qapp_themed, store, keyring_tokens = _wizards_ui.qapp_themed, _wizards_ui.store, _wizards_ui.keyring_tokens
 
 NEXT, FINISH = QWizard.WizardButton.NextButton, QWizard.WizardButton.FinishButton
 PROVIDERS = ("hubspot", "salesforce", "pipedrive", "zohocrm", "quickbooks", "xero", "zohobooks")
 PUBLIC = ("xero", "salesforce")
 
 
-@pytest.fixture(autouse=True)
-def qapp_themed(qapp):
-    make_application()
-    yield qapp
-    QThreadPool.globalInstance().waitForDone(20000)
-    sandboxes.stop_all()
-
-
-@pytest.fixture
-def store(home: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{home / 'crossledger.db'}")
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
-def keyring_tokens(secret_service) -> KeyringTokenStore:
-    return KeyringTokenStore(service=f"crossledger-test-{uuid.uuid4().hex[:8]}")
-
-
 @pytest.fixture
 def relay_host() -> Iterator[str]:
     """packaging/relay/ on a plain static web server (the stand-in for any static https host)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(RELAY_PAGE.parent))
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = static_host(RELAY_PAGE.parent)
+    yield url
     server.shutdown()
     server.server_close()
 
