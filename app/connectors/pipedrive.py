@@ -302,7 +302,8 @@ class Connector:
                                    refresh=None if api_token else self._refresh,
                                    default_base_url=PROVIDER.default_base_url, margin=SLACK, transport=transport,
                                    sleep=sleep, clock=clock, max_wait=LONG_WAIT,
-                                   **({"auth_scheme": "", "auth_header": "x-api-token"} if api_token else {}))
+                                   auth_scheme="" if api_token else "Bearer",
+                                   auth_header="x-api-token" if api_token else "Authorization")
         # Search has its own, tighter limit: 10 requests per 2 s per token.
         self._search_limiter = RateLimiter(10, 2.0 + SLACK, clock=clock, sleep=sleep)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}

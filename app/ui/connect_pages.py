@@ -121,7 +121,7 @@ class _Scroll(QScrollArea):
     def fit(self) -> None:
         body = self.widget()
         layout = body.layout() if body is not None else None
-        if layout is None:
+        if body is None or layout is None:
             return
         width = self.viewport().width()
         layout.activate()
@@ -238,7 +238,7 @@ class AccountPage(FlowPage):
         layout.addWidget(self.advanced, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.details)
         layout.addStretch(1)
-        self.scroll = scroll = _Scroll()
+        self.body_scroll = scroll = _Scroll()
         scroll.setWidget(body)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -347,8 +347,8 @@ class AccountPage(FlowPage):
         self.environment_help.setVisible(bool(setup.environment_help))
         self._row(self.my_domain, places and self.environment.currentData() == "mydomain")
         self._update_redirect()
-        self.scroll.fit()
-        QTimer.singleShot(0, self.scroll.fit)  # again once the rows shown or hidden are laid out
+        self.body_scroll.fit()
+        QTimer.singleShot(0, self.body_scroll.fit)  # again once the rows shown or hidden are laid out
 
     def _row(self, widget: QWidget, visible: bool) -> None:
         self.rows[widget].setVisible(visible)
