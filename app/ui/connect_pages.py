@@ -289,6 +289,7 @@ class AccountPage(FlowPage):
         self.use_profile.setText(f"Sign in with Crossledger's {name} app")
         self.use_profile.setVisible(has_profile)
         self.token.setVisible(bool(setup.token_help))
+        self.account.setVisible(has_profile or bool(setup.token_help))  # not a choice when it is the only way
         self.sample = on_sandbox
         if source == "sandbox":
             source = "profile" if has_profile else "account"

@@ -44,15 +44,15 @@ QBO_ENVS = {"production": "Production (real companies)", "sandbox": "Sandbox com
 
 # Where each provider's own app shows its client ID (and secret), and what it calls the redirect URL.
 _APP_PAGES = {
-    "hubspot": ("In your HubSpot developer account open Apps, then your app's Auth tab", "redirect URL"),
+    "hubspot": ("In your HubSpot developer account open Apps, then your app's Auth tab", "a redirect URL"),
     "salesforce": ("In Salesforce Setup open External Client App Manager, then your app's OAuth settings "
-                   "(the Consumer Key is the client ID)", "callback URL"),
-    "pipedrive": ("In Pipedrive's Developer Hub open your app, then OAuth & access scopes", "callback URL"),
+                   "(the Consumer Key is the client ID)", "a callback URL"),
+    "pipedrive": ("In Pipedrive's Developer Hub open your app, then OAuth & access scopes", "its callback URL"),
     "zohocrm": ("In the Zoho API console of your data centre (api-console.zoho.com, .eu, .in …) open your "
-                "Server-based Application", "authorized redirect URI"),
+                "Server-based Application", "an authorized redirect URI"),
     "quickbooks": ("At developer.intuit.com open your app, then Keys and credentials (Production keys for real "
-                   "companies, Development keys for a sandbox company)", "redirect URI"),
-    "xero": ("At developer.xero.com open My Apps, then your app (type: Auth code with PKCE)", "redirect URI"),
+                   "companies, Development keys for a sandbox company)", "a redirect URI"),
+    "xero": ("At developer.xero.com open My Apps, then your app (type: Auth code with PKCE)", "a redirect URI"),
 }
 _APP_PAGES["zohobooks"] = _APP_PAGES["zohocrm"]
 
@@ -94,7 +94,7 @@ def redirect_url(port: int) -> str:
 
 def setup_for(provider: str, port: int = DEFAULT_PORT) -> ProviderSetup:
     info = registry.info(provider)
-    where, redirect_word = _APP_PAGES.get(provider, ("Open your app's settings", "redirect URL"))
+    where, redirect_word = _APP_PAGES.get(provider, ("Open your app's settings", "a redirect URL"))
     public = provider in PUBLIC_CLIENTS
     envs: tuple[Choice, ...] = ()
     env_label = env_default = env_help = ""
@@ -115,7 +115,7 @@ def setup_for(provider: str, port: int = DEFAULT_PORT) -> ProviderSetup:
         secret_help=("Only if your app was made with a secret; a public (PKCE) app has none." if public else
                      "On the same page as the client ID. Kept in the system keyring only, never in Crossledger's "
                      "files."),
-        redirect_help=f"Add {redirect_url(port)} to your app as a {redirect_word}.",
+        redirect_help=f"Add {redirect_url(port)} to your app as {redirect_word}.",
         environment_help=env_help,
         token_help=_TOKEN_HELP.get(provider, "") if registry.takes_access_token(provider) else "",
     )
