@@ -95,9 +95,10 @@ def explain(exc: BaseException, provider: str) -> Failure:
                        "into your browser.")
     if isinstance(exc, oauth.PortInUse):
         return Failure("Another program is using the sign-in port",
-                       "The port Crossledger listens on for the sign-in to come back is taken. Close the program "
-                       "using it, or click Back and choose another port (then add the matching redirect URL to "
-                       f"your {label} app).", "back")
+                       "The port Crossledger listens on for the sign-in to come back is taken (perhaps by another "
+                       "Crossledger window signing in). Close the program using it and click Try again; with your "
+                       "own app you can also click Change the details and choose another port under Advanced (then "
+                       f"add the matching redirect URL to your {label} app).", "back")
     if isinstance(exc, WrongAccount):
         return Failure("That is a different company", f"{exc.message} Click Try again and sign in to the right "
                        "company.")
