@@ -5,7 +5,8 @@
 #   packaging/build_linux.sh --worktree   from the working tree as it is, with its .venv (quick local check)
 #
 # Environment: DIST (default <repo>/dist), PYINSTALLER_VERSION (used only when the venv has no PyInstaller),
-# SKIP_SMOKE=1 to build only. Needs git and Python 3.11+; uv is used from PATH or installed in a temporary venv.
+# SKIP_SMOKE=1 to build only, CROSSLEDGER_PROFILE=<file> to bake the distribution profile (the app
+# registrations behind "Sign in to <Provider>", see packaging/README.md) into the bundle. Needs git and Python 3.11+; uv is used from PATH or installed in a temporary venv.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,6 +64,16 @@ if ! "$PY" -c 'import PyInstaller' 2> /dev/null; then
     uv pip install --quiet --python "$PY" "pyinstaller==$PYINSTALLER_VERSION"
 fi
 echo "PyInstaller $("$PY" -c 'import PyInstaller; print(PyInstaller.__version__)'), $("$PY" --version)"
+
+if [[ -n "${CROSSLEDGER_PROFILE:-}" ]]; then
+    CROSSLEDGER_PROFILE=$(realpath "$CROSSLEDGER_PROFILE")
+    echo "Distribution profile $CROSSLEDGER_PROFILE:"
+    (cd "$SRC" && "$PY" -m app.connectors.profile "$CROSSLEDGER_PROFILE") | sed 's/^/  /' \
+        || { echo "The distribution profile cannot be used; fix it or unset CROSSLEDGER_PROFILE." >&2; exit 2; }
+    export CROSSLEDGER_PROFILE
+else
+    echo "No CROSSLEDGER_PROFILE: the build signs in with each client's own app (packaging/README.md)."
+fi
 
 prepared=$(date +%s)
 mkdir -p "$DIST"

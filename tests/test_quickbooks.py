@@ -83,7 +83,7 @@ def test_oauth_config_uses_intuits_two_hosts_basic_auth_and_the_accounting_scope
     config = oauth_config(conn, "secret")
     assert config.authorize_url == "https://appcenter.intuit.com/connect/oauth2"
     assert config.token_url == "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
-    assert config.secret_in_basic_auth and not config.pkce
+    assert config.secret_in_basic_auth and config.pkce  # PKCE and state on every authorization request
     query = urllib.parse.parse_qs(urllib.parse.urlparse(build_authorize(config, "http://127.0.0.1:5/cb").url).query)
     assert query["scope"] == ["com.intuit.quickbooks.accounting"] and query["response_type"] == ["code"]
     local = oauth_config(Connection("c2", "quickbooks", "http://127.0.0.1:9", auth_url="http://127.0.0.1:9"), "s")

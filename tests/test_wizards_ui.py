@@ -81,8 +81,10 @@ def fill_client(wizard: ConnectWizard, name: str, crm: str, accounting: str, sid
 def connect_side_with_sandbox(qtbot, wizard: ConnectWizard) -> None:
     page = wizard.currentPage()
     assert page.step_id.endswith(".account")
-    page.sandbox.setChecked(True)
-    click(qtbot, wizard)
+    if page.sandbox.isVisibleTo(page):  # "Try with sample data" goes on at once
+        qtbot.mouseClick(page.sandbox, Qt.MouseButton.LeftButton)
+    else:  # a reconnect of a sandbox: Next signs in to it again
+        click(qtbot, wizard)
     assert wizard.currentPage().step_id.endswith(".signin")
     wait_complete(qtbot, wizard)
     if wizard.currentPage().nextId() != -1:
@@ -171,9 +173,8 @@ def to_signin_with_account(qtbot, wizard: ConnectWizard, server_url: str, *, por
     fill_client(wizard, "Failing Ltd", "hubspot", "quickbooks", "crm")
     click(qtbot, wizard)
     page = wizard.currentPage()
-    page.account.setChecked(True)
-    assert page.details.isEnabled()
-    assert "redirect URL" in page.help.text()
+    assert page.account.isChecked() and page.client_id.isVisibleTo(page)  # no profile: your own app
+    assert "redirect URL" in page.redirect_help.text()
     page.client_id.setText("my-hubspot-app")
     page.client_secret.setText(secret)
     page.server.setText(server_url)
@@ -270,7 +271,7 @@ def test_no_keyring_says_what_to_install_and_stores_nothing(qtbot, store, home):
         wizard.show()
         fill_client(wizard, "No Keyring Ltd", "hubspot", "xero", "crm")
         click(qtbot, wizard)
-        click(qtbot, wizard)  # the built-in sandbox
+        qtbot.mouseClick(wizard.currentPage().sandbox, Qt.MouseButton.LeftButton)  # the built-in sandbox
         page = wizard.currentPage()
         failure_shown(qtbot, page, "keyring is not available")
         assert "gnome-keyring" in page.failure_detail.text()
@@ -362,7 +363,7 @@ def test_a_dead_sign_in_offers_reconnect_which_fixes_it(qtbot, window, store, ho
     qtbot.mouseClick(bar.reconnect_button, Qt.MouseButton.LeftButton)
     wizard = window.workspace_actions.wizard
     assert wizard.cf.mode == "reconnect" and wizard.currentPage().step_id == "accounting.account"
-    assert not wizard.currentPage().sandbox.isEnabled()  # same account as before
+    assert not wizard.currentPage().sandbox.isVisibleTo(wizard.currentPage())  # same account as before
     connect_side_with_sandbox(qtbot, wizard)
     finish(qtbot, wizard)
     assert not bar.reconnect_button.isVisible()

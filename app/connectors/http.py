@@ -133,6 +133,7 @@ class ApiClient:
         refresh: RefreshFn | None,
         limiter: RateLimiter,
         auth_scheme: str = "Bearer",
+        auth_header: str = "Authorization",
         transport: httpx.BaseTransport | None = None,
         max_retries: int = 5,
         max_wait: float = 60.0,
@@ -147,6 +148,7 @@ class ApiClient:
         self.refresh_fn = refresh
         self.limiter = limiter
         self.auth_scheme = auth_scheme
+        self.auth_header = auth_header  # Pipedrive's personal API token: ``x-api-token: <token>``, no scheme
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.sleep = sleep
@@ -222,8 +224,10 @@ class ApiClient:
         while True:
             attempt += 1
             hdrs = dict(headers or {})
+            token = ""
             if authenticated:
-                hdrs["Authorization"] = f"{self.auth_scheme} {self.access_token()}"
+                token = self.access_token()
+                hdrs[self.auth_header] = f"{self.auth_scheme} {token}" if self.auth_scheme else token
             self.limiter.acquire()
             if self.budget is not None:
                 self._spend(self.budget)
@@ -245,7 +249,7 @@ class ApiClient:
             log.debug("%s %s %s -> %d", self.provider, method, resp.request.url.path, status)
             if status == 401 and authenticated and not refreshed:
                 refreshed = True
-                self.refresh(stale=hdrs["Authorization"].split(" ", 1)[1])
+                self.refresh(stale=token)
                 continue
             if status == 401:
                 raise Unauthorized(

@@ -120,7 +120,16 @@ def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
                    transport: httpx.BaseTransport | None) -> None:
     """The portal (hub) ID is the tenant; currency and UI domain come from the account details."""
     body = flow.token_body
-    hub = body.get("hub_id") or body.get("hubId")
+    _name_portal(conn, tokens, transport, body.get("hub_id") or body.get("hubId"))
+
+
+def finish_token(conn: Connection, tokens: TokenStore, transport: httpx.BaseTransport | None) -> None:
+    """A private app's access token (Bearer, no refresh): the account details are the one read that checks it."""
+    conn.extra["auth"] = "access_token"
+    _name_portal(conn, tokens, transport, None)
+
+
+def _name_portal(conn: Connection, tokens: TokenStore, transport: httpx.BaseTransport | None, hub: Any) -> None:
     connector = Connector(conn, tokens, transport=transport)
     try:
         details = connector.account_details(fresh=True)

@@ -46,6 +46,10 @@ class PortInUse(OAuthError):
     pass
 
 
+class AccessTokenRefused(OAuthError):
+    """An access token the user pasted failed its first read: it is not saved."""
+
+
 class SignInCancelled(OAuthError):
     """The person stopped waiting for the sign-in (Cancel in the connect wizard)."""
 
@@ -80,8 +84,11 @@ class AuthRequest:
     redirect_uri: str
 
 
-def build_authorize(config: OAuthConfig, redirect_uri: str) -> AuthRequest:
-    state = secrets.token_urlsafe(24)
+def build_authorize(config: OAuthConfig, redirect_uri: str, state_prefix: str = "") -> AuthRequest:
+    """The authorization URL: always ``state`` and a PKCE S256 challenge (``config.pkce``, on for every
+    provider: where a provider ignores PKCE its secret still guards the exchange). ``state_prefix`` tells a
+    relay page which loopback port to hand the answer to (``<port>.<random>``)."""
+    state = state_prefix + secrets.token_urlsafe(24)
     params = {
         "response_type": "code",
         "client_id": config.client_id,
@@ -355,13 +362,20 @@ def run_flow(
     port: int = 0,
     transport: httpx.BaseTransport | None = None,
     cancel: threading.Event | None = None,
+    relay_url: str | None = None,
 ) -> FlowResult:
     """The whole flow: listen, send the user to the provider, take the callback, exchange the code.
 
     ``cancel`` (set from another thread) stops the wait for the callback with SignInCancelled.
+    ``relay_url``: the provider sends the browser to this static https page (QuickBooks production allows no
+    loopback address), which hands ``code``, ``state`` and ``realmId`` on to the listener on ``port``; the
+    state starts with that port so the page knows where. The listener checks the state all the same.
     """
     listener = LoopbackListener(port)
-    req = build_authorize(config, listener.redirect_uri)
+    if relay_url:
+        req = build_authorize(config, relay_url, state_prefix=f"{listener.port}.")
+    else:
+        req = build_authorize(config, listener.redirect_uri)
     listener.state = req.state  # before the browser is sent there: nothing without it is taken
     try:
         open_url(req.url)

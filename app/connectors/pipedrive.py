@@ -88,7 +88,7 @@ FIELD_TYPE_FOR = {"string": "varchar", "text": "text", "number": "double", "mone
 
 
 def oauth_config(conn: Connection, client_secret: str | None) -> oauth.OAuthConfig:
-    """Pipedrive's OAuth: scopes live on the app (not the URL), no PKCE, client secret by HTTP Basic."""
+    """Pipedrive's OAuth: scopes live on the app (not the URL), client secret by HTTP Basic."""
     root = (conn.auth_url or PROVIDER.default_auth_url).rstrip("/")
     return oauth.OAuthConfig(
         provider="pipedrive",
@@ -97,7 +97,7 @@ def oauth_config(conn: Connection, client_secret: str | None) -> oauth.OAuthConf
         client_id=conn.client_id,
         client_secret=client_secret,
         scopes=(),
-        pkce=False,
+        pkce=True,  # not documented by Pipedrive (sent anyway); the secret is what it checks
         secret_in_basic_auth=True,
     )
 
@@ -112,6 +112,17 @@ def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
             raise hosts.UntrustedHost(f"The sign-in named a company address that is not Pipedrive's ({api_domain}), "
                                       "so it was refused. Connect again.", provider="pipedrive")
         conn.base_url = str(api_domain).rstrip("/")
+    _name_company(conn, tokens, transport)
+
+
+def finish_token(conn: Connection, tokens: TokenStore, transport: httpx.BaseTransport | None) -> None:
+    """A personal API token (Settings → Personal preferences → API): sent as ``x-api-token`` to
+    api.pipedrive.com; users/me is the one read that checks it and names the company."""
+    conn.extra["auth"] = "access_token"
+    _name_company(conn, tokens, transport)
+
+
+def _name_company(conn: Connection, tokens: TokenStore, transport: httpx.BaseTransport | None) -> None:
     connector = Connector(conn, tokens, transport=transport)
     try:
         me = connector._me()
@@ -287,9 +298,13 @@ class Connector(PipedriveLifecycle):
         self.conn = conn
         self.tokens = tokens
         self._transport = transport
-        self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits, refresh=self._refresh,
+        api_token = conn.extra.get("auth") == "access_token"  # a personal API token: its own header, no refresh
+        self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits,
+                                   refresh=None if api_token else self._refresh,
                                    default_base_url=PROVIDER.default_base_url, margin=SLACK, transport=transport,
-                                   sleep=sleep, clock=clock, max_wait=LONG_WAIT)
+                                   sleep=sleep, clock=clock, max_wait=LONG_WAIT,
+                                   auth_scheme="" if api_token else "Bearer",
+                                   auth_header="x-api-token" if api_token else "Authorization")
         # Search has its own, tighter limit: 10 requests per 2 s per token.
         self._search_limiter = RateLimiter(10, 2.0 + SLACK, clock=clock, sleep=sleep)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}

@@ -204,7 +204,7 @@ def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
         client_id=conn.client_id,
         client_secret=client_secret,
         scopes=SCOPES,
-        pkce=False,  # Intuit's discovery document does not advertise PKCE; the secret is required
+        pkce=True,  # not advertised by Intuit (sent anyway, as for every provider); the secret is required
         secret_in_basic_auth=True,
     )
 

@@ -23,6 +23,7 @@ class ProviderInfo:
       ``oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig``
       ``finish_connect(conn: Connection, flow: FlowResult, tokens: Tokens, transport) -> None``
          (fills conn.tenant_id / conn.base_url / conn.label from the token response or callback)
+      optionally ``finish_token(conn, tokens, transport)``: the same for an access token the user pasted
       ``Connector(conn, tokens: TokenStore, *, transport=None, sleep=time.sleep, clock=time.monotonic)``
     """
 
@@ -86,6 +87,16 @@ def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
 
 def finish_connect(conn: Connection, flow: FlowResult, tokens: Any, transport: httpx.BaseTransport | None) -> None:
     module(conn.provider).finish_connect(conn, flow, tokens, transport)
+
+
+def takes_access_token(name: str) -> bool:
+    """The provider offers a token for one business instead of OAuth (HubSpot private apps, Pipedrive's
+    personal API token): its module has ``finish_token(conn, tokens, transport)``."""
+    return hasattr(module(name), "finish_token")
+
+
+def finish_token(conn: Connection, tokens: Any, transport: httpx.BaseTransport | None) -> None:
+    module(conn.provider).finish_token(conn, tokens, transport)
 
 
 def make_connector(

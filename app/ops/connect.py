@@ -1,4 +1,4 @@
-"""Connecting a provider account: the OAuth flow, then the provider's own follow-up."""
+"""Connecting a provider account: the OAuth flow (or an access token), then the provider's own follow-up."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 
+from app.connectors import errors as cerr
 from app.connectors import registry
 from app.connectors.base import Connection
-from app.connectors.oauth import FlowResult, follow_redirects_opener, run_flow, tokens_from
-from app.connectors.tokens import TokenStore
+from app.connectors.oauth import AccessTokenRefused, FlowResult, follow_redirects_opener, run_flow, tokens_from
+from app.connectors.tokens import MemoryTokenStore, Tokens, TokenStore
 
 
 def connect(
@@ -24,17 +25,44 @@ def connect(
     port: int = 0,
     transport: httpx.BaseTransport | None = None,
     cancel: threading.Event | None = None,
+    relay_url: str | None = None,
 ) -> Connection:
     """Run the authorization-code flow for ``conn`` and save its tokens to ``tokens``.
 
     Fills in what the provider tells us on the way (realm, tenant, instance URL, company name).
+    ``relay_url``: the provider's answer comes back through that https page to the listener on ``port``.
     """
     config = registry.oauth_config(conn, client_secret)
-    flow = run_flow(config, open_url, timeout=timeout, port=port, transport=transport, cancel=cancel)
+    flow = run_flow(config, open_url, timeout=timeout, port=port, transport=transport, cancel=cancel,
+                    relay_url=relay_url)
     saved = tokens_from(flow.token_body)
     saved.client_secret = client_secret
     tokens.save(conn.id, saved)
     registry.finish_connect(conn, flow, tokens, transport)
+    return conn
+
+
+def connect_with_token(conn: Connection, tokens: TokenStore, access_token: str, *,
+                       transport: httpx.BaseTransport | None = None) -> Connection:
+    """Connect with a token the provider gives one business (a HubSpot private app's access token, a
+    Pipedrive personal API token). One read must accept it before it goes to ``tokens``; a token that
+    fails it is not saved anywhere."""
+    label = registry.info(conn.provider).label
+    trial = MemoryTokenStore()  # the read runs against this, never against the keyring
+    trial.save(conn.id, Tokens(access_token=access_token.strip(), extra={"kind": "access_token"}))
+    try:
+        registry.finish_token(conn, trial, transport)
+    except (cerr.Unauthorized, cerr.AuthExpired) as exc:
+        raise AccessTokenRefused(f"{label} did not accept this access token, so it was not saved.",
+                                 provider=conn.provider, status=exc.status) from exc
+    except cerr.ConnectorError as exc:
+        if exc.status in (401, 403):
+            raise AccessTokenRefused(f"{label} did not accept this access token, so it was not saved.",
+                                     provider=conn.provider, status=exc.status) from exc
+        raise
+    saved = trial.load(conn.id)
+    assert saved is not None
+    tokens.save(conn.id, saved)
     return conn
 
 

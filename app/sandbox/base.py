@@ -190,11 +190,17 @@ class SandboxApp:
         host = urllib.parse.urlparse(redirect_uri).hostname
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise HttpError(400, {"error": "invalid_request", "error_description": "redirect_uri not allowed"})
+        if not req.arg("state"):  # every provider imitated here expects a state to guard the callback
+            raise HttpError(400, {"error": "invalid_request", "error_description": "state is required"})
+        challenge = req.arg("code_challenge") if self.pkce_supported else None  # others ignore PKCE
+        if challenge and req.arg("code_challenge_method") != "S256":
+            raise HttpError(400, {"error": "invalid_request",
+                                  "error_description": "code_challenge_method must be S256"})
         code = secrets.token_urlsafe(24)
         self.state["oauth"]["codes"][code] = {
             "client_id": client_id,
             "redirect_uri": redirect_uri,
-            "challenge": req.arg("code_challenge"),
+            "challenge": challenge,
             "scope": req.arg("scope") or "",
             "expires": self.now() + 300,
         }

@@ -78,10 +78,13 @@ class ZohoAccounts(SandboxApp):
 
     @route("POST", r"/oauth/v2/token")
     def token(self, req: Request) -> Response:
-        """Parameters come as query string or form; refresh answers carry no refresh_token."""
+        """Parameters come as query string or form; the client secret is required (a server-based client);
+        refresh answers carry no refresh_token."""
         form = {k: v[0] for k, v in req.query.items() if v} | req.form()
         inner = Request(req.method, req.path, {}, req.headers, urllib.parse.urlencode(form).encode())
         grant_type = form.get("grant_type")
+        if grant_type == "authorization_code" and not form.get("client_secret"):
+            raise self.token_error(200, "invalid_client")  # a server-based client always sends its secret
         offline = True
         if grant_type == "authorization_code":
             pending = self.state["oauth"]["codes"].get(form.get("code", "")) or {}

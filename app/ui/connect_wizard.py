@@ -7,7 +7,6 @@ until Finish. Sign-in and the test call run on the thread pool, never on the UI 
 
 from __future__ import annotations
 
-import html
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,10 @@ from typing import Any
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -28,12 +25,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QRadioButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
     QWizard,
-    QWizardPage,
 )
 
 from app.connectors import registry
@@ -41,22 +35,27 @@ from app.connectors.tokens import TokenStore
 from app.ops.workspaces import UserError, WorkspaceInfo
 from app.store.db import Store
 from app.ui import text
+from app.ui.connect_pages import PAGE_IDS, STEP_OF, AccountPage, FlowPage, select
+from app.ui.connect_pages import label as _label
 from app.ui.theme import Palette
-from app.ui.wizard_kit import FieldProblems, add_step_indicator, style_main_action
+from app.ui.wizard_kit import add_step_indicator, style_main_action
 from app.ui.workers import BackgroundJob
-from app.wizard.connect_flow import DEFAULT_PORT, SIDE_LABEL, SIDES, Checked, ConnectFlow, SignedIn, explain
+from app.wizard.connect_flow import SIDE_LABEL, SIDES, Checked, ConnectFlow, SignedIn, explain
 
-PAGE_IDS = {"client": 0, "sides": 1, "crm.account": 2, "crm.signin": 3, "crm.tenant": 4,
-            "accounting.account": 5, "accounting.signin": 6, "accounting.tenant": 7, "finish": 8}
-STEP_OF = {v: k for k, v in PAGE_IDS.items()}
 
-WIZARD_STYLE = f"""
+def wizard_style() -> str:
+    """Read when a wizard opens, so it takes the palette in use (light or dark)."""
+    return f"""
 QLabel#ErrorText {{ color: {Palette.ERROR}; }}
 QLabel#Help {{ color: {Palette.TEXT_MUTED}; }}
 QFrame#FailureBox {{ background: {Palette.ERROR_SOFT}; border: 1px solid {Palette.ERROR}; border-radius: 6px; }}
 QFrame#SuccessBox {{ background: {Palette.SUCCESS_SOFT}; border: 1px solid {Palette.SUCCESS}; border-radius: 6px; }}
 QLabel#BoxTitle {{ font-weight: 600; }}
+QToolButton#Disclosure {{ border: none; background: transparent; font-weight: 600; padding: 2px 0; }}
 """
+
+
+WIZARD_STYLE = wizard_style()  # the palette at import time (the mapping and migration wizards use it)
 
 
 _LIVE_JOBS: set[BackgroundJob] = set()
@@ -71,78 +70,14 @@ def start_job(job: BackgroundJob, pool: QThreadPool) -> BackgroundJob:
     return job
 
 
-def _label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(wrap)
-    if name:
-        label.setObjectName(name)
-    return label
-
-
 def _providers(kind: str) -> list[tuple[str, str]]:
     names = registry.available(kind)
     return [(n, registry.info(n).label) for n in names]
 
 
-def _select(combo: QComboBox, value: str) -> None:
-    i = combo.findData(value)
-    if i >= 0:
-        combo.setCurrentIndex(i)
-
-
-class _Page(QWizardPage):
-    """A page bound to one step of the flow."""
-
-    step_id = ""
-
-    def __init__(self, wizard: ConnectWizard, step_id: str) -> None:
-        super().__init__()
-        self.w = wizard
-        self.step_id = step_id
-        step = wizard.cf.flow.step(step_id)
-        self.setTitle(step.title)
-        if step.subtitle:
-            self.setSubTitle(step.subtitle)
-        self.errors = _label(name="ErrorText")
-        self.errors.hide()
-        self._field_problems: FieldProblems | None = None
-
-    @property
-    def flow(self) -> Any:
-        return self.w.cf.flow
-
-    def values(self) -> dict[str, Any]:
-        return {}
-
-    def fields(self) -> dict[str, QWidget]:
-        """The widget of each value the flow may find wrong, to mark it and say why right under it."""
-        return {}
-
-    def show_problems(self, problems: dict[str, str]) -> None:
-        if self._field_problems is None:
-            self._field_problems = FieldProblems(self, self.fields())
-        rest = self._field_problems.show(problems)  # next to their fields; the rest at the bottom
-        self.errors.setText("\n".join(rest.values()))
-        self.errors.setVisible(bool(rest))
-
-    def validatePage(self) -> bool:
-        problems = self.flow.submit(self.values(), self.step_id)
-        self.show_problems(problems)
-        return not problems
-
-    def nextId(self) -> int:
-        data = {**self.flow.data, **self.preview_values()}
-        nxt = self.flow.step(self.step_id).next(data)
-        return PAGE_IDS[nxt] if nxt else -1
-
-    def preview_values(self) -> dict[str, Any]:
-        """Values that decide the next page before they are accepted (the sides to connect)."""
-        return {}
-
-
 # -- add a client / what to connect --------------------------------------------------------------------
 
-class ClientPage(_Page):
+class ClientPage(FlowPage):
     def __init__(self, wizard: ConnectWizard) -> None:
         super().__init__(wizard, "client")
         self.name = QLineEdit()
@@ -176,10 +111,10 @@ class ClientPage(_Page):
     def initializePage(self) -> None:
         d = self.flow.data
         self.name.setText(d.get("name", ""))
-        _select(self.crm, d["crm"])
-        _select(self.accounting, d["accounting"])
+        select(self.crm, d["crm"])
+        select(self.accounting, d["accounting"])
         sides = d.get("sides", list(SIDES))
-        _select(self.sides, "both" if len(sides) == 2 else sides[0])
+        select(self.sides, "both" if len(sides) == 2 else sides[0])
         self.name.setFocus()
 
     def values(self) -> dict[str, Any]:
@@ -194,7 +129,7 @@ class ClientPage(_Page):
         return {"sides": list(SIDES) if choice == "both" else [choice]}
 
 
-class SidesPage(_Page):
+class SidesPage(FlowPage):
     def __init__(self, wizard: ConnectWizard) -> None:
         super().__init__(wizard, "sides")
         self.checks: dict[str, QCheckBox] = {}
@@ -220,7 +155,7 @@ class SidesPage(_Page):
         d = self.flow.data
         connected = d.get("connected", [])
         for side in SIDES:
-            _select(self.combos[side], d[side])
+            select(self.combos[side], d[side])
             self.checks[side].setChecked(side in d["sides"])
             self.combos[side].setEnabled(side not in connected)
             self.notes[side].setText("Connected. Tick it only to sign in again." if side in connected else
@@ -242,144 +177,9 @@ class SidesPage(_Page):
         return {"sides": self._sides() or ["crm"]}
 
 
-# -- one side: account, sign-in, organisation ------------------------------------------------------------
+# -- one side: sign-in, organisation (the account step is in app.ui.connect_pages) ---------------------
 
-class AccountPage(_Page):
-    def __init__(self, wizard: ConnectWizard, side: str) -> None:
-        super().__init__(wizard, f"{side}.account")
-        self.side = side
-        self.intro = _label()
-        self.sandbox = QRadioButton()
-        self.account = QRadioButton()
-        group = QButtonGroup(self)
-        group.addButton(self.sandbox)
-        group.addButton(self.account)
-        self.sandbox_note = _label("Sample customers and deals on this computer, for trying Crossledger out. Nothing "
-                                   "leaves this computer.", "Help")
-        self.sandbox_note.setContentsMargins(24, 0, 0, 0)
-
-        self.client_id = QLineEdit()
-        self.client_secret = QLineEdit()
-        self.client_secret.setEchoMode(QLineEdit.EchoMode.Password)
-        self.environment = QComboBox()
-        self.my_domain = QLineEdit()
-        self.my_domain.setPlaceholderText("acme.my.salesforce.com")
-        self.help = _label(name="Help")
-        self.help.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.secret_note = _label("Kept in the system keyring only, never in Crossledger's files.", "Help")
-        self.port = QSpinBox()
-        self.port.setRange(0, 65535)
-        self.port.setSpecialValueText("Any free port")
-        self.server = QLineEdit()
-        self.server.setPlaceholderText("Optional; leave empty for the real service")
-
-        self.form = QFormLayout()
-        self.form.addRow("Client &ID:", self.client_id)
-        self.form.addRow("Client &secret:", self.client_secret)
-        self.form.addRow("", self.secret_note)
-        self.form.addRow("&Environment:", self.environment)
-        self.form.addRow("&My Domain:", self.my_domain)
-        self.form.addRow("Sign-in &port:", self.port)
-        self.form.addRow("Test ser&ver:", self.server)
-        self.details = QGroupBox()
-        box = QVBoxLayout(self.details)
-        box.addWidget(self.help)
-        box.addLayout(self.form)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.intro)
-        layout.addWidget(self.sandbox)
-        layout.addWidget(self.sandbox_note)
-        layout.addWidget(self.account)
-        layout.addWidget(self.details)
-        layout.addStretch(1)
-        layout.addWidget(self.errors)
-        self.sandbox.toggled.connect(self._update)
-        self.environment.currentIndexChanged.connect(self._update)
-        self.port.valueChanged.connect(self._update_help)
-        for a, b in ((self.sandbox, self.account), (self.account, self.client_id), (self.client_id, self.client_secret),
-                     (self.client_secret, self.environment), (self.environment, self.my_domain),
-                     (self.my_domain, self.port), (self.port, self.server)):
-            self.setTabOrder(a, b)
-
-    def initializePage(self) -> None:
-        d = self.flow.data
-        provider = d[self.side]
-        setup = self.w.cf.setup(self.side)
-        label = setup.label
-        reconnect = self.w.cf.mode == "reconnect"
-        self.setTitle(f"{'Reconnect' if reconnect else 'Connect'} {label}")
-        if reconnect:
-            self.setSubTitle(f"The sign-in to {label} for “{d['name']}” is no longer accepted. Sign in again to "
-                             "carry on syncing; links, mapping and history are kept.")
-        else:
-            self.setSubTitle(f"The client's {SIDE_LABEL[self.side]} for “{d.get('name') or 'the new workspace'}”.")
-        self.intro.setVisible(False)
-        self.sandbox.setText(f"Use the built-in {label} sandbox")
-        self.account.setText(f"Connect the client's {label} account")
-        self.details.setTitle(f"Your {label} app")
-        (self.sandbox if d.get(f"{self.side}.source", "sandbox") == "sandbox" else self.account).setChecked(True)
-        self.sandbox.setEnabled(not reconnect)
-        self.account.setEnabled(not reconnect)
-        on_sandbox = reconnect and d.get(f"{self.side}.source") == "sandbox"
-        self.account.setVisible(not on_sandbox)
-        self.details.setVisible(not on_sandbox)
-        self.sandbox.setVisible(not reconnect or on_sandbox)
-        if on_sandbox:
-            self.sandbox.setText(f"The built-in {label} sandbox, as before: Next signs in to it again")
-        self.client_id.setText(d.get(f"{self.side}.client_id", ""))
-        self.client_secret.clear()
-        stored = self.w.cf.stored_secret(self.side)
-        self.client_secret.setPlaceholderText("Saved in the keyring; leave empty to reuse it" if stored else
-                                              ("Required" if setup.needs_secret else "Only if your app has one"))
-        self.environment.blockSignals(True)
-        self.environment.clear()
-        for choice in setup.environments:
-            self.environment.addItem(choice.label, choice.value)
-        _select(self.environment, d.get(f"{self.side}.environment") or setup.default_environment)
-        self.environment.blockSignals(False)
-        self.form.setRowVisible(self.environment, bool(setup.environments))
-        self.form.labelForField(self.environment).setText(f"&{setup.environment_label or 'Environment'}:")
-        self.environment.setEnabled(not reconnect)
-        self.my_domain.setText(d.get(f"{self.side}.my_domain", ""))
-        self.port.setValue(int(d.get(f"{self.side}.port") or DEFAULT_PORT))
-        self.server.setText(d.get(f"{self.side}.server", ""))
-        self.provider = provider
-        self._update()
-
-    def _update(self) -> None:
-        real = self.account.isChecked()
-        self.details.setEnabled(real)
-        self.sandbox_note.setEnabled(not real)
-        self.form.setRowVisible(self.my_domain, self.environment.currentData() == "mydomain")
-        self._update_help()
-
-    def _update_help(self) -> None:
-        if hasattr(self, "provider"):
-            from app.wizard.connect_flow import setup_for
-
-            self.help.setText("<b>Where to find these:</b> "
-                              + html.escape(setup_for(self.provider, self.port.value() or DEFAULT_PORT).help))
-
-    def values(self) -> dict[str, Any]:
-        if self.sandbox.isChecked():
-            return {"source": "sandbox"}
-        return {"source": "account", "client_id": self.client_id.text(), "client_secret": self.client_secret.text(),
-                "environment": self.environment.currentData() or "", "my_domain": self.my_domain.text(),
-                "port": self.port.value(), "server": self.server.text()}
-
-    def fields(self) -> dict[str, QWidget]:
-        return {"client_id": self.client_id, "client_secret": self.client_secret, "environment": self.environment,
-                "my_domain": self.my_domain, "port": self.port, "server": self.server}
-
-    def validatePage(self) -> bool:
-        ok = super().validatePage()
-        if ok:
-            self.client_secret.clear()  # handed to the flow; the keyring gets it at sign-in
-        return ok
-
-
-class SignInPage(_Page):
+class SignInPage(FlowPage):
     """Runs the sign-in in the background with a Cancel; a failure says what happened and what to do."""
 
     def __init__(self, wizard: ConnectWizard, side: str) -> None:
@@ -447,8 +247,10 @@ class SignInPage(_Page):
 
     def initializePage(self) -> None:
         self.setTitle(f"Sign in to {self.label}")
-        sandbox = self.flow.data.get(f"{self.side}.source") == "sandbox"
-        self.setSubTitle("Crossledger starts the sandbox and signs in to it." if sandbox else
+        source = self.w.cf.source(self.side)
+        self.setSubTitle("Crossledger starts the sandbox and signs in to it." if source == "sandbox" else
+                         f"Crossledger reads the {self.label} account once with the access token, and saves the "
+                         f"token to the system keyring only if {self.label} accepts it." if source == "token" else
                          f"Your browser opens {self.label}'s sign-in page. Sign in there and choose Allow; then "
                          "come back here.")
         if self.flow.data.get(f"{self.side}.connection") is None:
@@ -473,7 +275,8 @@ class SignInPage(_Page):
         self.success.hide()
         self.link_row.hide()
         self.errors.hide()
-        self.status.setText(f"Signing in to {self.label}…")
+        self.status.setText(f"Checking the access token with {self.label}…" if self.w.cf.source(self.side) == "token"
+                            else f"Signing in to {self.label}…")
         self.busy.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
@@ -540,7 +343,7 @@ class SignInPage(_Page):
         self.link_row.hide()
 
 
-class TenantPage(_Page):
+class TenantPage(FlowPage):
     def __init__(self, wizard: ConnectWizard, side: str) -> None:
         super().__init__(wizard, f"{side}.tenant")
         self.side = side
@@ -570,7 +373,7 @@ class TenantPage(_Page):
         return {"tenant": items[0].data(Qt.ItemDataRole.UserRole) if items else None}
 
 
-class FinishPage(_Page):
+class FinishPage(FlowPage):
     def __init__(self, wizard: ConnectWizard) -> None:
         super().__init__(wizard, "finish")
         self.rows = QVBoxLayout()
@@ -665,11 +468,11 @@ class ConnectWizard(QWizard):
         self.result_workspace: WorkspaceInfo | None = None
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
-        self.setStyleSheet(WIZARD_STYLE)
+        self.setStyleSheet(wizard_style())
         title = {"new": "Add a client", "connect": "Connect", "reconnect": "Reconnect"}[self.cf.mode]
         self.setWindowTitle(f"{title} — Crossledger")
         self.setMinimumSize(680, 560)
-        self.pages: dict[str, _Page] = {"client": ClientPage(self), "sides": SidesPage(self),
+        self.pages: dict[str, FlowPage] = {"client": ClientPage(self), "sides": SidesPage(self),
                                         "finish": FinishPage(self)}
         for side in SIDES:
             self.pages[f"{side}.account"] = AccountPage(self, side)
@@ -683,10 +486,10 @@ class ConnectWizard(QWizard):
 
     def _position(self, page_id: int) -> tuple[int, int] | None:
         page = self.page(page_id)
-        data = {**self.cf.flow.data, **page.preview_values()} if isinstance(page, _Page) else None
+        data = {**self.cf.flow.data, **page.preview_values()} if isinstance(page, FlowPage) else None
         return self.cf.flow.position(STEP_OF[page_id], data) if page_id in STEP_OF else None
 
-    def page_for(self, step: str) -> _Page:
+    def page_for(self, step: str) -> FlowPage:
         return self.pages[step]
 
     def done(self, result: int) -> None:

@@ -1,10 +1,12 @@
 """The connect wizard as a plain-Python flow: add a client, connect its CRM and ledger, reconnect.
 
 Steps: ``client`` (a new workspace: name and systems) or ``sides`` (an existing one: what to
-connect), then for each side ``<side>.account`` (the built-in sandbox or a real account with its
-client ID, secret, data centre or environment), ``<side>.signin`` (the OAuth flow, run by the page
-in the background), ``<side>.tenant`` (only when the sign-in opened several organisations), and
-``finish`` (a test call that names each company; accepting it saves everything).
+connect), then for each side ``<side>.account`` (how to connect: the app of the distribution
+profile, the default when there is one; "Try with sample data", the built-in sandbox; the client's own
+app with its client ID and secret; or an access token for one business), ``<side>.signin`` (the OAuth
+flow, or the access token's first read, run by the page in the background), ``<side>.tenant``
+(only when the sign-in opened several organisations), and ``finish`` (a test call that names each
+company; accepting it saves everything).
 
 Tokens and client secrets go to the token store (the OS keyring) during sign-in and nowhere else;
 the database gets the connection without secrets only when the wizard is finished. Leaving the
@@ -28,124 +30,27 @@ import httpx
 from app.connectors import errors as cerr
 from app.connectors import oauth, registry
 from app.connectors.base import Connection, Tenant
+from app.connectors.profile import DEFAULT_PORT, AppRegistration, ProfileError
+from app.connectors.profile import load as load_profile
 from app.connectors.tokens import TokenStore
 from app.ops import sandboxes, workspaces
-from app.ops.connect import connect
+from app.ops.connect import connect, connect_with_token
 from app.store.db import Store
+from app.wizard.connect_setup import (  # noqa: F401 - re-exported: the wizard's pages and tests use them
+    Choice,
+    Endpoint,
+    ProviderSetup,
+    endpoints,
+    my_domain_url,
+    setup_for,
+    valid_my_domain,
+)
 from app.wizard.flow import Data, Flow, Problems, Step
 
 SIDES = ("crm", "accounting")
 SIDE_LABEL = {"crm": "CRM", "accounting": "accounting system"}
-DEFAULT_PORT = 47615  # the redirect URL registered in the provider's app: http://127.0.0.1:47615/callback
 SANDBOX_SECRET = "crossledger-sandbox-secret"  # noqa: S105 - a local sandbox takes any secret
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    value: str
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    base_url: str
-    auth_url: str
-
-
-ZOHO_DCS: dict[str, tuple[str, Endpoint]] = {
-    "us": ("United States (zoho.com)", Endpoint("https://www.zohoapis.com", "https://accounts.zoho.com")),
-    "eu": ("Europe (zoho.eu)", Endpoint("https://www.zohoapis.eu", "https://accounts.zoho.eu")),
-    "uk": ("United Kingdom (zoho.uk)", Endpoint("https://www.zohoapis.uk", "https://accounts.zoho.uk")),
-    "in": ("India (zoho.in)", Endpoint("https://www.zohoapis.in", "https://accounts.zoho.in")),
-    "au": ("Australia (zoho.com.au)", Endpoint("https://www.zohoapis.com.au", "https://accounts.zoho.com.au")),
-    "jp": ("Japan (zoho.jp)", Endpoint("https://www.zohoapis.jp", "https://accounts.zoho.jp")),
-    "ca": ("Canada (zohocloud.ca)", Endpoint("https://www.zohoapis.ca", "https://accounts.zohocloud.ca")),
-    "sa": ("Saudi Arabia (zoho.sa)", Endpoint("https://www.zohoapis.sa", "https://accounts.zoho.sa")),
-    "cn": ("China (zoho.com.cn)", Endpoint("https://www.zohoapis.com.cn", "https://accounts.zoho.com.cn")),
-}
-SALESFORCE_ENVS = {"production": "Production (login.salesforce.com)",
-                   "sandbox": "Sandbox org (test.salesforce.com)",
-                   "mydomain": "My Domain (your company's own sign-in address)"}
-QBO_ENVS = {"production": "Production (real companies)", "sandbox": "Sandbox company (Intuit developer sandbox)"}
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSetup:
-    """What the account page asks for one provider, and where to find it."""
-
-    provider: str
-    label: str
-    needs_secret: bool
-    environment_label: str = ""
-    environments: tuple[Choice, ...] = ()
-    default_environment: str = ""
-    help: str = ""
-
-
-def _redirect(port: int) -> str:
-    return f"http://127.0.0.1:{port}/callback"
-
-
-def setup_for(provider: str, port: int = DEFAULT_PORT) -> ProviderSetup:
-    info = registry.info(provider)
-    cb = _redirect(port)
-    if provider == "hubspot":
-        return ProviderSetup(provider, info.label, True, help=(
-            "In your HubSpot developer account open Apps, then your app's Auth tab. Copy the Client ID and the "
-            f"Client secret, and add {cb} as a redirect URL."))
-    if provider == "salesforce":
-        envs = tuple(Choice(k, v) for k, v in SALESFORCE_ENVS.items())
-        return ProviderSetup(provider, info.label, False, "Salesforce org", envs, "production", (
-            "In Salesforce Setup open External Client App Manager, then your app's OAuth settings. Copy the "
-            f"Consumer Key (the client ID) and add {cb} as a callback URL. A secret is only needed if your "
-            "app requires one."))
-    if provider == "pipedrive":
-        return ProviderSetup(provider, info.label, True, help=(
-            "In Pipedrive's Developer Hub open your app, then OAuth & access scopes. Copy the Client ID and the "
-            f"Client secret, and set the callback URL to {cb}."))
-    if provider in ("zohocrm", "zohobooks"):
-        envs = tuple(Choice(k, v[0]) for k, v in ZOHO_DCS.items())
-        return ProviderSetup(provider, info.label, True, "Zoho data centre", envs, "us", (
-            "Sign in to the Zoho API console of your data centre (api-console.zoho.com, .eu, .in …) and add a "
-            f"Server-based Application with {cb} as the authorized redirect URI. Copy its Client ID and "
-            "Client Secret. Pick the data centre your Zoho account lives in (it is in your Zoho address)."))
-    if provider == "quickbooks":
-        envs = tuple(Choice(k, v) for k, v in QBO_ENVS.items())
-        return ProviderSetup(provider, info.label, True, "QuickBooks environment", envs, "production", (
-            "At developer.intuit.com open your app, then Keys and credentials: Production keys for real "
-            "companies, Development keys for a sandbox company. Copy the Client ID and Client secret, and add "
-            f"{cb} as a redirect URI."))
-    if provider == "xero":
-        return ProviderSetup(provider, info.label, False, help=(
-            "At developer.xero.com open My Apps, then your app (type: Auth code with PKCE). Copy the Client id "
-            f"and add {cb} as a redirect URI. A client secret is only needed for a Web app."))
-    return ProviderSetup(provider, info.label, info.needs_client_secret)
-
-
-def endpoints(provider: str, environment: str = "", my_domain: str = "") -> Endpoint:
-    """Where a real account of ``provider`` lives, by data centre or environment."""
-    info = registry.info(provider)
-    if provider in ("zohocrm", "zohobooks"):
-        return ZOHO_DCS.get(environment or "us", ZOHO_DCS["us"])[1]
-    if provider == "salesforce":
-        if environment == "sandbox":
-            return Endpoint("https://test.salesforce.com", "https://test.salesforce.com")
-        if environment == "mydomain":
-            host = my_domain_url(my_domain)
-            return Endpoint(host, host)
-        return Endpoint(info.default_base_url, info.default_auth_url)
-    if provider == "quickbooks" and environment == "sandbox":
-        return Endpoint("https://sandbox-quickbooks.api.intuit.com", info.default_auth_url)
-    return Endpoint(info.default_base_url, info.default_auth_url)
-
-
-def my_domain_url(text: str) -> str:
-    """'acme', 'acme.my.salesforce.com', 'https://acme.lightning.force.com/' -> the My Domain sign-in URL."""
-    host = re.sub(r"^https?://", "", text.strip(), flags=re.I).split("/")[0].lower()
-    host = re.sub(r"\.lightning\.force\.com$", ".my.salesforce.com", host)
-    if "." not in host:
-        host += ".my.salesforce.com"
-    return "https://" + host
+SOURCES = ("profile", "sandbox", "account", "token")  # the profile's app, sample data, own app, access token
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -190,12 +95,18 @@ def explain(exc: BaseException, provider: str) -> Failure:
                        "into your browser.")
     if isinstance(exc, oauth.PortInUse):
         return Failure("Another program is using the sign-in port",
-                       "The port Crossledger listens on for the sign-in to come back is taken. Close the program "
-                       "using it, or click Back and choose another port (then add the matching redirect URL to "
-                       f"your {label} app).", "back")
+                       "The port Crossledger listens on for the sign-in to come back is taken (perhaps by another "
+                       "Crossledger window signing in). Close the program using it and click Try again; with your "
+                       "own app you can also click Change the details and choose another port under Advanced (then "
+                       f"add the matching redirect URL to your {label} app).", "back")
     if isinstance(exc, WrongAccount):
         return Failure("That is a different company", f"{exc.message} Click Try again and sign in to the right "
                        "company.")
+    if isinstance(exc, oauth.AccessTokenRefused):
+        return Failure(f"{label} did not accept the access token",
+                       f"Access token: {label} refused it when Crossledger read the account, so it was not saved. "
+                       "Click Change the details, copy the token again (it may have been revoked or lack the "
+                       "needed scopes) and try again.", "back")
     if isinstance(exc, oauth.OAuthError):
         return Failure(f"{label} refused the sign-in",
                        f"{label} did not accept Crossledger's request. Check the client ID and secret (and the "
@@ -251,9 +162,18 @@ class ConnectFlow:
         follow: Callable[[str], Any] = oauth.follow_redirects_opener,
         timeout: float = 300.0,
         transport: httpx.BaseTransport | None = None,
+        profile: dict[str, AppRegistration] | None = None,
     ) -> None:
-        """``workspace`` connects an existing workspace; with ``reconnect`` (a side) it signs that side in again."""
+        """``workspace`` connects an existing workspace; with ``reconnect`` (a side) it signs that side in again.
+        ``profile``: the apps to sign in with (by default the distribution profile of the bundle and of ``home``)."""
         self.store, self.tokens, self.home = store, tokens, home
+        self.profile_problem = ""
+        if profile is None:
+            try:
+                profile = load_profile(home)
+            except ProfileError as exc:  # a broken file: say so on the account step, and carry on without it
+                profile, self.profile_problem = {}, exc.message
+        self.profile = profile
         self.open_browser, self.follow = open_browser, follow
         self.timeout, self.transport = timeout, transport
         self._pending: set[str] = set()  # connection IDs whose sign-ins are in the keyring but not saved
@@ -279,7 +199,6 @@ class ConnectFlow:
                 data["connected"] = sorted(status)
                 data["sides"] = [s for s in SIDES if s not in status]  # nothing ticked when all are connected
         for side in SIDES:
-            data.setdefault(f"{side}.source", "sandbox")
             data.setdefault(f"{side}.port", 0)
         self.flow = Flow(self._steps(), start, data)
 
@@ -365,13 +284,26 @@ class ConnectFlow:
         port = int(self.flow.data.get(f"{side}.port") or DEFAULT_PORT)
         return setup_for(self.flow.data[side], port)
 
+    def registration(self, side: str) -> AppRegistration | None:
+        """The distribution profile's app for this side's provider, if the profile has one."""
+        return self.profile.get(self.flow.data[side])
+
+    def source(self, side: str) -> str:
+        """How this side connects: what was chosen, else the profile's app when there is one, else the own app."""
+        chosen = self.flow.data.get(f"{side}.source")
+        if chosen:
+            return str(chosen)
+        return "profile" if self.registration(side) is not None else "account"
+
     def _defaults_from(self, side: str, old: Connection) -> Data:
         """A reconnect starts from what the connection used before."""
         out: Data = {}
         if old.extra.get("sandbox_state"):
             out[f"{side}.source"] = "sandbox"
             return out
-        out[f"{side}.source"] = "account"
+        auth = old.extra.get("auth")
+        out[f"{side}.source"] = ("token" if auth == "access_token" else "profile" if auth == "profile"
+                                 else "account")
         out[f"{side}.client_id"] = old.client_id
         out[f"{side}.environment"] = str(old.extra.get("environment") or "")
         out[f"{side}.my_domain"] = str(old.extra.get("my_domain") or "")
@@ -392,64 +324,91 @@ class ConnectFlow:
 
     def _check_account(self, side: str, d: Data, v: Data) -> Problems:
         problems: Problems = {}
-        source = v.get("source", "sandbox")
-        if source not in ("sandbox", "account"):
-            problems["source"] = "Choose the built-in sandbox or a real account."
+        source = v.get("source") or self.source(side)
+        setup = setup_for(d[side])
+        if source not in SOURCES:
+            problems["source"] = "Choose how to connect: sign in, try it with sample data, or (under Advanced) " \
+                                 "your own app or an access token."
             return problems
         if source == "sandbox":
             return problems
-        setup = setup_for(d[side])
-        client_id = str(v.get("client_id") or "").strip()
-        if not client_id:
-            problems["client_id"] = f"Enter the client ID of your {setup.label} app (see “Where to find these” above)."
-        elif re.search(r"\s", client_id):
-            problems["client_id"] = "A client ID has no spaces. Copy it again from the app's page."
-        secret = str(v.get("client_secret") or "")
-        if setup.needs_secret and not secret.strip() and not self.stored_secret(side):
-            problems["client_secret"] = f"Enter the client secret of your {setup.label} app."
-        if setup.environments:
+        if source == "profile" and self.registration(side) is None:
+            problems["source"] = f"This copy of Crossledger has no {setup.label} app to sign in with. Open " \
+                                 "Advanced and use your own app."
+        if source == "token":
+            token = str(v.get("access_token") or "").strip()
+            if not setup.token_help:
+                problems["source"] = f"{setup.label} has no access token for one business; sign in instead."
+            elif not token:
+                problems["access_token"] = f"Access token: paste the {setup.label} access token (where to find it " \
+                                           "is written under the field)."
+            elif any(c.isspace() for c in token):
+                problems["access_token"] = "Access token: it has no spaces. Copy it again from " + setup.label + "."
+        if source == "account":
+            problems.update(self._check_own_app(side, setup, v))
+        if setup.environments and source in ("profile", "account"):
             env = v.get("environment") or setup.default_environment
             if env not in {c.value for c in setup.environments}:
-                problems["environment"] = f"Choose the {setup.environment_label.lower()}."
-            elif env == "mydomain" and not _valid_my_domain(str(v.get("my_domain") or "")):
-                problems["my_domain"] = "Enter your My Domain, for example acme.my.salesforce.com."
+                problems["environment"] = f"{setup.environment_label}: choose one from the list."
+            elif env == "mydomain" and not valid_my_domain(str(v.get("my_domain") or "")):
+                problems["my_domain"] = "My Domain: enter your company's Salesforce address, for example " \
+                                        "acme.my.salesforce.com."
         server = str(v.get("server") or "").strip()
         if server and not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", server):
-            problems["server"] = "Enter a server address such as http://127.0.0.1:8701, or leave it empty."
+            problems["server"] = "Test server: enter an address such as http://127.0.0.1:8701, or leave it empty."
+        return problems
+
+    def _check_own_app(self, side: str, setup: ProviderSetup, v: Data) -> Problems:
+        problems: Problems = {}
+        client_id = str(v.get("client_id") or "").strip()
+        if not client_id:
+            problems["client_id"] = f"Client ID: enter the client ID of your {setup.label} app (where to find " \
+                                    "it is written under the field)."
+        elif re.search(r"\s", client_id):
+            problems["client_id"] = "Client ID: it has no spaces. Copy it again from the app's page."
+        secret = str(v.get("client_secret") or "")
+        if setup.needs_secret and not secret.strip() and not self.stored_secret(side):
+            problems["client_secret"] = f"Client secret: enter the client secret of your {setup.label} app."
         port = v.get("port", DEFAULT_PORT)
         try:
             port_number = int(port)
         except (TypeError, ValueError):
             port_number = -1
         if port_number != 0 and not 1024 <= port_number <= 65535:
-            problems["port"] = "Choose a port between 1024 and 65535 (or 0 for any free port)."
+            problems["port"] = "Sign-in port: choose a port between 1024 and 65535 (or Any free port)."
         return problems
 
     def _accept_account(self, side: str, d: Data, v: Data) -> None:
-        before = {k: d.get(f"{side}.{k}") for k in ("source", "client_id", "environment", "my_domain", "server",
-                                                      "port")}
-        source = v.get("source", "sandbox")
+        keys = ("source", "client_id", "environment", "my_domain", "server", "port", "access_token")
+        before = {k: d.get(f"{side}.{k}") for k in keys}
+        source = v.get("source") or self.source(side)
         d[f"{side}.source"] = source
+        setup = setup_for(d[side])
+        d.pop(f"{side}.access_token", None)
+        if source == "sandbox":
+            d[f"{side}.port"] = 0
+        else:
+            d[f"{side}.environment"] = (v.get("environment") or setup.default_environment
+                                        if source in ("profile", "account") else "")
+            d[f"{side}.my_domain"] = str(v.get("my_domain") or "").strip()
+            d[f"{side}.server"] = str(v.get("server") or "").strip().rstrip("/")
         if source == "account":
-            setup = setup_for(d[side])
             d[f"{side}.client_id"] = str(v.get("client_id") or "").strip()
             secret = str(v.get("client_secret") or "").strip()
             if secret:
                 d[f"{side}.client_secret"] = secret  # in memory until sign-in puts it in the keyring
-            d[f"{side}.environment"] = v.get("environment") or setup.default_environment
-            d[f"{side}.my_domain"] = str(v.get("my_domain") or "").strip()
-            d[f"{side}.server"] = str(v.get("server") or "").strip().rstrip("/")
             d[f"{side}.port"] = int(v.get("port", DEFAULT_PORT))
-        else:
-            d[f"{side}.port"] = 0
-        after = {k: d.get(f"{side}.{k}") for k in before}
+        if source == "token":
+            d[f"{side}.access_token"] = str(v.get("access_token") or "").strip()  # in memory until checked
+        after = {k: d.get(f"{side}.{k}") for k in keys}
         if before != after:
             self._forget_sign_ins(d, {side})
 
     # -- sign-in (run off the UI thread by the page) ---------------------------------------------------
     def sign_in(self, side: str, *, cancel: threading.Event | None = None,
                 on_url: Callable[[str], Any] | None = None) -> SignedIn:
-        """The OAuth flow for one side; tokens (and the client secret) land in the token store only.
+        """The OAuth flow for one side (or an access token's first read); tokens (and the client secret)
+        land in the token store only.
 
         Safe on a worker thread: it reads ``data`` but changes nothing in it; ``record_sign_in``
         applies the result on the UI thread.
@@ -463,7 +422,7 @@ class ConnectFlow:
         old: Connection | None = d.get("old") if self.mode == "reconnect" else None
         if old is not None:
             conn.tenant_id = old.tenant_id  # Xero: the organisation of this workspace is preselected
-            if not secret:
+            if not secret and self.source(side) == "account":
                 saved = self.tokens.load(old.id)
                 secret = saved.client_secret if saved else None
         browser = self.follow if sandbox else self.open_browser
@@ -475,8 +434,14 @@ class ConnectFlow:
 
         with self._lock:
             self._pending.add(conn.id)
-        connect(conn, self.tokens, client_secret=secret, open_url=opener, timeout=self.timeout,
-                port=int(d.get(f"{side}.port") or 0), transport=self.transport, cancel=cancel)
+        if self.source(side) == "token":
+            connect_with_token(conn, self.tokens, d.get(f"{side}.access_token") or "", transport=self.transport)
+        else:
+            reg = self.registration(side) if self.source(side) == "profile" else None
+            relay = reg.relay_url if reg is not None and reg.redirect == "relay" else None
+            port = reg.port if reg is not None else int(d.get(f"{side}.port") or 0)
+            connect(conn, self.tokens, client_secret=secret, open_url=opener, timeout=self.timeout,
+                    port=port, transport=self.transport, cancel=cancel, relay_url=relay)
         tenants = _tenants_of(conn)
         if old is not None and old.tenant_id and conn.tenant_id != old.tenant_id:
             if any(t.id == old.tenant_id for t in tenants):
@@ -491,7 +456,8 @@ class ConnectFlow:
         d = self.flow.data
         provider = d[side]
         conn_id = f"{provider}-{uuid.uuid4().hex[:12]}"
-        if d.get(f"{side}.source") == "sandbox":
+        source = self.source(side)
+        if source == "sandbox":
             old = d.get("old") if self.mode == "reconnect" else None
             state = old.extra.get("sandbox_state") if old is not None else None
             if not state:
@@ -503,18 +469,25 @@ class ConnectFlow:
                               extra={"sandbox_state": state})
             return conn, SANDBOX_SECRET, True
         env = d.get(f"{side}.environment") or ""
-        server = d.get(f"{side}.server") or ""
+        reg = self.registration(side) if source == "profile" else None
+        server = d.get(f"{side}.server") or (reg.server if reg is not None else "")
         where = Endpoint(server, server) if server else endpoints(provider, env, d.get(f"{side}.my_domain") or "")
+        client_id = reg.client_id if reg is not None else d.get(f"{side}.client_id") or ""
         conn = Connection(id=conn_id, provider=provider, base_url=where.base_url, auth_url=where.auth_url,
-                          client_id=d.get(f"{side}.client_id") or "")
+                          client_id="" if source == "token" else client_id)
         if env:
             conn.extra["environment"] = env
         if d.get(f"{side}.my_domain"):
             conn.extra["my_domain"] = d[f"{side}.my_domain"]
         if server:
             conn.extra["server"] = server
-        conn.extra["redirect_port"] = int(d.get(f"{side}.port") or 0)
-        return conn, d.get(f"{side}.client_secret"), False
+        if reg is not None:
+            conn.extra["auth"] = "profile"
+            conn.extra["redirect_port"] = reg.port
+            return conn, reg.client_secret, False
+        if source == "account":
+            conn.extra["redirect_port"] = int(d.get(f"{side}.port") or 0)
+        return conn, d.get(f"{side}.client_secret") if source == "account" else None, False
 
     def record_sign_in(self, result: SignedIn) -> None:
         """On the UI thread: keep the signed-in connection; the secret now lives in the keyring only."""
@@ -527,6 +500,7 @@ class ConnectFlow:
         d[f"{side}.tenants"] = result.tenants
         d[f"{side}.company"] = result.connection.label or ""
         d.pop(f"{side}.client_secret", None)
+        d.pop(f"{side}.access_token", None)  # checked and in the keyring now
 
     def _check_signed_in(self, side: str, d: Data) -> Problems:
         if d.get(f"{side}.connection") is None:
@@ -640,12 +614,6 @@ class ConnectFlow:
             self._pending.discard(conn_id)
         with contextlib.suppress(cerr.KeyringUnavailable):  # nothing was stored without a keyring
             self.tokens.delete(conn_id)
-
-
-def _valid_my_domain(text: str) -> bool:
-    if not text.strip():
-        return False
-    return bool(re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", my_domain_url(text)[len("https://"):]))
 
 
 def _sides(value: Any) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
@@ -44,6 +45,17 @@ class OAuth(SandboxPart):
         if not form.get("client_secret"):
             raise self._oauth_error("BAD_CLIENT_SECRET", "invalid_client", "missing or invalid client secret")
         return self.token_endpoint(req)
+
+    def private_app_token(self) -> str:
+        """A private app's access token for this portal, as its Auth tab shows it (``pat-na1-…``): Bearer,
+        never expires, no refresh token (what a tester pastes into "Use an access token")."""
+        with self.lock:
+            token = f"pat-na1-{uuid.uuid4()}"
+            self.state["oauth"]["access"][token] = {
+                "client_id": "private-app", "scope": " ".join(["oauth", *self.app_scopes.split()]),
+                "expires": self.now() + 100 * 365 * 86400, "private_app": True}
+            self.persist()
+            return token
 
     def token_error(self, status: int, error: str, description: str = "") -> HttpError:
         code = {"invalid_client": "BAD_CLIENT_ID", "unsupported_grant_type": "BAD_GRANT_TYPE"}.get(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Any
 
 from app.sandbox.base import HttpError, Request, Response, route
@@ -35,6 +36,27 @@ class OAuth(SandboxPart):
         if not secret:
             raise self.token_error(401, "invalid_client", "client is invalid")
         return self.token_endpoint(req)
+
+    def api_token(self) -> str:
+        """The user's personal API token (Settings → Personal preferences → API): 40 hex characters that
+        never expire; sent as ``x-api-token`` (or the legacy ``api_token`` parameter)."""
+        with self.lock:
+            token = secrets.token_hex(20)
+            self.state["oauth"]["access"][token] = {"client_id": "api-token", "scope": self.app_scopes,
+                                                    "expires": self.now() + 100 * 365 * 86400, "api_token": True}
+            self.persist()
+            return token
+
+    def authenticate(self, req: Request, scheme: str = "Bearer") -> dict[str, Any]:
+        """OAuth's Bearer token, or a personal API token in ``x-api-token`` or ``?api_token=``."""
+        given = req.header("x-api-token") or req.arg("api_token")
+        if not given:
+            return super().authenticate(req, scheme)
+        record = self.state["oauth"]["access"].get(given)
+        if not record or not record.get("api_token"):
+            raise self.unauthorized("invalid")
+        req.token = record | {"token": given}
+        return record
 
     def token_error(self, status: int, error: str, description: str = "") -> HttpError:
         messages = {"invalid_client": "Invalid client: client is invalid",

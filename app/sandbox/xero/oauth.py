@@ -65,8 +65,14 @@ class XeroOAuth(XeroLimits):
 
     @route("POST", r"/connect/token")
     def token(self, req: Request) -> Response:
-        """Rotation on top of the base endpoint: using a new refresh token kills the one it replaced."""
+        """A web app authenticates with Basic; an "Auth code with PKCE" app sends only its client_id and the
+        verifier. Rotation: using a new refresh token kills the one it replaced."""
         form = req.form()
+        basic = (req.header("authorization") or "").lower().startswith("basic ")
+        if form.get("grant_type") == "authorization_code" and not basic:
+            grant = self.state["oauth"]["codes"].get(form.get("code", ""))
+            if grant is not None and not grant.get("challenge"):  # only a PKCE app goes without its secret
+                raise self.token_error(400, "invalid_client")
         old = form.get("refresh_token") if form.get("grant_type") == "refresh_token" else None
         resp = self.token_endpoint(req)
         if old and isinstance(resp.body, dict) and resp.body.get("refresh_token"):
