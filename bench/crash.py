@@ -36,6 +36,26 @@ def _cli(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
     return proc
 
 
+_ONE_PROCESS = """
+import json, sys
+from app.cli import main
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    if code != 0:
+        sys.exit(code)
+"""
+
+
+def run_in_one_process(home: Path, commands: list[list[str]], timeout: float = 240) -> None:
+    """Several crossledger commands in one process (the setup is not what is killed; each process start
+    costs a second or two of imports)."""
+    argvs = [["--home", str(home), *args] for args in commands]
+    proc = subprocess.run([sys.executable, "-c", _ONE_PROCESS, json.dumps(argvs)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"crossledger setup exited {proc.returncode}: {proc.stderr[-2000:]}")
+
+
 class Sandbox:
     def __init__(self, provider: str, state: Path, seed: str) -> None:
         self.provider, self.state = provider, state
@@ -116,9 +136,8 @@ def cycle(work: Path, seed: str, kills: int, rng: random.Random, pristine: dict[
             pristine[p] = work / f"{p}.pristine.json"
             shutil.copyfile(path, pristine[p])
     try:
-        _cli(home, "workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks")
-        for p, box in boxes.items():
-            _cli(home, "connect", p, "--workspace", "acme", "--base-url", box.url, timeout=120)
+        run_in_one_process(home, [["workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks"],
+                      *(["connect", p, "--workspace", "acme", "--base-url", box.url] for p, box in boxes.items())])
         for _ in range(kills):
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -157,7 +176,7 @@ def run(kills: int, per_cycle: int, seed: str, *, out=print, rng_seed: int = 202
             out(f"cycle {n}: {k} kills, rerun {took:.1f} s: {'ok' if not problems else '; '.join(problems[:5])}")
             failures += problems
         verdict = "no duplicate, nothing lost" if not failures else f"{len(failures)} problems"
-        out(f"{done} kills in {n} cycles: {verdict}")
+        out(f"{done} kills in {n} cycle{'s' if n != 1 else ''}: {verdict}")
         return failures
     finally:
         shutil.rmtree(work, ignore_errors=True)
