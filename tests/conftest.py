@@ -81,7 +81,8 @@ SLOW_FIRST = (
     "test_killed_during_invoice_creation",
     "test_sync_killed_at_random_points",
     "test_demo_then_status_then_sync",
-    "test_undo_reverses_what_is_safe",
+    "test_the_service_runs_the_scheduled_syncs_headless",
+    "test_a_day_of_scheduled_syncs",
     "test_cli_reconcile_after_the_demo",
 )
 
