@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -119,6 +120,20 @@ def snapshot(home: Path, qbo_state: Path, hubspot_state: Path) -> Snapshot:
     return snap
 
 
+def _runs(home: Path) -> int:
+    """How many syncs have started in this data folder (each writes its run row as it begins)."""
+    db = home / "crossledger.db"
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM run").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
 def cycle(work: Path, seed: str, kills: int, rng: random.Random, pristine: dict[str, Path]) -> tuple[Snapshot, float]:
     """One fresh workspace: ``kills`` syncs killed at random moments, then one left to finish."""
     home = work / "home"
@@ -139,9 +154,15 @@ def cycle(work: Path, seed: str, kills: int, rng: random.Random, pristine: dict[
         run_in_one_process(home, [["workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks"],
                       *(["connect", p, "--workspace", "acme", "--base-url", box.url] for p, box in boxes.items())])
         for _ in range(kills):
+            before = _runs(home)
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.6, 4.0))
+            # a random moment of the sync's own work: counted from its run's start, not from the process's
+            # (its imports take a second on an idle machine and many on a loaded one, and are no kill point)
+            deadline = time.monotonic() + 120
+            while _runs(home) == before and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 3.0))
             run.send_signal(signal.SIGKILL)
             run.wait()
         start = time.monotonic()
