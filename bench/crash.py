@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,26 @@ def _cli(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"crossledger {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
     return proc
+
+
+_ONE_PROCESS = """
+import json, sys
+from app.cli import main
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    if code != 0:
+        sys.exit(code)
+"""
+
+
+def run_in_one_process(home: Path, commands: list[list[str]], timeout: float = 240) -> None:
+    """Several crossledger commands in one process (the setup is not what is killed; each process start
+    costs a second or two of imports)."""
+    argvs = [["--home", str(home), *args] for args in commands]
+    proc = subprocess.run([sys.executable, "-c", _ONE_PROCESS, json.dumps(argvs)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"crossledger setup exited {proc.returncode}: {proc.stderr[-2000:]}")
 
 
 class Sandbox:
@@ -99,6 +120,20 @@ def snapshot(home: Path, qbo_state: Path, hubspot_state: Path) -> Snapshot:
     return snap
 
 
+def _runs(home: Path) -> int:
+    """How many syncs have started in this data folder (each writes its run row as it begins)."""
+    db = home / "crossledger.db"
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM run").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
 def cycle(work: Path, seed: str, kills: int, rng: random.Random, pristine: dict[str, Path]) -> tuple[Snapshot, float]:
     """One fresh workspace: ``kills`` syncs killed at random moments, then one left to finish."""
     home = work / "home"
@@ -116,13 +151,18 @@ def cycle(work: Path, seed: str, kills: int, rng: random.Random, pristine: dict[
             pristine[p] = work / f"{p}.pristine.json"
             shutil.copyfile(path, pristine[p])
     try:
-        _cli(home, "workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks")
-        for p, box in boxes.items():
-            _cli(home, "connect", p, "--workspace", "acme", "--base-url", box.url, timeout=120)
+        run_in_one_process(home, [["workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks"],
+                      *(["connect", p, "--workspace", "acme", "--base-url", box.url] for p, box in boxes.items())])
         for _ in range(kills):
+            before = _runs(home)
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.6, 4.0))
+            # a random moment of the sync's own work: counted from its run's start, not from the process's
+            # (its imports take a second on an idle machine and many on a loaded one, and are no kill point)
+            deadline = time.monotonic() + 120
+            while _runs(home) == before and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 3.0))
             run.send_signal(signal.SIGKILL)
             run.wait()
         start = time.monotonic()
@@ -157,7 +197,7 @@ def run(kills: int, per_cycle: int, seed: str, *, out=print, rng_seed: int = 202
             out(f"cycle {n}: {k} kills, rerun {took:.1f} s: {'ok' if not problems else '; '.join(problems[:5])}")
             failures += problems
         verdict = "no duplicate, nothing lost" if not failures else f"{len(failures)} problems"
-        out(f"{done} kills in {n} cycles: {verdict}")
+        out(f"{done} kills in {n} cycle{'s' if n != 1 else ''}: {verdict}")
         return failures
     finally:
         shutil.rmtree(work, ignore_errors=True)

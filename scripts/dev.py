@@ -47,6 +47,10 @@ def test_args(rest: list[str], env: dict[str, str]) -> list[str]:
     if "--update-screenshots" in rest:
         rest = [a for a in rest if a != "--update-screenshots"]
         env["CROSSLEDGER_UPDATE_SCREENSHOTS"] = "1"
+    # Many tests start `python -m app` as a child process. With PYTHONDONTWRITEBYTECODE (set in many
+    # container images) no bytecode is ever cached, and every child compiles the app and its libraries
+    # from source again: about 1.5 s of CPU each, minutes over the suite. The caches go to __pycache__.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     workers = env.get("CROSSLEDGER_TEST_WORKERS") or str(min(9, 2 * (os.cpu_count() or 1) + 1))
     extra = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
     if not any(a.startswith("--durations") for a in rest):

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.crash import run_in_one_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,15 +106,21 @@ def _serve(provider: str, state: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+def add_acme(home: Path, crm_url: str, ledger_url: str, crm: str = "hubspot", ledger: str = "quickbooks") -> None:
+    """The workspace 'acme' on two sandboxes, signed in: the CLI's three commands in one process (what
+    these tests kill and rerun comes after)."""
+    run_in_one_process(home, [["workspace", "add", "acme", "--crm", crm, "--accounting", ledger],
+                              ["connect", crm, "--workspace", "acme", "--base-url", crm_url],
+                              ["connect", ledger, "--workspace", "acme", "--base-url", ledger_url]])
+
+
 @pytest.mark.slow
 def test_sync_killed_at_random_points_never_duplicates(secret_service, tmp_path):
     home = tmp_path / "home"
     crm_proc, crm_url = _serve("hubspot", tmp_path / "hs.json")
     qbo_proc, qbo_url = _serve("quickbooks", tmp_path / "qbo.json")
     try:
-        cli(home, "workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks")
-        cli(home, "connect", "hubspot", "--workspace", "acme", "--base-url", crm_url)
-        cli(home, "connect", "quickbooks", "--workspace", "acme", "--base-url", qbo_url)
+        add_acme(home, crm_url, qbo_url)
         for delay in (0.8, 1.6):
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "sync", "acme", "--json"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -36,7 +36,7 @@ from app.store.models import ConflictRow, Workspace
 from app.sync.engine import SyncEngine
 from app.sync.invoices import reference_for
 from tests.support import Connected, in_process, no_sleep, over_http
-from tests.test_cli import ROOT, cli
+from tests.test_cli import ROOT, add_acme, cli
 
 CRMS = ("hubspot", "salesforce", "pipedrive", "zohocrm")
 LEDGERS = ("quickbooks", "xero", "zohobooks")
@@ -377,9 +377,7 @@ def test_killed_during_invoice_creation_leaves_one_invoice_per_won_deal(secret_s
     ledger_box.exchange_hooks.append(kill_mid_invoice)
     crm_server, ledger_server = serve(crm_box, timeout_delay=1.0), serve(ledger_box, timeout_delay=1.0)
     try:
-        cli(home, "workspace", "add", "acme", "--crm", crm, "--accounting", ledger)
-        cli(home, "connect", crm, "--workspace", "acme", "--base-url", crm_server.url)
-        cli(home, "connect", ledger, "--workspace", "acme", "--base-url", ledger_server.url)
+        add_acme(home, crm_server.url, ledger_server.url, crm, ledger)
         outcomes: list[int] = []
         for nth in (1, 2):  # killed at the first invoice request, then (on the rerun) at the second
             kill_at["n"], kill_at["seen"] = nth, 0

@@ -26,7 +26,7 @@ from app.store.db import Store
 from app.store.models import Link, MigrationPlan, Quarantine, Workspace
 from app.sync.engine import SyncEngine
 from tests.support import in_process
-from tests.test_cli import ROOT, _serve, cli, qbo_customers
+from tests.test_cli import ROOT, _serve, add_acme, cli, qbo_customers
 
 PAIRS = list(itertools.product(registry.available("crm"), registry.available("accounting")))
 
@@ -218,18 +218,14 @@ def test_review_and_invalid_rows_are_listed_as_held_back(tmp_path):
     assert all(held[r.crm.split(" ")[1]].reasons["items"] for r in invalid)
 
 
-def _journal_counts(db: Path) -> tuple[int, int]:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-    except sqlite3.OperationalError:
-        return 0, 0
+def _journal_counts(con: sqlite3.Connection) -> tuple[int, int]:
+    """Pending and done migration steps, read on one open read-only connection (it is polled every 2 ms;
+    opening the database each time is what would cost the CPU)."""
     try:
         rows = con.execute("SELECT status, count(*) FROM journal WHERE payload LIKE '%migration_row%' "
                            "GROUP BY status").fetchall()
     except sqlite3.OperationalError:
         return 0, 0
-    finally:
-        con.close()
     counts = dict(rows)
     return counts.get("pending", 0), counts.get("done", 0)
 
@@ -242,14 +238,11 @@ def test_migration_killed_halfway_and_restarted_finishes_with_no_duplicate_and_n
     qbo_proc, qbo_url = _serve("quickbooks", tmp_path / "qbo.json")
     rng = random.Random(7)
     try:
-        cli(home, "workspace", "add", "acme", "--crm", "hubspot", "--accounting", "quickbooks")
-        cli(home, "connect", "hubspot", "--workspace", "acme", "--base-url", crm_url)
-        cli(home, "connect", "quickbooks", "--workspace", "acme", "--base-url", qbo_url)
-        plan = json.loads(cli(home, "migrate", "acme", "--json").stdout)
-        assert plan["status"] == "planned" and plan["counts"]["create_ledger"] > 100
+        add_acme(home, crm_url, qbo_url)
         human = cli(home, "migrate", "acme").stdout
         assert "dry run" in human and "--apply" in human and "Traceback" not in human
-        plan = json.loads(cli(home, "migrate", "acme", "--json").stdout)
+        plan = json.loads(cli(home, "migrate", "acme", "--json").stdout)  # a new dry run: the plan to apply
+        assert plan["status"] == "planned" and plan["counts"]["create_ledger"] > 100
         left_out = next(r for r in plan["rows"] if r["action"] == "create_ledger")
         plan = json.loads(cli(home, "migrate", "acme", "--exclude", str(left_out["id"]), "--json").stdout)
         assert plan["excluded"] == 1  # the plan that will be applied
@@ -261,13 +254,15 @@ def test_migration_killed_halfway_and_restarted_finishes_with_no_duplicate_and_n
             run = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "migrate", "acme", "--apply",
                                     "--json"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 60
+            watch = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
             while run.poll() is None and time.monotonic() < deadline:
-                pending, done = _journal_counts(db)
+                pending, done = _journal_counts(watch)
                 if pending >= wait_for[0] and done >= wait_for[1] and (pending or done):
                     run.send_signal(signal.SIGKILL)
                     kills += 1
                     break
                 time.sleep(0.002)
+            watch.close()
             run.wait()
         assert kills == 2
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

@@ -22,6 +22,8 @@ def test_cadences_follow_settings_with_an_injected_clock():
     rt = trigger_for("realtime", sched)
     first = rt.get_next_fire_time(None, T0)
     assert rt.get_next_fire_time(first, first) - first == dt.timedelta(minutes=5)
+    # counted from the scheduler's clock, not the computer's
+    assert trigger_for("realtime", sched, now=T0).get_next_fire_time(None, T0) == T0 + dt.timedelta(minutes=5)
     assert cadence({"schedule": {"realtime_minutes": 0}})["realtime_minutes"] == 1  # never below a minute
     nightly = trigger_for("batch", cadence({}))
     assert nightly.get_next_fire_time(None, T0) == dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)

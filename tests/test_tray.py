@@ -329,7 +329,7 @@ def test_open_quit_and_sync_now(env, qtbot):
     _action(tray, "quit").trigger()
     assert env.calls == ["open", "quit"]
     _action(tray, "sync:Birch").trigger()
-    qtbot.waitUntil(lambda: "Birch" in env.calls, timeout=5000)
+    qtbot.waitUntil(lambda: "Birch" in env.calls, timeout=60_000)
 
     started: list[tuple[int, str]] = []
     custom = env.make_tray(sync_now=lambda wid, name: started.append((wid, name)))
@@ -343,11 +343,11 @@ def test_scheduler_threads_reach_the_ui_thread_as_signals(env, qtbot):
     tray = env.make_tray()
     env.gate.clear()
     env.scheduler.run_now("Acme")
-    qtbot.waitUntil(lambda: tray.state == "syncing", timeout=5000)
+    qtbot.waitUntil(lambda: tray.state == "syncing", timeout=60_000)
     assert tray.running_workspaces() == {"Acme"}
     assert tray.icon.toolTip().startswith("Crossledger — syncing Acme")
     env.gate.set()
-    qtbot.waitUntil(lambda: tray.state == "idle", timeout=5000)
+    qtbot.waitUntil(lambda: tray.state == "idle", timeout=60_000)
     assert env.runner_threads and all(t is not threading.main_thread() for t in env.runner_threads)
 
     tray.set_running(2, True)  # a run the window started (SyncController signals carry the id)

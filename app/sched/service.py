@@ -55,9 +55,13 @@ def cadence(settings: WorkspaceSettings | Mapping[str, Any] | None) -> dict[str,
     return {k: sched[k] for k in DEFAULTS}
 
 
-def trigger_for(kind: str, sched: dict[str, Any], tz: dt.tzinfo = dt.UTC):
+def trigger_for(kind: str, sched: dict[str, Any], tz: dt.tzinfo = dt.UTC, now: dt.datetime | None = None):
+    """``now``: where a quick-sync interval starts counting (the scheduler's clock; APScheduler's
+    default is the computer's, which puts a fake clock's runs at a phase set by the wall clock)."""
     if kind == "realtime":
-        return IntervalTrigger(minutes=sched["realtime_minutes"], timezone=tz)
+        minutes = sched["realtime_minutes"]
+        start = None if now is None else now + dt.timedelta(minutes=minutes)
+        return IntervalTrigger(minutes=minutes, start_date=start, timezone=tz)
     if kind == "batch":
         return CronTrigger(hour=sched["batch_hour"], minute=0, timezone=tz)
     return CronTrigger(day=sched["reconcile_day"], hour=6, minute=0, timezone=tz)
@@ -184,7 +188,7 @@ class Scheduler:
                 jid = job_id(kind, ws.id)
                 wanted.add(jid)
                 existing = self.scheduler.get_job(jid)
-                trig = trigger_for(kind, sched)
+                trig = trigger_for(kind, sched, now=self.clock.now())
                 if existing is None:
                     self.scheduler.add_job(jobs.run_job, trig, id=jid, args=[kind, ws.name], replace_existing=True,
                                            name=f"{kind} {ws.name}")
