@@ -120,7 +120,7 @@ def run_pair(crm: str, ledger: str, size: str = "large") -> dict[str, Any]:
     }
 
 
-def record(entries: list[dict[str, Any]], argv: list[str]) -> None:
+def record(entries: list[dict[str, Any]], argv: list[str], load: list[float]) -> None:
     """Merge into results.json under "undo_planning", keyed by pair; other entries are kept."""
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     section = data.get("undo_planning") or {}
@@ -129,21 +129,21 @@ def record(entries: list[dict[str, Any]], argv: list[str]) -> None:
         pairs[e["pair"]] = e
     data["undo_planning"] = {
         "command": "python -m bench.undo_bench " + " ".join(argv), "date": dt.datetime.now(dt.UTC).isoformat(
-            timespec="seconds"), "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in
-                                                                                        os.getloadavg()],
+            timespec="seconds"), "cpu_count": os.cpu_count(), "load_average_at_start": load,
         "goal_seconds": GOAL_SECONDS, "pairs": pairs}
     RESULTS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str]) -> int:
     pairs = argv or ["hubspot-quickbooks"]
+    load = [round(x, 2) for x in os.getloadavg()]
     entries = []
     for pair in pairs:
         crm, ledger = pair.split("-")
         entry = run_pair(crm, ledger)
         print(json.dumps(entry), flush=True)
         entries.append(entry)
-    record(entries, argv)
+    record(entries, argv, load)
     return 0 if all(e["result"] == "pass" for e in entries) else 1
 
 

@@ -70,8 +70,8 @@ def main(argv: list[str]) -> int:
               f"({figures['cpu_seconds']} s CPU)", flush=True)
         for line in figures["first_violations"][:10]:
             print("   ", line)
-    if not args.no_record:
-        record(entries, "python -m bench.year " + " ".join(argv))
+        if not args.no_record:  # after each pair: a long run that is stopped keeps what it measured
+            record([figures], "python -m bench.year " + " ".join(argv))
     return 0
 
 

@@ -39,7 +39,7 @@ class Ledger:
                 self.box.user_edit("invoice", invoice_id, Status="AUTHORISED")
         try:
             return str(self.box.record_payment(invoice_id, amount, day.isoformat()))
-        except Exception as exc:  # noqa: BLE001 - the ledger's screen said no (an archived customer...)
+        except Exception as exc:  # the ledger's screen said no (an archived customer...)
             raise Refused(f"the ledger refused a payment on {invoice_id}: {exc}") from exc
 
     def refund(self, payment_id: str) -> None:
