@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -195,7 +196,8 @@ def new_person(b: Business, rng: random.Random, day: dt.date) -> bool:
     else:
         return False
     b.people.add((first, last))
-    mail = f"{first}.{last}".lower().replace("'", "").replace(" ", "")
+    mail = unicodedata.normalize("NFKD", f"{first}.{last}".lower()).encode("ascii", "ignore").decode()
+    mail = mail.replace("'", "").replace(" ", "")  # ó -> o: CRMs refuse accented addresses
     b.crm.new_person({"name": f"{first} {last}", "first_name": first, "last_name": last,
                       "email": f"{mail}@{rng.choice(['gmail.com', 'outlook.com', 'proton.me'])}"})
     return True
