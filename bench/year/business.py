@@ -396,6 +396,8 @@ def reopen_after_invoice(b: Business, rng: random.Random, day: dt.date) -> bool:
     if deal is None:
         return False
     b.win(deal, day)  # won again: the invoice it has must stay the only one
+    # the flag of its loss closes by itself (issue 21, point 2): not expected in that month's report any more
+    b.truth.plants = [p for p in b.truth.plants if not (p.ids == {deal.crm_id} and "lost after" in p.what)]
     return True
 
 

@@ -36,6 +36,7 @@ class Checker:
     by_invariant: dict[str, int] = field(default_factory=dict)
     invoice_by_ref: dict[str, Any] = field(default_factory=dict)  # live invoices by reference (the bookkeeper's view)
     reports_checked: int = 0
+    months: set[str] = field(default_factory=set)  # the months whose report was checked
 
     def _check(self, invariant: str, ok: bool, day: dt.date, text: str) -> None:
         self.checks += 1
@@ -126,9 +127,14 @@ class Checker:
             self._check("won deal invoiced once or held", abs(group[0].total - deal.total) <= TOLERANCE, day,
                         f"the invoice of '{deal.name}' totals {group[0].total}, its lines {deal.total}")
 
+    def unchecked(self, months: set[str]) -> int:
+        """Plants whose month's report has not run yet (the month the simulation ends in)."""
+        return sum(1 for p in self.business.truth.plants if p.month not in months)
+
     def report(self, day: dt.date, result: Any) -> None:
         """The monthly reconciliation that ran today: every plant of its month in it, and nothing else."""
         self.reports_checked += 1
+        self.months.add(getattr(result, "month", ""))
         if isinstance(result, BaseException):
             self._check("month report", False, day, f"the monthly reconciliation failed: {result}")
             return
