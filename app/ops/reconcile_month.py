@@ -131,7 +131,10 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
     return MonthData(
         month=month, deals=deals, invoices=invoices, payments=payments, customers=customers, customer_names=names,
         deal_invoice={lk.crm_id: lk.acct_id for lk in links if lk.object_type == "invoice"},
-        company_customer={lk.crm_id: lk.acct_id for lk in links if lk.object_type == "customer"},
+        # a deal's company_id names a company: where a CRM numbers its people and companies alike
+        # (Pipedrive's person 23 and organization 23), the company's link wins
+        company_customer={lk.crm_id: lk.acct_id for lk in sorted(links, key=lambda lk: lk.crm_type == "company")
+                          if lk.object_type == "customer"},
         deal_status_written={lk.crm_id: (lk.snapshot or {}).get("written", {}).get("crossledger_invoice_status")
                              for lk in links if lk.object_type == "invoice"
                              and (lk.snapshot or {}).get("written")},
