@@ -84,6 +84,8 @@ SLOW_FIRST = (
     "test_the_service_runs_the_scheduled_syncs_headless",
     "test_a_day_of_scheduled_syncs",
     "test_cli_reconcile_after_the_demo",
+    "test_a_month_of_business_keeps_every_invariant",
+    "test_undo_planning_calls_do_not_grow",
 )
 
 
