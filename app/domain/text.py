@@ -77,6 +77,23 @@ def _fold(text: str) -> str:
 _SYMBOL_SPACE = re.compile(r"\s*([^\w\s])\s*", re.UNICODE)
 
 
+_SPELLED = re.compile(r"(?:[a-z]\.)*[a-z]\.?")  # 's.', 'a', 'r.l.', 'g.m.b.h.': letters spelled out with dots
+
+
+def _join_spelled_forms(words: list[str]) -> list[str]:
+    """A legal form spelled out in dotted letters across words ('S. A. R. L.', 'S.à r.l.', 'G. m. b. H.')
+    becomes one word ('sarl'), so it is recognised and dropped like 'SARL'. Only letters that carry dots
+    are joined (plain 'A B' stays two words), and only when together they make a legal form."""
+    for start in range(max(0, len(words) - 6), len(words)):
+        tail = words[start:]
+        if not all(_SPELLED.fullmatch(w.rstrip(",")) for w in tail) or "." not in "".join(tail[:-1] or tail):
+            continue
+        joined = "".join(w.replace(".", "").rstrip(",") for w in tail)
+        if joined in LEGAL_SUFFIXES and start > 0:
+            return [*words[:start], joined]
+    return words
+
+
 def name_key(name: str | None) -> str:
     """The key two names must share to be linked on their names alone.
 
@@ -86,7 +103,7 @@ def name_key(name: str | None) -> str:
     """
     if not name:
         return ""
-    words = _fold(name).split()
+    words = _join_spelled_forms(_fold(name).split())
     while words:  # the legal form at the end: 'Widgets, Ltd.', 'Smith & Co', 'Cedar L.L.C.'
         last = words[-1].strip(".,")
         if last.replace(".", "") in LEGAL_SUFFIXES and len(words) > 1:
@@ -107,7 +124,7 @@ def normalise_name(name: str | None) -> str:
     """
     if not name:
         return ""
-    text = _fold(name).replace("&", " and ")
+    text = " ".join(_join_spelled_forms(_fold(name).split())).replace("&", " and ")
     text = text.replace("l.l.c", "llc").replace("b.v", "bv").replace("n.v", "nv")
     text = _PUNCT.sub(" ", text)
     words = [w for w in _SPACE.split(text) if w and w != "and"]
