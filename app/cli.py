@@ -44,6 +44,22 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of companies (1 to 10,000,000)")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1_000_000 or value != value:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a factor above 0 (1 keeps the provider's limits)")
+    return value
+
+
 def _row_number(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 2**31:
         raise argparse.ArgumentTypeError(f"'{text}' is not a row number from the dry run")
@@ -194,6 +210,10 @@ def _parser() -> argparse.ArgumentParser:
                             "large: 1,000 companies and 600 deals, for load and crash tests)")
     serve.add_argument("--search-lag", type=float, metavar="SECONDS",
                        help="HubSpot only: how long a change takes to show in search (default 3, as HubSpot)")
+    serve.add_argument("--size", type=_positive_int, metavar="N",
+                       help="with --seed large: N companies, and people, deals and products in proportion")
+    serve.add_argument("--limits-scale", type=_positive_float, metavar="X", default=1.0,
+                       help="multiply every limit of the sandbox (per second, minute and day) by X")
     return p
 
 
@@ -838,10 +858,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         raise UserError(f"{state} is not a sandbox state file Crossledger can read. Give a new file name, or the "
                         "file an earlier 'crossledger sandbox serve' kept.") from None
     seed = args.seed or ("demo" if new else None)
+    if args.size is not None and seed != "large":
+        raise UserError("--size is for --seed large: it says how many companies the large data set has.")
+    if args.limits_scale != 1.0:
+        app.scale_limits(args.limits_scale)
     if seed:
         from app.sandbox.demo_data import sized
 
-        with sized("large" if seed == "large" else "demo"):
+        with sized("large" if seed == "large" else "demo", args.size):
             app.seed("empty" if seed == "empty" else "demo")
         app.persist()
     server = serve(app, port=args.port)
