@@ -42,7 +42,7 @@ class Sizes:
     subprocesses: bool = True
 
 
-FULL = Sizes(10_000, 2_000, 3, 3, 10_000, 3)
+FULL = Sizes(10_000, 10_000, 3, 3, 10_000, 3)
 QUICK = Sizes(200, 200, 1, 1, 500, 1)
 
 GOALS = {
@@ -144,13 +144,13 @@ def run(sizes: Sizes, *, out: Any = print) -> tuple[dict[str, Any], list[tuple[s
             step(f"the same, one call per record ({acct})")
             naive = figures.create_run(acct, n, naive_client=True)
             r["naive"] = naive
-            ratio = naive["calls_needed"] / max(1, r["write_calls"])
+            ratio = naive["write_calls"] / max(1, r["write_calls"])
             r["naive_ratio"] = round(ratio, 1)
-            stopped = "" if naive["status"] == "ok" else (
-                f"; stopped by the daily cap after {naive['created']:,} records")
-            row(f"Naive client, {acct}", f"{naive['calls_needed']:,} calls vs {r['write_calls']} = {ratio:.1f}× "
-                f"fewer{stopped}", GOALS["naive"], ratio >= figures.NAIVE_RATIO)
-            if naive["status"] == "ok" and naive["write_calls"] != naive["created"] + naive["throttled"]:
+            stopped = "" if naive["status"] == "ok" else f"; stopped after {naive['created']:,} records"
+            row(f"Naive client, {acct}", f"{naive['write_calls']:,} calls for {naive['created']:,} vs "
+                f"{r['write_calls']} = {ratio:.1f}× fewer{stopped}", GOALS["naive"],
+                ratio >= figures.NAIVE_RATIO and naive["status"] == "ok")
+            if naive["status"] != "ok" or naive["write_calls"] != naive["created"] + naive["throttled"]:
                 failures.append(f"naive {acct}: {naive['write_calls']} calls for {naive['created']} records "
                                 f"(+{naive['throttled']} throttled)")
         timings[f"creates_{acct}"] = time.perf_counter() - start
