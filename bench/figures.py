@@ -93,7 +93,7 @@ def create_run(acct: str, n: int, *, naive_client: bool = False, planner_repeats
         out: dict[str, Any] = {
             "ledger": acct, "crm_companies": n, "planned": len(result.plan.creates), "created": created,
             "batch_max": 1 if naive_client else batch, "write_calls": calls,
-            "throttled": w.acct.calls.throttled + w.acct.calls.expired,
+            "throttled": w.acct.calls.resent,
             "sync_seconds": round(seconds, 2), "status": result.status, "errors": len(result.errors),
             "first_error": result.errors[0] if result.errors else None, "note": lifted}
         if naive_client:  # measured to the end at the sandbox, not worked out from the records planned
@@ -143,7 +143,7 @@ def crm_write_run(n: int, naive_n: int | None = None) -> dict[str, Any]:
             updates = len(result.plan.crm_updates)
             calls = w.crm.calls.requests["update_records"]
             out[label] = {"crm_updates": updates, "write_calls": calls,
-                          "throttled": w.crm.calls.throttled + w.crm.calls.expired,
+                          "throttled": w.crm.calls.resent,
                           "sync_seconds": round(seconds, 2),
                           "batch_max": 1 if label == "naive" else batch,
                           "min_calls": updates if label == "naive" else math.ceil(updates / batch)}

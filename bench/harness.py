@@ -43,6 +43,12 @@ class CallLog:
     depth: int = 0
     throttled: int = 0  # answers of 429 (the connector waits and sends again: those are counted too)
     expired: int = 0  # answers of 401 (an access token expired: refreshed and sent again)
+    renewed: int = 0  # sign-ins renewed (refresh-token grants sent to the provider on the way)
+
+    @property
+    def resent(self) -> int:
+        """Requests beyond the work itself: throttled and expired answers sent again, sign-in renewals."""
+        return self.throttled + self.expired + self.renewed
 
     def reads(self) -> dict[str, int]:
         return {k: v for k, v in self.requests.items() if k.startswith(READ_PREFIXES)}
@@ -54,6 +60,7 @@ class CallLog:
         self.requests.clear()
         self.throttled = 0
         self.expired = 0
+        self.renewed = 0
 
 
 def _instrument(connector: Any, sandbox: Any) -> CallLog:
@@ -124,6 +131,8 @@ class _CountingTransport(InProcessTransport):
             self.log.throttled += 1
         if response.status_code == 401 and self.log is not None:
             self.log.expired += 1
+        if self.log is not None and b"grant_type=refresh_token" in (request.content or b""):
+            self.log.renewed += 1
         return response
 
 
