@@ -47,7 +47,9 @@ def entities(n: int, seed: int = 1) -> list[dict]:
         if signature in used:  # distinct entities have distinct names, as distinct companies do
             continue
         used.add(signature)
-        domain = base.lower().replace(" ", "") + rng.choice((".com", ".co.uk", ".de", ".io")) + str(key[1] % 97)
+        # a domain is typed without accents (ledgers refuse accented addresses): 'societegenerale.com'
+        domain = (strip_accents(base).lower().replace(" ", "") + rng.choice((".com", ".co.uk", ".de", ".io"))
+                  + str(key[1] % 97))
         out.append({"name": base, "suffix": rng.choice(SUFFIX), "domain": domain,
                     "tax": f"GB{rng.randrange(10**8, 10**9)}" if rng.random() < 0.3 else None,
                     "phone": f"+44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}"
