@@ -71,6 +71,11 @@ def create_run(acct: str, n: int, *, naive_client: bool = False, planner_repeats
             lifted = "Zoho Books daily cap lifted for this figure"
         if naive_client:
             naive(w.acct.connector)
+            if hasattr(w.acct.sandbox, "day_limit") and w.acct.sandbox.day_limit < 2 * n:
+                # Xero's 5,000 calls a day would stop a one-call-a-record client half way: its calls are
+                # measured to the end, so the day is lifted here (and said so in the results).
+                w.acct.sandbox.day_limit = 2 * n + 100
+                lifted = "Xero daily limit lifted for this figure"
         captured: list[Any] = []
         real_plan = engine_module.plan
 
@@ -88,12 +93,10 @@ def create_run(acct: str, n: int, *, naive_client: bool = False, planner_repeats
         out: dict[str, Any] = {
             "ledger": acct, "crm_companies": n, "planned": len(result.plan.creates), "created": created,
             "batch_max": 1 if naive_client else batch, "write_calls": calls,
-            "throttled": w.acct.calls.throttled + w.acct.calls.expired,
+            "throttled": w.acct.calls.resent,
             "sync_seconds": round(seconds, 2), "status": result.status, "errors": len(result.errors),
             "first_error": result.errors[0] if result.errors else None, "note": lifted}
-        if naive_client:
-            # A provider's daily cap may stop a one-call-a-record client part way (Xero: 5,000 calls a day).
-            out["calls_needed"] = out["planned"]
+        if naive_client:  # measured to the end at the sandbox, not worked out from the records planned
             out["stopped_by"] = result.errors[0] if result.errors else None
             return out
 
@@ -140,7 +143,7 @@ def crm_write_run(n: int, naive_n: int | None = None) -> dict[str, Any]:
             updates = len(result.plan.crm_updates)
             calls = w.crm.calls.requests["update_records"]
             out[label] = {"crm_updates": updates, "write_calls": calls,
-                          "throttled": w.crm.calls.throttled + w.crm.calls.expired,
+                          "throttled": w.crm.calls.resent,
                           "sync_seconds": round(seconds, 2),
                           "batch_max": 1 if label == "naive" else batch,
                           "min_calls": updates if label == "naive" else math.ceil(updates / batch)}

@@ -1,9 +1,10 @@
 """Sandboxes in-process, connectors wired to them, and a call ledger per connector method.
 
 Every connector call the engine makes is attributed to the outermost public method it went
-through (``read_records:company``, ``create_customers``...), counting the HTTP requests the
-connector's ``ApiClient`` sent meanwhile. That gives reads per object type and write calls
-without parsing each provider's URLs.
+through (``read_records:company``, ``create_customers``...), counting the requests the provider's
+sandbox received meanwhile, from its own request log (not the client's tally: sign-in renewals,
+retries and anything sent around the client count too). That gives reads per object type and write
+calls without parsing each provider's URLs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class CallLog:
     depth: int = 0
     throttled: int = 0  # answers of 429 (the connector waits and sends again: those are counted too)
     expired: int = 0  # answers of 401 (an access token expired: refreshed and sent again)
+    renewed: int = 0  # sign-ins renewed (refresh-token grants sent to the provider on the way)
+
+    @property
+    def resent(self) -> int:
+        """Requests beyond the work itself: throttled and expired answers sent again, sign-in renewals."""
+        return self.throttled + self.expired + self.renewed
 
     def reads(self) -> dict[str, int]:
         return {k: v for k, v in self.requests.items() if k.startswith(READ_PREFIXES)}
@@ -53,11 +60,12 @@ class CallLog:
         self.requests.clear()
         self.throttled = 0
         self.expired = 0
+        self.renewed = 0
 
 
-def _instrument(connector: Any) -> CallLog:
+def _instrument(connector: Any, sandbox: Any) -> CallLog:
     log = CallLog()
-    api = connector.api
+    received = sandbox.request_log  # what the provider saw, answered 429s and 401s included
     for name in dir(type(connector)):
         if name.startswith("_") or not name.startswith(READ_PREFIXES + WRITE_PREFIXES):
             continue
@@ -70,12 +78,12 @@ def _instrument(connector: Any) -> CallLog:
             if log.depth:
                 return __m(*args, **kw)
             log.depth += 1
-            before = api.request_count
+            before = len(received)
             try:
                 return __m(*args, **kw)
             finally:
                 log.depth -= 1
-                log.requests[key] += api.request_count - before
+                log.requests[key] += len(received) - before
 
         setattr(connector, name, functools.wraps(method)(wrapper))
     return log
@@ -107,7 +115,7 @@ def side(provider: str, seed: str = "demo") -> Side:
                        transport=transport, client_secret="sandbox-secret")
     # Waiting out a rate limit moves the sandbox's clock: limits are honoured at no wall time.
     connector = registry.make_connector(conn, tokens, transport=transport, sleep=sandbox.advance)
-    log = _instrument(connector)
+    log = _instrument(connector, sandbox)
     transport.log = log
     return Side(provider, sandbox, connector, log)
 
@@ -123,6 +131,8 @@ class _CountingTransport(InProcessTransport):
             self.log.throttled += 1
         if response.status_code == 401 and self.log is not None:
             self.log.expired += 1
+        if self.log is not None and b"grant_type=refresh_token" in (request.content or b""):
+            self.log.renewed += 1
         return response
 
 

@@ -1,21 +1,27 @@
-"""Generated customers with known truth: typos, suffix variants, reordered words, shared domains."""
+"""Generated customers with known truth: typos, suffix variants (spelled with dots and spaces too),
+accents dropped, reordered words, shared domains."""
 
 from __future__ import annotations
 
 import random
 
 from app.domain.models import Party
-from app.domain.text import name_key
+from app.domain.text import name_key, strip_accents
 
 WORDS = ("Harbour Summit Maple Granite Willow Copper Northwind Bluebell Riverside Oakridge Pioneer Lighthouse "
          "Evergreen Silverline Redwood Meadow Falcon Orchard Sterling Beacon Juniper Cedar Atlas Horizon Aurora "
          "Kestrel Thistle Ember Alder Quarry Saffron Marigold Larch Heron Brook Fjord Tundra Cobalt Indigo Vale "
          "Crest Hollow Ridge Grove Stone Field Bridge Mill Castle Forge Anchor Compass Lantern Meridian Summit "
-         "Zephyr Aspen Birch Elm Fern Glen Hazel Ivy Laurel Moss Pine Rowan Sage Thorn Wren Yarrow").split()
+         "Zephyr Aspen Birch Elm Fern Glen Hazel Ivy Laurel Moss Pine Rowan Sage Thorn Wren Yarrow "
+         "Société Générale Müller Crème Zürich Côte Señora Île Fjällräven Brûlée Mañana Château").split()
 TRADES = ("Bakery Joinery Plumbing Design Consulting Logistics Dental Florists Print Studio Roasters Analytics "
           "Landscaping Electrical Catering Architects Veterinary Brewing Ceramics Tutoring Fitness Motors Optics "
           "Textiles Timber Marine Software Audio Labs Capital Partners Clinic Surveyors Pharmacy Foods").split()
-SUFFIX = ("Ltd", "Limited", "Inc", "LLC", "GmbH", "Pty Ltd", "Co", "")
+SUFFIX = ("Ltd", "Limited", "Inc", "LLC", "GmbH", "Pty Ltd", "Co", "SARL", "SpA", "SA", "")
+# The same legal forms as people also type them: with dots, with spaces between the letters, accented.
+SPELLED = {"Ltd": ("Ltd.",), "Inc": ("Inc.",), "LLC": ("L.L.C.",), "GmbH": ("G.m.b.H.", "G. m. b. H."),
+           "Pty Ltd": ("Pty. Ltd.",), "Co": ("Co.",), "SARL": ("S.A.R.L.", "S. A. R. L.", "S.à r.l."),
+           "SpA": ("S.p.A.", "S. p. A."), "SA": ("S.A.", "S. A.")}
 
 
 def _typo(rng: random.Random, word: str) -> str:
@@ -41,7 +47,9 @@ def entities(n: int, seed: int = 1) -> list[dict]:
         if signature in used:  # distinct entities have distinct names, as distinct companies do
             continue
         used.add(signature)
-        domain = base.lower().replace(" ", "") + rng.choice((".com", ".co.uk", ".de", ".io")) + str(key[1] % 97)
+        # a domain is typed without accents (ledgers refuse accented addresses): 'societegenerale.com'
+        domain = (strip_accents(base).lower().replace(" ", "") + rng.choice((".com", ".co.uk", ".de", ".io"))
+                  + str(key[1] % 97))
         out.append({"name": base, "suffix": rng.choice(SUFFIX), "domain": domain,
                     "tax": f"GB{rng.randrange(10**8, 10**9)}" if rng.random() < 0.3 else None,
                     "phone": f"+44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}"
@@ -60,7 +68,11 @@ def variant(rng: random.Random, e: dict, *, messy: bool) -> Party:
         elif roll < 0.45 and len(words) > 1:
             words = [words[-1], *words[:-1]]
         name = " ".join(words)
+        if rng.random() < 0.5:  # typed without accents ('Societe Generale')
+            name = strip_accents(name)
         suffix = rng.choice(SUFFIX)
+        if suffix in SPELLED and rng.random() < 0.5:
+            suffix = rng.choice(SPELLED[suffix])
         name = f"{name} {suffix}".strip() if rng.random() < 0.8 else name.upper()
     else:
         name = f"{name} {e['suffix']}".strip()
@@ -81,7 +93,8 @@ def sides(n: int, overlap: float = 0.5, seed: int = 1) -> tuple[list, list, set[
         truth.add((f"L{i}", f"R{i}"))
     for i in range(n - shared):
         right.append((f"R{shared + i}", variant(rng, ents[n + i], messy=True)))
-    for i, (a, b, same) in enumerate(traps(max(len(TRAPS), n // 20), seed)):
+    taken = {name_key(e["name"]) for e in ents}  # a trap never shares its name with a generated entity
+    for i, (a, b, same) in enumerate(traps(max(len(TRAPS), n // 20), seed, taken)):
         left.append((f"LT{i}", a))
         right.append((f"RT{i}", b))
         if same:
@@ -116,10 +129,10 @@ def _fullwidth(text: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
-def traps(count: int, seed: int = 1) -> list[tuple[Party, Party, bool]]:
-    """``count`` labelled pairs drawn from TRAPS in turn (each a name never used elsewhere)."""
+def traps(count: int, seed: int = 1, taken: set[str] | None = None) -> list[tuple[Party, Party, bool]]:
+    """``count`` labelled pairs drawn from TRAPS in turn (each a name never used elsewhere, nor in ``taken``)."""
     rng = random.Random(seed + 7)
-    out, used = [], set()
+    out, used = [], set(taken or ())
     while len(out) < count:
         template_a, template_b, same = TRAPS[len(out) % len(TRAPS)]
         w, v = rng.sample(WORDS, 2)

@@ -113,7 +113,11 @@ CASES: list[list[str]] = [
     # sandbox
     ["sandbox"], ["sandbox", "serve"], ["sandbox", "serve", "nope"], ["sandbox", "serve", "hubspot", "--port", "x"],
     ["sandbox", "serve", "hubspot", "--port", "-1"], ["sandbox", "serve", "hubspot", "--port", "70000"],
-    ["sandbox", "serve", "hubspot", "--seed", "nope"], ["sandbox", "serve", "hubspot", "--state", "{dir}"],
+    ["sandbox", "serve", "hubspot", "--seed", "nope"], ["sandbox", "serve", "hubspot", "--size", "0"],
+    ["sandbox", "serve", "hubspot", "--seed", "large", "--size", "many"],
+    ["sandbox", "serve", "hubspot", "--size", "500"], ["sandbox", "serve", "hubspot", "--limits-scale", "0"],
+    ["sandbox", "serve", "hubspot", "--limits-scale", "nan"], ["sandbox", "serve", "xero", "--limits-scale", "-2"],
+    ["sandbox", "serve", "hubspot", "--state", "{dir}"],
     ["sandbox", "serve", "hubspot", "--state", "{file}/x.json"],
     ["sandbox", "serve", "hubspot", "--state", "{notdb}"],
     ["sandbox", "serve", "hubspot", "--state", "/nonexistent-folder/x.json"],

@@ -3,6 +3,7 @@
 import pytest
 
 from app.domain.models import Party
+from app.domain.text import name_key
 from app.sync.fuzzy import dedupe, match
 from bench.matchgen import sides
 
@@ -63,6 +64,24 @@ def test_names_differing_in_a_symbol_or_digit_never_link_on_the_name(a, b):
                                       ("O\u2019Brien Joinery", "O'Brien Joinery")])
 def test_look_alike_names_link(a, b):
     assert [c.decision for c in match([("a", Party("company", a))], [("x", Party("company", b))])] == ["link"]
+
+
+@pytest.mark.parametrize(("a", "b"), [("Nordwind G.m.b.H.", "Nordwind GmbH"), ("Nordwind G. m. b. H.", "NORDWIND GMBH"),
+                                      ("Lumière S. A. R. L.", "Lumiere SARL"), ("Lumière S.à r.l.", "Lumière S.A.R.L."),
+                                      ("Koala Joinery Pty. Ltd.", "Koala Joinery Pty Ltd"),
+                                      ("Ferro Marine S.p.A.", "Ferro Marine SpA"),
+                                      ("Société Générale", "Societe Generale"),
+                                      ("Cedar Brewing L.L.C.", "Cedar Brewing")])
+def test_legal_forms_written_with_dots_spaces_or_accents_link(a, b):
+    assert name_key(a) == name_key(b)
+    assert [c.decision for c in match([("a", Party("company", a))], [("x", Party("company", b))])] == ["link"]
+
+
+@pytest.mark.parametrize(("a", "b"), [("Studio A B", "Studio"), ("Plan B.", "Plan"), ("Block A. 7", "Block A. 1"),
+                                      ("Unit 1 S.A.", "Unit 7 SA")])
+def test_letters_that_are_not_a_legal_form_still_count(a, b):
+    assert name_key(a) != name_key(b)
+    assert [c.decision for c in match([("a", Party("company", a))], [("x", Party("company", b))])] in ([], ["review"])
 
 
 def test_a_typo_links_only_with_something_else_in_common():

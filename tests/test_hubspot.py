@@ -294,6 +294,68 @@ def test_search_index_lag_is_covered_by_the_overlap():
     assert [r.properties["name"] for r in second.records] == ["Renamed While Indexing"]
 
 
+def _searches(c, hs_type: str = "companies") -> int:
+    return _count(c.sandbox, "POST", rf"/crm/v3/objects/{hs_type}/search", 200)
+
+
+def _companies_read(count: int):
+    """``count`` companies, read in full; five minutes later on the sandbox's (frozen) clock."""
+    c = in_process("hubspot", "empty", clock=lambda: 1_800_000_000.0)
+    ids = c.sandbox.add_companies(count)
+    cursor = c.connector.read_records("company", None).cursor
+    c.sandbox.advance(300)
+    return c, ids, c.connector, cursor
+
+
+def test_a_bulk_edit_is_read_once_and_idle_reads_stay_one_search_each():
+    """10,000 companies edited within 30 s used to be searched again on every idle cycle (53 searches each)."""
+    c, ids, k, cursor = _companies_read(2500)
+    for n, rid in enumerate(ids):  # a bulk edit: 2,500 companies within 25 s
+        c.sandbox.edit("companies", rid, city="Leeds")
+        if n % 100 == 99:
+            c.sandbox.advance(1)
+    c.sandbox.advance(40)
+    before = _searches(c)
+    edited = k.read_records("company", cursor)
+    assert sorted(r.id for r in edited.records) == sorted(ids)
+    assert {r.properties["city"] for r in edited.records} == {"Leeds"}
+    assert _searches(c) - before <= 2500 // 199 + 2  # newest first, 200 a page, each page once
+    cursor = edited.cursor
+    for _ in range(3):  # idle cycles: one search each, counted at the sandbox
+        c.sandbox.advance(120)
+        before = _searches(c)
+        idle = k.read_records("company", cursor)
+        assert idle.records == [] and idle.deleted_ids == [] and _searches(c) - before == 1
+        cursor = idle.cursor
+
+
+def test_a_bulk_edit_read_while_it_is_recent_is_searched_again_once_and_never_given_twice():
+    c, ids, k, cursor = _companies_read(1000)
+    for rid in ids:
+        c.sandbox.edit("companies", rid, city="York")
+    during = k.read_records("company", cursor)  # within the index's lag: it may not hold everything yet
+    assert len(during.records) == 1000
+    c.sandbox.advance(120)
+    again = k.read_records("company", during.cursor)
+    assert again.records == []  # searched again (the lag), never handed to the sync twice
+    c.sandbox.advance(120)
+    before = _searches(c)
+    idle = k.read_records("company", again.cursor)
+    assert idle.records == [] and _searches(c) - before == 1
+
+
+def test_a_bulk_import_sharing_one_modification_time_is_read_by_time_and_id():
+    c, ids, k, cursor = _companies_read(600)
+    stamp = int(c.sandbox.now() * 1000)
+    for rid in ids[:450]:  # an import stamps all of them with one time
+        c.sandbox.state["objects"]["companies"][rid]["u"] = stamp
+    before = _searches(c)
+    changes = k.read_records("company", cursor)
+    assert sorted(r.id for r in changes.records) == sorted(ids[:450])
+    # the first page, then that time by ID in three pages, then the window below it
+    assert _searches(c) - before == 1 + 3 + 1
+
+
 def test_a_company_added_in_hubspot_while_a_run_reads_is_picked_up_by_the_next_run(tmp_path):
     """HubSpot's search trails writes by seconds: what is added mid-run is missed once, never lost."""
     store = Store(f"sqlite:///{tmp_path}/w.db")

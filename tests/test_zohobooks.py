@@ -598,3 +598,51 @@ def test_void_invoice_posts_status_void_and_zoho_refuses_one_with_payments():
     voids = [p for m, p, _ in c.sandbox.request_log if p.endswith("/status/void")]
     assert c.connector.void_invoice(draft.id).ok  # already void: nothing more is sent
     assert [p for m, p, _ in c.sandbox.request_log if p.endswith("/status/void")] == voids
+
+
+def test_a_new_process_takes_unchanged_contacts_from_the_store_and_fetches_only_the_changed_one(tmp_path):
+    """The first sync in every new process used to GET every contact (165 for 143): the list lacks addresses."""
+    from app.connectors import registry
+    from app.ops import detail_cache
+    from app.store.db import Store
+    from app.store.models import Workspace
+    from app.sync.engine import SyncEngine
+
+    store = Store(f"sqlite:///{tmp_path}/w.db")
+    with store.session() as s:
+        ws = Workspace(name="t", crm_provider="hubspot", accounting_provider="zohobooks", settings={})
+        s.add(ws)
+        s.flush()
+        ws_id = ws.id
+    crm, books = in_process("hubspot", "demo"), world("demo")
+
+    def new_process():  # a connector with nothing in memory, given the store as open_connectors does
+        books.sandbox.advance(61)  # its own limiter starts empty: let the last one's minute pass
+        connector = registry.make_connector(books.conn, books.tokens, transport=InProcessTransport(books.sandbox),
+                                            sleep=books.sandbox.advance)
+        detail_cache.attach(store, connector)
+        return connector
+
+    def details():
+        return sum(1 for m, p, _ in books.sandbox.request_log if m == "GET" and p.startswith(API + "/contacts/"))
+
+    def sync(**kw):
+        return SyncEngine(store, ws_id, crm.connector, new_process(), **kw).run()
+
+    assert sync().status == "ok"  # creates 143 customers (their details kept as Zoho answered)
+    assert sync().status == "ok"  # reads what the invoices changed on their contacts
+    books.sandbox.advance(61)
+    fresh = Connector(books.conn, books.tokens, transport=InProcessTransport(books.sandbox),
+                      sleep=books.sandbox.advance)
+    expected = {x.id: x for x in fresh.read_customers(None).records}  # every contact GET as Zoho holds it
+    before = details()
+    again = new_process().read_customers(None)
+    assert details() == before  # a full read in a new process: no contact fetched again
+    assert {x.id: x for x in again.records} == expected
+    books.sandbox.advance(120)
+    target = next(iter(expected))
+    books.sandbox.user_edit("contacts", target, contact_name="Renamed By Bookkeeper Ltd")
+    books.sandbox.advance(30)
+    before = details()
+    run = sync(full=True)
+    assert run.status == "ok" and details() - before == 1  # only the contact the list says changed

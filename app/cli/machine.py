@@ -74,10 +74,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         raise UserError(f"{state} is not a sandbox state file Crossledger can read. Give a new file name, or the "
                         "file an earlier 'crossledger sandbox serve' kept.") from None
     seed = args.seed or ("demo" if new else None)
+    if args.size is not None and seed != "large":
+        raise UserError("--size is for --seed large: it says how many companies the large data set has.")
+    if args.limits_scale != 1.0:
+        app.scale_limits(args.limits_scale)
     if seed:
         from app.sandbox.demo_data import sized
 
-        with sized("large" if seed == "large" else "demo"):
+        with sized("large" if seed == "large" else "demo", args.size):
             app.seed("empty" if seed == "empty" else "demo")
         app.persist()
     server = serve(app, port=args.port)

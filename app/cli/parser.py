@@ -36,6 +36,22 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of companies (1 to 10,000,000)")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1_000_000 or value != value:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a factor above 0 (1 keeps the provider's limits)")
+    return value
+
+
 def _row_number(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 2**31:
         raise argparse.ArgumentTypeError(f"'{text}' is not a row number from the dry run")
@@ -186,4 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "large: 1,000 companies and 600 deals, for load and crash tests)")
     serve.add_argument("--search-lag", type=float, metavar="SECONDS",
                        help="HubSpot only: how long a change takes to show in search (default 3, as HubSpot)")
+    serve.add_argument("--size", type=_positive_int, metavar="N",
+                       help="with --seed large: N companies, and people, deals and products in proportion")
+    serve.add_argument("--limits-scale", type=_positive_float, metavar="X", default=1.0,
+                       help="multiply every limit of the sandbox (per second, minute and day) by X")
     return p

@@ -8,13 +8,18 @@ then is the ``archived=true`` list read. An incremental read with nothing change
 
 Deeper pages of a search use a keyset window (``hs_lastmodifieddate <= the last one seen``) instead
 of ``after`` offsets, so the 10,000-result cap is never reached and records archived mid-read do not
-shift pages. A deal is won when its stage's metadata says closed with probability 1.0, whatever the
-stage is called. All property values are strings; money is parsed with Decimal.
+shift pages; a full page sharing one modification time is read by (that time, ``hs_object_id``). The
+cursor's settled mark is HubSpot's own clock at the last search (its ``Date`` header) less the index's
+lag: what was modified before it has been read, so a bulk edit is read once and idle reads stay one
+request, however many records changed in the last half minute. A deal is won when its stage's
+metadata says closed with probability 1.0, whatever the stage is called. All property values are
+strings; money is parsed with Decimal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import re
 import time
@@ -72,7 +77,7 @@ SEARCH_PAGE = 200  # search limit
 SEARCH_CAP = 10_000  # search refuses `after` beyond this
 BATCH = 100  # batch read/create/update inputs
 ASSOC_BATCH = 1000  # v4 batch read inputs
-OVERLAP_MS = 30_000  # re-read this much before the watermark (search index lag); `seen` drops repeats
+OVERLAP_MS = 30_000  # the search index's lag, at most: what was modified this long before a search was in it
 SLACK = 0.1  # seconds added to HubSpot's windows so our clock and theirs never disagree at the edge
 LONG_WAIT = 60.0
 MAX_PROPERTY_QUERY = 6000  # characters of `properties=` a list URL may carry before we trim it (414)
@@ -157,6 +162,27 @@ def _ms(text: Any) -> int | None:
     return round(moment.timestamp() * 1000)
 
 
+def _date_ms(header: str | None) -> int | None:
+    """An HTTP ``Date`` header (whole seconds, so never later than the moment it names) -> epoch ms."""
+    if not header:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(header).timestamp() * 1000)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _settled(mark: int, searched_at: int | None, newest: int | None) -> int:
+    """The new settled mark: HubSpot's clock when it searched (its ``Date``), less the index's lag.
+
+    Every record modified at or before it was in the index at that search, so it has been read and is never
+    asked for again: a bulk edit is read once, not on every cycle for as long as it is recent. Without a
+    ``Date`` (a proxy that drops it), the newest modification seen, less the lag.
+    """
+    base = searched_at if searched_at is not None else newest
+    return max(mark, (base or 0) - OVERLAP_MS)
+
+
 def _datetime(text: Any) -> dt.datetime | None:
     ms = _ms(text)
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms is not None else None
@@ -211,7 +237,11 @@ def _property_name(name: str) -> str:
 
 @dataclass(slots=True)
 class _Cursor:
-    """Watermark (newest hs_lastmodifieddate seen, ms), live total then, recent IDs, asked properties."""
+    """Settled mark (ms: every record modified at or before it has been read), live total then, the records
+    read since it with their modification times, asked properties.
+
+    Version 1 kept the newest modification seen and re-read 30 s before it on every read; it is taken
+    as that time less the 30 s."""
 
     kind: str
     w: int
@@ -227,13 +257,14 @@ class _Cursor:
             raw = json.loads(text)
         except ValueError:
             return None
-        if not isinstance(raw, dict) or raw.get("v") != 1 or raw.get("t") != kind:
+        if not isinstance(raw, dict) or raw.get("v") not in (1, 2) or raw.get("t") != kind:
             return None
-        return cls(kind, int(raw.get("w") or 0), int(raw.get("n") or 0),
+        mark = int(raw.get("w") or 0) - (OVERLAP_MS if raw.get("v") == 1 else 0)
+        return cls(kind, mark, int(raw.get("n") or 0),
                    {str(k): int(v) for k, v in (raw.get("seen") or {}).items()}, list(raw.get("props") or []))
 
     def dump(self) -> str:
-        return json.dumps({"v": 1, "t": self.kind, "w": self.w, "n": self.n, "seen": self.seen,
+        return json.dumps({"v": 2, "t": self.kind, "w": self.w, "n": self.n, "seen": self.seen,
                            "props": self.props}, sort_keys=True, separators=(",", ":"))
 
 
@@ -294,6 +325,7 @@ class Connector(HubSpotLifecycle):
         self._pipelines: dict[str, dict[str, dict[str, Any]]] | None = None
         self._products: dict[str, dict[str, Any]] = {}
         self._details: dict[str, Any] | None = None
+        self._searched_at: int | None = None  # HubSpot's clock (ms) at the last search, from its Date header
 
     def _refresh(self, tokens: Tokens) -> Tokens:
         if not tokens.client_secret:
@@ -303,9 +335,11 @@ class Connector(HubSpotLifecycle):
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-              idempotent: bool | None = None) -> dict[str, Any]:
+              idempotent: bool | None = None, clock: bool = False) -> dict[str, Any]:
         try:
             resp = self.api.request(method, path, params=params, json_body=body, idempotent=idempotent)
+            if clock:  # HubSpot's own time when it searched: what its index surely holds (see _settled)
+                self._searched_at = _date_ms(resp.headers.get("Date"))
         except RateLimited as exc:
             if self.api.last_policy == "DAILY" or (exc.retry_after or 0) > LONG_WAIT:
                 raise RateLimited("This HubSpot account has used its daily API allowance; syncing continues "
@@ -355,7 +389,7 @@ class Connector(HubSpotLifecycle):
 
     def _search(self, hs_type: str, body: dict[str, Any]) -> dict[str, Any]:
         self._search_limiter.acquire()
-        return self._call("POST", f"{OBJECTS}/{hs_type}/search", body=body, idempotent=True)
+        return self._call("POST", f"{OBJECTS}/{hs_type}/search", body=body, idempotent=True, clock=True)
 
     def _list(self, hs_type: str, props: list[str], *, archived: bool = False,
               associations: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -502,67 +536,84 @@ class Connector(HubSpotLifecycle):
         return self._incremental(hs_type, state)
 
     def _snapshot(self, hs_type: str) -> tuple[int, int]:
-        """(live total, newest hs_lastmodifieddate) as the search index holds them now."""
+        """(live total, settled mark) as the search index holds them now."""
         page = self._search(hs_type, {"sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
                                       "properties": ["hs_lastmodifieddate"], "limit": 1})
         rows = page.get("results") or []
-        return int(page.get("total") or 0), (_ms(rows[0].get("updatedAt")) or 0) if rows else 0
+        newest = (_ms(rows[0].get("updatedAt")) or 0) if rows else 0
+        return int(page.get("total") or 0), _settled(0, self._searched_at, newest)
 
     def _full(self, hs_type: str, associations: Sequence[str]) -> _Read:
         props = self._wanted(hs_type)
-        total, watermark = self._snapshot(hs_type)
+        total, settled = self._snapshot(hs_type)
         rows = self._list(hs_type, props, associations=associations)
         latest = {str(r["id"]): r for r in rows}
-        seen = {rid: ms for rid, r in latest.items()
-                if (ms := _ms(r.get("updatedAt")) or 0) >= watermark - OVERLAP_MS}
-        return _Read(list(latest.values()), [], _Cursor(hs_type, watermark, total, seen, props), True)
+        seen = {rid: ms for rid, r in latest.items() if (ms := _ms(r.get("updatedAt")) or 0) > settled}
+        return _Read(list(latest.values()), [], _Cursor(hs_type, settled, total, seen, props), True)
 
     def _incremental(self, hs_type: str, state: _Cursor) -> _Read:
-        """Newest first until the watermark (minus the overlap); the first page's total finds deletions."""
-        since = state.w - OVERLAP_MS
+        """Newest first down to the settled mark; the first page's total finds deletions."""
         sort = [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}]
         page = self._search(hs_type, {"sorts": sort, "properties": state.props, "limit": SEARCH_PAGE})
+        searched_at = self._searched_at
         total = int(page.get("total") or 0)
-        fetched: dict[str, dict[str, Any]] = {}
         results = page.get("results") or []
         newest = _ms(results[0].get("updatedAt")) if results else None
-        upper: int | None = None
-        after = 0
-        while True:
-            for row in results:
-                stamp = _ms(row.get("updatedAt")) or 0
-                if stamp >= since:
-                    fetched.setdefault(str(row["id"]), row)
-            if len(results) < SEARCH_PAGE or not results or (_ms(results[-1].get("updatedAt")) or 0) < since:
-                break
-            last = _ms(results[-1].get("updatedAt")) or 0
-            if upper is not None and (_ms(results[0].get("updatedAt")) or 0) == last == upper:
-                after += SEARCH_PAGE  # a whole page shares one timestamp: step through it by offset
-                if after >= SEARCH_CAP:
-                    raise ConnectorError(f"More than {SEARCH_CAP} HubSpot {hs_type} share one modification time; "
-                                         "run a full sync instead.", provider="hubspot")
-            else:
-                upper, after = last, 0
-            filters = [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(since)},
-                       {"propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": str(upper)}]
-            body: dict[str, Any] = {"filterGroups": [{"filters": filters}], "sorts": sort,
-                                    "properties": state.props, "limit": SEARCH_PAGE}
-            if after:
-                body["after"] = str(after)
-            results = self._search(hs_type, body).get("results") or []
+        fetched = self._newer(hs_type, state, results)
         changed = {rid: r for rid, r in fetched.items() if state.seen.get(rid) != _ms(r.get("updatedAt"))}
-        created = sum(1 for r in changed.values() if (_ms(r.get("createdAt")) or 0) > state.w)
+        created = sum(1 for rid, r in changed.items()
+                      if rid not in state.seen and (_ms(r.get("createdAt")) or 0) > state.w)
         deleted: list[str] = []
         for row in changed.values():  # merged-away records live on inside the survivor
             merged = (row.get("properties") or {}).get("hs_merged_object_ids") or ""
             deleted += [m for m in str(merged).split(";") if m and m not in changed and m not in deleted]
         if total < state.n + created:
-            deleted += [i for i in self._archived_since(hs_type, state.w - OVERLAP_MS) if i not in deleted]
-        watermark = max(state.w, newest or 0)
-        seen = {rid: ms for rid, ms in state.seen.items() if ms >= watermark - OVERLAP_MS}
-        seen.update({rid: ms for rid, r in fetched.items()
-                     if (ms := _ms(r.get("updatedAt")) or 0) >= watermark - OVERLAP_MS})
-        return _Read(list(changed.values()), deleted, _Cursor(hs_type, watermark, total, seen, state.props), False)
+            deleted += [i for i in self._archived_since(hs_type, state.w) if i not in deleted]
+        settled = _settled(state.w, searched_at, newest)
+        seen = {rid: ms for rid, ms in state.seen.items() if ms > settled}
+        seen.update({rid: ms for rid, r in fetched.items() if (ms := _ms(r.get("updatedAt")) or 0) > settled})
+        return _Read(list(changed.values()), deleted, _Cursor(hs_type, settled, total, seen, state.props), False)
+
+    def _newer(self, hs_type: str, state: _Cursor, results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Every record modified after the settled mark, newest first, in windows of modification time
+        (``hs_lastmodifieddate <= the oldest one seen``), so the 10,000-result cap is never reached. A full
+        page that shares one modification time (a bulk edit or import) is read by (that time, ID) instead."""
+        since = state.w
+        sort = [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}]
+        fetched: dict[str, dict[str, Any]] = {}
+        while True:
+            for row in results:
+                if (_ms(row.get("updatedAt")) or 0) > since:
+                    fetched.setdefault(str(row["id"]), row)
+            if len(results) < SEARCH_PAGE:
+                return fetched
+            top, last = (_ms(results[0].get("updatedAt")) or 0), (_ms(results[-1].get("updatedAt")) or 0)
+            if last <= since:
+                return fetched
+            below = "LTE"
+            if top == last:  # a whole page at one time: read that time by ID, then go on below it
+                for row in self._at(hs_type, last, state.props):
+                    fetched.setdefault(str(row["id"]), row)
+                below = "LT"
+            filters = [{"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": str(since)},
+                       {"propertyName": "hs_lastmodifieddate", "operator": below, "value": str(last)}]
+            results = self._search(hs_type, {"filterGroups": [{"filters": filters}], "sorts": sort,
+                                             "properties": state.props, "limit": SEARCH_PAGE}).get("results") or []
+
+    def _at(self, hs_type: str, stamp: int, props: list[str]) -> list[dict[str, Any]]:
+        """Every record modified at exactly ``stamp`` (ms), by ascending ID: (time, ID) is the keyset."""
+        out: list[dict[str, Any]] = []
+        after_id = 0
+        while True:
+            filters = [{"propertyName": "hs_lastmodifieddate", "operator": "EQ", "value": str(stamp)},
+                       {"propertyName": "hs_object_id", "operator": "GT", "value": str(after_id)}]
+            rows = self._search(hs_type, {"filterGroups": [{"filters": filters}],
+                                          "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                                          "properties": props, "limit": SEARCH_PAGE}).get("results") or []
+            out += rows
+            if len(rows) < SEARCH_PAGE:
+                return out
+            after_id = int(rows[-1]["id"])
 
     def _archived_since(self, hs_type: str, since: int) -> list[str]:
         rows = self._list(hs_type, ["hs_object_id"], archived=True)

@@ -366,6 +366,9 @@ class Connector(SalesforceLifecycle):
         if m:
             self.api_usage = (int(m.group(1)), int(m.group(2)))
             used, maximum = self.api_usage
+            observe = getattr(self.api.budget, "observe", None)
+            if observe is not None:  # the org's allocation and use, every app's calls: the shared budget's cap
+                observe(used, maximum)
             if maximum and used >= maximum * 0.9:
                 log.warning("salesforce: %d of the org's %d daily API calls used", used, maximum)
         date = resp.headers.get("Date")

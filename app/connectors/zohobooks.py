@@ -9,7 +9,9 @@ the part we use is tests/specs/zoho-books/zoho-books-v3.openapi.yaml):
   unknown is settled by looking the record up (contact name, invoice ``reference_number``).
 - List endpoints return summaries: contacts lack addresses and tax numbers, invoices lack lines and
   payments lack their invoices, so changed records are fetched one by one (and cached by
-  ``last_modified_time`` so our own writes do not cost a second read).
+  ``last_modified_time`` so our own writes do not cost a second read). Contacts the workspace has
+  already read are kept in the store (``stored_customers``): a new process fetches only the contacts
+  whose ``last_modified_time`` in the list differs from the stored one.
 - Change feeds: contacts sorted by ``last_modified_time`` descending, invoices and payments filtered by
   ``last_modified_time``; the watermark is the server's ``Date`` at the start of a read. Deletions are
   invisible, so a daily id sweep of contacts finds them.
@@ -25,9 +27,9 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -88,6 +90,7 @@ DAILY_CAPS = {"free": 1000, "standard": 2000, "professional": 5000, "premium": 1
 PAGE = 200
 OVERLAP = 5.0  # seconds subtracted from the watermark: clocks and second-precision timestamps
 SWEEP_EVERY = 86400.0  # contacts: an id sweep a day finds hard deletes (no tombstones in Zoho)
+KEEP_EVERY = 50  # contact details handed to the store's cache at a time (and at the end of each read)
 CACHE_MAX = 20000  # contact details kept by last_modified_time, so our own writes are not read back
 TAX_FIELDS = ("vat_reg_no", "tax_reg_no", "gst_no", "tax_id_value")  # edition-specific; first non-empty wins
 STATUS = {"draft": "draft", "pending_approval": "draft", "approved": "draft", "sent": "awaiting_payment",
@@ -225,6 +228,14 @@ def _unpack_ids(text: str | None) -> set[str]:
     return set(raw.split("\n")) if raw else set()
 
 
+class DetailStore(Protocol):
+    """Where contact details outlive the process (app.store.detail_cache.StoreDetails)."""
+
+    def load(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]: ...  # id -> (version, JSON)
+
+    def save(self, items: Iterable[tuple[str, str, str]]) -> None: ...  # (id, version, JSON)
+
+
 class _Cursor:
     """Opaque cursor: the server time a read started, plus (contacts) the known ids and last sweep."""
 
@@ -278,6 +289,10 @@ class Connector(ZohoBooksLifecycle):
                                    margin=1.0, transport=transport, sleep=sleep, clock=clock,
                                    auth_scheme="Zoho-oauthtoken", classify_429=_classify_429)
         self._details: dict[str, tuple[str, dict[str, Any]]] = {}  # contact id -> (lmt, detail)
+        # Contact details kept in the store for every process on this organisation (app.store.detail_cache):
+        # a listed contact whose last_modified_time is the kept one is not fetched again, in a new process too.
+        self.details: DetailStore | None = None
+        self._unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
         self._payment_details: dict[str, tuple[str, dict[str, Any]]] = {}
         self._currencies: dict[str, str] | None = None
 
@@ -435,11 +450,37 @@ class Connector(ZohoBooksLifecycle):
             return None  # deleted since it was listed
         return self._remember(data["contact"])
 
+    def _recall(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Bring the store's kept details of listed contacts this process has not read at that version."""
+        if self.details is None:
+            return
+        asked = [cid for cid, row in rows.items()
+                 if (self._details.get(cid) or ("",))[0] != (row.get("last_modified_time") or "") or not
+                 row.get("last_modified_time")]
+        if len(self._details) + len(asked) >= CACHE_MAX:
+            self._details.clear()
+        for cid, (lmt, text) in (self.details.load(asked) if asked else {}).items():
+            try:
+                self._details[cid] = (lmt, json.loads(text, parse_float=Decimal))
+            except ValueError:
+                continue  # unreadable: fetched again
+
     def _remember(self, contact: dict[str, Any]) -> dict[str, Any]:
         if len(self._details) >= CACHE_MAX:
             self._details.clear()  # a cache, not a copy of the ledger: the next reads refill it
-        self._details[str(contact["contact_id"])] = (contact.get("last_modified_time") or "", contact)
+        cid = str(contact["contact_id"])
+        self._details[cid] = (contact.get("last_modified_time") or "", contact)
+        if self.details is not None:
+            self._unsaved[cid] = self._details[cid]
+            if len(self._unsaved) >= KEEP_EVERY:
+                self._keep()
         return contact
+
+    def _keep(self) -> None:
+        """Hand what was read or written since to the store's cache (one transaction)."""
+        if self.details is not None and self._unsaved:
+            unsaved, self._unsaved = self._unsaved, {}
+            self.details.save((cid, lmt, json_dumps(detail)) for cid, (lmt, detail) in unsaved.items() if lmt)
 
     def read_customers(self, cursor: str | None) -> Changes[AccountingCustomer]:
         """Newest-modified first, stopping at the watermark; nothing changed costs one request.
@@ -472,7 +513,9 @@ class Connector(ZohoBooksLifecycle):
                     older = True
             if older and not sweeping:
                 break  # sorted newest first: everything further on is older than the watermark
+        self._recall(changed)
         records = [self.to_customer(d) for d in map(self._contact_detail, changed.values()) if d is not None]
+        self._keep()
         server_now = self._server_time(first[0] if first else None)
         deleted: list[str] = []
         if full:
@@ -947,6 +990,7 @@ class Connector(ZohoBooksLifecycle):
                        requests=self.api.request_count - start)
 
     def close(self) -> None:
+        self._keep()
         self.api.close()
 
     def __repr__(self) -> str:

@@ -220,6 +220,7 @@ def open_connectors(store: Store, tokens: TokenStore, ws: WorkspaceInfo,
                     clock: Clock = SYSTEM_CLOCK, sleep: Callable[[float], None] | None = None) -> tuple[Any, Any]:
     """Both sides' connectors, each booking its calls in its account's budget in the store (``share``: the
     part of a daily cap they may spend; ``clock``/``sleep`` move time in tests)."""
+    from app.ops import detail_cache
     from app.ops.budget import attach
 
     opened = []
@@ -227,6 +228,7 @@ def open_connectors(store: Store, tokens: TokenStore, ws: WorkspaceInfo,
         connector = registry.make_connector(load_connection(store, ws, side), tokens, transport=transport, sleep=sleep,
                                             clock=None if clock is SYSTEM_CLOCK else clock.monotonic)
         attach(store, connector, share=share, clock=clock)
+        detail_cache.attach(store, connector)
         opened.append(connector)
     return opened[0], opened[1]
 

@@ -148,11 +148,20 @@ SIZES = {"demo": {}, "large": {"companies": 1000, "people": 100, "deals": 600}}
 _size: dict[str, int] = {}
 
 
+def proportional(companies: int) -> dict[str, int]:
+    """A data set of ``companies`` companies with people, deals and products in the large set's proportions
+    (per 1,000 companies: 100 people, 600 deals of which about half won, 20 products)."""
+    companies = max(1, companies)
+    return {"companies": companies, "people": max(1, companies // 10), "deals": max(1, companies * 3 // 5),
+            "products": max(len(PRODUCTS), companies // 50)}
+
+
 @contextlib.contextmanager
-def sized(kind: str) -> Iterator[None]:
-    """Seed sandboxes with a bigger data set (``large``: 1,000 companies, ~300 won deals) meanwhile."""
+def sized(kind: str, companies: int | None = None) -> Iterator[None]:
+    """Seed sandboxes with a bigger data set (``large``: 1,000 companies, ~300 won deals; or ``companies``
+    of them with the rest in proportion) meanwhile."""
     global _size
-    before, _size = _size, dict(SIZES[kind])
+    before, _size = _size, proportional(companies) if companies else dict(SIZES[kind])
     try:
         yield
     finally:
@@ -161,8 +170,18 @@ def sized(kind: str) -> Iterator[None]:
 
 def demo_data(seed: int = 7, companies: int | None = None, people: int | None = None,
               deals: int | None = None) -> DemoData:
-    return _demo_data(seed, companies or _size.get("companies", 150), people or _size.get("people", 110),
+    data = _demo_data(seed, companies or _size.get("companies", 150), people or _size.get("people", 110),
                       deals or _size.get("deals", 60))
+    products = _size.get("products", len(PRODUCTS))
+    return dataclasses.replace(data, products=PRODUCTS + _more_products(products - len(PRODUCTS))) \
+        if products > len(PRODUCTS) else data
+
+
+def _more_products(count: int) -> tuple[tuple[str, str, Decimal], ...]:
+    """Catalogue items beyond the demo's seven, for the larger data sets."""
+    rng = random.Random(count)
+    return tuple((f"GEN-{n:04d}", f"{rng.choice(WORDS)} {rng.choice(('service', 'kit', 'plan', 'pack'))} {n}",
+                  Decimal(rng.randint(500, 250_000)) / 100) for n in range(1, count + 1))
 
 
 @cache

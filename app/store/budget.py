@@ -102,6 +102,7 @@ class StoreBudget:
         self._reason = ""
         self._skew = 0.0  # time passed in waits the clock did not see (an injected sleep that returns at once)
         self._row_made = False
+        self._observed = 0  # the provider's own count of the day's calls, when it tells (observe)
 
     @property
     def limit(self) -> int | None:
@@ -157,6 +158,15 @@ class StoreBudget:
             with self._lock:
                 self._skew += seconds - seen
 
+    def observe(self, used: int, cap: int | None) -> None:
+        """The provider's own count of the day's calls and its cap, when its answers carry them (Salesforce's
+        Sforce-Limit-Info): every app on the account spends from that allocation, so the shared count
+        never stays below the provider's, and the cap is the account's own (learned at the first answer)."""
+        with self._lock:
+            if cap:
+                self.cap = cap
+            self._observed = max(self._observed, used)
+
     def resume_at(self) -> float | None:
         """When this account may be called again, if something is holding it now."""
         return self._blocked_until if self._blocked_until > self.now() else None
@@ -207,7 +217,8 @@ class StoreBudget:
             assert row is not None  # made by _ensure_row above; rows are never deleted
             if row.day != today:
                 row.day, row.used, back = today, 0, 0
-            row.used = max(0, row.used - back)
+            row.used = max(0, row.used - back, self._observed)
+            self._observed = 0
             if self.cap is not None:
                 row.cap = self.cap
             if self.window:

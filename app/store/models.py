@@ -262,3 +262,19 @@ class ProviderBudget(Base):
     blocked_reason: Mapped[str] = mapped_column(String(12), default="")  # blocked | day
     run_calls: Mapped[int | None] = mapped_column(Integer)  # what an idle scheduled sync cost last time
     batch_calls: Mapped[int | None] = mapped_column(Integer)  # what the nightly full sync cost last time
+
+
+class DetailCache(Base):
+    """A record's full detail as a provider last sent it, where its list leaves fields out (Zoho Books
+    contacts: addresses, tax numbers), with the modification time it was read at (app.store.detail_cache).
+
+    ``account`` is the provider account's key (as ``ProviderBudget.key``), so every workspace and process
+    on that account shares it; ``version`` is the provider's own modification time, compared as text.
+    """
+
+    __tablename__ = "detail_cache"
+    account: Mapped[str] = mapped_column(String(240), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # contact
+    remote_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    version: Mapped[str] = mapped_column(String(120))
+    data: Mapped[str] = mapped_column(Text)  # the detail as the connector encodes it (JSON, exact decimals)

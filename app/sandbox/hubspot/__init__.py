@@ -19,9 +19,10 @@ sandbox serve`` and the demo (``served_defaults``).
 
 from __future__ import annotations
 
+import email.utils
 from typing import Any, ClassVar
 
-from app.sandbox.base import SandboxApp
+from app.sandbox.base import Request, Response, SandboxApp
 from app.sandbox.hubspot.associations import Associations
 from app.sandbox.hubspot.batch import Batch
 from app.sandbox.hubspot.common import (
@@ -96,6 +97,13 @@ class HubSpotSandbox(SeedData, Records, Associations, Search, OAuth, Limits, Bat
         super().__init__(state_file, **kw)
         self._reset_index()
         self.search_lag = search_lag
+
+    def handle(self, req: Request) -> Response:
+        """Every answer carries HubSpot's clock in ``Date`` (whole seconds), as HTTP servers' answers do."""
+        resp = super().handle(req)
+        if "Date" not in resp.headers:
+            resp.headers = {**resp.headers, "Date": email.utils.formatdate(int(self.now()), usegmt=True)}
+        return resp
 
 
 __all__ = [

@@ -54,6 +54,11 @@ class Limits(SandboxPart):
             self.persist()
         return resp
 
+    def scale_limits(self, factor: float) -> None:
+        """Every limit by ``factor``: the 10-second window and search's 5 a second."""
+        super().scale_limits(factor)
+        self.search_rate = (max(1, int(self.search_rate[0] * factor)), self.search_rate[1])
+
     def _limit_headers(self, group: str, limit: int, window: float) -> dict[str, str]:
         used = len(self._windows.get(f"{group}:{window}", ()))
         return {"X-HubSpot-RateLimit-Interval-Milliseconds": str(int(window * 1000)),

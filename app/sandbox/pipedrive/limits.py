@@ -56,5 +56,12 @@ class Limits(SandboxPart):
             "Retry-After": str(retry_after), "x-ratelimit-limit": str(self.burst_limit),
             "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(retry_after)})
 
+    def scale_limits(self, factor: float) -> None:
+        """Every limit by ``factor``: the daily token budget, the 2-second burst and search windows."""
+        super().scale_limits(factor)
+        self.base_tokens = max(1, int(self.base_tokens * factor))
+        self.burst_limit = max(1, int(self.burst_limit * factor))
+        self.search_limit = max(1, int(self.search_limit * factor))
+
     def tokens_used_today(self) -> int:
         return int(self.state["budget"]["used"])

@@ -30,6 +30,13 @@ class Limits(SandboxPart):
         current = int(self.now() // 3600)
         self.state["usage"] = {h: n for h, n in self.state["usage"].items() if int(h) > current - 24}
 
+    api_scale = 1.0  # --limits-scale: the daily allocation as a multiple of the edition's
+
+    def scale_limits(self, factor: float) -> None:
+        """Every limit by ``factor``: Salesforce's only one is the rolling daily allocation."""
+        super().scale_limits(factor)
+        self.api_scale *= factor
+
     def _limit_info(self) -> str:
         used, maximum = self.api_usage()
         return f"api-usage={used}/{maximum}"

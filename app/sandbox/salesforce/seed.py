@@ -269,4 +269,4 @@ class SeedData(SandboxPart):
 
     def api_usage(self) -> tuple[int, int]:
         self._prune_usage()
-        return sum(self.state["usage"].values()), int(self.state["api_max"])
+        return sum(self.state["usage"].values()), int(int(self.state["api_max"]) * self.api_scale)

@@ -121,5 +121,6 @@ class XeroLimits(XeroCore):
         super().scale_limits(factor)
         self.minute_limit = int(self.minute_limit * factor)
         self.day_limit = int(self.day_limit * factor)
+        self.app_minute_limit = int(self.app_minute_limit * factor)
         self.concurrent_limit = max(self.concurrent_limit, int(self.concurrent_limit * factor))
 
