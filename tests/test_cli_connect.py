@@ -134,7 +134,7 @@ def test_the_own_app_flags_still_win_over_the_profile(secret_service, sandboxes,
     assert connections(home)["accounting"] == ("quickbooks", "my-own-app")
 
 
-def test_without_a_profile_a_real_provider_asks_for_your_own_app_on_one_line(tmp_path):
+def test_without_a_profile_a_real_provider_asks_for_your_own_app_on_one_line(secret_service, tmp_path):
     home = tmp_path / "home"
     ok(cli(home, "workspace", "add", "Acme", "--crm", "hubspot", "--accounting", "quickbooks"))
     proc = cli(home, "connect", "quickbooks", "--workspace", "Acme")

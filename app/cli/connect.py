@@ -152,13 +152,13 @@ def _sign_in(args: argparse.Namespace, home, store, ws, base_url: str | None, au
     if server:
         conn.extra["server"] = server
     local = any(h in (conn.auth_url or "") for h in ("127.0.0.1", "localhost"))
+    tokens = token_store()  # no keyring: said first, whichever way the sign-in would go
     if reg is None and not own_app and not local:
         raise workspaces.UserError(
             f"This copy of Crossledger has no {label} app to sign in with. Give your own app's --client-id and "
             f"--client-secret (packaging/README.md says how to register one)"
             + (", or use an access token: --access-token-stdin." if registry.takes_access_token(args.provider)
                else "."))
-    tokens = token_store()
     if args.client_id:
         conn.client_id = args.client_id
 
