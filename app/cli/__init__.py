@@ -1,7 +1,7 @@
 """The `crossledger` command. Its sub-commands and their --json shapes are promises to scripts.
 
-The parser is built in ``app.cli.parser``; each group of commands has a module (workspace, runs, records,
-machine); what they share is in ``app.cli.common``. ``_tokens`` and ``_gui`` are looked up here at each
+The parser is built in ``app.cli.parser``; each group of commands has a module (workspace, connect, runs,
+records, machine); what they share is in ``app.cli.common``. ``_tokens`` and ``_gui`` are looked up here at each
 call, so a test or a probe may replace them on this module."""
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from app.cli.common import keyring_tokens as _tokens
 from app.cli.common import one_line, open_home, why
 from app.cli.common import print_run_summary as _print_run_summary
 from app.cli.common import run_window as _gui
+from app.cli.connect import cmd_connect
 from app.cli.machine import cmd_backup, cmd_doctor, cmd_restore, cmd_sandbox
 from app.cli.parser import build_parser
 from app.cli.records import cmd_conflicts, cmd_history, cmd_release, cmd_resolve, cmd_undo
 from app.cli.runs import cmd_demo, cmd_migrate, cmd_reconcile, cmd_service, cmd_status, cmd_sync
-from app.cli.workspace import cmd_connect, cmd_workspace
+from app.cli.workspace import cmd_workspace
 
 __all__ = ["_gui", "_print_run_summary", "_tokens", "main"]
 

@@ -72,6 +72,21 @@ def _provider(kind: str | None = None):
     return check
 
 
+CONNECT_WAYS = """\
+ways to connect:
+  sign in with this copy's app (when its distribution profile has one for the provider; the browser opens):
+    crossledger connect quickbooks --workspace Acme
+  sign in with your own app (packaging/README.md says how to register one):
+    crossledger connect quickbooks --workspace Acme --client-id ID --client-secret SECRET
+  an access token for one business, HubSpot or Pipedrive (never typed on the command line):
+    crossledger connect hubspot --workspace Acme --access-token-stdin < token.txt
+    CROSSLEDGER_ACCESS_TOKEN=... crossledger connect pipedrive --workspace Acme
+  HubSpot: a private app's access token, from Settings › Integrations › Private apps.
+  Pipedrive: your personal API token, from Settings › Personal preferences › API.
+  A token the provider refuses is not saved (exit code 2).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="crossledger", description="Keep a CRM and an accounting system in sync.")
     p.add_argument("--version", action="version", version=f"crossledger {__version__}")
@@ -118,14 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     wshow.add_argument("name")
     wshow.add_argument("--json", action="store_true")
 
-    c = sub.add_parser("connect", help="connect a provider account to a workspace (OAuth)")
+    c = sub.add_parser("connect", help="connect a provider account to a workspace (sign in, or an access token)",
+                       description="Connect a workspace's CRM or accounting system. Sign-ins and tokens go to the "
+                                   "system keyring only.",
+                       epilog=CONNECT_WAYS, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("provider", type=_provider())
     c.add_argument("--workspace", required=True)
     c.add_argument("--base-url", help="API root (a sandbox URL, or the provider's own by default)")
     c.add_argument("--auth-url", help="root of the OAuth endpoints, if not the base URL")
-    c.add_argument("--client-id")
-    c.add_argument("--client-secret")
-    c.add_argument("--timeout", type=_seconds, default=300)
+    c.add_argument("--client-id", help="your own app's client ID (instead of this copy's app)")
+    c.add_argument("--client-secret", help="your own app's client secret, where the provider requires one")
+    c.add_argument("--access-token-stdin", action="store_true",
+                   help="HubSpot and Pipedrive: read an access token from standard input instead of signing in "
+                        "(or set CROSSLEDGER_ACCESS_TOKEN); it is checked by one read before it is saved")
+    c.add_argument("--timeout", type=_seconds, default=300, help="seconds to wait for the sign-in (default 300)")
 
     s = sub.add_parser("sync", help="sync a workspace now")
     s.add_argument("name")

@@ -1,11 +1,10 @@
-"""`crossledger workspace …` and `crossledger connect`: workspaces, their settings and their sign-ins."""
+"""`crossledger workspace …`: workspaces and their settings (`crossledger connect` is in app.cli.connect)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -92,70 +91,3 @@ def _settings_text(shown: dict[str, Any]) -> str:
             f"  When a field changed on both sides: {rules}.\n"
             f"  Scheduled syncs: every {c['realtime_minutes']} min, a full pass daily at {c['batch_hour']:02d}:00, "
             f"the monthly reconciliation on day {c['reconcile_day']}{' (paused)' if c['paused'] else ''}.")
-
-
-def _checked_url(text: str | None, flag: str, provider: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    from app.connectors import hosts
-    from app.ops.workspaces import UserError
-
-    if text is None:
-        return None
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # a port that is not a number fails here
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise UserError(f"'{text}' is not a web address. Give {flag} as http://… or https://…, for example "
-                        "http://127.0.0.1:8765 for a sandbox.")
-    try:
-        return hosts.check_configured(provider, text, flag)
-    except hosts.UntrustedHost as exc:
-        raise UserError(exc.message) from None
-
-
-def cmd_connect(args: argparse.Namespace) -> int:
-    import httpx
-
-    from app.connectors import registry
-    from app.connectors.oauth import follow_redirects_opener
-    from app.ops import workspaces
-    from app.ops.connect import connect
-
-    base_url = _checked_url(args.base_url, "--base-url", args.provider)
-    auth_url = _checked_url(args.auth_url, "--auth-url", args.provider)
-    _, store = open_home(args)
-    ws = workspaces.get_workspace(store, args.workspace)
-    info = registry.info(args.provider)
-    base = base_url or info.default_base_url
-    conn = workspaces.new_connection(ws, args.provider, base, auth_url or (None if base_url
-                                                                          else info.default_auth_url))
-    tokens = token_store()
-    if args.client_id:
-        conn.client_id = args.client_id
-    local = any(h in (conn.auth_url or "") for h in ("127.0.0.1", "localhost"))
-
-    def sandbox_browser(url: str) -> None:
-        try:
-            follow_redirects_opener(url)
-        except httpx.HTTPError:
-            raise workspaces.UserError(f"Crossledger could not reach {conn.auth_url} to sign in. Check the address "
-                                       "given with --base-url (is the sandbox running?) and try again.") from None
-
-    opener = sandbox_browser if local else _browser
-    print(f"Connecting {info.label} to '{ws.name}' …")
-    secret = args.client_secret
-    if secret is None and local:
-        secret = "crossledger-sandbox-secret"  # a local sandbox takes any secret; some providers require one  # noqa: S105 - sandbox only
-    connect(conn, tokens, client_secret=secret, open_url=opener, timeout=args.timeout)
-    workspaces.save_connection(store, ws, conn)
-    print(f"Connected to {(conn.label or info.label).rstrip('.')}. The sign-in is saved in the system keyring.")
-    return 0
-
-
-def _browser(url: str) -> None:
-    print("Your browser will open to sign in. If it does not, open this address:\n  " + url)
-    webbrowser.open(url)

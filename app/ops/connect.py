@@ -12,6 +12,7 @@ from app.connectors import errors as cerr
 from app.connectors import registry
 from app.connectors.base import Connection
 from app.connectors.oauth import AccessTokenRefused, FlowResult, follow_redirects_opener, run_flow, tokens_from
+from app.connectors.profile import AppRegistration
 from app.connectors.tokens import MemoryTokenStore, Tokens, TokenStore
 
 
@@ -40,6 +41,18 @@ def connect(
     tokens.save(conn.id, saved)
     registry.finish_connect(conn, flow, tokens, transport)
     return conn
+
+
+def connect_with_app(conn: Connection, tokens: TokenStore, reg: AppRegistration, **kw: Any) -> Connection:
+    """Sign in with the distribution profile's app for ``conn.provider`` (the wizard's "Sign in to …" and
+    ``crossledger connect`` without --client-id): its client id, its secret only where the provider requires
+    one, its registered loopback port, and the relay page when its redirect goes through one. ``kw`` as
+    for :func:`connect` (open_url, timeout, transport, cancel)."""
+    conn.client_id = reg.client_id
+    conn.extra["auth"] = "profile"
+    conn.extra["redirect_port"] = reg.port
+    relay = reg.relay_url if reg.redirect == "relay" else None
+    return connect(conn, tokens, client_secret=reg.client_secret, port=reg.port, relay_url=relay, **kw)
 
 
 def connect_with_token(conn: Connection, tokens: TokenStore, access_token: str, *,

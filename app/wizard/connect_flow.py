@@ -34,7 +34,7 @@ from app.connectors.profile import DEFAULT_PORT, AppRegistration, ProfileError
 from app.connectors.profile import load as load_profile
 from app.connectors.tokens import TokenStore
 from app.ops import sandboxes, workspaces
-from app.ops.connect import connect, connect_with_token
+from app.ops.connect import connect, connect_with_app, connect_with_token
 from app.store.db import Store
 from app.wizard.connect_setup import (  # noqa: F401 - re-exported: the wizard's pages and tests use them
     Choice,
@@ -438,10 +438,12 @@ class ConnectFlow:
             connect_with_token(conn, self.tokens, d.get(f"{side}.access_token") or "", transport=self.transport)
         else:
             reg = self.registration(side) if self.source(side) == "profile" else None
-            relay = reg.relay_url if reg is not None and reg.redirect == "relay" else None
-            port = reg.port if reg is not None else int(d.get(f"{side}.port") or 0)
-            connect(conn, self.tokens, client_secret=secret, open_url=opener, timeout=self.timeout,
-                    port=port, transport=self.transport, cancel=cancel, relay_url=relay)
+            if reg is not None:
+                connect_with_app(conn, self.tokens, reg, open_url=opener, timeout=self.timeout,
+                                 transport=self.transport, cancel=cancel)
+            else:
+                connect(conn, self.tokens, client_secret=secret, open_url=opener, timeout=self.timeout,
+                        port=int(d.get(f"{side}.port") or 0), transport=self.transport, cancel=cancel)
         tenants = _tenants_of(conn)
         if old is not None and old.tenant_id and conn.tenant_id != old.tenant_id:
             if any(t.id == old.tenant_id for t in tenants):
@@ -481,9 +483,7 @@ class ConnectFlow:
             conn.extra["my_domain"] = d[f"{side}.my_domain"]
         if server:
             conn.extra["server"] = server
-        if reg is not None:
-            conn.extra["auth"] = "profile"
-            conn.extra["redirect_port"] = reg.port
+        if reg is not None:  # connect_with_app marks it as the profile's and sends the app's secret
             return conn, reg.client_secret, False
         if source == "account":
             conn.extra["redirect_port"] = int(d.get(f"{side}.port") or 0)
