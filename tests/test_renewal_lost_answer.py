@@ -53,14 +53,16 @@ def live_refresh_tokens(sandbox: Any) -> list[str]:
             and ("superseded_at" not in rec or (grace and now <= rec["superseded_at"] + grace))]
 
 
-@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
-def test_lost_renewal_answer_is_asked_again_at_once_and_one_new_pair_is_stored(provider):
+@pytest.mark.parametrize(("provider", "kind"), [("xero", "reset_after_commit"), ("quickbooks", "reset_after_commit"),
+                                              ("xero", "malformed"), ("quickbooks", "truncated")])
+def test_lost_renewal_answer_is_asked_again_at_once_and_one_new_pair_is_stored(provider, kind):
+    """The connection drops after the commit, or the committed answer arrives garbled or cut off."""
     tokens = CountingStore()
     with over_http(provider, "demo", tokens=tokens, clock=Clock()) as side:
         api_call(side)
         before = tokens.load(side.conn.id)
         saves_before = len(tokens.saves)
-        side.sandbox.faults.append(Fault("reset_after_commit", nth=1, match=TOKEN_CALL))
+        side.sandbox.faults.append(Fault(kind, nth=1, match=TOKEN_CALL))
         side.sandbox.expire_all_access_tokens()  # the next call has to renew the sign-in
 
         assert api_call(side)  # works without the user reconnecting

@@ -284,6 +284,14 @@ def _token_request(
             provider=config.provider,
             status=resp.status_code,
         )
+    if renewing and resp.status_code < 300 and not (isinstance(body, dict) and "access_token" in body):
+        # A garbled or cut-off answer to a renewal the provider may have committed: the answer is lost.
+        raise TransportError(
+            f"{config.provider}'s answer to the sign-in renewal arrived damaged. It tries again on the next sync; "
+            "check the internet connection if this keeps happening.",
+            provider=config.provider,
+            status=resp.status_code,
+        )
     if renewing and resp.status_code == 429:
         raise RateLimited(
             f"{config.provider} asked Crossledger to slow down while renewing the sign-in. It tries again shortly.",
