@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import logging
 import secrets
 import threading
 import time
@@ -24,6 +25,8 @@ import httpx
 from app.connectors import hosts
 from app.connectors.errors import AuthExpired, ConnectorError, RateLimited, ServerError, TransportError
 from app.connectors.tokens import Tokens
+
+log = logging.getLogger("crossledger.oauth")
 
 
 class OAuthError(ConnectorError):
@@ -281,6 +284,14 @@ def _token_request(
             provider=config.provider,
             status=resp.status_code,
         )
+    if renewing and resp.status_code < 300 and not (isinstance(body, dict) and "access_token" in body):
+        # A garbled or cut-off answer to a renewal the provider may have committed: the answer is lost.
+        raise TransportError(
+            f"{config.provider}'s answer to the sign-in renewal arrived damaged. It tries again on the next sync; "
+            "check the internet connection if this keeps happening.",
+            provider=config.provider,
+            status=resp.status_code,
+        )
     if renewing and resp.status_code == 429:
         raise RateLimited(
             f"{config.provider} asked Crossledger to slow down while renewing the sign-in. It tries again shortly.",
@@ -342,7 +353,15 @@ def refresh_tokens(
     config: OAuthConfig, tokens: Tokens, transport: httpx.BaseTransport | None = None
 ) -> Tokens:
     grant = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""}
-    body = _token_request(config, grant, transport)
+    try:
+        body = _token_request(config, grant, transport)
+    except (TransportError, ServerError) as lost:
+        # The answer may be lost after the provider committed a new pair (dropped connection, timeout, a 5xx
+        # from a proxy). Providers that rotate refresh tokens accept the same one again within their grace
+        # period, so ask once more at once rather than leave the connection holding a token that may be
+        # dead by the next sync. A refusal now (invalid_grant) is the only case that asks to reconnect.
+        log.info("%s: the sign-in renewal's answer was lost (%s); asking again", config.provider, type(lost).__name__)
+        body = _token_request(config, grant, transport)
     new = tokens_from(body, previous=tokens)
     new.client_secret = tokens.client_secret
     return new

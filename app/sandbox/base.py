@@ -265,11 +265,12 @@ class SandboxApp:
                 raise self.token_error(400, "invalid_grant", "refresh token invalid")
             if record.get("revoked") or (record.get("expires") and record["expires"] < now):
                 raise self.token_error(400, "invalid_grant", "refresh token expired")
-            if record.get("superseded_at") and now > record["superseded_at"] + self.refresh_grace:
+            superseded = record.get("superseded_at")
+            if record.get("dead") or (superseded is not None and (
+                    self.refresh_grace == 0 or now > superseded + self.refresh_grace)):
                 raise self.token_error(400, "invalid_grant", "refresh token has been rotated")
             if self.refresh_rotates:
-                record.setdefault("superseded_at", now)
-                body = self._issue(record, new_refresh=True)
+                body = self._rotate(rt, record, now)
             else:
                 body = self._issue(record, new_refresh=False)
                 body["refresh_token"] = rt if self.returns_same_refresh() else None
@@ -282,6 +283,25 @@ class SandboxApp:
 
     def returns_same_refresh(self) -> bool:
         return True
+
+    def _rotate(self, rt: str, record: dict[str, Any], now: float) -> dict[str, Any]:
+        """A new pair for ``record``. Within the grace period the previous refresh token may be sent again
+        (its answer was lost): the pair it was exchanged for before is withdrawn, so one live pair remains.
+        Once the new refresh token is used, its predecessor is dead even inside the grace period."""
+        oauth = self.state["oauth"]
+        record.setdefault("superseded_at", now)
+        lost = oauth["refresh"].get(record.get("successor") or "")
+        if lost is not None:
+            lost["revoked"] = True
+        parent = oauth["refresh"].get(record.get("predecessor") or "")
+        if parent is not None:
+            parent["dead"] = True
+        body = self._issue(record, new_refresh=True)
+        new_rt = body.get("refresh_token")
+        if new_rt in oauth["refresh"]:
+            record["successor"] = new_rt
+            oauth["refresh"][new_rt]["predecessor"] = rt
+        return body
 
     def _issue(self, family: dict[str, Any], *, new_refresh: bool) -> dict[str, Any]:
         now = self.now()
