@@ -203,3 +203,17 @@ def test_month_data_reads_credits_recording_times_merges_and_past_reconciliation
     gone = next(d for d in reconcile(data).discrepancies if d.kind == "crm_record_gone")
     assert "'Maple' was merged into 'Maple Holdings' in the CRM" in gone.explanation
     store.dispose()
+
+
+def test_a_held_person_is_not_the_months_because_a_company_shares_its_number():
+    """Pipedrive numbers people and organizations alike: person c1 held back is not organization c1's."""
+    from app.reconcile.engine import HeldRecord
+
+    held_person = HeldRecord("person", "c1", "Jo Bloggs", "no e-mail address")
+    held_company = HeldRecord("company", "c2", "Cedar", "tax ID is not valid")
+    data = dataclasses.replace(base(), held=[held_person, held_company],
+                               customer_records={"L1": [("company", "c1")], "L2": [("company", "c2")]})
+    report = reconcile(data)
+    month = [d.crm_name for d in report.discrepancies if d.kind == "held_back"]
+    assert month == ["Cedar"]  # the month's deal d2 is Cedar's; nothing of the month is Jo's
+    assert sorted(d.crm_name for d in report.data_quality if d.kind == "held_back") == ["Cedar", "Jo Bloggs"]

@@ -135,6 +135,7 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
         # (Pipedrive's person 23 and organization 23), the company's link wins
         company_customer={lk.crm_id: lk.acct_id for lk in sorted(links, key=lambda lk: lk.crm_type == "company")
                           if lk.object_type == "customer"},
+        customer_records=_customer_records(links),
         deal_status_written={lk.crm_id: (lk.snapshot or {}).get("written", {}).get("crossledger_invoice_status")
                              for lk in links if lk.object_type == "invoice"
                              and (lk.snapshot or {}).get("written")},
@@ -311,3 +312,11 @@ def folder_problem(text: str, made: str = "reports folder") -> str | None:
         return (f"Crossledger cannot write to {where} ({(exc.strerror or str(exc)).lower()}). Choose a "
                 "folder you can save files in.")
     return None
+
+
+def _customer_records(links: list) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for lk in links:
+        if lk.object_type == "customer":
+            out.setdefault(lk.acct_id, []).append((lk.crm_type, lk.crm_id))
+    return out

@@ -93,6 +93,8 @@ class MonthData:
     customer_names: dict[str, str] = field(default_factory=dict)
     deal_invoice: dict[str, str] = field(default_factory=dict)  # deal id -> invoice id
     company_customer: dict[str, str] = field(default_factory=dict)  # CRM company/person id -> customer id
+    # ledger customer id -> the CRM records (type, id) linked to it
+    customer_records: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     deal_status_written: dict[str, str] = field(default_factory=dict)  # deal id -> status shown on the deal
     deleted_invoices: set[str] = field(default_factory=set)
     held: list[HeldRecord] = field(default_factory=list)
@@ -238,7 +240,7 @@ def reconcile(data: MonthData) -> Report:
             acct_id=", ".join(group["ids"]), acct_name=", ".join(names),
             acct_url=data.customer_url(group["ids"][0]))
         quality.append(d)
-        if any(("accounting", cid) in touched for cid in group["ids"]):
+        if any(("accounting", "", cid) in touched for cid in group["ids"]):
             out.append(d)
 
     for held in data.held:
@@ -250,9 +252,10 @@ def reconcile(data: MonthData) -> Report:
             d = Discrepancy("held_back", KINDS["held_back"][0], text, acct_id=held.record_id,
                             acct_name=held.name, acct_url=held.url)
         quality.append(d)
-        if (held.side, held.record_id) in touched:
+        if (held.side, held.record_type if held.side == "crm" else "", held.record_id) in touched:
             out.append(d)
 
+    parties = {i for side, kind, i in touched if side == "crm" and kind != "deal"}  # linked companies and people
     open_invoices: dict[str, int] = defaultdict(int)
     for i in invoices.values():
         if i.status not in ("void", "paid") and i.id not in data.deleted_invoices:
@@ -261,7 +264,7 @@ def reconcile(data: MonthData) -> Report:
                                    data.customer_names, open_invoices, data.company_url, data.customer_url):
         d = Discrepancy(kind, KINDS[kind][0], **fields)
         quality.append(d)
-        if ("crm", d.crm_id or "") in touched or ("accounting", d.acct_id or "") in touched:
+        if d.crm_id in parties or ("accounting", "", d.acct_id or "") in touched:
             out.append(d)
     for p, pinv, text in late_payments(data.month, data.payments, invoices, data.closed, data.customer_names):
         out.append(Discrepancy("late_payment", KINDS["late_payment"][0], text, acct_id=p.invoice_id,
@@ -275,26 +278,29 @@ def reconcile(data: MonthData) -> Report:
                   [p for p in data.payments if p.invoice_id in month_ids], quality)
 
 
-def month_records(data: MonthData, won: list[Deal], month_invoices: list[Invoice]) -> set[tuple[str, str]]:
-    """(side, id) of every record a month's money depends on: its won deals and their companies or people,
-    its invoices and their customers, and the CRM records linked to those customers."""
-    out: set[tuple[str, str]] = set()
-    customer_company = {cust: crm_id for crm_id, cust in data.company_customer.items()}
+def month_records(data: MonthData, won: list[Deal], month_invoices: list[Invoice]) -> set[tuple[str, str, str]]:
+    """(side, type, id) of every record a month's money depends on: its won deals and their companies and
+    people, its invoices and their customers, and the CRM records linked to those customers. CRM records
+    carry their type, because some CRMs number people and companies alike (Pipedrive's person 23 and
+    organization 23); ledger records are named by id alone (type "")."""
+    out: set[tuple[str, str, str]] = set()
     for deal in won:
-        out.add(("crm", deal.id))
+        out.add(("crm", "deal", deal.id))
         if deal.company_id:
-            out.add(("crm", deal.company_id))
+            out.add(("crm", "company", deal.company_id))
             if deal.company_id in data.company_customer:
-                out.add(("accounting", data.company_customer[deal.company_id]))
+                out.add(("accounting", "", data.company_customer[deal.company_id]))
+        for person in deal.contact_ids:
+            out.add(("crm", "person", person))
         if deal.id in data.deal_invoice:
-            out.add(("accounting", data.deal_invoice[deal.id]))
+            out.add(("accounting", "", data.deal_invoice[deal.id]))
     for inv in month_invoices:
         if inv.id:
-            out.add(("accounting", inv.id))
+            out.add(("accounting", "", inv.id))
         if inv.customer_id:
-            out.add(("accounting", inv.customer_id))
-            if inv.customer_id in customer_company:
-                out.add(("crm", customer_company[inv.customer_id]))
+            out.add(("accounting", "", inv.customer_id))
+            for crm_type, crm_id in data.customer_records.get(inv.customer_id, ()):
+                out.add(("crm", crm_type, crm_id))
     return out
 
 
