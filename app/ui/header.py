@@ -114,6 +114,8 @@ class WorkspaceHeader(QFrame):
         self.progress_row = QWidget()
         self.stage = _label("", "Muted")
         self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.count = _label("", "Muted")  # "1,234 of 10,000 · about 2 min left", redrawn every second
+        self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton(icon("cancel"), "Cancel")
@@ -124,8 +126,9 @@ class WorkspaceHeader(QFrame):
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(6)
         grid.addWidget(self.stage, 0, 0)
-        grid.addWidget(self.progress, 1, 0)
-        grid.addWidget(self.cancel_button, 0, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
+        grid.addWidget(self.count, 0, 1)
+        grid.addWidget(self.progress, 1, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 0, 2, 2, 1, Qt.AlignmentFlag.AlignVCenter)
         grid.setColumnStretch(0, 1)
         self.progress_row.hide()
 
@@ -193,6 +196,7 @@ class WorkspaceHeader(QFrame):
         else:
             self.stage.setText(text.progress_text(state.stage))
             self.cancel_button.setEnabled(True)
+        self.count.setText(state.count_text)
         if state.total > 0:
             self.progress.setRange(0, state.total)
             self.progress.setValue(min(state.done, state.total))
