@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
@@ -84,12 +84,15 @@ class _AfterFirstPaint(QObject):
     def __init__(self, window: QObject, then: Callable[[], None]) -> None:
         super().__init__(window)
         self.then: Callable[[], None] | None = then
-        QApplication.instance().installEventFilter(self)  # the first paint may be any child's
+        app = QApplication.instance()
+        assert app is not None
+        self.app: QCoreApplication = app
+        self.app.installEventFilter(self)  # the first paint may be any child's
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if self.then is not None and event.type() == QEvent.Type.Paint:
             then, self.then = self.then, None
-            QApplication.instance().removeEventFilter(self)
+            self.app.removeEventFilter(self)
             QTimer.singleShot(0, then)  # after this paint has reached the screen
         return False
 

@@ -72,7 +72,7 @@ class MigrationActions(QObject):
                                 "valid are under Held back. From now on Sync now keeps both sides in step."))
 
     def _stopped(self, wizard: MigrationWizard) -> None:
-        if wizard.mf.applied is not None or wizard.pages["apply"].running:
+        if wizard.mf.applied is not None or getattr(wizard.page_for("apply"), "running", False):
             self.notice.emit(Notice("info", "The migration is paused",
                                     f"What is done so far is saved. Open Workspace › Migrate existing records… to "
                                     f"continue the migration of “{wizard.workspace}”."))

@@ -94,7 +94,8 @@ class PlanModel(QAbstractTableModel):
             return Qt.ItemFlag.NoItemFlags
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         row = self.rows[index.row()]
-        if index.column() == self.INCLUDE and row.id > 0 and row.action != "invalid" and not self.flow.committed:
+        committed = self.flow is not None and self.flow.committed
+        if index.column() == self.INCLUDE and row.id > 0 and row.action != "invalid" and not committed:
             base |= Qt.ItemFlag.ItemIsUserCheckable
         return base
 
@@ -128,7 +129,7 @@ class PlanModel(QAbstractTableModel):
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if not index.isValid() or role != Qt.ItemDataRole.CheckStateRole or index.column() != self.INCLUDE:
             return False
-        if not self.flags(index) & Qt.ItemFlag.ItemIsUserCheckable:
+        if self.flow is None or not self.flags(index) & Qt.ItemFlag.ItemIsUserCheckable:
             return False
         row = self.rows[index.row()]
         excluded = Qt.CheckState(value) != Qt.CheckState.Checked
@@ -153,7 +154,9 @@ class PlanFilter(QSortFilterProxyModel):
         self.endFilterChange()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        row: PlanRow = self.sourceModel().rows[source_row]
+        model = self.sourceModel()
+        assert isinstance(model, PlanModel)
+        row: PlanRow = model.rows[source_row]
         return (self.action is None or row.action == self.action) and (not self.words or row.matches(self.words))
 
 
