@@ -77,10 +77,16 @@ class WorkspaceHeader(QFrame):
         chips.addStretch(0)
         self.last_sync = _label("", "Muted")
 
+        # Each connection's calls today against its daily cap, counted by every process using it.
+        self.budget = _label("", "Muted")
+        self.budget.setToolTip("Calls to each system today, by this computer and any other using this "
+                               "workspace. Scheduled syncs leave at least a fifth of a daily cap for you.")
+        self.budget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left = QVBoxLayout()
         left.setSpacing(6)
         left.addWidget(self.title)
         left.addWidget(self.last_sync)
+        left.addWidget(self.budget)
 
         self.linked_tile = StatTile("linked customers")
         self.held_tile = StatTile("held back")
@@ -158,6 +164,8 @@ class WorkspaceHeader(QFrame):
         self.linked_tile.set_value(linked)
         self.held_tile.set_value(held, attention=held > 0)
         self.review_tile.set_value(ws.to_review, attention=ws.to_review > 0)
+        self.budget.setText("   ·   ".join(ws.budget))
+        self.budget.setVisible(bool(ws.budget))
         crm, ledger = text.provider_label(ws.crm), text.provider_label(ws.accounting)
         self.sync_button.setToolTip(f"Send new and changed customers between {crm} and {ledger} now")
         run = ws.last_run
