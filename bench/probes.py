@@ -152,9 +152,13 @@ def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
     gaps: list[float] = []
     last = [time.perf_counter()]
 
+    worst_at = [0.0, 0.0]  # the longest gap and when it began
+
     def beat() -> None:
         now = time.perf_counter()
         gaps.append(now - last[0])
+        if gaps[-1] > worst_at[0]:
+            worst_at[:] = [gaps[-1], last[0]]
         last[0] = now
 
     timer = QTimer()
@@ -178,6 +182,9 @@ def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
                       "heartbeat_ms": interval_ms, "beats": len(gaps),
                       "max_gap_ms": round(worst * 1000, 1), "stall_ms": round(max(0.0, worst * 1000 - interval_ms), 1),
                       "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 1) if gaps else None,
+                      # where the longest stall was: during the run, or after it (the page reading its rows)
+                      "worst_gap_after_run": bool(ended) and worst_at[1] >= ended[0] - 0.001,
+                      "worst_gap_seconds_before_end": round((ended[0] if ended else 0) - worst_at[1], 3),
                       "rss_start_mb": round(base, 1), "rss_seeded_mb": round(seeded, 1),
                       "rss_window_mb": round(before_sync, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
     window.close()
