@@ -257,3 +257,71 @@ def realtime(samples: int = 3, lead: float = 1.0) -> dict[str, Any]:
 def _ledger_email(sandbox: Any, realm: str, customer_id: str) -> str | None:
     rec = sandbox.state["companies"][realm]["entities"]["Customer"].get(customer_id) or {}
     return (rec.get("PrimaryEmailAddr") or {}).get("Address")
+
+
+# -- the window and the workbook (issue 20.5): each in a process of its own (bench/probes.py) -------------
+
+COLD_START_CPU = 1.5  # seconds of CPU from process start to the window's first paint
+UI_STALL_MS = 50  # longest gap of a 10 ms heartbeat on the UI thread during a sync, beyond its 10 ms
+WORKBOOK_SECONDS = 3.0  # reconcile() + write_workbook() for a month of 10,000 won deals
+
+
+def probe(*args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``python -m bench.probes ARGS`` (offscreen) and return the JSON line it printed last."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "bench.probes", *args], cwd=root, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"probe {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def cold_start(repeats: int = 3) -> dict[str, Any]:
+    """``crossledger --home HOME gui`` on a data folder with three workspaces, in a fresh process each
+    time: the CPU it has used (user + system) when the main window paints for the first time, and the
+    wall time from just before the process started. Medians of ``repeats``."""
+    from app.ops.workspaces import add_workspace
+    from app.store.db import Store, sqlite_url
+
+    cpu, wall, modules = [], [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="bench-cold-") as home:
+            store = Store(sqlite_url(Path(home)))
+            for name, crm, acct in (("Acme Books", "hubspot", "quickbooks"), ("Birch & Co", "pipedrive", "xero"),
+                                    ("Cedar Studio", "salesforce", "zohobooks")):
+                add_workspace(store, name, crm, acct)
+            store.dispose()
+            start = time.time()
+            seen = probe("coldstart", home, timeout=120)
+            wall.append(seen["first_paint"] - start)
+            cpu.append(seen["cpu_seconds"])
+            modules.append(seen["modules"])
+    value = median(cpu)
+    return {"cpu_samples": cpu, "median_cpu_seconds": round(value, 3), "wall_samples": [round(t, 3) for t in wall],
+            "median_seconds": round(median(wall), 3), "modules_at_first_paint": modules[-1],
+            "pass": value <= COLD_START_CPU}
+
+
+def ui_stall(n: int = 10_000, repeats: int = 1) -> dict[str, Any]:
+    """Sync now in the real MainWindow on ``n`` new HubSpot companies into QuickBooks (bench.probes.uisync):
+    the longest stall of the UI thread beyond its 10 ms heartbeat, median of ``repeats`` runs."""
+    runs = [probe("uisync", str(n)) for _ in range(repeats)]
+    stall = median([r["stall_ms"] for r in runs])
+    return {**runs[-1], "stall_samples_ms": [r["stall_ms"] for r in runs], "median_stall_ms": stall,
+            "pass": stall <= UI_STALL_MS}
+
+
+def workbook(deals: int = 10_000, repeats: int = 3) -> dict[str, Any]:
+    """A month of ``deals`` won deals reconciled and written as the workbook (bench.probes.workbook):
+    median CPU seconds of ``repeats`` runs (wall time beside it: the machine is shared)."""
+    runs = [probe("workbook", str(deals)) for _ in range(repeats)]
+    cpu = median([r["cpu_seconds"] for r in runs])
+    return {**runs[-1], "cpu_samples": [r["cpu_seconds"] for r in runs], "median_cpu_seconds": round(cpu, 3),
+            "median_seconds": round(median([r["seconds"] for r in runs]), 3), "pass": cpu <= WORKBOOK_SECONDS}

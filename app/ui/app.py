@@ -1,4 +1,8 @@
-"""Start the window: ``run_gui`` is what ``crossledger`` and ``crossledger gui`` call."""
+"""Start the window: ``run_gui`` is what ``crossledger`` and ``crossledger gui`` call.
+
+The window is painted first; the scheduler (APScheduler with its SQLAlchemy job store) and the tray
+are made and started just after that first paint, so their imports and start-up do not delay it.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,21 @@ import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
 from app.connectors.tokens import KeyringTokenStore, TokenStore
-from app.sched import jobs
-from app.sched.service import Scheduler
 from app.store.db import Store
 from app.ui.main_window import MainWindow
 from app.ui.resources import icon
 from app.ui.single_instance import SingleInstance, bring_to_front, instance_key
 from app.ui.theme import apply_theme
+
+if TYPE_CHECKING:
+    from app.sched.service import Scheduler
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -62,11 +68,33 @@ def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
     ``scheduled_job_done`` signal carries each end to the UI thread, so the header and the list show
     the new "Last sync" and counts after a scheduled run too, not only after Sync now."""
 
+    from app.sched import jobs
+    from app.sched.service import Scheduler
+
     def tell(kind: str, workspace: str, _what: object) -> None:
         with contextlib.suppress(RuntimeError):  # the window is gone: the app is quitting
             window.scheduled_job_done.emit(kind, workspace)
 
     return Scheduler(store, jobs.Context(store, tokens, on_result=tell, on_error=tell, runners=dict(runners or {})))
+
+
+class _AfterFirstPaint(QObject):
+    """Calls ``then`` once, just after ``window`` has painted for the first time."""
+
+    def __init__(self, window: QObject, then: Callable[[], None]) -> None:
+        super().__init__(window)
+        self.then: Callable[[], None] | None = then
+        app = QApplication.instance()
+        assert app is not None
+        self.app: QCoreApplication = app
+        self.app.installEventFilter(self)  # the first paint may be any child's
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if self.then is not None and event.type() == QEvent.Type.Paint:
+            then, self.then = self.then, None
+            self.app.removeEventFilter(self)
+            QTimer.singleShot(0, then)  # after this paint has reached the screen
+        return False
 
 
 def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = None,
@@ -77,8 +105,6 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
     closing the window leaves scheduled syncs running; File › Quit or the tray's Quit ends them.
     ``hidden`` starts in the tray only (used by the log-in autostart entry).
     """
-    from app.ui.tray import TrayController
-
     app = make_application()
     guard = SingleInstance(instance_key(home))
     if not guard.acquire():
@@ -86,40 +112,54 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         return 0
     tokens = tokens if tokens is not None else KeyringTokenStore()
     window = MainWindow(store, tokens, home=home)
-    scheduler = window_scheduler(window, store, tokens)
-    tray = TrayController(store, scheduler, lambda: bring_to_front(window), window.quit_app, tokens=tokens,
-                          sync_now=lambda wid, name: window.sync.start(wid, name), parent=app)
-    told = False
+    started: dict[str, Any] = {}
 
-    def closed_to_tray() -> None:
-        nonlocal told
-        if not told:
-            told = True
-            tray.icon.showMessage("Crossledger is still running",
-                                  "Scheduled syncs carry on in the background. To stop them, choose Quit "
-                                  "Crossledger in the menu of Crossledger's icon here in the system tray.")
+    def start_background() -> None:
+        """The tray and the scheduler: after the first paint (or at once when starting in the tray)."""
+        from app.ui.tray import TrayController
 
-    window.keep_running_in_tray = tray.show()
-    window.on_close_to_tray = closed_to_tray
-    window.on_settings = lambda: _settings_dialog(window, store, scheduler)
-    app.setQuitOnLastWindowClosed(not tray.available)
-    guard.message_received.connect(lambda _m: bring_to_front(window))
-    window.sync.started.connect(lambda wid: tray.set_running(wid, True))
-    window.sync.finished.connect(lambda wid, _notice: tray.set_running(wid, False))
-    scheduler.start()
+        scheduler = started["scheduler"] = window_scheduler(window, store, tokens)
+        tray = started["tray"] = TrayController(store, scheduler, lambda: bring_to_front(window), window.quit_app,
+                                                tokens=tokens, sync_now=lambda wid, name: window.sync.start(wid, name),
+                                                parent=app)
+        told = False
+
+        def closed_to_tray() -> None:
+            nonlocal told
+            if not told:
+                told = True
+                tray.icon.showMessage("Crossledger is still running",
+                                      "Scheduled syncs carry on in the background. To stop them, choose Quit "
+                                      "Crossledger in the menu of Crossledger's icon here in the system tray.")
+
+        window.keep_running_in_tray = tray.show()
+        window.on_close_to_tray = closed_to_tray
+        window.on_settings = lambda: _settings_dialog(window, store, scheduler)
+        app.setQuitOnLastWindowClosed(not tray.available)
+        window.sync.started.connect(lambda wid: tray.set_running(wid, True))
+        window.sync.finished.connect(lambda wid, _notice: tray.set_running(wid, False))
+        scheduler.start()
 
     def stop() -> None:
-        tray.shutdown()
-        scheduler.shutdown(wait=False)
+        if "tray" in started:
+            started["tray"].shutdown()
+        if "scheduler" in started:
+            started["scheduler"].shutdown(wait=False)
         window.shutdown()
 
+    guard.message_received.connect(lambda _m: bring_to_front(window))
     app.aboutToQuit.connect(stop)
     window.resize(1280, 800)
-    if not (hidden and tray.available):
+    if hidden:
+        start_background()
+        if not started["tray"].available:
+            window.show()
+    else:
+        _AfterFirstPaint(window, start_background)
         window.show()
     try:
         return app.exec()
     finally:
-        if scheduler.scheduler.running:
+        if "scheduler" in started and started["scheduler"].scheduler.running:
             stop()
         guard.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from app.ops.status import WorkspaceStatus
 from app.ui import text
@@ -40,17 +40,10 @@ class ConnectionBar(QWidget):
         row.addWidget(self.connect_button)
         row.addWidget(self.mapping_button)
         row.addWidget(self.migrate_button)
-        row.addStretch(1)
-        # Each connection's calls today against its daily cap, counted by every process using it.
-        self.budget_label = QLabel()
-        self.budget_label.setObjectName("Muted")
-        self.budget_label.setToolTip("Calls to each system today, by this computer and any other using this "
-                                     "workspace. Scheduled syncs leave at least a fifth of a daily cap for you.")
-        row.addWidget(self.budget_label)
+        row.addStretch(1)  # each connection's calls today are in the header (app/ui/header.py): room for the tabs
         self.reconnect_button.hide()
 
     def set_workspace(self, ws: WorkspaceStatus) -> None:
-        self.budget_label.setText("   ·   ".join(ws.budget))
         dead = next((c for c in ws.connections if c.status == "reconnect"), None)
         self.reconnect_side = dead.side if dead else ""
         if dead is not None:

@@ -77,10 +77,16 @@ class WorkspaceHeader(QFrame):
         chips.addStretch(0)
         self.last_sync = _label("", "Muted")
 
+        # Each connection's calls today against its daily cap, counted by every process using it.
+        self.budget = _label("", "Muted")
+        self.budget.setToolTip("Calls to each system today, by this computer and any other using this "
+                               "workspace. Scheduled syncs leave at least a fifth of a daily cap for you.")
+        self.budget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left = QVBoxLayout()
         left.setSpacing(6)
         left.addWidget(self.title)
         left.addWidget(self.last_sync)
+        left.addWidget(self.budget)
 
         self.linked_tile = StatTile("linked customers")
         self.held_tile = StatTile("held back")
@@ -114,6 +120,8 @@ class WorkspaceHeader(QFrame):
         self.progress_row = QWidget()
         self.stage = _label("", "Muted")
         self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.count = _label("", "Muted")  # "1,234 of 10,000 · about 2 min left", redrawn every second
+        self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton(icon("cancel"), "Cancel")
@@ -124,8 +132,9 @@ class WorkspaceHeader(QFrame):
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(6)
         grid.addWidget(self.stage, 0, 0)
-        grid.addWidget(self.progress, 1, 0)
-        grid.addWidget(self.cancel_button, 0, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
+        grid.addWidget(self.count, 0, 1)
+        grid.addWidget(self.progress, 1, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 0, 2, 2, 1, Qt.AlignmentFlag.AlignVCenter)
         grid.setColumnStretch(0, 1)
         self.progress_row.hide()
 
@@ -155,6 +164,8 @@ class WorkspaceHeader(QFrame):
         self.linked_tile.set_value(linked)
         self.held_tile.set_value(held, attention=held > 0)
         self.review_tile.set_value(ws.to_review, attention=ws.to_review > 0)
+        self.budget.setText("   ·   ".join(ws.budget))
+        self.budget.setVisible(bool(ws.budget))
         crm, ledger = text.provider_label(ws.crm), text.provider_label(ws.accounting)
         self.sync_button.setToolTip(f"Send new and changed customers between {crm} and {ledger} now")
         run = ws.last_run
@@ -193,6 +204,7 @@ class WorkspaceHeader(QFrame):
         else:
             self.stage.setText(text.progress_text(state.stage))
             self.cancel_button.setEnabled(True)
+        self.count.setText(state.count_text)
         if state.total > 0:
             self.progress.setRange(0, state.total)
             self.progress.setValue(min(state.done, state.total))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -13,14 +14,12 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWi
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import changes, status
 from app.ops.changes import Changed
-from app.ops.demo import DemoResult, run_demo
-from app.ops.sync_run import run_sync
 from app.store.db import Store
 from app.ui import text
 from app.ui.accessibility import name_controls
 from app.ui.changes import ChangeHub
 from app.ui.empty_state import EmptyState
-from app.ui.migration_wizard import MigrationActions
+from app.ui.migration_actions import MigrationActions
 from app.ui.models import WorkspaceListModel
 from app.ui.resources import icon
 from app.ui.sync_controller import SyncController, SyncFn
@@ -30,7 +29,17 @@ from app.ui.workspace_actions import WorkspaceActions
 from app.ui.workspace_list import WorkspaceListPanel
 from app.ui.workspace_page import WorkspacePage
 
-DemoFn = Callable[..., DemoResult]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
+if TYPE_CHECKING:
+    from app.ops.demo import DemoResult
+
+DemoFn = Callable[..., "DemoResult"]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
+
+
+def _run_demo(*args: Any, **kwargs: Any) -> DemoResult:
+    """app.ops.demo.run_demo, imported when the demo is asked for, not when the window starts."""
+    from app.ops.demo import run_demo
+
+    return run_demo(*args, **kwargs)
 
 
 # What each kind of scheduled job may change (app/sched/jobs.py)
@@ -53,12 +62,12 @@ class MainWindow(QMainWindow):
         store: Store,
         tokens: TokenStore,
         *,
-        sync: SyncFn = run_sync,
+        sync: SyncFn | None = None,  # app.ops.sync_run.run_sync unless a test gives another
         pool: QThreadPool | None = None,
         now: Callable[[], dt.datetime] = _utcnow,
         parent: QWidget | None = None,
         home: Path | None = None,
-        demo: DemoFn = run_demo,
+        demo: DemoFn = _run_demo,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Crossledger")

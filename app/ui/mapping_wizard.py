@@ -41,9 +41,9 @@ from app.ops import workspaces
 from app.store.db import Store
 from app.sync.mapping import TRANSFORM_LABELS
 from app.ui import text
-from app.ui.connect_wizard import WIZARD_STYLE, start_job
+from app.ui.connect_wizard import start_job
 from app.ui.theme import Palette
-from app.ui.wizard_kit import add_step_indicator, style_main_action
+from app.ui.wizard_kit import add_step_indicator, follow_palette, style_main_action
 from app.ui.workers import BackgroundJob
 from app.wizard.mapping_flow import (
     CUSTOMERS_FROM,
@@ -516,7 +516,7 @@ class MappingWizard(QWizard):
         self.load_error: str | None = None
         self.saved_version: int | None = None
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
-        self.setStyleSheet(WIZARD_STYLE)
+        follow_palette(self)  # light or dark, as the window; made again if the system switches
         self.setWindowTitle(f"Field mapping — {ws.name} — Crossledger")
         self.setMinimumSize(940, 640)
         self.pages = {"objects": ObjectsPage(self), "fields": FieldsPage(self), "preview": PreviewPage(self),

@@ -3,25 +3,18 @@
 Reading both sides and applying run on the thread pool (BackgroundJob); the pages show the plan
 the flow holds and hand the bookkeeper's choices back to it. Apply writes exactly the plan shown.
 Cancel and Pause stop after the batch being written; the next opening offers to continue.
+The plan's model and the shared page are in app/ui/migration_plan.py, the apply pages in
+app/ui/migration_apply.py, the menu entry in app/ui/migration_actions.py.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-    QThreadPool,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QAction, QColor
+from PySide6.QtCore import QModelIndex, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -40,19 +33,31 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
     QWizard,
-    QWizardPage,
 )
 
 from app.connectors.tokens import TokenStore
 from app.domain.models import PARTY_FIELDS
-from app.ops.migration import ACTIONS, FIELD_WORDS, MigrationResult
+from app.ops.migration import ACTIONS, FIELD_WORDS
 from app.ops.workspaces import UserError
 from app.store.db import Store
 from app.ui import text
-from app.ui.connect_wizard import WIZARD_STYLE, start_job
-from app.ui.text import Notice
+from app.ui.connect_wizard import start_job
+from app.ui.eta import Clock
+from app.ui.migration_apply import ApplyPage, DonePage, StartPage
+from app.ui.migration_plan import (
+    LIST_WORDS,
+    PAGE_IDS,
+    CountsBar,
+    PlanFilter,
+    PlanModel,
+    _esc,
+    _failure_words,
+    _label,
+    _Page,
+    migration_style,
+)
 from app.ui.theme import Palette
-from app.ui.wizard_kit import add_step_indicator, style_main_action
+from app.ui.wizard_kit import add_step_indicator, follow_palette, style_main_action
 from app.ui.workers import BackgroundJob
 from app.wizard.migration_flow import (
     APART,
@@ -66,195 +71,7 @@ from app.wizard.migration_flow import (
     action_label,
 )
 
-if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
-
-PAGE_IDS = {"resume": 0, "read": 1, "plan": 2, "invalid": 3, "review": 4, "start": 5, "apply": 6, "done": 7}
-Index = QModelIndex | QPersistentModelIndex
-LIST_WORDS = {LINK: "→ same customer: link", APART: "→ different customers", LATER: "→ left for later"}
-
-STYLE = WIZARD_STYLE + f"""
-QLabel#Count {{ font-size: 20px; font-weight: 600; color: {Palette.TEXT}; }}
-QLabel#CountWord {{ color: {Palette.TEXT_MUTED}; }}
-QFrame#CountBox {{ background: {Palette.SURFACE}; border: 1px solid {Palette.BORDER}; border-radius: 6px; }}
-QFrame#Detail {{ background: {Palette.ROW_ALT}; border: 1px solid {Palette.BORDER_SOFT}; border-radius: 6px; }}
-QLabel#Stage {{ color: {Palette.TEXT}; }}
-"""
-
-
-def _label(value: str = "", name: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(value)
-    label.setWordWrap(wrap)
-    if name:
-        label.setObjectName(name)
-    return label
-
-
-def _failure_words(exc: Exception, workspace: str) -> str:
-    if isinstance(exc, UserError):
-        return str(exc)
-    notice = text.notice_for_error(exc, workspace=workspace)
-    return f"{notice.title}. {notice.detail.replace('sync again', 'try again').replace('Sync again', 'Try again')}"
-
-
-class PlanModel(QAbstractTableModel):
-    """The plan's rows: a check box to keep or leave out each, what happens, before and after, and why."""
-
-    INCLUDE, WHAT, RECORD, NOW, AFTER, WHY = range(6)
-    HEADERS = ("Apply", "What happens", "Record", "Now", "After", "Why")
-
-    changed = Signal()
-
-    def __init__(self, flow: MigrationFlow | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.flow = flow
-        self.rows: list[PlanRow] = []
-
-    def load(self, flow: MigrationFlow) -> None:
-        self.beginResetModel()
-        self.flow = flow
-        self.rows = flow.rows()
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        row = self.rows[index.row()]
-        if index.column() == self.INCLUDE and row.id > 0 and row.action != "invalid" and not self.flow.committed:
-            base |= Qt.ItemFlag.ItemIsUserCheckable
-        return base
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        row = self.rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.CheckStateRole and col == self.INCLUDE:
-            # A record that is not valid is never applied: no tick, and none to give it.
-            return Qt.CheckState.Unchecked if row.excluded or row.action == "invalid" else Qt.CheckState.Checked
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            value = {self.INCLUDE: "", self.WHAT: row.what, self.RECORD: row.name, self.NOW: row.before,
-                     self.AFTER: row.after, self.WHY: row.why}[col]
-            if role == Qt.ItemDataRole.ToolTipRole and col == self.INCLUDE:
-                if row.action == "invalid":
-                    return "Not valid: Apply skips it. It is listed under Held back with what to correct."
-                return "Untick to leave this row out: Apply does not touch it."
-            return value
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if row.excluded:
-                return QColor(Palette.TEXT_FAINT)
-            if col == self.WHAT and row.action == "invalid":
-                return QColor(Palette.ERROR)
-            if col == self.WHAT and row.action == "review":
-                return QColor(Palette.WARNING_TEXT)
-        if role == Qt.ItemDataRole.UserRole:
-            return row
-        return None
-
-    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
-        if not index.isValid() or role != Qt.ItemDataRole.CheckStateRole or index.column() != self.INCLUDE:
-            return False
-        if not self.flags(index) & Qt.ItemFlag.ItemIsUserCheckable:
-            return False
-        row = self.rows[index.row()]
-        excluded = Qt.CheckState(value) != Qt.CheckState.Checked
-        self.flow.set_excluded(row.id, excluded)
-        row.excluded = excluded
-        self.dataChanged.emit(self.index(index.row(), 0), self.index(index.row(), self.columnCount() - 1))
-        self.changed.emit()
-        return True
-
-
-class PlanFilter(QSortFilterProxyModel):
-    """Search words (all of them, anywhere in the row) and one kind of row at a time."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.words = ""
-        self.action: str | None = None
-
-    def set_filter(self, words: str, action: str | None) -> None:
-        self.beginFilterChange()
-        self.words, self.action = words, action
-        self.endFilterChange()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        row: PlanRow = self.sourceModel().rows[source_row]
-        return (self.action is None or row.action == self.action) and (not self.words or row.matches(self.words))
-
-
-class _Page(QWizardPage):
-    step_id = ""
-
-    def __init__(self, wizard: MigrationWizard, step_id: str, title: str, subtitle: str = "") -> None:
-        super().__init__()
-        self.w = wizard
-        self.step_id = step_id
-        self.setTitle(title)
-        if subtitle:
-            self.setSubTitle(subtitle)
-        self.errors = _label(name="ErrorText")
-        self.errors.hide()
-
-    @property
-    def mf(self) -> MigrationFlow:
-        return self.w.mf
-
-    def show_problems(self, problems: dict[str, str]) -> None:
-        self.errors.setText(" ".join(problems.values()))
-        self.errors.setVisible(bool(problems))
-
-    def nextId(self) -> int:
-        nxt = self.mf.flow.step(self.step_id).next(self.mf.flow.data)
-        return PAGE_IDS[nxt] if nxt else -1
-
-    def validatePage(self) -> bool:
-        problems = self.mf.flow.submit({}, self.step_id)
-        self.show_problems(problems)
-        return not problems
-
-
-class CountsBar(QWidget):
-    """Link N · create M on each side · skip K · check J, as five boxes."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.numbers: dict[str, QLabel] = {}
-        self.words: dict[str, QLabel] = {}
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(8)
-        for action in ACTIONS:
-            box = QFrame()
-            box.setObjectName("CountBox")
-            col = QVBoxLayout(box)
-            col.setContentsMargins(10, 6, 10, 6)
-            col.setSpacing(0)
-            self.numbers[action] = _label("0", "Count", wrap=False)
-            self.words[action] = _label("", "CountWord")
-            col.addWidget(self.numbers[action])
-            col.addWidget(self.words[action])
-            row.addWidget(box, 1)
-
-    def show_counts(self, counts: dict[str, int], crm: str, ledger: str) -> None:
-        words = {"link": f"to link to customers already in {ledger}", "create_ledger": f"to create in {ledger}",
-                 "create_crm": f"to create in {crm}", "invalid": "to skip: not valid",
-                 "review": "to check by hand"}
-        for action in ACTIONS:
-            self.numbers[action].setText(f"{counts.get(action, 0):,}")
-            self.words[action].setText(words[action])
+__all__ = ["PAGE_IDS", "ApplyPage", "MigrationWizard", "PlanModel"]
 
 
 class ResumePage(_Page):
@@ -404,6 +221,8 @@ class PlanPage(_Page):
         self.kind.currentIndexChanged.connect(self._filter)
         self.shown = _label(name="Help", wrap=False)
         self.view = QTableView()
+        self.view.setAccessibleName("The plan, a row a record")
+        self.view.setTabKeyNavigation(False)  # Tab goes on to the buttons; arrows and Space work in the table
         self.view.setModel(self.proxy)
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
@@ -481,18 +300,13 @@ class PlanPage(_Page):
         return QModelIndex()
 
 
-def _esc(value: str) -> str:
-    import html
-
-    return html.escape(value)
-
-
 class InvalidPage(_Page):
     def __init__(self, wizard: MigrationWizard) -> None:
         super().__init__(wizard, "invalid", "Records that are not valid",
                          "These records are not written. After Apply they are listed under Held back with what "
                          "to correct; once you correct them, the regular sync picks them up.")
         self.list = QListWidget()
+        self.list.setAccessibleName("Records that are not valid")
         self.list.setWordWrap(True)
         self.list.setSpacing(2)
         self.list.setAlternatingRowColors(True)
@@ -518,6 +332,7 @@ class ReviewMatchesPage(_Page):
                          "Crossledger is not sure these are the same customer. Compare the two sides and choose; "
                          "anything you leave for later waits on the Review tab and nothing is written for it.")
         self.list = QListWidget()
+        self.list.setAccessibleName("Possible matches")
         self.list.setMaximumWidth(260)
         self.list.setSpacing(3)
         self.list.currentRowChanged.connect(self._show)
@@ -639,212 +454,14 @@ class ReviewMatchesPage(_Page):
         self.radios[choice].click()
 
 
-class StartPage(_Page):
-    def __init__(self, wizard: MigrationWizard) -> None:
-        super().__init__(wizard, "start", "Ready to apply",
-                         "Apply does exactly this plan and nothing else.")
-        self.counts = CountsBar()
-        self.eta = _label(name="BoxTitle")
-        self.more = _label(name="Help")
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.counts)
-        layout.addSpacing(12)
-        layout.addWidget(self.eta)
-        layout.addWidget(self.more)
-        layout.addStretch(1)
-        layout.addWidget(self.errors)
-        self.setCommitPage(True)
-
-    def initializePage(self) -> None:
-        mf = self.mf
-        self.counts.show_counts(mf.counts(), self.w.crm_label, self.w.ledger_label)
-        self.eta.setText(mf.eta_text())
-        left_out = len(mf.excluded)
-        self.more.setText(
-            (f"{text.plural(left_out, 'row')} you left out {'is' if left_out == 1 else 'are'} not touched. "
-             if left_out else "") +
-            "You can pause or cancel at any time: what is done stays done, and the rest can be continued later "
-            "without doing anything twice.")
-        self.w.setButtonText(QWizard.WizardButton.CommitButton, "Apply")
-
-    def validatePage(self) -> bool:
-        problems = self.mf.flow.check({}, "start")
-        if not problems:
-            try:
-                self.mf.commit()
-            except UserError as exc:
-                problems = {"start": str(exc)}
-        if problems:
-            self.show_problems(problems)
-            return False
-        return super().validatePage()
-
-
-class ApplyPage(_Page):
-    progressed = Signal(str, int, int)  # for tests and screenshots: a step of the apply was shown
-
-    def __init__(self, wizard: MigrationWizard) -> None:
-        super().__init__(wizard, "apply", "Applying the plan",
-                         "Everything written is saved as it goes. Pause or Cancel stops after the current batch; "
-                         "the rest can be continued later.")
-        self.job: BackgroundJob | None = None
-        self.cancel_event: threading.Event | None = None
-        self.pausing = False
-        self.stage = _label(name="Stage")
-        self.eta = _label(name="Help")
-        self.bar = QProgressBar()
-        self.bar.setTextVisible(False)
-        self.done_text = _label(name="Help", wrap=False)
-        widest = "999,999 of 999,999 records done"
-        self.done_text.setMinimumWidth(self.done_text.fontMetrics().horizontalAdvance(widest))
-        self.eta.setWordWrap(False)
-        self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Stop after the current batch; Continue picks up where it stopped")
-        self.pause_button.clicked.connect(self.pause_or_continue)
-        row = QHBoxLayout()
-        row.addWidget(self.done_text)
-        row.addStretch(1)
-        row.addWidget(self.eta)
-        self.counts = CountsBar()
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.pause_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.stage)
-        layout.addWidget(self.bar)
-        layout.addLayout(row)
-        layout.addLayout(buttons)
-        layout.addSpacing(16)
-        layout.addWidget(_label("The plan being applied", "BoxTitle"))
-        layout.addWidget(self.counts)
-        layout.addStretch(1)
-        layout.addWidget(self.errors)
-
-    def initializePage(self) -> None:
-        u = self.mf.unfinished
-        counts = self.mf.counts() if self.mf.result is not None else (u.counts if u else {})
-        self.counts.show_counts(counts, self.w.crm_label, self.w.ledger_label)
-        if self.mf.applied is None or self.mf.applied.status not in ("applied", "partial", "nothing_to_do"):
-            self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.job is not None and self.job.running
-
-    def isComplete(self) -> bool:
-        a = self.mf.applied
-        return a is not None and a.status in ("applied", "partial", "nothing_to_do") and not self.running
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self.show_problems({})
-        self.pausing = False
-        self.pause_button.setText("Pause")
-        self.pause_button.setEnabled(True)
-        self.stage.setText("Starting…")
-        self.eta.setText(self.mf.eta_text() if self.mf.result else "")
-        cancel = self.cancel_event = threading.Event()
-        mf = self.mf
-
-        def work(progress: Any) -> MigrationResult:
-            return mf.apply(progress, cancel)
-
-        self.job = BackgroundJob(work, on_success=self._done, on_failure=self._failed, on_progress=self._progress)
-        start_job(self.job, self.w.pool)
-        self.completeChanged.emit()
-
-    def stop(self) -> None:
-        if self.cancel_event is not None:
-            self.cancel_event.set()
-
-    def pause_or_continue(self) -> None:
-        if self.running:
-            self.pausing = True
-            self.stop()
-            self.pause_button.setEnabled(False)
-            self.stage.setText("Pausing after the current batch…")
-        else:
-            self.start()
-
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.w.closed:
-            return
-        words, _, left = stage.partition(" (")
-        if stage.startswith("Applying the plan: "):
-            self.eta.setText(f"About {stage.split(': ', 1)[1].removeprefix('about ')}.")
-        elif left:
-            self.eta.setText(f"Time left: {left.rstrip(')').removesuffix(' left')}.")
-        if not self.pausing:
-            self.stage.setText(text.progress_text(words) if words != "Done" else "Finishing…")
-        if total > 1:
-            self.bar.setRange(0, total)
-            self.bar.setValue(done)
-            self.done_text.setText(f"{done:,} of {total:,} records done")
-        self.progressed.emit(stage, done, total)
-
-    def _done(self, result: MigrationResult) -> None:
-        if self.w.closed:
-            return
-        self.mf.record_applied(result)
-        if result.status in ("applied", "partial", "nothing_to_do"):
-            self.bar.setValue(self.bar.maximum())
-            self.pause_button.hide()
-            self.stage.setText("The plan is done.")
-            self.eta.setText("")
-            self.completeChanged.emit()
-            if self.w.currentPage() is self:
-                QTimer.singleShot(0, self.w.next)
-            return
-        self.pause_button.setEnabled(True)
-        self.pause_button.setText("Continue")
-        u = self.mf.unfinished
-        done = f" {u.done:,} of {u.done + u.left:,} records are done." if u else ""
-        if result.status == "cancelled":
-            self.stage.setText(f"Paused.{done} Everything so far is saved; Continue picks up where it stopped.")
-        else:
-            self.stage.setText(f"The migration stopped before the end.{done} Everything so far is saved.")
-            self.show_problems({"apply": " ".join(result.errors[:3]) or
-                                "Continue to try the rest again; nothing done is done twice."})
-        self.eta.setText("")
-        self.completeChanged.emit()
-
-    def _failed(self, exc: Exception) -> None:
-        if self.w.closed:
-            return
-        self.pause_button.setEnabled(True)
-        self.pause_button.setText("Continue")
-        self.stage.setText("The migration stopped before the end. Everything so far is saved.")
-        self.show_problems({"apply": _failure_words(exc, self.w.workspace)})
-        self.completeChanged.emit()
-
-
-class DonePage(_Page):
-    def __init__(self, wizard: MigrationWizard) -> None:
-        super().__init__(wizard, "done", "Migration done")
-        self.lines = _label()
-        self.lines.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.lines)
-        layout.addStretch(1)
-
-    def initializePage(self) -> None:
-        lines = self.mf.done_lines()
-        self.lines.setText("<br><br>".join(_esc(line) for line in lines))
-        res = self.mf.applied
-        if res is not None and res.status != "nothing_to_do":
-            self.setSubTitle(f"{self.w.workspace}: both sides now start from one clean list of customers "
-                             f"(took {self.mf.elapsed_text()}).")
-
-
 class MigrationWizard(QWizard):
     migrated = Signal(str)  # the workspace's name, when a migration finished
 
     def __init__(self, store: Store, tokens: TokenStore | None, workspace: str, *,
                  connectors: Connectors | None = None, pool: QThreadPool | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, clock: Clock = time.monotonic) -> None:
         super().__init__(parent)
+        self.clock = clock  # the pace of the apply ("about 2 min left"): tests move it by hand
         self.mf = MigrationFlow(store, tokens, workspace, connectors=connectors)
         self.workspace = self.mf.workspace
         self.crm_label = text.provider_label(self.mf.ws.crm)
@@ -853,7 +470,7 @@ class MigrationWizard(QWizard):
         self.closed = False
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
-        self.setStyleSheet(STYLE)
+        follow_palette(self, migration_style)  # light or dark, as the window; made again if the system switches
         self.setWindowTitle(f"Migrate existing records — {workspace} — Crossledger")
         self.setMinimumSize(1040, 680)
         self.pages: dict[str, _Page] = {"resume": ResumePage(self), "read": ReadPage(self), "plan": PlanPage(self),
@@ -898,58 +515,3 @@ class MigrationWizard(QWizard):
             if job is not None and job.running:
                 return job
         return None
-
-
-class MigrationActions(QObject):
-    """Workspace › Migrate existing records…, for the main window."""
-
-    notice = Signal(object)
-
-    def __init__(self, window: MainWindow, store: Store, tokens: TokenStore, pool: QThreadPool | None = None,
-                 connectors: Connectors | None = None) -> None:
-        super().__init__(window)
-        self.window, self.store, self.tokens, self.pool = window, store, tokens, pool
-        self.connectors = connectors  # tests: connectors over in-process sandboxes
-        self.wizard: MigrationWizard | None = None
-        menu = window.workspace_actions.menu
-        actions = menu.actions()
-        rename = actions.index(window.workspace_actions.rename_action)
-        self.action = QAction("Mi&grate existing records…", self)
-        menu.insertAction(actions[rename - 1] if rename else actions[rename], self.action)
-        self.action.setToolTip("Bring the customers already on both sides to one clean list, once, before syncing")
-        self.action.triggered.connect(self.open_wizard)
-        window.page.migrate_clicked.connect(self.open_wizard)  # the button under the workspace's name
-        menu.aboutToShow.connect(self._update)
-        self.notice.connect(window.workspace_actions.notice)
-
-    def _update(self) -> None:
-        self.action.setEnabled(self.window.page.workspace is not None
-                               and self.window.stack.currentWidget() is self.window.page)
-
-    def open_wizard(self) -> MigrationWizard | None:
-        ws = self.window.page.workspace
-        if ws is None:
-            return None
-        if self.window.sync.is_running(ws.id):
-            self.notice.emit(Notice("warning", "A sync is running",
-                                    f"Start the migration of “{ws.name}” when its sync has finished."))
-            return None
-        wizard = MigrationWizard(self.store, self.tokens, ws.name, connectors=self.connectors, pool=self.pool,
-                                 parent=self.window)
-        wizard.migrated.connect(self._migrated)
-        wizard.rejected.connect(lambda: self._stopped(wizard))
-        self.wizard = wizard
-        wizard.open()
-        return wizard
-
-    def _migrated(self, name: str) -> None:
-        self.window.reload()
-        self.notice.emit(Notice("success", f"The migration of “{name}” is done",
-                                "Possible matches left for later are on the Review tab, and records that were not "
-                                "valid are under Held back. From now on Sync now keeps both sides in step."))
-
-    def _stopped(self, wizard: MigrationWizard) -> None:
-        if wizard.mf.applied is not None or wizard.pages["apply"].running:
-            self.notice.emit(Notice("info", "The migration is paused",
-                                    f"What is done so far is saved. Open Workspace › Migrate existing records… to "
-                                    f"continue the migration of “{wizard.workspace}”."))

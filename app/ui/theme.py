@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -74,7 +74,23 @@ def style_sheet() -> str:
     tokens = sorted(((k, getattr(Palette, k)) for k in LIGHT), key=lambda kv: -len(kv[0]))
     for name, value in tokens:
         qss = qss.replace(f"@{name}", value)
-    return qss
+    return qss.replace("@ICONS", resource_path("icons").as_posix())
+
+
+class ThemeNews(QObject):
+    """Says when ``apply_theme`` has changed the colours (widgets with style sheets of their own, such
+    as the wizards', make them again)."""
+
+    changed = Signal()
+
+
+_NEWS: list[ThemeNews] = []
+
+
+def theme_news() -> ThemeNews:
+    if not _NEWS:
+        _NEWS.append(ThemeNews())
+    return _NEWS[0]
 
 
 def system_is_dark(app: QApplication) -> bool:
@@ -89,8 +105,9 @@ def system_is_dark(app: QApplication) -> bool:
 
 
 def apply_theme(app: QApplication, *, dark: bool | None = None) -> None:
-    """Theme the app with the light or the dark palette: the system's choice unless ``dark`` is given.
-    Widgets made before this keep their colours; the app calls it before it makes the window."""
+    """Theme the app with the light or the dark palette: the system's choice unless ``dark`` is given,
+    and again each time the system switches. Widgets that colour themselves from ``Palette`` when they
+    draw follow at once; the wizards make their style sheets again (app.ui.wizard_kit.follow_palette)."""
     Palette.use(system_is_dark(app) if dark is None else dark)
     app.setStyle("Fusion")  # the same widgets on every platform, so the style sheet looks as designed
     font = QFont(app.font())
@@ -123,3 +140,8 @@ def apply_theme(app: QApplication, *, dark: bool | None = None) -> None:
     pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor(Palette.TEXT_FAINT))
     app.setPalette(pal)
     app.setStyleSheet(style_sheet())
+    theme_news().changed.emit()
+    if dark is None and not app.property("crossledgerFollowsScheme"):
+        # Follow the desktop when it switches between light and dark while the window is open.
+        app.setProperty("crossledgerFollowsScheme", True)
+        app.styleHints().colorSchemeChanged.connect(lambda _scheme: apply_theme(app))

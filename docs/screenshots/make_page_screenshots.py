@@ -59,6 +59,7 @@ def make_review_items(demo) -> None:
         qbo._write(company, "Customer", {"Id": acct_id, "SyncToken": cust["SyncToken"], "sparse": True,
                                          "BillAddr": {**(cust.get("BillAddr") or {}), "City": ledger_city}},
                    "update")
+    time.sleep(4)  # the demo's HubSpot search shows a write 3 s later, as HubSpot's own does
     result = run_sync(demo.store, demo.tokens, "demo")
     print(f"sync for the Review page: {result.status}, {result.counts.get('conflicts', 0)} conflicts")
 
@@ -90,6 +91,9 @@ def shoot(demo, dark: bool) -> list[Path]:
                       ("activity", page.activity), ("reconcile", rec)):
         page.tabs.setCurrentWidget(tab)
         _settle(0.5 if tab is page.activity else 0.2)
+        deadline = time.monotonic() + 60
+        while tab is page.activity and tab.running and time.monotonic() < deadline:  # its first read
+            _settle(0.1)
         if tab is page.review and page.review.count:
             page.review.select(0)
             _settle(0.2)
