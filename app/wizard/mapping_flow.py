@@ -24,7 +24,7 @@ from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord
 from app.ops import workspaces
 from app.store.db import Store
 from app.store.models import Mirror
-from app.sync.engine import _party_from
+from app.store.serial import party_from
 from app.sync.mapping import TRANSFORM_LABELS, map_record
 from app.sync.match import Index, find_match
 from app.sync.planner import DEFAULT_RULES, customer_candidates
@@ -273,7 +273,7 @@ def stored_ledger(store: Store, workspace: str) -> list[AccountingCustomer] | No
     with store.session() as s:
         rows = list(s.scalars(select(Mirror).where(Mirror.workspace_id == ws.id, Mirror.side == "accounting",
                                                    Mirror.object_type == "customer")))
-        return [AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at, not m.archived, m.version,
+        return [AccountingCustomer(m.remote_id, party_from(m.data), m.updated_at, not m.archived, m.version,
                                    m.data.get("raw_name")) for m in rows] or None
 
 

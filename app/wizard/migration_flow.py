@@ -44,8 +44,8 @@ from app.ops.migration import (
 )
 from app.store.db import Store
 from app.store.models import Link, MigrationPlan, MigrationRow, Mirror, Workspace
+from app.store.serial import jsonable, party_data, party_from
 from app.sync import fuzzy
-from app.sync.engine import _jsonable, _party_data, _party_from
 from app.sync.mapping import Mapping, map_record
 from app.sync.planner import DEFAULT_RULES
 from app.sync.validate import validate_party
@@ -462,7 +462,7 @@ class MigrationFlow:
                                                Mirror.object_type == "customer", Mirror.remote_id == acct_id)).first()
             if m is None:
                 raise workspaces.UserError("That customer is no longer in the ledger. Read both sides again.")
-            return AccountingCustomer(m.remote_id, _party_from(m.data), None, not m.archived, m.version,
+            return AccountingCustomer(m.remote_id, party_from(m.data), None, not m.archived, m.version,
                                       m.data.get("raw_name"))
 
     def _inp(self) -> PlanInput:
@@ -506,7 +506,7 @@ class MigrationFlow:
             specs.append(RowSpec("create_ledger", party.name, ref, None, None,
                                  "You said these are different customers: kept apart.",
                                  {"crm": fields, "ledger": None}, {"ledger": {**fields, "display_name": display}},
-                                 {"party": _party_data(party), "display_name": display, "refs": [list(ref)],
+                                 {"party": party_data(party), "display_name": display, "refs": [list(ref)],
                                   "crm_fields": {f"{ref[0]}:{ref[1]}": fields}}))
         acct_id = r.ledger
         if acct_id and direction in ("both", "acct_to_crm") and not self._acct_in_plan(acct_id, r.id):
@@ -553,15 +553,15 @@ class MigrationFlow:
                 row.crm_type = first.crm_ref[0] if first.crm_ref else None
                 row.crm_id = first.crm_ref[1] if first.crm_ref else None
                 row.acct_id, row.score, row.explanation = first.acct_id, first.score, first.explanation
-                row.before, row.after = _jsonable(first.before), _jsonable(first.after)
-                row.payload = _jsonable(first.payload)
+                row.before, row.after = jsonable(first.before), jsonable(first.after)
+                row.payload = jsonable(first.payload)
                 for spec in more:
                     s.add(MigrationRow(plan_id=plan.id, action=spec.action, name=(spec.name or "")[:300],
                                        crm_type=spec.crm_ref[0] if spec.crm_ref else None,
                                        crm_id=spec.crm_ref[1] if spec.crm_ref else None, acct_id=spec.acct_id,
                                        score=spec.score, explanation=spec.explanation,
-                                       before=_jsonable(spec.before), after=_jsonable(spec.after),
-                                       payload=_jsonable(spec.payload), excluded=0, status="pending"))
+                                       before=jsonable(spec.before), after=jsonable(spec.after),
+                                       payload=jsonable(spec.payload), excluded=0, status="pending"))
         self.committed = True
 
     def apply(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> MigrationResult:
