@@ -24,13 +24,13 @@ from app.store.repos import ConflictRecord, Done, Hold, SnapshotWrite
 from app.store.serial import text_value
 from app.sync.invoice_apply import InvoiceSync
 from app.sync.planner import DEFAULT_RULES, Direction, LinkState, Plan, PlanInput, UpdateCrm, UpdateCustomer, plan
-from app.sync.run_context import Busy, Cancelled, Held, LeaseLost, Progress, RunContext
+from app.sync.run_context import Busy, Cancelled, Held, LeaseLost, Progress, RunContext, WithRunContext
 
 log = logging.getLogger("crossledger.sync")
 
 CRM_TYPES: tuple[PartyKind, ...] = ("company", "person")
 __all__ = ["CRM_TYPES", "Busy", "Cancelled", "Done", "LeaseLost", "MassChange", "Progress", "RunResult", "SyncEngine",
-           "mass_change_limit"]
+           "mass_change_limit", "resolve_create_error"]
 
 
 class MassChange(Held):
@@ -90,7 +90,7 @@ def _ref_of(key: str) -> tuple[str, str]:
     return kind, rid
 
 
-class SyncEngine:
+class SyncEngine(WithRunContext):
     def __init__(
         self,
         store: Any,
@@ -119,32 +119,11 @@ class SyncEngine:
         self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self._replanned: dict[tuple[str, str], str] = {}
 
-    @property
-    def counts(self) -> dict[str, Any]:
-        return self.ctx.counts
-
-    @property
-    def errors(self) -> list[str]:
-        return self.ctx.errors
-
-    @property
-    def failure(self) -> ConnectorError | None:
-        """What stopped the run, if a connector did."""
-        return self.ctx.failure
-
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
         ctx = self.ctx
-        ctx.load()
-        if not ctx.acquire():
-            raise Busy(f"A sync of '{ctx.ws_name}' is already running. It will be picked up when that one ends.")
-        try:
-            ctx.start()
-            status, plan_obj = ctx.execute(self._run)
-            return RunResult(ctx.run_id, ctx.ws_name, status, self.dry_run, dict(ctx.counts), list(ctx.errors),
-                             plan_obj)
-        finally:
-            ctx.release()
+        status, plan_obj = ctx.run(self._run)
+        return RunResult(ctx.run_id, ctx.ws_name, status, self.dry_run, dict(ctx.counts), list(ctx.errors), plan_obj)
 
     def _run(self) -> Plan:
         ctx = self.ctx
@@ -375,30 +354,7 @@ class SyncEngine:
         self.ctx.journal.record_done(self.ctx.run_id, done)
 
     def _handle_create_error(self, create: Any, error: ConnectorError | None) -> str | None:
-        ctx = self.ctx
-        if isinstance(error, DuplicateName):
-            # The name is taken by a customer we did not match: link if it is plainly the same
-            # customer, otherwise create it under a distinguishable name.
-            hits = self.acct.find_customers(name=create.display_name)
-            for hit in hits:  # a ledger's name search may be looser than ours: the names must be the same
-                if name_key(hit.raw_name or hit.party.name) == name_key(create.display_name) \
-                        and _same_customer(hit.party, create.party):
-                    self._mirror_acct([hit])
-                    ctx.finish(create.key, hit.id)
-                    return hit.id
-            existing = {h.raw_name or h.party.name for h in hits}
-            n = 2
-            while f"{create.display_name} ({n})" in existing:
-                n += 1
-            name = f"{create.display_name} ({n})"
-            retry = self.acct.create_customers([CustomerWrite(create.key + "-2", create.party, display_name=name)])[0]
-            if retry.ok:
-                ctx.finish(create.key, retry.id)
-                ctx.count("writes")
-                return retry.id
-            error = retry.error
-        ctx.fail(create.key, create.refs[0], create.party.name, error)
-        return None
+        return resolve_create_error(self.ctx, self.acct, create, error)
 
     def _retry_stale(self, upd: Any) -> Any:
         fresh = self.acct.get_customers([upd.acct_id])
@@ -493,6 +449,35 @@ class SyncEngine:
         self.ctx.conflicts.add([ConflictRecord(c.ref[0], c.ref[1], c.acct_id, c.field, text_value(c.crm_value),
                                                text_value(c.acct_value), text_value(c.base_value), c.rule, c.outcome)
                                 for c in p.conflicts], self.ctx.run_id)
+
+
+def resolve_create_error(ctx: RunContext, acct: AccountingConnector, create: Any,
+                         error: ConnectorError | None) -> str | None:
+    """A customer create the ledger refused: the ledger id it ends up with, or None (the write failed).
+
+    When the name is taken by a customer we did not match: link if it is plainly the same customer,
+    otherwise create it under a distinguishable name. ``create``: its key, party, display name and refs."""
+    if isinstance(error, DuplicateName):
+        hits = acct.find_customers(name=create.display_name)
+        for hit in hits:  # a ledger's name search may be looser than ours: the names must be the same
+            if name_key(hit.raw_name or hit.party.name) == name_key(create.display_name) \
+                    and _same_customer(hit.party, create.party):
+                ctx.mirror.put_customers([hit])
+                ctx.finish(create.key, hit.id)
+                return hit.id
+        existing = {h.raw_name or h.party.name for h in hits}
+        n = 2
+        while f"{create.display_name} ({n})" in existing:
+            n += 1
+        name = f"{create.display_name} ({n})"
+        retry = acct.create_customers([CustomerWrite(create.key + "-2", create.party, display_name=name)])[0]
+        if retry.ok:
+            ctx.finish(create.key, retry.id)
+            ctx.count("writes")
+            return retry.id
+        error = retry.error
+    ctx.fail(create.key, create.refs[0], create.party.name, error)
+    return None
 
 
 def _same_customer(a: Party, b: Party) -> bool:

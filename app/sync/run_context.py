@@ -119,27 +119,40 @@ class RunContext:
             message = mend_broken("\n".join(self.errors[:50])) or None
         self.runs.finish(self.run_id, status, self.counts, message)
 
+    def run(self, body: Callable[[], T], *, unexpected: str = UNEXPECTED) -> tuple[str, T | None]:
+        """The whole run: the workspace's lease (``Busy`` when another run holds it), the run record,
+        ``body``, how it ended; the lease is released whatever happens."""
+        self.load()
+        if not self.acquire():
+            raise Busy(f"A sync of '{self.ws_name}' is already running. It will be picked up when that one ends.")
+        try:
+            self.start()
+            return self.execute(body, unexpected=unexpected)
+        finally:
+            self.release()
+
+    def attempt(self, body: Callable[[], T]) -> tuple[str, T | None]:
+        """``body``, with the stops a run expects turned into its status: cancelled, held (for a person to
+        confirm), or failed (its hold on the workspace lost, or a provider's error; the reason is kept)."""
+        try:
+            return "ok", body()
+        except Cancelled:
+            return "cancelled", None
+        except Held as exc:
+            self.errors.append(str(exc))
+            return "held", None
+        except LeaseLost as exc:
+            self.errors.append(str(exc))
+        except ConnectorError as exc:
+            self.errors.append(exc.message)
+            self.failure = exc
+        return "failed", None
+
     def execute(self, body: Callable[[], T], *, unexpected: str = UNEXPECTED) -> tuple[str, T | None]:
         """Run ``body`` as this run (started, holding the lease) and record how it ended: its status and
         what ``body`` returned. A fault of Crossledger's own closes the run with ``unexpected``, then is raised."""
-        status = "ok"
-        out = None
         try:
-            out = body()
-            if self.errors:
-                status = "partial"
-        except Cancelled:
-            status = "cancelled"
-        except Held as exc:
-            status = "held"
-            self.errors.append(str(exc))
-        except LeaseLost as exc:
-            status = "failed"
-            self.errors.append(str(exc))
-        except ConnectorError as exc:
-            status = "failed"
-            self.errors.append(exc.message)
-            self.failure = exc
+            status, out = self.attempt(body)
         except BaseException as exc:
             log.exception("%s run of %r stopped", self.trigger, self.ws_name)
             try:
@@ -147,6 +160,8 @@ class RunContext:
             except Exception:  # the database itself may be what failed: the original error is the one raised
                 log.exception("could not record the end of run %s", self.run_id)
             raise
+        if status == "ok" and self.errors:
+            status = "partial"
         self.close(status)
         return status, out
 
@@ -198,3 +213,34 @@ class RunContext:
                 counts[ref] = counts.get(ref, 0) + 1
             self._undone = {ref: f"undone-{n}" for ref, n in counts.items()}
         return self._undone
+
+
+class WithRunContext:
+    """For the owner of a run (the sync, the migration): its RunContext's counts, errors and workspace."""
+
+    ctx: RunContext
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return self.ctx.counts
+
+    @property
+    def errors(self) -> list[str]:
+        return self.ctx.errors
+
+    @property
+    def failure(self) -> ConnectorError | None:
+        """What stopped the run, if a connector did."""
+        return self.ctx.failure
+
+    @property
+    def run_id(self) -> int:
+        return self.ctx.run_id
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.ctx.settings
+
+    @property
+    def ws_name(self) -> str:
+        return self.ctx.ws_name

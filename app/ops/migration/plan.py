@@ -10,8 +10,8 @@ from typing import Any
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
 from app.domain.text import compact_tax_id, normalise_email
 from app.ops.migration.estimate import WRITE_ORDER
+from app.store.serial import party_data
 from app.sync import fuzzy
-from app.sync.engine import _party_data
 from app.sync.mapping import Mapping, map_record, reverse_map
 from app.sync.match import Index
 from app.sync.planner import BACKFLOW_FIELDS, DEFAULT_RULES, customer_candidates
@@ -231,7 +231,7 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
         spec = RowSpec("create_ledger", party.name, _ref(k), None, None, None,
                        {"crm": crm_record_fields[k], "ledger": None},
                        {"ledger": {**party.fields(), "display_name": display}},
-                       {"party": _party_data(party), "display_name": display, "refs": [list(_ref(k))],
+                       {"party": party_data(party), "display_name": display, "refs": [list(_ref(k))],
                         "crm_fields": {k: crm_record_fields[k]}})
         creates[root] = spec
         rows.append(spec)
@@ -366,7 +366,7 @@ def _link_row(inp: PlanInput, k: str, party: Party, cust: AccountingCustomer, ca
         explanation += "; left different on each side: " + ", ".join(differences)
     return RowSpec("link", party.name, ref, cust.id, cand.score, explanation,
                    {"crm": crm_fields, "ledger": acct_fields}, {"crm": crm_after, "ledger": acct_after},
-                   {"how": how, "version": cust.version, "acct_party": _party_data(cust.party.with_fields(
+                   {"how": how, "version": cust.version, "acct_party": party_data(cust.party.with_fields(
                        {f: v[1] for f, v in acct_changes.items()}), cust.raw_name),
                     "acct_changes": acct_changes, "crm_props": props, "crm_changes": crm_changes,
                     "snapshot": {"crm": crm_after, "acct": acct_after},

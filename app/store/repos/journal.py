@@ -16,8 +16,8 @@ from app.store.serial import jsonable, text_value
 
 CHUNK = 500
 
-# key, op, side written, CRM ref, target id, payload
-JournalEntry = tuple[str, str, str, tuple[str, str], str | None, dict[str, Any]]
+# key, op, side written, CRM ref (type and id, if any), target id, payload
+JournalEntry = tuple[str, str, str, tuple[str | None, str | None], str | None, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +80,11 @@ class JournalRepo:
                 s.add(Journal(workspace_id=self.ws_id, run_id=run_id, key=key, op=op, side=side,
                               crm_type=ref[0], crm_id=ref[1], target_id=target, payload=jsonable(payload)))
 
-    def _rows(self, s: Any, key: str, run_id: int | None, pending_only: bool) -> list[Journal]:
+    def _rows(self, s: Any, key: str, run_id: int | None, pending_only: bool,
+              unless: str | None = None) -> list[Journal]:
         q = select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key)
+        if unless is not None:
+            q = q.where(Journal.status != unless)
         if run_id is not None:
             q = q.where(Journal.run_id == run_id)
         if pending_only:
@@ -94,10 +97,11 @@ class JournalRepo:
 
     def mark(self, key: str, status: str | None = None, *, run_id: int | None = None, pending_only: bool = True,
              target_id: str | None = None, error: str | None = None, clear_error: bool = False,
-             touch: bool = False) -> list[int]:
-        """Set the status (and the target or the error) of the rows of ``key``; returns their ids."""
+             touch: bool = False, unless: str | None = None) -> list[int]:
+        """Set the status (and the target or the error) of the rows of ``key`` (those not ``unless``);
+        returns their ids."""
         with self.store.session() as s:
-            rows = self._rows(s, key, run_id, pending_only)
+            rows = self._rows(s, key, run_id, pending_only, unless)
             now = utcnow()
             for row in rows:
                 if status is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.domain.models import AccountingCustomer, CrmRecord
+from app.domain.models import AccountingCustomer, CrmRecord, PartyKind
 from app.store.db import Store
 from app.store.models import Mirror
 from app.store.serial import iso, naive_utc, parse_iso, party_data, party_from
@@ -99,7 +99,7 @@ class MirrorRepo:
                                         m.data.get("raw_name"))
                 for rid, m in self.records("accounting", "customer").items()}
 
-    def crm_records(self, otype: str, ids: Sequence[str]) -> dict[str, CrmRecord]:
+    def crm_records(self, otype: PartyKind, ids: Sequence[str]) -> dict[str, CrmRecord]:
         return {rid: CrmRecord(otype, rid, m.data.get("properties", {}), parse_iso(m.data.get("updated_at")),
                                m.archived, m.data.get("company_id"))
                 for rid, m in self.records("crm", otype, ids).items()}
