@@ -45,6 +45,15 @@ class Runs:
             run.status, run.counts, run.message, run.finished_at = status, dict(counts), message, utcnow()
 
 
+def restate(store: Store, run_id: int, status: str, message: str | None) -> None:
+    """A finished run's status and message, as seen afterwards (a run stopped by a provider's daily limit
+    is "paused" until then)."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        if run is not None:
+            run.status, run.message = status, message
+
+
 class Cursors:
     def __init__(self, store: Store, ws_id: int) -> None:
         self.store, self.ws_id = store, ws_id
