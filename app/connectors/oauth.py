@@ -284,7 +284,8 @@ def _token_request(
             provider=config.provider,
             status=resp.status_code,
         )
-    if renewing and resp.status_code < 300 and not (isinstance(body, dict) and "access_token" in body):
+    if (renewing and resp.status_code < 300 and not (isinstance(body, dict) and "access_token" in body)
+            and not (isinstance(body, dict) and body.get("error"))):  # Zoho refuses with 200 {"error": ...}
         # A garbled or cut-off answer to a renewal the provider may have committed: the answer is lost.
         raise TransportError(
             f"{config.provider}'s answer to the sign-in renewal arrived damaged. It tries again on the next sync; "

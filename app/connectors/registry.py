@@ -77,6 +77,14 @@ def info(name: str) -> ProviderInfo:
     return module(name).PROVIDER
 
 
+def label(name: str) -> str:
+    """The provider's name as its users know it ("QuickBooks Online"); an unknown name is given back as it is."""
+    try:
+        return info(name).label
+    except (KeyError, ModuleNotFoundError):
+        return name
+
+
 def oauth_config(conn: Connection, client_secret: str | None) -> OAuthConfig:
     """The provider's OAuth endpoints, on its own hosts only (or the sandbox the user configured)."""
     config = module(conn.provider).oauth_config(conn, client_secret)

@@ -293,6 +293,7 @@ class Connector(ZohoBooksLifecycle):
         # a listed contact whose last_modified_time is the kept one is not fetched again, in a new process too.
         self.details: DetailStore | None = None
         self._unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._answered_at: float | None = None  # Zoho's clock (its Date header) at the last answer
         self._payment_details: dict[str, tuple[str, dict[str, Any]]] = {}
         self._currencies: dict[str, str] | None = None
 
@@ -338,6 +339,7 @@ class Connector(ZohoBooksLifecycle):
             if method != "GET" or attempt == 2:  # a write's outcome is unknown: the caller looks it up
                 raise TransportError(f"Zoho Books sent an answer that could not be read (status "
                                      f"{resp.status_code}).", provider=self.provider, status=resp.status_code)
+        self._answered_at = self._server_time(resp)
         code = data.get("code")
         if resp.status_code >= 400 or (code not in (0, None)):
             raise self._error(resp.status_code, data, resource)
@@ -470,11 +472,19 @@ class Connector(ZohoBooksLifecycle):
             self._details.clear()  # a cache, not a copy of the ledger: the next reads refill it
         cid = str(contact["contact_id"])
         self._details[cid] = (contact.get("last_modified_time") or "", contact)
-        if self.details is not None:
+        if self.details is not None and self._settled(contact.get("last_modified_time")):
             self._unsaved[cid] = self._details[cid]
             if len(self._unsaved) >= KEEP_EVERY:
                 self._keep()
         return contact
+
+    def _settled(self, lmt: str | None) -> bool:
+        """Whether a contact read now can be kept for other runs under its ``last_modified_time``: Zoho gives
+        that time to the second, so an edit later in the same second as this read would keep the same
+        time and the kept copy would hide it for good. Kept only once Zoho's clock has left that second."""
+        modified = parse_ts(lmt)
+        return (modified is not None and self._answered_at is not None
+                and self._answered_at >= modified.timestamp() + 1)
 
     def _keep(self) -> None:
         """Hand what was read or written since to the store's cache (one transaction)."""

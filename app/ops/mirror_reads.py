@@ -13,11 +13,11 @@ from sqlalchemy import select
 from app.domain.models import AccountingCustomer, CrmRecord, PartyKind
 from app.store.db import Store
 from app.store.models import Mirror
-from app.sync.engine import _party_from
+from app.store.serial import party_from
 
 
 def _customer(m: Mirror, with_time: bool) -> AccountingCustomer:
-    return AccountingCustomer(m.remote_id, _party_from(m.data), m.updated_at if with_time else None,
+    return AccountingCustomer(m.remote_id, party_from(m.data), m.updated_at if with_time else None,
                               not m.archived, m.version, m.data.get("raw_name"))
 
 

@@ -18,7 +18,7 @@ from app.ops.migration import ACTIONS, RowSpec
 from app.ops.workspaces import UserError
 from app.store.db import Store
 from app.store.models import Link, MigrationPlan, MigrationRow, Workspace
-from app.sync.engine import _jsonable
+from app.store.serial import jsonable
 
 
 @dataclass(slots=True)
@@ -96,8 +96,8 @@ def left_for_later(store: Store, workspace_id: int) -> LeftForLater | None:
 def _values(spec: RowSpec) -> dict[str, Any]:
     return {"action": spec.action, "crm_type": spec.crm_ref[0] if spec.crm_ref else None,
             "crm_id": spec.crm_ref[1] if spec.crm_ref else None, "acct_id": spec.acct_id, "score": spec.score,
-            "explanation": spec.explanation, "before": _jsonable(spec.before), "after": _jsonable(spec.after),
-            "payload": _jsonable(spec.payload)}
+            "explanation": spec.explanation, "before": jsonable(spec.before), "after": jsonable(spec.after),
+            "payload": jsonable(spec.payload)}
 
 
 def settle_rows(store: Store, plan_id: int, choices: Iterable[tuple[int, Sequence[RowSpec]]]) -> None:

@@ -29,8 +29,9 @@ from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.reconcile.engine import HeldRecord, MonthData, Report, reconcile
 from app.store.db import Store
 from app.store.models import ConflictRow, Link, Mirror, Quarantine, Reconciliation, Run, utcnow
-from app.sync.engine import Cancelled, SyncEngine, _party_from
-from app.sync.invoices import STATUS_WORDS, _deal_from_json
+from app.store.serial import deal_from_json, party_from
+from app.sync.engine import Cancelled, SyncEngine
+from app.sync.invoice_plan import STATUS_WORDS
 
 
 @dataclass
@@ -92,7 +93,7 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
             return list(s.scalars(select(Mirror).where(Mirror.workspace_id == workspace_id, Mirror.side == side,
                                                        Mirror.object_type == otype)))
 
-        deals = [_deal_from_json(m.remote_id, m.data) for m in rows("crm", "deal")]
+        deals = [deal_from_json(m.remote_id, m.data) for m in rows("crm", "deal")]
         invoices, deleted = [], set()
         for m in rows("accounting", "invoice"):
             d = m.data
@@ -112,7 +113,7 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
         for m in rows("accounting", "customer"):
             names[m.remote_id] = m.data.get("raw_name") or m.data.get("name") or m.remote_id
             if not m.archived:
-                customers[m.remote_id] = _party_from(m.data)
+                customers[m.remote_id] = party_from(m.data)
         links = list(s.scalars(select(Link).where(Link.workspace_id == workspace_id)))
         held = [HeldRecord(q.record_type, q.record_id, q.name,
                            " ".join(i["message"] for i in q.reasons.get("items", [])), q.side,

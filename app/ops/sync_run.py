@@ -16,7 +16,7 @@ from app.ops import budget, changes
 from app.ops.workspaces import get_workspace, mark_needs_reconnect, open_connectors
 from app.store.budget import next_day
 from app.store.db import Store
-from app.store.models import Run
+from app.store.repos.runs import restate
 from app.sync.engine import Progress, RunResult, SyncEngine
 
 SCHEDULED = ("schedule", "nightly")
@@ -90,11 +90,7 @@ def _pause_if_held(store: Store, result: RunResult, failure: Exception | None, c
     result.status = "paused"
     result.errors = [*(e for e in result.errors if e != failure.message), message]
     if result.run_id is not None:
-        with store.session() as s:
-            run = s.get(Run, result.run_id)
-            if run is not None:
-                run.status = "paused"
-                run.message = "\n".join(result.errors[:50])
+        restate(store, result.run_id, "paused", "\n".join(result.errors[:50]))
 
 
 def _sent(connector: object) -> int:

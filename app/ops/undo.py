@@ -21,144 +21,37 @@ marked done without writing again.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
 
-from app.connectors import registry
-from app.connectors.base import CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
 from app.ops import changes
+from app.ops.undo_apply import UndoApplier
+from app.ops.undo_model import (
+    Action,
+    PlannedUndo,
+    Progress,
+    UndoError,
+    UndoPlan,
+    UndoRefusal,
+    UndoResult,
+    UndoStep,
+    as_text,
+    day_text,
+    provider_label,
+    same_value,
+)
 from app.ops.workspaces import UserError, get_workspace, open_connectors
-from app.store import lease, runs
 from app.store.db import Store
-from app.store.models import FieldChange, Journal, Link, Mirror, Quarantine, Run, Workspace, utcnow
-from app.sync.engine import LeaseLost
+from app.store.models import FieldChange, Journal, Link, Mirror, Quarantine, Run, Workspace
 from app.sync.mapping import map_record, reverse_map
+from app.sync.run_context import RunContext
 
-Progress = Callable[[str, int, int], None]
-
-
-class UndoError(Exception):
-    """The run cannot be undone at all; ``message`` says why in plain words."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class UndoStep:
-    kind: str  # "restore_field" | "deactivate_customer" | "void_invoice" | "unlink"
-    side: str  # "crm" | "accounting" | "local"
-    record_type: str  # "company" | "person" | "deal" | "customer" | "invoice" | "link"
-    record_id: str
-    label: str
-    field: str | None
-    current: str | None
-    restore_to: str | None
-    description: str
-
-
-@dataclass(frozen=True)
-class UndoRefusal:
-    record_type: str
-    record_id: str
-    label: str
-    field: str | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class UndoPlan:
-    workspace: str
-    run_id: int
-    run_summary: str
-    steps: list[UndoStep]
-    refusals: list[UndoRefusal]
-    already_done: int = 0  # steps a crashed earlier attempt finished (found done on the target)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"workspace": self.workspace, "run_id": self.run_id, "summary": self.run_summary,
-                "steps": [s.__dict__ for s in self.steps], "refusals": [r.__dict__ for r in self.refusals],
-                "already_done": self.already_done}
-
-
-@dataclass(frozen=True)
-class UndoResult:
-    undo_run_id: int | None
-    status: str  # "ok" | "partial" | "failed" | "cancelled"
-    done: int
-    refused: int
-    failed: int
-    message: str
-    errors: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"undo_run_id": self.undo_run_id, "status": self.status, "done": self.done,
-                "refused": self.refused, "failed": self.failed, "message": self.message, "errors": self.errors}
-
-
-# -- internal plan ------------------------------------------------------------------------------
-@dataclass
-class _Action:
-    step: UndoStep
-    key: str
-    do: dict[str, Any]  # what to send: kind-specific
-    after: str | None = None  # key of the action that must succeed first
-    settled: bool = False  # a crashed earlier attempt already did it: mark done, write nothing
-
-
-@dataclass
-class _Plan:
-    ws_id: int
-    ws_name: str
-    run_id: int
-    summary: str
-    actions: list[_Action]
-    refusals: list[UndoRefusal]
-
-    def public(self) -> UndoPlan:
-        return UndoPlan(self.ws_name, self.run_id, self.summary, [a.step for a in self.actions if not a.settled],
-                        list(self.refusals), sum(1 for a in self.actions if a.settled))
-
-
-def _s(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    """Values as read back equal what was written: blanks alike, numbers by value (0 and 0.00)."""
-    a, b = (a or None), (b or None)
-    if a == b:
-        return True
-    if a is None or b is None or not (_NUMBER.match(a) and _NUMBER.match(b)):
-        return False
-    try:
-        return Decimal(a) == Decimal(b)
-    except (InvalidOperation, ValueError):
-        return False
-
-
-_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")  # amounts; not phone numbers or postal codes
-
-
-def _label(provider: str) -> str:
-    try:
-        return registry.info(provider).label
-    except Exception:  # noqa: BLE001 - an unknown provider name is shown as it is
-        return provider
-
-
-def _day(value: dt.datetime) -> str:
-    return f"{value.day} {value:%b %Y}"
+__all__ = ["UndoError", "UndoPlan", "UndoRefusal", "UndoResult", "UndoStep", "apply_undo", "held_by_undo",
+           "plan_undo", "release_undone", "undoable_runs", "workspace_of_run"]
 
 
 def _undo_runs(s: Any, ws_id: int) -> list[Run]:
@@ -204,7 +97,7 @@ def _check(store: Store, workspace: str | None, run_id: int) -> tuple[Any, Run]:
             raise UndoError(f"Run {run_id} has not finished yet. Undo it once it has ended.")
         done = _undone_by(s, ws_row.id, run_id)
         if done is not None:
-            raise UndoError(f"Run {run_id} was already undone on {_day(done.started_at)} (undo run {done.id}).")
+            raise UndoError(f"Run {run_id} was already undone on {day_text(done.started_at)} (undo run {done.id}).")
         s.expunge(run)
     return get_workspace(store, ws_row.name), run
 
@@ -217,16 +110,16 @@ def _summary(run: Run, ops: dict[str, int]) -> str:
                           ("fields", "field update", "field updates"), ("links", "link made", "links made")):
         if ops.get(op):
             parts.append(f"{ops[op]} {one if ops[op] == 1 else many}")
-    return (f"{kind} of {_day(run.started_at)} {run.started_at:%H:%M} ({run.trigger}): "
+    return (f"{kind} of {day_text(run.started_at)} {run.started_at:%H:%M} ({run.trigger}): "
             + (", ".join(parts) or "no changes"))
 
 
 class _Planner:
     def __init__(self, store: Store, ws: Any, run: Run, crm: Any, acct: Any) -> None:
         self.store, self.ws, self.run, self.crm, self.acct = store, ws, run, crm, acct
-        self.crm_name = _label(ws.crm)
-        self.acct_name = _label(ws.accounting)
-        self.actions: list[_Action] = []
+        self.crm_name = provider_label(ws.crm)
+        self.acct_name = provider_label(ws.accounting)
+        self.actions: list[Action] = []
         self.refusals: list[UndoRefusal] = []
         self._deal_props: dict[str, dict[str, Any]] | None = None  # the CRM's deals, read once when needed
 
@@ -238,7 +131,7 @@ class _Planner:
 
     def add(self, step: UndoStep, do: dict[str, Any], after: str | None = None, settled: bool = False) -> str:
         key = self.key(step.kind, f"{step.record_type}:{step.record_id}", step.field)
-        self.actions.append(_Action(step, key, do, after, settled))
+        self.actions.append(Action(step, key, do, after, settled))
         return key
 
     def tried(self, kind: str, record_type: str, record_id: str, fld: str | None = None) -> bool:
@@ -277,7 +170,7 @@ class _Planner:
         return self.names.get((side, otype, rid)) or fallback or f"{otype} {rid}"
 
     # -- the plan ---------------------------------------------------------------------------------
-    def plan(self) -> _Plan:
+    def plan(self) -> PlannedUndo:
         self.load()
         ops: dict[str, int] = {}
         for j in self.journal:
@@ -290,7 +183,7 @@ class _Planner:
         self._crm_fields()
         self._matched_links(created)
         self._other_ops()
-        return _Plan(self.ws.id, self.ws.name, self.run.id, _summary(self.run, ops), self.actions, self.refusals)
+        return PlannedUndo(self.ws.id, self.ws.name, self.run.id, _summary(self.run, ops), self.actions, self.refusals)
 
     def _invoices(self) -> dict[str, str]:
         """Invoices the run created: void or refuse. Returns customer id -> why it must stay active."""
@@ -372,11 +265,11 @@ class _Planner:
                 self.refuse("deal", deal_id, deal, f"The {words} on {deal} could not be read back from "
                                                    f"{self.crm_name}, so it is left as it is. Clear it there.", fname)
                 continue
-            now = _s(current_props.get(key))
+            now = as_text(current_props.get(key))
             now = None if now == "" else now
-            if self.tried("restore_field", "deal", deal_id, fname) and _same(now, before):
+            if self.tried("restore_field", "deal", deal_id, fname) and same_value(now, before):
                 self.add(self._restore_step("crm", "deal", deal_id, deal, fname, now, before), {}, settled=True)
-            elif _same(now, wrote):
+            elif same_value(now, wrote):
                 self.add(self._restore_step("crm", "deal", deal_id, deal, fname, now, before),
                          {"deal": deal_id, "props": {key: before if before is not None else ""}}, after=after)
             else:
@@ -480,11 +373,11 @@ class _Planner:
                 if cust is None:
                     self.refuse("customer", rid, label, f"{label} is no longer in {self.acct_name}.", fld)
                     continue
-                now = _s(cust.party.fields().get(fld))
+                now = as_text(cust.party.fields().get(fld))
                 step = self._restore_step("accounting", "customer", rid, label, fld, now, before)
-                if _same(now, before) and self.tried("restore_field", "customer", rid, fld):
+                if same_value(now, before) and self.tried("restore_field", "customer", rid, fld):
                     self.add(step, {}, settled=True)
-                elif _same(now, wrote):
+                elif same_value(now, wrote):
                     self.add(step, {"customer_id": rid, "field": fld, "value": before})
                 else:
                     self.refuse("customer", rid, label, _changed(fld, label, self.acct_name, now), fld)
@@ -511,15 +404,15 @@ class _Planner:
                 if now_fields is None:
                     self.refuse(otype, rid, label, f"{label} is no longer in {self.crm_name}.", fld)
                     continue
-                now = _s(now_fields.get(fld))
+                now = as_text(now_fields.get(fld))
                 props = reverse_map({fld: before}, otype, mapping)
                 step = self._restore_step("crm", otype, rid, label, fld, now, before)
-                if _same(now, before) and self.tried("restore_field", otype, rid, fld):
+                if same_value(now, before) and self.tried("restore_field", otype, rid, fld):
                     self.add(step, {}, settled=True)
                 elif not props:
                     self.refuse(otype, rid, label, f"Crossledger does not write {fld.replace('_', ' ')} back to "
                                                    f"{self.crm_name}; change it there if needed.", fld)
-                elif _same(now, wrote):
+                elif same_value(now, wrote):
                     self.add(step, {"crm_type": otype, "crm_id": rid, "field": fld, "props": props})
                 else:
                     self.refuse(otype, rid, label, _changed(fld, label, self.crm_name, now), fld)
@@ -593,273 +486,22 @@ def apply_undo(store: Store, tokens: TokenStore, workspace: str, run_id: int, *,
                progress: Progress | None = None, cancel: threading.Event | None = None) -> UndoResult:
     """Undo the run as planned now, as its own journalled run. Resumes an attempt that stopped."""
     ws, run = _checked(store, workspace, run_id)
-    holder = lease.holder_id()
-    if not lease.acquire(store, ws.id, holder):
+    ctx = RunContext(store, ws.id, trigger="undo", progress=progress, cancel=cancel)
+    ctx.load()
+    if not ctx.acquire():  # holding the lease, a run still "running" here was killed: marked interrupted
         raise UndoError(f"A sync (or another undo) of '{ws.name}' is running. Undo the run when it has "
                         "finished.")
     try:
-        runs.mark_interrupted(store, ws.id)  # holding the lease: a run still "running" here was killed
         ws, run = _checked(store, workspace, run_id)  # again, holding the lease: it may just have been undone
         crm, acct = open_connectors(store, tokens, ws)
         try:
-            return _Applier(store, ws, run, crm, acct, holder, progress, cancel).run()
+            return UndoApplier(ctx, ws, run, crm, acct, _Planner(store, ws, run, crm, acct).plan).run()
         finally:
             crm.close()
             acct.close()
     finally:
-        lease.release(store, ws.id, holder)
+        ctx.release()
         changes.announce(store, ws.id, changes.UNDO)
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class _Applier:
-    def __init__(self, store: Store, ws: Any, run: Run, crm: Any, acct: Any, holder: str,
-                 progress: Progress | None, cancel: threading.Event | None) -> None:
-        self.store, self.ws, self.target, self.crm, self.acct = store, ws, run, crm, acct
-        self.holder = holder
-        self.progress = progress or (lambda *_: None)
-        self.cancel = cancel or threading.Event()
-        self.counts = {"undo_of": run.id, "restored": 0, "deactivated": 0, "voided": 0, "unlinked": 0,
-                       "refused": 0, "failed": 0, "writes": 0}
-        self.errors: list[str] = []
-
-    def run(self) -> UndoResult:
-        with self.store.session() as s:
-            row = Run(workspace_id=self.ws.id, trigger="undo", dry_run=0, counts=dict(self.counts))
-            s.add(row)
-            s.flush()
-            self.undo_id = row.id
-        status = "ok"
-        plan = None
-        try:
-            self.progress("Reading the current values on both sides again", 0, 0)  # before the first change
-            plan = _Planner(self.store, self.ws, self.target, self.crm, self.acct).plan()
-            self.counts["refused"] = len(plan.refusals)
-            self._apply(plan)
-        except _Cancelled:
-            status = "cancelled"
-        except LeaseLost as exc:
-            status = "failed"
-            self.errors.append(str(exc))
-        except ConnectorError as exc:
-            status = "failed"
-            self.errors.append(exc.message)
-        except Exception:
-            self._finish_run("failed", "The undo stopped unexpectedly. Run it again: it picks up where it "
-                                       "stopped without repeating a change.")
-            raise
-        failed = self.counts["failed"]
-        done = self.counts["restored"] + self.counts["deactivated"] + self.counts["voided"] + self.counts["unlinked"]
-        if status == "ok" and failed:
-            status = "partial" if done else "failed"
-        message = self._message(status, done, failed, plan)
-        self._finish_run(status, message)
-        return UndoResult(self.undo_id, status, done, self.counts["refused"], failed, message, list(self.errors))
-
-    def _message(self, status: str, done: int, failed: int, plan: _Plan | None) -> str:
-        refused = self.counts["refused"]
-        if status == "cancelled":
-            return (f"Undo of run {self.target.id} stopped when you cancelled it after {done} change(s). Undo it "
-                    "again to finish.")
-        if status == "failed" and not done:
-            first = self.errors[0] if self.errors else "nothing could be changed"
-            return f"Undo of run {self.target.id} changed nothing: {first}. Check the connections and try again."
-        text = f"Undid run {self.target.id}: {done} change(s) reversed"
-        if refused:
-            text += f", {refused} left as they are (see the reasons)"
-        if failed:
-            text += f", {failed} could not be reversed; undo the run again to retry them"
-        return text + "."
-
-    def _finish_run(self, status: str, message: str) -> None:
-        with self.store.session() as s:
-            row = s.get(Run, self.undo_id)
-            row.status, row.counts, row.finished_at = status, dict(self.counts), utcnow()
-            row.message = "\n".join([message, *self.errors[:50]])
-
-    def _check_cancel(self) -> None:
-        """Before each change: stop if asked to, or if this undo no longer holds the workspace."""
-        if self.cancel.is_set():
-            raise _Cancelled()
-        if not lease.renew(self.store, self.ws.id, self.holder):
-            raise LeaseLost()
-
-    # -- applying ------------------------------------------------------------------------------------
-    def _apply(self, plan: _Plan) -> int:
-        order = {"void_invoice": 0, "restore_field": 1, "deactivate_customer": 2, "unlink": 3}
-        actions = sorted(plan.actions, key=lambda a: order[a.step.kind])
-        ok: set[str] = set()
-        total = len(actions) or 1
-        for n, a in enumerate(actions):
-            self._check_cancel()
-            self.progress(a.step.description, n, total)
-            if a.after is not None and a.after not in ok:
-                self.counts["failed"] += 1
-                self.errors.append(f"{a.step.label}: left linked, because the change it depends on failed.")
-                continue
-            if a.settled:
-                self._settle(a)
-                ok.add(a.key)
-                self._count(a)
-                continue
-            self._journal(a)
-            error = self._send(a)
-            if error is None:
-                ok.add(a.key)
-                self._count(a)
-                self._done(a)
-            else:
-                self.counts["failed"] += 1
-                self.errors.append(f"{a.step.label}: {error}")
-                with self.store.session() as s:
-                    row = s.scalars(select(Journal).where(Journal.run_id == self.undo_id,
-                                                          Journal.key == a.key)).first()
-                    row.status, row.error, row.updated_at = "failed", error, utcnow()
-        self.progress("Done", total, total)
-        return len(ok)
-
-    def _count(self, a: _Action) -> None:
-        kind = a.step.kind
-        name = {"restore_field": "restored", "deactivate_customer": "deactivated", "void_invoice": "voided",
-                "unlink": "unlinked"}[kind]
-        self.counts[name] += 1
-        if kind != "unlink" and not a.settled:
-            self.counts["writes"] += 1
-
-    def _journal(self, a: _Action) -> None:
-        st = a.step
-        crm_type = a.do.get("crm_type") or ("deal" if st.record_type == "deal" else None)
-        crm_id = a.do.get("crm_id") or a.do.get("deal")
-        if st.kind == "unlink":  # the CRM record unlinked (the sync makes it again under a new key)
-            crm_type, crm_id = a.do["hold"][0], a.do["hold"][1]
-        with self.store.session() as s:
-            s.add(Journal(workspace_id=self.ws.id, run_id=self.undo_id, key=a.key, op=f"undo_{st.kind}",
-                          side=st.side, crm_type=crm_type, crm_id=crm_id,
-                          target_id=st.record_id,
-                          payload={"undo_of": self.target.id, "field": st.field, "from": st.current,
-                                   "to": st.restore_to}))
-
-    def _settle(self, a: _Action) -> None:
-        """An earlier attempt made this change but stopped before recording it: record it, write nothing."""
-        with self.store.session() as s:
-            rows = list(s.scalars(select(Journal).where(Journal.workspace_id == self.ws.id, Journal.key == a.key)))
-            for row in rows:
-                if row.status != "done":
-                    row.status, row.error, row.updated_at = "done", None, utcnow()
-            if not rows:
-                return
-        if a.step.kind == "unlink":
-            return
-        if a.step.kind == "restore_field":
-            self._after_restore(a)
-        self._field_change(a, rows[-1].id)
-
-    def _send(self, a: _Action) -> str | None:
-        st, do = a.step, a.do
-        try:
-            if st.kind == "void_invoice":
-                res = self.acct.void_invoice(do["invoice_id"], do.get("version"))
-                return None if res.ok else res.error.message
-            if st.kind == "deactivate_customer":
-                res = self.acct.deactivate_customer(do["customer_id"])
-                return None if res.ok else res.error.message
-            if st.kind == "restore_field" and st.side == "accounting":
-                fresh = self.acct.get_customers([do["customer_id"]])
-                if not fresh:
-                    return "it is no longer in the ledger"
-                cust = fresh[0]
-                if not _same(_s(cust.party.fields().get(do["field"])), st.current):
-                    return "it was changed again a moment ago, so it was left as it is"
-                party = cust.party.with_fields({do["field"]: do["value"]})
-                name = (do["value"] or cust.party.name) if do["field"] == "name" else cust.raw_name
-                res = self.acct.update_customers([CustomerWrite(a.key, party, id=cust.id, version=cust.version,
-                                                                display_name=name)])[0]
-                return None if res.ok else res.error.message
-            if st.kind == "restore_field" and st.record_type == "deal":
-                res = self.crm.update_deals([RecordWrite(a.key, "deal", do["deal"], do["props"])])[0]
-                return None if res.ok else res.error.message
-            if st.kind == "restore_field":
-                res = self.crm.update_records([RecordWrite(a.key, do["crm_type"], do["crm_id"], do["props"])])[0]
-                return None if res.ok else res.error.message
-            if st.kind == "unlink":
-                return None  # done in _done, with the journal row, in one transaction
-        except ConnectorError as exc:
-            if exc.retryable or exc.status in (401, 403):
-                raise
-            return exc.message
-        return f"unknown step {st.kind}"
-
-    def _done(self, a: _Action) -> None:
-        with self.store.session() as s:
-            row = s.scalars(select(Journal).where(Journal.run_id == self.undo_id, Journal.key == a.key)).first()
-            row.status, row.updated_at = "done", utcnow()
-            journal_id = row.id
-            if a.step.kind == "unlink":
-                link = s.get(Link, a.do["link_id"])
-                if link is not None:
-                    s.add(FieldChange(run_id=self.undo_id, journal_id=journal_id, side="local",
-                                      record_id=link.crm_id, field=f"linked_{link.object_type}",
-                                      before=link.acct_id, after=None, rule="undo"))
-                    s.delete(link)
-                crm_type, crm_id, label = a.do["hold"]
-                _hold(s, self.ws.id, crm_type, crm_id, label, self.target.id, self.undo_id)
-                return
-        if a.step.kind == "restore_field":
-            self._after_restore(a)
-        self._field_change(a, journal_id)
-
-    def _field_change(self, a: _Action, journal_id: int) -> None:
-        st = a.step
-        fld, before, after = {
-            "restore_field": (st.field or "", st.current, st.restore_to),
-            "deactivate_customer": ("active", "true", "false"),
-            "void_invoice": ("status", st.current, "void"),
-        }[st.kind]
-        with self.store.session() as s:
-            s.add(FieldChange(run_id=self.undo_id, journal_id=journal_id, side=st.side, record_id=st.record_id,
-                              field=fld, before=before, after=after, rule="undo"))
-
-    def _after_restore(self, a: _Action) -> None:
-        """The restored value becomes the last-synced one on that side and the run's value the
-        last-synced one on the side it came from, so the next sync neither sends the run's value
-        again nor copies the restored one over the other side: the two stay different until
-        someone edits either."""
-        st = a.step
-        if st.record_type == "deal" or not st.field:
-            return
-        side = "acct" if st.side == "accounting" else "crm"
-        other = "crm" if side == "acct" else "acct"
-        with self.store.session() as s:
-            q = select(Link).where(Link.workspace_id == self.ws.id, Link.object_type == "customer")
-            q = q.where(Link.acct_id == st.record_id) if side == "acct" else q.where(
-                Link.crm_type == st.record_type, Link.crm_id == st.record_id)
-            for link in s.scalars(q):
-                snap = dict(link.snapshot or {})
-                snap[side] = {**(snap.get(side) or {}), st.field: st.restore_to}
-                # the value the run copied came from the other side, which still holds it (if it
-                # changed since, that is a new change and flows as usual)
-                snap[other] = {**(snap.get(other) or {}), st.field: st.current}
-                link.snapshot = snap
-                link.updated_at = utcnow()
-
-
-def _hold(s: Any, ws_id: int, record_type: str, record_id: str, label: str, run_id: int, undo_id: int) -> None:
-    when = _day(utcnow())
-    message = (f"Undone by you on {when} (run #{run_id}), so it is held back from syncing. To sync it again, "
-               "select it under Held back › Undone by you and click Sync again; the next sync then creates or "
-               "links it again.")
-    row = s.scalars(select(Quarantine).where(Quarantine.workspace_id == ws_id, Quarantine.side == "crm",
-                                             Quarantine.record_type == record_type,
-                                             Quarantine.record_id == record_id)).first()
-    if row is None:
-        row = Quarantine(workspace_id=ws_id, side="crm", record_type=record_type, record_id=record_id)
-        s.add(row)
-    row.name = label[:300]
-    row.reasons = {"items": [{"field": "undo", "message": message}], "undone_run": run_id, "undo_run": undo_id}
-    row.run_id = undo_id
 
 
 def held_by_undo(store: Store, workspace: str) -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _dead_here(holder: str) -> bool:
+def holder_is_dead(holder: str) -> bool:
     """A lease left by a process on this machine that no longer exists (killed, crashed)."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
@@ -45,7 +45,7 @@ def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300, *, c
     expires = now + dt.timedelta(seconds=ttl)
     with store.session() as s:
         current = s.get(Lease, workspace_id)
-        if current is not None and current.holder != holder and _dead_here(current.holder):
+        if current is not None and current.holder != holder and holder_is_dead(current.holder):
             current.expires_at = now - dt.timedelta(seconds=1)
             s.flush()
         took = s.execute(

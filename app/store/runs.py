@@ -16,7 +16,7 @@ def live_holders(store: Store) -> dict[int, str]:
     """workspace id -> holder, for the leases a running process still holds."""
     with store.session() as s:
         return {row.workspace_id: row.holder for row in s.scalars(select(Lease))
-                if row.expires_at > utcnow() and not lease._dead_here(row.holder)}
+                if row.expires_at > utcnow() and not lease.holder_is_dead(row.holder)}
 
 
 def mark_interrupted(store: Store, workspace_id: int | None = None) -> list[int]:

@@ -58,7 +58,7 @@ def _digits(text: str | None) -> str:
     return re.sub(r"\D", "", text or "")
 
 
-def _prepare(ident: str, party: Party) -> _Prepared:
+def prepare(ident: str, party: Party) -> _Prepared:
     name = normalise_name(party.name)
     tokens = tuple(name.split())
     return _Prepared(ident, name, name_key(party.name), " ".join(sorted(tokens)), tokens,
@@ -167,8 +167,8 @@ def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]],
     Blocking: records meet only when they share an email, tax ID, phone, company email domain,
     or one of their two rarest name words (or its first or last four letters).
     """
-    lp = [_prepare(i, p) for i, p in left]
-    rp = [_prepare(i, p) for i, p in right]
+    lp = [prepare(i, p) for i, p in left]
+    rp = [prepare(i, p) for i, p in right]
     freq: dict[str, int] = defaultdict(int)
     for rec in (*lp, *rp):
         for tok in set(rec.tokens):

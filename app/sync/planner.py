@@ -191,7 +191,7 @@ def _disambiguated(name: str | None, shown: str | None) -> bool:
     return bool(name and shown and re.fullmatch(re.escape(name) + r" \(\d+\)", shown))
 
 
-def _disambiguate(name: str, index: Index) -> str:
+def disambiguate(name: str, index: Index) -> str:
     if not index.display_taken(name):
         return name
     n = 2
@@ -297,7 +297,7 @@ def _plan_new(inp: PlanInput, out: Plan, index: Index, ref: CrmRef, party: Party
             out.links.append(LinkCustomer(ref, acct_id, "created", crm_fields, acct_fields))
             index.add(acct_id, party)
             return
-        display = _disambiguate(party.name, index)
+        display = disambiguate(party.name, index)
         held_back = {f: None for f in PARTY_FIELDS if f != "name" and not _flows_to_ledger(inp, f)}
         create = CreateCustomer(key, [ref], party.with_fields(held_back) if held_back else party, display,
                                 tuple(f for f in cleaned if f not in held_back))

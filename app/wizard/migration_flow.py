@@ -29,21 +29,21 @@ from app.ops.migration import (
     PlanInput,
     RowSpec,
     RowView,
-    _disambiguate,
-    _label,
-    _link_row,
-    _written_fields,
     batch_limits,
     crm_properties,
     deals_sentence,
     describe_duration,
+    disambiguate,
     estimate,
+    link_row,
+    provider_words,
     run_migration,
+    written_fields,
 )
 from app.ops.plan_rows import Unfinished, left_for_later, settle_rows, unfinished_plan
 from app.store.db import Store
+from app.store.serial import party_data
 from app.sync import fuzzy
-from app.sync.engine import _party_data
 from app.sync.mapping import Mapping, map_record
 from app.sync.validate import validate_party
 from app.wizard.flow import Data, Flow, Step
@@ -142,7 +142,7 @@ def later_matches(store: Store, workspace_id: int) -> list[AmbiguousMatch]:
     later = left_for_later(store, workspace_id)
     if later is None:
         return []
-    crm, ledger = _label(later.crm_provider), _label(later.accounting_provider)
+    crm, ledger = provider_words(later.crm_provider), provider_words(later.accounting_provider)
     out = []
     for r in later.rows:
         before = r.before
@@ -425,11 +425,11 @@ class MigrationFlow:
         ref, party = self._crm_party(r)
         cust = self._customer(r.ledger or "")
         key = f"{ref[0]}:{ref[1]}"
-        score, reasons = fuzzy.score_pair(fuzzy._prepare(key, party), fuzzy._prepare(cust.id, cust.party))
+        score, reasons = fuzzy.score_pair(fuzzy.prepare(key, party), fuzzy.prepare(cust.id, cust.party))
         cand = fuzzy.Candidate(key, cust.id, round(score, 1), reasons or ("you said they are the same customer",),
                                "link")
         direction = self.context.direction
-        return [_link_row(self._inp(), cand.left, party, cust, cand, "manual",
+        return [link_row(self._inp(), cand.left, party, cust, cand, "manual",
                           direction in ("both", "crm_to_acct"), direction in ("both", "acct_to_crm"))]
 
     def _taken_names(self) -> set[str]:
@@ -451,11 +451,11 @@ class MigrationFlow:
         if r.crm and direction in ("both", "crm_to_acct"):
             ref, party = self._crm_party(r)
             fields = party.fields()
-            display = _disambiguate(party.name, self._taken_names())
+            display = disambiguate(party.name, self._taken_names())
             specs.append(RowSpec("create_ledger", party.name, ref, None, None,
                                  "You said these are different customers: kept apart.",
                                  {"crm": fields, "ledger": None}, {"ledger": {**fields, "display_name": display}},
-                                 {"party": _party_data(party), "display_name": display, "refs": [list(ref)],
+                                 {"party": party_data(party), "display_name": display, "refs": [list(ref)],
                                   "crm_fields": {f"{ref[0]}:{ref[1]}": fields}}))
         acct_id = r.ledger
         if acct_id and direction in ("both", "acct_to_crm") and not self._acct_in_plan(acct_id, r.id):
@@ -464,7 +464,7 @@ class MigrationFlow:
             if not problems:
                 mapping = self.context.mapping
                 otype = "person" if party.kind == "person" and "person" in mapping else "company"
-                crm_after = _written_fields(party.fields(), otype, mapping)
+                crm_after = written_fields(party.fields(), otype, mapping)
                 spec = RowSpec("create_crm", party.name, None, acct_id, None,
                                "You said these are different customers: kept apart.",
                                {"ledger": cust.party.fields(), "crm": None}, {"crm": crm_after},

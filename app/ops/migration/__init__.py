@@ -31,17 +31,35 @@ from app.ops.migration.estimate import (
 from app.ops.migration.plan import (
     PlanInput,
     RowSpec,
-    _disambiguate,
-    _link_row,
-    _written_fields,
     build_plan,
     crm_properties,
+    disambiguate,
+    link_row,
+    written_fields,
 )
-from app.ops.migration.words import FIELD_WORDS, _label, deals_sentence, describe_result
+from app.ops.migration.words import FIELD_WORDS, deals_sentence, describe_result, provider_words
 
 __all__ = [
-    "ACTIONS", "FIELD_WORDS", "Estimate", "MigrationResult", "PlanInput", "RowSpec", "RowView", "_disambiguate",
-    "_label", "_link_row", "_written_fields", "batch_limits", "build_plan", "crm_properties", "deals_sentence",
-    "describe_duration", "describe_result", "estimate", "estimate_calls", "migrate", "run_migration",
+    "ACTIONS",
+    "FIELD_WORDS",
+    "Estimate",
+    "MigrationResult",
+    "PlanInput",
+    "RowSpec",
+    "RowView",
+    "batch_limits",
+    "build_plan",
+    "crm_properties",
+    "deals_sentence",
+    "describe_duration",
+    "describe_result",
+    "disambiguate",
+    "estimate",
+    "estimate_calls",
+    "link_row",
+    "migrate",
+    "provider_words",
+    "run_migration",
     "saved_estimate",
+    "written_fields",
 ]

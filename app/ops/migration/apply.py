@@ -16,19 +16,20 @@ from app.domain.models import CrmRecord
 from app.domain.text import normalise_name
 from app.ops.migration.estimate import ACTIONS, MigrationResult, RowView, batch_limits, estimate
 from app.ops.migration.plan import PlanInput, build_plan
-from app.ops.migration.words import _label
+from app.ops.migration.words import provider_words
 from app.ops.migration.writes import _Writes
 from app.ops.workspaces import UserError, get_workspace, open_connectors
 from app.store.db import Store
 from app.store.models import Journal, Link, MigrationPlan, MigrationRow, utcnow
+from app.store.serial import jsonable
 from app.sync.deal_checks import normal_currency
-from app.sync.engine import CRM_TYPES, Progress, _jsonable
-from app.sync.invoices import prior_invoice
+from app.sync.engine import CRM_TYPES, Progress, RunResult
+from app.sync.invoice_plan import prior_invoice
 from app.sync.planner import DEFAULT_RULES, op_key
 
 
 class _MigrationEngine(_Writes):
-    """The sync engine's lease, run record, journal and cancel, with a migration's own run."""
+    """A migration's own run, with the lease, run record, journal and cancel every run has (RunContext)."""
 
     def __init__(self, *args: Any, mode: str, exclude: Iterable[int] = (), wait_for_quota: bool = True,
                  sleep: Callable[[float], None] = time.sleep, **kw: Any) -> None:
@@ -40,8 +41,13 @@ class _MigrationEngine(_Writes):
         self.result: MigrationResult | None = None
         self.plan_id: int | None = None
 
+    def run(self) -> RunResult:
+        ctx = self.ctx
+        status, _ = ctx.run(self._run)
+        return RunResult(ctx.run_id, ctx.ws_name, status, ctx.dry_run, dict(ctx.counts), list(ctx.errors))
+
     def _run(self) -> Any:
-        label_crm, label_acct = _label(self.crm.provider), _label(self.acct.provider)
+        label_crm, label_acct = provider_words(self.crm.provider), provider_words(self.acct.provider)
         self.result = MigrationResult(self.ws_name, self.mode, "planned", None, crm_label=label_crm,
                                       ledger_label=label_acct)
         if self.mode == "dry_run":
@@ -65,17 +71,17 @@ class _MigrationEngine(_Writes):
             self.progress(f"Reading every {otype} record from {res.crm_label}", n, 3)
             changes = self.crm.read_records(otype, None)
             self.counts["read"] += len(changes.records)
-            self._mirror_crm(changes.records, otype, changes.deleted_ids)
+            self.ctx.mirror.put_crm(otype, changes.records, changes.deleted_ids)
             cursors[f"crm:{otype}"] = changes.cursor
             for rec in changes.records:
                 records[(otype, rec.id)] = rec
-            self._check_cancel()
+            self.ctx.check_cancel()
         self.progress(f"Reading every customer from {res.ledger_label}", 2, 3)
         acct_changes = self.acct.read_customers(None)
         self.counts["read"] += len(acct_changes.records)
-        self._mirror_acct(acct_changes.records, acct_changes.deleted_ids)
+        self.ctx.mirror.put_customers(acct_changes.records, acct_changes.deleted_ids)
         cursors["accounting:customer"] = acct_changes.cursor
-        self._check_cancel()
+        self.ctx.check_cancel()
         with self.store.session() as s:
             linked = {(lk.crm_type, lk.crm_id): lk.acct_id for lk in s.scalars(
                 select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
@@ -94,8 +100,8 @@ class _MigrationEngine(_Writes):
             rows = [MigrationRow(plan_id=plan.id, action=r.action, name=(r.name or "")[:300],
                                  crm_type=r.crm_ref[0] if r.crm_ref else None,
                                  crm_id=r.crm_ref[1] if r.crm_ref else None, acct_id=r.acct_id, score=r.score,
-                                 explanation=r.explanation, before=_jsonable(r.before), after=_jsonable(r.after),
-                                 payload=_jsonable(r.payload), excluded=0, status="pending") for r in specs]
+                                 explanation=r.explanation, before=jsonable(r.before), after=jsonable(r.after),
+                                 payload=jsonable(r.payload), excluded=0, status="pending") for r in specs]
             s.add_all(rows)
             plan_id = plan.id
         self._finish_view(plan_id, "planned")
@@ -109,7 +115,7 @@ class _MigrationEngine(_Writes):
         deals = [d for d in self.crm.read_deals(None).records if d.won and not d.archived]
         invoices = self.acct.read_invoices(None).records
         self.counts["read"] += len(deals) + len(invoices)
-        self._check_cancel()
+        self.ctx.check_cancel()
         customer = dict(linked)
         customer.update({tuple(r.crm_ref): r.acct_id for r in specs if r.action == "link" and r.crm_ref})
         with self.store.session() as s:
@@ -239,7 +245,7 @@ class _MigrationEngine(_Writes):
             if left is None:
                 plan.status, plan.applied_at = "applied", utcnow()
         if left is None:
-            self._save_cursors({tuple(k.split(":", 1)): v for k, v in cursors.items()})
+            self.ctx.cursors.save({tuple(k.split(":", 1)): v for k, v in cursors.items()})
         self._finish_view(plan_id, "applied" if left is None and not self.errors
                           else ("partial" if left is None else "applying"))
         res.estimate = before
@@ -354,7 +360,7 @@ def run_migration(store: Store, ws_id: int, crm: Any, acct: Any, *, apply: bool 
                              .order_by(MigrationPlan.id.desc())).first()
         return MigrationResult(ws_name, "apply", "nothing_to_do", last.id if last else None,
                                counts=dict.fromkeys(ACTIONS, 0), done=dict.fromkeys(ACTIONS, 0),
-                               crm_label=_label(crm.provider), ledger_label=_label(acct.provider))
+                               crm_label=provider_words(crm.provider), ledger_label=provider_words(acct.provider))
     engine = _engine(store, ws_id, crm, acct, dry_run=not apply, mode=mode, exclude=exclude, progress=progress,
                      cancel=cancel, wait_for_quota=wait_for_quota, sleep=sleep)
     engine.plan_id = plan_id

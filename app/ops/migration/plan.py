@@ -10,8 +10,8 @@ from typing import Any
 from app.domain.models import PARTY_FIELDS, AccountingCustomer, CrmRecord, Party
 from app.domain.text import compact_tax_id, normalise_email
 from app.ops.migration.estimate import WRITE_ORDER
+from app.store.serial import party_data
 from app.sync import fuzzy
-from app.sync.engine import _party_data
 from app.sync.mapping import Mapping, map_record, reverse_map
 from app.sync.match import Index
 from app.sync.planner import BACKFLOW_FIELDS, DEFAULT_RULES, customer_candidates
@@ -97,7 +97,7 @@ def crm_properties(party: Party, object_type: str, mapping: Mapping) -> dict[str
     return props
 
 
-def _written_fields(fields: dict[str, Any], object_type: str, mapping: Mapping) -> dict[str, Any]:
+def written_fields(fields: dict[str, Any], object_type: str, mapping: Mapping) -> dict[str, Any]:
     """What the CRM will hold of ``fields`` once written (fields it cannot store stay empty)."""
     mapped = mapping.get(object_type, {})
     out = {}
@@ -191,7 +191,7 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
                 for h in exact.by[key].get(value, [])}
         if hits:
             acct_id = sorted(hits)[0]
-            score, reasons = fuzzy.score_pair(fuzzy._prepare(k, party), fuzzy._prepare(acct_id,
+            score, reasons = fuzzy.score_pair(fuzzy.prepare(k, party), fuzzy.prepare(acct_id,
                                                                                         ledger[acct_id].party))
             cand = fuzzy.Candidate(k, acct_id, round(score, 1), reasons, "review")
             held.add(k)
@@ -202,7 +202,7 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
     group_target: dict[str, str] = {}
     for k, (acct_id, cand, how) in sorted(link_of.items()):
         group_target.setdefault(crm_groups.find(k), acct_id)
-        rows.append(_link_row(inp, k, crm[k], ledger[acct_id], cand, how, to_acct, to_crm))
+        rows.append(link_row(inp, k, crm[k], ledger[acct_id], cand, how, to_acct, to_crm))
 
     # 6. Ledger creates: one per group of CRM duplicates; a group with a linked member joins it.
     creates: dict[str, RowSpec] = {}
@@ -216,7 +216,7 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
             acct_id = group_target[root]
             cand = fuzzy.Candidate(k, acct_id, 100.0, ("the same customer as another CRM record linked to it",),
                                    "link")
-            rows.append(_link_row(inp, k, crm[k], ledger[acct_id], cand, "duplicate", to_acct, to_crm))
+            rows.append(link_row(inp, k, crm[k], ledger[acct_id], cand, "duplicate", to_acct, to_crm))
             continue
         if root in creates:
             spec = creates[root]
@@ -226,12 +226,12 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
             spec.explanation = f"(also stands for {dupes} duplicate{'s' if dupes != 1 else ''} in the CRM)"
             continue
         party = crm[k]
-        display = _disambiguate(party.name, names)
+        display = disambiguate(party.name, names)
         names.add(display.casefold())
         spec = RowSpec("create_ledger", party.name, _ref(k), None, None, None,
                        {"crm": crm_record_fields[k], "ledger": None},
                        {"ledger": {**party.fields(), "display_name": display}},
-                       {"party": _party_data(party), "display_name": display, "refs": [list(_ref(k))],
+                       {"party": party_data(party), "display_name": display, "refs": [list(_ref(k))],
                         "crm_fields": {k: crm_record_fields[k]}})
         creates[root] = spec
         rows.append(spec)
@@ -269,7 +269,7 @@ def build_plan(inp: PlanInput) -> tuple[list[RowSpec], int]:
             group_done[root] = acct_id
             otype = "person" if party.kind == "person" and "person" in inp.mapping else "company"
             props = crm_properties(party, otype, inp.mapping)
-            crm_after = _written_fields(party.fields(), otype, inp.mapping)
+            crm_after = written_fields(party.fields(), otype, inp.mapping)
             rows.append(RowSpec("create_crm", party.name, None, acct_id, None, None,
                                 {"ledger": cust.party.fields(), "crm": None}, {"crm": crm_after},
                                 {"object_type": otype, "properties": props, "crm_fields": crm_after,
@@ -312,7 +312,7 @@ def _dedupe(parties: dict[str, Party]) -> tuple[_Groups, dict[str, fuzzy.Candida
     return groups, review
 
 
-def _disambiguate(name: str, taken: set[str]) -> str:
+def disambiguate(name: str, taken: set[str]) -> str:
     """The ledger's display names are unique: a second customer of the same name gets '(2)'."""
     if name.casefold() not in taken:
         return name
@@ -330,7 +330,7 @@ def _review_pair(k: str, c: fuzzy.Candidate, party: Party, cust: AccountingCusto
                    {"crm": crm_fields, "ledger": cust.party.fields()}, {}, {"side": "crm"})
 
 
-def _link_row(inp: PlanInput, k: str, party: Party, cust: AccountingCustomer, cand: fuzzy.Candidate, how: str,
+def link_row(inp: PlanInput, k: str, party: Party, cust: AccountingCustomer, cand: fuzzy.Candidate, how: str,
               to_acct: bool, to_crm: bool) -> RowSpec:
     ref = _ref(k)
     crm_fields = party.fields()
@@ -366,7 +366,7 @@ def _link_row(inp: PlanInput, k: str, party: Party, cust: AccountingCustomer, ca
         explanation += "; left different on each side: " + ", ".join(differences)
     return RowSpec("link", party.name, ref, cust.id, cand.score, explanation,
                    {"crm": crm_fields, "ledger": acct_fields}, {"crm": crm_after, "ledger": acct_after},
-                   {"how": how, "version": cust.version, "acct_party": _party_data(cust.party.with_fields(
+                   {"how": how, "version": cust.version, "acct_party": party_data(cust.party.with_fields(
                        {f: v[1] for f, v in acct_changes.items()}), cust.raw_name),
                     "acct_changes": acct_changes, "crm_props": props, "crm_changes": crm_changes,
                     "snapshot": {"crm": crm_after, "acct": acct_after},

@@ -8,13 +8,7 @@ from app.connectors import registry
 from app.domain.models import PARTY_FIELDS
 from app.ops.migration.estimate import ACTIONS, MigrationResult, RowView
 
-
-def _label(provider: str) -> str:
-    try:
-        return registry.info(provider).label
-    except KeyError:
-        return provider
-
+provider_words = registry.label
 
 # -- words for people ----------------------------------------------------------------------------
 FIELD_WORDS = {"email": "email", "phone": "phone", "address_line1": "address", "address_line2": "address line 2",

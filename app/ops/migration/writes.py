@@ -1,8 +1,9 @@
-"""How the migration's apply writes: in the providers' batches, through the sync engine's journal."""
+"""How the migration's apply writes: in the providers' batches, through the run's journal (its RunContext)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from app.domain.models import CrmRecord, Party
 from app.ops.migration.estimate import JOURNAL_GROUP, MigrationResult, describe_duration
 from app.ops.migration.plan import _key
 from app.store.models import FieldChange, Journal, Link, MigrationRow, Quarantine, utcnow
-from app.sync.engine import Cancelled, SyncEngine, _jsonable, _party_from
+from app.store.serial import jsonable, party_from
+from app.sync.engine import resolve_create_error
 from app.sync.mapping import map_record
 from app.sync.planner import op_key
+from app.sync.run_context import Cancelled, Progress, RunContext, WithRunContext
 from app.sync.validate import validate_party
 
 
@@ -33,9 +36,19 @@ class _CreateLike:
     refs: list[tuple[str, str]]
 
 
-class _Writes(SyncEngine):
+class _Writes(WithRunContext):
     """The apply's writes: each batch journalled before it is sent and finished when answered, at the
-    providers' limits, with links, audit trail and held-back records committed per batch."""
+    providers' limits, with links, audit trail and held-back records committed per batch. The lease,
+    run record, journal, progress and cancel are the run's ``RunContext`` (``self.ctx``)."""
+
+    def __init__(self, store: Any, ws_id: int, crm: Any, acct: Any, *, trigger: str = "migration",
+                 dry_run: bool = False, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.ctx = RunContext(store, ws_id, trigger=trigger, dry_run=dry_run, progress=progress, cancel=cancel,
+                              counts={"read": 0, "created": 0, "updated": 0, "linked": 0, "quarantined": 0,
+                                      "conflicts": 0, "writes": 0})
+        self.store, self.ws_id, self.crm, self.acct, self.dry_run = store, ws_id, crm, acct, dry_run
+        self.progress, self.cancel = self.ctx.progress, self.ctx.cancel
 
     # set by the migration engine (apply.py) before the writes start
     result: MigrationResult | None
@@ -58,7 +71,7 @@ class _Writes(SyncEngine):
         with self.store.session() as s:
             s.execute(insert(Journal), [
                 {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
-                 "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": _jsonable(payload),
+                 "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": jsonable(payload),
                  "status": "pending", "created_at": now, "updated_at": now}
                 for key, op, side, ref, target, payload in entries])
 
@@ -141,7 +154,7 @@ class _Writes(SyncEngine):
                 return
             self.progress(f"{label}'s daily limit is used up: everything so far is saved, and the import "
                           f"continues by itself at {when}", self.done_rows, self.total)
-            self._check_cancel()
+            self.ctx.check_cancel()
             if self.sleep is not time.sleep:  # an injected clock (tests, sandboxes): its sleep is the wait
                 self.sleep(left)
                 return
@@ -151,7 +164,7 @@ class _Writes(SyncEngine):
         batch = max(1, self.acct.limits.batch_max)
         group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
         for start in range(0, len(rows), group):
-            self._check_cancel()
+            self.ctx.check_cancel()
             chunk = rows[start:start + group]
             todo = [r for r in chunk if self._key(r.id, "create") not in self.keys_done]
             self._journal([(self._key(r.id, "create"), "create_customer", "accounting", tuple(r.payload["refs"][0]),
@@ -161,16 +174,16 @@ class _Writes(SyncEngine):
             results: list[tuple[MigrationRow, WriteResult]] = []
             for sub in range(0, len(todo), batch):
                 part = todo[sub:sub + batch]
-                writes = [CustomerWrite(self._key(r.id, "create"), _party_from(r.payload["party"]),
+                writes = [CustomerWrite(self._key(r.id, "create"), party_from(r.payload["party"]),
                                         display_name=r.payload["display_name"]) for r in part]
                 results += list(zip(part, self._send("accounting", self.acct.create_customers, writes), strict=True))
             created: dict[int, str] = {}
             for r, res in results:
                 acct_id = res.id if res.ok else None
                 if not res.ok:
-                    create = _CreateLike(self._key(r.id, "create"), _party_from(r.payload["party"]),
+                    create = _CreateLike(self._key(r.id, "create"), party_from(r.payload["party"]),
                                          r.payload["display_name"], [tuple(x) for x in r.payload["refs"]])
-                    acct_id = self._handle_create_error(create, res.error)
+                    acct_id = resolve_create_error(self.ctx, self.acct, create, res.error)
                     if acct_id is None:
                         self._mark(r.id, "failed", error=res.error.message if res.error else "refused")
                         continue
@@ -205,7 +218,7 @@ class _Writes(SyncEngine):
                 acct_id = created.get(r.id)
                 if not acct_id:
                     continue
-                party = _party_from(r.payload["party"]).fields()
+                party = party_from(r.payload["party"]).fields()
                 # the audit trail, as the sync records a create: every field it set
                 changes += [{"run_id": self.run_id, "journal_id": journal_ids.get(self._key(r.id, "create")),
                              "side": "accounting", "record_id": acct_id, "field": f, "before": None,
@@ -242,9 +255,9 @@ class _Writes(SyncEngine):
             if row is None:
                 new[ref] = {"workspace_id": self.ws_id, "object_type": "customer", "crm_type": ref[0],
                             "crm_id": ref[1], "acct_id": acct_id, "how": how, "run_id": self.run_id,
-                            "snapshot": _jsonable(snapshot), "created_at": now, "updated_at": now}
+                            "snapshot": jsonable(snapshot), "created_at": now, "updated_at": now}
                 continue
-            row.acct_id, row.how, row.snapshot, row.updated_at = acct_id, how, _jsonable(snapshot), now
+            row.acct_id, row.how, row.snapshot, row.updated_at = acct_id, how, jsonable(snapshot), now
         if new:
             s.execute(insert(Link), list(new.values()))
 
@@ -256,25 +269,25 @@ class _Writes(SyncEngine):
         group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
         failed: set[int] = set()
         for start in range(0, len(acct_rows), group):
-            self._check_cancel()
+            self.ctx.check_cancel()
             chunk = acct_rows[start:start + group]
             self._journal([(self._key(r.id, "acct"), "update_customer", "accounting", (r.crm_type, r.crm_id),
                             r.acct_id, {"changes": r.payload["acct_changes"], "migration_row": r.id})
                            for r in chunk])
             for sub in range(0, len(chunk), batch):
                 part = chunk[sub:sub + batch]
-                writes = [CustomerWrite(self._key(r.id, "acct"), _party_from(r.payload["acct_party"]), id=r.acct_id,
+                writes = [CustomerWrite(self._key(r.id, "acct"), party_from(r.payload["acct_party"]), id=r.acct_id,
                                         version=r.payload.get("version")) for r in part]
                 answers = self._send("accounting", self.acct.update_customers, writes)
                 for r, res in zip(part, answers, strict=True):
                     if not res.ok and isinstance(res.error, StaleVersion):
                         res = self._retry_update(r)
                     if res.ok:
-                        self._finish(self._key(r.id, "acct"), r.acct_id)
+                        self.ctx.finish(self._key(r.id, "acct"), r.acct_id)
                         self.keys_done.add(self._key(r.id, "acct"))
                         self.counts["writes"] += 1
-                        self._record_changes(self._key(r.id, "acct"), "accounting", r.acct_id,
-                                             r.payload["acct_changes"], "migration")
+                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "acct"), "accounting",
+                                                        r.acct_id, r.payload["acct_changes"], "migration")
                     else:
                         failed.add(r.id)
                         self._fail_row(r, self._key(r.id, "acct"), res.error)
@@ -285,7 +298,7 @@ class _Writes(SyncEngine):
         cbatch = max(1, self.crm.limits.batch_max)
         cgroup = max(cbatch, JOURNAL_GROUP if cbatch == 1 else cbatch)
         for start in range(0, len(crm_rows), cgroup):
-            self._check_cancel()
+            self.ctx.check_cancel()
             chunk = crm_rows[start:start + cgroup]
             self._journal([(self._key(r.id, "crm"), "update_crm", "crm", (r.crm_type, r.crm_id), r.crm_id,
                             {"changes": r.payload["crm_changes"], "migration_row": r.id}) for r in chunk])
@@ -296,11 +309,11 @@ class _Writes(SyncEngine):
                 answers = self._send("crm", self.crm.update_records, writes)
                 for r, res in zip(part, answers, strict=True):
                     if res.ok:
-                        self._finish(self._key(r.id, "crm"), r.crm_id)
+                        self.ctx.finish(self._key(r.id, "crm"), r.crm_id)
                         self.keys_done.add(self._key(r.id, "crm"))
                         self.counts["writes"] += 1
-                        self._record_changes(self._key(r.id, "crm"), "crm", r.crm_id, r.payload["crm_changes"],
-                                             "migration")
+                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "crm"), "crm", r.crm_id,
+                                                        r.payload["crm_changes"], "migration")
                     else:
                         failed.add(r.id)
                         self._fail_row(r, self._key(r.id, "crm"), res.error)
@@ -317,7 +330,7 @@ class _Writes(SyncEngine):
         fresh = self.acct.get_customers([r.acct_id])
         changes = {f: v[1] for f, v in r.payload["acct_changes"].items()}
         if not fresh:
-            return self.acct.update_customers([CustomerWrite(self._key(r.id, "acct"), _party_from(
+            return self.acct.update_customers([CustomerWrite(self._key(r.id, "acct"), party_from(
                 r.payload["acct_party"]), id=r.acct_id)])[0]
         return self.acct.update_customers([CustomerWrite(self._key(r.id, "acct"),
                                                          fresh[0].party.with_fields(changes), id=r.acct_id,
@@ -337,7 +350,7 @@ class _Writes(SyncEngine):
         batch = max(1, self.crm.limits.batch_max)
         group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
         for start in range(0, len(rows), group):
-            self._check_cancel()
+            self.ctx.check_cancel()
             chunk = rows[start:start + group]
             todo = [r for r in chunk if self._key(r.id, "create") not in self.keys_done]
             self._journal([(self._key(r.id, "create"), "create_crm", "crm", (r.payload["object_type"], ""), None,

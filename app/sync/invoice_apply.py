@@ -1,0 +1,359 @@
+"""Won deals become invoices; invoice status flows back to the deal: reading, then carrying out the plan.
+
+Runs inside a sync run, after customers, so a deal's company is already linked. What to do with each
+deal is decided by ``app.sync.invoice_plan``; this module reads what the plan needs, asks it, and
+sends its writes through the run's journal (``RunContext``), as the customer writes are sent.
+One invoice per deal, ever: the create is journalled with a key derived from the deal, sent with
+the ledger's idempotency mechanism, and settled by the stamped reference after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from app.connectors.base import AccountingConnector, CrmConnector, FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
+from app.connectors.errors import StaleVersion, ValidationRejected
+from app.domain.models import Deal, Invoice, Item
+from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.domain.text import mend_broken
+from app.store.repos import ConflictRecord, Hold, LinkRecord
+from app.store.serial import deal_from_json, deal_to_json, invoice_json
+from app.sync.deal_checks import provider_name
+from app.sync.invoice_plan import (
+    CHANGED_LINES,
+    CreateInvoice,
+    InvoicePlanInput,
+    UpdateInvoice,
+    deal_digest,
+    flag_mark,
+    missing_items,
+    needs_ledger_currencies,
+    plan_invoices,
+    plan_write_backs,
+    reference_for,
+    with_items,
+)
+from app.sync.planner import op_key
+from app.sync.run_context import RunContext
+
+DEAL_FIELDS = (
+    FieldInfo("crossledger_invoice_status", "Invoice status"),
+    FieldInfo("crossledger_amount_paid", "Amount paid", "number"),
+    FieldInfo("crossledger_balance_due", "Balance due", "number"),
+    FieldInfo("crossledger_last_payment", "Last payment date", "date"),
+    FieldInfo("crossledger_invoice_number", "Invoice number"),
+    FieldInfo("crossledger_invoice_link", "Invoice link"),
+)
+
+
+@dataclass
+class InvoiceCounts:
+    created: int = 0
+    updated: int = 0
+    deals_updated: int = 0
+    held: int = 0
+    flagged: int = 0
+    matched: int = 0  # won deals linked to the invoice the ledger already had for them
+    items_created: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def registry_label(provider: str) -> str:
+    from app.connectors import registry
+
+    return registry.info(provider).label
+
+
+class InvoiceSync:
+    def __init__(self, ctx: RunContext, crm: CrmConnector, acct: AccountingConnector) -> None:
+        self.ctx, self.crm, self.acct = ctx, crm, acct
+        self.counts = InvoiceCounts()
+        self._deal_ids: list[str] = []
+        self._item_refused: dict[str, str] = {}  # new-item token -> why the ledger refused it, in words
+        self._marks: dict[int, str] = {}  # link id -> the flag this run left on it
+
+    def _batch(self, connector: Any) -> int:
+        return max(1, getattr(connector.limits, "batch_max", 1))
+
+    def _mirror(self, side: str, otype: str, rows: list[tuple[str, dict[str, Any], str | None, bool]]) -> None:
+        self.ctx.mirror.upsert(side, otype, ((rid, data, ver, arch, None) for rid, data, ver, arch in rows))
+
+    # -- entry --------------------------------------------------------------------------------
+    def read(self, cursors: dict[tuple[str, str], str | None], new_cursors: dict[tuple[str, str], str | None]) -> None:
+        """Read deals, items, invoices and payments since their cursors into the mirror."""
+        ctx = self.ctx
+        deals = self.crm.read_deals(cursors.get(("crm", "deal")))
+        ctx.count("read", len(deals.records))
+        self._mirror("crm", "deal", [(d.id, deal_to_json(d), None, d.archived) for d in deals.records])
+        new_cursors[("crm", "deal")] = deals.cursor
+        items = self.acct.read_items(cursors.get(("accounting", "item")))
+        self._mirror("accounting", "item", [(i.id, {"name": i.name, "sku": i.sku}, None, not i.active)
+                                            for i in items.records if i.id])
+        new_cursors[("accounting", "item")] = items.cursor
+        invoices = self.acct.read_invoices(cursors.get(("accounting", "invoice")))
+        ctx.count("read", len(invoices.records))
+        self._mirror("accounting", "invoice", [(i.id, invoice_json(i), None, i.status == "void")
+                                               for i in invoices.records if i.id])
+        new_cursors[("accounting", "invoice")] = invoices.cursor
+        payments = self.acct.read_payments(cursors.get(("accounting", "payment")))
+        self._mirror("accounting", "payment", [(p.id, {"invoice_id": p.invoice_id, "amount": str(p.amount),
+                                                       "date": p.date.isoformat()}, None, False)
+                                               for p in payments.records])
+        new_cursors[("accounting", "payment")] = payments.cursor
+        self._deal_ids = [d.id for d in deals.records]
+        ctx.check_cancel()
+
+    def apply(self) -> InvoiceCounts:
+        held = self.ctx.quarantine.of_type("deal")  # deals held back earlier are looked at again every run
+        undone = {q.record_id for q in held if q.reasons.get("undone_run")}  # held until released
+        self._invoice_deals(sorted((set(self._deal_ids) | {q.record_id for q in held}) - undone))
+        self._write_back()
+        return self.counts
+
+    # -- deals -> invoices ----------------------------------------------------------------------
+    def plan_input(self, deal_ids: list[str]) -> InvoicePlanInput:
+        """What the invoice plan needs, from the store (and, only when needed, the ledger's currencies)."""
+        ctx = self.ctx
+        settled, replanned = self._settle_pending()
+        inp = InvoicePlanInput(
+            ws_name=ctx.ws_name, crm=self.crm.provider, ledger=self.acct.provider, today=ctx.today(),
+            deals={rid: deal_from_json(rid, r.data) for rid, r in ctx.mirror.records("crm", "deal", deal_ids).items()},
+            customer_links=ctx.links.all("customer"),
+            invoice_links={ref[1]: lk for ref, lk in ctx.links.all("invoice").items() if ref[0] == "deal"},
+            invoices=ctx.mirror.rows("accounting", "invoice"), items=ctx.mirror.rows("accounting", "item"),
+            settings=ctx.settings.get("invoices") or {}, held={q.ref: q for q in ctx.quarantine.crm()},
+            undone=ctx.undone_generations(), replanned=replanned, settled=settled)
+        if needs_ledger_currencies(inp):  # asked once a run, and only when needed
+            inp = replace(inp, ledger_currencies=frozenset(self._ledger_currencies()))
+        return inp
+
+    def _invoice_deals(self, deal_ids: list[str]) -> None:
+        plan = plan_invoices(self.plan_input(deal_ids))
+        for lk in plan.links:
+            self._link_invoice(lk.deal, lk.invoice_id, None, how=lk.how)
+        self.counts.matched += plan.matched
+        for f in plan.flags:
+            self._flag(f.deal, f.link, f.what, f.message)
+        for h in plan.holds:
+            self._hold(h.deal, list(h.reasons))
+        item_ids = self._create_items(plan.items)
+        self._update_drafts(plan.updates, item_ids)
+        self._create_invoices(plan.creates, item_ids)
+
+    def _create_invoices(self, creates: list[CreateInvoice], item_ids: dict[str, str]) -> None:
+        ctx = self.ctx
+        ready: list[tuple[Deal, Invoice, str]] = []
+        for c in creates:
+            invoice = with_items(c.invoice, item_ids)
+            if invoice is None:
+                self._hold(c.deal, [self._item_refused.get(t or "", "One of its products could not be created in the "
+                                                           "ledger. See the run's errors.")
+                                    for t in missing_items(c.invoice, item_ids)[:1]])
+                continue
+            ready.append((c.deal, invoice, c.key))
+        batch = self._batch(self.acct)
+        for start in range(0, len(ready), batch):
+            ctx.check_cancel()
+            chunk = ready[start:start + batch]
+            ctx.progress("Creating invoices for won deals", start, len(ready))
+            ctx.journal_writes([(key, "create_invoice", "accounting", ("deal", deal.id), None,
+                                 {"reference": inv.reference}) for deal, inv, key in chunk])
+            results = self.acct.create_invoices([InvoiceWrite(key, inv) for _, inv, key in chunk])
+            for (deal, inv, key), res in zip(chunk, results, strict=True):
+                if res.ok:
+                    ctx.finish(key, res.id)
+                    ctx.count("writes")
+                    self.counts.created += 1
+                    created = res.record if isinstance(res.record, Invoice) else None
+                    assert res.id is not None  # an invoice the ledger made has its id
+                    self._link_invoice(deal, res.id, created)
+                    self._check_total(deal, inv, created)
+                elif isinstance(res.error, ValidationRejected) and res.error.field == "currency":
+                    self._refused_currency(deal, key, inv.currency, res.error.message)
+                else:
+                    ctx.fail(key, ("deal", deal.id), deal.name, res.error)
+
+    def _refused_currency(self, deal: Deal, key: str, currency: str, message: str) -> None:
+        """The ledger cannot bill in the deal's currency: the deal waits with the ledger's words and what to do;
+        a data problem of this one deal, not a failed run."""
+        self.ctx.journal.mark(key, "failed", error=message)
+        if "deal's currency" not in message:
+            message = (f"{message.rstrip('.')}. Add {currency} to the ledger's currencies (Settings → Currencies), or "
+                       f"change the deal's currency in {provider_name(self.crm.provider)}.")
+        self._hold(deal, message)
+
+    def _ledger_currencies(self) -> set[str]:
+        """The currencies the ledger can invoice in, when it can tell (empty set: it cannot, any ISO code goes)."""
+        acct: Any = self.acct
+        listed = getattr(acct, "invoice_currencies", None)
+        if callable(listed):
+            return set(listed() or ())
+        if acct.provider == "zohobooks" and hasattr(acct, "currency_ids"):
+            return set(acct.currency_ids())
+        extra = getattr(getattr(acct, "conn", None), "extra", None) or {}
+        if acct.provider == "quickbooks" and extra.get("multicurrency") is False and extra.get("home_currency"):
+            return {extra["home_currency"]}
+        return set()
+
+    def _update_drafts(self, updates: list[UpdateInvoice], item_ids: dict[str, str]) -> None:
+        """Deals edited after invoicing whose invoice may still change: send the new lines.
+
+        The ledger connector refuses an invoice that is no longer a draft (sent, paid, void); that deal
+        is flagged for review instead, as is one whose new product could not be created.
+        """
+        ctx = self.ctx
+        ready: list[tuple[UpdateInvoice, Invoice]] = []
+        for u in updates:
+            invoice = with_items(u.invoice, item_ids)
+            if invoice is None:
+                self._flag(u.deal, u.link, "lines", CHANGED_LINES)
+                continue
+            ready.append((u, invoice))
+        batch = self._batch(self.acct)
+        for start in range(0, len(ready), batch):
+            ctx.check_cancel()
+            chunk = ready[start:start + batch]
+            ctx.journal_writes([(u.key, "update_invoice", "accounting", ("deal", u.deal.id), u.link.acct_id,
+                                 {"reference": inv.reference}) for u, inv in chunk])
+            results = self.acct.update_invoices([InvoiceWrite(u.key, inv) for u, inv in chunk])
+            for (u, _inv), res in zip(chunk, results, strict=True):
+                if res.ok:
+                    ctx.finish(u.key, u.link.acct_id)
+                    ctx.count("writes")
+                    self.counts.updated += 1
+                    ctx.links.merge_snapshot(u.link.id, {"deal": deal_digest(u.deal)})
+                    if isinstance(res.record, Invoice):
+                        self._mirror("accounting", "invoice", [(u.link.acct_id, invoice_json(res.record), None,
+                                                                False)])
+                elif isinstance(res.error, ValidationRejected | StaleVersion):  # not a draft any more: a person decides
+                    ctx.journal.mark(u.key, "failed", run_id=ctx.run_id,
+                                     error="invoice no longer a draft; flagged for review")
+                    self._flag(u.deal, u.link, "lines", CHANGED_LINES)
+                else:
+                    ctx.fail(u.key, ("deal", u.deal.id), u.deal.name, res.error)
+
+    def _create_items(self, wanted: dict[str, Item]) -> dict[str, str]:
+        if not wanted:
+            return {}
+        ctx = self.ctx
+        out: dict[str, str] = {}
+        tokens = list(wanted)
+        batch = self._batch(self.acct)
+        for start in range(0, len(tokens), batch):
+            chunk = tokens[start:start + batch]
+            keys = [op_key(ctx.ws_name, "create_item", t) for t in chunk]
+            ctx.journal_writes([(k, "create_item", "accounting", ("item", t), None, {"name": wanted[t].name})
+                                for k, t in zip(keys, chunk, strict=True)])
+            results = self.acct.create_items([ItemWrite(k, wanted[t]) for k, t in zip(keys, chunk, strict=True)])
+            for k, t, res in zip(keys, chunk, results, strict=True):
+                if res.ok:
+                    assert res.id is not None  # an item the ledger made has its id
+                    out[t] = res.id
+                    ctx.finish(k, res.id)
+                    ctx.count("writes")
+                    self.counts.items_created += 1
+                    self._mirror("accounting", "item", [(res.id, {"name": wanted[t].name, "sku": wanted[t].sku},
+                                                         None, False)])
+                else:
+                    ctx.fail(k, ("item", t), wanted[t].name, res.error)
+                    reason = res.error.message if res.error else "no reason given"
+                    self._item_refused[t] = (f"Its product '{wanted[t].name}' could not be created in "
+                                             f"{registry_label(self.acct.provider)}: {reason} Correct the product "
+                                             "and the deal follows on the next sync.")
+        return out
+
+    def _settle_pending(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Invoices journalled by a run that stopped before it heard back: find them by reference.
+        Returns the keys found made (-> invoice id), and the deals whose invoice was not (-> a new key part)."""
+        found: dict[str, str] = {}
+        replanned: dict[str, str] = {}
+        outcomes: dict[int, tuple[str, str | None, str | None]] = {}
+        for row in self.ctx.journal.pending("create_invoice"):
+            hits = self.acct.find_invoices(row.payload.get("reference") or reference_for(str(row.crm_id)))
+            if hits:
+                assert hits[0].id is not None  # an invoice read from the ledger has its id
+                found[row.key] = hits[0].id
+                outcomes[row.id] = ("done", hits[0].id, None)
+            else:
+                outcomes[row.id] = ("failed", None, "not made; planned again")
+                if row.crm_id:
+                    replanned[row.crm_id] = f"replan-{row.id}"
+        self.ctx.journal.settle(outcomes)
+        return found, replanned
+
+    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None, *, how: str = "created") -> None:
+        self.ctx.links.add("invoice", ("deal", deal.id), invoice_id, how, self.ctx.run_id,
+                           {"deal": deal_digest(deal), "written": {}}, release_hold=True)
+        if invoice is not None:
+            self._mirror("accounting", "invoice", [(invoice_id, invoice_json(invoice), None, False)])
+
+    def _check_total(self, deal: Deal, sent: Invoice, made: Invoice | None) -> None:
+        if made is None or made.total is None:
+            return
+        rounding = LEDGER_TAX_ROUNDING.get(self.acct.provider, "invoice")
+        expected = invoice_totals(((li.quantity, li.unit_price, li.discount_percent, Decimal(0))
+                                   for li in sent.lines), rounding=rounding)
+        if made.total != expected.total and not any(li.tax_code for li in sent.lines):
+            self.counts.errors.append(f"{deal.name}: the ledger's total {made.total} differs from the deal's "
+                                      f"{expected.total}. Check the invoice in the ledger.")
+
+    def _hold(self, deal: Deal, reason: str | list[str]) -> None:
+        self.counts.held += 1
+        reasons = [reason] if isinstance(reason, str) else reason
+        self.ctx.hold([Hold(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons])],
+                      counted=True)  # a held deal is counted once, as deals_held
+
+    def _flag(self, deal: Deal, link: LinkRecord, what: str, message: str) -> None:
+        mark = flag_mark(deal, what)
+        if self._marks.get(link.id, (link.snapshot or {}).get("flagged")) == mark:
+            return
+        self.ctx.conflicts.flag(ConflictRecord("deal", deal.id, link.acct_id, f"invoice:{what}", mend_broken(deal.name),
+                                               message, None, "ask", "open", link_id=link.id), self.ctx.run_id, mark)
+        self._marks[link.id] = mark
+        self.counts.flagged += 1
+        self.ctx.count("conflicts")
+
+    # -- invoice status -> deal ---------------------------------------------------------------
+    def _write_back(self) -> None:
+        ctx = self.ctx
+        links = list(ctx.links.all("invoice").values())
+        if not links:
+            return
+        invoices = ctx.mirror.rows("accounting", "invoice", [lk.acct_id for lk in links])
+        urls = {lk.acct_id: self.acct.invoice_url(lk.acct_id) for lk in links
+                if lk.acct_id in invoices and not invoices[lk.acct_id].get("web_url")}
+        writes = plan_write_backs(ctx.ws_name, links, invoices, ctx.mirror.rows("accounting", "payment"), urls)
+        if not writes:
+            return
+        field_map = self._deal_fields()
+        batch = self._batch(self.crm)
+        for start in range(0, len(writes), batch):
+            ctx.check_cancel()
+            chunk = writes[start:start + batch]
+            ctx.journal_writes([(w.key, "update_deal", "crm", ("deal", w.link.crm_id), w.link.crm_id,
+                                 {"values": w.values}) for w in chunk])
+            results = self.crm.update_deals([
+                RecordWrite(w.key, "deal", w.link.crm_id,
+                            {field_map[name]: ("" if value is None else value) for name, value in w.values.items()})
+                for w in chunk])
+            for w, res in zip(chunk, results, strict=True):
+                if res.ok:
+                    ctx.finish(w.key, w.link.crm_id)
+                    ctx.count("writes")
+                    self.counts.deals_updated += 1
+                    ctx.journal.record_changes(ctx.run_id, w.key, "crm", w.link.crm_id, w.changes(), "ledger-owns")
+                    ctx.links.merge_snapshot(w.link.id, {"written": w.values})
+                else:
+                    ctx.fail(w.key, ("deal", w.link.crm_id), w.link.crm_id, res.error)
+
+    def _deal_fields(self) -> dict[str, str]:
+        known = (self.ctx.settings.get("deal_fields") or {})
+        if all(f.name in known for f in DEAL_FIELDS):
+            return known
+        created = self.crm.ensure_deal_fields(DEAL_FIELDS)
+        merged = {**known, **created}
+        self.ctx.workspace.save_setting("deal_fields", merged)
+        self.ctx.settings["deal_fields"] = merged
+        return merged
