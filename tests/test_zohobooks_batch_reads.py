@@ -125,3 +125,37 @@ def test_many_customers_come_from_the_contact_list_and_the_kept_details(tmp_path
     assert [x.id for x in second] == ids and next(x for x in second if x.id == ids[7]).party.name == (
         "Changed Again Ltd")
     store.dispose()
+
+
+def test_the_sandbox_lists_page_as_zoho_says():
+    """page/per_page (at most 200), page_context.has_more_page, contact_type and created_time sorting."""
+    import httpx
+
+    c = in_process("zohobooks", "demo")
+    c.connector.create_customers([CustomerWrite(f"k{n}", Party(kind="company", name=f"Paged {n:03d} Ltd"))
+                                  for n in range(230)])
+    contacts = c.sandbox.state["books"][c.conn.tenant_id]["contacts"]
+    customers = [k for k, v in contacts.items() if v["contact_type"] == "customer"]
+    token = c.tokens.load(c.conn.id).access_token
+    with httpx.Client(transport=InProcessTransport(c.sandbox), base_url=c.conn.base_url,
+                      headers={"Authorization": f"Zoho-oauthtoken {token}"}) as http:
+        def page(n: int, **kw) -> dict:
+            return http.get(API + "/contacts", params={"organization_id": c.conn.tenant_id, "page": n,
+                                                       "contact_type": "customer", **kw}).json()
+
+        first = page(1, per_page=500, sort_column="created_time", sort_order="D")
+        assert first["page_context"]["per_page"] == 200 and first["page_context"]["has_more_page"] is True
+        assert first["page_context"]["sort_column"] == "created_time" and len(first["contacts"]) == 200
+        times = [int(contacts[r["contact_id"]]["_created"]) for r in first["contacts"]]
+        assert times == sorted(times, reverse=True)
+        rest, n = [], 2
+        while True:
+            more = page(n, per_page=200, sort_column="created_time", sort_order="D")
+            rest += more["contacts"]
+            if not more["page_context"]["has_more_page"]:
+                break
+            n += 1
+        listed = [r["contact_id"] for r in first["contacts"] + rest]
+        assert sorted(listed) == sorted(customers) and len(set(listed)) == len(listed)
+        assert page(n + 1)["contacts"] == [] and page(n + 1)["page_context"]["has_more_page"] is False
+        assert all(r["contact_type"] == "customer" for r in first["contacts"] + rest)
