@@ -131,7 +131,7 @@ def record(entries: list[dict[str, Any]], argv: list[str], load: list[float]) ->
         "command": "python -m bench.undo_bench " + " ".join(argv), "date": dt.datetime.now(dt.UTC).isoformat(
             timespec="seconds"), "cpu_count": os.cpu_count(), "load_average_at_start": load,
         "goal_seconds": GOAL_SECONDS, "pairs": pairs}
-    RESULTS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str]) -> int:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 from app.connectors.base import RecordWrite
+from app.domain.settings import MASS_CHANGE_FLOOR
 from app.store.db import Store
 from app.store.models import Link, Run, Workspace
-from app.sync.engine import MASS_CHANGE_FLOOR, RunResult, SyncEngine, mass_change_limit
+from app.sync.engine import RunResult, SyncEngine, mass_change_limit
 from tests.support import in_process
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from app.connectors.errors import ConnectorError
 from app.connectors.tokens import TokenStore
+from app.domain.settings import settings_of
 from app.ops import changes
 from app.ops.undo_apply import UndoApplier
 from app.ops.undo_model import (
@@ -150,7 +151,7 @@ class _Planner:
             self.prior = {j.key: j.status for j in s.scalars(select(Journal).where(
                 Journal.workspace_id == ws_id, Journal.key.like(prefix + "%")))}
             mirror = list(s.scalars(select(Mirror).where(Mirror.workspace_id == ws_id)))
-            self.settings = dict(s.get(Workspace, ws_id).settings or {})
+            self.settings = settings_of(s.get(Workspace, ws_id))
             for row in (*self.journal, *self.changes, *self.links, *mirror):
                 s.expunge(row)
         self.names: dict[tuple[str, str, str], str] = {}
@@ -256,7 +257,7 @@ class _Planner:
         changes = _net([c for c in self.changes if c.journal_id in ids])
         if not changes:
             return
-        field_map = self.settings.get("deal_fields") or {}
+        field_map = dict(self.settings.deal_fields)
         current_props = self._deals_now().get(deal_id)
         for fname, (before, wrote) in changes.items():
             key = field_map.get(fname)
@@ -391,7 +392,7 @@ class _Planner:
                 per.setdefault((j.crm_type or "company", c.record_id), []).append(c)
         if not per:
             return
-        mapping = self.settings.get("mapping") or self.crm.default_mapping()
+        mapping = self.settings.mapping_or(self.crm.default_mapping())
         current: dict[tuple[str, str], dict[str, Any]] = {}
         for otype in {t for t, _ in per}:
             for rec in self.crm.get_records(otype, [rid for t, rid in per if t == otype]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,11 +19,25 @@ from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite
 from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.domain.models import AccountingCustomer, CrmRecord, Party, PartyKind
+from app.domain.settings import (
+    WorkspaceSettings,
+    settings_of,
+)
 from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
 from app.store.repos import ConflictRecord, Done, Hold, SnapshotWrite
 from app.store.serial import text_value
 from app.sync.invoice_apply import InvoiceSync
-from app.sync.planner import DEFAULT_RULES, Direction, LinkState, Plan, PlanInput, UpdateCrm, UpdateCustomer, plan
+from app.sync.planner import (
+    DEFAULT_RULES,
+    CustomersFrom,
+    Direction,
+    LinkState,
+    Plan,
+    PlanInput,
+    UpdateCrm,
+    UpdateCustomer,
+    plan,
+)
 from app.sync.run_context import Busy, Cancelled, Held, LeaseLost, Progress, RunContext, WithRunContext
 
 log = logging.getLogger("crossledger.sync")
@@ -45,17 +59,9 @@ class MassChange(Held):
             "large changes.")
 
 
-MASS_CHANGE_PERCENT = 20  # defaults: 20% of linked records or 50 records, whichever is smaller
-MASS_CHANGE_RECORDS = 50
-MASS_CHANGE_FLOOR = 3  # a tiny workspace can always change a couple of records
-
-
-def mass_change_limit(linked: int, settings: dict[str, Any]) -> int:
+def mass_change_limit(linked: int, settings: WorkspaceSettings | Mapping[str, Any] | None) -> int:
     """The most linked records one run may change without asking (per-workspace ``safety`` settings)."""
-    safety = settings.get("safety") or {}
-    percent = int(safety.get("mass_change_percent", MASS_CHANGE_PERCENT))
-    records = int(safety.get("mass_change_records", MASS_CHANGE_RECORDS))
-    return max(min(linked * percent // 100, records), MASS_CHANGE_FLOOR)
+    return settings_of(settings).safety.mass_change_limit(linked)
 
 
 @dataclass
@@ -128,9 +134,9 @@ class SyncEngine(WithRunContext):
     def _run(self) -> Plan:
         ctx = self.ctx
         settings = ctx.settings
-        mapping = settings.get("mapping") or self.crm.default_mapping()
-        rules = {**DEFAULT_RULES, **(settings.get("rules") or {})}
-        direction = cast(Direction, (settings.get("direction") or {}).get("customer", "both"))
+        mapping = settings.mapping_or(self.crm.default_mapping())
+        rules = {**DEFAULT_RULES, **settings.effective_rules}
+        direction = cast(Direction, settings.direction.customer)
         if direction == "off":
             return Plan()
 
@@ -156,7 +162,7 @@ class SyncEngine(WithRunContext):
         ctx.check_cancel()
 
         invoice_sync = None
-        if (settings.get("direction") or {}).get("invoice", "both") != "off" and hasattr(self.crm, "read_deals"):
+        if settings.direction.invoices_on and hasattr(self.crm, "read_deals"):
             invoice_sync = InvoiceSync(ctx, self.crm, self.acct)
             invoice_sync.read(cursors, new_cursors)
 
@@ -223,11 +229,11 @@ class SyncEngine(WithRunContext):
         undone = ctx.undone_generations()
         return PlanInput(ctx.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
-                         customers_from=ctx.settings.get("customers_from") or "both",
-                         field_directions=dict(ctx.settings.get("field_direction") or {}),
+                         customers_from=cast(CustomersFrom, ctx.settings.customers_from),
+                         field_directions=cast(dict[str, Direction], dict(ctx.settings.field_direction)),
                          recreate={**undone, **{ref: "+".join(filter(None, (undone.get(ref), gen)))
                                                 for ref, gen in self._replanned.items()}},
-                         pins={_ref_of(k): v for k, v in (ctx.settings.get("pinned_matches") or {}).items()},
+                         pins={_ref_of(k): v for k, v in ctx.settings.pinned_matches.items()},
                          inactive_names_taken=getattr(self.acct, "inactive_names_taken", True))
 
     def undone_generations(self) -> dict[tuple[str, str], str]:

@@ -123,7 +123,7 @@ class InvoiceSync:
             customer_links=ctx.links.all("customer"),
             invoice_links={ref[1]: lk for ref, lk in ctx.links.all("invoice").items() if ref[0] == "deal"},
             invoices=ctx.mirror.rows("accounting", "invoice"), items=ctx.mirror.rows("accounting", "item"),
-            settings=ctx.settings.get("invoices") or {}, held={q.ref: q for q in ctx.quarantine.crm()},
+            settings=ctx.settings.invoices, held={q.ref: q for q in ctx.quarantine.crm()},
             undone=ctx.undone_generations(), replanned=replanned, settled=settled)
         if needs_ledger_currencies(inp):  # asked once a run, and only when needed
             inp = replace(inp, ledger_currencies=frozenset(self._ledger_currencies()))
@@ -349,11 +349,11 @@ class InvoiceSync:
                     ctx.fail(w.key, ("deal", w.link.crm_id), w.link.crm_id, res.error)
 
     def _deal_fields(self) -> dict[str, str]:
-        known = (self.ctx.settings.get("deal_fields") or {})
+        known = dict(self.ctx.settings.deal_fields)
         if all(f.name in known for f in DEAL_FIELDS):
             return known
         created = self.crm.ensure_deal_fields(DEAL_FIELDS)
         merged = {**known, **created}
         self.ctx.workspace.save_setting("deal_fields", merged)
-        self.ctx.settings["deal_fields"] = merged
+        self.ctx.settings = replace(self.ctx.settings, deal_fields=merged)
         return merged

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.domain.models import Deal, Invoice, InvoiceLine, Item, LineItem
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
+from app.domain.settings import InvoiceOptions
 from app.store.repos import HeldRecord, LinkRecord
 from app.sync.deal_checks import check_currency, check_dates, check_lines, normal_currency, provider_name
 from app.sync.planner import op_key
@@ -67,12 +68,16 @@ class InvoicePlanInput:
     invoice_links: Mapping[str, LinkRecord]  # deal id -> its invoice's link
     invoices: Mapping[str, dict[str, Any]]  # the ledger's invoices as mirrored (with "_archived")
     items: Mapping[str, dict[str, Any]]  # the ledger's items as mirrored
-    settings: Mapping[str, Any] = field(default_factory=dict)  # the workspace's "invoices" settings
+    settings: InvoiceOptions = field(default_factory=InvoiceOptions)  # the workspace's invoice settings
     held: Mapping[tuple[str, str], HeldRecord] = field(default_factory=dict)  # CRM records held back
     undone: Mapping[tuple[str, str], str] = field(default_factory=dict)  # undone invoices: a new key part
     replanned: Mapping[str, str] = field(default_factory=dict)  # deal id -> key part, journalled but not made
     settled: Mapping[str, str] = field(default_factory=dict)  # create key -> the invoice found made
     ledger_currencies: frozenset[str] | None = None  # None: the ledger cannot tell (or was not asked)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, InvoiceOptions):  # the stored shape, as tables of cases give it
+            object.__setattr__(self, "settings", InvoiceOptions.from_json(self.settings))
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def plan_invoices(inp: InvoicePlanInput) -> InvoicePlan:
     prior = _Prior(inp, linked_now)
     locked = _locked_currencies(inp)
     allowed = set(inp.ledger_currencies or ()) or None
-    terms = int(inp.settings.get("payment_terms_days", 30))
+    terms = inp.settings.payment_terms_days
     for deal in sorted(inp.deals.values(), key=lambda d: d.id):
         link = inp.invoice_links.get(deal.id)
         if link is not None:
@@ -233,7 +238,7 @@ def _invoiced(inp: InvoicePlanInput, deal: Deal, link: LinkRecord, lines: _Lines
         may_change = status == "draft" or (
             inp.ledger == "quickbooks" and status in ("awaiting_payment", "overdue")
             and invoice.get("balance") == invoice.get("total"))  # QBO has no drafts
-        if not (may_change and inp.settings.get("edited_deal", "update_draft") == "update_draft"
+        if not (may_change and inp.settings.edited_deal == "update_draft"
                 and deal.line_items):
             flags.append(("lines", CHANGED_LINES))
         elif problems := check_lines(deal, crm=inp.crm, ledger=inp.ledger):  # a person decides
@@ -282,13 +287,13 @@ class _Lines:
             named_id, named_sku = self.by_name.get((li.product_name or li.description).casefold(), (None, None))
             if named_id and not (li.sku and named_sku and named_sku.casefold() != li.sku.casefold()):
                 item_id = named_id
-        if item_id is None and self.settings.get("default_item"):
-            item_id = self.settings["default_item"]
+        if item_id is None and self.settings.default_item:
+            item_id = self.settings.default_item
         if item_id is None:
             token = f"{NEW_ITEM}{(li.sku or li.product_name or li.description).casefold()}"
             self.wanted.setdefault(token, Item(None, li.product_name or li.description, li.sku, li.unit_price))
             item_id = token
-        codes = self.settings.get("tax_codes") or {}
+        codes = self.settings.tax_codes
         return InvoiceLine(li.description, li.quantity, li.unit_price, li.discount_percent, item_id,
                            li.tax_code or codes.get(li.sku or "") or codes.get("default"))
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from app.connectors.errors import ConnectorError
 from app.domain.clock import SYSTEM_CLOCK, Clock
+from app.domain.settings import WorkspaceSettings
 from app.domain.text import mend_broken
 from app.store import lease, runs
 from app.store.db import Store
@@ -89,11 +90,12 @@ class RunContext:
         self.conflicts = Conflicts(store, ws_id)
         self.ws_name = ""
         self._undone: dict[tuple[str, str], str] | None = None
-        self.settings: dict[str, Any] = {}
+        self.settings = WorkspaceSettings()
 
     def load(self) -> None:
         """Read the workspace's name and settings as they are when the run starts."""
-        self.ws_name, self.settings = self.workspace.name_and_settings()
+        self.ws_name, raw = self.workspace.name_and_settings()
+        self.settings = WorkspaceSettings.from_json(raw)
 
     # -- the run ------------------------------------------------------------------------------
     def acquire(self) -> bool:
@@ -238,7 +240,7 @@ class WithRunContext:
         return self.ctx.run_id
 
     @property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> WorkspaceSettings:
         return self.ctx.settings
 
     @property

@@ -47,7 +47,7 @@ def record(entries: list[dict[str, Any]], command: str) -> None:
     totals = {k: sum(r[k] for r in plain) for k in ("days", "events", "invariant_checks", "violations")}
     data["year"] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
                     "totals_supported_events": totals, "runs": dict(sorted(runs.items()))}
-    RESULTS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str]) -> int:

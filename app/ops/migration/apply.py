@@ -62,9 +62,9 @@ class _MigrationEngine(_Writes):
     # -- dry run ---------------------------------------------------------------------------------
     def _make_plan(self) -> None:
         res = self.result
-        mapping = self.settings.get("mapping") or self.crm.default_mapping()
-        rules = {**DEFAULT_RULES, **(self.settings.get("rules") or {})}
-        direction = (self.settings.get("direction") or {}).get("customer", "both")
+        mapping = self.settings.mapping_or(self.crm.default_mapping())
+        rules = {**DEFAULT_RULES, **self.settings.effective_rules}
+        direction = self.settings.direction.customer
         records: dict[tuple[str, str], CrmRecord] = {}
         cursors: dict[str, str | None] = {}
         for n, otype in enumerate(CRM_TYPES):
@@ -208,7 +208,7 @@ class _MigrationEngine(_Writes):
                 select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
             linked_acct = {lk.acct_id for lk in s.scalars(
                 select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
-        self.mapping = self.settings.get("mapping") or self.crm.default_mapping()
+        self.mapping = self.settings.mapping_or(self.crm.default_mapping())
         self.total = len(rows) or 1
         self._pacers = {}
         for side, connector in (("accounting", self.acct), ("crm", self.crm)):

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.domain.settings import stored_with
 from app.store.db import Store
 from app.store.models import Cursor, Run, Workspace, utcnow
 
@@ -24,7 +25,7 @@ class WorkspaceRepo:
         with self.store.session() as s:
             ws = s.get(Workspace, self.ws_id)
             assert ws is not None
-            ws.settings = {**(ws.settings or {}), key: value}
+            ws.settings = stored_with(ws.settings, **{key: value})
 
 
 class Runs:
