@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from app.domain.lifecycle import RecordFate
+from app.domain.settings import SettingsError, WorkspaceSettings
 from app.sync.lifecycle import DealFacts, LinkFacts, deal_actions, link_actions, rule_from
 
 ACTIVE_CRM = RecordFate("c1", "active")
@@ -141,10 +142,14 @@ def test_a_ledger_without_credit_notes_is_flagged_instead():
 
 
 @pytest.mark.parametrize(("settings", "rule"), [({}, "flag"), ({"after_invoice": "void"}, "void"),
-                                           ({"after_invoice": "credit"}, "credit"),
-                                           ({"after_invoice": "shred"}, "flag")])
+                                           ({"after_invoice": "credit"}, "credit")])
 def test_the_rule_comes_from_the_workspace_and_defaults_to_flag(settings, rule):
-    assert rule_from(settings) == rule
+    assert rule_from(WorkspaceSettings.from_json({"invoices": settings}).invoices) == rule
+
+
+def test_a_rule_the_app_does_not_know_is_refused_with_its_name():
+    with pytest.raises(SettingsError, match="deal lost or changed after its invoice"):
+        WorkspaceSettings.from_json({"invoices": {"after_invoice": "shred"}})
 
 
 def test_flag_codes_are_stable_so_a_flag_closes_when_its_cause_is_gone():

@@ -192,6 +192,8 @@ class InvoiceOptions:
     default_item: str | None = None  # the ledger item for a deal line that names none
     tax_codes: Mapping[str, str] = field(default_factory=dict)  # product code -> the ledger's tax code
     edited_deal: str = "update_draft"  # a won deal edited later: update its draft invoice, or only flag it
+    # a deal lost, reopened or changed after its invoice: flag it, void a draft or unpaid invoice, or credit it
+    after_invoice: str = "flag"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -200,15 +202,20 @@ class InvoiceOptions:
         edited = d.get("edited_deal", "update_draft")
         if not isinstance(edited, str):
             raise _problem("choice for an edited won deal", edited, "update_draft or flag")
+        after = d.get("after_invoice", "flag")
+        if after not in ("flag", "void", "credit"):
+            raise _problem("choice for a deal lost or changed after its invoice", after, "flag, void or credit")
         return cls(_int(d.get("payment_terms_days", 30), "payment terms in days", 0, 3650),
                    _str_or_none(d.get("default_item"), "default invoice item"),
                    {str(k): str(v) for k, v in _dict(d.get("tax_codes"), "tax codes").items()},
-                   edited, _split(d, _known(cls)))
+                   edited, after, _split(d, _known(cls)))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"payment_terms_days": self.payment_terms_days}
         if self.default_item is not None:
             out["default_item"] = self.default_item
+        if self.after_invoice != "flag":  # written only once chosen: older stored settings stay as they were
+            out["after_invoice"] = self.after_invoice
         return {**out, "tax_codes": dict(self.tax_codes), "edited_deal": self.edited_deal,
                 **copy.deepcopy(dict(self.extra))}
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from app.domain.lifecycle import RecordFate
 from app.domain.models import Deal, InvoiceStatus
 from app.domain.money import line_net, money
+from app.domain.settings import InvoiceOptions
 
 DealRule = Literal["flag", "void", "credit"]
 DEAL_RULES: tuple[DealRule, ...] = ("flag", "void", "credit")
@@ -112,13 +113,9 @@ class Outcome:
         return [a.kind for a in self.actions]
 
 
-def rule_from(settings: dict[str, object]) -> DealRule:
-    """The workspace's rule for deals changed after invoicing (``after_invoice``); ``flag`` by default."""
-    value = settings.get("after_invoice")
-    for rule in DEAL_RULES:
-        if value == rule:
-            return rule
-    return "flag"
+def rule_from(options: InvoiceOptions) -> DealRule:
+    """The workspace's rule for deals changed after invoicing (``invoices.after_invoice``); ``flag`` by default."""
+    return next((rule for rule in DEAL_RULES if rule == options.after_invoice), "flag")
 
 
 def _dec(value: Any) -> Decimal:
