@@ -15,7 +15,7 @@ What is stored, by key (every key optional; a missing one means the default):
 - ``schedule``: {"realtime_minutes", "batch_hour" (UTC), "reconcile_day", "paused"}
 - ``notifications``: bool; ``report_folder``: a folder path or null (reports/ in the data folder)
 - ``safety``: {"mass_change_percent", "mass_change_records"}: the mass-change limit
-- ``invoices``: {"payment_terms_days", "default_item", "tax_codes", "edited_deal"}
+- ``invoices``: {"payment_terms_days", "default_item", "tax_codes", "edited_deal", "after_invoice" (flag|void|credit)}
 - ``pinned_matches``: {"object_type:id": the answer to an ambiguous match}
 - ``deal_fields``: {our deal field: the CRM's field name}, learnt by the sync
 - ``mapping_versions``: [{"version", "saved_at", "summary", "settings"}], the mapping wizard's history
