@@ -265,9 +265,8 @@ class TrayController(QObject):
         try:
             self._statuses = status.workspace_statuses(self._store)
             self._settings = readable_settings(self._store)
-        except SQLAlchemyError:
-            log.warning("tray could not read the workspaces; keeping the last state", exc_info=True)
-            return
+        except SQLAlchemyError:  # e.g. the database busy with a run's write: what runs is still known here
+            log.warning("tray could not read the workspaces; redrawing from the last reading", exc_info=True)
         for ws in self._statuses:  # the baseline: only an increase after a run is news
             self._waiting.setdefault(ws.name, tray_state.waiting_for_review(ws))
         running = self.running_workspaces()
