@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.ui.wizard_kit import FieldProblems
+from app.ui.wizard_kit import FieldProblems, label
 from app.wizard.connect_flow import DEFAULT_PORT, SIDE_LABEL, setup_for
 
 if TYPE_CHECKING:
@@ -39,13 +39,6 @@ PAGE_IDS = {"client": 0, "sides": 1, "crm.account": 2, "crm.signin": 3, "crm.ten
             "accounting.account": 5, "accounting.signin": 6, "accounting.tenant": 7, "finish": 8}
 STEP_OF = {v: k for k, v in PAGE_IDS.items()}
 
-
-def label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
-    out = QLabel(text)
-    out.setWordWrap(wrap)
-    if name:
-        out.setObjectName(name)
-    return out
 
 
 def select(combo: QComboBox, value: str) -> None:

@@ -22,6 +22,7 @@ from app.ops.migration import ACTIONS
 from app.ops.workspaces import UserError
 from app.ui import text
 from app.ui.theme import Palette
+from app.ui.wizard_kit import label as _label
 from app.wizard.migration_flow import APART, LATER, LINK, MigrationFlow, PlanRow
 
 if TYPE_CHECKING:
@@ -42,14 +43,6 @@ QFrame#CountBox {{ background: {p.SURFACE}; border: 1px solid {p.BORDER}; border
 QFrame#Detail {{ background: {p.ROW_ALT}; border: 1px solid {p.BORDER_SOFT}; border-radius: 6px; }}
 QLabel#Stage {{ color: {p.TEXT}; }}
 """
-
-
-def _label(value: str = "", name: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(value)
-    label.setWordWrap(wrap)
-    if name:
-        label.setObjectName(name)
-    return label
 
 
 def _failure_words(exc: Exception, workspace: str) -> str:

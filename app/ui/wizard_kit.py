@@ -14,6 +14,16 @@ from PySide6.QtWidgets import QBoxLayout, QFormLayout, QLabel, QWidget, QWizard,
 from app.ui.accessibility import layout_position, name_controls
 from app.ui.theme import Palette, theme_news
 
+
+def label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
+    """A wizard label: word-wrapped unless told not to, with an object name for the style sheet."""
+    out = QLabel(text)
+    out.setWordWrap(wrap)
+    if name:
+        out.setObjectName(name)
+    return out
+
+
 STEP_PREFIX = re.compile(r"^Step \d+ of \d+: ")
 
 # The wizard's buttons that move the work forward: styled as the window's primary button.
