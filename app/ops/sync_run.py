@@ -47,7 +47,7 @@ def run_sync(
                 connector.api.on_wait = _waiting(progress)
         started, before = time.perf_counter(), (_sent(crm), _sent(acct))
         engine = SyncEngine(store, ws.id, crm, acct, trigger=trigger, dry_run=dry_run, progress=progress,
-                            cancel=cancel, full=full, allow_mass_change=allow_mass_change)
+                            cancel=cancel, full=full, allow_mass_change=allow_mass_change, clock=clock)
         result = engine.run()
         result.seconds = time.perf_counter() - started
         result.requests = {"crm": _sent(crm) - before[0], "accounting": _sent(acct) - before[1]}
