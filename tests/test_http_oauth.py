@@ -83,7 +83,7 @@ def test_loopback_listener_binds_loopback_only_and_takes_one_callback():
 
     t = threading.Thread(target=call)
     t.start()
-    params = listener.wait(5)
+    params = listener.wait(60)
     t.join()
     assert params == {"code": "abc", "state": "s"} and got["first"] == 200
     with pytest.raises(httpx.ConnectError):
@@ -297,7 +297,7 @@ def test_a_forged_error_without_the_state_is_ignored_and_the_sign_in_goes_on():
 
     t = threading.Thread(target=lambda: httpx.get(listener.redirect_uri + "?code=abc&state=right", timeout=2))
     t.start()
-    params = listener.wait(5)
+    params = listener.wait(60)
     t.join()
     assert params["code"] == "abc"
 

@@ -110,11 +110,11 @@ def test_the_window_offers_to_sync_allowing_the_changes(qtbot, tmp_path):
     window.show()
     qtbot.mouseClick(window.page.header.sync_button, Qt.MouseButton.LeftButton)
     banner = window.page.banner
-    qtbot.waitUntil(lambda: banner.isVisible() and banner.action.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: banner.isVisible() and banner.action.isVisible(), timeout=60_000)
     assert banner.title.text() == "Sync stopped before a large change"
     assert banner.action.text() == "Sync and allow these changes"
     qtbot.mouseClick(banner.action, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(calls) == 2 and banner.title.text() == "Sync finished", timeout=5000)
+    qtbot.waitUntil(lambda: len(calls) == 2 and banner.title.text() == "Sync finished", timeout=60_000)
     assert calls == [{}, {"allow_mass_change": True}]
     assert not banner.action.isVisible()
     assert window.shutdown(5000)

@@ -378,7 +378,7 @@ def test_the_wizard_from_the_demo_sandboxes_to_a_finished_migration(qtbot, qapp_
         assert f"Created {shown['create_ledger']:,} customers in QuickBooks Online" in words
         assert "Review tab" in words and "Sync now" in words
         wizard.grab().save(str(SHOTS / "migration-done.png"))
-        with qtbot.waitSignal(wizard.migrated, timeout=5000):
+        with qtbot.waitSignal(wizard.migrated, timeout=60_000):
             _next_finish = wizard.button(QWizard.WizardButton.FinishButton)
             qtbot.mouseClick(_next_finish, Qt.MouseButton.LeftButton)
         assert "migration" in window.workspace_actions.last_notice.title

@@ -108,7 +108,7 @@ def test_a_second_sync_of_the_same_workspace_is_refused_while_one_runs(store):
     thread = threading.Thread(target=first.run)
     thread.start()
     try:
-        assert inside.wait(10)
+        assert inside.wait(60)
         with pytest.raises(Busy, match="already running"):
             SyncEngine(store, ws_id, in_process("hubspot", "demo").connector,
                        in_process("quickbooks", "demo").connector).run()

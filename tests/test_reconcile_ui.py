@@ -228,7 +228,7 @@ def test_cancel_stops_the_run_and_changes_nothing(qtbot, demo):
     qtbot.addWidget(p)
     p.set_workspace("demo")
     assert p.start()
-    assert started.wait(10)
+    assert started.wait(60)
     assert p.ticker.isActive() and p.ticker.interval() <= 1000  # the count and time left, every second
     qtbot.mouseClick(p.cancel_button, Qt.MouseButton.LeftButton)
     assert p.stage.text() == "Cancelling…" and not p.cancel_button.isEnabled()

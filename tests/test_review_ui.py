@@ -143,7 +143,7 @@ def plain(rich: str) -> str:
 
 
 def saved(review, qtbot) -> None:
-    qtbot.waitUntil(lambda: not review.diff.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not review.diff.busy, timeout=60_000)
 
 
 # -- the diff, painted ---------------------------------------------------------------------------

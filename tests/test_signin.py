@@ -182,7 +182,7 @@ def test_the_relay_page_hands_code_state_and_realm_to_the_listener():
     assert target is not None and target.startswith(f"http://127.0.0.1:{listener.port}/callback?")
     with httpx.Client(timeout=5) as http:
         assert http.get(target).status_code == 200
-    assert listener.wait(5) == {"code": "AB11", "state": state, "realmId": "9130355551234567"}
+    assert listener.wait(60) == {"code": "AB11", "state": state, "realmId": "9130355551234567"}
     # without a state the page hands nothing on and says so
     assert run_relay_page("https://sign-in.example.org/crossledger/quickbooks.html?code=AB11") is None
     # an error (the person declined) goes to the listener too, with its state

@@ -124,7 +124,7 @@ def test_a_profile_pointing_at_the_sandboxes_connects_every_provider_with_no_tex
         typed = [e.text() for e in wizard.findChildren(QLineEdit)
                  if not e.isReadOnly() and e.text() and not isinstance(e.parent(), QAbstractSpinBox)]
         assert typed == []  # nothing was typed anywhere (the port box shows its default)
-        with qtbot.waitSignal(wizard.saved, timeout=10000):
+        with qtbot.waitSignal(wizard.saved, timeout=60_000):
             click(qtbot, wizard, FINISH)
         ws = workspaces.get_workspace(store, name)
         for side, provider in (("crm", crm), ("accounting", accounting)):
@@ -165,7 +165,7 @@ def test_use_an_access_token_checks_it_once_and_saves_only_a_good_one(qtbot, sto
         page.server.setText(server.url)
         click(qtbot, wizard)
         signin = wizard.currentPage()
-        qtbot.waitUntil(lambda: signin.failure.isVisible(), timeout=20000)
+        qtbot.waitUntil(lambda: signin.failure.isVisible(), timeout=60_000)
         assert "did not accept the access token" in signin.failure_title.text()
         assert signin.failure_detail.text().startswith("Access token:") and signin.back_button.isVisible()
         tried = list(wizard.cf._pending)  # the connection the refused token was tried for
@@ -175,10 +175,10 @@ def test_use_an_access_token_checks_it_once_and_saves_only_a_good_one(qtbot, sto
         page.access_token.setText(token)
         click(qtbot, wizard)
         signin = wizard.currentPage()
-        qtbot.waitUntil(signin.isComplete, timeout=20000)
+        qtbot.waitUntil(signin.isComplete, timeout=60_000)
         click(qtbot, wizard)
-        qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=20000)
-        with qtbot.waitSignal(wizard.saved, timeout=10000):
+        qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=60_000)
+        with qtbot.waitSignal(wizard.saved, timeout=60_000):
             click(qtbot, wizard, FINISH)
         conn = workspaces.load_connection(store, workspaces.get_workspace(store, "Token Ltd"), "crm")
         assert conn.extra["auth"] == "access_token" and conn.client_id == ""

@@ -53,7 +53,7 @@ def test_a_second_instance_in_the_same_process_raises_the_first(qtbot, tmp_path)
     first, second = SingleInstance(key), SingleInstance(key)
     try:
         assert first.acquire() and first.is_primary
-        with qtbot.waitSignal(first.message_received, timeout=5000) as got:
+        with qtbot.waitSignal(first.message_received, timeout=60_000) as got:
             assert second.acquire() is False
         assert second.answered and not second.is_primary
         assert got.args == ["raise"]
@@ -67,7 +67,7 @@ def test_a_second_launch_says_already_running_exits_0_and_the_first_gets_raise(q
     first = SingleInstance(key)
     try:
         assert first.acquire()
-        with qtbot.waitSignal(first.message_received, timeout=10000) as got:
+        with qtbot.waitSignal(first.message_received, timeout=60_000) as got:
             out, err = _launch(key).communicate(timeout=60)
         assert out.strip() == ALREADY_RUNNING, err
         assert got.args == ["raise"]
@@ -96,7 +96,7 @@ def test_after_a_crash_the_stale_socket_is_removed_and_the_next_start_is_first(q
         assert again.acquire() is True  # the lock named a dead process: taken over
         assert clock.monotonic() == 0
         late = SingleInstance(key)
-        with qtbot.waitSignal(again.message_received, timeout=5000) as got:
+        with qtbot.waitSignal(again.message_received, timeout=60_000) as got:
             assert late.acquire() is False and late.answered  # the old socket file was replaced
         assert got.args == ["raise"]
     finally:

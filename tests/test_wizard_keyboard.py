@@ -21,7 +21,7 @@ from tests.test_wizards_ui import _connected, click, store, wait_complete  # noq
 
 def _walk(qtbot, wizard: QWizard, where: str) -> list[str]:
     wizard.activateWindow()
-    qtbot.waitUntil(wizard.isActiveWindow, timeout=5000)
+    qtbot.waitUntil(wizard.isActiveWindow, timeout=60_000)
     start = wizard.button(QWizard.WizardButton.CancelButton)
     if not start.isVisible():
         start = next(wizard.button(b) for b in (QWizard.WizardButton.FinishButton, QWizard.WizardButton.NextButton)

@@ -94,7 +94,7 @@ def connect_side_with_sandbox(qtbot, wizard: ConnectWizard) -> None:
 def finish(qtbot, wizard: ConnectWizard) -> None:
     assert wizard.currentPage().step_id == "finish"
     wait_complete(qtbot, wizard)
-    with qtbot.waitSignal(wizard.saved, timeout=10000):
+    with qtbot.waitSignal(wizard.saved, timeout=60_000):
         click(qtbot, wizard, FINISH)
 
 
@@ -217,7 +217,7 @@ def test_each_sign_in_failure_has_its_message_and_a_way_forward(qtbot, store, ho
         wizard.cf.timeout = 300
         qtbot.mouseClick(page.retry_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: page.cancel_button.isVisible())
-        qtbot.waitUntil(lambda: page.link_row.isVisible(), timeout=5000)  # the link, in case no browser opened
+        qtbot.waitUntil(lambda: page.link_row.isVisible(), timeout=60_000)  # the link, in case no browser opened
         assert page.link.text().startswith(server.url)
         qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
         failure_shown(qtbot, page, "cancelled")
@@ -320,7 +320,7 @@ def test_from_an_empty_app_to_a_synced_workspace_with_only_the_wizards(qtbot, wi
         wait_complete(qtbot, mapping)
         for _ in range(3):
             click(qtbot, mapping)
-        with qtbot.waitSignal(mapping.saved, timeout=10000):
+        with qtbot.waitSignal(mapping.saved, timeout=60_000):
             click(qtbot, mapping, FINISH)
 
         with qtbot.waitSignal(window.sync.finished, timeout=60000):
@@ -452,7 +452,7 @@ def test_mapping_wizard_change_preview_save_and_the_next_sync_uses_it(qtbot, sto
     save = wizard.currentPage()
     changes = [save.changes.item(i).text() for i in range(save.changes.count())]
     assert "Customers come from: Companies only" in changes
-    with qtbot.waitSignal(wizard.saved, timeout=5000) as saved:
+    with qtbot.waitSignal(wizard.saved, timeout=60_000) as saved:
         click(qtbot, wizard, FINISH)
     assert saved.args == ["Mapped Ltd", 1]
 
