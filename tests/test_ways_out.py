@@ -77,7 +77,7 @@ def test_reactivating_an_archived_customer_releases_every_invoice_waiting_on_it(
     # The history tells it, under its own run.
     [change] = [c for c in field_changes(w.store, w.name) if c.run_id == taken.run_id]
     assert (change.side, change.record_id, change.field, change.before, change.after, change.trigger) == (
-        "accounting", cid, "active", "false", "true", "reactivate")
+        "accounting", cid, "active", "false", "true", "activate")
 
     with pytest.raises(UserError, match="no longer waiting"):  # taken already
         ways_out.take(w.store, w.tokens, w.name, way.key, **w.options())
@@ -97,7 +97,7 @@ def test_a_ledger_refusal_leaves_the_hold_and_says_why(tmp_path):
             f"Xero did not make '{HARBOUR}' active again: Xero merged this contact into another one; link the CRM "
             "record to that contact instead. Nothing was changed; the invoice for 'Lighthouse refit' still waits.")
         assert w.held() == before and [o.key for o in ways_out.ways_out(w.store, w.ws_id)] == [way.key]
-        assert [c for c in field_changes(w.store, w.name) if c.trigger == "reactivate"] == []
+        assert [c for c in field_changes(w.store, w.name) if c.trigger == "activate"] == []
 
 
 def test_nothing_is_taken_while_a_sync_runs(tmp_path):

@@ -15,7 +15,7 @@ one), and :func:`take` settles one:
 Then every hold waiting on it is released: the deal stays listed, with "Released by you" and what the next
 sync does, and is "release"-marked so that sync plans it again (held deals are looked at every run) and drops
 the hold once its invoice is made. A link change or a reactivation is its own run (trigger ``relink``,
-``unlink`` or ``reactivate``) with its field change, so ``history`` shows it and ``undo`` of that run takes
+``unlink`` or ``activate``) with its field change, so ``history`` shows it and ``undo`` of that run takes
 a link back. It is recorded once the ledger has answered: asking a ledger to reactivate an active customer
 changes nothing, so a crash in between loses nothing. A refusal changes nothing here and says why.
 """
@@ -46,7 +46,7 @@ from app.store.repos.mirror import MirrorRepo
 
 Kind = Literal["reactivate", "link_to_survivor", "unlink"]
 KINDS: tuple[Kind, ...] = ("reactivate", "link_to_survivor", "unlink")
-TRIGGERS: dict[str, str] = {"reactivate": "reactivate", "link_to_survivor": "relink", "unlink": "unlink"}
+TRIGGERS: dict[str, str] = {"reactivate": "activate", "link_to_survivor": "relink", "unlink": "unlink"}
 RULE = "chosen-by-you"  # why the field changed, as the history tells it ("Chosen by you")
 CHANGES = (changes.CUSTOMERS, changes.QUARANTINE, changes.RUNS)
 _ALIAS = {"contact": "person", "person": "contact"}  # the engine says contact, links say person
