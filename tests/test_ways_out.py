@@ -12,7 +12,7 @@ import pytest
 
 from app.connectors.base import CustomerWrite
 from app.domain.models import Party
-from app.ops import changes, ways_out
+from app.ops import changes, status, ways_out
 from app.ops.history import field_changes
 from app.ops.undo import undoable_runs
 from app.ops.workspaces import UserError
@@ -78,6 +78,11 @@ def test_reactivating_an_archived_customer_releases_every_invoice_waiting_on_it(
     [change] = [c for c in field_changes(w.store, w.name) if c.run_id == taken.run_id]
     assert (change.side, change.record_id, change.field, change.before, change.after, change.trigger) == (
         "accounting", cid, "active", "false", "true", "activate")
+
+    # A run of its own in the Activity, but the header's and tray's "last sync" is still the sync's.
+    [shown] = status.workspace_statuses(w.store)
+    assert shown.last_run is not None and shown.last_run.trigger == "manual" and shown.last_run.id < taken.run_id
+    assert status.recent_runs(w.store, w.ws_id)[0].trigger == "activate"
 
     with pytest.raises(UserError, match="no longer waiting"):  # taken already
         ways_out.take(w.store, w.tokens, w.name, way.key, **w.options())

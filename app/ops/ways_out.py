@@ -36,6 +36,7 @@ from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.domain.models import AccountingCustomer
 from app.ops import changes
 from app.ops.budget import provider_label
+from app.ops.status import WAY_OUT_TRIGGERS
 from app.ops.workspaces import UserError, WorkspaceInfo, get_workspace, open_connectors
 from app.store import lease
 from app.store.db import Store
@@ -46,7 +47,7 @@ from app.store.repos.mirror import MirrorRepo
 
 Kind = Literal["reactivate", "link_to_survivor", "unlink"]
 KINDS: tuple[Kind, ...] = ("reactivate", "link_to_survivor", "unlink")
-TRIGGERS: dict[str, str] = {"reactivate": "activate", "link_to_survivor": "relink", "unlink": "unlink"}
+TRIGGERS: dict[str, str] = dict(zip(KINDS, WAY_OUT_TRIGGERS, strict=True))  # runs of their own, never "last sync"
 RULE = "chosen-by-you"  # why the field changed, as the history tells it ("Chosen by you")
 CHANGES = (changes.CUSTOMERS, changes.QUARANTINE, changes.RUNS)
 _ALIAS = {"contact": "person", "person": "contact"}  # the engine says contact, links say person
