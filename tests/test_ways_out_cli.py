@@ -104,6 +104,11 @@ def test_relink_and_unlink_from_the_command_line(tmp_path, signed_in):
         assert answer["message"].startswith(f"'{HARBOUR}' is now linked to 'Harbour Lights Limited'")
         assert {r["record_id"] for r in answer["released"]} == {"901", "902"}
         assert w.link_of(HARBOUR).acct_id == survivor
+        code, out, err = run(w, tmp_path, "undo", str(answer["run_id"]), "--dry-run", "--json")
+        assert code == 0, err
+        [step] = json.loads(out)["steps"]
+        assert step["kind"] == "unlink" and "Unlink Harbour Lights Ltd in HubSpot from Harbour Lights Limited" in \
+            step["description"]
 
         # A customer deleted from the ledger: unlink, and the next sync makes it again.
         quay = "Quayside Joinery"
