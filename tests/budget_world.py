@@ -12,7 +12,7 @@ from app.connectors.tokens import MemoryTokenStore
 from app.domain.clock import FakeClock
 from app.ops.connect import connect_with_grant
 from app.ops.sync_run import run_sync
-from app.ops.workspaces import add_workspace, new_connection, save_connection
+from app.ops.workspaces import WorkspaceInfo, add_workspace, new_connection, save_connection
 from app.sandbox.registry import sandbox_class
 from app.sandbox.server import InProcessTransport
 from app.store.db import Store
@@ -56,18 +56,23 @@ def make_world(tmp_path, start: dt.datetime, *, plan: str = "Free", crm: str = "
     ws = add_workspace(store, "Acme", crm, "zohobooks")
     tokens = MemoryTokenStore()
     routes: dict[str, InProcessTransport] = {}
-    sandboxes = []
-    for provider, host, kw in ((crm, "crm.test", {}), ("zohobooks", "books.test", {"plan": plan})):
-        sandbox = sandbox_class(provider)(clock=lambda: clock.now().timestamp(), **kw)
-        sandbox.public_url = f"http://{host}"
-        sandbox.seed("demo")
-        routes[host] = InProcessTransport(sandbox)
-        conn = new_connection(ws, provider, sandbox.public_url)
-        connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
-                           transport=routes[host], client_secret="sandbox-secret")
-        save_connection(store, ws, conn)
-        sandboxes.append(sandbox)
+    sandboxes = [connect_in_process(store, ws, tokens, clock, provider, host, routes, **kw)
+                 for provider, host, kw in ((crm, "crm.test", {}), ("zohobooks", "books.test", {"plan": plan}))]
     return World(store, tokens, clock, sandboxes[0], sandboxes[1], Router(routes))
+
+
+def connect_in_process(store: Store, ws: WorkspaceInfo, tokens: MemoryTokenStore, clock: FakeClock, provider: str,
+                       host: str, routes: dict[str, InProcessTransport], seed: str = "demo", **kw: Any) -> Any:
+    """A sandbox on the virtual clock answering at ``host`` (added to ``routes``), connected to the workspace."""
+    sandbox = sandbox_class(provider)(clock=lambda: clock.now().timestamp(), **kw)
+    sandbox.public_url = f"http://{host}"
+    sandbox.seed(seed)
+    routes[host] = InProcessTransport(sandbox)
+    conn = new_connection(ws, provider, sandbox.public_url)
+    connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
+                       transport=routes[host], client_secret="sandbox-secret")
+    save_connection(store, ws, conn)
+    return sandbox
 
 
 def race_for_the_day(url: str, *, clients: int = 4, cap: int = 300) -> tuple[int, int]:

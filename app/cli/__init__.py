@@ -17,6 +17,7 @@ from app.cli.common import one_line, open_home, why
 from app.cli.common import print_run_summary as _print_run_summary
 from app.cli.common import run_window as _gui
 from app.cli.connect import cmd_connect
+from app.cli.held import cmd_held, cmd_reactivate, cmd_relink, cmd_unlink
 from app.cli.machine import cmd_backup, cmd_doctor, cmd_restore, cmd_sandbox
 from app.cli.parser import build_parser
 from app.cli.records import cmd_conflicts, cmd_history, cmd_release, cmd_resolve, cmd_undo
@@ -80,7 +81,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 "status": cmd_status, "sandbox": cmd_sandbox, "reconcile": cmd_reconcile,
                 "doctor": cmd_doctor, "migrate": cmd_migrate, "history": cmd_history,
                 "undo": cmd_undo, "release": cmd_release, "backup": cmd_backup, "restore": cmd_restore,
-                "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service}[args.command](args)
+                "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service, "held": cmd_held,
+                "reactivate": cmd_reactivate, "relink": cmd_relink, "unlink": cmd_unlink}[args.command](args)
     except (UserError, Busy, UndoError, SettingsError) as exc:
         print(f"crossledger: {one_line(str(exc))}", file=sys.stderr)
         return 2

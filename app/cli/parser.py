@@ -212,6 +212,27 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("record_type", choices=("company", "person", "deal"))
     rl.add_argument("record_id")
 
+    hd = sub.add_parser("held", help="list the records held back, and the one-click way out of each that has one")
+    hd.add_argument("name")
+    hd.add_argument("--json", action="store_true")
+
+    ra = sub.add_parser("reactivate", help="make a ledger customer active again, so the invoices waiting on it "
+                                           "are made by the next sync")
+    ra.add_argument("name")
+    ra.add_argument("customer", help="the ledger customer's id or name, or the CRM record's (see 'held')")
+    ra.add_argument("--json", action="store_true")
+
+    for command, words in (("relink", "link a CRM record to the ledger customer its own was merged into"),
+                           ("unlink", "forget the link of a CRM record whose ledger customer was deleted: the next "
+                                      "sync creates (or matches) it again")):
+        way = sub.add_parser(command, help=words)
+        way.add_argument("name")
+        way.add_argument("record", help="the CRM record's id or name (see 'held')")
+        if command == "relink":
+            way.add_argument("--to", metavar="CUSTOMER", help="the surviving customer's id or name (checked: the "
+                                                              "one the ledger merged it into)")
+        way.add_argument("--json", action="store_true")
+
     sb = sub.add_parser("sandbox", help="serve a provider imitation on 127.0.0.1")
     sbsub = sb.add_subparsers(dest="action", required=True)
     serve = sbsub.add_parser("serve")

@@ -66,10 +66,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from app.cli.held import add_ways_out, print_ways_out
     from app.ops.status import status_json
 
     _, store = open_home(args)
-    data = status_json(store)
+    data = add_ways_out(store, status_json(store))
     if args.json:
         print(json.dumps(data, default=str))
         return 0
@@ -86,6 +87,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  Held back ({len(ws['quarantined'])}):")
             for q in ws["quarantined"]:
                 print(f"    - {q['name']}: {' '.join(q['reasons'])}")
+        if ws["ways_out"]:
+            print_ways_out(ws["name"], ws["ways_out"])
         for r in ws["last_runs"][:3]:
             print(f"  run {r['id']} {r['started_at']} {r['status']}: {r['counts'].get('writes', 0)} writes")
     return 0

@@ -16,6 +16,8 @@ from app.store.models import ConflictRow, ConnectionRow, Link, Mirror, Quarantin
 
 # A reconciliation's read-only refresh, while it runs (it is then dropped): never a sync, nor the last sync.
 RECONCILE = "reconcile"
+# A way out taken by hand (app/ops/ways_out.py): a run of its own, in the Activity, but not the last sync.
+WAY_OUT_TRIGGERS = ("activate", "relink", "unlink")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,8 @@ def workspace_statuses(store: Store) -> list[WorkspaceStatus]:
             by_how = dict(s.execute(select(Link.how, func.count())  # customers; invoices are counted apart
                                     .where(Link.workspace_id == ws.id, Link.object_type == "customer")
                                     .group_by(Link.how)).all())
-            last = s.scalars(select(Run).where(Run.workspace_id == ws.id, Run.trigger != RECONCILE)
+            last = s.scalars(select(Run).where(Run.workspace_id == ws.id,
+                                               Run.trigger.notin_((RECONCILE, *WAY_OUT_TRIGGERS)))
                              .order_by(Run.id.desc())).first()
             out.append((ws.id, ws.name, ws.crm_provider, ws.accounting_provider, conns, by_how,
                         _run_row(last) if last else None))

@@ -78,6 +78,25 @@ def set_snapshots(s: Any, ws_id: int, writes: Sequence[SnapshotWrite]) -> None:
                 other.snapshot = snap
 
 
+def move_customer_link(s: Any, ws_id: int, ref: tuple[str, str], acct_id: str | None, run_id: int, *,
+                       how: str = "link", acct: dict[str, Any] | None = None) -> LinkRecord | None:
+    """In the caller's transaction: the customer link of ``ref`` now points to ``acct_id`` (None: removed),
+    made by run ``run_id`` (so an undo of that run takes it back). ``acct``: what the ledger side holds now,
+    kept as last seen. Returns the link as it was, or None when ``ref`` had none."""
+    row = s.scalars(select(Link).where(Link.workspace_id == ws_id, Link.object_type == "customer",
+                                       Link.crm_type == ref[0], Link.crm_id == ref[1])).first()
+    if row is None:
+        return None
+    before = _record(row)
+    if acct_id is None:
+        s.delete(row)
+        return before
+    row.acct_id, row.how, row.run_id, row.updated_at = acct_id, how, run_id, utcnow()
+    if acct is not None:
+        row.snapshot = {**(row.snapshot or {}), "acct": acct}
+    return before
+
+
 class Links:
     def __init__(self, store: Store, ws_id: int) -> None:
         self.store, self.ws_id = store, ws_id
