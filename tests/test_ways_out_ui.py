@@ -84,3 +84,20 @@ def test_a_refusal_is_shown_and_the_button_stays(tmp_path, qtbot):
         [again] = view.cards
         assert again.button.text() == REACTIVATE and again.button.isEnabled()
         assert writes.wait(10000)
+
+
+def test_the_window_s_held_back_tab_offers_the_way_out(tmp_path, qtbot):
+    """The workspace page wires the ways out whenever it has the keyring's tokens (as the app's window does)."""
+    from app.ui.workspace_page import WorkspacePage
+
+    with make_world(tmp_path, "quickbooks") as w:
+        cid = w.acct_ids[HARBOUR]
+        w.archive(HARBOUR)
+        w.hold("901", "Lighthouse refit", HARBOUR, "reactivate", cid, REACTIVATE, ARCHIVED)
+        make_application()
+        page = WorkspacePage(w.store, lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None), tokens=w.tokens)
+        qtbot.addWidget(page)
+        page.load(next(ws for ws in status.workspace_statuses(w.store) if ws.id == w.ws_id))
+        [card] = page.held.cards
+        assert card.button.text() == REACTIVATE and card.button.isEnabled()
+        assert page.writes.wait(10000)

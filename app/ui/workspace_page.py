@@ -20,7 +20,7 @@ from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
 from app.ui.linked_view import LinkedView
 from app.ui.models import HeldBackModel, LinkedModel, RunsModel
-from app.ui.quarantine_view import UNDONE, HeldBackView
+from app.ui.quarantine_view import UNDONE, HeldBackView, WayOutActions
 from app.ui.reconcile_page import ReconcilePage, reconcile_history, reconcile_runner
 from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
@@ -72,6 +72,9 @@ class WorkspacePage(QWidget):
         self.activity.show_me.connect(lambda: self.tabs.setCurrentWidget(self.activity))
         self.activity.undone.connect(self._after_undo)
         self.held.release_many.connect(self._release)
+        if tokens is not None:  # the one click out of a hold: reactivate, link to the survivor, unlink
+            self.held.attach_ways_out(WayOutActions(store, tokens, self.writes, lambda: (
+                (self.workspace.id, self.workspace.name) if self.workspace else None)))
         # The recent runs are the Activity tab's first table; the strip is kept (its model feeds the tests and
         # the tray's wording) but no longer takes 115 px under every table.
         self.runs.setParent(self)
