@@ -354,7 +354,8 @@ def test_search_has_its_own_tighter_limit():
 
 
 def test_token_costs_are_charged_from_the_daily_budget_and_exhaustion_is_daily():
-    c = in_process("pipedrive", "demo")
+    noon = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(12), tzinfo=dt.UTC).timestamp()
+    c = in_process("pipedrive", "demo", clock=lambda: noon)  # the budget's day never turns during the test
     k = c.connector
     start = c.sandbox.tokens_used_today()
     k.read_records("company", None)  # one v2 list: 10 tokens
