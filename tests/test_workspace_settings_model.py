@@ -187,3 +187,15 @@ def test_stored_with_is_one_call_for_code_that_writes_the_row_itself():
         stored_with(raw, field_direction={"email": "sideways"})
     with pytest.raises(TypeError):
         stored_with(raw, colour="red")
+
+
+def test_a_workspace_is_found_by_its_name_in_any_case_as_names_are_unique_in_any_case(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    add_workspace(store, "Harbour Books", "hubspot", "xero")
+    add_workspace(store, "harbour", "hubspot", "xero")
+    assert get_workspace(store, "HARBOUR BOOKS").name == "Harbour Books"
+    assert get_workspace(store, "Harbour").name == "harbour"  # the exact name wins; there is only one anyway
+    with pytest.raises(UserError) as caught:
+        get_workspace(store, "Harbor")
+    assert "no workspace called 'Harbor' (workspaces: Harbour Books, harbour)" in str(caught.value)
+    store.dispose()

@@ -73,8 +73,11 @@ def list_workspaces(store: Store) -> list[WorkspaceInfo]:
 def get_workspace(store: Store, name: str) -> WorkspaceInfo:
     with store.session() as s:
         ws = s.scalars(select(Workspace).where(Workspace.name == name)).first()
+        if ws is None:  # names are unique whatever their case: 'demo' finds 'Demo'
+            every = list(s.scalars(select(Workspace)))
+            ws = next((w for w in every if w.name.casefold() == name.casefold()), None)
         if ws is None:
-            names = ", ".join(w.name for w in s.scalars(select(Workspace))) or "none yet"
+            names = ", ".join(w.name for w in every) or "none yet"
             raise UserError(f"There is no workspace called '{name}' (workspaces: {names}). "
                             "Create it with 'crossledger workspace add'.")
         return _info(ws)
