@@ -140,3 +140,18 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
 def test_private_files_are_the_owners_only(tmp_path: Path) -> None:
     path = files.write_bytes(tmp_path / "backup.db", b"x", private=True)
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_what_a_killed_writer_left_is_swept_by_the_next_write_once_it_is_old(tmp_path: Path):
+    target = tmp_path / "report.xlsx"
+    old = tmp_path / ".report.xlsx.dead0001.tmp"  # a writer killed an hour and more ago
+    fresh = tmp_path / ".report.xlsx.live0002.tmp"  # perhaps another process writing right now
+    other = tmp_path / ".notes.txt.dead0003.tmp"  # another file's: not ours to judge
+    for f in (old, fresh, other):
+        f.write_bytes(b"half")
+    an_hour_ago = time.time() - files.STALE_AFTER - 5
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(other, (an_hour_ago, an_hour_ago))
+    files.write_text(target, "whole")
+    assert target.read_text() == "whole"
+    assert not old.exists() and fresh.exists() and other.exists()

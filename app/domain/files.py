@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+STALE_AFTER = 3600  # seconds: a temporary file this old beside its target was left by a killed writer
 
 # Called with the temporary path once it is complete, just before the rename. Tests use it to stop a
 # process at the one moment a kill must not hurt; it is never set in normal use.
@@ -79,6 +82,17 @@ def atomic_path(path: str | Path, *, private: bool = False, durable: bool = True
         raise
     if durable:
         _fsync_dir(folder)
+        _sweep(folder, path.name)
+
+
+def _sweep(folder: Path, name: str) -> None:
+    """Remove what a killed writer of ``name`` left behind: its hidden temporary files, once they are old
+    enough that no other process can still be writing them."""
+    cutoff = time.time() - STALE_AFTER
+    for left in folder.glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if left.stat().st_mtime < cutoff:
+                left.unlink()
 
 
 def write_bytes(path: str | Path, data: bytes, *, private: bool = False, durable: bool = True) -> Path:
