@@ -25,7 +25,6 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -58,7 +57,7 @@ from app.ui.resources import icon
 from app.ui.tables import Fill, TableOrNote, make_table
 from app.ui.text import Notice, in_window_words, notice_for_error
 from app.ui.theme import Palette
-from app.ui.widgets import ask_xlsx_path, dot_icon
+from app.ui.widgets import OpenUrl, SaveDialog, ask_xlsx_path, dot_icon, save_dialog, suggested_path, workbook_not_saved
 from app.ui.workers import BackgroundJob, ProgressFn
 
 log = logging.getLogger(__name__)
@@ -70,14 +69,9 @@ class ReconcileFn(Protocol):
     def __call__(self, name: str, month: str, progress: ProgressFn, cancel: threading.Event) -> ReconcileResult: ...
 
 
-SaveDialog = Callable[[QWidget, str, str], str]  # (parent, suggested path, filter) -> chosen path or ""
-OpenUrl = Callable[[QUrl], Any]
 
 
-def ask_save_path(parent: QWidget, suggested: str, filters: str) -> str:
-    """The real Save dialog; tests pass their own function instead."""
-    path, _ = QFileDialog.getSaveFileName(parent, "Export the reconciliation to Excel", suggested, filters)
-    return path
+ask_save_path = save_dialog("Export the reconciliation to Excel")
 
 
 # -- the page ---------------------------------------------------------------------------------------
@@ -480,8 +474,7 @@ class ReconcilePage(QWidget):
     # -- export -----------------------------------------------------------------------------------
     def suggested_file(self) -> str:
         assert self.result is not None
-        folder = self._last_export.parent if self._last_export else Path.home()
-        return str(folder / f"{self.result.workspace}-reconciliation-{self.result.month}.xlsx")
+        return suggested_path(self._last_export, f"{self.result.workspace}-reconciliation-{self.result.month}.xlsx")
 
     def export(self) -> bool:
         if self.result is None or self.running:
@@ -509,11 +502,7 @@ class ReconcilePage(QWidget):
 
     def _export_failed(self, path: Path, exc: Exception) -> None:
         self._end_job()
-        why = "The folder is not writable, or the file is open in another program." if isinstance(exc, OSError) \
-            else "The workbook could not be written."
-        self.banner.show_notice(Notice("error", "The workbook was not saved",
-                                       f"{why} Close it there, or choose another folder, then export again. "
-                                       f"({path})"))
+        self.banner.show_notice(workbook_not_saved(path, exc))
 
     def _banner_action(self, action: str) -> None:
         if action == "Open the workbook" and self._last_export is not None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QColor, QIcon, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
+
+from app.ui.text import Notice
 
 _DOTS: dict[str, QIcon] = {}
 
@@ -53,6 +56,31 @@ class ElidedLabel(QLabel):
         text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.drawText(rect, int(self.alignment()), text)
+
+
+SaveDialog = Callable[[QWidget, str, str], str]  # (parent, suggested path, filter) -> chosen path or ""
+OpenUrl = Callable[[QUrl], Any]
+
+
+def save_dialog(title: str) -> SaveDialog:
+    """The real Save dialog with ``title``; tests pass their own function instead."""
+    def ask(parent: QWidget, suggested: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters)
+        return path
+    return ask
+
+
+def suggested_path(last_export: Path | None, name: str) -> str:
+    """Where the Save dialog opens: beside the last export of this page, else the home folder."""
+    return str((last_export.parent if last_export else Path.home()) / name)
+
+
+def workbook_not_saved(path: Path, exc: Exception) -> Notice:
+    """The banner for a workbook that could not be written, and what to do about it."""
+    why = ("The folder is not writable, or the file is open in another program." if isinstance(exc, OSError)
+           else "The workbook could not be written.")
+    return Notice("error", "The workbook was not saved",
+                  f"{why} Close it there, or choose another folder, then export again. ({path})")
 
 
 def ask_xlsx_path(parent: QWidget, save_dialog: Callable[[QWidget, str, str], str], suggested: str) -> Path | None:

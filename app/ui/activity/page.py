@@ -14,7 +14,6 @@ from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -45,22 +44,17 @@ from app.ui.eta import Clock
 from app.ui.resources import icon
 from app.ui.tables import Fill, PaddedTextDelegate, TableOrNote, make_table
 from app.ui.text import Notice
-from app.ui.widgets import ask_xlsx_path
+from app.ui.widgets import OpenUrl, SaveDialog, ask_xlsx_path, save_dialog, suggested_path, workbook_not_saved
 from app.ui.workers import BackgroundJob, ProgressFn
 
 log = logging.getLogger(__name__)
 
-SaveDialog = Callable[[QWidget, str, str], str]  # (parent, suggested path, filter) -> chosen path or ""
-OpenUrl = Callable[[QUrl], Any]
 # Fitting each row to its text measures every row at once: beyond this many rows (a first sync of
 # thousands of records) that would freeze the window for seconds, so rows keep the standard height.
 FIT_ROWS_MAX = 500
 
 
-def ask_save_path(parent: QWidget, suggested: str, filters: str) -> str:
-    """The real Save dialog; tests pass their own function instead."""
-    path, _ = QFileDialog.getSaveFileName(parent, "Export the activity to Excel", suggested, filters)
-    return path
+ask_save_path = save_dialog("Export the activity to Excel")
 
 
 RUN_ROW = 30  # a run's row: compact, so ten fit above the changes at 1280×800
@@ -383,8 +377,7 @@ class ActivityPage(Filtering, QWidget):
 
     # -- export -------------------------------------------------------------------------------------
     def suggested_file(self) -> str:
-        folder = self._last_export.parent if self._last_export else Path.home()
-        return str(folder / f"{self.workspace}-activity-{self._today():%Y-%m-%d}.xlsx")
+        return suggested_path(self._last_export, f"{self.workspace}-activity-{self._today():%Y-%m-%d}.xlsx")
 
     def export(self) -> bool:
         if self.activity is None or self.running:
@@ -409,11 +402,7 @@ class ActivityPage(Filtering, QWidget):
 
     def _export_failed(self, path: Path, exc: Exception) -> None:
         self._end_job()
-        why = ("The folder is not writable, or the file is open in another program." if isinstance(exc, OSError)
-               else "The workbook could not be written.")
-        self.banner.show_notice(Notice("error", "The workbook was not saved",
-                                       f"{why} Close it there, or choose another folder, then export again. "
-                                       f"({path})"))
+        self.banner.show_notice(workbook_not_saved(path, exc))
 
     def _banner_action(self, action: str) -> None:
         if action == "Open the workbook" and self._last_export is not None:
