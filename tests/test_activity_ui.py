@@ -119,7 +119,7 @@ def window(world: World, qtbot) -> Iterator[MainWindow]:
     yield win
     win.page.activity.shutdown()
     win.sync.shutdown()
-    pool.waitForDone(10000)
+    pool.waitForDone(60_000)
 
 
 def open_activity(win: MainWindow, qtbot) -> ActivityPage:
@@ -383,7 +383,7 @@ def test_loading_happens_off_the_ui_thread(world: World, qtbot) -> None:
     assert not page.undo_button.isEnabled() and page.undo_hint.text() == "Undo is not available in this version."
     activity = load_activity(world.store, world.name)
     assert [r.id for r in page.visible_runs()] == [r.id for r in activity.runs]
-    pool.waitForDone(5000)
+    pool.waitForDone(60_000)
 
 
 def test_cancel_while_undoing_stops_before_any_change_and_the_run_can_be_undone_later(
@@ -545,4 +545,4 @@ def test_the_undo_dialog_counts_n_of_n_with_the_time_left_and_cancel_stops_it(qt
     undo.go.release()
     qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
     assert dialog.result.status == "cancelled" and dialog.result.done == 13 and not dialog.ticker.isActive()
-    pool.waitForDone(5000)
+    pool.waitForDone(60_000)

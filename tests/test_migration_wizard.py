@@ -249,7 +249,7 @@ def qapp_themed(qapp):
 
     make_application()
     yield qapp
-    QThreadPool.globalInstance().waitForDone(20000)
+    QThreadPool.globalInstance().waitForDone(60_000)
     sandboxes.stop_all()
 
 

@@ -124,7 +124,7 @@ def window(world: World, qtbot) -> Iterator[MainWindow]:
     qtbot.waitExposed(win)
     yield win
     win.sync.shutdown()
-    pool.waitForDone(10000)
+    pool.waitForDone(60_000)
 
 
 def open_review(win: MainWindow):

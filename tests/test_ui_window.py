@@ -638,7 +638,7 @@ def test_each_page_is_walked_with_the_keyboard_and_every_control_has_a_name(make
     for index in range(page.tabs.count()):
         page.tabs.setCurrentIndex(index)
         for pool in [QThreadPool.globalInstance(), *window.findChildren(QThreadPool)]:
-            pool.waitForDone(30000)  # a page's first load reads in the background: walk it once that
+            pool.waitForDone(60_000)  # a page's first load reads in the background: walk it once that
         qtbot.wait(50)  # read has landed, not while its rows are being swapped in
         problems = walk_problems(window, page.tabs.tabBar(), page.tabs.tabText(index))
         assert not problems, problems

@@ -41,7 +41,7 @@ NEXT, FINISH = QWizard.WizardButton.NextButton, QWizard.WizardButton.FinishButto
 def qapp_themed(qapp):
     make_application()
     yield qapp
-    QThreadPool.globalInstance().waitForDone(20000)
+    QThreadPool.globalInstance().waitForDone(60_000)
     sandboxes.stop_all()
 
 
@@ -228,7 +228,7 @@ def test_each_sign_in_failure_has_its_message_and_a_way_forward(qtbot, store, ho
         assert page.success.isVisible() and not page.failure.isVisible()
         assert tokens._data  # signed in; only in the token store
         wizard.reject()  # leaving the wizard deletes the sign-in it made
-        QThreadPool.globalInstance().waitForDone(10000)
+        QThreadPool.globalInstance().waitForDone(60_000)
         assert tokens._data == {}
         assert workspaces.list_workspaces(store) == []
 
