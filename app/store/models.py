@@ -139,7 +139,8 @@ class Journal(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    __table_args__ = (Index("ix_journal_key", "workspace_id", "key"),)
+    __table_args__ = (Index("ix_journal_key", "workspace_id", "key"),
+                      Index("ix_journal_op_status", "workspace_id", "op", "status"))
 
 
 class FieldChange(Base):

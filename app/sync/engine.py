@@ -36,6 +36,7 @@ from app.sync.planner import (
     PlanInput,
     UpdateCrm,
     UpdateCustomer,
+    customer_candidates,
     plan,
 )
 from app.sync.run_context import Busy, Cancelled, Held, LeaseLost, Progress, RunContext, WithRunContext
@@ -124,6 +125,7 @@ class SyncEngine(WithRunContext):
         self.dry_run = dry_run
         self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self._replanned: dict[tuple[str, str], str] = {}
+        self.linked = 0  # customer links in the workspace, counted when planning
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -177,10 +179,10 @@ class SyncEngine(WithRunContext):
         # records already linked only: a first sync filling blanks while linking is not a mass change
         moving: list[UpdateCustomer | UpdateCrm] = [*result.updates, *result.crm_updates]
         changing = len({u.ref for u in moving if u.ref in inp.links})
-        limit = mass_change_limit(len(inp.links), settings)
+        limit = mass_change_limit(self.linked, settings)
         if changing > limit and not self.allow_mass_change:
             ctx.counts["would_change"] = changing
-            raise MassChange(changing, limit, len(inp.links))
+            raise MassChange(changing, limit, self.linked)
 
         # 3. Apply.
         self._apply(result, inp)
@@ -206,14 +208,19 @@ class SyncEngine(WithRunContext):
     def _plan_input(self, touched: dict[tuple[str, str], CrmRecord], touched_acct: set[str],
                     mapping: dict[str, dict[str, str]], rules: dict[str, Any], direction: Direction) -> PlanInput:
         ctx = self.ctx
-        ledger = ctx.mirror.customers()
-        links = {ref: LinkState(lk.acct_id, lk.how, lk.snapshot) for ref, lk in ctx.links.all("customer").items()}
         held_rows = ctx.quarantine.crm()
         quarantined = {q.ref for q in held_rows}
         for q in held_rows:  # undone by the user (app/ops/undo.py): left alone until released
             if q.reasons.get("undone_run"):
                 touched.pop(q.ref, None)
         released = [q.ref for q in held_rows if q.reasons.get("release")]
+        held: dict[tuple[str, str], set[str]] = {}
+        chosen: list[tuple[str, str]] = []  # answered on the Review page: applied after the plan
+        for c in ctx.conflicts.with_outcome(("open", "chosen")):
+            held.setdefault((c.crm_type, c.crm_id), set()).add(c.field)
+            if c.outcome == "chosen":
+                chosen.append((c.crm_type, c.crm_id))
+        links, ledger = self._links_and_ledger(touched, touched_acct, released, chosen)
         # CRM records linked to ledger customers that changed: plan them from the mirror.
         wanted = [ref for ref, lk in links.items() if lk.acct_id in touched_acct and ref not in touched]
         wanted += [ref for ref in released if ref not in touched]  # released after an undo: plan them again
@@ -223,9 +230,6 @@ class SyncEngine(WithRunContext):
                 continue
             touched.update({(otype, rid): rec for rid, rec in ctx.mirror.crm_records(otype, ids).items()})
         pending = self._settle_pending(ledger)
-        held: dict[tuple[str, str], set[str]] = {}
-        for c in ctx.conflicts.with_outcome(("open", "chosen")):
-            held.setdefault((c.crm_type, c.crm_id), set()).add(c.field)
         undone = ctx.undone_generations()
         return PlanInput(ctx.ws_name, touched, ledger, links, touched_acct, mapping, rules, direction,
                          quarantined, pending, held, getattr(self.acct, "party_problems", None),
@@ -235,6 +239,23 @@ class SyncEngine(WithRunContext):
                                                 for ref, gen in self._replanned.items()}},
                          pins={_ref_of(k): v for k, v in ctx.settings.pinned_matches.items()},
                          inactive_names_taken=getattr(self.acct, "inactive_names_taken", True))
+
+    def _links_and_ledger(self, touched: dict[tuple[str, str], CrmRecord], touched_acct: set[str],
+                          released: list[tuple[str, str]], chosen: list[tuple[str, str]],
+                          ) -> tuple[dict[tuple[str, str], LinkState], dict[str, AccountingCustomer]]:
+        """What planning this run's changes needs, and no more: the links of the records read, released
+        from review or answered there, and of the ledger customers read, with those links' ledger
+        customers. Every ledger customer only when a record without a link is to be matched (or created
+        under a free name). ``self.linked``: the workspace's customer links (for the mass-change limit)."""
+        ctx = self.ctx
+        found = ctx.links.of("customer", [*touched, *released, *chosen])
+        found.update(ctx.links.to_accounts("customer", touched_acct))
+        links = {ref: LinkState(lk.acct_id, lk.how, lk.snapshot) for ref, lk in found.items()}
+        self.linked = ctx.links.count("customer")
+        unlinked = [*customer_candidates(touched, ctx.settings.customers_from), *released]
+        if any(ref not in links for ref in unlinked):
+            return links, ctx.mirror.customers()
+        return links, ctx.mirror.customers(sorted({lk.acct_id for lk in links.values()} | touched_acct))
 
     def undone_generations(self) -> dict[tuple[str, str], str]:
         return self.ctx.undone_generations()

@@ -73,6 +73,7 @@ class InvoiceSync:
         self._deal_ids: list[str] = []
         self._item_refused: dict[str, str] = {}  # new-item token -> why the ledger refused it, in words
         self._marks: dict[int, str] = {}  # link id -> the flag this run left on it
+        self._changed: set[str] = set()  # invoices read, paid, made or linked this run: their deals may be behind
 
     def _batch(self, connector: Any) -> int:
         return max(1, getattr(connector.limits, "batch_max", 1))
@@ -103,6 +104,8 @@ class InvoiceSync:
                                                for p in payments.records])
         new_cursors[("accounting", "payment")] = payments.cursor
         self._deal_ids = [d.id for d in deals.records]
+        self._changed = {i.id for i in invoices.records if i.id} | {p.invoice_id for p in payments.records
+                                                                     if p.invoice_id}
         ctx.check_cancel()
 
     def apply(self) -> InvoiceCounts:
@@ -117,17 +120,37 @@ class InvoiceSync:
         """What the invoice plan needs, from the store (and, only when needed, the ledger's currencies)."""
         ctx = self.ctx
         settled, replanned = self._settle_pending()
+        deals = {rid: deal_from_json(rid, r.data) for rid, r in ctx.mirror.records("crm", "deal", deal_ids).items()}
+        customer_links, invoice_links, invoices = self._plan_links(deals)
         inp = InvoicePlanInput(
             ws_name=ctx.ws_name, crm=self.crm.provider, ledger=self.acct.provider, today=ctx.today(),
-            deals={rid: deal_from_json(rid, r.data) for rid, r in ctx.mirror.records("crm", "deal", deal_ids).items()},
-            customer_links=ctx.links.all("customer"),
-            invoice_links={ref[1]: lk for ref, lk in ctx.links.all("invoice").items() if ref[0] == "deal"},
-            invoices=ctx.mirror.rows("accounting", "invoice"), items=ctx.mirror.rows("accounting", "item"),
+            deals=deals, customer_links=customer_links, invoice_links=invoice_links, invoices=invoices,
+            items=ctx.mirror.rows("accounting", "item") if deals else {},
             settings=ctx.settings.invoices, held={q.ref: q for q in ctx.quarantine.crm()},
             undone=ctx.undone_generations(), replanned=replanned, settled=settled)
         if needs_ledger_currencies(inp):  # asked once a run, and only when needed
             inp = replace(inp, ledger_currencies=frozenset(self._ledger_currencies()))
         return inp
+
+    def _plan_links(self, deals: dict[str, Deal]) -> tuple[dict[tuple[str, str], LinkRecord], dict[str, LinkRecord],
+                                                           dict[str, dict[str, Any]]]:
+        """The links and ledger invoices planning ``deals`` looks at, and no more: their customers' links,
+        their invoices, and every invoice of the customers of deals without one (an invoice made before
+        Crossledger may be theirs; its currency may lock the customer's), with the links to those."""
+        ctx = self.ctx
+        refs = [("company", d.company_id) for d in deals.values() if d.company_id]
+        refs += [("person", c) for d in deals.values() for c in d.contact_ids]
+        customer_links = ctx.links.of("customer", refs)
+        invoice_links = {ref[1]: lk for ref, lk in ctx.links.of("invoice", [("deal", d) for d in deals]).items()}
+        to_invoice = [d for d in deals.values() if d.id not in invoice_links and d.won and not d.archived]
+        invoices = ctx.mirror.rows("accounting", "invoice", [lk.acct_id for lk in invoice_links.values()])
+        if to_invoice:
+            billed = {lk.acct_id for lk in customer_links.values()}
+            invoices.update(ctx.mirror.rows_with("accounting", "invoice", "customer_id", sorted(billed)))
+            linked = {lk.acct_id for lk in invoice_links.values()}
+            others = ctx.links.to_accounts("invoice", [i for i in invoices if i not in linked])
+            invoice_links.update({ref[1]: lk for ref, lk in others.items() if ref[0] == "deal"})
+        return customer_links, invoice_links, invoices
 
     def _invoice_deals(self, deal_ids: list[str]) -> None:
         plan = plan_invoices(self.plan_input(deal_ids))
@@ -224,6 +247,7 @@ class InvoiceSync:
                     ctx.count("writes")
                     self.counts.updated += 1
                     ctx.links.merge_snapshot(u.link.id, {"deal": deal_digest(u.deal)})
+                    self._changed.add(u.link.acct_id)
                     if isinstance(res.record, Invoice):
                         self._mirror("accounting", "invoice", [(u.link.acct_id, invoice_json(res.record), None,
                                                                 False)])
@@ -286,6 +310,7 @@ class InvoiceSync:
     def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None, *, how: str = "created") -> None:
         self.ctx.links.add("invoice", ("deal", deal.id), invoice_id, how, self.ctx.run_id,
                            {"deal": deal_digest(deal), "written": {}}, release_hold=True)
+        self._changed.add(invoice_id)
         if invoice is not None:
             self._mirror("accounting", "invoice", [(invoice_id, invoice_json(invoice), None, False)])
 
@@ -318,13 +343,16 @@ class InvoiceSync:
     # -- invoice status -> deal ---------------------------------------------------------------
     def _write_back(self) -> None:
         ctx = self.ctx
-        links = list(ctx.links.all("invoice").values())
+        # an invoice nothing changed keeps what its deal was last given (a write that failed stops the
+        # run's cursors, so the same invoices are read, and their deals written, again)
+        links = list(ctx.links.to_accounts("invoice", sorted(self._changed)).values())
         if not links:
             return
         invoices = ctx.mirror.rows("accounting", "invoice", [lk.acct_id for lk in links])
         urls = {lk.acct_id: self.acct.invoice_url(lk.acct_id) for lk in links
                 if lk.acct_id in invoices and not invoices[lk.acct_id].get("web_url")}
-        writes = plan_write_backs(ctx.ws_name, links, invoices, ctx.mirror.rows("accounting", "payment"), urls)
+        payments = ctx.mirror.rows_with("accounting", "payment", "invoice_id", [lk.acct_id for lk in links])
+        writes = plan_write_backs(ctx.ws_name, links, invoices, payments, urls)
         if not writes:
             return
         field_map = self._deal_fields()

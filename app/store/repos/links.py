@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.store.db import Store
 from app.store.models import Link, Quarantine, utcnow
@@ -97,6 +97,21 @@ def move_customer_link(s: Any, ws_id: int, ref: tuple[str, str], acct_id: str | 
     return before
 
 
+def rows_of(s: Any, ws_id: int, object_type: str, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Link]:
+    """In the caller's session, the links of these CRM records (one indexed query per type and 500 ids)."""
+    by_type: dict[str, list[str]] = {}
+    for crm_type, crm_id in dict.fromkeys(refs):
+        by_type.setdefault(crm_type, []).append(crm_id)
+    out: dict[tuple[str, str], Link] = {}
+    for crm_type, ids in by_type.items():
+        for start in range(0, len(ids), CHUNK):
+            for row in s.scalars(select(Link).where(Link.workspace_id == ws_id, Link.object_type == object_type,
+                                                    Link.crm_type == crm_type,
+                                                    Link.crm_id.in_(ids[start:start + CHUNK]))):
+                out[(row.crm_type, row.crm_id)] = row
+    return out
+
+
 class Links:
     def __init__(self, store: Store, ws_id: int) -> None:
         self.store, self.ws_id = store, ws_id
@@ -106,6 +121,29 @@ class Links:
             return {(lk.crm_type, lk.crm_id): _record(lk) for lk in s.scalars(
                 select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == object_type))}
 
+    def count(self, object_type: str) -> int:
+        with self.store.session() as s:
+            return s.scalar(select(func.count()).select_from(Link).where(
+                Link.workspace_id == self.ws_id, Link.object_type == object_type)) or 0
+
+    def of(self, object_type: str, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LinkRecord]:
+        """The links of these CRM records (those that have one)."""
+        refs = list(refs)
+        if not refs:
+            return {}
+        with self.store.session() as s:
+            return {ref: _record(row) for ref, row in rows_of(s, self.ws_id, object_type, refs).items()}
+
+    def to_accounts(self, object_type: str, acct_ids: Iterable[str]) -> dict[tuple[str, str], LinkRecord]:
+        """The links to these ledger records, in the order they were made."""
+        wanted = list(dict.fromkeys(acct_ids))
+        rows: list[Link] = []
+        with self.store.session() as s:
+            for start in range(0, len(wanted), CHUNK):
+                rows += s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == object_type,
+                                                     Link.acct_id.in_(wanted[start:start + CHUNK])))
+            return {(row.crm_type, row.crm_id): _record(row) for row in sorted(rows, key=lambda r: r.id)}
+
     def get(self, link_id: int) -> LinkRecord | None:
         with self.store.session() as s:
             row = s.get(Link, link_id)
@@ -113,9 +151,10 @@ class Links:
 
     def save_customers(self, links: Sequence[tuple[tuple[str, str], str, str, dict[str, Any]]], run_id: int) -> None:
         """Customer links as (CRM ref, ledger id, how, snapshot): made, or moved to another ledger customer."""
+        if not links:
+            return
         with self.store.session() as s:
-            existing = {(lk.crm_type, lk.crm_id): lk for lk in s.scalars(
-                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
+            existing = rows_of(s, self.ws_id, "customer", (ref for ref, *_ in links))
             for ref, acct_id, how, snapshot in links:
                 row = existing.get(ref)
                 if row is None:
