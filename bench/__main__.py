@@ -93,6 +93,14 @@ def run(sizes: Sizes, *, out: Any = print) -> tuple[dict[str, Any], list[tuple[s
     if r["max_reads_per_type"] != 1:
         failures.append(f"idle at scale: {r['reads']}")
     timings["idle_at_scale"] = time.perf_counter() - start
+    if sizes is FULL:  # the same with their won deals and invoices, and one change planned (bench.scale_figures)
+        start = step(f"idle cycle and one change over {sizes.records:,} linked customers with deals and invoices")
+        r = fig["idle_linked"] = scale_figures.idle_linked(sizes.records, sizes.idle_repeats)
+        row(f"Idle cycle, {r['linked']:,} linked customers with deals and invoices",
+            f"{r['max_reads_per_type']} read/type, engine {r['engine_cpu_seconds']:.3f} s CPU "
+            f"(whole cycle {r['cpu_seconds']:.2f} s CPU, {r['wall_seconds']:.2f} s wall); one change planned in "
+            f"{r['one_change']['planning_cpu_ms']:.1f} ms", GOALS["idle_scale"], r["pass"])
+        timings["idle_linked"] = time.perf_counter() - start
     bulk = max(200, sizes.records // 4)
     start = step(f"{bulk:,} HubSpot companies edited at once, then idle reads")
     r = fig["hubspot_bulk_edit"] = scale_figures.hubspot_bulk_edit(bulk)
