@@ -1,6 +1,6 @@
 """Figures measured in a process of their own, so that its peak RSS and start-up are its own.
 
-    python -m bench.probes coldstart HOME     # prints the wall-clock time of the window's first paint
+    python -m bench.probes coldstart HOME     # CPU and clock at the window's first paint, and when it shows the data
     python -m bench.probes workbook N         # reconciliation workbook for N won deals
     python -m bench.probes uisync N [LEDGER]  # N-record sync in the real MainWindow, heartbeat + peak RSS
 
@@ -17,14 +17,19 @@ import time
 
 
 def coldstart(home: str) -> None:
-    """``crossledger --home HOME gui`` as the entry point runs it (store first, then the window),
-    stopped at the main window's first paint event."""
+    """``crossledger --home HOME gui`` as the entry point runs it (store first, then the window): the
+    process's CPU at the main window's first paint event, and at the first paint after the window has
+    read and shown the workspaces (``ready``: the list and the selected workspace's page filled in)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from app import cli
 
     real_gui = cli._gui
 
-    def gui(args: object, home_: object, store: object) -> int:
+    def cpu() -> float:
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return round(use.ru_utime + use.ru_stime, 3)
+
+    def gui(args: object, home_: object, store: object, **kw: object) -> int:
         from PySide6.QtCore import QEvent, QObject, QTimer
         from PySide6.QtWidgets import QWidget
 
@@ -32,23 +37,28 @@ def coldstart(home: str) -> None:
         from app.ui.main_window import MainWindow
 
         app = make_application()  # run_gui reuses it
+        seen: dict[str, object] = {}
 
-        class FirstPaint(QObject):
-            seen = False
-
+        class Paints(QObject):
             def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-                if (not self.seen and event.type() == QEvent.Type.Paint and isinstance(obj, QWidget)
-                        and isinstance(obj.window(), MainWindow)):
-                    self.seen = True
-                    use = resource.getrusage(resource.RUSAGE_SELF)
-                    print(json.dumps({"first_paint": time.time(), "cpu_seconds": round(use.ru_utime + use.ru_stime, 3),
-                                      "modules": len(sys.modules)}), flush=True)
+                if event.type() != QEvent.Type.Paint or not isinstance(obj, QWidget):
+                    return False
+                window = obj.window()
+                if not isinstance(window, MainWindow) or "ready" in seen:
+                    return False
+                if "first_paint" not in seen:
+                    seen.update(first_paint=time.time(), cpu_seconds=cpu(), modules=len(sys.modules))
+                if window.is_loaded and window.list_model.rowCount() > 0:
+                    seen.update(ready=time.time(), ready_cpu_seconds=cpu(),
+                                workspaces_shown=window.list_model.rowCount(),
+                                page_shows=window.page.workspace.name if window.page.workspace else None)
+                    print(json.dumps(seen), flush=True)
                     QTimer.singleShot(0, app.quit)
                 return False
 
-        spy = FirstPaint()
+        spy = Paints()
         app.installEventFilter(spy)
-        return real_gui(args, home_, store)
+        return real_gui(args, home_, store, **kw)
 
     cli._gui = gui
     cli.main(["--home", home, "gui"])

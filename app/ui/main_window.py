@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import changes, status
@@ -51,11 +51,24 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _opening_panel() -> QWidget:
+    """What the content area shows for the moment between the window's first paint and the first read."""
+    panel = QWidget()
+    note = QLabel("Opening your client workspaces…")
+    note.setObjectName("Muted")
+    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    column = QVBoxLayout(panel)
+    column.addWidget(note)
+    return panel
+
+
 class MainWindow(QMainWindow):
     # A scheduled job (kind, workspace name) has finished or failed. Emitted from the scheduler's
     # worker thread by the job context's on_result/on_error (app/ui/app.py); queued to the UI thread,
     # where the header and the workspace list re-read "Last sync" and the counts.
     scheduled_job_done = Signal(str, str)
+    # The workspaces and the selected one's page have been read and shown (after each reload)
+    loaded = Signal()
 
     def __init__(
         self,
@@ -68,7 +81,11 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         home: Path | None = None,
         demo: DemoFn = _run_demo,
+        load: bool = True,
     ) -> None:
+        """``load=False`` (the app's start, app/ui/app.py): the window is made without reading the store and
+        shows "Opening your client workspaces…" until ``reload()``, which run_gui calls just after the
+        first paint; the list then fills in, never showing a count or "None yet" before it was read."""
         super().__init__(parent)
         self.setWindowTitle("Crossledger")
         self.setWindowIcon(icon("crossledger"))
@@ -90,12 +107,14 @@ class MainWindow(QMainWindow):
         self.writes = WriteQueues(self)
         self.list_model = WorkspaceListModel(self, now=now)
         self.sidebar = WorkspaceListPanel(self.list_model)
-        self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes)
+        self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes, pages=load)
         self.empty = EmptyState()
+        self.opening = _opening_panel()
         self.stack = QStackedWidget()
         self.stack.setObjectName("Content")
         self.stack.addWidget(self.page)
         self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.opening)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -107,7 +126,6 @@ class MainWindow(QMainWindow):
 
         self.sidebar.selected.connect(self._workspace_selected)
         self.page.header.sync_clicked.connect(self.sync_selected)
-        self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now
         self.page.header.cancel_clicked.connect(self.cancel_selected)
         self.page.banner.dismissed.connect(lambda: self.sync.dismiss(self.page.workspace_id))
         self.page.banner.action_clicked.connect(self._banner_action)
@@ -122,7 +140,13 @@ class MainWindow(QMainWindow):
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
         self.migration_actions = MigrationActions(self, store, tokens, pool)  # Migrate existing records…
-        self.reload()
+        self.is_loaded = False
+        self._pages_wired = False
+        if load:
+            self.reload()
+        else:
+            self.sidebar.set_opening(True)
+            self.stack.setCurrentWidget(self.opening)
         # Every control Tab reaches has a name a screen reader says (app/ui/accessibility.py); pages
         # fill in controls as they load, so their new ones are named when they are shown.
         name_controls(self)
@@ -180,19 +204,31 @@ class MainWindow(QMainWindow):
     # -- loading ---------------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read every workspace (start, F5, Check again), keeping the selection."""
+        self._wire_pages()
         keep = self.sidebar.current_id()
         items = status.workspace_statuses(self._store)
         self.list_model.set_items(items)
+        self.sidebar.set_opening(False)
         for ws in items:
             self.list_model.set_running(ws.id, self.sync.is_running(ws.id))
         if not items:
             self.stack.setCurrentWidget(self.empty)
-            return
-        self.stack.setCurrentWidget(self.page)
-        if keep != -1 and self.list_model.row_of(keep) is not None:
-            self.sidebar.select(keep)
         else:
-            self.sidebar.select_first()
+            self.stack.setCurrentWidget(self.page)
+            if keep != -1 and self.list_model.row_of(keep) is not None:
+                self.sidebar.select(keep)
+            else:
+                self.sidebar.select_first()
+        self.is_loaded = True
+        self.loaded.emit()
+
+    def _wire_pages(self) -> None:
+        """The page's Reconcile, Review and Activity tabs, made before the page is first shown."""
+        if not self._pages_wired:
+            self.page.add_pages()
+            self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now
+            self._pages_wired = True
+            name_controls(self.page)
 
     def _workspace_selected(self, workspace_id: int) -> None:
         if workspace_id == -1:
@@ -307,6 +343,5 @@ class MainWindow(QMainWindow):
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
         self.changes.stop()
-        pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms),
-                 self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
+        pages = [self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)
