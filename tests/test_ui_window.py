@@ -452,6 +452,8 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     assert page.banner.title.text() == "Sync finished"
     # what the run did, then where the workspace stands in the Held back tab's own number
     assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones. Now 2 held back."
+    # the views are re-read after the run, on a worker thread, and shown a moment later
+    qtbot.waitUntil(lambda: page.linked.model.rowCount() == 6, timeout=60_000)
     assert page.tabs.tabText(page.HELD_TAB) == "Held back  2" and header.held_tile.value.text() == "2"
     assert header.progress_row.isHidden()
     assert header.sync_button.isEnabled() and header.sync_button.text() == "Sync now"

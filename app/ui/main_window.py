@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QS
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import changes, status
 from app.ops.changes import Changed
+from app.ops.status import WorkspaceStatus
 from app.store.db import Store
 from app.ui import text
 from app.ui.accessibility import name_controls
@@ -32,6 +34,7 @@ from app.ui.workspace_page import WorkspacePage
 if TYPE_CHECKING:
     from app.ops.demo import DemoResult
 
+log = logging.getLogger("crossledger.ui.window")
 DemoFn = Callable[..., "DemoResult"]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
 
 
@@ -105,6 +108,12 @@ class MainWindow(QMainWindow):
         # the list and the page refresh from. The window's own writes go through one worker per workspace.
         self.changes = ChangeHub(store, self)
         self.writes = WriteQueues(self)
+        # After a change (a run's end, a scheduled job, a saved choice) the workspace's line is read here,
+        # off the UI thread; a change told while that read is out is read once more when it is back.
+        self._reads = QThreadPool(self)
+        self._reads.setMaxThreadCount(1)
+        self._reading: set[int] = set()
+        self._read_again: dict[int, Changed] = {}
         self.list_model = WorkspaceListModel(self, now=now)
         self.sidebar = WorkspaceListPanel(self.list_model)
         self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes, pages=load)
@@ -242,17 +251,45 @@ class MainWindow(QMainWindow):
 
     def _changed(self, what: Changed) -> None:
         """Something changed in the store: re-read that workspace's line in the list, and on its page only
-        what ``what`` names (app/ui/workspace_page.py); the list again when workspaces came or went."""
+        what ``what`` names (app/ui/workspace_page.py); the list again when workspaces came or went.
+        The line is read on a worker thread: after a big run the UI thread only shows what was read."""
         if what.workspace_id is None or what.touches(changes.WORKSPACES):
             self.reload()
             return
-        fresh = next((ws for ws in status.workspace_statuses(self._store) if ws.id == what.workspace_id), None)
-        if fresh is None:  # removed meanwhile
-            self.reload()
+        wid = what.workspace_id
+        if wid in self._reading:
+            before = self._read_again.get(wid)
+            self._read_again[wid] = what if before is None else before | what
             return
-        self.list_model.update_item(fresh)
-        if self.page.workspace_id == what.workspace_id:
-            self.page.refresh(fresh, what)
+        self._reading.add(wid)
+        store = self._store
+
+        def read(_progress: object) -> WorkspaceStatus | None:
+            return next((ws for ws in status.workspace_statuses(store) if ws.id == wid), None)
+
+        def shown(fresh: WorkspaceStatus | None) -> None:
+            self._reading.discard(wid)
+            again = self._read_again.pop(wid, None)
+            if fresh is None:  # removed meanwhile
+                self.reload()
+            elif self.list_model.row_of(wid) is not None:
+                self.list_model.update_item(fresh)
+                if self.page.workspace_id == wid:
+                    self.page.refresh(fresh, what)
+            if again is not None:
+                self._changed(again)
+
+        def failed(exc: Exception) -> None:
+            log.warning("reading workspace %s after a change failed", wid, exc_info=exc)
+            self._reading.discard(wid)
+            again = self._read_again.pop(wid, None)
+            if again is not None:
+                self._changed(again)
+
+        job: BackgroundJob[WorkspaceStatus | None] = BackgroundJob(read, on_success=shown, on_failure=failed,
+                                                                   parent=self)
+        job.done.connect(job.deleteLater)
+        job.start(self._reads)
 
     def _scheduled_job_done(self, kind: str, workspace: str) -> None:
         """A scheduled job ended (well or not): what its kind of job may change, as a change record; a sync
@@ -343,5 +380,6 @@ class MainWindow(QMainWindow):
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
         self.changes.stop()
-        pages = [self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
+        pages = [self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms),
+                 self._reads.waitForDone(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)
