@@ -101,8 +101,8 @@ def test_first_paint_then_the_workspaces_then_the_scheduler_and_tray(store: Stor
 
 
 def test_a_window_made_without_loading_shows_nothing_read_until_reload(store: Store, qtbot) -> None:
-    """The page's Reconcile, Review and Activity tabs are made at the first reload, and wired: Review's
-    "Apply now" still starts Sync now."""
+    """The workspaces at reload; the page's Reconcile, Review and Activity tabs at add_pages, showing the
+    selected workspace, and wired: Review's "Apply now" still starts Sync now."""
     window = MainWindow(store, MemoryTokenStore(), load=False)
     qtbot.addWidget(window)
     assert window.stack.currentWidget() is window.opening and window.list_model.rowCount() == 0
@@ -113,9 +113,14 @@ def test_a_window_made_without_loading_shows_nothing_read_until_reload(store: St
         window.reload()
     assert [window.list_model.item(r).name for r in range(window.list_model.rowCount())] == NAMES
     assert window.sidebar.none_yet.isHidden() and window.stack.currentWidget() is window.page
+    assert window.page.workspace is not None and window.page.workspace.name == "Acme Books"
+    assert window.page.tabs.count() == 2
+    window.add_pages()
     assert window.page.tabs.count() == 5
+    assert window.page.reconcile.workspace == "Acme Books"  # the new tabs show the selected workspace
     window.page.review.apply_now_clicked.emit()
     assert started == [window.page.workspace_id]
-    window.reload()  # again: the tabs are not made twice
+    window.reload()  # again, and add_pages again: the tabs are not made twice
+    window.add_pages()
     assert window.page.tabs.count() == 5
     window.shutdown()

@@ -1,8 +1,9 @@
 """Start the window: ``run_gui`` is what ``crossledger`` and ``crossledger gui`` call.
 
 The window is painted first, saying "Opening your client workspaces…"; just after that first paint it
-reads the workspaces and shows them, and only then are the scheduler (APScheduler with its SQLAlchemy
-job store) and the tray made and started, so none of that delays the first paint.
+reads the workspaces and shows them with the selected one's tables; after that paint come the Reconcile,
+Review and Activity tabs, and only then are the scheduler (APScheduler with its SQLAlchemy job store) and
+the tray made and started, so none of that delays the first paint or the workspaces.
 """
 
 from __future__ import annotations
@@ -176,9 +177,14 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
 
     def after_first_paint() -> None:
         window.reload()  # the workspaces and their statuses, shown at once
-        waiting.append(_AfterFirstPaint(window, start_background))  # once they have been painted
+        waiting.append(_AfterFirstPaint(window, after_workspaces))  # once they have been painted
+
+    def after_workspaces() -> None:
+        window.add_pages()  # the Reconcile, Review and Activity tabs
+        waiting.append(_AfterFirstPaint(window, start_background))
 
     if hidden:
+        window.add_pages()
         window.reload()
         start_background()
         if not started["tray"].available:

@@ -88,7 +88,8 @@ class MainWindow(QMainWindow):
     ) -> None:
         """``load=False`` (the app's start, app/ui/app.py): the window is made without reading the store and
         shows "Opening your client workspaces…" until ``reload()``, which run_gui calls just after the
-        first paint; the list then fills in, never showing a count or "None yet" before it was read."""
+        first paint; the list then fills in, never showing a count or "None yet" before it was read. The
+        Reconcile, Review and Activity tabs follow with ``add_pages()``, once the workspaces are painted."""
         super().__init__(parent)
         self.setWindowTitle("Crossledger")
         self.setWindowIcon(icon("crossledger"))
@@ -152,6 +153,7 @@ class MainWindow(QMainWindow):
         self.is_loaded = False
         self._pages_wired = False
         if load:
+            self.add_pages()
             self.reload()
         else:
             self.sidebar.set_opening(True)
@@ -213,7 +215,6 @@ class MainWindow(QMainWindow):
     # -- loading ---------------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read every workspace (start, F5, Check again), keeping the selection."""
-        self._wire_pages()
         keep = self.sidebar.current_id()
         items = status.workspace_statuses(self._store)
         self.list_model.set_items(items)
@@ -231,8 +232,9 @@ class MainWindow(QMainWindow):
         self.is_loaded = True
         self.loaded.emit()
 
-    def _wire_pages(self) -> None:
-        """The page's Reconcile, Review and Activity tabs, made before the page is first shown."""
+    def add_pages(self) -> None:
+        """The page's Reconcile, Review and Activity tabs: at once, or (the app's start) just after the
+        workspaces have been painted."""
         if not self._pages_wired:
             self.page.add_pages()
             self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now

@@ -43,8 +43,8 @@ class WorkspacePage(QWidget):
     def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None,
                  *, tokens: TokenStore | None = None, writes: WriteQueues | None = None, pages: bool = True) -> None:
         """``pages=False`` leaves the Reconcile, Review and Activity tabs (and their imports: the
-        reconciliation and the sync engine) to ``add_pages()``, which the window calls before it first
-        shows this page: its start paints without them."""
+        reconciliation and the sync engine) to ``add_pages()``, which the window's start calls once the
+        workspaces and this page's own tables have been painted."""
         super().__init__(parent)
         self.setObjectName("Content")
         self._store = store
@@ -118,6 +118,8 @@ class WorkspacePage(QWidget):
             self._banners.append(banner)
             banner.shown.connect(lambda b=banner: self._newest_banner(b))
         self.has_pages = True
+        if self.workspace is not None:  # shown already (the window's start): these tabs catch up with it
+            self._refresh_pages(self.workspace, Changed(self.workspace.id, changes.KINDS))
 
     @property
     def workspace_id(self) -> int:
@@ -131,7 +133,6 @@ class WorkspacePage(QWidget):
     def refresh(self, ws: WorkspaceStatus, what: Changed) -> None:
         """Re-read what ``what`` says changed (everything for another workspace); the header's counts and
         "Last sync" come with ``ws`` and are always shown afresh."""
-        self.add_pages()
         changed = self.workspace is None or self.workspace.id != ws.id
         if changed or self.workspace is None or self.workspace.name != ws.name:  # another one, or renamed
             what = Changed(ws.id, changes.KINDS)
@@ -156,6 +157,18 @@ class WorkspacePage(QWidget):
         self.header.set_workspace(ws, linked=n_linked, held=n_held)
         if what.touches(changes.CONNECTIONS, changes.SETTINGS):
             self.connection_bar.set_workspace(ws)
+        if self.has_pages:
+            self._refresh_pages(ws, what)
+        if what.touches(changes.RUNS):
+            self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
+        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
+        self.tabs.setTabText(self.HELD_TAB, f"Held back  {n_held:,}")
+        if changed:
+            self.linked.search.clear()
+            self.tabs.setCurrentIndex(self.LINKED_TAB)
+
+    def _refresh_pages(self, ws: WorkspaceStatus, what: Changed) -> None:
+        """The Reconcile, Review and Activity tabs' part of ``refresh``."""
         if self.reconcile.workspace != ws.name:
             self.reconcile.set_workspace(ws.name)  # its results are another workspace's: cleared
         elif what.touches(changes.RECONCILIATIONS):
@@ -166,13 +179,6 @@ class WorkspacePage(QWidget):
         if what.touches(changes.RUNS, changes.CUSTOMERS, changes.INVOICES):
             self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
                                                   "accounting": provider_label(ws.accounting)})
-        if what.touches(changes.RUNS):
-            self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
-        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
-        self.tabs.setTabText(self.HELD_TAB, f"Held back  {n_held:,}")
-        if changed:
-            self.linked.search.clear()
-            self.tabs.setCurrentIndex(self.LINKED_TAB)
 
     def _read_linked(self, ws_id: int, generation: int) -> None:
         model = self.linked.model
