@@ -142,7 +142,7 @@ def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
     from app.connectors.tokens import MemoryTokenStore
     from app.store.models import Run
     from app.sync.engine import SyncEngine
-    from app.ui.app import freeze_start_heap, make_application
+    from app.ui.app import make_application
     from app.ui.main_window import MainWindow
 
     app = make_application()
@@ -158,7 +158,6 @@ def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
     while time.perf_counter() < end:
         app.processEvents()
         time.sleep(0.01)
-    freeze_start_heap()  # as run_gui does once the window, the scheduler and the tray are up
     before_sync = rss_mb()
     gaps: list[float] = []
     last = [time.perf_counter()]

@@ -9,7 +9,6 @@ the tray made and started, so none of that delays the first paint or the workspa
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,14 +78,6 @@ def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
             window.scheduled_job_done.emit(kind, workspace)
 
     return Scheduler(store, jobs.Context(store, tokens, on_result=tell, on_error=tell, runners=dict(runners or {})))
-
-
-def freeze_start_heap() -> None:
-    """What the start made (the modules, the window, the scheduler) lives as long as the app: once it is up,
-    it is collected once and moved out of the garbage collector's sight (``gc.freeze``), so that the full
-    collections a big sync sets off walk only what the sync made, not the whole app, while the window waits."""
-    gc.collect()
-    gc.freeze()
 
 
 class _AfterFirstPaint(QObject):
@@ -162,7 +153,6 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         window.sync.started.connect(lambda wid: tray.set_running(wid, True))
         window.sync.finished.connect(lambda wid, _notice: tray.set_running(wid, False))
         scheduler.start()
-        freeze_start_heap()
 
     def stop() -> None:
         if "tray" in started:
