@@ -124,3 +124,16 @@ def test_a_window_made_without_loading_shows_nothing_read_until_reload(store: St
     window.add_pages()
     assert window.page.tabs.count() == 5
     window.shutdown()
+
+
+def test_the_start_goes_on_when_nothing_paints(qtbot) -> None:
+    """A window opened minimized (or on another desktop) may not paint at once: the workspaces are read and
+    the scheduler started all the same, a moment later."""
+    from app.ui.app import _AfterFirstPaint
+
+    owner = QObject()
+    called: list[str] = []
+    step = _AfterFirstPaint(owner, lambda: called.append("started"), latest_ms=0)
+    qtbot.waitUntil(lambda: called == ["started"], timeout=10_000)
+    step.cancel()  # after it ran: nothing more
+    assert called == ["started"]

@@ -81,9 +81,10 @@ def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
 
 
 class _AfterFirstPaint(QObject):
-    """Calls ``then`` once, just after ``window``'s next paint (its first, when it is being shown)."""
+    """Calls ``then`` once, just after ``window``'s next paint (its first, when it is being shown), or
+    after ``latest_ms`` if nothing paints (a window opened minimized or on another desktop)."""
 
-    def __init__(self, window: QObject, then: Callable[[], None]) -> None:
+    def __init__(self, window: QObject, then: Callable[[], None], latest_ms: int = 1500) -> None:
         super().__init__(window)
         self.then: Callable[[], None] | None = then
         self.painted = False
@@ -91,6 +92,7 @@ class _AfterFirstPaint(QObject):
         assert app is not None
         self.app: QCoreApplication = app
         self.app.installEventFilter(self)  # the first paint may be any child's
+        QTimer.singleShot(latest_ms, self, self._no_paint)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if not self.painted and event.type() == QEvent.Type.Paint:
@@ -98,6 +100,12 @@ class _AfterFirstPaint(QObject):
             self.app.removeEventFilter(self)
             QTimer.singleShot(0, self, self._run)  # after this paint has reached the screen
         return False
+
+    def _no_paint(self) -> None:
+        if not self.painted:
+            self.painted = True
+            self.app.removeEventFilter(self)
+            self._run()
 
     def _run(self) -> None:
         then, self.then = self.then, None
