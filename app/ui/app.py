@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import __version__
 from app.connectors.tokens import KeyringTokenStore, TokenStore
@@ -82,16 +82,20 @@ def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
 
 class _AfterFirstPaint(QObject):
     """Calls ``then`` once, just after ``window``'s next paint (its first, when it is being shown), or
-    after ``latest_ms`` if nothing paints (a window opened minimized or on another desktop)."""
+    ``latest_ms`` after it was asked if the window is not on screen (opened minimized, on another desktop)
+    and will not paint; on screen, it waits for the paint, at most ten times as long."""
 
     def __init__(self, window: QObject, then: Callable[[], None], latest_ms: int = 1500) -> None:
         super().__init__(window)
+        self.window = window
         self.then: Callable[[], None] | None = then
         self.painted = False
+        self.looks_left = 10
         app = QApplication.instance()
         assert app is not None
         self.app: QCoreApplication = app
         self.app.installEventFilter(self)  # the first paint may be any child's
+        self.latest_ms = latest_ms
         QTimer.singleShot(latest_ms, self, self._no_paint)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -102,7 +106,13 @@ class _AfterFirstPaint(QObject):
         return False
 
     def _no_paint(self) -> None:
-        if not self.painted:
+        if self.painted:
+            return
+        handle = self.window.windowHandle() if isinstance(self.window, QWidget) else None
+        self.looks_left -= 1
+        if handle is not None and handle.isExposed() and self.looks_left > 0:  # a paint is on its way
+            QTimer.singleShot(self.latest_ms, self, self._no_paint)
+        else:
             self.painted = True
             self.app.removeEventFilter(self)
             self._run()
