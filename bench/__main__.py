@@ -171,7 +171,8 @@ def run(sizes: Sizes, *, out: Any = print) -> tuple[dict[str, Any], list[tuple[s
     if sizes.subprocesses:
         start = step(f"{n:,}-record sync in the real MainWindow (subprocess)")
         r = fig["ui_sync"] = figures.ui_stall(n)
-        row(f"UI stall, {n:,}-record sync", f"{r['stall_ms']:.0f} ms longest (heartbeat {r['heartbeat_ms']} ms)",
+        row(f"UI stall, {n:,}-record sync", f"{r['stall_ms']:.0f} ms longest (heartbeat {r['heartbeat_ms']} ms; "
+            f"{r['stall_cpu_ms']:.0f} ms of CPU, load average {r['load_average'][0]:.1f})",
             GOALS["ui"], r["stall_ms"] <= 50)
         row(f"Memory, {n:,}-record sync", f"{r['peak_rss_mb']:.0f} MB peak RSS", GOALS["memory"],
             r["peak_rss_mb"] <= 400)
@@ -187,8 +188,9 @@ def run(sizes: Sizes, *, out: Any = print) -> tuple[dict[str, Any], list[tuple[s
 
         start = step("cold start to first paint (subprocess)")
         r = fig["cold_start"] = figures.cold_start(sizes.cold_repeats)
-        row("Cold start to first paint", f"{r['median_cpu_seconds']:.2f} s of CPU (median; "
-            f"{r['median_seconds']:.2f} s wall)", GOALS["coldstart"], r["pass"])
+        row("Cold start to first paint", f"{r['median_cpu_seconds']:.2f} s of CPU (median, compiled; "
+            f"{r['median_seconds']:.2f} s wall; workspaces shown at {r['median_ready_cpu_seconds']:.2f} s; "
+            f"{r['as_run']['median_cpu_seconds']:.2f} s as run here)", GOALS["coldstart"], r["pass"])
         timings["cold_start"] = time.perf_counter() - start
     fig["stage_seconds"] = {k: round(v, 1) for k, v in timings.items()}
     return fig, rows, failures

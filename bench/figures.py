@@ -266,17 +266,23 @@ UI_STALL_MS = 50  # longest gap of a 10 ms heartbeat on the UI thread during a s
 WORKBOOK_SECONDS = 3.0  # reconcile() + write_workbook() for a month of 10,000 won deals
 
 
-def probe(*args: str, timeout: float = 600) -> dict[str, Any]:
-    """Run ``python -m bench.probes ARGS`` (offscreen) and return the JSON line it printed last."""
+def probe(*args: str, timeout: float = 600, env: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Run ``python -m bench.probes ARGS`` (offscreen) and return the JSON line it printed last; ``env``
+    adds to the environment (None removes a variable)."""
     import json
     import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    run_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    for key, value in (env or {}).items():
+        if value is None:
+            run_env.pop(key, None)
+        else:
+            run_env[key] = value
     proc = subprocess.run([sys.executable, "-m", "bench.probes", *args], cwd=root, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=run_env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"probe {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-3000:]}")
@@ -285,37 +291,62 @@ def probe(*args: str, timeout: float = 600) -> dict[str, Any]:
 
 def cold_start(repeats: int = 3) -> dict[str, Any]:
     """``crossledger --home HOME gui`` on a data folder with three workspaces, in a fresh process each
-    time: the CPU it has used (user + system) when the main window paints for the first time, and the
-    wall time from just before the process started. Medians of ``repeats``."""
+    time: the CPU it has used (user + system) when the main window paints for the first time, and when it
+    has painted the workspaces it read (``ready``), with the wall time from just before the process started.
+    Medians of ``repeats``.
+
+    Measured twice. ``compiled``: the app and its libraries with their bytecode compiled, as ``pip install``
+    leaves them (and as Python caches them after a first start): a cache made by one start not counted, in
+    a folder of its own (PYTHONPYCACHEPREFIX). That is what a user's every start costs, and the goal's figure.
+    ``as_run``: the environment as it is; in a development venv without bytecode and with
+    PYTHONDONTWRITEBYTECODE set, every start compiles the app and its libraries from source again."""
+    import os
+
     from app.ops.workspaces import add_workspace
     from app.store.db import Store, sqlite_url
 
-    cpu, wall, modules = [], [], []
-    for _ in range(repeats):
+    def measure(env: dict[str, str | None] | None) -> dict[str, Any]:
+        cpu, ready, wall, modules = [], [], [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory(prefix="bench-cold-") as home:
+                store = Store(sqlite_url(Path(home)))
+                for name, crm, acct in (("Acme Books", "hubspot", "quickbooks"), ("Birch & Co", "pipedrive", "xero"),
+                                        ("Cedar Studio", "salesforce", "zohobooks")):
+                    add_workspace(store, name, crm, acct)
+                store.dispose()
+                start = time.time()
+                seen = probe("coldstart", home, timeout=180, env=env)
+                wall.append(seen["first_paint"] - start)
+                cpu.append(seen["cpu_seconds"])
+                ready.append(seen["ready_cpu_seconds"])
+                modules.append(seen["modules"])
+        return {"cpu_samples": cpu, "median_cpu_seconds": round(median(cpu), 3),
+                "ready_cpu_samples": ready, "median_ready_cpu_seconds": round(median(ready), 3),
+                "wall_samples": [round(t, 3) for t in wall], "median_seconds": round(median(wall), 3),
+                "modules_at_first_paint": modules[-1]}
+
+    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as cache:
+        compiled_env: dict[str, str | None] = {"PYTHONPYCACHEPREFIX": cache, "PYTHONDONTWRITEBYTECODE": None}
         with tempfile.TemporaryDirectory(prefix="bench-cold-") as home:
-            store = Store(sqlite_url(Path(home)))
-            for name, crm, acct in (("Acme Books", "hubspot", "quickbooks"), ("Birch & Co", "pipedrive", "xero"),
-                                    ("Cedar Studio", "salesforce", "zohobooks")):
-                add_workspace(store, name, crm, acct)
-            store.dispose()
-            start = time.time()
-            seen = probe("coldstart", home, timeout=120)
-            wall.append(seen["first_paint"] - start)
-            cpu.append(seen["cpu_seconds"])
-            modules.append(seen["modules"])
-    value = median(cpu)
-    return {"cpu_samples": cpu, "median_cpu_seconds": round(value, 3), "wall_samples": [round(t, 3) for t in wall],
-            "median_seconds": round(median(wall), 3), "modules_at_first_paint": modules[-1],
-            "pass": value <= COLD_START_CPU}
+            probe("coldstart", home, timeout=180, env=compiled_env)  # compiles the cache; not counted
+        compiled = measure(compiled_env)
+    as_run = measure(None)
+    value = compiled["median_cpu_seconds"]
+    return {**compiled, "as_run": {**as_run, "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
+            "load_average": round(os.getloadavg()[0], 2), "pass": value <= COLD_START_CPU}
 
 
 def ui_stall(n: int = 10_000, repeats: int = 1) -> dict[str, Any]:
     """Sync now in the real MainWindow on ``n`` new HubSpot companies into QuickBooks (bench.probes.uisync):
-    the longest stall of the UI thread beyond its 10 ms heartbeat, median of ``repeats`` runs."""
+    the longest stall of the UI thread beyond its 10 ms heartbeat, median of ``repeats`` runs. Beside it the
+    same gaps in the process's CPU: on a loaded machine a wall-clock gap holds the time the process waited
+    for a core, so only the CPU figure says something then (``pass_cpu``); ``pass`` is the wall figure's."""
     runs = [probe("uisync", str(n)) for _ in range(repeats)]
     stall = median([r["stall_ms"] for r in runs])
+    stall_cpu = median([r["stall_cpu_ms"] for r in runs])
     return {**runs[-1], "stall_samples_ms": [r["stall_ms"] for r in runs], "median_stall_ms": stall,
-            "pass": stall <= UI_STALL_MS}
+            "stall_cpu_samples_ms": [r["stall_cpu_ms"] for r in runs], "median_stall_cpu_ms": stall_cpu,
+            "pass": stall <= UI_STALL_MS, "pass_cpu": stall_cpu <= UI_STALL_MS}
 
 
 def workbook(deals: int = 10_000, repeats: int = 3) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Figures measured in a process of their own, so that its peak RSS and start-up are its own.
 
-    python -m bench.probes coldstart HOME     # prints the wall-clock time of the window's first paint
+    python -m bench.probes coldstart HOME     # CPU and clock at the window's first paint, and when it shows the data
     python -m bench.probes workbook N         # reconciliation workbook for N won deals
     python -m bench.probes uisync N [LEDGER]  # N-record sync in the real MainWindow, heartbeat + peak RSS
 
@@ -17,14 +17,19 @@ import time
 
 
 def coldstart(home: str) -> None:
-    """``crossledger --home HOME gui`` as the entry point runs it (store first, then the window),
-    stopped at the main window's first paint event."""
+    """``crossledger --home HOME gui`` as the entry point runs it (store first, then the window): the
+    process's CPU at the main window's first paint event, and at the first paint after the window has
+    read and shown the workspaces (``ready``: the list and the selected workspace's page filled in)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from app import cli
 
     real_gui = cli._gui
 
-    def gui(args: object, home_: object, store: object) -> int:
+    def cpu() -> float:
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return round(use.ru_utime + use.ru_stime, 3)
+
+    def gui(args: object, home_: object, store: object, **kw: object) -> int:
         from PySide6.QtCore import QEvent, QObject, QTimer
         from PySide6.QtWidgets import QWidget
 
@@ -32,23 +37,28 @@ def coldstart(home: str) -> None:
         from app.ui.main_window import MainWindow
 
         app = make_application()  # run_gui reuses it
+        seen: dict[str, object] = {}
 
-        class FirstPaint(QObject):
-            seen = False
-
+        class Paints(QObject):
             def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-                if (not self.seen and event.type() == QEvent.Type.Paint and isinstance(obj, QWidget)
-                        and isinstance(obj.window(), MainWindow)):
-                    self.seen = True
-                    use = resource.getrusage(resource.RUSAGE_SELF)
-                    print(json.dumps({"first_paint": time.time(), "cpu_seconds": round(use.ru_utime + use.ru_stime, 3),
-                                      "modules": len(sys.modules)}), flush=True)
+                if event.type() != QEvent.Type.Paint or not isinstance(obj, QWidget):
+                    return False
+                window = obj.window()
+                if not isinstance(window, MainWindow) or "ready" in seen:
+                    return False
+                if "first_paint" not in seen:
+                    seen.update(first_paint=time.time(), cpu_seconds=cpu(), modules=len(sys.modules))
+                if window.is_loaded:
+                    seen.update(ready=time.time(), ready_cpu_seconds=cpu(),
+                                workspaces_shown=window.list_model.rowCount(),
+                                page_shows=window.page.workspace.name if window.page.workspace else None)
+                    print(json.dumps(seen), flush=True)
                     QTimer.singleShot(0, app.quit)
                 return False
 
-        spy = FirstPaint()
+        spy = Paints()
         app.installEventFilter(spy)
-        return real_gui(args, home_, store)
+        return real_gui(args, home_, store, **kw)
 
     cli._gui = gui
     cli.main(["--home", home, "gui"])
@@ -112,7 +122,7 @@ def workbook(n: int) -> None:
                       "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
 
 
-def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
+def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10, tail_ms: int = 4000) -> None:
     """The real MainWindow, Sync now on a workspace of ``n`` new CRM companies: the run goes through
     the window's SyncController and BackgroundJob as in the app, with a QTimer heartbeat on the UI
     thread measuring the longest gap. The sandboxes live in this process too (in-process transport),
@@ -149,42 +159,63 @@ def uisync(n: int, ledger: str = "quickbooks", interval_ms: int = 10) -> None:
         app.processEvents()
         time.sleep(0.01)
     before_sync = rss_mb()
-    gaps: list[float] = []
     last = [time.perf_counter()]
-
-    worst_at = [0.0, 0.0]  # the longest gap and when it began
+    # The process's CPU during each gap too: on a loaded machine a gap also holds the time the process was not
+    # running at all; its CPU is what the gap costs on a quiet one (with 2 cores, slightly more: a thread
+    # outside the GIL, sqlite's say, counts beside the one that holds it)
+    last_cpu = [time.process_time()]
+    beats: list[tuple[float, float, float]] = []  # (when the gap began, its length, the process's CPU in it)
 
     def beat() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        if gaps[-1] > worst_at[0]:
-            worst_at[:] = [gaps[-1], last[0]]
-        last[0] = now
+        now, cpu = time.perf_counter(), time.process_time()
+        beats.append((last[0], now - last[0], cpu - last_cpu[0]))
+        last[0], last_cpu[0] = now, cpu
 
     timer = QTimer()
     timer.setInterval(interval_ms)
     timer.timeout.connect(beat)
     ended: list[float] = []
-    # a few beats after the run so the page's reload at the end is measured too
-    window.sync.finished.connect(lambda *_: (ended.append(time.perf_counter()), QTimer.singleShot(300, app.quit)))
+    # a few beats after the run so the page's reload at the end is measured too (the figure: 0.3 s), then
+    # on to ``tail_ms`` to see what comes later (the full garbage collection held off while the run lasted)
+    window.sync.finished.connect(lambda *_: (ended.append(time.perf_counter()),
+                                             QTimer.singleShot(max(300, tail_ms), app.quit)))
     timer.start()
     start = last[0] = time.perf_counter()
+    last_cpu[0] = time.process_time()
+    load_before = os.getloadavg()[0]
     window.sync_selected()
     app.exec()
     timer.stop()
     with w.store.session() as s:
         run = s.query(Run).order_by(Run.id.desc()).first()
         status, counts = run.status, dict(run.counts or {})
-    gaps.sort()
-    worst = gaps[-1] if gaps else float("nan")
+    end = ended[0] if ended else time.perf_counter()
+    during = [b for b in beats if b[0] < end + 0.3] or [(end, float("nan"), float("nan"))]
+    later = [b for b in beats if b[0] >= end + 0.3] or [(end, 0.0, 0.0)]
+    worst = max(during, key=lambda b: b[1])
+    worst_cpu = max(during, key=lambda b: b[2])
+    later_worst = max(later, key=lambda b: b[1])
+    later_cpu = max(later, key=lambda b: b[2])
+    gaps = sorted(b[1] for b in during)
     print(json.dumps({"records": n, "ledger": ledger, "status": status, "created": counts.get("created"),
-                      "sync_seconds": round((ended[0] if ended else time.perf_counter()) - start, 2),
-                      "heartbeat_ms": interval_ms, "beats": len(gaps),
-                      "max_gap_ms": round(worst * 1000, 1), "stall_ms": round(max(0.0, worst * 1000 - interval_ms), 1),
-                      "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 1) if gaps else None,
+                      "sync_seconds": round(end - start, 2),
+                      "heartbeat_ms": interval_ms, "beats": len(during),
+                      "max_gap_ms": round(worst[1] * 1000, 1),
+                      "stall_ms": round(max(0.0, worst[1] * 1000 - interval_ms), 1),
+                      "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 1),
                       # where the longest stall was: during the run, or after it (the page reading its rows)
-                      "worst_gap_after_run": bool(ended) and worst_at[1] >= ended[0] - 0.001,
-                      "worst_gap_seconds_before_end": round((ended[0] if ended else 0) - worst_at[1], 3),
+                      "worst_gap_after_run": worst[0] >= end - 0.001,
+                      "worst_gap_seconds_before_end": round(end - worst[0], 3),
+                      "max_gap_cpu_ms": round(worst_cpu[2] * 1000, 1),
+                      "stall_cpu_ms": round(max(0.0, worst_cpu[2] * 1000 - interval_ms), 1),
+                      "worst_cpu_gap_seconds_before_end": round(end - worst_cpu[0], 3),
+                      # 0.3 s to tail_ms after the run: not the figure, shown beside it
+                      "later": {"until_seconds_after_run": round(max(300, tail_ms) / 1000, 1),
+                                "max_gap_ms": round(later_worst[1] * 1000, 1),
+                                "at_seconds_after_run": round(later_worst[0] - end, 3),
+                                "max_gap_cpu_ms": round(later_cpu[2] * 1000, 1),
+                                "cpu_at_seconds_after_run": round(later_cpu[0] - end, 3)},
+                      "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                       "rss_start_mb": round(base, 1), "rss_seeded_mb": round(seeded, 1),
                       "rss_window_mb": round(before_sync, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
     window.close()

@@ -352,8 +352,12 @@ def test_screenshot_size(make_window, ids, tmp_path) -> None:
 def test_run_gui_shows_the_window_and_returns_the_exit_code(store, ids, qapp, tmp_path) -> None:
     shown: list[MainWindow] = []
 
-    def look_and_quit() -> None:
-        shown.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+    def look_and_quit(tries: int = 0) -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if not all(w.is_loaded for w in windows) and tries < 1500:  # the workspaces are read just after it shows
+            QTimer.singleShot(20, lambda: look_and_quit(tries + 1))
+            return
+        shown.extend(windows)
         for window in shown:
             window.close()  # the last window closing ends the event loop, as when the bookkeeper closes it
 
@@ -366,12 +370,12 @@ def test_run_gui_shows_the_window_and_returns_the_exit_code(store, ids, qapp, tm
 
 def test_run_gui_schedules_the_workspaces_and_a_second_start_only_raises_the_first(
         store, ids, qapp, tmp_path) -> None:
+    from app.sched import jobs
     from app.ui.single_instance import SingleInstance, instance_key
     seen: dict[str, object] = {}
+    jobs.install(None)  # a scheduler an earlier test left installed is not this window's
 
     def look_and_quit() -> None:
-        from app.sched import jobs
-
         if jobs._context is None and len(seen) < 500:  # the scheduler starts just after the first paint
             seen[f"look {len(seen)}"] = True
             QTimer.singleShot(20, look_and_quit)
@@ -448,6 +452,8 @@ def test_sync_now_runs_in_the_background_and_reports(make_window, ids, store, qt
     assert page.banner.title.text() == "Sync finished"
     # what the run did, then where the workspace stands in the Held back tab's own number
     assert page.banner.detail.text() == "Created 3 customers, linked 2 to existing ones. Now 2 held back."
+    # the views are re-read after the run, on a worker thread, and shown a moment later
+    qtbot.waitUntil(lambda: page.linked.model.rowCount() == 6, timeout=60_000)
     assert page.tabs.tabText(page.HELD_TAB) == "Held back  2" and header.held_tile.value.text() == "2"
     assert header.progress_row.isHidden()
     assert header.sync_button.isEnabled() and header.sync_button.text() == "Sync now"

@@ -63,12 +63,6 @@ def _unexpected(exc: Exception, verbose: bool) -> str:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from app.connectors.errors import ConnectorError
-    from app.domain.settings import SettingsError
-    from app.ops.undo import UndoError
-    from app.ops.workspaces import UserError
-    from app.sync.engine import Busy
-
     try:
         if args.self_test:
             from app.ops.selftest import run as self_test
@@ -83,16 +77,35 @@ def _dispatch(args: argparse.Namespace) -> int:
                 "undo": cmd_undo, "release": cmd_release, "backup": cmd_backup, "restore": cmd_restore,
                 "conflicts": cmd_conflicts, "resolve": cmd_resolve, "service": cmd_service, "held": cmd_held,
                 "reactivate": cmd_reactivate, "relink": cmd_relink, "unlink": cmd_unlink}[args.command](args)
-    except (UserError, Busy, UndoError, SettingsError) as exc:
-        print(f"crossledger: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except ConnectorError as exc:
-        print(f"crossledger: {one_line(exc.message)}", file=sys.stderr)
-        return 3
+    except Exception as exc:
+        code = _refusal(exc)
+        if code is None:
+            raise
+        return code
     finally:
         from app.ops import sandboxes
 
         sandboxes.stop_all()
+
+
+def _refusal(exc: Exception) -> int | None:
+    """The exit status for a refusal the user can act on, printed in one line; None for anything else.
+
+    The classes are imported here, when something failed, so that the window's start does not import the
+    sync engine and the undo (each only raises its own after it was imported by what ran)."""
+    from app.connectors.errors import ConnectorError
+    from app.domain.settings import SettingsError
+    from app.ops.undo import UndoError
+    from app.ops.workspaces import UserError
+    from app.sync.engine import Busy
+
+    if isinstance(exc, (UserError, Busy, UndoError, SettingsError)):
+        print(f"crossledger: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    if isinstance(exc, ConnectorError):
+        print(f"crossledger: {one_line(exc.message)}", file=sys.stderr)
+        return 3
+    return None
 
 
 def _tolerant_output() -> None:

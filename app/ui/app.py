@@ -1,7 +1,9 @@
 """Start the window: ``run_gui`` is what ``crossledger`` and ``crossledger gui`` call.
 
-The window is painted first; the scheduler (APScheduler with its SQLAlchemy job store) and the tray
-are made and started just after that first paint, so their imports and start-up do not delay it.
+The window is painted first, saying "Opening your client workspaces…"; just after that first paint it
+reads the workspaces and shows them with the selected one's tables; after that paint come the Reconcile,
+Review and Activity tabs, and only then are the scheduler (APScheduler with its SQLAlchemy job store) and
+the tray made and started, so none of that delays the first paint or the workspaces.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import __version__
 from app.connectors.tokens import KeyringTokenStore, TokenStore
@@ -79,22 +81,51 @@ def window_scheduler(window: MainWindow, store: Store, tokens: TokenStore,
 
 
 class _AfterFirstPaint(QObject):
-    """Calls ``then`` once, just after ``window`` has painted for the first time."""
+    """Calls ``then`` once, just after ``window``'s next paint (its first, when it is being shown), or
+    ``latest_ms`` after it was asked if the window is not on screen (opened minimized, on another desktop)
+    and will not paint; on screen, it waits for the paint, at most ten times as long."""
 
-    def __init__(self, window: QObject, then: Callable[[], None]) -> None:
+    def __init__(self, window: QObject, then: Callable[[], None], latest_ms: int = 1500) -> None:
         super().__init__(window)
+        self.window = window
         self.then: Callable[[], None] | None = then
+        self.painted = False
+        self.looks_left = 10
         app = QApplication.instance()
         assert app is not None
         self.app: QCoreApplication = app
         self.app.installEventFilter(self)  # the first paint may be any child's
+        self.latest_ms = latest_ms
+        QTimer.singleShot(latest_ms, self, self._no_paint)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if self.then is not None and event.type() == QEvent.Type.Paint:
-            then, self.then = self.then, None
+        if not self.painted and event.type() == QEvent.Type.Paint:
+            self.painted = True
             self.app.removeEventFilter(self)
-            QTimer.singleShot(0, then)  # after this paint has reached the screen
+            QTimer.singleShot(0, self, self._run)  # after this paint has reached the screen
         return False
+
+    def _no_paint(self) -> None:
+        if self.painted:
+            return
+        handle = self.window.windowHandle() if isinstance(self.window, QWidget) else None
+        self.looks_left -= 1
+        if handle is not None and handle.isExposed() and self.looks_left > 0:  # a paint is on its way
+            QTimer.singleShot(self.latest_ms, self, self._no_paint)
+        else:
+            self.painted = True
+            self.app.removeEventFilter(self)
+            self._run()
+
+    def _run(self) -> None:
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+    def cancel(self) -> None:
+        """Never call ``then`` (the app quit before that paint): nothing of this start runs later."""
+        self.then = None
+        self.app.removeEventFilter(self)
 
 
 def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = None,
@@ -111,8 +142,9 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
         print("Crossledger is already open; its window was brought to the front.")
         return 0
     tokens = tokens if tokens is not None else KeyringTokenStore()
-    window = MainWindow(store, tokens, home=home)
+    window = MainWindow(store, tokens, home=home, load=False)
     started: dict[str, Any] = {}
+    waiting: list[_AfterFirstPaint] = []  # what is still to run after a paint, cancelled if the app quits first
 
     def start_background() -> None:
         """The tray and the scheduler: after the first paint (or at once when starting in the tray)."""
@@ -150,16 +182,29 @@ def run_gui(store: Store, home: Path | None = None, tokens: TokenStore | None = 
     guard.message_received.connect(lambda _m: bring_to_front(window))
     app.aboutToQuit.connect(stop)
     window.resize(1280, 800)
+
+    def after_first_paint() -> None:
+        window.reload()  # the workspaces and their statuses, shown at once
+        waiting.append(_AfterFirstPaint(window, after_workspaces))  # once they have been painted
+
+    def after_workspaces() -> None:
+        window.add_pages()  # the Reconcile, Review and Activity tabs
+        waiting.append(_AfterFirstPaint(window, start_background))
+
     if hidden:
+        window.add_pages()
+        window.reload()
         start_background()
         if not started["tray"].available:
             window.show()
     else:
-        _AfterFirstPaint(window, start_background)
+        waiting.append(_AfterFirstPaint(window, after_first_paint))
         window.show()
     try:
         return app.exec()
     finally:
+        for step in waiting:
+            step.cancel()
         if "scheduler" in started and started["scheduler"].scheduler.running:
             stop()
         guard.close()

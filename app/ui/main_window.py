@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from app.connectors.tokens import KeyringTokenStore, MemoryTokenStore, TokenStore
 from app.ops import changes, status
 from app.ops.changes import Changed
+from app.ops.status import WorkspaceStatus
 from app.store.db import Store
 from app.ui import text
 from app.ui.accessibility import name_controls
@@ -32,6 +34,7 @@ from app.ui.workspace_page import WorkspacePage
 if TYPE_CHECKING:
     from app.ops.demo import DemoResult
 
+log = logging.getLogger("crossledger.ui.window")
 DemoFn = Callable[..., "DemoResult"]  # app.ops.demo.run_demo(store, tokens, home, progress=...)
 
 
@@ -51,11 +54,24 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _opening_panel() -> QWidget:
+    """What the content area shows for the moment between the window's first paint and the first read."""
+    panel = QWidget()
+    note = QLabel("Opening your client workspaces…")
+    note.setObjectName("Muted")
+    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    column = QVBoxLayout(panel)
+    column.addWidget(note)
+    return panel
+
+
 class MainWindow(QMainWindow):
     # A scheduled job (kind, workspace name) has finished or failed. Emitted from the scheduler's
     # worker thread by the job context's on_result/on_error (app/ui/app.py); queued to the UI thread,
     # where the header and the workspace list re-read "Last sync" and the counts.
     scheduled_job_done = Signal(str, str)
+    # The workspaces and the selected one's page have been read and shown (after each reload)
+    loaded = Signal()
 
     def __init__(
         self,
@@ -68,7 +84,12 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         home: Path | None = None,
         demo: DemoFn = _run_demo,
+        load: bool = True,
     ) -> None:
+        """``load=False`` (the app's start, app/ui/app.py): the window is made without reading the store and
+        shows "Opening your client workspaces…" until ``reload()``, which run_gui calls just after the
+        first paint; the list then fills in, never showing a count or "None yet" before it was read. The
+        Reconcile, Review and Activity tabs follow with ``add_pages()``, once the workspaces are painted."""
         super().__init__(parent)
         self.setWindowTitle("Crossledger")
         self.setWindowIcon(icon("crossledger"))
@@ -88,14 +109,22 @@ class MainWindow(QMainWindow):
         # the list and the page refresh from. The window's own writes go through one worker per workspace.
         self.changes = ChangeHub(store, self)
         self.writes = WriteQueues(self)
+        # After a change (a run's end, a scheduled job, a saved choice) the workspace's line is read here,
+        # off the UI thread; a change told while that read is out is read once more when it is back.
+        self._reads = QThreadPool(self)
+        self._reads.setMaxThreadCount(1)
+        self._reading: set[int] = set()
+        self._read_again: dict[int, Changed] = {}
         self.list_model = WorkspaceListModel(self, now=now)
         self.sidebar = WorkspaceListPanel(self.list_model)
-        self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes)
+        self.page = WorkspacePage(store, now, tokens=tokens, writes=self.writes, pages=load)
         self.empty = EmptyState()
+        self.opening = _opening_panel()
         self.stack = QStackedWidget()
         self.stack.setObjectName("Content")
         self.stack.addWidget(self.page)
         self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.opening)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -107,7 +136,6 @@ class MainWindow(QMainWindow):
 
         self.sidebar.selected.connect(self._workspace_selected)
         self.page.header.sync_clicked.connect(self.sync_selected)
-        self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now
         self.page.header.cancel_clicked.connect(self.cancel_selected)
         self.page.banner.dismissed.connect(lambda: self.sync.dismiss(self.page.workspace_id))
         self.page.banner.action_clicked.connect(self._banner_action)
@@ -122,7 +150,14 @@ class MainWindow(QMainWindow):
         # Add client…, Connect…, Reconnect, Field mapping…, Rename…, Remove… (app/ui/workspace_actions.py)
         self.workspace_actions = WorkspaceActions(self, store, tokens, home, pool)
         self.migration_actions = MigrationActions(self, store, tokens, pool)  # Migrate existing records…
-        self.reload()
+        self.is_loaded = False
+        self._pages_wired = False
+        if load:
+            self.add_pages()
+            self.reload()
+        else:
+            self.sidebar.set_opening(True)
+            self.stack.setCurrentWidget(self.opening)
         # Every control Tab reaches has a name a screen reader says (app/ui/accessibility.py); pages
         # fill in controls as they load, so their new ones are named when they are shown.
         name_controls(self)
@@ -183,16 +218,28 @@ class MainWindow(QMainWindow):
         keep = self.sidebar.current_id()
         items = status.workspace_statuses(self._store)
         self.list_model.set_items(items)
+        self.sidebar.set_opening(False)
         for ws in items:
             self.list_model.set_running(ws.id, self.sync.is_running(ws.id))
         if not items:
             self.stack.setCurrentWidget(self.empty)
-            return
-        self.stack.setCurrentWidget(self.page)
-        if keep != -1 and self.list_model.row_of(keep) is not None:
-            self.sidebar.select(keep)
         else:
-            self.sidebar.select_first()
+            self.stack.setCurrentWidget(self.page)
+            if keep != -1 and self.list_model.row_of(keep) is not None:
+                self.sidebar.select(keep)
+            else:
+                self.sidebar.select_first()
+        self.is_loaded = True
+        self.loaded.emit()
+
+    def add_pages(self) -> None:
+        """The page's Reconcile, Review and Activity tabs: at once, or (the app's start) just after the
+        workspaces have been painted."""
+        if not self._pages_wired:
+            self.page.add_pages()
+            self.page.review.apply_now_clicked.connect(self.sync_selected)  # Review: apply saved choices now
+            self._pages_wired = True
+            name_controls(self.page)
 
     def _workspace_selected(self, workspace_id: int) -> None:
         if workspace_id == -1:
@@ -206,17 +253,45 @@ class MainWindow(QMainWindow):
 
     def _changed(self, what: Changed) -> None:
         """Something changed in the store: re-read that workspace's line in the list, and on its page only
-        what ``what`` names (app/ui/workspace_page.py); the list again when workspaces came or went."""
+        what ``what`` names (app/ui/workspace_page.py); the list again when workspaces came or went.
+        The line is read on a worker thread: after a big run the UI thread only shows what was read."""
         if what.workspace_id is None or what.touches(changes.WORKSPACES):
             self.reload()
             return
-        fresh = next((ws for ws in status.workspace_statuses(self._store) if ws.id == what.workspace_id), None)
-        if fresh is None:  # removed meanwhile
-            self.reload()
+        wid = what.workspace_id
+        if wid in self._reading:
+            before = self._read_again.get(wid)
+            self._read_again[wid] = what if before is None else before | what
             return
-        self.list_model.update_item(fresh)
-        if self.page.workspace_id == what.workspace_id:
-            self.page.refresh(fresh, what)
+        self._reading.add(wid)
+        store = self._store
+
+        def read(_progress: object) -> WorkspaceStatus | None:
+            return next((ws for ws in status.workspace_statuses(store) if ws.id == wid), None)
+
+        def shown(fresh: WorkspaceStatus | None) -> None:
+            self._reading.discard(wid)
+            again = self._read_again.pop(wid, None)
+            if fresh is None:  # removed meanwhile
+                self.reload()
+            elif self.list_model.row_of(wid) is not None:
+                self.list_model.update_item(fresh)
+                if self.page.workspace_id == wid:
+                    self.page.refresh(fresh, what)
+            if again is not None:
+                self._changed(again)
+
+        def failed(exc: Exception) -> None:
+            log.warning("reading workspace %s after a change failed", wid, exc_info=exc)
+            self._reading.discard(wid)
+            again = self._read_again.pop(wid, None)
+            if again is not None:
+                self._changed(again)
+
+        job: BackgroundJob[WorkspaceStatus | None] = BackgroundJob(read, on_success=shown, on_failure=failed,
+                                                                   parent=self)
+        job.done.connect(job.deleteLater)
+        job.start(self._reads)
 
     def _scheduled_job_done(self, kind: str, workspace: str) -> None:
         """A scheduled job ended (well or not): what its kind of job may change, as a change record; a sync
@@ -307,6 +382,6 @@ class MainWindow(QMainWindow):
         Their journal makes stopping there safe. True if every worker thread has finished.
         """
         self.changes.stop()
-        pages = [self.page.reconcile.shutdown(timeout_ms), self.page.activity.shutdown(timeout_ms),
-                 self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms)]
+        pages = [self.page.shutdown(timeout_ms), self._demo_pool.waitForDone(timeout_ms),
+                 self._reads.waitForDone(timeout_ms)]
         return self.sync.shutdown(timeout_ms) and all(pages)

@@ -40,7 +40,7 @@ from app.connectors.errors import ConnectorError
 from app.ops.reconcile_month import ReconcileResult, ReconcileRow, last_month
 from app.ops.workspaces import UserError
 from app.reconcile.engine import KINDS, Discrepancy
-from app.sync.engine import Busy, Cancelled
+from app.sync.run_context import Busy, Cancelled
 from app.ui.banner import MessageBanner
 from app.ui.eta import Clock, Eta
 from app.ui.models import RowRole

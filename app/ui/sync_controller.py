@@ -3,7 +3,6 @@ redrawn every second), Cancel, and what it ended with."""
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from app.connectors.tokens import TokenStore
 from app.ops.status import workspace_counts
 from app.store.db import Store
 from app.ui.eta import Clock, Eta
+from app.ui.heap import HeapKeeper
 from app.ui.text import Notice, notice_for_error, notice_for_result
 from app.ui.workers import BackgroundJob, ProgressFn
 
@@ -73,6 +73,7 @@ class SyncController(QObject):
         self.ticker = QTimer(self)  # redraws "about 2 min left" every second, counted or not
         self.ticker.setInterval(1000)
         self.ticker.timeout.connect(self._tick)
+        self.heap = HeapKeeper(self)  # full garbage collections held off while runs last (app/ui/heap.py)
 
     def is_running(self, workspace_id: int) -> bool:
         return workspace_id in self._runs
@@ -111,8 +112,9 @@ class SyncController(QObject):
         self._notices.pop(workspace_id, None)
         # Python's full garbage collection stops every thread, this window's too; with 10,000 records in
         # memory each pass took up to 1.5 s (bench ui_stall). While runs last, what exists is set aside
-        # from those passes (now and at every second's tick); when the last run ends it is handed back.
-        gc.freeze()
+        # from those passes (now and at every second's tick); when the last run ends it is handed back
+        # once the window is left alone for a moment (app/ui/heap.py).
+        self.heap.hold()
         state.job.start(self._pool)
         self.ticker.start()
         self.started.emit(workspace_id)
@@ -142,7 +144,7 @@ class SyncController(QObject):
         if not self._runs:
             self.ticker.stop()
             return
-        gc.freeze()
+        self.heap.hold()
         for workspace_id in list(self._runs):
             self.progressed.emit(workspace_id)
 
@@ -150,7 +152,7 @@ class SyncController(QObject):
         self._runs.pop(state.workspace_id, None)
         if not self._runs:
             self.ticker.stop()
-            gc.unfreeze()  # collected as usual again: a cycle made before or during the run is not kept
+            self.heap.release_when_idle()
         self._notices[state.workspace_id] = notice
         if state.job is not None:
             state.job.deleteLater()

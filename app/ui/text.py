@@ -11,13 +11,16 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
 from app.ops.status import WorkspaceCounts
 from app.ops.workspaces import UserError
-from app.sync.engine import Busy, RunResult
+from app.sync.run_context import Busy
+
+if TYPE_CHECKING:
+    from app.sync.engine import RunResult  # the engine itself is imported by the first sync, not the window
 
 log = logging.getLogger("crossledger.ui")
 

@@ -18,12 +18,12 @@ from app.connectors import registry
 from app.connectors.tokens import TokenStore
 from app.ops import workspaces
 from app.store.db import Store, default_home
-from app.ui.connect_wizard import ConnectWizard
-from app.ui.mapping_wizard import MappingWizard
 from app.ui.text import Notice
 
 if TYPE_CHECKING:
+    from app.ui.connect_wizard import ConnectWizard  # the wizards are imported when first opened
     from app.ui.main_window import MainWindow
+    from app.ui.mapping_wizard import MappingWizard
 
 
 def removal_notice(name: str, providers: list[str]) -> Notice:
@@ -115,6 +115,8 @@ class WorkspaceActions(QObject):
         return self._connect_wizard(name, side) if name else None
 
     def _connect_wizard(self, name: str | None, side: str | None) -> ConnectWizard:
+        from app.ui.connect_wizard import ConnectWizard
+
         wizard = ConnectWizard(self.store, self.tokens, self.home, workspace=name, reconnect=side, pool=self.pool,
                                parent=self.window, **self.wizard_kw)
         wizard.saved.connect(self._connected)
@@ -134,6 +136,8 @@ class WorkspaceActions(QObject):
         name = self._selected()
         if not name:
             return None
+        from app.ui.mapping_wizard import MappingWizard
+
         transport = self.wizard_kw.get("transport")
         wizard = MappingWizard(self.store, self.tokens, name, pool=self.pool, parent=self.window,
                                transport=transport)

@@ -158,6 +158,11 @@ class WorkspaceListPanel(QFrame):
         model.modelReset.connect(self._update_none_yet)
         self._update_none_yet()
 
+    def set_opening(self, opening: bool) -> None:
+        """While the window opens (the store not read yet), the list says so rather than "None yet"."""
+        self.none_yet.setText("Opening…" if opening else "None yet")
+        self._update_none_yet()
+
     def _update_none_yet(self) -> None:
         self.none_yet.setVisible(self.model.rowCount() == 0)
 

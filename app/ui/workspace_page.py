@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
@@ -14,19 +15,21 @@ from app.ops import changes, status
 from app.ops.changes import Changed
 from app.ops.status import WorkspaceStatus
 from app.store.db import Store
-from app.ui.activity import ActivityPage, StoreUndo
 from app.ui.banner import MessageBanner
 from app.ui.connection_bar import ConnectionBar
 from app.ui.header import WorkspaceHeader
 from app.ui.linked_view import LinkedView
 from app.ui.models import HeldBackModel, LinkedModel, RunsModel
 from app.ui.quarantine_view import UNDONE, HeldBackView, WayOutActions
-from app.ui.reconcile_page import ReconcilePage, reconcile_history, reconcile_runner
-from app.ui.review_page import ReviewPage
 from app.ui.runs_view import RunsStrip
 from app.ui.sync_controller import RunState
 from app.ui.text import Notice, provider_label
 from app.ui.workers import BackgroundJob, WriteQueues
+
+if TYPE_CHECKING:
+    from app.ui.activity import ActivityPage
+    from app.ui.reconcile_page import ReconcilePage
+    from app.ui.review_page import ReviewPage
 
 log = logging.getLogger("crossledger.ui.workspace")
 BIG_LINKED = 2000  # linked records above which the Linked table is read on a worker thread
@@ -38,10 +41,15 @@ class WorkspacePage(QWidget):
     LINKED_TAB, HELD_TAB = 0, 1
 
     def __init__(self, store: Store, now: Callable[[], dt.datetime], parent: QWidget | None = None,
-                 *, tokens: TokenStore | None = None, writes: WriteQueues | None = None) -> None:
+                 *, tokens: TokenStore | None = None, writes: WriteQueues | None = None, pages: bool = True) -> None:
+        """``pages=False`` leaves the Reconcile, Review and Activity tabs (and their imports: the
+        reconciliation and the sync engine) to ``add_pages()``, which the window's start calls once the
+        workspaces and this page's own tables have been painted."""
         super().__init__(parent)
         self.setObjectName("Content")
         self._store = store
+        self._now = now
+        self._tokens = tokens
         self.writes = writes or WriteQueues(self)  # the window's database writes: one worker per workspace
         self.workspace: WorkspaceStatus | None = None
         self._counts = (0, 0)  # the rows the Linked and Held back tables show
@@ -57,20 +65,6 @@ class WorkspacePage(QWidget):
         self.tabs.setDocumentMode(False)
         self.tabs.addTab(self.linked, "Linked records")
         self.tabs.addTab(self.held, "Held back")
-        self.reconcile = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
-                                       today=lambda: now().date(), history=reconcile_history(store))
-        self.tabs.addTab(self.reconcile, "Reconcile")
-        # open conflicts and ambiguous matches, with the diff view
-        self.review = ReviewPage(store, now=now, writes=self.writes)
-        self.tabs.addTab(self.review, "Review")
-        self.review.count_changed.connect(
-            lambda n: self.tabs.setTabText(self.tabs.indexOf(self.review), f"Review  {n:,}"))
-        self.activity = ActivityPage(store, undo=StoreUndo(store, tokens) if tokens is not None else None,
-                                     today=lambda: now().date())  # every run, its field changes, undo
-        self.tabs.addTab(self.activity, "Activity")
-        self.linked.history_requested.connect(self.activity.show_history)
-        self.activity.show_me.connect(lambda: self.tabs.setCurrentWidget(self.activity))
-        self.activity.undone.connect(self._after_undo)
         self.held.release_many.connect(self._release)
         if tokens is not None:  # the one click out of a hold: reactivate, link to the survivor, unlink
             self.held.attach_ways_out(WayOutActions(store, tokens, self.writes, lambda: (
@@ -81,9 +75,9 @@ class WorkspacePage(QWidget):
         self.runs.hide()
         # One banner area: a page's own message (Reconcile, Review, Activity) replaces the window's and back,
         # so two never stack above the table.
-        self._banners = [self.banner, self.reconcile.banner, self.review.banner, self.activity.banner]
-        for banner in self._banners:
-            banner.shown.connect(lambda b=banner: self._newest_banner(b))
+        self._banners = [self.banner]
+        self.banner.shown.connect(lambda: self._newest_banner(self.banner))
+        self.has_pages = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 10, 16, 10)
@@ -97,6 +91,38 @@ class WorkspacePage(QWidget):
         self.tabs.setCornerWidget(self.connection_bar, Qt.Corner.TopRightCorner)
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
+        if pages:
+            self.add_pages()
+
+    def add_pages(self) -> None:
+        """The Reconcile, Review and Activity tabs (once)."""
+        if self.has_pages:
+            return
+        from app.ui.activity import ActivityPage, StoreUndo
+        from app.ui.reconcile_page import ReconcilePage, reconcile_history, reconcile_runner
+        from app.ui.review_page import ReviewPage
+
+        store, now, tokens = self._store, self._now, self._tokens
+        self.reconcile: ReconcilePage = ReconcilePage(reconcile_runner(store, tokens) if tokens is not None else None,
+                                                      today=lambda: now().date(), history=reconcile_history(store))
+        self.tabs.addTab(self.reconcile, "Reconcile")
+        # open conflicts and ambiguous matches, with the diff view
+        self.review: ReviewPage = ReviewPage(store, now=now, writes=self.writes)
+        self.tabs.addTab(self.review, "Review")
+        self.review.count_changed.connect(
+            lambda n: self.tabs.setTabText(self.tabs.indexOf(self.review), f"Review  {n:,}"))
+        self.activity: ActivityPage = ActivityPage(store, undo=StoreUndo(store, tokens) if tokens is not None
+                                                   else None, today=lambda: now().date())  # every run, undo
+        self.tabs.addTab(self.activity, "Activity")
+        self.linked.history_requested.connect(self.activity.show_history)
+        self.activity.show_me.connect(lambda: self.tabs.setCurrentWidget(self.activity))
+        self.activity.undone.connect(self._after_undo)
+        for banner in (self.reconcile.banner, self.review.banner, self.activity.banner):
+            self._banners.append(banner)
+            banner.shown.connect(lambda b=banner: self._newest_banner(b))
+        self.has_pages = True
+        if self.workspace is not None:  # shown already (the window's start): these tabs catch up with it
+            self._refresh_pages(self.workspace, Changed(self.workspace.id, changes.KINDS))
 
     @property
     def workspace_id(self) -> int:
@@ -134,6 +160,18 @@ class WorkspacePage(QWidget):
         self.header.set_workspace(ws, linked=n_linked, held=n_held)
         if what.touches(changes.CONNECTIONS, changes.SETTINGS):
             self.connection_bar.set_workspace(ws)
+        if self.has_pages:
+            self._refresh_pages(ws, what)
+        if what.touches(changes.RUNS):
+            self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
+        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
+        self.tabs.setTabText(self.HELD_TAB, f"Held back  {n_held:,}")
+        if changed:
+            self.linked.search.clear()
+            self.tabs.setCurrentIndex(self.LINKED_TAB)
+
+    def _refresh_pages(self, ws: WorkspaceStatus, what: Changed) -> None:
+        """The Reconcile, Review and Activity tabs' part of ``refresh``."""
         if self.reconcile.workspace != ws.name:
             self.reconcile.set_workspace(ws.name)  # its results are another workspace's: cleared
         elif what.touches(changes.RECONCILIATIONS):
@@ -144,13 +182,6 @@ class WorkspacePage(QWidget):
         if what.touches(changes.RUNS, changes.CUSTOMERS, changes.INVOICES):
             self.activity.set_workspace(ws.name, {"crm": provider_label(ws.crm),
                                                   "accounting": provider_label(ws.accounting)})
-        if what.touches(changes.RUNS):
-            self.runs.set_rows(status.recent_runs(self._store, ws.id, limit=20))
-        self.tabs.setTabText(self.LINKED_TAB, f"Linked records  {n_linked:,}")
-        self.tabs.setTabText(self.HELD_TAB, f"Held back  {n_held:,}")
-        if changed:
-            self.linked.search.clear()
-            self.tabs.setCurrentIndex(self.LINKED_TAB)
 
     def _read_linked(self, ws_id: int, generation: int) -> None:
         model = self.linked.model
@@ -173,7 +204,8 @@ class WorkspacePage(QWidget):
         job.start(self._pool)
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
-        return self._pool.waitForDone(timeout_ms) and self.writes.wait(timeout_ms)
+        pages = [self.reconcile.shutdown(timeout_ms), self.activity.shutdown(timeout_ms)] if self.has_pages else []
+        return self._pool.waitForDone(timeout_ms) and self.writes.wait(timeout_ms) and all(pages)
 
     def _newest_banner(self, newest: MessageBanner) -> None:
         for banner in self._banners:
