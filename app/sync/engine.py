@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
-from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
+from app.connectors.errors import ConnectorError, CustomerInactive, DuplicateName, StaleVersion
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.domain.models import AccountingCustomer, CrmRecord, Party, PartyKind
 from app.domain.settings import (
@@ -26,6 +26,7 @@ from app.domain.settings import (
 from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
 from app.store.repos import ConflictRecord, Done, Hold, SnapshotWrite
 from app.store.serial import text_value
+from app.sync.fates import LinkFates, customer_refused
 from app.sync.invoice_apply import InvoiceSync
 from app.sync.planner import (
     DEFAULT_RULES,
@@ -144,6 +145,7 @@ class SyncEngine(WithRunContext):
         cursors = {} if self.full else ctx.cursors.load()
         touched: dict[tuple[str, str], CrmRecord] = {}
         new_cursors: dict[tuple[str, str], str | None] = {}
+        fates = LinkFates(ctx, self.crm, self.acct)
         for n, otype in enumerate(CRM_TYPES):
             ctx.progress(f"Reading {otype} records from the CRM", n, 3)
             changes = self.crm.read_records(otype, cursors.get(("crm", otype)))
@@ -151,12 +153,14 @@ class SyncEngine(WithRunContext):
             for rec in changes.records:
                 touched[(otype, rec.id)] = rec
             self._mirror_crm(changes.records, otype, changes.deleted_ids)
+            fates.crm_read(otype, changes)
             new_cursors[("crm", otype)] = changes.cursor
             ctx.check_cancel()
         ctx.progress("Reading customers from the ledger", 2, 3)
         acct_changes = self.acct.read_customers(cursors.get(("accounting", "customer")))
         ctx.count("read", len(acct_changes.records))
         self._mirror_acct(acct_changes.records, acct_changes.deleted_ids)
+        fates.ledger_read(acct_changes)
         new_cursors[("accounting", "customer")] = acct_changes.cursor
         touched_acct = {c.id for c in acct_changes.records}
         ctx.check_cancel()
@@ -166,7 +170,8 @@ class SyncEngine(WithRunContext):
             invoice_sync = InvoiceSync(ctx, self.crm, self.acct)
             invoice_sync.read(cursors, new_cursors)
 
-        # 2. Plan.
+        # 2. Linked records archived, deleted or merged: links follow, flags; then plan.
+        fates.settle()
         inp = self._plan_input(touched, touched_acct, mapping, rules, direction)
         result = plan(inp)
         ctx.counts.update(result.counts())
@@ -190,7 +195,8 @@ class SyncEngine(WithRunContext):
             inv = invoice_sync.apply()
             ctx.counts.update({"invoices_created": inv.created, "deals_updated": inv.deals_updated,
                                "deals_held": inv.held, "items_created": inv.items_created,
-                               "deals_flagged": inv.flagged, "invoices_matched": inv.matched})
+                               "deals_flagged": inv.flagged, "invoices_matched": inv.matched,
+                               "invoices_voided": inv.voided, "credit_notes": inv.credited})
             ctx.errors.extend(inv.errors)
         if not ctx.errors:
             ctx.cursors.save(new_cursors)
@@ -318,7 +324,9 @@ class SyncEngine(WithRunContext):
             for upd, res in zip(upd_chunk, results, strict=True):
                 if not res.ok and isinstance(res.error, StaleVersion):
                     res = self._retry_stale(upd)
-                if res.ok:
+                if not res.ok and isinstance(res.error, CustomerInactive):
+                    customer_refused(ctx, upd.key, upd.acct_id)
+                elif res.ok:
                     ctx.count("writes")
                     recorded.append(Done(upd.key, upd.acct_id, "accounting", upd.changes, upd.rule, upd.ref,
                                          upd.crm_fields, upd.party.fields(), share_acct=upd.acct_id))
