@@ -21,7 +21,7 @@ from typing import Any
 
 from app.connectors.base import AccountingConnector, Changes, CrmConnector
 from app.connectors.errors import ConnectorError
-from app.domain.lifecycle import RecordFate
+from app.domain.lifecycle import FateState, RecordFate
 from app.domain.models import AccountingCustomer, CrmRecord
 from app.store.repos import ConflictRecord, LinkRecord
 from app.sync.invoice_lifecycle import customer_states
@@ -30,6 +30,7 @@ from app.sync.run_context import RunContext
 
 FLAG_PREFIX = "customer:"
 OPEN_STATES = ("paid", "void")  # an invoice in neither is still open
+_STATES: dict[str, FateState] = {"archived": "archived", "deleted": "deleted", "merged": "merged", "missing": "missing"}
 
 
 class LinkFates:
@@ -111,8 +112,8 @@ class LinkFates:
             acct = link.acct_id
             st = states.get(acct)
             ledger = RecordFate(acct, "active") if st is None else RecordFate(
-                acct, "merged" if st.state == "merged" else st.state if st.state in ("archived", "deleted", "missing")
-                else "archived", survivor_id=st.survivor_id, name=st.name, survivor_name=st.survivor_name)
+                acct, _STATES.get(st.state, "archived"), survivor_id=st.survivor_id, name=st.name,
+                survivor_name=st.survivor_name)
             open_count = sum(1 for row in invoices.values() if row.get("customer_id") == acct
                              and row.get("status") not in OPEN_STATES and not row.get("_archived"))
             other = by_crm.get(fate.survivor_id or "") if fate.state == "merged" else None

@@ -4,7 +4,7 @@ ledger's credit notes mirrored so the rules and the reconciliation see what is c
 A mixin of ``InvoiceSync`` (``app.sync.invoice_apply``). Each void and credit note is journalled with its
 idempotency key before it is sent. A void is sent once: a key already done is not sent again, and the
 ledger's own void of an invoice already void answers as done. A credit note's key is derived from the
-deal, the invoice and what the invoice is left at, and is the ledger's idempotency key (QuickBooks'
+deal, the invoice and what was credited on it before and after, and is the ledger's idempotency key (QuickBooks'
 requestid, Xero's Idempotency-Key, Zoho Books' reference): sent again after a crash between send and
 record, the ledger answers with the credit note it made, and no second one is raised.
 """
@@ -22,6 +22,7 @@ from app.sync.invoice_lifecycle import CreditInvoice, VoidInvoice
 
 if TYPE_CHECKING:
     from app.connectors.base import AccountingConnector
+    from app.sync.invoice_apply import InvoiceCounts
     from app.sync.run_context import RunContext
 
 
@@ -29,7 +30,7 @@ class InvoiceChanges:
     if TYPE_CHECKING:
         ctx: RunContext
         acct: AccountingConnector
-        counts: Any
+        counts: InvoiceCounts
 
         def _mirror(self, side: str, otype: str, rows: list[tuple[str, dict[str, Any], str | None, bool]]) -> None: ...
         def _flag(self, deal: Any, link: Any, what: str, message: str, code: str = "") -> None: ...

@@ -106,9 +106,9 @@ def after_invoice(deal: Deal, link: LinkRecord, invoice: dict[str, Any], *, ledg
         elif a.kind == "void_invoice":
             out.voids.append(VoidInvoice(deal, link, key("void_invoice", deal.id, link.acct_id), a.reason))
         elif a.kind == "credit_note" and a.amount:
-            after = facts.invoice_total - credited - a.amount  # what the invoice is left at: the key's fact
+            after = facts.invoice_total - credited - a.amount  # credited before and after: the key's facts
             out.credits.append(CreditInvoice(deal, link, a.amount, key("credit_note", deal.id, link.acct_id,
-                                                                       f"{after:.2f}"), a.reason,
+                                                                       f"{credited:.2f}>{after:.2f}"), a.reason,
                                              invoice.get("currency") or deal.currency,
                                              invoice.get("customer_id") or ""))
         elif a.kind == "reinvoice":
