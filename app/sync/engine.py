@@ -4,7 +4,9 @@ Every write is journalled (with its idempotency key) and committed before it is 
 crash, a create that was sent but never recorded is settled by looking it up on the ledger, then
 re-sent with the same key only if it is not there, so a customer is never created twice.
 The lease, the run record, the journal, progress and cancel are the run's ``RunContext``
-(``app.sync.run_context``); won deals become invoices in ``app.sync.invoice_apply``.
+(``app.sync.run_context``); won deals become invoices in ``app.sync.invoice_apply``. Between reading
+and planning, linked records archived, deleted or merged on either side are looked into
+(``app.sync.fates``): links follow merges, and what a person must decide is flagged.
 """
 
 from __future__ import annotations

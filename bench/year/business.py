@@ -355,10 +355,10 @@ def archive_crm_company(b: Business, rng: random.Random, day: dt.date) -> bool:
             if d.company is c:
                 d.stage = "deleted"  # gone from the CRM with its company; its invoice stays in the ledger
     c.gone = True
-    # its deals (gone with it in Salesforce) can no longer show their invoice's state, and an invoice of a
-    # deleted deal stands: the report may say so of them
+    # its deals (gone with it in Salesforce) can no longer show their invoice's state, an invoice of a deleted
+    # deal stands, and one won today but not invoiced yet has no one to bill now: the report may say so of them
     extra = frozenset((k, d.crm_id) for d in b.truth.deals.values() if d.company is c
-                      for k in ("payment_status_mismatch", "not_won_invoiced", "held_back"))
+                      for k in ("payment_status_mismatch", "not_won_invoiced", "held_back", "won_without_invoice"))
     b.truth.plants.append(Plant(month_of(day), None, frozenset({c.crm_id}),
                                 f"company '{c.name}' archived in the CRM while its customer is linked", also=extra))
     return True

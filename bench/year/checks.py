@@ -125,6 +125,11 @@ class Checker:
             self._check("won deal invoiced once or held", not group and bool(why), day,
                         f"'{deal.name}' should be held with a reason; it has {len(group)} invoice(s), held: {why!r}")
             return
+        if c.gone and not group:  # its company deleted or merged away in the CRM before the deal was invoiced:
+            why = held.get(deal.crm_id)  # with no one to bill, it waits with a reason
+            self._check("won deal invoiced once or held", bool(why), day,
+                        f"'{deal.name}' lost its company before it was invoiced and is not held with a reason")
+            return
         self._check("won deal invoiced once or held", len(group) == 1, day,
                     f"won deal '{deal.name}' has {len(group)} live invoices"
                     + (f" (held: {held[deal.crm_id]})" if deal.crm_id in held else ""))
