@@ -198,3 +198,20 @@ def test_the_no_longer_won_flag_closes_when_the_deal_is_won_again(tmp_path):
     assert _run(w).status == "ok"
     assert _flags(w, deal.id) == [("invoice:won", "resolved")]
     assert len(w.invoices()) == 1  # the invoice it had is still the only one
+
+
+def test_a_hubspot_company_deleted_with_an_open_invoice_is_flagged_and_its_customer_stays(tmp_path):
+    w = _world(tmp_path, "hubspot", "xero")
+    w.sync()
+    [company] = w.crm.connector.read_records("company", None).records
+    [customer] = w.acct.connector.read_customers(None).records
+    w.crm.sandbox.archive("companies", company.id)  # deleted in HubSpot (to its recycle bin)
+    run = _run(w)
+    assert run.status == "ok", run.errors
+    with w.store.session() as s:
+        [flag] = s.query(ConflictRow).filter_by(crm_id=company.id).all()
+        [link] = s.query(Link).filter_by(workspace_id=w.ws_id, object_type="customer", crm_id=company.id).all()
+    assert (flag.field, flag.outcome) == ("customer:crm_deleted_open_invoices", "open")
+    assert "still open" in flag.acct_value and link.snapshot["fate"]["way_out"]["kind"] == "restore_in_crm"
+    assert [c.id for c in w.acct.connector.read_customers(None).records if c.active] == [customer.id]
+    assert _run(w).counts["conflicts"] == 0  # flagged once

@@ -28,7 +28,7 @@ from app.domain.settings import (
 from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
 from app.store.repos import ConflictRecord, Done, Hold, SnapshotWrite
 from app.store.serial import text_value
-from app.sync.fates import LinkFates, customer_refused
+from app.sync.fates import FLAG_PREFIX, LinkFates, customer_refused
 from app.sync.invoice_apply import InvoiceSync
 from app.sync.planner import (
     DEFAULT_RULES,
@@ -411,6 +411,9 @@ class SyncEngine(WithRunContext):
 
         for c in chosen:
             assert c.id is not None  # read from the store
+            if c.field.startswith(FLAG_PREFIX):  # a linked record's fate, seen by a person: nothing to write
+                ctx.conflicts.resolved(c.id)
+                continue
             ref = (c.crm_type, c.crm_id)
             link = inp.links.get(ref)
             value = c.chosen_value

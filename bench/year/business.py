@@ -18,7 +18,7 @@ import datetime as dt
 import random
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from app.sandbox.demo_data import FIRST, LAST, PRODUCTS, TRADES, WORDS
@@ -69,6 +69,7 @@ class Plant:
     ids: frozenset[str]
     what: str
     also: frozenset[tuple[str, str]] = frozenset()
+    gone_on: dt.date | None = None  # its cause went that day (after the 1st's 06:00 report when on the 1st)
 
 
 @dataclass
@@ -412,8 +413,9 @@ def reopen_after_invoice(b: Business, rng: random.Random, day: dt.date) -> bool:
     if deal is None:
         return False
     b.win(deal, day)  # won again: the invoice it has must stay the only one
-    # the flag of its loss closes by itself (issue 21, point 2): not expected in that month's report any more
-    b.truth.plants = [p for p in b.truth.plants if not (p.ids == {deal.crm_id} and "lost after" in p.what)]
+    # the flag of its loss closes by itself (issue 21, point 2): not expected in a report made from now on
+    b.truth.plants = [replace(p, gone_on=day) if p.ids == {deal.crm_id} and "lost after" in p.what and
+                      p.gone_on is None else p for p in b.truth.plants]
     return True
 
 
