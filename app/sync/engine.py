@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
-from app.connectors.errors import ConnectorError, CustomerInactive, DuplicateName, StaleVersion
+from app.connectors.errors import ConnectorError, CustomerInactive, DuplicateName, NotFound, StaleVersion
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.domain.models import AccountingCustomer, CrmRecord, Party, PartyKind
 from app.domain.settings import (
@@ -127,6 +127,7 @@ class SyncEngine(WithRunContext):
         self.dry_run = dry_run
         self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self._replanned: dict[tuple[str, str], str] = {}
+        self._fates = LinkFates(self.ctx, crm, acct)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -147,7 +148,7 @@ class SyncEngine(WithRunContext):
         cursors = {} if self.full else ctx.cursors.load()
         touched: dict[tuple[str, str], CrmRecord] = {}
         new_cursors: dict[tuple[str, str], str | None] = {}
-        fates = LinkFates(ctx, self.crm, self.acct)
+        fates = self._fates = LinkFates(ctx, self.crm, self.acct)
         for n, otype in enumerate(CRM_TYPES):
             ctx.progress(f"Reading {otype} records from the CRM", n, 3)
             changes = self.crm.read_records(otype, cursors.get(("crm", otype)))
@@ -176,6 +177,7 @@ class SyncEngine(WithRunContext):
         fates.settle()
         inp = self._plan_input(touched, touched_acct, mapping, rules, direction)
         result = plan(inp)
+        result.crm_updates = [u for u in result.crm_updates if not fates.gone(inp.links.get(u.ref))]
         ctx.counts.update(result.counts())
         ctx.counts["writes"] = 0
         if self.dry_run:
@@ -352,6 +354,8 @@ class SyncEngine(WithRunContext):
                     ctx.count("writes")
                     recorded.append(Done(edit.key, edit.ref[1], "crm", edit.changes, edit.rule, edit.ref,
                                          {**edit.acct_fields}, edit.acct_fields, merge_crm=True))
+                elif isinstance(res.error, NotFound):  # gone from the CRM, and its feed did not say: look into it
+                    self._fates.vanished(edit.key, edit.ref)
                 else:
                     ctx.fail(edit.key, edit.ref, edit.ref[1], res.error)
             self._record_done(recorded)

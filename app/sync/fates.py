@@ -67,6 +67,21 @@ class LinkFates:
             for f in fates if f.gone},
             archived=True)
 
+    @staticmethod
+    def gone(link: Any) -> bool:
+        """A linked CRM record known deleted or merged away: nothing is written to it any more."""
+        fate = ((link.snapshot if link is not None else None) or {}).get("fate") or {}
+        return fate.get("state") in ("deleted", "missing", "merged")
+
+    def vanished(self, key: str, ref: tuple[str, str]) -> None:
+        """A write to a CRM record that is no longer there (its feed hides deletions, as Zoho CRM's does):
+        the write is over, and what became of the record is asked now."""
+        self.ctx.journal.mark(key, "failed", error="the record is gone from the CRM")
+        asker = getattr(self.crm, "record_fates", None)
+        mine = {r[1]: lk for r, lk in self.ctx.links.all("customer").items() if r[0] == ref[0]}
+        if asker is not None and ref[1] in mine:
+            self._settle_type(ref[0], [ref[1]], mine, asker)
+
     # -- before planning ---------------------------------------------------------------------------
     def settle(self) -> None:
         """Act on the CRM records gone this run, and close the flags of those back."""

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.connectors.base import AccountingConnector, CrmConnector, FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
-from app.connectors.errors import CustomerInactive, StaleVersion, ValidationRejected
+from app.connectors.errors import CustomerInactive, NotFound, StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, Item
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.domain.text import mend_broken
@@ -397,6 +397,9 @@ class InvoiceSync(InvoiceChanges):
                     self.counts.deals_updated += 1
                     ctx.journal.record_changes(ctx.run_id, w.key, "crm", w.link.crm_id, w.changes(), "ledger-owns")
                     ctx.links.merge_snapshot(w.link.id, {"written": w.values})
+                elif isinstance(res.error, NotFound):  # deleted in the CRM (a feed that hides deletions)
+                    ctx.journal.mark(w.key, "failed", error="the deal is gone from the CRM")
+                    ctx.mirror.mark_archived("crm", "deal", [w.link.crm_id])
                 else:
                     ctx.fail(w.key, ("deal", w.link.crm_id), w.link.crm_id, res.error)
 
