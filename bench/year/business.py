@@ -253,7 +253,9 @@ def reopen_lost(b: Business, rng: random.Random, day: dt.date) -> bool:
 
 
 def _payable(b: Business, deal: Deal) -> str | None:
-    if deal.stage != "won" or deal.voided or deal.company.held or b.balance(deal) <= 0:
+    """The invoice the customer may pay (QuickBooks takes no payment from a customer the bookkeeper archived)."""
+    if deal.stage != "won" or deal.voided or deal.company.held or b.balance(deal) <= 0 \
+            or deal.company.customer_archived is not None:
         return None
     return b.invoice_of(deal.crm_id)
 
@@ -398,7 +400,9 @@ def archive_ledger_customer(b: Business, rng: random.Random, day: dt.date) -> bo
 
 
 def lose_after_invoice(b: Business, rng: random.Random, day: dt.date) -> bool:
-    deal = b.pick(rng, lambda d: d.stage == "won" and d.ever_invoiced and not d.voided and not d.company.gone)
+    # not one credited by the bookkeeper: its plant says "credited while won", which a lost deal no longer is
+    deal = b.pick(rng, lambda d: d.stage == "won" and d.ever_invoiced and not d.voided and not d.credited
+                  and not d.company.gone)
     if deal is None or deal.won_on is None:
         return False
     b.crm.set_stage(deal.crm_id, "lost", day)
