@@ -85,6 +85,7 @@ def test_a_flag_is_raised_once_and_closed_when_its_cause_is_gone():
     again = plan(deal(), snap={"flagged": flag_mark(lost, flag.code)})
     assert [c.deal.id for c in again.closes] == ["d1"] and not again.flags
     assert not plan(deal()).closes  # nothing flagged: nothing to close
+    assert not plan(lost, lost=True, snap={"flagged": flag_mark(lost, "won")}).flags  # flagged by an older version
 
 
 def test_a_credit_note_key_stays_while_the_facts_stay_and_changes_with_them():

@@ -99,8 +99,9 @@ def after_invoice(deal: Deal, link: LinkRecord, invoice: dict[str, Any], *, ledg
         if a.kind == "close_flags":
             out.close = bool(snap.get("flagged"))
         elif a.kind == "flag":
-            if snap.get("flagged") != f"{a.code}:{digest}:{deal.won}":
-                out.flags.append((FLAG_FIELD.get(a.code, "lines"), a.reason, a.code))
+            what = FLAG_FIELD.get(a.code, "lines")  # a mark of before the rules named causes: the same flag
+            if snap.get("flagged") not in (f"{a.code}:{digest}:{deal.won}", f"{what}:{digest}:{deal.won}"):
+                out.flags.append((what, a.reason, a.code))
         elif a.kind == "update_invoice":
             out.update = True
         elif a.kind == "void_invoice":
