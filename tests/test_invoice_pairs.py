@@ -328,14 +328,14 @@ def test_deal_edited_after_invoicing_updates_a_draft_or_is_flagged(tmp_path, led
     assert still.total == after.total
     with w.store.session() as s:
         flags = [(c.field, c.acct_value) for c in s.query(ConflictRow).filter_by(crm_id=deal.id)]
-    assert [f for f, _ in flags] == ["invoice:lines"] and "Review the invoice" in flags[0][1]
+    assert [f for f, _ in flags] == ["invoice:lines"] and "The deal grew" in flags[0][1]
     assert w.sync().counts["conflicts"] == 0  # flagged once, not on every run
 
     w.mark(deal.id, LOST["hubspot"])
     w.sync()
     with w.store.session() as s:
         flags = [(c.field, c.acct_value) for c in s.query(ConflictRow).filter_by(crm_id=deal.id)]
-    assert ("invoice:won", flags[-1][1]) == flags[-1] and "no longer won" in flags[-1][1]
+    assert ("invoice:won", flags[-1][1]) == flags[-1] and "was lost after it was invoiced" in flags[-1][1]
     assert [i.status for i in w.invoices()] != ["void"] and len(w.invoices()) == 1  # never voided on its own
     assert w.sync().counts["conflicts"] == 0
 

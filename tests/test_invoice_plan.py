@@ -13,8 +13,6 @@ import pytest
 from app.domain.models import Deal, LineItem
 from app.store.repos import HeldRecord, LinkRecord
 from app.sync.invoice_plan import (
-    CHANGED_LINES,
-    NO_LONGER_WON,
     InvoicePlanInput,
     create_key,
     deal_digest,
@@ -207,17 +205,21 @@ def test_an_edited_deal_updates_its_draft_or_is_flagged(status, ledger, settings
         assert (u.invoice.id, u.invoice.customer_id, [li.quantity for li in u.invoice.lines]) == ("I1", "A1", [3])
         assert not p.flags
     else:
-        assert [(f.what, f.message) for f in p.flags] == [("lines", CHANGED_LINES)] and not p.updates
+        [flag] = p.flags
+        assert flag.what == "lines" and "changed after it was invoiced" in flag.message and not p.updates
     assert not p.creates
 
 
 def test_an_unchanged_invoiced_deal_gives_nothing_and_a_lost_one_is_flagged_once():
+    invoices = {"I1": {"customer_id": "A1", "currency": "USD", "status": "awaiting_payment", "total": "100",
+                       "balance": "100", "amount_paid": "0"}}
     d = deal()
-    assert not plan_invoices(inp([d], invoice_links=[invoice_link(d)])).flags
+    assert not plan_invoices(inp([d], invoice_links=[invoice_link(d)], invoices=invoices)).flags
     lost = deal(won=False)
-    [flag] = plan_invoices(inp([lost], invoice_links=[invoice_link(lost)])).flags
-    assert (flag.what, flag.message) == ("won", NO_LONGER_WON)
-    again = inp([lost], invoice_links=[invoice_link(lost, flagged=flag_mark(lost, "won"))])
+    [flag] = plan_invoices(inp([lost], invoice_links=[invoice_link(lost)], invoices=invoices)).flags
+    assert flag.what == "won" and "no longer won" in flag.message and flag.code == "deal_reopened"
+    again = inp([lost], invoice_links=[invoice_link(lost, flagged=flag_mark(lost, "deal_reopened"))],
+                invoices=invoices)
     assert not plan_invoices(again).flags
 
 

@@ -68,6 +68,7 @@ class World:
     def sync(self):
         result = run_sync(self.store, self.tokens, WS, sleep=self.wait)
         assert result.status == "ok", result.errors
+        self.wait(60)  # a sync may use Xero's whole minute (it reads credit notes too): the test's reads get the next
         return result
 
     # -- what people do in either system --------------------------------------------------------

@@ -56,7 +56,7 @@ def lifecycle_feed(s: Session, workspace_id: int, links: list[Link]) -> dict[str
                                                    Mirror.object_type.in_(types))))
 
     crm_rows = rows("crm", ("company", "person"))
-    crm_by_id = {m.remote_id: m for m in crm_rows}
+    crm_by_ref = {(m.object_type, m.remote_id): m for m in crm_rows}  # Pipedrive numbers people and companies alike
     merged = survivors(crm_rows)
     names = {m.remote_id: _crm_name((m.data or {}).get("properties") or {}) for m in crm_rows}
     crm_names = {k: v for k, v in names.items() if v}
@@ -74,7 +74,7 @@ def lifecycle_feed(s: Session, workspace_id: int, links: list[Link]) -> dict[str
             survivor = merged[lk.crm_id]
             crm_fates[lk.crm_id] = RecordFate(lk.crm_id, "merged", survivor_id=survivor,
                                               survivor_name=crm_names.get(survivor))
-        elif (m := crm_by_id.get(lk.crm_id)) is not None and m.archived:
+        elif (m := crm_by_ref.get((lk.crm_type, lk.crm_id))) is not None and m.archived:
             crm_fates[lk.crm_id] = RecordFate(lk.crm_id, "deleted", name=crm_names.get(lk.crm_id))
         c = customers.get(lk.acct_id)
         if c is None:

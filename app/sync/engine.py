@@ -4,7 +4,9 @@ Every write is journalled (with its idempotency key) and committed before it is 
 crash, a create that was sent but never recorded is settled by looking it up on the ledger, then
 re-sent with the same key only if it is not there, so a customer is never created twice.
 The lease, the run record, the journal, progress and cancel are the run's ``RunContext``
-(``app.sync.run_context``); won deals become invoices in ``app.sync.invoice_apply``.
+(``app.sync.run_context``); won deals become invoices in ``app.sync.invoice_apply``. Between reading
+and planning, linked records archived, deleted or merged on either side are looked into
+(``app.sync.fates``): links follow merges, and what a person must decide is flagged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from app.connectors.base import AccountingConnector, CrmConnector, CustomerWrite, RecordWrite
-from app.connectors.errors import ConnectorError, DuplicateName, StaleVersion
+from app.connectors.errors import ConnectorError, CustomerInactive, DuplicateName, NotFound, StaleVersion
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.domain.models import AccountingCustomer, CrmRecord, Party, PartyKind
 from app.domain.settings import (
@@ -26,6 +28,7 @@ from app.domain.settings import (
 from app.domain.text import compact_tax_id, has_broken, name_key, normalise_email
 from app.store.repos import ConflictRecord, Done, Hold, SnapshotWrite
 from app.store.serial import text_value
+from app.sync.fates import FLAG_PREFIX, LinkFates, customer_refused
 from app.sync.invoice_apply import InvoiceSync
 from app.sync.planner import (
     DEFAULT_RULES,
@@ -126,6 +129,7 @@ class SyncEngine(WithRunContext):
         self.full = full  # a full sweep reads everything, ignoring the change-feed cursors
         self._replanned: dict[tuple[str, str], str] = {}
         self.linked = 0  # customer links in the workspace, counted when planning
+        self._fates = LinkFates(self.ctx, crm, acct)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -146,6 +150,7 @@ class SyncEngine(WithRunContext):
         cursors = {} if self.full else ctx.cursors.load()
         touched: dict[tuple[str, str], CrmRecord] = {}
         new_cursors: dict[tuple[str, str], str | None] = {}
+        fates = self._fates = LinkFates(ctx, self.crm, self.acct)
         for n, otype in enumerate(CRM_TYPES):
             ctx.progress(f"Reading {otype} records from the CRM", n, 3)
             changes = self.crm.read_records(otype, cursors.get(("crm", otype)))
@@ -153,12 +158,14 @@ class SyncEngine(WithRunContext):
             for rec in changes.records:
                 touched[(otype, rec.id)] = rec
             self._mirror_crm(changes.records, otype, changes.deleted_ids)
+            fates.crm_read(otype, changes)
             new_cursors[("crm", otype)] = changes.cursor
             ctx.check_cancel()
         ctx.progress("Reading customers from the ledger", 2, 3)
         acct_changes = self.acct.read_customers(cursors.get(("accounting", "customer")))
         ctx.count("read", len(acct_changes.records))
         self._mirror_acct(acct_changes.records, acct_changes.deleted_ids)
+        fates.ledger_read(acct_changes)
         new_cursors[("accounting", "customer")] = acct_changes.cursor
         touched_acct = {c.id for c in acct_changes.records}
         ctx.check_cancel()
@@ -168,9 +175,11 @@ class SyncEngine(WithRunContext):
             invoice_sync = InvoiceSync(ctx, self.crm, self.acct)
             invoice_sync.read(cursors, new_cursors)
 
-        # 2. Plan.
+        # 2. Linked records archived, deleted or merged: links follow, flags; then plan.
+        fates.settle()
         inp = self._plan_input(touched, touched_acct, mapping, rules, direction)
         result = plan(inp)
+        result.crm_updates = [u for u in result.crm_updates if not fates.gone(inp.links.get(u.ref))]
         ctx.counts.update(result.counts())
         ctx.counts["writes"] = 0
         if self.dry_run:
@@ -192,7 +201,8 @@ class SyncEngine(WithRunContext):
             inv = invoice_sync.apply()
             ctx.counts.update({"invoices_created": inv.created, "deals_updated": inv.deals_updated,
                                "deals_held": inv.held, "items_created": inv.items_created,
-                               "deals_flagged": inv.flagged, "invoices_matched": inv.matched})
+                               "deals_flagged": inv.flagged, "invoices_matched": inv.matched,
+                               "invoices_voided": inv.voided, "credit_notes": inv.credited})
             ctx.errors.extend(inv.errors)
         if not ctx.errors:
             ctx.cursors.save(new_cursors)
@@ -339,7 +349,9 @@ class SyncEngine(WithRunContext):
             for upd, res in zip(upd_chunk, results, strict=True):
                 if not res.ok and isinstance(res.error, StaleVersion):
                     res = self._retry_stale(upd)
-                if res.ok:
+                if not res.ok and isinstance(res.error, CustomerInactive):
+                    customer_refused(ctx, upd.key, upd.acct_id)
+                elif res.ok:
                     ctx.count("writes")
                     recorded.append(Done(upd.key, upd.acct_id, "accounting", upd.changes, upd.rule, upd.ref,
                                          upd.crm_fields, upd.party.fields(), share_acct=upd.acct_id))
@@ -363,6 +375,8 @@ class SyncEngine(WithRunContext):
                     ctx.count("writes")
                     recorded.append(Done(edit.key, edit.ref[1], "crm", edit.changes, edit.rule, edit.ref,
                                          {**edit.acct_fields}, edit.acct_fields, merge_crm=True))
+                elif isinstance(res.error, NotFound):  # gone from the CRM, and its feed did not say: look into it
+                    self._fates.vanished(edit.key, edit.ref)
                 else:
                     ctx.fail(edit.key, edit.ref, edit.ref[1], res.error)
             self._record_done(recorded)
@@ -422,6 +436,9 @@ class SyncEngine(WithRunContext):
 
         for c in chosen:
             assert c.id is not None  # read from the store
+            if c.field.startswith(FLAG_PREFIX):  # a linked record's fate, seen by a person: nothing to write
+                ctx.conflicts.resolved(c.id)
+                continue
             ref = (c.crm_type, c.crm_id)
             link = inp.links.get(ref)
             value = c.chosen_value

@@ -14,13 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 from app.connectors.base import AccountingConnector, CrmConnector, FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
-from app.connectors.errors import StaleVersion, ValidationRejected
+from app.connectors.errors import CustomerInactive, NotFound, StaleVersion, ValidationRejected
 from app.domain.models import Deal, Invoice, Item
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.domain.text import mend_broken
 from app.store.repos import ConflictRecord, Hold, LinkRecord
-from app.store.serial import deal_from_json, deal_to_json, invoice_json
+from app.store.serial import deal_from_json, deal_to_json, invoice_json, iso
 from app.sync.deal_checks import provider_name
+from app.sync.invoice_changes import InvoiceChanges
+from app.sync.invoice_lifecycle import CustomerState, customer_hold, customer_states, deal_lost
 from app.sync.invoice_plan import (
     CHANGED_LINES,
     CreateInvoice,
@@ -48,6 +50,9 @@ DEAL_FIELDS = (
 )
 
 
+INACTIVE_REFUSAL = "the customer is inactive in the ledger; the deal is held"
+
+
 @dataclass
 class InvoiceCounts:
     created: int = 0
@@ -57,6 +62,8 @@ class InvoiceCounts:
     flagged: int = 0
     matched: int = 0  # won deals linked to the invoice the ledger already had for them
     items_created: int = 0
+    voided: int = 0
+    credited: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -66,7 +73,7 @@ def registry_label(provider: str) -> str:
     return registry.info(provider).label
 
 
-class InvoiceSync:
+class InvoiceSync(InvoiceChanges):
     def __init__(self, ctx: RunContext, crm: CrmConnector, acct: AccountingConnector) -> None:
         self.ctx, self.crm, self.acct = ctx, crm, acct
         self.counts = InvoiceCounts()
@@ -87,7 +94,8 @@ class InvoiceSync:
         ctx = self.ctx
         deals = self.crm.read_deals(cursors.get(("crm", "deal")))
         ctx.count("read", len(deals.records))
-        self._mirror("crm", "deal", [(d.id, deal_to_json(d), None, d.archived) for d in deals.records])
+        self._mirror("crm", "deal", [(d.id, {**deal_to_json(d), "lost": deal_lost(d)}, None, d.archived)
+                                     for d in deals.records])
         new_cursors[("crm", "deal")] = deals.cursor
         items = self.acct.read_items(cursors.get(("accounting", "item")))
         self._mirror("accounting", "item", [(i.id, {"name": i.name, "sku": i.sku}, None, not i.active)
@@ -100,9 +108,11 @@ class InvoiceSync:
         new_cursors[("accounting", "invoice")] = invoices.cursor
         payments = self.acct.read_payments(cursors.get(("accounting", "payment")))
         self._mirror("accounting", "payment", [(p.id, {"invoice_id": p.invoice_id, "amount": str(p.amount),
-                                                       "date": p.date.isoformat()}, None, False)
-                                               for p in payments.records])
+                                                       "date": p.date.isoformat(), "recorded_at": iso(p.recorded_at)},
+                                                None, False) for p in payments.records])
+        self.ctx.mirror.mark_archived("accounting", "payment", payments.deleted_ids)
         new_cursors[("accounting", "payment")] = payments.cursor
+        self.read_credit_notes(cursors, new_cursors)
         self._deal_ids = [d.id for d in deals.records]
         self._changed = {i.id for i in invoices.records if i.id} | {p.invoice_id for p in payments.records
                                                                      if p.invoice_id}
@@ -120,6 +130,9 @@ class InvoiceSync:
         """What the invoice plan needs, from the store (and, only when needed, the ledger's currencies)."""
         ctx = self.ctx
         settled, replanned = self._settle_pending()
+        for row in ctx.journal.failed_with("create_invoice", INACTIVE_REFUSAL):  # the ledger may replay that key's
+            if row.crm_id:                                                      # refusal: a new key once active
+                replanned[row.crm_id] = "+".join(filter(None, (replanned.get(row.crm_id), f"refused-{row.id}")))
         deals = {rid: deal_from_json(rid, r.data) for rid, r in ctx.mirror.records("crm", "deal", deal_ids).items()}
         customer_links, invoice_links, invoices = self._plan_links(deals)
         inp = InvoicePlanInput(
@@ -127,7 +140,11 @@ class InvoiceSync:
             deals=deals, customer_links=customer_links, invoice_links=invoice_links, invoices=invoices,
             items=ctx.mirror.rows("accounting", "item") if deals else {},
             settings=ctx.settings.invoices, held={q.ref: q for q in ctx.quarantine.crm()},
-            undone=ctx.undone_generations(), replanned=replanned, settled=settled)
+            undone=ctx.undone_generations(), replanned=replanned, settled=settled,
+            customer_states=customer_states({rid: r.data for rid, r in
+                                             ctx.mirror.archived("accounting", "customer").items()}),
+            credited=self.credited(), lost=frozenset(rid for rid, r in ctx.mirror.records(
+                "crm", "deal", deal_ids).items() if (r.data or {}).get("lost")))
         if needs_ledger_currencies(inp):  # asked once a run, and only when needed
             inp = replace(inp, ledger_currencies=frozenset(self._ledger_currencies()))
         return inp
@@ -155,19 +172,27 @@ class InvoiceSync:
     def _invoice_deals(self, deal_ids: list[str]) -> None:
         plan = plan_invoices(self.plan_input(deal_ids))
         for lk in plan.links:
-            self._link_invoice(lk.deal, lk.invoice_id, None, how=lk.how)
+            self._link_invoice(lk.deal, lk.invoice_id, None, how=lk.how, replaces=lk.replaces)
         self.counts.matched += plan.matched
         for f in plan.flags:
-            self._flag(f.deal, f.link, f.what, f.message)
+            self._flag(f.deal, f.link, f.what, f.message, f.code)
+        for c in plan.closes:
+            self.ctx.conflicts.close("deal", c.deal.id, "invoice:")
+        for link, marks in plan.marks:
+            self.ctx.links.merge_snapshot(link.id, marks, touch=False)
         for h in plan.holds:
-            self._hold(h.deal, list(h.reasons))
+            self._hold(h.deal, list(h.reasons), h.way_out)
+        voided = self.void_invoices(plan.voids)
+        self.credit_invoices(plan.credits)
         item_ids = self._create_items(plan.items)
         self._update_drafts(plan.updates, item_ids)
-        self._create_invoices(plan.creates, item_ids)
+        self._create_invoices([c for c in plan.creates if c.replaces is None or c.replaces.id in voided
+                               or self.is_void(c.replaces.acct_id)], item_ids)
 
     def _create_invoices(self, creates: list[CreateInvoice], item_ids: dict[str, str]) -> None:
         ctx = self.ctx
         ready: list[tuple[Deal, Invoice, str]] = []
+        replaces = {c.key: c.replaces for c in creates if c.replaces is not None}
         for c in creates:
             invoice = with_items(c.invoice, item_ids)
             if invoice is None:
@@ -191,12 +216,29 @@ class InvoiceSync:
                     self.counts.created += 1
                     created = res.record if isinstance(res.record, Invoice) else None
                     assert res.id is not None  # an invoice the ledger made has its id
-                    self._link_invoice(deal, res.id, created)
+                    self._link_invoice(deal, res.id, created, replaces=replaces.get(key))
                     self._check_total(deal, inv, created)
+                elif isinstance(res.error, CustomerInactive):
+                    self._inactive_customer(deal, key, inv.customer_id)
                 elif isinstance(res.error, ValidationRejected) and res.error.field == "currency":
                     self._refused_currency(deal, key, inv.currency, res.error.message)
                 else:
                     ctx.fail(key, ("deal", deal.id), deal.name, res.error)
+
+    def _inactive_customer(self, deal: Deal, key: str, customer_id: str) -> None:
+        """The ledger refused the invoice because its customer is inactive: the mirror learns it, and the deal
+        waits with the way out (reactivate it), in plain words; a data problem of this deal, not a failed run."""
+        ctx = self.ctx
+        ctx.journal.mark(key, "failed", error=INACTIVE_REFUSAL)
+        row = ctx.mirror.records("accounting", "customer", [customer_id]).get(customer_id)
+        data = row.data if row is not None else {}
+        ctx.mirror.add_data("accounting", "customer", {customer_id: {"fate": "archived"}}, archived=True)
+        links = ctx.links.all("customer")
+        ref = next((r for r in [("company", deal.company_id or ""), *(("person", c) for c in deal.contact_ids)]
+                    if r in links and links[r].acct_id == customer_id), ("company", deal.company_id or ""))
+        name = data.get("raw_name") or data.get("name") or customer_id
+        why, way_out = customer_hold(CustomerState("archived", name), customer_id, ref, self.acct.provider)
+        self._hold(deal, [why], way_out)
 
     def _refused_currency(self, deal: Deal, key: str, currency: str, message: str) -> None:
         """The ledger cannot bill in the deal's currency: the deal waits with the ledger's words and what to do;
@@ -231,7 +273,7 @@ class InvoiceSync:
         for u in updates:
             invoice = with_items(u.invoice, item_ids)
             if invoice is None:
-                self._flag(u.deal, u.link, "lines", CHANGED_LINES)
+                self._flag(u.deal, u.link, "lines", CHANGED_LINES, "deal_lines")
                 continue
             ready.append((u, invoice))
         batch = self._batch(self.acct)
@@ -254,7 +296,7 @@ class InvoiceSync:
                 elif isinstance(res.error, ValidationRejected | StaleVersion):  # not a draft any more: a person decides
                     ctx.journal.mark(u.key, "failed", run_id=ctx.run_id,
                                      error="invoice no longer a draft; flagged for review")
-                    self._flag(u.deal, u.link, "lines", CHANGED_LINES)
+                    self._flag(u.deal, u.link, "lines", CHANGED_LINES, "deal_lines")
                 else:
                     ctx.fail(u.key, ("deal", u.deal.id), u.deal.name, res.error)
 
@@ -307,9 +349,16 @@ class InvoiceSync:
         self.ctx.journal.settle(outcomes)
         return found, replanned
 
-    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None, *, how: str = "created") -> None:
-        self.ctx.links.add("invoice", ("deal", deal.id), invoice_id, how, self.ctx.run_id,
-                           {"deal": deal_digest(deal), "written": {}}, release_hold=True)
+    def _link_invoice(self, deal: Deal, invoice_id: str, invoice: Invoice | None, *, how: str = "created",
+                      replaces: LinkRecord | None = None) -> None:
+        snapshot = {"deal": deal_digest(deal), "written": {}}
+        if replaces is not None:  # invoiced again after its invoice was voided: the link moves to the new one
+            self.ctx.links.repoint(replaces.id, invoice_id, how, self.ctx.run_id, snapshot)
+            self.ctx.quarantine.release([("deal", deal.id)])
+            self.ctx.conflicts.close("deal", deal.id, "invoice:")
+        else:
+            self.ctx.links.add("invoice", ("deal", deal.id), invoice_id, how, self.ctx.run_id, snapshot,
+                               release_hold=True)
         self._changed.add(invoice_id)
         if invoice is not None:
             self._mirror("accounting", "invoice", [(invoice_id, invoice_json(invoice), None, False)])
@@ -324,14 +373,16 @@ class InvoiceSync:
             self.counts.errors.append(f"{deal.name}: the ledger's total {made.total} differs from the deal's "
                                       f"{expected.total}. Check the invoice in the ledger.")
 
-    def _hold(self, deal: Deal, reason: str | list[str]) -> None:
+    def _hold(self, deal: Deal, reason: str | list[str], way_out: dict[str, Any] | None = None) -> None:
         self.counts.held += 1
         reasons = [reason] if isinstance(reason, str) else reason
-        self.ctx.hold([Hold(("deal", deal.id), deal.name, [{"field": "deal", "message": r} for r in reasons])],
-                      counted=True)  # a held deal is counted once, as deals_held
+        items: list[dict[str, Any]] = [{"field": "deal", "message": r} for r in reasons]
+        if way_out is not None and items:  # the first reason is the customer's, with its one click
+            items[0] = {"field": "customer", "message": reasons[0], "way_out": way_out}
+        self.ctx.hold([Hold(("deal", deal.id), deal.name, items)], counted=True)  # counted once, as deals_held
 
-    def _flag(self, deal: Deal, link: LinkRecord, what: str, message: str) -> None:
-        mark = flag_mark(deal, what)
+    def _flag(self, deal: Deal, link: LinkRecord, what: str, message: str, code: str = "") -> None:
+        mark = flag_mark(deal, code or what)
         if self._marks.get(link.id, (link.snapshot or {}).get("flagged")) == mark:
             return
         self.ctx.conflicts.flag(ConflictRecord("deal", deal.id, link.acct_id, f"invoice:{what}", mend_broken(deal.name),
@@ -345,7 +396,8 @@ class InvoiceSync:
         ctx = self.ctx
         # an invoice nothing changed keeps what its deal was last given (a write that failed stops the
         # run's cursors, so the same invoices are read, and their deals written, again)
-        links = list(ctx.links.to_accounts("invoice", sorted(self._changed)).values())
+        gone = set(ctx.mirror.archived("crm", "deal"))  # deleted in the CRM: nothing to show it on
+        links = [lk for lk in ctx.links.to_accounts("invoice", sorted(self._changed)).values() if lk.crm_id not in gone]
         if not links:
             return
         invoices = ctx.mirror.rows("accounting", "invoice", [lk.acct_id for lk in links])
@@ -373,6 +425,9 @@ class InvoiceSync:
                     self.counts.deals_updated += 1
                     ctx.journal.record_changes(ctx.run_id, w.key, "crm", w.link.crm_id, w.changes(), "ledger-owns")
                     ctx.links.merge_snapshot(w.link.id, {"written": w.values})
+                elif isinstance(res.error, NotFound):  # deleted in the CRM (a feed that hides deletions)
+                    ctx.journal.mark(w.key, "failed", error="the deal is gone from the CRM")
+                    ctx.mirror.mark_archived("crm", "deal", [w.link.crm_id])
                 else:
                     ctx.fail(w.key, ("deal", w.link.crm_id), w.link.crm_id, res.error)
 

@@ -22,6 +22,14 @@ from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.domain.settings import InvoiceOptions
 from app.store.repos import HeldRecord, LinkRecord
 from app.sync.deal_checks import check_currency, check_dates, check_lines, normal_currency, provider_name
+from app.sync.invoice_lifecycle import (
+    CloseFlags,
+    CreditInvoice,
+    CustomerState,
+    VoidInvoice,
+    after_invoice,
+    customer_hold,
+)
 from app.sync.planner import op_key
 
 STATUS_WORDS = {"draft": "Draft", "awaiting_payment": "Awaiting payment", "partly_paid": "Partly paid",
@@ -30,8 +38,6 @@ STATUS_WORDS = {"draft": "Draft", "awaiting_payment": "Awaiting payment", "partl
 CHANGED_LINES = ("The deal's line items changed after it was invoiced, and the invoice was left as it is "
                  "(it is sent or paid, or this workspace asks for review). Review the invoice in the ledger: "
                  "change it there, or issue a credit note or a new invoice if needed.")
-NO_LONGER_WON = ("The deal is no longer won but has an invoice. Void the invoice in the ledger if the sale fell "
-                 "through (Crossledger never voids on its own).")
 CURRENCY_PER_CUSTOMER = {"quickbooks", "zohobooks"}
 PRIOR_DAYS = 45  # an invoice issued this many days from a deal's close date can be that deal's invoice
 REFERENCE_FIELD = {"quickbooks": "memo (private note)", "xero": "Reference", "zohobooks": "Reference#"}
@@ -52,7 +58,8 @@ def deal_digest(deal: Deal) -> str:
 
 
 def flag_mark(deal: Deal, what: str) -> str:
-    """What a flagged link remembers, so that the same change of the same deal is flagged once."""
+    """What a flagged link remembers, so that the same cause (``app.sync.lifecycle``'s code) of the same
+    deal is flagged once."""
     return f"{what}:{deal_digest(deal)}:{deal.won}"
 
 
@@ -74,6 +81,9 @@ class InvoicePlanInput:
     replanned: Mapping[str, str] = field(default_factory=dict)  # deal id -> key part, journalled but not made
     settled: Mapping[str, str] = field(default_factory=dict)  # create key -> the invoice found made
     ledger_currencies: frozenset[str] | None = None  # None: the ledger cannot tell (or was not asked)
+    customer_states: Mapping[str, CustomerState] = field(default_factory=dict)  # ledger customers not active
+    credited: Mapping[str, Decimal] = field(default_factory=dict)  # invoice id -> credit notes on it
+    lost: frozenset[str] = frozenset()  # deals the CRM marks lost (not merely reopened)
 
     def __post_init__(self) -> None:
         if not isinstance(self.settings, InvoiceOptions):  # the stored shape, as tables of cases give it
@@ -84,6 +94,7 @@ class InvoicePlanInput:
 class HoldDeal:
     deal: Deal
     reasons: tuple[str, ...]
+    way_out: dict[str, Any] | None = None  # the first reason's one click (its customer archived or merged)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class FlagDeal:
     link: LinkRecord
     what: str  # "lines" | "won"
     message: str
+    code: str = ""  # the cause (app.sync.lifecycle's codes): the flag is marked by it
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ class LinkInvoice:
     deal: Deal
     invoice_id: str
     how: str  # "created": made by an earlier run that stopped | "matched": the ledger had it already
+    replaces: LinkRecord | None = None  # the deal's link to its voided invoice
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,7 @@ class CreateInvoice:
     deal: Deal
     invoice: Invoice  # lines whose item starts with NEW_ITEM wait for that item
     key: str
+    replaces: LinkRecord | None = None  # the deal's link to its voided invoice: invoiced again
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,10 @@ class InvoicePlan:
     items: dict[str, Item] = field(default_factory=dict)  # NEW_ITEM token -> the item to create
     updates: list[UpdateInvoice] = field(default_factory=list)
     creates: list[CreateInvoice] = field(default_factory=list)
+    voids: list[VoidInvoice] = field(default_factory=list)
+    credits: list[CreditInvoice] = field(default_factory=list)
+    closes: list[CloseFlags] = field(default_factory=list)
+    marks: list[tuple[LinkRecord, dict[str, Any]]] = field(default_factory=list)  # invoice link snapshot additions
 
     @property
     def matched(self) -> int:
@@ -173,13 +191,16 @@ def plan_invoices(inp: InvoicePlanInput) -> InvoicePlan:
     for deal in sorted(inp.deals.values(), key=lambda d: d.id):
         link = inp.invoice_links.get(deal.id)
         if link is not None:
-            _invoiced(inp, deal, link, lines, out)
+            again = _invoiced(inp, deal, link, lines, out)
+            if again is None:
+                continue
+            key = again
+        elif not deal.won or deal.archived:
             continue
-        if not deal.won or deal.archived:
-            continue
-        key = create_key(inp, deal)
+        else:
+            key = create_key(inp, deal)
         if key in inp.settled:
-            out.links.append(LinkInvoice(deal, inp.settled[key], "created"))
+            out.links.append(LinkInvoice(deal, inp.settled[key], "created", link))
             linked_now.add(inp.settled[key])
             continue
         cust_link = inp.customer_links.get(("company", deal.company_id or "")) or next(
@@ -200,12 +221,16 @@ def plan_invoices(inp: InvoicePlanInput) -> InvoicePlan:
                 reasons.append(f"The deal is in {currency} but the customer already has invoices in {billed}, "
                                "and the ledger keeps one currency per customer. Change the deal's currency, or "
                                "bill it to another customer record in the ledger.")
+        way_out = None
+        if cust_link is not None and (state := inp.customer_states.get(cust_link.acct_id)) is not None:
+            why, way_out = customer_hold(state, cust_link.acct_id, cust_link.ref, inp.ledger)
+            reasons.insert(0, why)
         if reasons:
-            out.holds.append(HoldDeal(deal, tuple(reasons)))
+            out.holds.append(HoldDeal(deal, tuple(reasons), way_out))
             continue
         assert cust_link is not None  # no customer link is one of the reasons above
         deal_lines = [lines.line(li) for li in deal.line_items]
-        found, doubt = prior.find(deal, cust_link.acct_id, currency, deal_lines)
+        found, doubt = prior.find(deal, cust_link.acct_id, currency, deal_lines) if link is None else (None, None)
         if found is not None:  # invoiced before Crossledger (by hand, or another tool): link, never re-make
             out.links.append(LinkInvoice(deal, found, "matched"))
             linked_now.add(found)
@@ -217,7 +242,7 @@ def plan_invoices(inp: InvoicePlanInput) -> InvoicePlan:
             locked.setdefault(cust_link.acct_id, currency)  # later deals of this plan see the lock
         out.creates.append(CreateInvoice(deal, Invoice(
             None, cust_link.acct_id, currency, tuple(deal_lines), reference=reference_for(deal.id), issue_date=issue,
-            due_date=issue + dt.timedelta(days=terms)), key))
+            due_date=issue + dt.timedelta(days=terms)), key, link))
     if inp.ledger in UNIQUE_ITEM_NAMES:
         named = unique_item_names(out.items, lines.by_name)
         out.items.clear()
@@ -225,33 +250,33 @@ def plan_invoices(inp: InvoicePlanInput) -> InvoicePlan:
     return out
 
 
-def _invoiced(inp: InvoicePlanInput, deal: Deal, link: LinkRecord, lines: _Lines, out: InvoicePlan) -> None:
-    """A deal with an invoice: its still-draft invoice follows its new lines; anything else that changed
-    is flagged for review, once per change."""
-    snap = link.snapshot or {}
-    flags: list[tuple[str, str]] = []
-    if not deal.won or deal.archived:
-        flags.append(("won", NO_LONGER_WON))
-    elif deal_digest(deal) != snap.get("deal"):
-        invoice = inp.invoices.get(link.acct_id) or {}
-        status = invoice.get("status")
-        may_change = status == "draft" or (
-            inp.ledger == "quickbooks" and status in ("awaiting_payment", "overdue")
-            and invoice.get("balance") == invoice.get("total"))  # QBO has no drafts
-        if not (may_change and inp.settings.edited_deal == "update_draft"
-                and deal.line_items):
-            flags.append(("lines", CHANGED_LINES))
-        elif problems := check_lines(deal, crm=inp.crm, ledger=inp.ledger):  # a person decides
-            flags.append(("lines", " ".join(problems) + " The invoice was left as it is."))
+def _invoiced(inp: InvoicePlanInput, deal: Deal, link: LinkRecord, lines: _Lines, out: InvoicePlan) -> str | None:
+    """A deal with an invoice, as the workspace's rule for deals changed after invoicing says
+    (``app.sync.lifecycle``): its draft follows its new lines, the invoice is voided or credited, or the
+    deal is flagged, once per change; flags whose cause is gone are closed. Returns the key of a new
+    invoice when the deal is to be invoiced again (its invoice voided), else None."""
+    invoice = inp.invoices.get(link.acct_id) or {}
+    decided = after_invoice(deal, link, invoice, ledger=inp.ledger, rule_options=inp.settings,
+                            credited=inp.credited.get(link.acct_id, Decimal(0)), lost=deal.id in inp.lost,
+                            digest=deal_digest(deal), key=lambda *parts: op_key(inp.ws_name, *parts))
+    flags = list(decided.flags)
+    if decided.update:
+        if problems := check_lines(deal, crm=inp.crm, ledger=inp.ledger):  # a person decides
+            flags.append(("lines", " ".join(problems) + " The invoice was left as it is.", "deal_lines"))
         else:
             new_lines = tuple(lines.line(li) for li in deal.line_items)
             out.updates.append(UpdateInvoice(deal, link, Invoice(
                 link.acct_id, invoice.get("customer_id") or "", invoice.get("currency") or deal.currency, new_lines,
                 reference=invoice.get("reference") or reference_for(deal.id)),
                 op_key(inp.ws_name, "update_invoice", deal.id, deal_digest(deal))))
-    for what, message in flags:
-        if snap.get("flagged") != flag_mark(deal, what):
-            out.flags.append(FlagDeal(deal, link, what, message))
+    out.flags += [FlagDeal(deal, link, what, message, code) for what, message, code in flags]
+    out.voids += decided.voids
+    out.credits += decided.credits
+    if decided.close and not flags:
+        out.closes.append(CloseFlags(deal, link))
+    if decided.marks:
+        out.marks.append((link, decided.marks))
+    return decided.reinvoice if deal.won and not deal.archived else None
 
 
 def no_customer(inp: InvoicePlanInput, deal: Deal) -> str:

@@ -95,6 +95,7 @@ class DealFacts:
     currency: str = ""
     ledger: str = ""  # quickbooks, xero, zohobooks
     drafts_follow: bool = True  # the workspace's "edited_deal": update_draft
+    left_won: bool = True  # the deal was seen not won since it was invoiced (False: a void is the ledger's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,8 @@ def deal_net(deal: Deal) -> Decimal:
 
 
 def deal_facts(deal: Deal, invoice: dict[str, Any], invoice_id: str, *, lines_changed: bool, ledger: str,
-               drafts_follow: bool = True, credited: Decimal = Decimal(0), lost: bool = False) -> DealFacts:
+               drafts_follow: bool = True, credited: Decimal = Decimal(0), lost: bool = False,
+               left_won: bool = True) -> DealFacts:
     """The facts ``deal_actions`` needs, from a deal and its invoice as the mirror holds it (``status``,
     ``number``, ``amount_paid``, and ``sub_total`` when kept, else ``total``). ``lines_changed``: the deal's
     digest differs from the one stored on its invoice link. ``lost``: the CRM marks it lost (a deal not won
@@ -146,7 +148,7 @@ def deal_facts(deal: Deal, invoice: dict[str, Any], invoice_id: str, *, lines_ch
         invoice_number=invoice.get("number"), invoice_status=next((x for x in statuses if x == status), None),
         invoice_total=_dec(invoice.get("sub_total") or invoice.get("total")),
         amount_paid=_dec(invoice.get("amount_paid")), credited=credited, currency=deal.currency, ledger=ledger,
-        drafts_follow=drafts_follow)
+        drafts_follow=drafts_follow, left_won=left_won)
 
 
 def link_facts(crm: RecordFate, ledger: RecordFate, crm_name: str, ledger_name: str, *, open_invoices: int = 0,
@@ -221,6 +223,9 @@ def _ledger_side(f: LinkFacts) -> list[Action]:
 def deal_actions(f: DealFacts, rule: DealRule = "flag") -> Outcome:
     inv = f"invoice {f.invoice_number or f.invoice_id}"
     void = f.invoice_status == "void"
+    if f.won and void and not f.left_won:  # voided in the ledger while won: the reconciliation lists it
+        return Outcome((Action("close_flags", f"'{f.deal_name}' is won and its {inv} was voided in the ledger.",
+                               code="deal_settled"),))
     if f.won and void:
         return Outcome((Action("reinvoice", f"'{f.deal_name}' is won again and its {inv} was voided: it is "
                                "invoiced again.", target_id=f.invoice_id, code="deal_reopened_won"),))

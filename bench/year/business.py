@@ -2,9 +2,10 @@
 
 Each event is a function of the business, the day's random generator and the virtual date. Events are
 registered in ``EVENTS`` with a weight (expected times a day) and whether the app handles them yet:
-``--events supported`` (the default) runs those it does, ``--events all`` adds those it does not yet
-(archives and merges, deals lost or reopened after invoicing, credit notes), whose expectations are written
-as the issues state them, so their violations say what is still to do.
+``--events supported`` (the default) runs those it does, ``--events all`` adds any it does not yet, whose
+expectations are written as the issues state them, so their violations say what is still to do. Since the
+app follows the lifecycle rules (issue 21, points 1, 2 and 6), archives and merges on both sides, deals lost
+or reopened after invoicing and credit notes are all handled: both switches run every event.
 
 What the business knows (``Truth``) is what the checks hold the app to: its companies and their names,
 each deal's stage and lines, the payments it made and refunded, and the discrepancies it planted on
@@ -17,7 +18,7 @@ import datetime as dt
 import random
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from app.sandbox.demo_data import FIRST, LAST, PRODUCTS, TRADES, WORDS
@@ -36,6 +37,7 @@ class Company:
     held: bool = False  # planted: its country is not one there is, so the app holds it back
     gone: bool = False  # archived or merged away in the CRM
     customer_archived: dt.date | None = None  # its ledger customer made inactive by the bookkeeper that day
+    since: dt.date | None = None  # the day it was added in the CRM (synced to the ledger by that evening)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Deal:
     ever_invoiced: bool = False  # won at least once and so invoiced (as far as the business knows)
     voided: bool = False  # planted: the bookkeeper voided its invoice while the deal stays won
     payments: list[tuple[str, Decimal]] = field(default_factory=list)  # (payment id, amount), refunds removed
+    credited: Decimal = Decimal(0)  # credit notes the bookkeeper raised against its invoice
 
     @property
     def total(self) -> Decimal:
@@ -66,6 +69,7 @@ class Plant:
     ids: frozenset[str]
     what: str
     also: frozenset[tuple[str, str]] = frozenset()
+    gone_on: dt.date | None = None  # its cause went that day (after the 1st's 06:00 report when on the 1st)
 
 
 @dataclass
@@ -144,7 +148,7 @@ class Business:
         return [c for c in self.truth.companies if not c.held and not c.gone]
 
     def balance(self, deal: Deal) -> Decimal:
-        return deal.total - sum((a for _p, a in deal.payments), Decimal(0))
+        return deal.total - deal.credited - sum((a for _p, a in deal.payments), Decimal(0))
 
     def run_day(self, rng: random.Random, day: dt.date, events: list[Event]) -> list[tuple[int, Event]]:
         """Today's events, each at a minute between 06:35 and 17:55, in order."""
@@ -172,7 +176,7 @@ def month_of(day: dt.date) -> str:
 
 # -- the events the app handles ----------------------------------------------------------------------
 def new_company(b: Business, rng: random.Random, day: dt.date) -> bool:
-    b.add_company(rng, typo=rng.random() < 0.25)
+    b.add_company(rng, typo=rng.random() < 0.25).since = day
     return True
 
 
@@ -249,7 +253,9 @@ def reopen_lost(b: Business, rng: random.Random, day: dt.date) -> bool:
 
 
 def _payable(b: Business, deal: Deal) -> str | None:
-    if deal.stage != "won" or deal.voided or deal.company.held or b.balance(deal) <= 0:
+    """The invoice the customer may pay (QuickBooks takes no payment from a customer the bookkeeper archived)."""
+    if deal.stage != "won" or deal.voided or deal.company.held or b.balance(deal) <= 0 \
+            or deal.company.customer_archived is not None:
         return None
     return b.invoice_of(deal.crm_id)
 
@@ -310,18 +316,25 @@ def plant_counter_sale(b: Business, rng: random.Random, day: dt.date) -> bool:
     return True
 
 
+def _unpaid_won_this_month(b: Business, rng: random.Random, day: dt.date) -> Deal | None:
+    """A deal won this month whose invoice has nothing paid, voided or credited on it."""
+    return b.pick(rng, lambda d: d.stage == "won" and not d.payments and not d.voided and not d.credited
+                  and d.won_on is not None and month_of(d.won_on) == month_of(day) and _payable(b, d) is not None)
+
+
+def _plant_on_invoice(b: Business, deal: Deal, kind: str, what: str) -> bool:
+    assert deal.won_on is not None
+    b.truth.plants.append(Plant(month_of(deal.won_on), frozenset({kind}), frozenset({deal.crm_id}),
+                                f"the invoice of won deal '{deal.name}' {what} in the ledger"))
+    return True
+
+
 def plant_void(b: Business, rng: random.Random, day: dt.date) -> bool:
-    deal = b.pick(rng, lambda d: d.stage == "won" and not d.payments and not d.voided and d.won_on is not None
-                  and month_of(d.won_on) == month_of(day) and _payable(b, d) is not None)
-    if deal is None:
-        return False
-    if not b.ledger.void(b.invoice_of(deal.crm_id) or ""):
+    deal = _unpaid_won_this_month(b, rng, day)
+    if deal is None or not b.ledger.void(b.invoice_of(deal.crm_id) or ""):
         return False
     deal.voided = True
-    assert deal.won_on is not None
-    b.truth.plants.append(Plant(month_of(deal.won_on), frozenset({"void_while_won"}), frozenset({deal.crm_id}),
-                                f"the invoice of won deal '{deal.name}' voided in the ledger"))
-    return True
+    return _plant_on_invoice(b, deal, "void_while_won", "voided")
 
 
 def plant_held(b: Business, rng: random.Random, day: dt.date) -> bool:
@@ -334,7 +347,7 @@ def plant_held(b: Business, rng: random.Random, day: dt.date) -> bool:
     return True
 
 
-# -- the events the app does not handle yet (issue 21, points 1, 2 and 6) ----------------------------
+# -- records archived and merged, deals changed after invoicing, credit notes (issue 21, points 1, 2, 6) ----
 def archive_crm_company(b: Business, rng: random.Random, day: dt.date) -> bool:
     linked = [c for c in b.live() if any(d.company is c and d.ever_invoiced for d in b.truth.deals.values())]
     if not linked:
@@ -345,13 +358,19 @@ def archive_crm_company(b: Business, rng: random.Random, day: dt.date) -> bool:
             if d.company is c:
                 d.stage = "deleted"  # gone from the CRM with its company; its invoice stays in the ledger
     c.gone = True
+    # its deals (gone with it in Salesforce) can no longer show their invoice's state, an invoice of a deleted
+    # deal stands, and one won today but not invoiced yet has no one to bill now: the report may say so of them
+    extra = frozenset((k, d.crm_id) for d in b.truth.deals.values() if d.company is c
+                      for k in ("payment_status_mismatch", "not_won_invoiced", "held_back", "won_without_invoice"))
     b.truth.plants.append(Plant(month_of(day), None, frozenset({c.crm_id}),
-                                f"company '{c.name}' archived in the CRM while its customer is linked"))
+                                f"company '{c.name}' archived in the CRM while its customer is linked", also=extra))
     return True
 
 
 def merge_crm_companies(b: Business, rng: random.Random, day: dt.date) -> bool:
-    live = b.live()
+    """Two companies already in the ledger (added on an earlier day) merged in the CRM: one added today and
+    merged before any sync saw it never had a customer, so there would be nothing linked to report."""
+    live = [c for c in b.live() if c.since is not None and c.since < day]
     if len(live) < 2:
         return False
     keep, lose = rng.sample(live, 2)
@@ -381,7 +400,9 @@ def archive_ledger_customer(b: Business, rng: random.Random, day: dt.date) -> bo
 
 
 def lose_after_invoice(b: Business, rng: random.Random, day: dt.date) -> bool:
-    deal = b.pick(rng, lambda d: d.stage == "won" and d.ever_invoiced and not d.voided and not d.company.gone)
+    # not one credited by the bookkeeper: its plant says "credited while won", which a lost deal no longer is
+    deal = b.pick(rng, lambda d: d.stage == "won" and d.ever_invoiced and not d.voided and not d.credited
+                  and not d.company.gone)
     if deal is None or deal.won_on is None:
         return False
     b.crm.set_stage(deal.crm_id, "lost", day)
@@ -396,13 +417,23 @@ def reopen_after_invoice(b: Business, rng: random.Random, day: dt.date) -> bool:
     if deal is None:
         return False
     b.win(deal, day)  # won again: the invoice it has must stay the only one
-    # the flag of its loss closes by itself (issue 21, point 2): not expected in that month's report any more
-    b.truth.plants = [p for p in b.truth.plants if not (p.ids == {deal.crm_id} and "lost after" in p.what)]
+    # the flag of its loss closes by itself (issue 21, point 2): not expected in a report made from now on
+    b.truth.plants = [replace(p, gone_on=day) if p.ids == {deal.crm_id} and "lost after" in p.what and
+                      p.gone_on is None else p for p in b.truth.plants]
     return True
 
 
 def credit_note(b: Business, rng: random.Random, day: dt.date) -> bool:
-    raise NotAvailable("credit notes in the ledger sandboxes (h/life is adding them)")
+    """The bookkeeper credits part of an unpaid invoice of a deal won this month (a goodwill discount) while
+    the deal stays won at its full amount: that month's report must say the invoice was credited."""
+    deal = _unpaid_won_this_month(b, rng, day)
+    if deal is None:
+        return False
+    amount = (deal.total * Decimal("0.1")).quantize(CENT)
+    if amount <= 0 or not b.ledger.credit(b.invoice_of(deal.crm_id) or "", amount, f"Goodwill: {deal.name}"):
+        return False
+    deal.credited = amount
+    return _plant_on_invoice(b, deal, "credited_while_won", f"credited {amount}")
 
 
 EVENTS = [
@@ -422,12 +453,12 @@ EVENTS = [
     Event("plant_counter_sale", 0.1, True, plant_counter_sale),
     Event("plant_void", 0.07, True, plant_void),
     Event("plant_held", 0.07, True, plant_held),
-    Event("archive_crm_company", 0.05, False, archive_crm_company),
-    Event("merge_crm_companies", 0.05, False, merge_crm_companies),
-    Event("archive_ledger_customer", 0.05, False, archive_ledger_customer),
-    Event("lose_after_invoice", 0.07, False, lose_after_invoice),
-    Event("reopen_after_invoice", 0.05, False, reopen_after_invoice),
-    Event("credit_note", 0.05, False, credit_note),
+    Event("archive_crm_company", 0.05, True, archive_crm_company),
+    Event("merge_crm_companies", 0.05, True, merge_crm_companies),
+    Event("archive_ledger_customer", 0.05, True, archive_ledger_customer),
+    Event("lose_after_invoice", 0.07, True, lose_after_invoice),
+    Event("reopen_after_invoice", 0.05, True, reopen_after_invoice),
+    Event("credit_note", 0.05, True, credit_note),
 ]
 
 

@@ -248,6 +248,14 @@ class Pipedrive(Crm):
         rec = self.box.state["deals"][str(deal_id)]
         return (rec.get("custom_fields") or {}).get(prop, rec.get(prop))
 
+    def archive_company(self, company_id: str) -> bool:
+        self.box.delete("organizations", company_id)  # its deals stay, without an organization
+        return False
+
+    def merge_companies(self, keep: str, lose: str) -> None:
+        """Pipedrive's merge (``PUT /v1/organizations/{id}/merge``): the loser's deals and people move to ``keep``."""
+        self.conn._call("PUT", f"/api/v1/organizations/{int(lose)}/merge", body={"merge_with_id": int(keep)})
+
 
 class ZohoCrm(Crm):
     provider = "zohocrm"
@@ -296,6 +304,10 @@ class ZohoCrm(Crm):
     def archive_company(self, company_id: str) -> bool:
         self.box.delete("Accounts", company_id)
         return False
+
+    def merge_companies(self, keep: str, lose: str) -> None:
+        """Zoho CRM's Merge Records API: the loser's deals and contacts move to ``keep``, the loser to the bin."""
+        self.conn._call("POST", f"/Accounts/{keep}/actions/merge", body={"merge": [{"data": [{"id": lose}]}]})
 
 
 CRMS = {c.provider: c for c in (HubSpot, Salesforce, Pipedrive, ZohoCrm)}

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.connectors.base import CustomerWrite, InvoiceWrite
+from app.domain.lifecycle import CreditNoteWrite
 from app.domain.models import Invoice, InvoiceLine
 from bench.year.crm import Refused
 
@@ -58,6 +59,21 @@ class Ledger:
         st = self.state(invoice_id)
         res = self.conn.void_invoice(invoice_id, st.version if st else None)
         return bool(res.ok)
+
+    def credit(self, invoice_id: str, amount: Decimal, why: str) -> bool:
+        """A credit note against the invoice, applied to it (the ledger's own screen; Xero wants it approved)."""
+        st = self.state(invoice_id)
+        if st is None:
+            return False
+        if self.provider == "xero" and st.invoice.status == "draft":
+            self.box.user_edit("invoice", invoice_id, Status="AUTHORISED")
+        if self.provider == "zohobooks" and st.invoice.status == "draft":  # a draft takes no credit: sent first
+            self.box.user_edit("invoices", invoice_id, _state="sent")
+        [res] = self.conn.create_credit_notes([CreditNoteWrite(self._key("credit"), st.invoice.customer_id,
+                                                               self.currency, invoice_id, amount, why)])
+        if not res.ok:
+            raise Refused(f"the ledger refused a credit note on {invoice_id}: {res.error}")
+        return True
 
     def edit_customer_phone(self, customer_id: str, phone: str) -> None:
         [cust] = self.conn.get_customers([customer_id])

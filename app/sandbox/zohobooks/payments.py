@@ -64,7 +64,7 @@ class ZohoBooksPayments(ZohoBooksInvoices):
         }
         for inv, part in plan:
             inv["_paid"] = str(Decimal(inv["_paid"]) + part)
-            inv["_balance"] = str(Decimal(inv["total"]) - Decimal(inv["_paid"]))
+            inv["_balance"] = str(Decimal(inv["total"]) - Decimal(inv["_paid"]) - Decimal(inv.get("_credited", "0")))
             inv["_lmt"] = now
             rec["invoices"].append({"invoice_payment_id": self.new_id(), "invoice_id": inv["invoice_id"],
                                     "amount_applied": str(part)})
@@ -146,7 +146,8 @@ class ZohoBooksPayments(ZohoBooksInvoices):
             inv = books["invoices"].get(app["invoice_id"])
             if inv:
                 inv["_paid"] = str(Decimal(inv["_paid"]) - Decimal(app["amount_applied"]))
-                inv["_balance"] = str(Decimal(inv["total"]) - Decimal(inv["_paid"]))
+                owed = Decimal(inv["total"]) - Decimal(inv["_paid"]) - Decimal(inv.get("_credited", "0"))
+                inv["_balance"] = str(owed)
                 inv["_lmt"] = now
         del books["payments"][rec["payment_id"]]
 

@@ -61,6 +61,20 @@ class Conflicts:
                               run_id=run_id))
             row.snapshot = {**(row.snapshot or {}), "flagged": mark}
 
+    def close(self, crm_type: str, crm_id: str, prefix: str) -> int:
+        """Open flags of one record whose field starts with ``prefix``, closed because their cause is gone
+        (and the link's flag mark cleared, so the same cause coming back is flagged again)."""
+        with self.store.session() as s:
+            rows = list(s.scalars(select(ConflictRow).where(
+                ConflictRow.workspace_id == self.ws_id, ConflictRow.crm_type == crm_type,
+                ConflictRow.crm_id == crm_id, ConflictRow.outcome == "open", ConflictRow.field.startswith(prefix))))
+            for row in rows:
+                row.outcome, row.resolved_at = "resolved", utcnow()
+                link = s.get(Link, row.link_id) if row.link_id else None
+                if link is not None and (link.snapshot or {}).get("flagged"):
+                    link.snapshot = {k: v for k, v in link.snapshot.items() if k != "flagged"}
+            return len(rows)
+
     def resolved(self, conflict_id: int) -> None:
         """A choice made on the Review page is now on both sides."""
         with self.store.session() as s:

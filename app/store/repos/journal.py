@@ -125,6 +125,13 @@ class JournalRepo:
             return [_record(r) for r in s.scalars(select(Journal).where(
                 Journal.workspace_id == self.ws_id, Journal.status == "pending", Journal.op == op))]
 
+    def failed_with(self, op: str, error: str) -> list[JournalRecord]:
+        """Rows of ``op`` that failed with exactly this error (a refusal the ledger may replay for its key)."""
+        with self.store.session() as s:
+            return [_record(r) for r in s.scalars(select(Journal).where(
+                Journal.workspace_id == self.ws_id, Journal.op == op, Journal.status == "failed",
+                Journal.error == error).order_by(Journal.id))]
+
     def settle(self, outcomes: dict[int, tuple[str, str | None, str | None]]) -> None:
         """Rows of an earlier run settled by looking them up: id -> (status, target id, error)."""
         if not outcomes:

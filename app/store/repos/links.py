@@ -178,6 +178,29 @@ class Links:
                 s.execute(delete(Quarantine).where(Quarantine.workspace_id == self.ws_id,
                                                    Quarantine.record_type == ref[0], Quarantine.record_id == ref[1]))
 
+    def move(self, link_id: int, crm_id: str) -> bool:
+        """A customer link follows its CRM record into the one it was merged into (same ledger customer).
+        When that record is linked already, the merged-away record's link goes: False."""
+        with self.store.session() as s:
+            row = s.get(Link, link_id)
+            if row is None:
+                return False
+            taken = s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == row.object_type,
+                                                 Link.crm_type == row.crm_type, Link.crm_id == crm_id)).first()
+            if taken is not None:
+                s.delete(row)
+                return False
+            row.crm_id, row.updated_at = crm_id, utcnow()
+            row.snapshot = {k: v for k, v in (row.snapshot or {}).items() if k != "fate"}
+            return True
+
+    def repoint(self, link_id: int, acct_id: str, how: str, run_id: int | None, snapshot: dict[str, Any]) -> None:
+        """An invoice link to the deal's new invoice (the old one was voided and the deal invoiced again)."""
+        with self.store.session() as s:
+            row = s.get(Link, link_id)
+            assert row is not None  # read from the store earlier in this run
+            row.acct_id, row.how, row.run_id, row.snapshot, row.updated_at = acct_id, how, run_id, snapshot, utcnow()
+
     def merge_snapshot(self, link_id: int, extra: dict[str, Any], *, touch: bool = True) -> None:
         with self.store.session() as s:
             row = s.get(Link, link_id)

@@ -65,6 +65,29 @@ class MirrorRepo:
             for m in s.scalars(select(Mirror).where(*self._where(side, otype), Mirror.remote_id.in_(list(ids)))):
                 m.archived = 1
 
+    def archived(self, side: str, otype: str) -> dict[str, MirrorRecord]:
+        """The rows of one kind marked archived (inactive, deleted or merged away)."""
+        with self.store.session() as s:
+            return {m.remote_id: _record(m) for m in s.scalars(select(Mirror).where(
+                *self._where(side, otype), Mirror.archived == 1))}
+
+    def add_data(self, side: str, otype: str, extra: dict[str, dict[str, Any]], *,
+                 archived: bool | None = None) -> None:
+        """Keys added to rows' data (a record's fate: ``fate``, ``merged_into``...); ``archived`` sets the mark."""
+        if not extra:
+            return
+        with self.store.session() as s:
+            rows = {m.remote_id: m for m in s.scalars(select(Mirror).where(
+                *self._where(side, otype), Mirror.remote_id.in_(list(extra))))}
+            for rid, more in extra.items():
+                row = rows.get(rid)
+                if row is None:
+                    row = Mirror(workspace_id=self.ws_id, side=side, object_type=otype, remote_id=rid, data={})
+                    s.add(row)
+                row.data = {**(row.data or {}), **more}
+                if archived is not None:
+                    row.archived = int(archived)
+
     def records(self, side: str, otype: str, ids: Sequence[str] | None = None) -> dict[str, MirrorRecord]:
         """One kind of record on one side: all of them, or those of ``ids`` the mirror has."""
         out: dict[str, MirrorRecord] = {}
