@@ -23,6 +23,36 @@ WRITE_ORDER = {"create_ledger": 0, "link": 1, "create_crm": 2, "invalid": 3, "re
 JOURNAL_GROUP = 25  # single-record providers: journal this many writes per database commit
 
 
+@dataclass(slots=True)
+class PlanRow:
+    """A plan row as the apply works with it: the columns of MigrationRow, read once, plain Python."""
+
+    id: int
+    action: str
+    name: str
+    crm_type: str | None
+    crm_id: str | None
+    acct_id: str | None
+    score: float | None
+    explanation: str | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+    payload: dict[str, Any]
+    excluded: int
+    status: str
+    target_id: str | None
+    error: str | None
+
+    COLUMNS = ("id", "action", "name", "crm_type", "crm_id", "acct_id", "score", "explanation", "before", "after",
+               "payload", "excluded", "status", "target_id", "error")
+
+
+def plan_rows(s: Any, plan_id: int) -> list[PlanRow]:
+    """Every row of a plan, in order, in one query (no ORM objects: thousands of them in a migration)."""
+    return [PlanRow(*t) for t in s.execute(select(*(getattr(MigrationRow, c) for c in PlanRow.COLUMNS))
+                                           .where(MigrationRow.plan_id == plan_id).order_by(MigrationRow.id))]
+
+
 # -- results ------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Estimate:
@@ -129,7 +159,7 @@ def batch_limits(connector: Any) -> Limits | None:
     return getattr(connector, "batch_limits", None) or BATCH_CALLS.get(getattr(connector, "provider", ""))
 
 
-def estimate(rows: Iterable[MigrationRow], crm_limits: Limits, acct_limits: Limits,
+def estimate(rows: Iterable[MigrationRow | PlanRow], crm_limits: Limits, acct_limits: Limits,
              acct_label: str = "the ledger", crm_label: str = "the CRM", *, acct_batch: Limits | None = None,
              crm_batch: Limits | None = None) -> Estimate:
     acct_writes = crm_writes = 0
