@@ -203,7 +203,7 @@ def run_one(provider: str, n: int) -> dict[str, Any]:
         "ledger": provider, "companies": n, "planned_creates": plan.counts["create_ledger"],
         "plan_counts": plan.counts, "created": writes, "status": applied.status, "batch_max": limits.batch_max,
         "rate_limit": f"{binding[0]} calls in {binding[1]:g} s (the sandbox's {binding[0]} in "
-                      f"{binding[1] * SCALE:g} s, x{SCALE} by time)",
+                      f"{binding[1] * SCALE:g} s, x{SCALE} by time)" if floor else "none binds at this size",
         "write_calls": calls, "min_write_calls": minimum, "calls_ratio": round(calls / max(1, minimum), 3),
         "limiter_waits": waits.count, "limiter_waited_seconds": round(waits.seconds, 2),
         "busiest_window_calls": _busiest(acct_box.stamps, binding[1]), "window_limit": binding[0],

@@ -18,7 +18,7 @@ from app.domain.models import CrmRecord, Party
 from app.ops.migration.estimate import JOURNAL_GROUP, MigrationResult, PlanRow, describe_duration
 from app.ops.migration.plan import _key
 from app.store.models import FieldChange, Journal, Link, MigrationRow, Quarantine, utcnow
-from app.store.serial import jsonable, party_from
+from app.store.serial import jsonable, party_from, text_value
 from app.sync.engine import resolve_create_error
 from app.sync.mapping import map_record
 from app.sync.planner import op_key
@@ -107,7 +107,8 @@ class _Writes(WithRunContext):
 
     def _journal(self, entries: list[JournalEntry], s: Any = None) -> dict[str, int]:
         """The engine's journal, written in one statement per page (thousands of rows in a migration):
-        each entry's id by its key. In ``s`` when given (committed with the rest of that session)."""
+        each entry's id by its key. In ``s`` when given (committed with the rest of that session).
+        Payloads are made of the plan rows' own JSON, so they are stored as they are."""
         if not entries:
             return {}
         if s is None:
@@ -116,17 +117,18 @@ class _Writes(WithRunContext):
         now = utcnow()
         return dict(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id), [
             {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
-             "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": jsonable(payload),
+             "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": payload,
              "status": "pending", "error": None, "created_at": now, "updated_at": now}
             for key, op, side, ref, target, payload in entries]).all())
 
-    def _journal_done(self, s: Any, ids: dict[str, int], targets: dict[str, str]) -> None:
-        """Journal entries answered (by id): done, with what they made."""
+    def _journal_done(self, s: Any, targets: dict[str, str | None]) -> None:
+        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
         now = utcnow()
-        rows = [{"b_id": ids[k], "b_target": t, "b_now": now} for k, t in targets.items() if k in ids]
-        if rows:
-            s.execute(update(_JOURNAL).where(_JOURNAL.c.id == bindparam("b_id"), _JOURNAL.c.status == "pending")
-                      .values(status="done", target_id=bindparam("b_target"), updated_at=bindparam("b_now")), rows)
+        if targets:
+            s.execute(update(_JOURNAL).where(_JOURNAL.c.workspace_id == self.ws_id,
+                                             _JOURNAL.c.key == bindparam("b_key"), _JOURNAL.c.status == "pending")
+                      .values(status="done", target_id=bindparam("b_target"), updated_at=bindparam("b_now")),
+                      [{"b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
 
     def _check(self) -> None:
         """Stop if asked to; renew the run's hold on the workspace every RENEW_EVERY seconds."""
@@ -232,13 +234,15 @@ class _Writes(WithRunContext):
     def _write_pages(self, side: str, rows: list[PlanRow], part: str, *,
                      entry: Callable[[PlanRow], JournalEntry], write: Callable[[PlanRow], Any],
                      call: Callable[[list[Any]], list[WriteResult]], settle: Callable[[_Page], Any],
-                     record: Callable[[Any, _Page, Any, dict[str, int]], None], stage: str) -> None:
+                     record: Callable[[Any, _Page, Any, dict[str, int]], None], stage: str,
+                     advance: bool = True) -> None:
         """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes): one commit
         records the previous page's answers and journals this page's writes, then they are sent.
 
         ``settle`` turns a page's answers into what to record (it may call the provider again, for a
         refused name, outside any transaction); ``record`` writes that in the page's session. A write is
-        journalled before it is sent; a run stopped between the two leaves it pending for ``_settle``."""
+        journalled before it is sent; a run stopped between the two leaves it pending for ``_settle``.
+        ``advance``: the page's rows count as done for the progress (not when a later step finishes them)."""
         connector = self.acct if side == "accounting" else self.crm
         batch = max(1, connector.limits.batch_max)
         size = batch if batch > 1 else JOURNAL_GROUP
@@ -252,7 +256,7 @@ class _Writes(WithRunContext):
                     record(s, *answered)
                 ids = self._journal([entry(r) for r in page.todo], s)
             if answered is not None:
-                self._progress(stage, len(answered[0].chunk))
+                self._progress(stage, len(answered[0].chunk) if advance else 0)
             try:
                 for sub in range(0, len(page.todo), batch):
                     page.results += self._send(side, call, [write(r) for r in page.todo[sub:sub + batch]])
@@ -263,7 +267,7 @@ class _Writes(WithRunContext):
             answered = (page, settle(page), ids)
         if answered is not None:
             self._record_now(record, *answered)
-            self._progress(stage, len(answered[0].chunk))
+            self._progress(stage, len(answered[0].chunk) if advance else 0)
 
     def _record_now(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], page: _Page, settled: Any,
                     ids: dict[str, int]) -> None:
@@ -300,7 +304,7 @@ class _Writes(WithRunContext):
         def record(s: Any, page: _Page, created: dict[int, str | None], ids: dict[str, int]) -> None:
             made = [(r, acct_id) for r in page.chunk if (acct_id := created.get(r.id))]
             keys = {self._key(r.id, "create"): acct_id for r, acct_id in made}
-            self._journal_done(s, ids, keys)
+            self._journal_done(s, keys)
             links = []
             changes: list[tuple[Any, ...]] = []
             for r, acct_id in made:
@@ -374,61 +378,55 @@ class _Writes(WithRunContext):
             self.link_ids.update({(t, i): lid for t, i, lid in made})
 
     def _links(self, rows: list[PlanRow]) -> None:
-        # 1. the ledger's side of each link, in the ledger's batches
-        acct_rows = [r for r in rows if r.payload.get("acct_changes")
-                     and self._key(r.id, "acct") not in self.keys_done]
-        batch = max(1, self.acct.limits.batch_max)
-        group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
         failed: set[int] = set()
-        for start in range(0, len(acct_rows), group):
-            self._check()
-            chunk = acct_rows[start:start + group]
-            self._journal([(self._key(r.id, "acct"), "update_customer", "accounting", (r.crm_type, r.crm_id),
-                            r.acct_id, {"changes": r.payload["acct_changes"], "migration_row": r.id})
-                           for r in chunk])
-            for sub in range(0, len(chunk), batch):
-                part = chunk[sub:sub + batch]
-                writes = [CustomerWrite(self._key(r.id, "acct"), party_from(r.payload["acct_party"]), id=r.acct_id,
-                                        version=r.payload.get("version")) for r in part]
-                answers = self._send("accounting", self.acct.update_customers, writes)
-                for r, res in zip(part, answers, strict=True):
-                    if not res.ok and isinstance(res.error, StaleVersion):
+
+        def answers(side: str, part: str) -> tuple[Callable[[_Page], Any], Callable[..., None]]:
+            """How the answers to one side's updates are settled and recorded."""
+            def settle(page: _Page) -> set[int]:
+                done = set()
+                for r, res in zip(page.todo, page.results, strict=False):
+                    if side == "accounting" and not res.ok and isinstance(res.error, StaleVersion):
                         res = self._retry_update(r)
                     if res.ok:
-                        self.ctx.finish(self._key(r.id, "acct"), r.acct_id)
-                        self.keys_done.add(self._key(r.id, "acct"))
+                        done.add(r.id)
                         self.counts["writes"] += 1
-                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "acct"), "accounting",
-                                                        r.acct_id, r.payload["acct_changes"], "migration")
                     else:
                         failed.add(r.id)
-                        self._fail_row(r, self._key(r.id, "acct"), res.error)
-            self._progress(f"Filling in customers in {self.result.ledger_label}", 0)
+                        self._fail_row(r, self._key(r.id, part), res.error)
+                return done
+
+            def record(s: Any, page: _Page, done: set[int], ids: dict[str, int]) -> None:
+                made = [r for r in page.todo if r.id in done]
+                target = (lambda r: r.acct_id) if side == "accounting" else (lambda r: r.crm_id)
+                changes = "acct_changes" if side == "accounting" else "crm_changes"
+                keys = {self._key(r.id, part): target(r) for r in made}
+                self._journal_done(s, keys)
+                _audit(s, [(self.run_id, ids.get(self._key(r.id, part)), side, target(r), f, text_value(before),
+                            text_value(after), "migration")
+                           for r in made for f, (before, after) in r.payload[changes].items()])
+                self.keys_done.update(keys)
+
+            return settle, record
+
+        # 1. the ledger's side of each link, in the ledger's batches
+        settle, record = answers("accounting", "acct")
+        self._write_pages(
+            "accounting", [r for r in rows if r.payload.get("acct_changes")], "acct",
+            entry=lambda r: (self._key(r.id, "acct"), "update_customer", "accounting", (r.crm_type, r.crm_id),
+                             r.acct_id, {"changes": r.payload["acct_changes"], "migration_row": r.id}),
+            write=lambda r: CustomerWrite(self._key(r.id, "acct"), party_from(r.payload["acct_party"]), id=r.acct_id,
+                                          version=r.payload.get("version")),
+            call=self.acct.update_customers, settle=settle, record=record, advance=False,
+            stage=f"Filling in customers in {self.result.ledger_label}")
         # 2. the CRM's side, in the CRM's batches
-        crm_rows = [r for r in rows if r.payload.get("crm_props") and r.id not in failed
-                    and self._key(r.id, "crm") not in self.keys_done]
-        cbatch = max(1, self.crm.limits.batch_max)
-        cgroup = max(cbatch, JOURNAL_GROUP if cbatch == 1 else cbatch)
-        for start in range(0, len(crm_rows), cgroup):
-            self._check()
-            chunk = crm_rows[start:start + cgroup]
-            self._journal([(self._key(r.id, "crm"), "update_crm", "crm", (r.crm_type, r.crm_id), r.crm_id,
-                            {"changes": r.payload["crm_changes"], "migration_row": r.id}) for r in chunk])
-            for sub in range(0, len(chunk), cbatch):
-                part = chunk[sub:sub + cbatch]
-                writes = [RecordWrite(self._key(r.id, "crm"), r.crm_type, r.crm_id, r.payload["crm_props"])
-                          for r in part]
-                answers = self._send("crm", self.crm.update_records, writes)
-                for r, res in zip(part, answers, strict=True):
-                    if res.ok:
-                        self.ctx.finish(self._key(r.id, "crm"), r.crm_id)
-                        self.keys_done.add(self._key(r.id, "crm"))
-                        self.counts["writes"] += 1
-                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "crm"), "crm", r.crm_id,
-                                                        r.payload["crm_changes"], "migration")
-                    else:
-                        failed.add(r.id)
-                        self._fail_row(r, self._key(r.id, "crm"), res.error)
+        settle, record = answers("crm", "crm")
+        self._write_pages(
+            "crm", [r for r in rows if r.payload.get("crm_props") and r.id not in failed], "crm",
+            entry=lambda r: (self._key(r.id, "crm"), "update_crm", "crm", (r.crm_type, r.crm_id), r.crm_id,
+                             {"changes": r.payload["crm_changes"], "migration_row": r.id}),
+            write=lambda r: RecordWrite(self._key(r.id, "crm"), r.crm_type, r.crm_id, r.payload["crm_props"]),
+            call=self.crm.update_records, settle=settle, record=record, advance=False,
+            stage=f"Filling in records in {self.result.crm_label}")
         # 3. the links themselves
         for start in range(0, len(rows), 500):
             chunk = [r for r in rows[start:start + 500] if r.id not in failed]
@@ -480,7 +478,7 @@ class _Writes(WithRunContext):
         def record(s: Any, page: _Page, created: dict[int, tuple[str, dict]], ids: dict[str, int]) -> None:
             made = [r for r in page.chunk if r.id in created]
             keys = {self._key(r.id, "create"): created[r.id][0] for r in made}
-            self._journal_done(s, ids, keys)
+            self._journal_done(s, keys)
             _audit(s, [(self.run_id, None, "crm", created[r.id][0], f, None, str(v), "migration")
                        for r in made for f, v in created[r.id][1].items() if v])
             self._add_links(s, [((r.payload["object_type"], created[r.id][0]), r.acct_id, "created_in_crm",
