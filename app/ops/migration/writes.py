@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
@@ -36,11 +36,11 @@ class _CreateLike:
     refs: list[tuple[str, str]]
 
 
-JournalEntry = tuple[str, str, str, tuple[str, str], str | None, dict]
+JournalEntry = tuple[str, str, str, tuple[Any, Any], str | None, dict]  # key, op, side, CRM ref, target, payload
+LinkSpec = tuple[tuple[Any, Any], Any, str, dict]  # CRM ref, ledger id, how, snapshot
 _PLAIN = (str, int, bool)
 RENEW_EVERY = 2.0  # seconds between renewals of the run's lease (it lasts five minutes)
-_JOURNAL, _FIELDS, _LINKS, _ROWS = (Journal.__table__, FieldChange.__table__, Link.__table__,
-                                     MigrationRow.__table__)
+_JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, FieldChange, Link, MigrationRow))
 
 
 def _fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class _Writes(WithRunContext):
     sleep: Callable[[float], None]
     _pacers: dict[str, RateLimiter]
     done_targets: dict[str, str | None]  # key -> what it made, for every write done by an earlier apply
-    link_ids: dict[tuple[str, str], int]  # the workspace's customer links (this run holds the workspace)
+    link_ids: dict[tuple[Any, Any], int]  # the workspace's customer links (this run holds the workspace)
     _keys: dict[tuple[int, str], str]
     _renewed: float
 
@@ -121,7 +121,7 @@ class _Writes(WithRunContext):
              "status": "pending", "error": None, "created_at": now, "updated_at": now}
             for key, op, side, ref, target, payload in entries]).all())
 
-    def _journal_done(self, s: Any, targets: dict[str, str | None]) -> None:
+    def _journal_done(self, s: Any, targets: Mapping[str, str | None]) -> None:
         """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
         now = utcnow()
         if targets:
@@ -305,7 +305,7 @@ class _Writes(WithRunContext):
             made = [(r, acct_id) for r in page.chunk if (acct_id := created.get(r.id))]
             keys = {self._key(r.id, "create"): acct_id for r, acct_id in made}
             self._journal_done(s, keys)
-            links = []
+            links: list[LinkSpec] = []
             changes: list[tuple[Any, ...]] = []
             for r, acct_id in made:
                 fields = _fields(party(r).fields())
@@ -351,13 +351,13 @@ class _Writes(WithRunContext):
                            crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
         s.execute(update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns), rows)
 
-    def _add_links(self, s: Any, links: list[tuple[tuple[str, str], str, str, dict]], *, plain: bool = False) -> None:
+    def _add_links(self, s: Any, links: list[LinkSpec], *, plain: bool = False) -> None:
         """Links for many records in one go (an existing link for a record is updated, never doubled).
         ``plain``: the snapshots hold JSON's types already."""
         if not links:
             return
         now = utcnow()
-        new: dict[tuple[str, str], dict[str, Any]] = {}
+        new: dict[tuple[Any, Any], dict[str, Any]] = {}
         changed: list[dict[str, Any]] = []
         for ref, acct_id, how, snapshot in links:
             snap = snapshot if plain else jsonable(snapshot)
@@ -503,8 +503,8 @@ class _Writes(WithRunContext):
             return
         with self.store.session() as s:
             refs = [r for r in rows if r.crm_type and r.crm_id]
-            ids = sorted({r.crm_id for r in refs})
-            held: dict[tuple[str, str], Quarantine] = {}
+            ids = sorted({r.crm_id for r in refs if r.crm_id})
+            held: dict[tuple[Any, Any], Quarantine] = {}
             for start in range(0, len(ids), 500):
                 for q in s.scalars(select(Quarantine).where(
                         Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm",
