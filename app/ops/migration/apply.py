@@ -212,6 +212,7 @@ class _MigrationEngine(_Writes):
                                                                   Link.object_type == "customer"))}
             linked_acct = set(s.scalars(select(Link.acct_id).where(Link.workspace_id == self.ws_id,
                                                                    Link.object_type == "customer")))
+        self.links_made = set()
         self._finish_view(plan_id, "applying", every, fresh=True)
         before = res.estimate
         self.progress(f"Applying the plan: {res.estimate.text} at the providers' limits", 0, 1)

@@ -49,20 +49,34 @@ def _fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 _AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
+_LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
+         "updated_at")
+_INSERTS: dict[tuple[str, str], tuple[str, list[Any]] | None] = {}
 
 
-def _audit(s: Any, changes: list[tuple[Any, ...]]) -> None:
-    """Field changes (the audit trail: every field a create set, eight or so a record), ``_AUDIT``'s
-    columns in that order. On SQLite in one driver-level executemany: SQLAlchemy's per-row parameter
-    work cost more than the rest of recording a page."""
-    if not changes:
+def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Rows (values in ``columns``' order) inserted in one statement. Where the driver takes positional
+    parameters (SQLite) it gets them directly, each value through its column's own conversion: for the
+    tens of thousands of audit rows and links of an import, SQLAlchemy's per-row parameter handling
+    cost more than the rest of recording a page. Other drivers get SQLAlchemy's own batching."""
+    if not rows:
         return
     conn = s.connection()
-    sql = insert(_FIELDS).values({c: bindparam(c) for c in _AUDIT}).compile(dialect=conn.dialect)
-    if sql.positional and tuple(sql.positiontup or ()) == _AUDIT:
-        conn.exec_driver_sql(str(sql), changes)
-    else:  # PostgreSQL's driver: SQLAlchemy batches these well itself
-        s.execute(insert(_FIELDS), [dict(zip(_AUDIT, c, strict=True)) for c in changes])
+    key = (conn.dialect.name, table.name)
+    if key not in _INSERTS:
+        sql = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
+        direct = sql.positional and list(sql.positiontup or ()) == list(columns)
+        _INSERTS[key] = (str(sql), [table.c[c].type.bind_processor(conn.dialect) for c in columns]) if direct \
+            else None
+    compiled = _INSERTS[key]
+    if compiled is None:
+        s.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    text, processors = compiled
+    if any(processors):
+        rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
+                for r in rows]
+    conn.exec_driver_sql(text, rows)
 
 
 @dataclass(slots=True)
@@ -102,6 +116,7 @@ class _Writes(WithRunContext):
     _pacers: dict[str, RateLimiter]
     done_targets: dict[str, str | None]  # key -> what it made, for every write done by an earlier apply
     link_ids: dict[tuple[Any, Any], int]  # the workspace's customer links (this run holds the workspace)
+    links_made: set[tuple[Any, Any]]  # and those this apply made (their ids read only if needed again)
     _keys: dict[tuple[int, str], str]
     _renewed: float
 
@@ -318,7 +333,7 @@ class _Writes(WithRunContext):
                     links.append((tuple(ref), acct_id, "created" if n == 0 else "duplicate",
                                   {"crm": _fields(crm_fields), "acct": fields}))
                 parties.pop(r.id, None)
-            _audit(s, changes)
+            _insert_many(s, _FIELDS, _AUDIT, changes)
             self._add_links(s, links, plain=True)
             self._rows_done(s, {r.id: acct_id for r, acct_id in made})
             self.keys_done.update(keys)
@@ -357,25 +372,27 @@ class _Writes(WithRunContext):
         if not links:
             return
         now = utcnow()
-        new: dict[tuple[Any, Any], dict[str, Any]] = {}
+        new: dict[tuple[Any, Any], tuple[Any, ...]] = {}
         changed: list[dict[str, Any]] = []
+        made_here = [ref for ref, *_ in links if ref in self.links_made and ref not in self.link_ids]
+        if made_here:  # linked earlier in this apply and linked again: its id, to update it
+            for lid, t, i in s.execute(select(Link.id, Link.crm_type, Link.crm_id).where(
+                    Link.workspace_id == self.ws_id, Link.object_type == "customer",
+                    Link.crm_id.in_([ref[1] for ref in made_here]))):
+                self.link_ids[(t, i)] = lid
         for ref, acct_id, how, snapshot in links:
             snap = snapshot if plain else jsonable(snapshot)
             if ref in self.link_ids:
                 changed.append({"b_id": self.link_ids[ref], "b_acct": acct_id, "b_how": how, "b_snap": snap,
                                 "b_now": now})
                 continue
-            new[ref] = {"workspace_id": self.ws_id, "object_type": "customer", "crm_type": ref[0],
-                        "crm_id": ref[1], "acct_id": acct_id, "how": how, "run_id": self.run_id,
-                        "snapshot": snap, "created_at": now, "updated_at": now}
+            new[ref] = (self.ws_id, "customer", ref[0], ref[1], acct_id, how, self.run_id, snap, now, now)
         if changed:
             s.execute(update(_LINKS).where(_LINKS.c.id == bindparam("b_id")).values(
                 acct_id=bindparam("b_acct"), how=bindparam("b_how"),
                 snapshot=bindparam("b_snap", type_=_LINKS.c.snapshot.type), updated_at=bindparam("b_now")), changed)
-        if new:
-            made = s.execute(insert(_LINKS).returning(_LINKS.c.crm_type, _LINKS.c.crm_id, _LINKS.c.id),
-                             list(new.values()))
-            self.link_ids.update({(t, i): lid for t, i, lid in made})
+        _insert_many(s, _LINKS, _LINK, list(new.values()))
+        self.links_made.update(new)
 
     def _links(self, rows: list[PlanRow]) -> None:
         failed: set[int] = set()
@@ -401,9 +418,10 @@ class _Writes(WithRunContext):
                 changes = "acct_changes" if side == "accounting" else "crm_changes"
                 keys = {self._key(r.id, part): target(r) for r in made}
                 self._journal_done(s, keys)
-                _audit(s, [(self.run_id, ids.get(self._key(r.id, part)), side, target(r), f, text_value(before),
-                            text_value(after), "migration")
-                           for r in made for f, (before, after) in r.payload[changes].items()])
+                _insert_many(s, _FIELDS, _AUDIT, [
+                    (self.run_id, ids.get(self._key(r.id, part)), side, target(r), f, text_value(before),
+                     text_value(after), "migration")
+                    for r in made for f, (before, after) in r.payload[changes].items()])
                 self.keys_done.update(keys)
 
             return settle, record
@@ -479,8 +497,8 @@ class _Writes(WithRunContext):
             made = [r for r in page.chunk if r.id in created]
             keys = {self._key(r.id, "create"): created[r.id][0] for r in made}
             self._journal_done(s, keys)
-            _audit(s, [(self.run_id, None, "crm", created[r.id][0], f, None, str(v), "migration")
-                       for r in made for f, v in created[r.id][1].items() if v])
+            _insert_many(s, _FIELDS, _AUDIT, [(self.run_id, None, "crm", created[r.id][0], f, None, str(v),
+                                               "migration") for r in made for f, v in created[r.id][1].items() if v])
             self._add_links(s, [((r.payload["object_type"], created[r.id][0]), r.acct_id, "created_in_crm",
                                  {"crm": created[r.id][1], "acct": r.payload["acct_fields"]}) for r in made])
             self._rows_done(s, {r.id: created[r.id][0] for r in made},
