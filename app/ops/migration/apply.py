@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import defaultdict
@@ -14,7 +15,16 @@ from app.connectors.http import RateLimiter
 from app.connectors.tokens import TokenStore
 from app.domain.models import CrmRecord
 from app.domain.text import normalise_name
-from app.ops.migration.estimate import ACTIONS, MigrationResult, PlanRow, RowView, batch_limits, estimate, plan_rows
+from app.ops.migration.estimate import (
+    ACTIONS,
+    MigrationResult,
+    PlanRow,
+    RowView,
+    batch_limits,
+    bulk_objects,
+    estimate,
+    plan_rows,
+)
 from app.ops.migration.plan import PlanInput, build_plan
 from app.ops.migration.words import provider_words
 from app.ops.migration.writes import _Writes
@@ -165,7 +175,7 @@ class _MigrationEngine(_Writes):
         """The plan's counts, estimate and rows as the result shows them; ``rows``: the plan's rows as
         loaded already (``fresh``: just now; otherwise their state is read again), else they are loaded."""
         res = self.result
-        with self.store.session() as s:
+        with self.store.session() as s, bulk_objects():
             plan = s.get(MigrationPlan, plan_id)
             if rows is None:
                 rows = plan_rows(s, plan_id)
@@ -205,7 +215,7 @@ class _MigrationEngine(_Writes):
             cursors = dict(plan.cursors or {})
             plan.status = "applying"
         self._exclude(plan_id)
-        with self.store.session() as s:  # the plan's rows, read once for the whole apply
+        with self.store.session() as s, bulk_objects():  # the plan's rows, read once for the whole apply
             every = plan_rows(s, plan_id)
             self.link_ids = {(t, i): lid for lid, t, i in s.execute(
                 select(Link.id, Link.crm_type, Link.crm_id).where(Link.workspace_id == self.ws_id,
@@ -216,7 +226,8 @@ class _MigrationEngine(_Writes):
         self._finish_view(plan_id, "applying", every, fresh=True)
         before = res.estimate
         self.progress(f"Applying the plan: {res.estimate.text} at the providers' limits", 0, 1)
-        self.done_targets = self._done_keys(every)
+        with bulk_objects():
+            self.done_targets = self._done_keys(every)
         self.keys_done = set(self.done_targets)
         self._settle(plan_id, cursors)
         rows = [r for r in every if r.status == "pending" and not r.excluded]
@@ -242,10 +253,16 @@ class _MigrationEngine(_Writes):
                 self._mark(r.id, "done", error="already linked by a sync since the plan was made")
                 continue
             by_action[r.action].append(r)
-        self._create_ledger(by_action["create_ledger"])
-        self._links(by_action["link"])
-        self._create_crm(by_action["create_crm"])
-        self._hold(by_action["invalid"] + by_action["review"])
+        # The plan's rows and all else loaded by now stay until the end: the collector need not walk them
+        # again for every page written.
+        gc.freeze()
+        try:
+            self._create_ledger(by_action["create_ledger"])
+            self._links(by_action["link"])
+            self._create_crm(by_action["create_crm"])
+            self._hold(by_action["invalid"] + by_action["review"])
+        finally:
+            gc.unfreeze()
         with self.store.session() as s:
             left = s.scalar(select(MigrationRow.id).where(MigrationRow.plan_id == plan_id,
                                                           MigrationRow.status == "pending",

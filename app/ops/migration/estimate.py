@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +49,25 @@ class PlanRow:
                "payload", "excluded", "status", "target_id", "error")
 
 
+@contextlib.contextmanager
+def bulk_objects() -> Iterator[None]:
+    """The cyclic garbage collector paused while thousands of lasting, acyclic objects are made (a plan's
+    rows and their views): each collection they set off would walk the whole heap again."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def plan_rows(s: Any, plan_id: int) -> list[PlanRow]:
-    """Every row of a plan, in order, in one query (no ORM objects: thousands of them in a migration)."""
-    return [PlanRow(*t) for t in s.execute(select(*(getattr(MigrationRow, c) for c in PlanRow.COLUMNS))
-                                           .where(MigrationRow.plan_id == plan_id).order_by(MigrationRow.id))]
+    """Every row of a plan, in order, in one query (no ORM objects: thousands of them in a migration;
+    decoding their JSON was half the time of this read with the collector running)."""
+    with bulk_objects():
+        return [PlanRow(*t) for t in s.execute(select(*(getattr(MigrationRow, c) for c in PlanRow.COLUMNS))
+                                               .where(MigrationRow.plan_id == plan_id).order_by(MigrationRow.id))]
 
 
 # -- results ------------------------------------------------------------------------------------
