@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.connectors import registry
 from app.connectors.base import Limits
@@ -23,7 +23,7 @@ from app.domain.models import AccountingCustomer, CrmRecord, Party
 from app.ops.migration import PlanInput, build_plan, describe_result, estimate_calls, run_migration
 from app.ops.workspaces import UserError
 from app.store.db import Store
-from app.store.models import Link, MigrationPlan, Quarantine, Workspace
+from app.store.models import Journal, Link, MigrationPlan, Quarantine, Workspace
 from app.sync.engine import SyncEngine
 from tests.support import in_process
 from tests.test_cli import ROOT, _serve, add_acme, cli, qbo_customers
@@ -302,3 +302,34 @@ def _hubspot_company_names(state: dict) -> list[str]:
     names += [f"{c['p'].get('firstname') or ''} {c['p'].get('lastname') or ''}".strip()
               for c in objects["contacts"].values() if not c.get("archived")]
     return names
+
+
+def test_a_stop_in_the_middle_of_a_page_keeps_what_was_answered(tmp_path):
+    """Single-record ledgers are journalled a page (25 writes) at a time: when the run stops after some
+    of a page were sent, those are recorded as made, and the rest is sent by the next apply, once."""
+    w = World(tmp_path, "hubspot", "zohobooks")
+    plan = w.migrate()
+    cancel = threading.Event()
+    creates: list[int] = []
+
+    def count(req, resp) -> None:
+        if req.method == "POST" and req.path.rstrip("/").endswith("/contacts") and resp.status < 300:
+            creates.append(1)
+            if len(creates) == 30:  # five writes into the second page
+                cancel.set()
+
+    w.acct.sandbox.exchange_hooks.append(count)
+    first = w.migrate(apply=True, cancel=cancel)
+    assert first.status == "cancelled"
+    with w.store.session() as s:
+        pending = s.scalar(select(func.count()).select_from(Journal).where(Journal.status == "pending"))
+        done = s.scalar(select(func.count()).select_from(Journal).where(Journal.status == "done",
+                                                                         Journal.op == "create_customer"))
+    assert done == len(creates) == 30  # every write answered is recorded, none left to be looked up
+    assert pending == 20  # the page's writes never sent
+    w.acct.sandbox.exchange_hooks.remove(count)
+    second = w.migrate(apply=True)
+    assert second.status == "applied", second.errors
+    assert second.done == plan.counts
+    names = Counter((c.raw_name or c.party.name).casefold() for c in w.ledger())
+    assert max(names.values()) == 1

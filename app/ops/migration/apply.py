@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import defaultdict
@@ -14,7 +15,16 @@ from app.connectors.http import RateLimiter
 from app.connectors.tokens import TokenStore
 from app.domain.models import CrmRecord
 from app.domain.text import normalise_name
-from app.ops.migration.estimate import ACTIONS, MigrationResult, RowView, batch_limits, estimate
+from app.ops.migration.estimate import (
+    ACTIONS,
+    MigrationResult,
+    PlanRow,
+    RowView,
+    batch_limits,
+    bulk_objects,
+    estimate,
+    plan_rows,
+)
 from app.ops.migration.plan import PlanInput, build_plan
 from app.ops.migration.words import provider_words
 from app.ops.migration.writes import _Writes
@@ -25,7 +35,7 @@ from app.store.serial import jsonable
 from app.sync.deal_checks import normal_currency
 from app.sync.engine import CRM_TYPES, Progress, RunResult
 from app.sync.invoice_plan import prior_invoice
-from app.sync.planner import DEFAULT_RULES, op_key
+from app.sync.planner import DEFAULT_RULES
 
 
 class _MigrationEngine(_Writes):
@@ -160,12 +170,23 @@ class _MigrationEngine(_Writes):
                 if r.status == "pending":
                     r.excluded = 1
 
-    def _finish_view(self, plan_id: int, status: str) -> None:
+    def _finish_view(self, plan_id: int, status: str, rows: list[PlanRow] | None = None, *,
+                     fresh: bool = False) -> None:
+        """The plan's counts, estimate and rows as the result shows them; ``rows``: the plan's rows as
+        loaded already (``fresh``: just now; otherwise their state is read again), else they are loaded."""
         res = self.result
-        with self.store.session() as s:
+        with self.store.session() as s, bulk_objects():
             plan = s.get(MigrationPlan, plan_id)
-            rows = list(s.scalars(select(MigrationRow).where(MigrationRow.plan_id == plan_id)
-                                  .order_by(MigrationRow.id)))
+            if rows is None:
+                rows = plan_rows(s, plan_id)
+            elif not fresh:  # what the apply changed: states only, not the payloads again
+                by_id = {r.id: r for r in rows}
+                for i, *state in s.execute(select(
+                        MigrationRow.id, MigrationRow.status, MigrationRow.error, MigrationRow.target_id,
+                        MigrationRow.crm_type, MigrationRow.crm_id, MigrationRow.excluded).where(
+                        MigrationRow.plan_id == plan_id)):
+                    if (r := by_id.get(i)) is not None:
+                        r.status, r.error, r.target_id, r.crm_type, r.crm_id, r.excluded = state
             res.counts = dict.fromkeys(ACTIONS, 0)
             for r in rows:
                 if not r.excluded:
@@ -194,31 +215,35 @@ class _MigrationEngine(_Writes):
             cursors = dict(plan.cursors or {})
             plan.status = "applying"
         self._exclude(plan_id)
-        self._finish_view(plan_id, "applying")
+        with self.store.session() as s, bulk_objects():  # the plan's rows, read once for the whole apply
+            every = plan_rows(s, plan_id)
+            self.link_ids = {(t, i): lid for lid, t, i in s.execute(
+                select(Link.id, Link.crm_type, Link.crm_id).where(Link.workspace_id == self.ws_id,
+                                                                  Link.object_type == "customer"))}
+            linked_acct = set(s.scalars(select(Link.acct_id).where(Link.workspace_id == self.ws_id,
+                                                                   Link.object_type == "customer")))
+        self.links_made = set()
+        self._finish_view(plan_id, "applying", every, fresh=True)
         before = res.estimate
         self.progress(f"Applying the plan: {res.estimate.text} at the providers' limits", 0, 1)
-        self.keys_done = self._done_keys(plan_id)
+        with bulk_objects():
+            self.done_targets = self._done_keys(every)
+        self.keys_done = set(self.done_targets)
         self._settle(plan_id, cursors)
-        with self.store.session() as s:
-            rows = list(s.scalars(select(MigrationRow).where(MigrationRow.plan_id == plan_id,
-                                                             MigrationRow.status == "pending",
-                                                             MigrationRow.excluded == 0)
-                                  .order_by(MigrationRow.id)))
-            linked = {(lk.crm_type, lk.crm_id) for lk in s.scalars(
-                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
-            linked_acct = {lk.acct_id for lk in s.scalars(
-                select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer"))}
+        rows = [r for r in every if r.status == "pending" and not r.excluded]
+        linked = set(self.link_ids)
         self.mapping = self.settings.mapping_or(self.crm.default_mapping())
         self.total = len(rows) or 1
         self._pacers = {}
         for side, connector in (("accounting", self.acct), ("crm", self.crm)):
             if (b := batch_limits(connector)) is not None:
-                self._pacers[side] = RateLimiter(b.requests, b.window_seconds + 1.0, sleep=self.sleep)
+                # a second a minute of margin (our clock and theirs never start a minute together)
+                self._pacers[side] = RateLimiter(b.requests, b.window_seconds * 61 / 60, sleep=self.sleep)
         self.done_rows = 0
         self.started = time.monotonic()
         self.calls_before = (self._requests(self.crm), self._requests(self.acct))
         res.calls = {"crm": 0, "ledger": 0}
-        by_action: dict[str, list[MigrationRow]] = defaultdict(list)
+        by_action: dict[str, list[PlanRow]] = defaultdict(list)
         for r in rows:
             # a sync since the plan was made may have linked it: never make it twice
             if r.action in ("create_ledger", "link") and (r.crm_type, r.crm_id) in linked:
@@ -228,10 +253,16 @@ class _MigrationEngine(_Writes):
                 self._mark(r.id, "done", error="already linked by a sync since the plan was made")
                 continue
             by_action[r.action].append(r)
-        self._create_ledger(by_action["create_ledger"])
-        self._links(by_action["link"])
-        self._create_crm(by_action["create_crm"])
-        self._hold(by_action["invalid"] + by_action["review"])
+        # The plan's rows and all else loaded by now stay until the end: the collector need not walk them
+        # again for every page written.
+        gc.freeze()
+        try:
+            self._create_ledger(by_action["create_ledger"])
+            self._links(by_action["link"])
+            self._create_crm(by_action["create_crm"])
+            self._hold(by_action["invalid"] + by_action["review"])
+        finally:
+            gc.unfreeze()
         with self.store.session() as s:
             left = s.scalar(select(MigrationRow.id).where(MigrationRow.plan_id == plan_id,
                                                           MigrationRow.status == "pending",
@@ -247,7 +278,7 @@ class _MigrationEngine(_Writes):
         if left is None:
             self.ctx.cursors.save({tuple(k.split(":", 1)): v for k, v in cursors.items()})
         self._finish_view(plan_id, "applied" if left is None and not self.errors
-                          else ("partial" if left is None else "applying"))
+                          else ("partial" if left is None else "applying"), every)
         res.estimate = before
         res.calls = {"crm": self._requests(self.crm) - self.calls_before[0],
                      "ledger": self._requests(self.acct) - self.calls_before[1]}
@@ -255,20 +286,17 @@ class _MigrationEngine(_Writes):
         self.counts.update({f"done_{k}": v for k, v in res.done.items()})
         self.progress("Done", self.total, self.total)
 
-    def _done_keys(self, plan_id: int) -> set[str]:
+    def _done_keys(self, rows: list[PlanRow]) -> dict[str, str | None]:
+        """The writes of these rows an earlier apply made (journalled done): key -> the id it made."""
+        parts = {"create_ledger": ("create",), "create_crm": ("create",), "link": ("acct", "crm")}
+        keys = [self._key(r.id, p) for r in rows if r.status == "pending" for p in parts.get(r.action, ())]
+        done: dict[str, str | None] = {}
         with self.store.session() as s:
-            keys = [self._key_for(plan_id, r) for r in s.scalars(select(MigrationRow.id).where(
-                MigrationRow.plan_id == plan_id))]
-            flat = [k for ks in keys for k in ks]
-            done: set[str] = set()
-            for start in range(0, len(flat), 500):
-                done.update(s.scalars(select(Journal.key).where(Journal.workspace_id == self.ws_id,
-                                                                Journal.key.in_(flat[start:start + 500]),
-                                                                Journal.status == "done")))
+            for start in range(0, len(keys), 500):
+                done.update(s.execute(select(Journal.key, Journal.target_id).where(
+                    Journal.workspace_id == self.ws_id, Journal.key.in_(keys[start:start + 500]),
+                    Journal.status == "done")).all())
         return done
-
-    def _key_for(self, plan_id: int, row_id: int) -> list[str]:
-        return [op_key(self.ws_name, "migration", str(plan_id), str(row_id), p) for p in ("create", "acct", "crm")]
 
     # -- after a crash -------------------------------------------------------------------------
     def _settle(self, plan_id: int, cursors: dict[str, str | None]) -> None:
@@ -305,6 +333,7 @@ class _MigrationEngine(_Writes):
                 if target:
                     row.status, row.target_id, row.updated_at = "done", target, utcnow()
                     self.keys_done.add(j.key)
+                    self.done_targets[j.key] = target
                 else:
                     row.status, row.error = "failed", "not made; sent again"
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
 from app.connectors.http import RateLimiter
 from app.domain.models import CrmRecord, Party
-from app.ops.migration.estimate import JOURNAL_GROUP, MigrationResult, describe_duration
+from app.ops.migration.estimate import JOURNAL_GROUP, MigrationResult, PlanRow, describe_duration
 from app.ops.migration.plan import _key
 from app.store.models import FieldChange, Journal, Link, MigrationRow, Quarantine, utcnow
-from app.store.serial import jsonable, party_from
+from app.store.serial import jsonable, party_from, text_value
 from app.sync.engine import resolve_create_error
 from app.sync.mapping import map_record
 from app.sync.planner import op_key
@@ -34,6 +34,58 @@ class _CreateLike:
     party: Party
     display_name: str
     refs: list[tuple[str, str]]
+
+
+JournalEntry = tuple[str, str, str, tuple[Any, Any], str | None, dict]  # key, op, side, CRM ref, target, payload
+LinkSpec = tuple[tuple[Any, Any], Any, str, dict]  # CRM ref, ledger id, how, snapshot
+_PLAIN = (str, int, bool)
+RENEW_EVERY = 2.0  # seconds between renewals of the run's lease (it lasts five minutes)
+_JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, FieldChange, Link, MigrationRow))
+
+
+def _fields(values: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as JSON holds them (``jsonable`` for a flat dict of mostly text)."""
+    return {str(k): v if v is None or type(v) in _PLAIN else jsonable(v) for k, v in values.items()}
+
+
+_AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
+_LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
+         "updated_at")
+_INSERTS: dict[tuple[str, str], tuple[str, list[Any]] | None] = {}
+
+
+def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Rows (values in ``columns``' order) inserted in one statement. Where the driver takes positional
+    parameters (SQLite) it gets them directly, each value through its column's own conversion: for the
+    tens of thousands of audit rows and links of an import, SQLAlchemy's per-row parameter handling
+    cost more than the rest of recording a page. Other drivers get SQLAlchemy's own batching."""
+    if not rows:
+        return
+    conn = s.connection()
+    key = (conn.dialect.name, table.name)
+    if key not in _INSERTS:
+        sql = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
+        direct = sql.positional and list(sql.positiontup or ()) == list(columns)
+        _INSERTS[key] = (str(sql), [table.c[c].type.bind_processor(conn.dialect) for c in columns]) if direct \
+            else None
+    compiled = _INSERTS[key]
+    if compiled is None:
+        s.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    text, processors = compiled
+    if any(processors):
+        rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
+                for r in rows]
+    conn.exec_driver_sql(text, rows)
+
+
+@dataclass(slots=True)
+class _Page:
+    """One page of rows: journalled in one commit, then sent in the provider's batches."""
+
+    chunk: list[PlanRow]  # every row of the page
+    todo: list[PlanRow]  # those not written by an earlier apply
+    results: list[WriteResult] = field(default_factory=list)  # answers, in ``todo``'s order
 
 
 class _Writes(WithRunContext):
@@ -62,18 +114,44 @@ class _Writes(WithRunContext):
     wait_for_quota: bool
     sleep: Callable[[float], None]
     _pacers: dict[str, RateLimiter]
+    done_targets: dict[str, str | None]  # key -> what it made, for every write done by an earlier apply
+    link_ids: dict[tuple[Any, Any], int]  # the workspace's customer links (this run holds the workspace)
+    links_made: set[tuple[Any, Any]]  # and those this apply made (their ids read only if needed again)
+    _keys: dict[tuple[int, str], str]
+    _renewed: float
 
-    def _journal(self, entries: list[tuple[str, str, str, tuple[str, str], str | None, dict]]) -> None:
-        """The engine's journal, written in one statement per batch (thousands of rows in a migration)."""
+    def _journal(self, entries: list[JournalEntry], s: Any = None) -> dict[str, int]:
+        """The engine's journal, written in one statement per page (thousands of rows in a migration):
+        each entry's id by its key. In ``s`` when given (committed with the rest of that session).
+        Payloads are made of the plan rows' own JSON, so they are stored as they are."""
         if not entries:
-            return
+            return {}
+        if s is None:
+            with self.store.session() as own:
+                return self._journal(entries, own)
         now = utcnow()
-        with self.store.session() as s:
-            s.execute(insert(Journal), [
-                {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
-                 "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": jsonable(payload),
-                 "status": "pending", "created_at": now, "updated_at": now}
-                for key, op, side, ref, target, payload in entries])
+        return dict(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id), [
+            {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
+             "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": payload,
+             "status": "pending", "error": None, "created_at": now, "updated_at": now}
+            for key, op, side, ref, target, payload in entries]).all())
+
+    def _journal_done(self, s: Any, targets: Mapping[str, str | None]) -> None:
+        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
+        now = utcnow()
+        if targets:
+            s.execute(update(_JOURNAL).where(_JOURNAL.c.workspace_id == self.ws_id,
+                                             _JOURNAL.c.key == bindparam("b_key"), _JOURNAL.c.status == "pending")
+                      .values(status="done", target_id=bindparam("b_target"), updated_at=bindparam("b_now")),
+                      [{"b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
+
+    def _check(self) -> None:
+        """Stop if asked to; renew the run's hold on the workspace every RENEW_EVERY seconds."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        if time.monotonic() - getattr(self, "_renewed", 0.0) >= RENEW_EVERY:
+            self.ctx.check_cancel()
+            self._renewed = time.monotonic()
 
     @staticmethod
     def _requests(connector: Any) -> int:
@@ -81,7 +159,14 @@ class _Writes(WithRunContext):
         return int(getattr(api, "request_count", 0))
 
     def _key(self, row_id: int, part: str) -> str:
-        return op_key(self.ws_name, "migration", str(self.plan_id), str(row_id), part)
+        try:
+            return self._keys[(row_id, part)]
+        except (AttributeError, KeyError):
+            if not hasattr(self, "_keys"):
+                self._keys = {}
+            key = self._keys[(row_id, part)] = op_key(self.ws_name, "migration", str(self.plan_id), str(row_id),
+                                                       part)
+            return key
 
     def _progress(self, stage: str, step: int = 1) -> None:
         self.done_rows += step
@@ -160,29 +245,65 @@ class _Writes(WithRunContext):
                 return
             self.sleep(min(left, 30.0))  # wake up now and then to honour Cancel
 
-    def _create_ledger(self, rows: list[MigrationRow]) -> None:
-        batch = max(1, self.acct.limits.batch_max)
-        group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
-        for start in range(0, len(rows), group):
-            self.ctx.check_cancel()
-            chunk = rows[start:start + group]
-            todo = [r for r in chunk if self._key(r.id, "create") not in self.keys_done]
-            self._journal([(self._key(r.id, "create"), "create_customer", "accounting", tuple(r.payload["refs"][0]),
-                            None, {"display_name": r.payload["display_name"],
-                                   "email": r.payload["party"].get("email"), "refs": r.payload["refs"],
-                                   "migration_row": r.id}) for r in todo])
-            results: list[tuple[MigrationRow, WriteResult]] = []
-            for sub in range(0, len(todo), batch):
-                part = todo[sub:sub + batch]
-                writes = [CustomerWrite(self._key(r.id, "create"), party_from(r.payload["party"]),
-                                        display_name=r.payload["display_name"]) for r in part]
-                results += list(zip(part, self._send("accounting", self.acct.create_customers, writes), strict=True))
-            created: dict[int, str] = {}
-            for r, res in results:
+    # The batching loop every create shares.
+    def _write_pages(self, side: str, rows: list[PlanRow], part: str, *,
+                     entry: Callable[[PlanRow], JournalEntry], write: Callable[[PlanRow], Any],
+                     call: Callable[[list[Any]], list[WriteResult]], settle: Callable[[_Page], Any],
+                     record: Callable[[Any, _Page, Any, dict[str, int]], None], stage: str,
+                     advance: bool = True) -> None:
+        """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes): one commit
+        records the previous page's answers and journals this page's writes, then they are sent.
+
+        ``settle`` turns a page's answers into what to record (it may call the provider again, for a
+        refused name, outside any transaction); ``record`` writes that in the page's session. A write is
+        journalled before it is sent; a run stopped between the two leaves it pending for ``_settle``.
+        ``advance``: the page's rows count as done for the progress (not when a later step finishes them)."""
+        connector = self.acct if side == "accounting" else self.crm
+        batch = max(1, connector.limits.batch_max)
+        size = batch if batch > 1 else JOURNAL_GROUP
+        answered: tuple[_Page, Any, dict[str, int]] | None = None
+        for start in range(0, len(rows), size):
+            self._check()
+            chunk = rows[start:start + size]
+            page = _Page(chunk, [r for r in chunk if self._key(r.id, part) not in self.keys_done])
+            with self.store.session() as s:
+                if answered is not None:
+                    record(s, *answered)
+                ids = self._journal([entry(r) for r in page.todo], s)
+            if answered is not None:
+                self._progress(stage, len(answered[0].chunk) if advance else 0)
+            try:
+                for sub in range(0, len(page.todo), batch):
+                    page.results += self._send(side, call, [write(r) for r in page.todo[sub:sub + batch]])
+            except BaseException:
+                if page.results:  # what was answered before the stop is kept (the rest stays pending)
+                    self._record_now(record, page, settle(page), ids)
+                raise
+            answered = (page, settle(page), ids)
+        if answered is not None:
+            self._record_now(record, *answered)
+            self._progress(stage, len(answered[0].chunk) if advance else 0)
+
+    def _record_now(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], page: _Page, settled: Any,
+                    ids: dict[str, int]) -> None:
+        with self.store.session() as s:
+            record(s, page, settled, ids)
+
+    def _create_ledger(self, rows: list[PlanRow]) -> None:
+        parties: dict[int, Party] = {}
+
+        def party(r: PlanRow) -> Party:
+            if r.id not in parties:
+                parties[r.id] = party_from(r.payload["party"])
+            return parties[r.id]
+
+        def settle(page: _Page) -> dict[int, str | None]:
+            created: dict[int, str | None] = {}
+            for r, res in zip(page.todo, page.results, strict=False):
                 acct_id = res.id if res.ok else None
                 if not res.ok:
-                    create = _CreateLike(self._key(r.id, "create"), party_from(r.payload["party"]),
-                                         r.payload["display_name"], [tuple(x) for x in r.payload["refs"]])
+                    create = _CreateLike(self._key(r.id, "create"), party(r), r.payload["display_name"],
+                                         [tuple(x) for x in r.payload["refs"]])
                     acct_id = resolve_create_error(self.ctx, self.acct, create, res.error)
                     if acct_id is None:
                         self._mark(r.id, "failed", error=res.error.message if res.error else "refused")
@@ -190,133 +311,140 @@ class _Writes(WithRunContext):
                 else:
                     self.counts["writes"] += 1
                 created[r.id] = acct_id
-            for r in chunk:
+            for r in page.chunk:  # made by an earlier apply that stopped before marking its row
                 if r.id not in created and self._key(r.id, "create") in self.keys_done:
-                    created[r.id] = r.target_id or self._journal_target(self._key(r.id, "create"))
-            self._commit_creates(chunk, created)
-            self._progress(f"Creating customers in {self.result.ledger_label}", len(chunk))
+                    created[r.id] = r.target_id or self.done_targets.get(self._key(r.id, "create"))
+            return created
 
-    def _journal_target(self, key: str) -> str | None:
-        with self.store.session() as s:
-            return s.scalar(select(Journal.target_id).where(Journal.workspace_id == self.ws_id, Journal.key == key,
-                                                            Journal.status == "done").limit(1))
-
-    def _commit_creates(self, chunk: list[MigrationRow], created: dict[int, str | None]) -> None:
-        with self.store.session() as s, s.no_autoflush:
-            keys = {self._key(r.id, "create"): created.get(r.id) for r in chunk if created.get(r.id)}
-            # ids and keys only: loading whole journal rows would decode every payload for nothing
-            journal_ids: dict[str, int] = dict(s.execute(
-                select(Journal.key, Journal.id).where(Journal.workspace_id == self.ws_id,
-                                                      Journal.key.in_(list(keys)), Journal.status == "pending")).all())
-            if journal_ids:
-                now = utcnow()
-                s.execute(update(Journal), [{"id": i, "status": "done", "target_id": keys[k], "updated_at": now}
-                                            for k, i in journal_ids.items()])
-            links = []
-            changes: list[dict[str, Any]] = []
-            for r in chunk:
-                acct_id = created.get(r.id)
-                if not acct_id:
-                    continue
-                party = party_from(r.payload["party"]).fields()
+        def record(s: Any, page: _Page, created: dict[int, str | None], ids: dict[str, int]) -> None:
+            made = [(r, acct_id) for r in page.chunk if (acct_id := created.get(r.id))]
+            keys = {self._key(r.id, "create"): acct_id for r, acct_id in made}
+            self._journal_done(s, keys)
+            links: list[LinkSpec] = []
+            changes: list[tuple[Any, ...]] = []
+            for r, acct_id in made:
+                fields = _fields(party(r).fields())
                 # the audit trail, as the sync records a create: every field it set
-                changes += [{"run_id": self.run_id, "journal_id": journal_ids.get(self._key(r.id, "create")),
-                             "side": "accounting", "record_id": acct_id, "field": f, "before": None,
-                             "after": str(v), "rule": "migration"} for f, v in party.items() if v]
+                jid = ids.get(self._key(r.id, "create"))
+                changes += [(self.run_id, jid, "accounting", acct_id, f, None, str(v), "migration")
+                            for f, v in fields.items() if v]
                 for n, ref in enumerate(r.payload["refs"]):
-                    crm_fields = r.payload["crm_fields"].get(_key(tuple(ref)), party)
+                    crm_fields = r.payload["crm_fields"].get(_key(tuple(ref)), fields)
                     links.append((tuple(ref), acct_id, "created" if n == 0 else "duplicate",
-                                  {"crm": crm_fields, "acct": party}))
-                self.keys_done.add(self._key(r.id, "create"))
-            if changes:
-                s.execute(insert(FieldChange), changes)
-            self._add_links(s, links)
-            self._rows_done(s, {r.id: created[r.id] for r in chunk if created.get(r.id)})
+                                  {"crm": _fields(crm_fields), "acct": fields}))
+                parties.pop(r.id, None)
+            _insert_many(s, _FIELDS, _AUDIT, changes)
+            self._add_links(s, links, plain=True)
+            self._rows_done(s, {r.id: acct_id for r, acct_id in made})
+            self.keys_done.update(keys)
+
+        self._write_pages(
+            "accounting", rows, "create",
+            entry=lambda r: (self._key(r.id, "create"), "create_customer", "accounting", tuple(r.payload["refs"][0]),
+                             None, {"display_name": r.payload["display_name"], "email": r.payload["party"].get("email"),
+                                    "refs": r.payload["refs"], "migration_row": r.id}),
+            write=lambda r: CustomerWrite(self._key(r.id, "create"), party(r), display_name=r.payload["display_name"]),
+            call=self.acct.create_customers, settle=settle, record=record,
+            stage=f"Creating customers in {self.result.ledger_label}")
 
     def _rows_done(self, s: Any, targets: dict[int, str | None], **extra: Any) -> None:
-        if targets:
-            s.execute(update(MigrationRow), [{"id": i, "status": "done", **({"target_id": t} if t else {}),
-                                              **extra.get(str(i), {})} for i, t in targets.items()])
+        """Plan rows written: done, with what they made (and their new ``crm_type``/``crm_id`` in ``extra``,
+        by row id)."""
+        if not targets:
+            return
+        rows = []
+        for i, t in targets.items():
+            row = {"b_id": i, "b_target": t}
+            if extra:  # only the CRM side's ids so far
+                row.update(b_type=extra.get(str(i), {}).get("crm_type"), b_crm=extra.get(str(i), {}).get("crm_id"))
+            rows.append(row)
+        columns: dict[str, Any] = {"status": "done",
+                                   "target_id": func.coalesce(bindparam("b_target", type_=_ROWS.c.target_id.type),
+                                                               _ROWS.c.target_id)}
+        if extra:
+            columns.update(crm_type=func.coalesce(bindparam("b_type", type_=_ROWS.c.crm_type.type), _ROWS.c.crm_type),
+                           crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
+        s.execute(update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns), rows)
 
-    def _add_links(self, s: Any, links: list[tuple[tuple[str, str], str, str, dict]]) -> None:
-        """Links for many records in one go (an existing link for a record is updated, never doubled)."""
+    def _add_links(self, s: Any, links: list[LinkSpec], *, plain: bool = False) -> None:
+        """Links for many records in one go (an existing link for a record is updated, never doubled).
+        ``plain``: the snapshots hold JSON's types already."""
         if not links:
             return
-        ids = [ref[1] for ref, *_ in links]
-        existing: dict[tuple[str, str], Link] = {}
-        for start in range(0, len(ids), 500):
-            for lk in s.scalars(select(Link).where(Link.workspace_id == self.ws_id, Link.object_type == "customer",
-                                                   Link.crm_id.in_(ids[start:start + 500]))):
-                existing[(lk.crm_type, lk.crm_id)] = lk
         now = utcnow()
-        new: dict[tuple[str, str], dict[str, Any]] = {}
+        new: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+        changed: list[dict[str, Any]] = []
+        made_here = [ref for ref, *_ in links if ref in self.links_made and ref not in self.link_ids]
+        if made_here:  # linked earlier in this apply and linked again: its id, to update it
+            for lid, t, i in s.execute(select(Link.id, Link.crm_type, Link.crm_id).where(
+                    Link.workspace_id == self.ws_id, Link.object_type == "customer",
+                    Link.crm_id.in_([ref[1] for ref in made_here]))):
+                self.link_ids[(t, i)] = lid
         for ref, acct_id, how, snapshot in links:
-            row = existing.get(ref)
-            if row is None:
-                new[ref] = {"workspace_id": self.ws_id, "object_type": "customer", "crm_type": ref[0],
-                            "crm_id": ref[1], "acct_id": acct_id, "how": how, "run_id": self.run_id,
-                            "snapshot": jsonable(snapshot), "created_at": now, "updated_at": now}
+            snap = snapshot if plain else jsonable(snapshot)
+            if ref in self.link_ids:
+                changed.append({"b_id": self.link_ids[ref], "b_acct": acct_id, "b_how": how, "b_snap": snap,
+                                "b_now": now})
                 continue
-            row.acct_id, row.how, row.snapshot, row.updated_at = acct_id, how, jsonable(snapshot), now
-        if new:
-            s.execute(insert(Link), list(new.values()))
+            new[ref] = (self.ws_id, "customer", ref[0], ref[1], acct_id, how, self.run_id, snap, now, now)
+        if changed:
+            s.execute(update(_LINKS).where(_LINKS.c.id == bindparam("b_id")).values(
+                acct_id=bindparam("b_acct"), how=bindparam("b_how"),
+                snapshot=bindparam("b_snap", type_=_LINKS.c.snapshot.type), updated_at=bindparam("b_now")), changed)
+        _insert_many(s, _LINKS, _LINK, list(new.values()))
+        self.links_made.update(new)
 
-    def _links(self, rows: list[MigrationRow]) -> None:
-        # 1. the ledger's side of each link, in the ledger's batches
-        acct_rows = [r for r in rows if r.payload.get("acct_changes")
-                     and self._key(r.id, "acct") not in self.keys_done]
-        batch = max(1, self.acct.limits.batch_max)
-        group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
+    def _links(self, rows: list[PlanRow]) -> None:
         failed: set[int] = set()
-        for start in range(0, len(acct_rows), group):
-            self.ctx.check_cancel()
-            chunk = acct_rows[start:start + group]
-            self._journal([(self._key(r.id, "acct"), "update_customer", "accounting", (r.crm_type, r.crm_id),
-                            r.acct_id, {"changes": r.payload["acct_changes"], "migration_row": r.id})
-                           for r in chunk])
-            for sub in range(0, len(chunk), batch):
-                part = chunk[sub:sub + batch]
-                writes = [CustomerWrite(self._key(r.id, "acct"), party_from(r.payload["acct_party"]), id=r.acct_id,
-                                        version=r.payload.get("version")) for r in part]
-                answers = self._send("accounting", self.acct.update_customers, writes)
-                for r, res in zip(part, answers, strict=True):
-                    if not res.ok and isinstance(res.error, StaleVersion):
+
+        def answers(side: str, part: str) -> tuple[Callable[[_Page], Any], Callable[..., None]]:
+            """How the answers to one side's updates are settled and recorded."""
+            def settle(page: _Page) -> set[int]:
+                done = set()
+                for r, res in zip(page.todo, page.results, strict=False):
+                    if side == "accounting" and not res.ok and isinstance(res.error, StaleVersion):
                         res = self._retry_update(r)
                     if res.ok:
-                        self.ctx.finish(self._key(r.id, "acct"), r.acct_id)
-                        self.keys_done.add(self._key(r.id, "acct"))
+                        done.add(r.id)
                         self.counts["writes"] += 1
-                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "acct"), "accounting",
-                                                        r.acct_id, r.payload["acct_changes"], "migration")
                     else:
                         failed.add(r.id)
-                        self._fail_row(r, self._key(r.id, "acct"), res.error)
-            self._progress(f"Filling in customers in {self.result.ledger_label}", 0)
+                        self._fail_row(r, self._key(r.id, part), res.error)
+                return done
+
+            def record(s: Any, page: _Page, done: set[int], ids: dict[str, int]) -> None:
+                made = [r for r in page.todo if r.id in done]
+                target = (lambda r: r.acct_id) if side == "accounting" else (lambda r: r.crm_id)
+                changes = "acct_changes" if side == "accounting" else "crm_changes"
+                keys = {self._key(r.id, part): target(r) for r in made}
+                self._journal_done(s, keys)
+                _insert_many(s, _FIELDS, _AUDIT, [
+                    (self.run_id, ids.get(self._key(r.id, part)), side, target(r), f, text_value(before),
+                     text_value(after), "migration")
+                    for r in made for f, (before, after) in r.payload[changes].items()])
+                self.keys_done.update(keys)
+
+            return settle, record
+
+        # 1. the ledger's side of each link, in the ledger's batches
+        settle, record = answers("accounting", "acct")
+        self._write_pages(
+            "accounting", [r for r in rows if r.payload.get("acct_changes")], "acct",
+            entry=lambda r: (self._key(r.id, "acct"), "update_customer", "accounting", (r.crm_type, r.crm_id),
+                             r.acct_id, {"changes": r.payload["acct_changes"], "migration_row": r.id}),
+            write=lambda r: CustomerWrite(self._key(r.id, "acct"), party_from(r.payload["acct_party"]), id=r.acct_id,
+                                          version=r.payload.get("version")),
+            call=self.acct.update_customers, settle=settle, record=record, advance=False,
+            stage=f"Filling in customers in {self.result.ledger_label}")
         # 2. the CRM's side, in the CRM's batches
-        crm_rows = [r for r in rows if r.payload.get("crm_props") and r.id not in failed
-                    and self._key(r.id, "crm") not in self.keys_done]
-        cbatch = max(1, self.crm.limits.batch_max)
-        cgroup = max(cbatch, JOURNAL_GROUP if cbatch == 1 else cbatch)
-        for start in range(0, len(crm_rows), cgroup):
-            self.ctx.check_cancel()
-            chunk = crm_rows[start:start + cgroup]
-            self._journal([(self._key(r.id, "crm"), "update_crm", "crm", (r.crm_type, r.crm_id), r.crm_id,
-                            {"changes": r.payload["crm_changes"], "migration_row": r.id}) for r in chunk])
-            for sub in range(0, len(chunk), cbatch):
-                part = chunk[sub:sub + cbatch]
-                writes = [RecordWrite(self._key(r.id, "crm"), r.crm_type, r.crm_id, r.payload["crm_props"])
-                          for r in part]
-                answers = self._send("crm", self.crm.update_records, writes)
-                for r, res in zip(part, answers, strict=True):
-                    if res.ok:
-                        self.ctx.finish(self._key(r.id, "crm"), r.crm_id)
-                        self.keys_done.add(self._key(r.id, "crm"))
-                        self.counts["writes"] += 1
-                        self.ctx.journal.record_changes(self.run_id, self._key(r.id, "crm"), "crm", r.crm_id,
-                                                        r.payload["crm_changes"], "migration")
-                    else:
-                        failed.add(r.id)
-                        self._fail_row(r, self._key(r.id, "crm"), res.error)
+        settle, record = answers("crm", "crm")
+        self._write_pages(
+            "crm", [r for r in rows if r.payload.get("crm_props") and r.id not in failed], "crm",
+            entry=lambda r: (self._key(r.id, "crm"), "update_crm", "crm", (r.crm_type, r.crm_id), r.crm_id,
+                             {"changes": r.payload["crm_changes"], "migration_row": r.id}),
+            write=lambda r: RecordWrite(self._key(r.id, "crm"), r.crm_type, r.crm_id, r.payload["crm_props"]),
+            call=self.crm.update_records, settle=settle, record=record, advance=False,
+            stage=f"Filling in records in {self.result.crm_label}")
         # 3. the links themselves
         for start in range(0, len(rows), 500):
             chunk = [r for r in rows[start:start + 500] if r.id not in failed]
@@ -326,7 +454,7 @@ class _Writes(WithRunContext):
                 self._rows_done(s, dict.fromkeys((r.id for r in chunk), None))
             self._progress("Linking records", len(rows[start:start + 500]))
 
-    def _retry_update(self, r: MigrationRow) -> WriteResult:
+    def _retry_update(self, r: PlanRow) -> WriteResult:
         fresh = self.acct.get_customers([r.acct_id])
         changes = {f: v[1] for f, v in r.payload["acct_changes"].items()}
         if not fresh:
@@ -336,7 +464,7 @@ class _Writes(WithRunContext):
                                                          fresh[0].party.with_fields(changes), id=r.acct_id,
                                                          version=fresh[0].version)])[0]
 
-    def _fail_row(self, r: MigrationRow, key: str, error: ConnectorError | None) -> None:
+    def _fail_row(self, r: PlanRow, key: str, error: ConnectorError | None) -> None:
         message = error.message if error else "unknown error"
         with self.store.session() as s:
             for j in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id, Journal.key == key,
@@ -346,69 +474,68 @@ class _Writes(WithRunContext):
             row.status, row.error = "failed", message
         self.errors.append(f"{r.name}: {message}")
 
-    def _create_crm(self, rows: list[MigrationRow]) -> None:
-        batch = max(1, self.crm.limits.batch_max)
-        group = max(batch, JOURNAL_GROUP if batch == 1 else batch)
-        for start in range(0, len(rows), group):
-            self.ctx.check_cancel()
-            chunk = rows[start:start + group]
-            todo = [r for r in chunk if self._key(r.id, "create") not in self.keys_done]
-            self._journal([(self._key(r.id, "create"), "create_crm", "crm", (r.payload["object_type"], ""), None,
-                            {"display_name": r.name, "properties": r.payload["properties"], "migration_row": r.id})
-                           for r in todo])
+    def _create_crm(self, rows: list[PlanRow]) -> None:
+        def settle(page: _Page) -> dict[int, tuple[str, dict]]:
             created: dict[int, tuple[str, dict]] = {}
-            for sub in range(0, len(todo), batch):
-                part = todo[sub:sub + batch]
-                writes = [RecordWrite(self._key(r.id, "create"), r.payload["object_type"], None,
-                                      r.payload["properties"]) for r in part]
-                answers = self._send("crm", self.crm.update_records, writes)
-                for r, res in zip(part, answers, strict=True):
-                    if res.ok and res.id:
-                        self.counts["writes"] += 1
-                        crm_fields = r.payload["crm_fields"]
-                        if isinstance(res.record, CrmRecord):
-                            crm_fields = validate_party(map_record(res.record, self.mapping))[0].fields()
-                        created[r.id] = (res.id, crm_fields)
-                    else:
-                        self._fail_row(r, self._key(r.id, "create"), res.error)
-            for r in chunk:
+            for r, res in zip(page.todo, page.results, strict=False):
+                if res.ok and res.id:
+                    self.counts["writes"] += 1
+                    crm_fields = r.payload["crm_fields"]
+                    if isinstance(res.record, CrmRecord):
+                        crm_fields = validate_party(map_record(res.record, self.mapping))[0].fields()
+                    created[r.id] = (res.id, crm_fields)
+                else:
+                    self._fail_row(r, self._key(r.id, "create"), res.error)
+            for r in page.chunk:  # made by an earlier apply that stopped before marking its row
                 if r.id not in created and self._key(r.id, "create") in self.keys_done:
-                    target = r.target_id or self._journal_target(self._key(r.id, "create"))
+                    target = r.target_id or self.done_targets.get(self._key(r.id, "create"))
                     if target:
                         created[r.id] = (target, r.payload["crm_fields"])
-            with self.store.session() as s:
-                keys = {self._key(r.id, "create"): created[r.id][0] for r in chunk if r.id in created}
-                for j in s.scalars(select(Journal).where(Journal.workspace_id == self.ws_id,
-                                                         Journal.key.in_(list(keys)), Journal.status == "pending")):
-                    j.status, j.target_id, j.updated_at = "done", keys[j.key], utcnow()
-                made = [r for r in chunk if r.id in created]
-                changes = [{"run_id": self.run_id, "journal_id": None, "side": "crm", "record_id": created[r.id][0],
-                            "field": f, "before": None, "after": str(v), "rule": "migration"}
-                           for r in made for f, v in created[r.id][1].items() if v]
-                if changes:
-                    s.execute(insert(FieldChange), changes)
-                self._add_links(s, [((r.payload["object_type"], created[r.id][0]), r.acct_id, "created_in_crm",
-                                     {"crm": created[r.id][1], "acct": r.payload["acct_fields"]}) for r in made])
-                self._rows_done(s, {r.id: created[r.id][0] for r in made},
-                                **{str(r.id): {"crm_type": r.payload["object_type"], "crm_id": created[r.id][0]}
-                                   for r in made})
-                self.keys_done.update(self._key(r.id, "create") for r in made)
-            self._progress(f"Creating records in {self.result.crm_label}", len(chunk))
+            return created
 
-    def _hold(self, rows: list[MigrationRow]) -> None:
+        def record(s: Any, page: _Page, created: dict[int, tuple[str, dict]], ids: dict[str, int]) -> None:
+            made = [r for r in page.chunk if r.id in created]
+            keys = {self._key(r.id, "create"): created[r.id][0] for r in made}
+            self._journal_done(s, keys)
+            _insert_many(s, _FIELDS, _AUDIT, [(self.run_id, None, "crm", created[r.id][0], f, None, str(v),
+                                               "migration") for r in made for f, v in created[r.id][1].items() if v])
+            self._add_links(s, [((r.payload["object_type"], created[r.id][0]), r.acct_id, "created_in_crm",
+                                 {"crm": created[r.id][1], "acct": r.payload["acct_fields"]}) for r in made])
+            self._rows_done(s, {r.id: created[r.id][0] for r in made},
+                            **{str(r.id): {"crm_type": r.payload["object_type"], "crm_id": created[r.id][0]}
+                               for r in made})
+            self.keys_done.update(keys)
+
+        self._write_pages(
+            "crm", rows, "create",
+            entry=lambda r: (self._key(r.id, "create"), "create_crm", "crm", (r.payload["object_type"], ""), None,
+                             {"display_name": r.name, "properties": r.payload["properties"], "migration_row": r.id}),
+            write=lambda r: RecordWrite(self._key(r.id, "create"), r.payload["object_type"], None,
+                                        r.payload["properties"]),
+            call=self.crm.update_records, settle=settle, record=record,
+            stage=f"Creating records in {self.result.crm_label}")
+
+    def _hold(self, rows: list[PlanRow]) -> None:
         """Invalid records and possible matches: listed where the bookkeeper looks (held back)."""
+        if not rows:
+            return
         with self.store.session() as s:
-            for r in rows:
-                if r.crm_type and r.crm_id:
-                    q = s.scalars(select(Quarantine).where(
+            refs = [r for r in rows if r.crm_type and r.crm_id]
+            ids = sorted({r.crm_id for r in refs if r.crm_id})
+            held: dict[tuple[Any, Any], Quarantine] = {}
+            for start in range(0, len(ids), 500):
+                for q in s.scalars(select(Quarantine).where(
                         Quarantine.workspace_id == self.ws_id, Quarantine.side == "crm",
-                        Quarantine.record_type == r.crm_type, Quarantine.record_id == r.crm_id)).first()
-                    if q is None:
-                        q = Quarantine(workspace_id=self.ws_id, side="crm", record_type=r.crm_type,
-                                       record_id=r.crm_id)
-                        s.add(q)
-                    items = r.payload.get("problems") or [{"field": "match", "message": r.explanation or ""}]
-                    q.name, q.reasons, q.run_id = r.name[:300], {"items": items}, self.run_id
-                s.get(MigrationRow, r.id).status = "done"
-        if rows:
-            self._progress("Listing records held back", len(rows))
+                        Quarantine.record_id.in_(ids[start:start + 500]))):
+                    held.setdefault((q.record_type, q.record_id), q)
+            for r in refs:
+                q = held.get((r.crm_type, r.crm_id))
+                if q is None:
+                    q = held[(r.crm_type, r.crm_id)] = Quarantine(workspace_id=self.ws_id, side="crm",
+                                                                  record_type=r.crm_type, record_id=r.crm_id)
+                    s.add(q)
+                items = r.payload.get("problems") or [{"field": "match", "message": r.explanation or ""}]
+                q.name, q.reasons, q.run_id = r.name[:300], {"items": items}, self.run_id
+            s.flush()
+            self._rows_done(s, dict.fromkeys((r.id for r in rows), None))
+        self._progress("Listing records held back", len(rows))
