@@ -116,3 +116,21 @@ def test_one_count_everywhere(store: Store, tmp_path: Path, capsys, qtbot) -> No
                                      ledger="QuickBooks Online")
     assert told.title == "Acme Books: 3 to review, 3 held back" and "QuickBooks Online" in told.body
     assert window.shutdown(5000)
+
+
+def test_what_a_run_did_after_invoicing_is_said_in_the_same_words_by_the_cli_and_the_window(tmp_path, capsys):
+    """Voids, credit notes, links that followed a merge and flagged invoiced deals: one wording (issue 21)."""
+    from app.sync.engine import RunResult
+    from app.ui.text import run_summary
+
+    store = Store(f"sqlite:///{tmp_path}/c.db")
+    with store.session() as s:
+        s.add(Workspace(name="Acme Books", crm_provider="hubspot", accounting_provider="xero", settings={}))
+    counts = {"read": 12, "writes": 3, "invoices_voided": 1, "credit_notes": 2, "links_followed": 1}
+    words = "1 invoice voided, 2 credit notes raised, 1 link moved to the surviving record"
+    cli._print_run_summary(RunResult(9, "Acme Books", "ok", False, counts), store)
+    assert f"  {words}" in capsys.readouterr().out.splitlines()
+    assert run_summary(counts) == words[0].upper() + words[1:]
+    assert run_summary({"read": 12, "deals_flagged": 1}) == "1 invoiced deal flagged for review"
+    assert run_summary({"read": 12}) == "Everything was already in sync"  # nothing of the kind: not said
+    store.dispose()

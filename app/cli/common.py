@@ -96,6 +96,10 @@ def print_run_summary(run: Any, store: Any) -> None:
               + (f" ({matched} more already had one in the ledger and were linked to it)" if matched else "") + ", "
               f"{c.get('deals_held', 0)} won deals held back, "
               f"{c.get('deals_updated', 0)} deals given their invoice's payment status")
+    from app.ops.status import after_invoice_words
+
+    if after := after_invoice_words(c):
+        print(f"  {after}")
     for err in run.errors[:10]:
         print(f"  ! {err}")
     if run.status == "held":

@@ -238,3 +238,19 @@ def _run_json(r: RunRow) -> dict[str, Any]:
     d["started_at"] = r.started_at.isoformat() + "Z"
     d["finished_at"] = r.finished_at.isoformat() + "Z" if r.finished_at else None
     return d
+
+
+def after_invoice_words(counts: dict[str, Any]) -> str | None:
+    """'1 invoice voided, 2 credit notes raised, 1 link moved to the surviving record': what a run did
+    about deals and records that changed after their invoice or link (the lifecycle rules), said the same
+    way by the command line and the window; None when it did none of it."""
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count:,} {one if count == 1 else many}"
+
+    parts = [n(c, one, many) for key, one, many in (
+        ("invoices_voided", "invoice voided", "invoices voided"),
+        ("credit_notes", "credit note raised", "credit notes raised"),
+        ("links_followed", "link moved to the surviving record", "links moved to the surviving record"),
+        ("deals_flagged", "invoiced deal flagged for review", "invoiced deals flagged for review"),
+    ) if (c := int(counts.get(key) or 0))]
+    return ", ".join(parts) or None

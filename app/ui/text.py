@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
-from app.ops.status import WorkspaceCounts
+from app.ops.status import WorkspaceCounts, after_invoice_words
 from app.ops.workspaces import UserError
 from app.sync.run_context import Busy
 
@@ -220,6 +220,8 @@ def run_summary(counts: Mapping[str, int]) -> str:
         parts.append(f"linked {counts['linked']:,} to existing ones")
     if counts.get("updated"):
         parts.append(f"updated {counts['updated']:,}")
+    if after := after_invoice_words(dict(counts)):
+        parts.append(after)
     if not parts:
         if counts.get("quarantined") or counts.get("conflicts"):
             return "Nothing changed"  # not "in sync": some records were held back or need a decision
