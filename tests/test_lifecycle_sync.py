@@ -135,6 +135,15 @@ def test_a_deal_lost_after_invoicing_is_voided_once_under_the_void_rule(tmp_path
     assert again.counts["invoices_voided"] == 0 and again.counts["writes"] == 0
     with w.store.session() as s:
         assert [(j.status, j.target_id) for j in s.query(Journal).filter_by(op="void_invoice")] == [("done", inv.id)]
+    # undoing that run says why the void stays (a ledger cannot make a voided invoice valid again)
+    from app.ops import undo
+
+    with mock.patch.object(undo, "open_connectors", return_value=(w.crm.connector, w.acct.connector)), \
+            mock.patch.object(w.crm.connector, "close"), mock.patch.object(w.acct.connector, "close"):
+        plan = undo.plan_undo(w.store, None, "t", lost.run_id)
+    [stays] = [r for r in plan.refusals if r.record_type == "invoice"]
+    assert stays.reason.startswith("The invoice for ") and "stays void" in stays.reason
+    assert "the next sync invoices it anew" in stays.reason
 
 
 def _xero_approved(w: Pair) -> str:

@@ -431,6 +431,17 @@ class _Planner:
                 self.refuse("invoice", j.target_id or "", f"The invoice for {label}",
                             f"The new lines on the invoice for {label} stay: Crossledger does not keep the old "
                             f"lines. Edit the invoice in {self.acct_name} if needed.")
+            elif j.op == "void_invoice":
+                label = self.name("crm", "deal", j.crm_id or "", f"deal {j.crm_id}")
+                self.refuse("invoice", j.target_id or "", f"The invoice for {label}",
+                            f"The invoice for {label} stays void: {self.acct_name} cannot make a voided invoice "
+                            "valid again. If the deal is won again, the next sync invoices it anew.")
+            elif j.op == "credit_note":
+                label = self.name("crm", "deal", j.crm_id or "", f"deal {j.crm_id}")
+                amount = j.payload.get("amount")
+                self.refuse("credit_note", j.target_id or "", f"The credit note for {label}",
+                            f"The credit note{f' of {amount}' if amount else ''} for {label} stays: it may already "
+                            f"be applied or sent. Void it in {self.acct_name} if it was not wanted.")
             elif j.op == "update_deal" and j.crm_id not in invoices_made:
                 label = self.name("crm", "deal", j.crm_id or "", f"deal {j.crm_id}")
                 if not any(r.record_type == "deal" and r.record_id == j.crm_id for r in self.refusals):
