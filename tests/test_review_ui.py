@@ -222,9 +222,11 @@ def test_pick_sides_with_clicks_and_keys_then_apply_now_lands_on_both_sides(worl
     assert "3 choices saved" in review.pending.text()
 
     # Apply now: a sync in the background through the window's controller.
-    with qtbot.waitSignal(window.sync.finished, timeout=30000):
+    with qtbot.waitSignal(window.sync.finished, timeout=60_000):
         qtbot.mouseClick(review.apply_button, Qt.MouseButton.LeftButton)
-    assert review.apply_button.isHidden() and review_tab_text(window) == "Review  0"
+    # the page is read again on a worker thread once the run has ended, then shown
+    qtbot.waitUntil(lambda: review.apply_button.isHidden() and review_tab_text(window) == "Review  0",
+                    timeout=60_000)
 
     chosen = {"Maple Grove Nursery": "14 Station Rd", second: NEW_ADDRESS[second][0],
               third: "Harbour Office, The Old Quay"}
