@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,22 @@ def _start_keyring() -> dict[str, str] | None:
     return env
 
 
+def _probe_keyring(keyring: Any, *, patient: bool) -> None:
+    """Write and delete one secret. A keyring daemon just started may not have made and unlocked its
+    collection yet on a busy machine ("Failed to unlock the collection"): it is asked again for up to a
+    minute (at once when it is ready)."""
+    deadline = time.monotonic() + (60 if patient else 0)
+    while True:
+        try:
+            keyring.set_password("crossledger-selftest", "probe", "x")
+            keyring.delete_password("crossledger-selftest", "probe")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 @pytest.fixture(scope="session")
 def secret_service() -> Iterator[str]:
     """A real Secret Service keyring; the backend's name. Fails in CI if it cannot start."""
@@ -53,8 +71,7 @@ def secret_service() -> Iterator[str]:
 
     keyring.set_keyring(SecretService.Keyring())
     try:
-        keyring.set_password("crossledger-selftest", "probe", "x")
-        keyring.delete_password("crossledger-selftest", "probe")
+        _probe_keyring(keyring, patient=started is not None)
     except Exception as exc:
         if os.environ.get("CI"):
             pytest.fail(f"No Secret Service keyring in CI: {exc}")
