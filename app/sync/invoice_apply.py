@@ -133,7 +133,8 @@ class InvoiceSync(InvoiceChanges):
         for row in ctx.journal.failed_with("create_invoice", INACTIVE_REFUSAL):  # the ledger may replay that key's
             if row.crm_id:                                                      # refusal: a new key once active
                 replanned[row.crm_id] = "+".join(filter(None, (replanned.get(row.crm_id), f"refused-{row.id}")))
-        deals = {rid: deal_from_json(rid, r.data) for rid, r in ctx.mirror.records("crm", "deal", deal_ids).items()}
+        rows = ctx.mirror.records("crm", "deal", deal_ids)
+        deals = {rid: deal_from_json(rid, r.data) for rid, r in rows.items()}
         customer_links, invoice_links, invoices = self._plan_links(deals)
         inp = InvoicePlanInput(
             ws_name=ctx.ws_name, crm=self.crm.provider, ledger=self.acct.provider, today=ctx.today(),
@@ -143,8 +144,7 @@ class InvoiceSync(InvoiceChanges):
             undone=ctx.undone_generations(), replanned=replanned, settled=settled,
             customer_states=customer_states({rid: r.data for rid, r in
                                              ctx.mirror.archived("accounting", "customer").items()}),
-            credited=self.credited(), lost=frozenset(rid for rid, r in ctx.mirror.records(
-                "crm", "deal", deal_ids).items() if (r.data or {}).get("lost")))
+            credited=self.credited(), lost=frozenset(rid for rid, r in rows.items() if (r.data or {}).get("lost")))
         if needs_ledger_currencies(inp):  # asked once a run, and only when needed
             inp = replace(inp, ledger_currencies=frozenset(self._ledger_currencies()))
         return inp
