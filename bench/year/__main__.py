@@ -10,10 +10,12 @@ merges them into bench/results.json under "year" (one entry per pair, length and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +38,48 @@ def pairs(names: list[str]) -> list[tuple[str, str]]:
 
 
 def record(entries: list[dict[str, Any]], command: str) -> None:
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    section = data.get("year") or {}
-    runs = section.get("runs") or {}
-    for e in entries:
-        key = f"{e['pair']} {e['days']}d {e['events_switch']}"
-        runs[key + (" signin-faults" if e["signin_faults_per_day"] else "")] = {**e, "command": command}
-    # the totals: the events the app handles, faults on API calls only (the other runs show what is to do)
-    plain = [r for r in runs.values() if r["events_switch"] == "supported" and not r["signin_faults_per_day"]]
-    totals = {k: sum(r[k] for r in plain) for k in ("days", "events", "invariant_checks", "violations")}
-    data["year"] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
-                    "totals_supported_events": totals, "runs": dict(sorted(runs.items()))}
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    """Merge ``entries`` into results.json, under a lock: several pairs may run in processes side by side."""
+    with _locked(RESULTS.with_name(RESULTS.name + ".lock")):
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        section = data.get("year") or {}
+        runs = section.get("runs") or {}
+        for e in entries:
+            key = f"{e['pair']} {e['days']}d {e['events_switch']}"
+            runs[key + (" signin-faults" if e["signin_faults_per_day"] else "")] = {**e, "command": command}
+        # the totals: the events the app handles, faults on API calls only (the other runs show what is to do)
+        plain = [r for r in runs.values() if r["events_switch"] == "supported" and not r["signin_faults_per_day"]]
+        totals = {k: sum(r[k] for r in plain) for k in FIGURES}
+        by_length: dict[str, dict[str, int]] = {}  # "365d all": the year benchmark's totals over its pairs
+        for r in runs.values():
+            if r["signin_faults_per_day"]:
+                continue
+            name = f"{r['days']}d {r['events_switch']}"
+            group = by_length.setdefault(name, {"pairs": 0, **dict.fromkeys(FIGURES, 0)})
+            group["pairs"] += 1
+            for k in FIGURES:
+                group[k] += r[k]
+        data["year"] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
+                        "totals_supported_events": totals, "totals_by_length": dict(sorted(by_length.items())),
+                        "runs": dict(sorted(runs.items()))}
+        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+FIGURES = ("days", "events", "invariant_checks", "violations")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one run at a time
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main(argv: list[str]) -> int:
