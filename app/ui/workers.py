@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal, Slot
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
@@ -23,24 +23,28 @@ class _Relay(QObject):
     failed = Signal(object)
 
 
-class _Runnable(QRunnable):
-    def __init__(self, fn: Callable[[ProgressFn], Any], relay: _Relay) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the job keeps it until it has reported
-        self._fn = fn
-        self._relay = relay
-
-    def run(self) -> None:
+def _work(fn: Callable[[ProgressFn], Any], relay: _Relay) -> None:
+    """What the pool thread runs. The relay belongs to the application, not to the job, and its deletion is
+    the last thing asked here: the UI thread deletes it after the outcome is delivered, so neither a job
+    deleted meanwhile (a dialog closed, ``deleteLater`` after the result) nor Python dropping a reference can
+    delete a Qt object this thread is still emitting from. (Under load a job deleted while its pool thread was
+    still inside ``emit`` crashed the process.)"""
+    try:
         try:
-            result = self._fn(self._relay.progressed.emit)
+            result = fn(relay.progressed.emit)
         except Exception as exc:  # noqa: BLE001 - handed to the failure callback on the UI thread
-            self._relay.failed.emit(exc)
+            relay.failed.emit(exc)
         else:
-            self._relay.succeeded.emit(result)
+            relay.succeeded.emit(result)
+    finally:
+        relay.deleteLater()
 
 
 class BackgroundJob(QObject, Generic[T]):
-    """``fn(progress)`` on a pool thread; ``on_success(result)`` or ``on_failure(exc)`` on the UI thread."""
+    """``fn(progress)`` on a pool thread; ``on_success(result)`` or ``on_failure(exc)`` on the UI thread.
+
+    The pool runs a plain callable (Qt owns the task it wraps it in), so no Python-made ``QRunnable`` can be
+    freed while a pool thread runs it; the job may be deleted at any time, its outcome then goes nowhere."""
 
     done = Signal()
 
@@ -57,16 +61,17 @@ class BackgroundJob(QObject, Generic[T]):
         self._on_success = on_success
         self._on_failure = on_failure
         self._on_progress = on_progress
-        self._relay = _Relay(self)
-        self._relay.progressed.connect(self._progressed)
-        self._relay.succeeded.connect(self._succeeded)
-        self._relay.failed.connect(self._failed)
-        self._runnable = _Runnable(fn, self._relay)
+        self._fn = fn
         self.running = False
 
     def start(self, pool: QThreadPool) -> None:
+        relay = _Relay(QCoreApplication.instance())  # owned by the application until the pool thread lets go
+        relay.progressed.connect(self._progressed)
+        relay.succeeded.connect(self._succeeded)
+        relay.failed.connect(self._failed)
         self.running = True
-        pool.start(self._runnable)
+        fn, self._fn = self._fn, None  # the pool thread's closure holds the work from here
+        pool.start(lambda: _work(fn, relay))
 
     @Slot(str, int, int)
     def _progressed(self, stage: str, done: int, total: int) -> None:
