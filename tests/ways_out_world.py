@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 
+from app.connectors.base import CustomerWrite
 from app.connectors.tokens import MemoryTokenStore
 from app.domain.clock import FakeClock
+from app.domain.models import Party
 from app.ops import status
 from app.ops.sync_run import run_sync
 from app.ops.workspaces import add_workspace, open_connectors, save_connection
@@ -62,6 +64,16 @@ class World:
         acct = self.connector()
         try:
             assert acct.deactivate_customer(self.acct_ids[company]).ok
+        finally:
+            acct.close()
+
+    def new_customer(self, name: str) -> str:
+        """A customer a bookkeeper makes in the ledger (through its API): its id."""
+        acct = self.connector()
+        try:
+            [made] = acct.create_customers([CustomerWrite("bookkeeper", Party("company", name))])
+            assert made.ok, made.error
+            return made.id
         finally:
             acct.close()
 
