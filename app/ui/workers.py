@@ -61,16 +61,18 @@ class BackgroundJob(QObject, Generic[T]):
         self._on_success = on_success
         self._on_failure = on_failure
         self._on_progress = on_progress
-        self._fn = fn
+        self._fn: Callable[[ProgressFn], T] | None = fn
         self.running = False
 
     def start(self, pool: QThreadPool) -> None:
+        fn, self._fn = self._fn, None  # the pool thread's closure holds the work from here
+        if fn is None:
+            raise RuntimeError("a background job runs once")
         relay = _Relay(QCoreApplication.instance())  # owned by the application until the pool thread lets go
         relay.progressed.connect(self._progressed)
         relay.succeeded.connect(self._succeeded)
         relay.failed.connect(self._failed)
         self.running = True
-        fn, self._fn = self._fn, None  # the pool thread's closure holds the work from here
         pool.start(lambda: _work(fn, relay))
 
     @Slot(str, int, int)
