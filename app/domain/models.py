@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
+from app.domain.money import line_net
+
 PartyKind = Literal["company", "person"]
 
 # Canonical party fields that mapping, planning and conflict rules work on.
@@ -107,6 +109,14 @@ class Deal:
     properties: dict[str, Any] = field(default_factory=dict)
     updated_at: dt.datetime | None = None
     archived: bool = False
+
+    @property
+    def net(self) -> Decimal:
+        """What the deal is worth before tax: its lines (each rounded to the cent), else its amount."""
+        if self.line_items:
+            return sum((line_net(li.quantity, li.unit_price, li.discount_percent) for li in self.line_items),
+                       Decimal(0))
+        return self.amount or Decimal(0)
 
 
 InvoiceStatus = Literal["draft", "awaiting_payment", "partly_paid", "paid", "overdue", "void"]

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from app.domain.lifecycle import RecordFate
 from app.domain.models import Deal, Invoice, Party, Payment
-from app.domain.money import line_net
 from app.domain.text import compact_tax_id, normalise_email, normalise_name
 from app.reconcile.changes import NEW_KINDS, NEW_MONEY_KINDS, credited_flag, deal_flags, late_payments, link_items
 
@@ -153,12 +152,6 @@ def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     return start, end
 
 
-def deal_total(deal: Deal) -> Decimal:
-    if deal.line_items:
-        return sum((line_net(li.quantity, li.unit_price, li.discount_percent) for li in deal.line_items), Decimal(0))
-    return deal.amount or Decimal(0)
-
-
 def reconcile(data: MonthData) -> Report:
     start, end = month_bounds(data.month)
     in_month = lambda d: d is not None and start <= d < end  # noqa: E731
@@ -181,7 +174,7 @@ def reconcile(data: MonthData) -> Report:
 
     crm_totals: dict[str, Decimal] = defaultdict(Decimal)
     for deal in won:
-        amount = deal_total(deal)
+        amount = deal.net
         crm_totals[deal.currency] += amount
         inv_id = data.deal_invoice.get(deal.id)
         inv = invoices.get(inv_id) if inv_id else None

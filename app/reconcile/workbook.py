@@ -34,7 +34,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.domain.files import atomic_path
-from app.reconcile.engine import KINDS, Report, deal_total
+from app.reconcile.engine import KINDS, Report
 
 MONEY = '#,##0.00;[Red]-#,##0.00'
 DATE = "yyyy-mm-dd"
@@ -308,4 +308,4 @@ def _month_words(month: str) -> str:
 
 
 def _deal_amount(deal: Any) -> Decimal:
-    return deal_total(deal)
+    return deal.net

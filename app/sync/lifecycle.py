@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from app.domain.lifecycle import RecordFate
 from app.domain.models import Deal, InvoiceStatus
-from app.domain.money import line_net, money
+from app.domain.money import money
 from app.domain.settings import InvoiceOptions
 
 DealRule = Literal["flag", "void", "credit"]
@@ -126,13 +126,6 @@ def _dec(value: Any) -> Decimal:
         return Decimal(0)
 
 
-def deal_net(deal: Deal) -> Decimal:
-    """What the deal is worth before tax: its lines (each rounded to the cent), else its amount."""
-    if deal.line_items:
-        return sum((line_net(li.quantity, li.unit_price, li.discount_percent) for li in deal.line_items), Decimal(0))
-    return deal.amount or Decimal(0)
-
-
 def deal_facts(deal: Deal, invoice: dict[str, Any], invoice_id: str, *, lines_changed: bool, ledger: str,
                drafts_follow: bool = True, credited: Decimal = Decimal(0), lost: bool = False,
                left_won: bool = True) -> DealFacts:
@@ -144,7 +137,7 @@ def deal_facts(deal: Deal, invoice: dict[str, Any], invoice_id: str, *, lines_ch
     statuses: tuple[InvoiceStatus, ...] = ("draft", "awaiting_payment", "partly_paid", "paid", "overdue", "void")
     return DealFacts(
         deal_name=deal.name, won=deal.won and not deal.archived, lost=lost or deal.archived,
-        lines_changed=lines_changed, deal_total=deal_net(deal), invoice_id=invoice_id,
+        lines_changed=lines_changed, deal_total=deal.net, invoice_id=invoice_id,
         invoice_number=invoice.get("number"), invoice_status=next((x for x in statuses if x == status), None),
         invoice_total=_dec(invoice.get("sub_total") or invoice.get("total")),
         amount_paid=_dec(invoice.get("amount_paid")), credited=credited, currency=deal.currency, ledger=ledger,
