@@ -163,6 +163,11 @@ class Checker:
         # business works after the report ran, so it still stood then
         plants = [p for p in self.business.truth.plants if p.month == month and (p.gone_on is None or p.gone_on >= day)]
         allowed = {pair for p in plants for pair in p.also} | self._held_for_archived_customers()
+        # A record's plant of an earlier month whose cause still stands (a customer still archived, a company
+        # still deleted, a deal still lost with its invoice): listed again whenever a later month's money
+        # touches it (a payment on its invoice, a won deal it holds). Allowed then, not required.
+        standing = [p for p in self.business.truth.plants if p.kinds is None and p.month < month
+                    and (p.gone_on is None or p.gone_on >= day)]
         # A linked record archived, deleted or merged is listed in the report's data quality always, and among
         # the month's discrepancies only when the month's money touches it (app/reconcile/changes.py): a
         # record's plant (any kind) is found in either part; a money plant among the discrepancies.
@@ -172,7 +177,8 @@ class Checker:
             self._check("month report", any(_matches(p, kind, ids) for kind, ids in found), day,
                         f"{month}: not in the report: {p.what}")
         for kind, ids in items:
-            planted = any(_matches(p, kind, ids) for p in plants) or any((kind, i) in allowed for i in ids)
+            planted = (any(_matches(p, kind, ids) for p in plants) or any((kind, i) in allowed for i in ids)
+                       or any(_matches(p, kind, ids) or any((kind, i) in p.also for i in ids) for p in standing))
             self._check("month report", planted, day, f"{month}: in the report but not planted: {kind} {sorted(ids)}: "
                         + next((said[(kind, i)] for i in sorted(ids) if (kind, i) in said), "")[:200])
 
