@@ -78,6 +78,15 @@ def test_a_deal_seen_not_won_is_remembered_so_a_later_void_means_invoice_it_agai
     assert create.replaces is not None and create.replaces.acct_id == "I1"
 
 
+def test_a_deal_won_again_with_its_invoice_standing_is_not_invoiced_again_when_the_bookkeeper_voids_it_later():
+    """Found by the 365-day simulation (hubspot-zohobooks): lost after invoicing, won again with the invoice
+    still standing, then the bookkeeper voids that invoice. The deal must not get a second invoice."""
+    [(_link, marks)] = plan(deal(), snap={"left_won": True}).marks  # won again, its invoice still live
+    assert marks == {"left_won": False}
+    voided_later = plan(deal(), row=invoice_row("void"), snap={"left_won": False})
+    assert not voided_later.creates and not voided_later.flags
+
+
 def test_a_flag_is_raised_once_and_closed_when_its_cause_is_gone():
     lost = deal(won=False)
     [flag] = plan(lost, lost=True).flags

@@ -95,6 +95,10 @@ def after_invoice(deal: Deal, link: LinkRecord, invoice: dict[str, Any], *, ledg
                        left_won=left_won)
     if not won_now and not snap.get("left_won"):
         out.marks["left_won"] = True
+    elif won_now and snap.get("left_won") and invoice.get("status") != "void":
+        # won again while its invoice still stands: that episode is over, so a void the bookkeeper makes later
+        # is theirs to explain (the report lists it), not a reason to invoice the deal again
+        out.marks["left_won"] = False
     for a in deal_actions(facts, rule_from(rule_options)).actions:
         if a.kind == "close_flags":
             out.close = bool(snap.get("flagged"))
