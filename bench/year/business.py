@@ -38,6 +38,7 @@ class Company:
     gone: bool = False  # archived or merged away in the CRM
     customer_archived: dt.date | None = None  # its ledger customer made inactive by the bookkeeper that day
     since: dt.date | None = None  # the day it was added in the CRM (synced to the ledger by that evening)
+    merged_into: Company | None = None  # merged away in the CRM: its deals now belong to that company there
 
 
 @dataclass
@@ -355,7 +356,7 @@ def archive_crm_company(b: Business, rng: random.Random, day: dt.date) -> bool:
     c = rng.choice(linked)
     if b.crm.archive_company(c.crm_id):
         for d in b.truth.deals.values():
-            if d.company is c:
+            if _owner(d.company) is c:  # a merged-away company's deals moved to c in the CRM: they go too
                 d.stage = "deleted"  # gone from the CRM with its company; its invoice stays in the ledger
     c.gone = True
     # its deals (gone with it in Salesforce) can no longer show their invoice's state, an invoice of a deleted
@@ -376,11 +377,19 @@ def merge_crm_companies(b: Business, rng: random.Random, day: dt.date) -> bool:
     keep, lose = rng.sample(live, 2)
     b.crm.merge_companies(keep.crm_id, lose.crm_id)
     lose.gone = True
+    lose.merged_into = keep
     moved = [d.crm_id for d in b.truth.deals.values() if d.company is lose]  # their invoices name the old customer
     b.truth.plants.append(Plant(month_of(day), None, frozenset({lose.crm_id, keep.crm_id}),
                                 f"company '{lose.name}' merged into '{keep.name}' in the CRM",
                                 also=frozenset((k, d) for d in moved for k in ("customer_mismatch", "held_back"))))
     return True
+
+
+def _owner(company: Company) -> Company:
+    """The company that holds a company's deals in the CRM now (itself, or where it was merged)."""
+    while company.merged_into is not None:
+        company = company.merged_into
+    return company
 
 
 def archive_ledger_customer(b: Business, rng: random.Random, day: dt.date) -> bool:
