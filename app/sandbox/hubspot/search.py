@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -62,11 +63,13 @@ class Search(SandboxPart):
         if self.search_lag > 0:
             self._pending.append((self.now() + self.search_lag, otype, rid))
 
-    def _searchable(self, otype: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(record, values) pairs the search index holds now."""
+    def _searchable(self, otype: str, *, values: bool = True) -> list[tuple[dict[str, Any], Any]]:
+        """(record, values) pairs the search index holds now; ``values=False``: None where working them out
+        would be needed (no index: search sees every write at once)."""
         if self.search_lag <= 0:
             self._index = None
-            return [(r, self._values(otype, r)) for r in self.state["objects"][otype].values() if not r["archived"]]
+            return [(r, self._values(otype, r) if values else None)
+                    for r in self.state["objects"][otype].values() if not r["archived"]]
         if self._index is None:
             self.search_lag = self.search_lag  # builds the index from the records as they are now
         assert self._index is not None
@@ -112,8 +115,8 @@ class Search(SandboxPart):
         query = (body.get("query") or "").strip().casefold()
         sorts = body.get("sorts") or []
         props = [p for p in body.get("properties") or [] if isinstance(p, str)]
-        if not groups and not query and self._by_modified(otype, sorts) is not None:
-            return self._newest_first(otype, sorts, after, limit, props)
+        if not groups and not query and (descending := self._by_modified(otype, sorts)) is not None:
+            return self._newest_first(otype, descending, after, limit, props)
         rows = []
         for rec, values in self._searchable(otype):
             if groups and not any(all(self._match(defs, values, f) for f in g["filters"]) for g in groups):
@@ -122,47 +125,41 @@ class Search(SandboxPart):
                 continue
             rows.append((rec, values))
         rows = self._sort(defs, rows, sorts)
-        page = rows[after:after + limit]
-        out: dict[str, Any] = {"total": len(rows),
-                               "results": [self._out(otype, r, props, values=v) for r, v in page]}
-        if after + limit < len(rows):
+        return self._answer(otype, rows[after:after + limit], len(rows), after, limit, props)
+
+    def _answer(self, otype: str, page: Sequence[tuple[dict[str, Any], dict[str, Any] | None]], total: int, after: int,
+                limit: int, props: list[str]) -> Response:
+        """One page of a search that matched ``total`` records (values worked out here where None)."""
+        out: dict[str, Any] = {"total": total, "results": [
+            self._out(otype, r, props, values=v if v is not None else self._values(otype, r)) for r, v in page]}
+        if after + limit < total:
             out["paging"] = {"next": {"after": str(after + limit)}}
         return Response(200, out)
 
     @staticmethod
-    def _by_modified(otype: str, sorts: list[Any]) -> bool | None:
+    def _sort_spec(first: Any) -> tuple[Any, bool]:
+        """A sort as HubSpot takes it: ``{propertyName, direction}`` or a property name (``-name`` descending)."""
+        if isinstance(first, dict):
+            return first.get("propertyName"), first.get("direction") == "DESCENDING"
+        text = str(first)
+        return text.lstrip("-"), text.startswith("-")
+
+    def _by_modified(self, otype: str, sorts: list[Any]) -> bool | None:
         """A search sorted by last modification alone (descending: True): the page is found from the records'
         modification times, without working out every record's values. None for any other sort."""
         if len(sorts) != 1:
             return None
-        first = sorts[0]
-        if isinstance(first, dict):
-            name, descending = first.get("propertyName"), first.get("direction") == "DESCENDING"
-        else:
-            name, descending = str(first).lstrip("-"), str(first).startswith("-")
+        name, descending = self._sort_spec(sorts[0])
         modified = {"hs_lastmodifieddate"} | ({"lastmodifieddate"} if otype == "contacts" else set())
         return descending if name in modified else None
 
-    def _newest_first(self, otype: str, sorts: list[Any], after: int, limit: int, props: list[str]) -> Response:
+    def _newest_first(self, otype: str, descending: bool, after: int, limit: int, props: list[str]) -> Response:
         """The same page and total as the general path (``_sort``: by ID, then stably by the modification
         time), for a search with no filter and no query: how an incremental read asks for what changed."""
-        descending = self._by_modified(otype, sorts)
-        rows = self._searchable_records(otype)
+        rows = self._searchable(otype, values=False)
         sign = -1 if descending else 1
         order = heapq.nsmallest(after + limit, rows, key=lambda rv: (sign * rv[0]["u"], int(rv[0]["id"])))
-        page = order[after:after + limit]
-        out: dict[str, Any] = {"total": len(rows), "results": [
-            self._out(otype, r, props, values=v if v is not None else self._values(otype, r)) for r, v in page]}
-        if after + limit < len(rows):
-            out["paging"] = {"next": {"after": str(after + limit)}}
-        return Response(200, out)
-
-    def _searchable_records(self, otype: str) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-        """``_searchable``, with the values left to work out (None) where the index does not hold them."""
-        if self.search_lag <= 0:
-            self._index = None
-            return [(r, None) for r in self.state["objects"][otype].values() if not r["archived"]]
-        return list(self._searchable(otype))
+        return self._answer(otype, order[after:after + limit], len(rows), after, limit, props)
 
     @staticmethod
     def _typed(defs: dict[str, Any], name: str, value: Any) -> Any:
@@ -225,12 +222,7 @@ class Search(SandboxPart):
         rows = sorted(rows, key=lambda rv: int(rv[0]["id"]))
         if not sorts:
             return rows
-        first = sorts[0]
-        if isinstance(first, dict):
-            name, descending = first.get("propertyName"), first.get("direction") == "DESCENDING"
-        else:
-            text = str(first)
-            name, descending = text.lstrip("-"), text.startswith("-")
+        name, descending = self._sort_spec(sorts[0])
         if not name or name not in defs:
             raise _bad_request(f"Cannot sort by unknown property {name}")
         present = [rv for rv in rows if self._typed(defs, name, rv[1].get(name)) is not None]
