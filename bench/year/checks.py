@@ -11,6 +11,7 @@ and against what the business knows it did.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -75,9 +76,7 @@ class Checker:
                 active.setdefault(name_key(c.raw_name or c.party.name), []).append(c.id)
         # Two businesses may share a name but for its legal form ('Silverline Thistle Consulting Ltd' and
         # '... LLC', each with its own e-mail): one customer each is right, though the matching key is the same.
-        sharing: dict[str, int] = {}
-        for company in truth.companies:
-            sharing[name_key(company.name)] = sharing.get(name_key(company.name), 0) + 1
+        sharing = Counter(name_key(company.name) for company in truth.companies)
         for key, ids in active.items():
             self._check("no duplicate customer", len(ids) <= max(1, sharing.get(key, 0)), day,
                         f"{len(ids)} active customers named {key!r}")
