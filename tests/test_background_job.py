@@ -81,3 +81,30 @@ def test_a_job_runs_once(qtbot):
     with pytest.raises(RuntimeError, match="runs once"):
         job.start(pool)
     pool.waitForDone(60_000)
+
+
+
+def test_a_disposed_job_leaves_its_dialog_and_is_deleted_once_by_the_event_loop(qtbot):
+    """A dialog disposes of its job from the job's own callback and may then be freed at once (Python drops
+    its last reference). The job must not still be the dialog's child then: the dialog would delete it and
+    the posted deletion would delete it again (a crashed test worker under load, seen under gdb)."""
+    from PySide6.QtWidgets import QDialog
+
+    make_application()
+    held, deaths, parents = {"dialog": QDialog()}, [], []
+
+    def done(_result) -> None:  # what a dialog's callback does: dispose of the job, then close
+        held["job"].dispose()
+        parents.append(held["job"].parent())
+        held["dialog"].accept()
+
+    held["job"] = BackgroundJob(lambda _p: 1, on_success=done, on_failure=lambda e: None, parent=held["dialog"])
+    held["job"].destroyed.connect(lambda *_: deaths.append("job"))
+    held["job"]._succeeded(1)  # the outcome as the UI thread receives it; its deletion is posted, not yet done
+    assert parents == [None] and deaths == []
+    del held["job"]
+    held["dialog"].destroyed.connect(lambda *_: deaths.append("dialog"))
+    del held["dialog"]  # freed now, by Python, while the job's deletion is still posted
+    assert deaths == ["dialog"]
+    _flush()
+    assert deaths == ["dialog", "job"]  # deleted once, by the event loop

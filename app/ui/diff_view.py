@@ -497,7 +497,7 @@ class DiffView(QWidget):
 
     def _finish_job(self) -> None:
         if self._job is not None:
-            self._job.deleteLater()
+            self._job.dispose()
         self._job = None
         self._update_buttons()
 

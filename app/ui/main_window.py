@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
 
         job: BackgroundJob[WorkspaceStatus | None] = BackgroundJob(read, on_success=shown, on_failure=failed,
                                                                    parent=self)
-        job.done.connect(job.deleteLater)
+        job.done.connect(job.dispose)
         job.start(self._reads)
 
     def _scheduled_job_done(self, kind: str, workspace: str) -> None:

@@ -329,7 +329,7 @@ class ReconcilePage(QWidget):
 
     def _end_job(self) -> None:
         if self.job is not None:
-            self.job.deleteLater()
+            self.job.dispose()
         self.job = None
         self.ticker.stop()
         self.count.setText("")

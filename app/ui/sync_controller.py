@@ -155,7 +155,7 @@ class SyncController(QObject):
             self.heap.release_when_idle()
         self._notices[state.workspace_id] = notice
         if state.job is not None:
-            state.job.deleteLater()
+            state.job.dispose()
         self.finished.emit(state.workspace_id, notice)
 
 

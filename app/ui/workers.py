@@ -75,6 +75,17 @@ class BackgroundJob(QObject, Generic[T]):
         self.running = True
         pool.start(lambda: _work(fn, relay))
 
+    def dispose(self) -> None:
+        """Delete this job when control is back in the event loop, after leaving its parent.
+
+        A job is disposed of from its own callback, and its parent may then be deleted at once (a dialog
+        Python frees when its last reference goes). Had the job stayed a child, the parent would delete it
+        and the posted deletion would later delete it a second time: under load that crashed a test worker
+        (``QObject::~QObject`` on freed memory, seen under gdb). Without a parent only the posted deletion
+        deletes it."""
+        self.setParent(None)
+        self.deleteLater()
+
     @Slot(str, int, int)
     def _progressed(self, stage: str, done: int, total: int) -> None:
         if self._on_progress is not None and self.running:
@@ -119,7 +130,7 @@ class WriteQueues(QObject):
         """``fn`` on the workspace's worker, after the writes queued before it."""
         job: BackgroundJob[T] = BackgroundJob(fn, on_success=on_success, on_failure=on_failure,
                                               parent=parent or self)
-        job.done.connect(job.deleteLater)
+        job.done.connect(job.dispose)
         job.start(self.pool(workspace_id))
         return job
 

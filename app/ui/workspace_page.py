@@ -200,7 +200,7 @@ class WorkspacePage(QWidget):
 
         job: BackgroundJob[list] = BackgroundJob(lambda _p: model.ordered(status.linked_records(self._store, ws_id)),
                                                  on_success=shown, on_failure=failed, parent=self)
-        job.done.connect(job.deleteLater)
+        job.done.connect(job.dispose)
         job.start(self._pool)
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:

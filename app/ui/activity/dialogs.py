@@ -223,7 +223,7 @@ class UndoDialog(QDialog):
 
     def _end_job(self) -> None:
         if self.job is not None:
-            self.job.deleteLater()
+            self.job.dispose()
         self.job = None
         self.ticker.stop()
         self.progress_row.hide()

@@ -282,7 +282,7 @@ class ActivityPage(Filtering, QWidget):
 
     def _end_job(self) -> None:
         if self.job is not None:
-            self.job.deleteLater()
+            self.job.dispose()
         self.job = None
         self.progress_row.hide()
         self._update_buttons()
