@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
 LEGAL_SUFFIXES = {
@@ -30,8 +31,27 @@ _LOOKALIKES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201
                              "\u2212": "-"})
 
 
+class _DropWhere(dict[int, int | None]):
+    """A ``str.translate`` table that drops the characters a test picks and keeps the rest, working out
+    each character once (the table fills as text is seen): one C call a string instead of a Python step a
+    character."""
+
+    def __init__(self, drop: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._drop = drop
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if self._drop(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_COMBINING = _DropWhere(lambda c: bool(unicodedata.combining(c)))
+_FORMAT = _DropWhere(lambda c: unicodedata.category(c) == "Cf")
+
+
 def strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFKD", text).translate(_COMBINING)
 
 
 def remove_invisible(text: str) -> tuple[str, list[str]]:
@@ -71,8 +91,7 @@ def _fold(text: str) -> str:
     """Width forms, ligatures, invisible characters, accents, case and look-alike punctuation folded."""
     if text.isascii():  # nothing to fold but case (most names): a quarter of matching's time otherwise
         return text.lower()
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = unicodedata.normalize("NFKC", text).translate(_FORMAT)
     return strip_accents(text).casefold().translate(_LOOKALIKES)
 
 
@@ -98,16 +117,23 @@ def _join_spelled_forms(words: list[str]) -> list[str]:
     return words
 
 
-def name_key(name: str | None) -> str:
+def folded_words(name: str | None) -> list[str]:
+    """The name folded (``_fold``) and split into words, a spelled-out legal form joined into one: the
+    first step of both ``name_key`` and ``normalise_name``, which a caller needing both can share."""
+    return _join_spelled_forms(_fold(name).split()) if name else []
+
+
+def name_key(name: str | None, words: list[str] | None = None) -> str:
     """The key two names must share to be linked on their names alone.
 
     Only case, spacing, accents, legal form and look-alike characters (width forms, invisible
     characters, curly quotes) are ignored; every letter, digit and symbol counts, so 'C# Academy' and
-    'C++ Academy', 'A&B' and 'A+B', 'Unit 1' and 'Unit 7' keep different keys.
+    'C++ Academy', 'A&B' and 'A+B', 'Unit 1' and 'Unit 7' keep different keys. ``words``, if given, is
+    ``folded_words(name)`` already worked out.
     """
     if not name:
         return ""
-    words = _join_spelled_forms(_fold(name).split())
+    words = list(words) if words is not None else folded_words(name)
     while words:  # the legal form at the end: 'Widgets, Ltd.', 'Smith & Co', 'Cedar L.L.C.'
         last = words[-1].strip(".,")
         if last.replace(".", "") in LEGAL_SUFFIXES and len(words) > 1:
@@ -120,15 +146,16 @@ def name_key(name: str | None) -> str:
     return _SYMBOL_SPACE.sub(r"\1", " ".join(words))
 
 
-def normalise_name(name: str | None) -> str:
+def normalise_name(name: str | None, words: list[str] | None = None) -> str:
     """'ACME Widgets, Ltd.' and 'Acme & Widgets Limited' -> comparable keys.
 
     Case, accents, punctuation, '&'/'and' and legal suffixes are dropped; the word order is kept
-    (order-insensitive comparison is the fuzzy matcher's job, with a score).
+    (order-insensitive comparison is the fuzzy matcher's job, with a score). ``words``, if given, is
+    ``folded_words(name)`` already worked out.
     """
     if not name:
         return ""
-    text = " ".join(_join_spelled_forms(_fold(name).split())).replace("&", " and ")
+    text = " ".join(words if words is not None else folded_words(name)).replace("&", " and ")
     text = text.replace("l.l.c", "llc").replace("b.v", "bv").replace("n.v", "nv")
     text = _PUNCT.sub(" ", text)
     words = [w for w in _SPACE.split(text) if w and w != "and"]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from rapidfuzz import fuzz, process
 
 from app.domain.models import Party
-from app.domain.text import compact_tax_id, company_domain, name_key, normalise_email, normalise_name
+from app.domain.text import compact_tax_id, company_domain, folded_words, name_key, normalise_email, normalise_name
 
 LINK_AT = 92.0
 REVIEW_AT = 80.0
@@ -59,9 +60,10 @@ def _digits(text: str | None) -> str:
 
 
 def prepare(ident: str, party: Party) -> _Prepared:
-    name = normalise_name(party.name)
+    words = folded_words(party.name)  # folded once for both keys
+    name = normalise_name(party.name, words)
     tokens = tuple(name.split())
-    return _Prepared(ident, name, name_key(party.name), " ".join(sorted(tokens)), tokens,
+    return _Prepared(ident, name, name_key(party.name, words), " ".join(sorted(tokens)), tokens,
                      normalise_email(party.email), company_domain(party.email),
                      compact_tax_id(party.tax_id), _digits(party.phone)[-9:],
                      (party.postal_code or "").replace(" ", "").upper())
@@ -77,7 +79,7 @@ def _block_keys(p: _Prepared, token_freq: dict[str, int]) -> list[str]:
         keys.append("p:" + p.phone)
     if p.domain:
         keys.append("d:" + p.domain)
-    words = sorted(set(p.tokens), key=lambda t: (token_freq.get(t, 0), t))[:4]
+    words = [t for _, t in sorted([(token_freq.get(t, 0), t) for t in set(p.tokens)])[:4]]  # rarest first
     if len(words) == 1:
         tok = words[0]
         keys += ["w:" + tok, "a:" + tok[:4], "z:" + tok[-4:]]
@@ -100,8 +102,8 @@ def _word_score(a: _Prepared, b: _Prepared) -> float:
         return 0.0
     total = weight = 0.0
     left = list(b.tokens)
-    for t in a.tokens:  # each word pairs with one partner only
-        best_i, best = max(((i, fuzz.ratio(t, u)) for i, u in enumerate(left)), key=lambda x: x[1])
+    for t in a.tokens:  # each word pairs with one partner only; the first of equal partners
+        _, best, best_i = process.extractOne(t, left, scorer=fuzz.ratio)
         if best < 75:
             return 0.0
         left.pop(best_i)
@@ -112,37 +114,52 @@ def _word_score(a: _Prepared, b: _Prepared) -> float:
 
 def score_pair(a: _Prepared, b: _Prepared) -> tuple[float, tuple[str, ...]]:
     reasons: list[str] = []
+    return _score(a, b, reasons), tuple(reasons)
+
+
+def _score(a: _Prepared, b: _Prepared, reasons: list[str] | None = None) -> float:
+    """The pair's score; its reasons are added to ``reasons`` when given (matching scores many pairs and
+    words the reasons of the best one only)."""
     if a.name and b.name:
-        name = max(fuzz.ratio(a.name, b.name), fuzz.ratio(a.sorted_name, b.sorted_name), _word_score(a, b))
+        name = fuzz.ratio(a.name, b.name)
+        if name < 100:  # the other two readings can only raise it, to at most 100
+            name = max(name, fuzz.ratio(a.sorted_name, b.sorted_name), _word_score(a, b))
     else:
         name = 0.0
     score = name
-    reasons.append(f"name {name:.0f}%")
+    why: Callable[[str], None] = _ignore
+    if reasons is not None:
+        reasons.append(f"name {name:.0f}%")
+        why = reasons.append
     if a.tax and b.tax:
         if a.tax == b.tax:
             score += 15
-            reasons.append("same tax ID")
+            why("same tax ID")
         else:
             score -= 50
-            reasons.append("different tax IDs")
+            why("different tax IDs")
     if a.email and a.email == b.email:
         score += 12
-        reasons.append("same email")
+        why("same email")
     elif a.domain and a.domain == b.domain:
         score += 8
-        reasons.append("same email domain")
+        why("same email domain")
     elif a.domain and b.domain:
         score -= 15
-        reasons.append("different email domains")
+        why("different email domains")
     if a.phone and a.phone == b.phone:
         score += 8
-        reasons.append("same phone")
+        why("same phone")
     if a.postcode and a.postcode == b.postcode:
         score += 3
-        reasons.append("same postcode")
+        why("same postcode")
     if a.key and a.key == b.key and _disagree(a, b):
         score = max(score, REVIEW_AT)  # the same name, told apart by a tax ID or domain: a person decides
-    return max(0.0, min(100.0, score)), tuple(reasons)
+    return max(0.0, min(100.0, score))
+
+
+def _ignore(_reason: str) -> None:
+    return None
 
 
 def _disagree(a: _Prepared, b: _Prepared) -> bool:
@@ -168,15 +185,21 @@ def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]],
     or one of their two rarest name words (or its first or last four letters).
     """
     lp = [prepare(i, p) for i, p in left]
-    rp = [prepare(i, p) for i, p in right]
+    rp = lp if right is left else [prepare(i, p) for i, p in right]  # one side against itself: prepared once
     freq: dict[str, int] = defaultdict(int)
     for rec in (*lp, *rp):
         for tok in set(rec.tokens):
             freq[tok] += 1
+    rp_names = [r.sorted_name for r in rp]
     index: dict[str, list[int]] = defaultdict(list)
     for j, rec in enumerate(rp):
         for key in _block_keys(rec, freq):
             index[key].append(j)
+    for key, bucket in index.items():  # what each key contributes, worked out once
+        if key[0] in "etp":  # same email, tax ID or phone: always scored (the first MAX_BLOCK)
+            del bucket[MAX_BLOCK:]
+        elif len(bucket) > MAX_BLOCK:  # too common to say anything
+            bucket.clear()
     results: list[Candidate] = []
     best_for_right: dict[str, float] = {}
     scored: list[tuple[float, _Prepared, _Prepared, tuple[str, ...]]] = []
@@ -184,31 +207,30 @@ def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]],
         seen: set[int] = set()
         strong: set[int] = set()
         for key in _block_keys(rec, freq):
-            bucket = index.get(key, ())
-            if key[0] in "etp":  # same email, tax ID or phone: always scored
-                strong.update(bucket[:MAX_BLOCK])
-            elif len(bucket) <= MAX_BLOCK:
-                seen.update(bucket)
+            found = index.get(key)
+            if found:
+                (strong if key[0] in "etp" else seen).update(found)
         if len(seen) > TOP_BY_NAME:  # one C call ranks the names; only the best few are scored in full
             ids = list(seen)
-            ranked = process.extract(rec.sorted_name, [rp[j].sorted_name for j in ids], scorer=fuzz.ratio,
+            ranked = process.extract(rec.sorted_name, itemgetter(*ids)(rp_names), scorer=fuzz.ratio,
                                      limit=TOP_BY_NAME, score_cutoff=55)
             seen = {ids[i] for _, _, i in ranked}
         seen |= strong
-        best: tuple[float, _Prepared, tuple[str, ...]] | None = None
+        best: tuple[float, _Prepared] | None = None
         second = 0.0
         for j in seen:
-            if same_side and rp[j].id == rec.id:
+            other = rp[j]
+            if same_side and other.id == rec.id:
                 continue
-            s, why = score_pair(rec, rp[j])
+            s = _score(rec, other)
             if best is None or s > best[0]:
                 second = best[0] if best else 0.0
-                best = (s, rp[j], why)
+                best = (s, other)
             elif s > second:
                 second = s
         if best is None or best[0] < REVIEW_AT:
             continue
-        scored.append((best[0] - (5 if best[0] - second < 3 else 0), rec, best[1], best[2]))
+        scored.append((best[0] - (5 if best[0] - second < 3 else 0), rec, best[1], score_pair(rec, best[1])[1]))
     for s, a, b, why in sorted(scored, key=lambda x: -x[0]):
         if b.id in best_for_right and s >= LINK_AT:
             decision = "review"  # the right record is already taken by a better match
