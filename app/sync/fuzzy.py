@@ -69,30 +69,34 @@ def prepare(ident: str, party: Party) -> _Prepared:
                      (party.postal_code or "").replace(" ", "").upper())
 
 
-def _block_keys(p: _Prepared, token_freq: dict[str, int]) -> list[str]:
-    keys = []
+def _block_keys(p: _Prepared, token_freq: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The record's blocking keys: the strong ones (same email, tax ID or phone: always scored) and the
+    rest (company domain, name words), each in a fixed order."""
+    strong = []
     if p.email:
-        keys.append("e:" + p.email)
+        strong.append("e:" + p.email)
     if p.tax:
-        keys.append("t:" + p.tax)
+        strong.append("t:" + p.tax)
     if len(p.phone) >= 7:
-        keys.append("p:" + p.phone)
-    if p.domain:
-        keys.append("d:" + p.domain)
+        strong.append("p:" + p.phone)
+    keys = ["d:" + p.domain] if p.domain else []
     words = [t for _, t in sorted([(token_freq.get(t, 0), t) for t in set(p.tokens)])[:4]]  # rarest first
     if len(words) == 1:
         tok = words[0]
         keys += ["w:" + tok, "a:" + tok[:4], "z:" + tok[-4:]]
     # Pairs of words (in any order), and pairs where one word is known only by its first or last
     # four letters: a typo or a swapped pair of words still leaves a shared key.
+    add = keys.append
     for i, t in enumerate(words):
         for u in words[i + 1:]:
-            keys.append("w:" + "|".join(sorted((t, u))))
-        for u in words:
-            if u != t and len(t) >= 4:
-                keys.append(f"a:{t[:3]}|{u}")
-                keys.append(f"z:{t[-3:]}|{u}")
-    return keys
+            add("w:" + (t + "|" + u if t < u else u + "|" + t))
+        if len(t) >= 4:
+            head, tail = "a:" + t[:3] + "|", "z:" + t[-3:] + "|"
+            for u in words:
+                if u != t:
+                    add(head + u)
+                    add(tail + u)
+    return strong, keys
 
 
 def _word_score(a: _Prepared, b: _Prepared) -> float:
@@ -193,23 +197,30 @@ def match(left: Iterable[tuple[str, Party]], right: Iterable[tuple[str, Party]],
     rp_names = [r.sorted_name for r in rp]
     index: dict[str, list[int]] = defaultdict(list)
     for j, rec in enumerate(rp):
-        for key in _block_keys(rec, freq):
-            index[key].append(j)
+        for keys in _block_keys(rec, freq):
+            for key in keys:
+                index[key].append(j)
     for key, bucket in index.items():  # what each key contributes, worked out once
         if key[0] in "etp":  # same email, tax ID or phone: always scored (the first MAX_BLOCK)
             del bucket[MAX_BLOCK:]
         elif len(bucket) > MAX_BLOCK:  # too common to say anything
             bucket.clear()
+    find = index.get
     results: list[Candidate] = []
     best_for_right: dict[str, float] = {}
     scored: list[tuple[float, _Prepared, _Prepared, tuple[str, ...]]] = []
     for rec in lp:
         seen: set[int] = set()
         strong: set[int] = set()
-        for key in _block_keys(rec, freq):
-            found = index.get(key)
+        strong_keys, keys = _block_keys(rec, freq)
+        for key in strong_keys:
+            found = find(key)
             if found:
-                (strong if key[0] in "etp" else seen).update(found)
+                strong.update(found)
+        for key in keys:
+            found = find(key)
+            if found:
+                seen.update(found)
         if len(seen) > TOP_BY_NAME:  # one C call ranks the names; only the best few are scored in full
             ids = list(seen)
             ranked = process.extract(rec.sorted_name, itemgetter(*ids)(rp_names), scorer=fuzz.ratio,
