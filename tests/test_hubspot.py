@@ -570,9 +570,8 @@ def test_rate_limited_writes_are_retried():
 
 
 def test_hubspot_429_without_retry_after_waits_for_the_ten_second_window(monkeypatch):
-    c = in_process("hubspot", "demo")
-    frozen = c.sandbox.now()
-    c.sandbox._clock = lambda: frozen  # only advance() moves it, not a busy machine
+    frozen = dt.datetime.now(dt.UTC).timestamp()
+    c = in_process("hubspot", "demo", clock=lambda: frozen)  # only advance() moves it, not a busy machine
     c.sandbox.advance(11)  # past the window the connect's own calls used
     with _raw(c, _token(c)) as http:
         statuses = [http.get("/crm/v3/objects/products").status_code for _ in range(111)]
