@@ -186,3 +186,38 @@ def test_a_dead_sign_in_stops_scheduled_syncs_without_calling_the_provider(tmp_p
     finally:
         jobs.install(None)
     assert calls == ["sync"]  # reconnected: scheduled syncs run again
+
+
+def test_the_nightly_sync_due_with_a_quick_sync_runs_after_it_instead_of_being_lost(tmp_path):
+    """At 02:00 the nightly full sync and a quick sync can fall due together: the second waits for the
+    first in this process, instead of finding its hold on the workspace and being skipped until the
+    next night. Another workspace's jobs do not wait."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    add_workspace(store, "Acme Books", "hubspot", "xero")
+    add_workspace(store, "Bistro", "hubspot", "xero")
+    order: list[str] = []
+    quick_inside, let_quick_end = threading.Event(), threading.Event()
+
+    def quick(ctx, ws):
+        quick_inside.set()
+        assert let_quick_end.wait(30)
+        order.append(f"quick {ws}")
+
+    def nightly(ctx, ws):
+        order.append(f"nightly {ws}")
+
+    jobs.install(jobs.Context(store, None, runners={"realtime": quick, "batch": nightly}))
+    try:
+        first = threading.Thread(target=jobs.run_job, args=("realtime", "Acme Books"))
+        first.start()
+        assert quick_inside.wait(30)
+        second = threading.Thread(target=jobs.run_job, args=("batch", "Acme Books"))
+        second.start()
+        jobs.run_job("batch", "Bistro")  # another workspace: at once
+        assert order == ["nightly Bistro"]
+        let_quick_end.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        jobs.install(None)
+    assert order == ["nightly Bistro", "quick Acme Books", "nightly Acme Books"]

@@ -27,6 +27,16 @@ class Context:
 
 
 _context: Context | None = None
+# One lock a workspace: its scheduled jobs that fall due together (the nightly full sync and a quick sync at
+# 02:00) run one after the other in this process, instead of the second finding the first's lease and being
+# lost until the next night.
+_turns: dict[str, threading.Lock] = {}
+_turns_guard = threading.Lock()
+
+
+def _turn(workspace: str) -> threading.Lock:
+    with _turns_guard:
+        return _turns.setdefault(workspace, threading.Lock())
 
 
 def install(context: Context | None) -> None:
@@ -42,9 +52,13 @@ def run_job(kind: str, workspace: str) -> None:
         return
     runner = ctx.runners.get(kind) or _default_runner(kind)
     try:
-        if kind in HELD_KINDS and _held(ctx, workspace):
-            return
-        result = runner(ctx, workspace)
+        if kind not in HELD_KINDS:
+            result = runner(ctx, workspace)
+        else:
+            with _turn(workspace):
+                if _held(ctx, workspace):
+                    return
+                result = runner(ctx, workspace)
     except BaseException as exc:  # noqa: BLE001 - reported to the app, never kills the scheduler
         log.warning("%s job for %s failed: %s", kind, workspace, exc)
         ctx.on_error(kind, workspace, exc)
