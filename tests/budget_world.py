@@ -45,19 +45,26 @@ class World:
     def sync(self, **kw: Any):
         return run_sync(self.store, self.tokens, self.name, **{**self.options(), **kw})
 
+    def spent(self, sandbox: Any) -> int:
+        """What the provider counts against its day: Pipedrive's tokens, everyone else's calls."""
+        tokens = getattr(sandbox, "tokens_used_today", None)
+        return int(tokens()) if tokens is not None else self.api_calls(sandbox)
+
     def api_calls(self, sandbox: Any) -> int:
         """Calls the provider counted against the allowance (sign-in renewals are not API calls)."""
         return sum(1 for _m, path, _s in sandbox.request_log if "/oauth" not in path)
 
 
-def make_world(tmp_path, start: dt.datetime, *, plan: str = "Free", crm: str = "hubspot") -> World:
+def make_world(tmp_path, start: dt.datetime, *, plan: str = "Free", crm: str = "hubspot",
+               crm_options: dict[str, Any] | None = None) -> World:
     clock = FakeClock(start)
     store = Store(f"sqlite:///{tmp_path}/budget.db")
     ws = add_workspace(store, "Acme", crm, "zohobooks")
     tokens = MemoryTokenStore()
     routes: dict[str, InProcessTransport] = {}
     sandboxes = [connect_in_process(store, ws, tokens, clock, provider, host, routes, **kw)
-                 for provider, host, kw in ((crm, "crm.test", {}), ("zohobooks", "books.test", {"plan": plan}))]
+                 for provider, host, kw in ((crm, "crm.test", crm_options or {}),
+                                            ("zohobooks", "books.test", {"plan": plan}))]
     return World(store, tokens, clock, sandboxes[0], sandboxes[1], Router(routes))
 
 

@@ -80,6 +80,9 @@ CASES: list[list[str]] = [
     ["connect", "hubspot", "--workspace", "Acme", "--access-token-stdin", "--base-url", "https://evil.example"],
     ["connect", "hubspot", "--workspace", "nope", "--access-token-stdin"],
     ["connect", "pipedrive", "--workspace", "Acme", "--access-token-stdin"],
+    ["connect", "hubspot", "--workspace", "Acme", "--plan", "growth"],
+    ["connect", "pipedrive", "--workspace", "Acme", "--plan", "gold"],
+    ["workspace", "set", "Acme", "--plan", "gold"], ["workspace", "set", "Acme", "--plan", "growth"],
     ["connect", "hubspot", "--workspace", "Acme", "--access-token-stdin", "extra"],
     # sync
     ["sync"], ["sync", "nope"], ["sync", "acme"], ["sync", "Acme"], ["sync", "Zürich Ltd"], ["sync", "Acme", "--frob"],

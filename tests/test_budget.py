@@ -70,49 +70,51 @@ def _run_due(s: Scheduler, executed: Executed) -> None:
     s.settle()
 
 
-def test_a_day_of_scheduled_syncs_on_zoho_books_free_stays_in_the_cap_and_changes_arrive(tmp_path):
-    w = make_world(tmp_path, _midnight(1) + dt.timedelta(hours=20))
+def _a_day_of_scheduled_syncs(w) -> tuple[int, int]:
+    """Two syncs by hand the evening before, then a whole day of the scheduler's own syncs on the virtual
+    clock, with one company's e-mail changed in the CRM in the afternoon that must reach the ledger.
+    Returns the calls the accounting sandbox counted that day, and what the CRM counted for the edit
+    (made there by someone else, outside our budget)."""
     for _ in range(2):  # the first syncs, by hand, the evening before
         first = w.sync()
         assert first.status == "ok", first.errors
     day, end = _midnight(2), _midnight(3)
     w.clock.advance((day - w.clock.now()).total_seconds())
-    books_before, crm = w.api_calls(w.books), None
+    books_before = w.api_calls(w.books)
 
     results: list = []
     s = _scheduler(w, results)
     executed = Executed(s)
     s.start()
     ws = get_workspace(w.store, w.name)
-    edited = False
+    edited_at = None
     try:
         while True:
             upcoming = [j.next_run_time for j in s.scheduler.get_jobs() if j.next_run_time is not None]
             when = min(upcoming)
             if when >= end:
                 break
-            if not edited and when >= day + dt.timedelta(hours=13):
-                # Someone changes a company's billing e-mail in HubSpot in the afternoon.
+            if edited_at is None and when >= day + dt.timedelta(hours=13):
+                # Someone changes a company's billing e-mail in the CRM in the afternoon.
                 crm = registry.make_connector(load_connection(w.store, ws, "crm"), w.tokens, transport=w.transport,
                                               sleep=w.clock.sleep, clock=w.clock.monotonic)
                 with w.store.session() as ses:
                     link = ses.query(Link).filter_by(object_type="customer", crm_type="company", how="created").first()
                     crm_id, acct_id = link.crm_id, link.acct_id
+                before_edit = w.spent(w.crm)
                 email_field = crm.default_mapping()["company"]["email"].split("|")[0]
                 [res] = crm.update_records([RecordWrite("t", "company", crm_id,
                                                         {email_field: "afternoon@example.com"})])
                 assert res.ok, res.error
                 crm.close()
-                edited, edited_at = True, w.clock.now()
+                edited_at, edit_cost = w.clock.now(), w.spent(w.crm) - before_edit
             w.clock.advance(max(0.0, (when - w.clock.now()).total_seconds()))
             _run_due(s, executed)
     finally:
         s.shutdown()
+    assert edited_at is not None
+    books_calls = w.api_calls(w.books) - books_before
 
-    calls = w.api_calls(w.books) - books_before
-    assert w.books.state["usage"][w.books.state["default_org"]]["count"] <= 1000  # Zoho's own counter
-    assert calls <= 1000  # counted at the sandbox: never more than the Free plan's day
-    assert calls <= 800, calls  # and the scheduled syncs left a fifth of it for the user
     syncs = [(when, r) for kind, when, r in results if kind == "realtime"]
     assert [(when.time(), getattr(r, "status", r), getattr(r, "errors", None)) for when, r in syncs
             if getattr(r, "status", None) != "ok"] == []
@@ -126,9 +128,33 @@ def test_a_day_of_scheduled_syncs_on_zoho_books_free_stays_in_the_cap_and_change
     assert customer.party.email == "afternoon@example.com"
     arrived = next(when for when, r in syncs if when > edited_at and r.counts.get("updated"))
     assert arrived - edited_at <= dt.timedelta(minutes=15)
-    # the 2-minute default was widened for the Free plan's 1,000 calls, and no further than needed
     w.clock.advance((end - w.clock.now()).total_seconds())
+    return books_calls, edit_cost
+
+
+def test_a_day_of_scheduled_syncs_on_zoho_books_free_stays_in_the_cap_and_changes_arrive(tmp_path):
+    w = make_world(tmp_path, _midnight(1) + dt.timedelta(hours=20))
+    calls, _ = _a_day_of_scheduled_syncs(w)
+    assert w.books.state["usage"][w.books.state["default_org"]]["count"] <= 1000  # Zoho's own counter
+    assert calls <= 1000  # counted at the sandbox: never more than the Free plan's day
+    assert calls <= 800, calls  # and the scheduled syncs left a fifth of it for the user
+    # the 2-minute default was widened for the Free plan's 1,000 calls, and no further than needed
     assert 2 < realtime_minutes(w.store, w.name, 2, clock=w.clock) <= 15
+
+
+def test_a_day_of_scheduled_syncs_on_pipedrive_lite_stays_in_its_token_budget_and_changes_arrive(tmp_path):
+    # Pipedrive Lite with one seat: 30,000 tokens a day, a list of records 10 of them, the change feed 20.
+    w = make_world(tmp_path, _midnight(1) + dt.timedelta(hours=20), plan="Premium", crm="pipedrive",
+                   crm_options={"plan_multiplier": 1, "seats": 1})
+    _, edit_cost = _a_day_of_scheduled_syncs(w)
+    spent = w.crm.tokens_used_today()  # Pipedrive's own count of the day, at the sandbox
+    assert spent <= 30_000 * 0.8, spent  # the scheduled syncs left a fifth of the budget for the user
+    # what the window showed at the day's end is Pipedrive's own count, less the edit made outside Crossledger
+    with w.store.session() as s:
+        [row] = [r for r in s.query(ProviderBudget) if r.key.startswith("pipedrive:")]
+        assert (row.day, row.cap, row.used) == (_midnight(2).date().isoformat(), 30_000, spent - edit_cost)
+    # the 2-minute default was widened to fit the budget
+    assert realtime_minutes(w.store, w.name, 2, clock=w.clock) > 2
 
 
 def test_two_processes_share_the_daily_count(tmp_path):

@@ -169,6 +169,15 @@ def test_a_good_access_token_is_saved_to_the_keyring_and_a_sync_then_works(
     for path in home.rglob("*"):
         assert not path.is_file() or token.encode() not in path.read_bytes(), f"the token is in {path}"
     sync_works(home, "Acme")
+    if crm == "pipedrive":  # its daily token budget: seats counted at connect, the plan the user's to give
+        assert "3 seats: 90,000 API tokens a day if the plan is Lite" in proc.stdout
+        assert "--plan growth" in proc.stdout
+        shown = json.loads(ok(cli(home, "workspace", "set", "Acme", "--plan", "Growth", "--json")))
+        assert shown["pipedrive"] == {"plan": "growth", "seats": 3, "daily_tokens": 180_000}
+        status = json.loads(ok(cli(home, "status", "--json")))
+        [line] = [b for w in status["workspaces"] for b in w["budget"] if b["provider"] == "pipedrive"]
+        assert line["unit"] == "tokens" and line["cap"] == 180_000 and line["used"] > 0
+        assert line["text"] == f"Pipedrive: {line['used']:,} of 180,000 tokens today"
 
 
 @pytest.mark.parametrize("crm", ["hubspot", "pipedrive"])

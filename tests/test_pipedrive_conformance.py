@@ -26,6 +26,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from app.connectors.base import FieldInfo, RecordWrite
+from app.connectors.pipedrive_tokens import token_cost
 from app.sandbox import pipedrive as sandbox_module
 from app.sandbox.base import Request, Response
 from app.sandbox.server import InProcessTransport
@@ -242,6 +243,7 @@ def run() -> tuple[Recorder, Any]:
     k = c.connector
     sb = c.sandbox
     k.company_name()
+    assert k.active_seats() == sb.seats  # the deactivated colleague is not a seat
     for otype in ("company", "person"):
         k.list_fields(otype)
     mapping = k.default_mapping()
@@ -295,11 +297,24 @@ def test_every_exchange_conforms_to_the_spec(run):
                    ("GET", "/deals/products"), ("GET", "/products"), ("PATCH", "/organizations/{id}"),
                    ("PATCH", "/persons/{id}"), ("POST", "/organizations"), ("POST", "/persons"),
                    ("GET", "/persons/search"), ("GET", "/organizations/search"), ("PATCH", "/deals/{id}"),
-                   ("GET", "/recents"), ("GET", "/users/me"), ("GET", "/dealFields"), ("POST", "/dealFields"),
-                   ("GET", "/organizationFields"), ("GET", "/personFields")]:
+                   ("GET", "/recents"), ("GET", "/users/me"), ("GET", "/users"), ("GET", "/dealFields"),
+                   ("POST", "/dealFields"),                   ("GET", "/organizationFields"), ("GET", "/personFields")]:
         assert needed in paths, needed
     errors = rec.errors()
     assert errors == [], "\n".join(errors[:20])
+
+
+def test_the_connector_prices_every_request_as_the_spec_does(run):
+    """The shared budget books each call at its x-token-cost, so today's count is the company's own."""
+    rec, _ = run
+    priced = 0
+    for req, _resp in rec.seen:
+        found = operation(req.method, req.path)
+        if found is None:  # OAuth
+            continue
+        priced += 1
+        assert token_cost(req.method, req.path) == found[2]["x-token-cost"], (req.method, req.path)
+    assert priced > 30
 
 
 def test_validator_fails_on_a_wrong_field_name_in_a_request(run):

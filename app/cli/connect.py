@@ -15,6 +15,7 @@ import getpass
 import os
 import sys
 import webbrowser
+from typing import Any
 
 from app.cli.common import open_home, token_store
 
@@ -55,6 +56,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
     base_url = _checked_url(args.base_url, "--base-url", args.provider)
     auth_url = _checked_url(args.auth_url, "--auth-url", args.provider)
     label = registry.info(args.provider).label
+    if args.plan is not None:
+        from app.ops.budget import plan_key
+        from app.ops.workspaces import UserError
+
+        if args.provider != "pipedrive":
+            raise UserError(f"--plan is for Pipedrive, whose plan sets its daily API token budget; {label} needs "
+                            "none. Leave it out.")
+        args.plan = plan_key(args.plan)
     use_token = args.access_token_stdin or bool(os.environ.get(TOKEN_ENV))
     if use_token:
         _check_token_options(args, label)
@@ -124,9 +133,11 @@ def _connect_with_token(args: argparse.Namespace, store, ws, base_url: str | Non
     except AccessTokenRefused:
         raise workspaces.UserError(f"{label} refused this access token: check it was copied whole, from "
                                    f"{TOKEN_PLACE[args.provider]}. Nothing was saved.") from None
+    _keep_plan(args, conn)
     workspaces.save_connection(store, ws, conn)
     print(f"Connected to {(conn.label or label).rstrip('.')} with the access token. It is saved in the system "
           "keyring.")
+    _tell_budget(conn, ws.name)
     return 0
 
 
@@ -178,9 +189,31 @@ def _sign_in(args: argparse.Namespace, home, store, ws, base_url: str | None, au
         if secret is None and local:
             secret = SANDBOX_SECRET  # some providers require one; a local sandbox takes any
         connect(conn, tokens, client_secret=secret, open_url=opener, timeout=args.timeout)
+    _keep_plan(args, conn)
     workspaces.save_connection(store, ws, conn)
     print(f"Connected to {(conn.label or label).rstrip('.')}. The sign-in is saved in the system keyring.")
+    _tell_budget(conn, ws.name)
     return 0
+
+
+def _keep_plan(args: argparse.Namespace, conn: Any) -> None:
+    if args.plan is not None:
+        conn.extra["plan"] = args.plan
+
+
+def _tell_budget(conn: Any, workspace: str) -> None:
+    """Pipedrive: the daily token budget the plan and seats make, and how to give the plan if it was not."""
+    if conn.provider != "pipedrive":
+        return
+    from app.connectors.pipedrive_tokens import daily_tokens, plan_label, plan_of, seats_of
+
+    plan, seats, cap = plan_of(conn.extra), seats_of(conn.extra), daily_tokens(conn.extra)
+    people = f"{seats} seat{'s' if seats != 1 else ''}"
+    if plan is not None:
+        print(f"Pipedrive {plan_label(plan)} plan, {people}: {cap:,} API tokens a day.")
+    else:
+        print(f"Pipedrive, {people}: {cap:,} API tokens a day if the plan is Lite, the smallest. If it is another, "
+              f"say so and syncs may run more often: crossledger workspace set \"{workspace}\" --plan growth")
 
 
 def _browser(url: str) -> None:

@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="who wins when a field changed on both sides (repeat for more fields)")
     wset.add_argument("--cadence", metavar="realtime=2m,batch=02:00,reconcile=1,paused=no",
                       help="how often the scheduled syncs run")
+    wset.add_argument("--plan", metavar="lite|growth|premium|ultimate",
+                      help="Pipedrive: the company's plan, which sets its daily API token budget with its seats")
     wset.add_argument("--json", action="store_true", help="print the settings afterwards as JSON")
     wshow = wsub.add_parser("show", help="a workspace's settings")
     wshow.add_argument("name")
@@ -147,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HubSpot and Pipedrive: read an access token from standard input instead of signing in "
                         "(or set CROSSLEDGER_ACCESS_TOKEN); it is checked by one read before it is saved")
     c.add_argument("--timeout", type=_seconds, default=300, help="seconds to wait for the sign-in (default 300)")
+    c.add_argument("--plan", metavar="lite|growth|premium|ultimate",
+                   help="Pipedrive: the company's plan, which sets its daily API token budget with its seats "
+                        "(Lite is assumed until it is given)")
 
     s = sub.add_parser("sync", help="sync a workspace now")
     s.add_argument("name")

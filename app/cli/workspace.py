@@ -49,10 +49,15 @@ def cmd_workspace(args: argparse.Namespace) -> int:
 def _workspace_set(args: argparse.Namespace, store: Any) -> int:
     from app.ops.workspace_settings import apply_settings, load, save
 
-    if args.report_folder is None and args.direction is None and not args.rule and args.cadence is None:
+    if (args.report_folder is None and args.direction is None and not args.rule and args.cadence is None
+            and args.plan is None):
         print("Nothing to change. Say what to set, e.g. --report-folder ~/Reports/Acme, --direction "
-              "crm-to-accounting, --rule city=ask or --cadence realtime=5m.", file=sys.stderr)
+              "crm-to-accounting, --rule city=ask, --cadence realtime=5m or --plan growth.", file=sys.stderr)
         return 2
+    if args.plan is not None:
+        from app.ops.budget import check_plan
+
+        check_plan(store, args.name, args.plan)  # with the others, before anything is saved
     if args.report_folder is not None:
         from app.ops.reconcile_month import folder_problem
 
@@ -70,6 +75,16 @@ def _workspace_set(args: argparse.Namespace, store: Any) -> int:
         if not args.json:
             print(f"Monthly reconciliation workbooks for '{args.name}' now go to {report_folder(settings)}.")
         shown["report_folder"] = settings.report_folder
+    if args.plan is not None:
+        from app.ops.budget import pipedrive_plan, set_pipedrive_plan
+
+        set_pipedrive_plan(store, args.name, args.plan)
+        plan, seats, cap = pipedrive_plan(store, args.name) or (None, 1, 0)
+        shown["pipedrive"] = {"plan": plan, "seats": seats, "daily_tokens": cap}
+        if not args.json:
+            print(f"Pipedrive plan for '{args.name}': {str(plan).capitalize()}. With {seats} seat"
+                  f"{'s' if seats != 1 else ''} that is {cap:,} API tokens a day; scheduled syncs leave a fifth of "
+                  "them for your own work.")
     if args.json:
         print(json.dumps(shown))
     elif args.direction is not None or args.rule or args.cadence is not None:

@@ -99,12 +99,15 @@ RefreshFn = Callable[[Tokens], Tokens]
 class Budget(Protocol):
     """A provider account's allowance shared with every other process using it (see app.store.budget).
 
-    ``take`` books one call: ``(0, "")`` to go ahead, or ``(seconds, why)`` to wait first, where
-    ``why`` is ``"blocked"`` (a Retry-After some process was given), ``"window"`` (the shared minute
-    or second is full) or ``"day"`` (the day's calls are spent: ``seconds`` until it renews).
+    ``take`` books one call costing ``cost`` units of the day (1, or Pipedrive's tokens for it): ``(0, "")``
+    to go ahead, or ``(seconds, why)`` to wait first, where ``why`` is ``"blocked"`` (a Retry-After some
+    process was given), ``"window"`` (the shared minute or second is full) or ``"day"`` (the day's calls
+    are spent: ``seconds`` until it renews).
     """
 
-    def take(self) -> tuple[float, str]: ...
+    def take(self, cost: int = 1) -> tuple[float, str]: ...
+
+    def refund(self, cost: int) -> None: ...
 
     def block(self, seconds: float, reason: str = "") -> None: ...
 
@@ -153,6 +156,9 @@ class ApiClient:
         self.max_wait = max_wait
         self.sleep = sleep
         self.request_count = 0
+        self.units_spent = 0  # of the provider's daily allowance: one a request, or its price (``cost``)
+        # What a request costs of the daily allowance, where the provider prices them (Pipedrive's tokens).
+        self.cost: Callable[[str, str], int] | None = None
         # The account's shared allowance (optional; app.ops.workspaces.open_connectors sets it), and who
         # hears about a wait worth telling the user ("Zoho Books asked us to wait 7 s…").
         self.budget: Budget | None = None
@@ -229,9 +235,11 @@ class ApiClient:
                 token = self.access_token()
                 hdrs[self.auth_header] = f"{self.auth_scheme} {token}" if self.auth_scheme else token
             self.limiter.acquire()
+            cost = 1 if self.cost is None else self.cost(method.upper(), url)
             if self.budget is not None:
-                self._spend(self.budget)
+                self._spend(self.budget, cost)
             self.request_count += 1
+            self.units_spent += cost
             try:
                 resp = self._http.request(method, url, params=params, json=json_body, data=data, content=content,
                                           headers=hdrs)
@@ -247,6 +255,10 @@ class ApiClient:
                 continue
             status = resp.status_code
             log.debug("%s %s %s -> %d", self.provider, method, resp.request.url.path, status)
+            if status == 401:  # an expired sign-in names no account, so no allowance is charged for it
+                self.units_spent -= cost
+                if self.budget is not None:
+                    self.budget.refund(cost)
             if status == 401 and authenticated and not refreshed:
                 refreshed = True
                 self.refresh(stale=token)
@@ -294,10 +306,10 @@ class ApiClient:
                 continue
             return resp
 
-    def _spend(self, budget: Budget) -> None:
+    def _spend(self, budget: Budget, cost: int = 1) -> None:
         """Book this call in the shared budget, waiting out a short hold and stopping at a long one."""
         while True:
-            wait, why = budget.take()
+            wait, why = budget.take(cost)
             if wait <= 0:
                 return
             if why == "day" or wait > self.max_wait:

@@ -9,6 +9,7 @@ when its ``status`` is ``won`` (Pipedrive keeps won/lost as a status, not a stag
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -40,6 +41,7 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.http import RateLimiter, make_api_client, redact
+from app.connectors.pipedrive_tokens import daily_tokens, token_cost
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
@@ -126,8 +128,11 @@ def _name_company(conn: Connection, tokens: TokenStore, transport: httpx.BaseTra
     connector = Connector(conn, tokens, transport=transport)
     try:
         me = connector._me()
+        seats = connector.active_seats()
     finally:
         connector.close()
+    if seats:
+        conn.extra["seats"] = seats
     conn.tenant_id = str(me.get("company_id")) if me.get("company_id") is not None else None
     conn.label = me.get("company_name") or conn.label
     if me.get("company_domain"):
@@ -298,6 +303,8 @@ class Connector(PipedriveLifecycle):
         self.conn = conn
         self.tokens = tokens
         self._transport = transport
+        # The company's daily token budget (plan × seats), spent at each endpoint's price.
+        self.limits = dataclasses.replace(type(self).limits, daily_cap=daily_tokens(conn.extra))
         api_token = conn.extra.get("auth") == "access_token"  # a personal API token: its own header, no refresh
         self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits,
                                    refresh=None if api_token else self._refresh,
@@ -305,6 +312,7 @@ class Connector(PipedriveLifecycle):
                                    sleep=sleep, clock=clock, max_wait=LONG_WAIT,
                                    auth_scheme="" if api_token else "Bearer",
                                    auth_header="x-api-token" if api_token else "Authorization")
+        self.api.cost = token_cost
         # Search has its own, tighter limit: 10 requests per 2 s per token.
         self._search_limiter = RateLimiter(10, 2.0 + SLACK, clock=clock, sleep=sleep)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}
@@ -328,8 +336,8 @@ class Connector(PipedriveLifecycle):
             if exc.retry_after is not None and exc.retry_after > LONG_WAIT:
                 hours = exc.retry_after / 3600
                 raise RateLimited(
-                    f"This Pipedrive company has used its daily API token budget; it resets in about "
-                    f"{hours:.1f} h (midnight UTC). Syncing continues then.",
+                    f"Today's Pipedrive API tokens for this company are used up (scheduled syncs stop at four "
+                    f"fifths of them); they renew in about {hours:.1f} h, at midnight UTC, and syncing continues then.",
                     retry_after=exc.retry_after, daily=True, provider="pipedrive", status=429) from exc
             raise
         try:
@@ -403,6 +411,15 @@ class Connector(PipedriveLifecycle):
 
     def _me(self) -> dict[str, Any]:
         return self._call("GET", f"{V1}/users/me").get("data") or {}
+
+    def active_seats(self) -> int | None:
+        """The company's active users: the seats its daily token budget is counted by (None: not readable,
+        an app without the users:read scope)."""
+        try:
+            users = self._call("GET", f"{V1}/users").get("data") or []
+        except ConnectorError:
+            return None
+        return sum(1 for u in users if isinstance(u, dict) and u.get("active_flag")) or None
 
     # -- protocol: metadata ---------------------------------------------------------------------
     def company_name(self) -> str:

@@ -28,6 +28,10 @@ PLANNED_SHARE = 0.7
 IDLE_RUN_CALLS = 8
 # The nightly full sync before one has been measured: every list read in full, in pages.
 NIGHTLY_CALLS = 60
+# What a day's allowance counts, where it is not calls: Pipedrive prices each call in tokens.
+UNITS = {"pipedrive": "tokens"}
+# Until a sync has been measured, a call there is priced as its dearest read (a v1 list: 20 tokens).
+FIRST_PRICE = {"pipedrive": 20}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +42,15 @@ class BudgetLine:
     cap: int | None
 
     @property
+    def unit(self) -> str:
+        return UNITS.get(self.provider, "calls")
+
+    @property
     def text(self) -> str:
         label = provider_label(self.provider)
         if self.cap:
-            return f"{label}: {self.used:,} of {self.cap:,} calls today"
-        return f"{label}: {self.used:,} calls today"
+            return f"{label}: {self.used:,} of {self.cap:,} {self.unit} today"
+        return f"{label}: {self.used:,} {self.unit} today"
 
 
 def provider_label(provider: str) -> str:
@@ -126,8 +134,9 @@ def realtime_minutes(store: Store, workspace: str, configured: int, *, batch_hou
     for conn, row in _rows(store, workspace):
         if row is None or not row.cap:
             continue
-        per_run = max(1, row.run_calls or IDLE_RUN_CALLS)
-        nightly = row.batch_calls or NIGHTLY_CALLS
+        price = FIRST_PRICE.get(conn.provider, 1)
+        per_run = max(1, row.run_calls or IDLE_RUN_CALLS * price)
+        nightly = row.batch_calls or NIGHTLY_CALLS * price
         planned = row.cap * PLANNED_SHARE
         minutes = max(minutes, _spread(24 * 60, (planned - nightly) / per_run))
         zone = zone_of(conn)
@@ -146,6 +155,7 @@ def _spread(minutes: float, runs: float) -> int:
 
 
 def remember_cost(store: Store, connector: Any, calls: int, *, nightly: bool) -> None:
+    """``calls`` in the units the account's day counts (app.connectors.http.ApiClient.units_spent)."""
     conn = getattr(connector, "conn", None)
     if conn is not None:
         record_cost(store, key_of(conn), calls, nightly=nightly)
@@ -154,3 +164,57 @@ def remember_cost(store: Store, connector: Any, calls: int, *, nightly: bool) ->
 def local_time(when: float) -> str:
     """HH:MM on this computer's clock, as the user reads it."""
     return dt.datetime.fromtimestamp(when, dt.UTC).astimezone().strftime("%H:%M")
+
+
+def pipedrive_plan(store: Store, workspace: str) -> tuple[str | None, int, int] | None:
+    """The workspace's Pipedrive connection: (the plan the user gave, or None), its seats and the daily token
+    budget they make; None when the workspace's CRM is not a connected Pipedrive."""
+    from app.connectors.pipedrive_tokens import daily_tokens, plan_of, seats_of
+
+    for conn in _connections(store, workspace):
+        if conn.provider == "pipedrive":
+            extra = conn.extra or {}
+            return plan_of(extra), seats_of(extra), daily_tokens(extra)
+    return None
+
+
+def plan_key(plan: str) -> str:
+    """A Pipedrive plan as the user wrote it ("Growth", "growth ") as we keep it, or a UserError naming them."""
+    from app.connectors.pipedrive_tokens import PLAN_TOKENS
+    from app.ops.workspaces import UserError
+
+    key = plan.strip().lower()
+    if key not in PLAN_TOKENS:
+        names = ", ".join(p.capitalize() for p in PLAN_TOKENS)
+        raise UserError(f"'{plan}' is not a Pipedrive plan. Choose one of: {names}.")
+    return key
+
+
+def check_plan(store: Store, workspace: str, plan: str) -> tuple[str, str]:
+    """(the plan as kept, the Pipedrive connection's id), or a UserError saying what is wrong."""
+    from app.ops.workspaces import UserError, get_workspace
+
+    key = plan_key(plan)
+    get_workspace(store, workspace)  # an unknown workspace is told as such
+    conns = [c for c in _connections(store, workspace) if c.provider == "pipedrive"]
+    if not conns:
+        raise UserError(f"Workspace '{workspace}' has no Pipedrive connection; a plan only matters for Pipedrive. "
+                        f"Connect it first: crossledger connect pipedrive --workspace \"{workspace}\" --plan {key}.")
+    return key, conns[0].id
+
+
+def set_pipedrive_plan(store: Store, workspace: str, plan: str) -> int:
+    """Keep the Pipedrive company's plan (Lite, Growth, …), which no answer of Pipedrive's tells, and return the
+    daily token budget it makes with the company's seats. The shared count's cap follows at once."""
+    from app.connectors.pipedrive_tokens import daily_tokens
+
+    key, conn_id = check_plan(store, workspace, plan)
+    with store.session() as s:
+        row = s.get(ConnectionRow, conn_id)
+        assert row is not None
+        row.extra = {**(row.extra or {}), "plan": key}
+        cap = daily_tokens(row.extra)
+        budget = s.get(ProviderBudget, key_of(row))
+        if budget is not None:
+            budget.cap = cap
+    return cap

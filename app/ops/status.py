@@ -205,6 +205,9 @@ def status_json(store: Store) -> dict[str, Any]:
             "conflicts": [conflict_json(c) for c in open_conflicts(store, ws.id)],
             "last_runs": [_run_json(r) for r in recent_runs(store, ws.id, 5)],
             "invoices": invoice_summary(store, ws.id),
+            # each connection's allowance used today, by every process (Pipedrive counts tokens, the rest calls)
+            "budget": [{"side": b.side, "provider": b.provider, "used": b.used, "cap": b.cap, "unit": b.unit,
+                        "text": b.text} for b in budget_today(store, ws.name)],
         })
     return {"workspaces": workspaces}
 

@@ -46,6 +46,7 @@ def run_sync(
             if progress is not None and getattr(connector, "api", None) is not None:
                 connector.api.on_wait = _waiting(progress)
         started, before = time.perf_counter(), (_sent(crm), _sent(acct))
+        spent = (_sent(crm, "units_spent"), _sent(acct, "units_spent"))
         engine = SyncEngine(store, ws.id, crm, acct, trigger=trigger, dry_run=dry_run, progress=progress,
                             cancel=cancel, full=full, allow_mass_change=allow_mass_change, clock=clock)
         result = engine.run()
@@ -58,8 +59,8 @@ def run_sync(
         _pause_if_held(store, result, engine.failure, (crm, acct), clock)
         if trigger in SCHEDULED and result.status == "ok" and not dry_run and (
                 trigger == "nightly" or not result.counts.get("writes")):
-            budget.remember_cost(store, crm, result.requests["crm"], nightly=trigger == "nightly")
-            budget.remember_cost(store, acct, result.requests["accounting"], nightly=trigger == "nightly")
+            budget.remember_cost(store, crm, _sent(crm, "units_spent") - spent[0], nightly=trigger == "nightly")
+            budget.remember_cost(store, acct, _sent(acct, "units_spent") - spent[1], nightly=trigger == "nightly")
         changes.announce(store, ws.id, changes.DRY_RUN if dry_run else changes.SYNC)
         return result
     finally:
@@ -93,9 +94,10 @@ def _pause_if_held(store: Store, result: RunResult, failure: Exception | None, c
         restate(store, result.run_id, "paused", "\n".join(result.errors[:50]))
 
 
-def _sent(connector: object) -> int:
-    """Requests this connector's HTTP client has sent so far (token renewals are not counted)."""
-    return int(getattr(getattr(connector, "api", None), "request_count", 0))
+def _sent(connector: object, what: str = "request_count") -> int:
+    """Requests this connector's HTTP client has sent so far (token renewals are not counted), or with
+    ``units_spent`` what they cost of the account's day (Pipedrive: tokens)."""
+    return int(getattr(getattr(connector, "api", None), what, 0))
 
 
 def _names(connector: object, provider: str) -> bool:

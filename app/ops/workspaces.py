@@ -184,9 +184,19 @@ def new_connection(ws: WorkspaceInfo, provider: str, base_url: str, auth_url: st
                       base_url=base_url.rstrip("/"), auth_url=(auth_url or base_url).rstrip("/"))
 
 
+# What the user told us about an account, which no sign-in can read back: kept when it is connected again.
+TOLD_BY_USER = ("plan",)
+
+
 def save_connection(store: Store, ws: WorkspaceInfo, conn: Connection) -> None:
     side = side_of(conn.provider)
     with store.session() as s:
+        old = s.scalars(select(ConnectionRow).where(ConnectionRow.workspace_id == ws.id,
+                                                    ConnectionRow.side == side)).first()
+        if old is not None and old.provider == conn.provider:
+            for key in TOLD_BY_USER:
+                if key in (old.extra or {}) and key not in conn.extra:
+                    conn.extra[key] = old.extra[key]
         s.execute(delete(ConnectionRow).where(ConnectionRow.workspace_id == ws.id, ConnectionRow.side == side))
         s.add(ConnectionRow(id=conn.id, workspace_id=ws.id, side=side, provider=conn.provider,
                             base_url=conn.base_url, auth_url=conn.auth_url, client_id=conn.client_id,

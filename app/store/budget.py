@@ -12,7 +12,8 @@ How far processes can overshoot, in the worst case:
 
 - the day: not at all. A block is booked against the cap under the row's write lock, so all
   processes together send at most ``cap`` calls a day. A process that dies holding a block leaves
-  up to 19 of that day's calls unused; it never spends more.
+  up to 19 of that day's calls unused; it never spends more. (The day counts units: one a call, except
+  on Pipedrive, where a call costs its endpoint's tokens and the cap is the company's token budget.)
 - the short window (Zoho Books' minute, HubSpot's ten seconds): each process keeps its own exact
   sliding limiter (so one process alone runs exactly as fast as before), and books in fixed windows
   in the store, where it gives way to what the others booked in this window and, weighed by how
@@ -92,7 +93,8 @@ class StoreBudget:
         self.share = share
         self.clock = clock
         self._lock = threading.Lock()
-        self._held = 0  # calls booked in the store and not sent yet
+        self._held = 0  # units of the day booked in the store and not spent yet
+        self._held_calls = 0  # calls booked in the store's short window and not sent yet
         self._counted = True  # False: the store was out of reach when they were "booked"
         self._held_day = ""
         self._held_window = -1
@@ -112,26 +114,35 @@ class StoreBudget:
         return self.clock.now().timestamp() + self._skew
 
     # -- the Budget protocol ----------------------------------------------------------------------
-    def take(self) -> tuple[float, str]:
+    def take(self, cost: int = 1) -> tuple[float, str]:
+        """Book one call that costs ``cost`` units of the day (1, or Pipedrive's tokens for that endpoint)."""
         with self._lock:
             now = self.now()
             if now < self._blocked_until:
                 return self._blocked_until - now, self._reason
             fresh = (now - self._visited < HOLD_SECONDS and self._held_day == day_of(now, self.zone)
                      and self._held_window == self._window_index(now))
-            if not (self._held > 0 and fresh):
+            if not (self._held >= cost and self._held_calls > 0 and fresh):
                 try:
-                    wait, why = self._visit(now)
+                    wait, why = self._visit(now, cost)
                 except SQLAlchemyError as exc:  # the store is out of reach: a block goes uncounted, then again
                     log.warning("provider budget %s not available (%s); calls are not counted", self.key, exc)
-                    self._held, self._held_day = BLOCK, day_of(now, self.zone)
+                    self._held, self._held_calls = BLOCK * cost, BLOCK
+                    self._held_day = day_of(now, self.zone)
                     self._held_window = self._window_index(now)
                     self._visited, self._counted = now, False
                     wait, why = 0.0, ""
                 if wait > 0:
                     return wait, why
-            self._held -= 1
+            self._held -= cost
+            self._held_calls -= 1
             return 0.0, ""
+
+    def refund(self, cost: int) -> None:
+        """A call booked but not charged (refused at the door): its units go back to the block held, so the
+        next call spends them or ``close`` hands them back."""
+        with self._lock:
+            self._held += cost
 
     def block(self, seconds: float, reason: str = "blocked") -> None:
         """Everyone holds off for ``seconds`` (a ``"day"`` with no figure: until the day renews)."""
@@ -174,16 +185,16 @@ class StoreBudget:
     def close(self) -> None:
         """Hand back the calls booked and not sent, so the count shows what was really spent."""
         with self._lock:
-            if self._held <= 0 or not self._counted or self._held_day != day_of(self.now(), self.zone):
-                self._held = 0
+            units, calls = self._held, self._held_calls
+            self._held = self._held_calls = 0
+            if units <= 0 or not self._counted or self._held_day != day_of(self.now(), self.zone):
                 return
-            back, self._held = self._held, 0
             col = ProviderBudget
             with self.store.session() as s:
                 s.execute(update(col).where(col.key == self.key, col.day == self._held_day).values(
-                    used=case((col.used > back, col.used - back), else_=0),
-                    window_used=case((and_(col.window_index == self._held_window, col.window_used > back),
-                                      col.window_used - back),
+                    used=case((col.used > units, col.used - units), else_=0),
+                    window_used=case((and_(col.window_index == self._held_window, col.window_used > calls),
+                                      col.window_used - calls),
                                      (col.window_index == self._held_window, 0), else_=col.window_used)))
 
     # -- the store ---------------------------------------------------------------------------------
@@ -202,11 +213,15 @@ class StoreBudget:
             pass  # another process made it first
         self._row_made = True
 
-    def _visit(self, now: float) -> tuple[float, str]:
-        """Hand back the old block, read what everyone has spent and book the next block."""
+    def _visit(self, now: float, cost: int = 1) -> tuple[float, str]:
+        """Hand back the old block, read what everyone has spent and book the next block: ``BLOCK`` calls
+        in the short window and, for the day, ``BLOCK`` calls at this one's cost."""
         today, index = day_of(now, self.zone), self._window_index(now)
-        back = self._held if self._held_day == today and self._counted else 0
-        self._held, self._counted = 0, True
+        same_day = self._held_day == today and self._counted
+        back = self._held if same_day else 0
+        back_calls = self._held_calls if same_day else 0
+        self._held = self._held_calls = 0
+        self._counted = True
         self._ensure_row()
         with self.store.session() as s:
             # A write first, so SQLite takes its write lock before reading (two processes never both
@@ -223,8 +238,8 @@ class StoreBudget:
                 row.cap = self.cap
             if self.window:
                 if row.window_index == index == self._held_window:
-                    row.window_used = max(0, row.window_used - back)
-                    self._mine = max(0, self._mine - back)
+                    row.window_used = max(0, row.window_used - back_calls)
+                    self._mine = max(0, self._mine - back_calls)
                 elif row.window_index != index:
                     row.previous_used = row.window_used if row.window_index == index - 1 else 0
                     row.window_index, row.window_used = index, 0
@@ -232,13 +247,14 @@ class StoreBudget:
             if row.blocked_until > now:
                 self._blocked_until, self._reason = row.blocked_until, row.blocked_reason or "blocked"
                 return row.blocked_until - now, self._reason
-            want = BLOCK
+            units = BLOCK * cost
             limit = self.limit
             if limit is not None:
-                if row.used >= limit:
+                if row.used + cost > limit:
                     self._blocked_until, self._reason = next_day(now, self.zone), "day"
                     return self._blocked_until - now, "day"
-                want = min(want, limit - row.used)
+                units = min(units, limit - row.used)
+            calls = BLOCK
             if self.window and self.requests:
                 # This process's own pace is its exact sliding limiter's; the shared window adds the others'
                 # (the window before weighed by how much of it still overlaps the provider's sliding one).
@@ -249,11 +265,12 @@ class StoreBudget:
                 room = int(self.requests - others)
                 if room <= 0:  # wait for the others' calls to age out, a little at a time
                     return max(0.01, min(self.window / 10, (index + 1) * self.window - now)), "window"
-                want = min(want, room)
-                row.window_used += want
-                self._mine, self._mine_index = mine + want, index
-            row.used += want
-            self._held, self._held_day, self._held_window = want, today, index
+                calls = min(calls, room)
+                units = min(units, calls * cost)
+                row.window_used += calls
+                self._mine, self._mine_index = mine + calls, index
+            row.used += units
+            self._held, self._held_calls, self._held_day, self._held_window = units, calls, today, index
             return 0.0, ""
 
 

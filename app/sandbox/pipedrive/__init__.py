@@ -14,6 +14,9 @@ Money is kept as strings in the state and sent as exact JSON numbers.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from app.sandbox.base import SandboxApp
 from app.sandbox.pipedrive.catalog import Catalog
 from app.sandbox.pipedrive.changes import Changes
@@ -68,6 +71,15 @@ class PipedriveSandbox(SeedData, OAuth, Limits, Records, Changes, Contacts, Merg
     burst_limit = 80
     search_limit = 10
     burst_window = 2.0
+
+    def __init__(self, state_file: str | None = None, *, clock: Callable[[], float] = time.time,
+                 plan_multiplier: int | None = None, seats: int | None = None) -> None:
+        """``plan_multiplier`` (1 Lite … 7 Ultimate) and ``seats`` make the company's daily token budget."""
+        if plan_multiplier is not None:
+            self.plan_multiplier = plan_multiplier
+        if seats is not None:
+            self.seats = seats
+        super().__init__(state_file, clock=clock)
 
 
 __all__ = [

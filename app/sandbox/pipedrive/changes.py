@@ -27,19 +27,35 @@ class Changes(SandboxPart):
     # -- v1: users/me, fields, recents --------------------------------------------------------
     @api("GET", "/users/me", cost=2, scopes=("base",), version="v1")
     def users_me(self, req: Request) -> Response:
-        company, user = self.state["company"], self.state["user"]
-        return self._ok({
+        company = self.state["company"]
+        return self._ok({**self._user(self.state["user"], you=True), "company_id": company["id"],
+                         "company_name": company["name"], "company_domain": company["domain"],
+                         "company_country": company["country"], "company_industry": company["industry"],
+                         "language": {"language_code": "en", "country_code": "GB"}})
+
+    @api("GET", "/users", cost=20, scopes=("users:read",), version="v1")
+    def users_list(self, req: Request) -> Response:
+        """Every user of the company: one active user a seat, and a colleague who left (deactivated)."""
+        me = self.state["user"]
+        users = [self._user(me, you=True)]
+        for n in range(1, self.seats):
+            users.append(self._user({"id": me["id"] + n, "name": f"Sales Rep {n}",
+                                     "email": f"rep{n}@crossledger-demo.test"}))
+        users.append(self._user({"id": me["id"] + 99, "name": "Former Colleague",
+                                 "email": "former@crossledger-demo.test"}, active=False))
+        return self._ok(users)
+
+    def _user(self, user: dict[str, Any], *, you: bool = False, active: bool = True) -> dict[str, Any]:
+        company = self.state["company"]
+        return {
             "id": user["id"], "name": user["name"], "default_currency": company["currency"], "locale": "en_GB",
-            "lang": 1, "email": user["email"], "phone": None, "activated": True,
+            "lang": 1, "email": user["email"], "phone": None, "activated": active,
             "last_login": v1_time(v2_time(self.now())), "created": "2024-01-01 00:00:00", "modified": None,
-            "has_created_company": True,
-            "access": [{"app": "sales", "admin": True, "permission_set_id": "62cc4d7f-4038-4352-abf3-a8c1c822b631"}],
-            "active_flag": True, "timezone_name": "Europe/London", "timezone_offset": "+00:00", "role_id": 1,
-            "icon_url": None, "is_you": True, "is_deleted": False, "company_id": company["id"],
-            "company_name": company["name"], "company_domain": company["domain"],
-            "company_country": company["country"], "company_industry": company["industry"],
-            "language": {"language_code": "en", "country_code": "GB"},
-        })
+            "has_created_company": you,
+            "access": [{"app": "sales", "admin": you, "permission_set_id": "62cc4d7f-4038-4352-abf3-a8c1c822b631"}],
+            "active_flag": active, "timezone_name": "Europe/London", "timezone_offset": "+00:00",
+            "role_id": 1, "icon_url": None, "is_you": you, "is_deleted": False,
+        }
 
     def _fields_list(self, req: Request, entity: str) -> Response:
         start = self._int_arg(req, "start") or 0
