@@ -178,3 +178,33 @@ def test_a_setting_that_cannot_be_read_is_said_and_save_puts_it_right(setup, qtb
     page.select("Birch")
     assert page.form() == WorkspaceForm(9, 4, 3, False, False)
     assert "safety limit in percent is saved as 'lots'" in page.message.text()
+
+
+def test_a_pipedrive_workspace_gives_its_plan_and_sees_its_daily_token_budget(setup, qtbot):
+    from app.ops.budget import pipedrive_plan
+    from app.ops.workspaces import new_connection, save_connection
+
+    store, scheduler = setup
+    ws = add_workspace(store, "Crane", "pipedrive", "xero")
+    conn = new_connection(ws, "pipedrive", "http://pipedrive.test")
+    conn.extra["seats"] = 3  # counted from Pipedrive's active users when it was connected
+    save_connection(store, ws, conn)
+    page = SettingsPage(store, scheduler, now=lambda: NOW, autostart_command=["/usr/bin/crossledger"])
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitExposed(page)
+    assert not page.plan.isVisible()  # Acme's CRM is HubSpot: no plan to give
+    page.select("Crane")
+    assert page.plan.isVisible() and page.plan.currentText() == "Not sure (Lite assumed)"
+    assert page.plan_hint.text() == "3 seats · 90,000 API tokens a day"
+    page.plan.setCurrentIndex(page.plan.findData("premium"))
+    assert page.plan_hint.text() == "3 seats · 450,000 API tokens a day"
+    assert page.is_dirty() and page.save_button.isEnabled()
+    with qtbot.waitSignal(page.saved):
+        qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
+    assert pipedrive_plan(store, "Crane") == ("premium", 3, 450_000)
+    page.select("Crane")
+    assert page.plan.currentData() == "premium" and not page.is_dirty()
+    if (shots := __import__("os").environ.get("CROSSLEDGER_SHOTS")):
+        page.resize(900, 640)
+        page.grab().save(f"{shots}/settings_pipedrive_plan.png")

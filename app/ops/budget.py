@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.connectors import registry
+from app.connectors import pipedrive_tokens, registry
 from app.domain.clock import SYSTEM_CLOCK, Clock
 from app.store.budget import StoreBudget, budget_key, day_of, next_day, record_cost, zone_named
 from app.store.db import Store
@@ -32,6 +32,9 @@ NIGHTLY_CALLS = 60
 UNITS = {"pipedrive": "tokens"}
 # Until a sync has been measured, a call there is priced as its dearest read (a v1 list: 20 tokens).
 FIRST_PRICE = {"pipedrive": 20}
+# Pipedrive's plans as a choice: (kept key, label), the current ones first.
+PIPEDRIVE_PLANS = [(p, pipedrive_tokens.plan_label(p)) for p in pipedrive_tokens.CURRENT_PLANS] + [
+    (p, f"{pipedrive_tokens.plan_label(p)} (older plan)") for p in pipedrive_tokens.OLDER_PLANS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,26 +169,29 @@ def local_time(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.UTC).astimezone().strftime("%H:%M")
 
 
+def daily_tokens_for(plan: str, seats: int) -> int:
+    """Pipedrive's daily token budget for a plan ("" = not given: Lite) and seats."""
+    return pipedrive_tokens.daily_tokens({"plan": plan, "seats": seats})
+
+
 def pipedrive_plan(store: Store, workspace: str) -> tuple[str | None, int, int] | None:
     """The workspace's Pipedrive connection: (the plan the user gave, or None), its seats and the daily token
     budget they make; None when the workspace's CRM is not a connected Pipedrive."""
-    from app.connectors.pipedrive_tokens import daily_tokens, plan_of, seats_of
-
     for conn in _connections(store, workspace):
         if conn.provider == "pipedrive":
             extra = conn.extra or {}
-            return plan_of(extra), seats_of(extra), daily_tokens(extra)
+            tokens = pipedrive_tokens.daily_tokens(extra)
+            return pipedrive_tokens.plan_of(extra), pipedrive_tokens.seats_of(extra), tokens
     return None
 
 
 def plan_key(plan: str) -> str:
     """A Pipedrive plan as the user wrote it ("Growth", "growth ") as we keep it, or a UserError naming them."""
-    from app.connectors.pipedrive_tokens import PLAN_TOKENS
     from app.ops.workspaces import UserError
 
     key = plan.strip().lower()
-    if key not in PLAN_TOKENS:
-        names = ", ".join(p.capitalize() for p in PLAN_TOKENS)
+    if key not in pipedrive_tokens.PLAN_TOKENS:
+        names = ", ".join(p.capitalize() for p in pipedrive_tokens.PLAN_TOKENS)
         raise UserError(f"'{plan}' is not a Pipedrive plan. Choose one of: {names}.")
     return key
 
@@ -206,14 +212,12 @@ def check_plan(store: Store, workspace: str, plan: str) -> tuple[str, str]:
 def set_pipedrive_plan(store: Store, workspace: str, plan: str) -> int:
     """Keep the Pipedrive company's plan (Lite, Growth, …), which no answer of Pipedrive's tells, and return the
     daily token budget it makes with the company's seats. The shared count's cap follows at once."""
-    from app.connectors.pipedrive_tokens import daily_tokens
-
     key, conn_id = check_plan(store, workspace, plan)
     with store.session() as s:
         row = s.get(ConnectionRow, conn_id)
         assert row is not None
         row.extra = {**(row.extra or {}), "plan": key}
-        cap = daily_tokens(row.extra)
+        cap = pipedrive_tokens.daily_tokens(row.extra)
         budget = s.get(ProviderBudget, key_of(row))
         if budget is not None:
             budget.cap = cap

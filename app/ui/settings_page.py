@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.domain.settings import SettingsError, WorkspaceSettings, settings_of
 from app.ops import autostart as autostart_module
+from app.ops.budget import PIPEDRIVE_PLANS, daily_tokens_for, pipedrive_plan, set_pipedrive_plan
 from app.ops.reconcile_month import folder_problem, report_folder
 from app.ops.workspace_settings import save as save_settings
 from app.ops.workspaces import UserError, list_workspaces
@@ -58,6 +59,7 @@ class WorkspaceForm:
     paused: bool
     notifications: bool
     report_folder: str = ""  # "" = the default, reports/ in the data folder
+    pipedrive_plan: str = ""  # "" = not given (Lite assumed) or no Pipedrive connection
 
     @classmethod
     def from_settings(cls, settings: WorkspaceSettings) -> WorkspaceForm:
@@ -148,6 +150,17 @@ class SettingsPage(QWidget):
                                       "the default folder shown.")
         self.choose_folder = QPushButton("Choose…")
         self.choose_folder.clicked.connect(self._choose_folder)
+        self.plan = QComboBox()
+        self.plan.setMinimumWidth(180)
+        self.plan.addItem("Not sure (Lite assumed)", "")
+        for key, label in PIPEDRIVE_PLANS:
+            self.plan.addItem(label, key)
+        self.plan.setToolTip("Pipedrive gives each company a daily budget of API tokens by its plan and seats. "
+                             "Crossledger spaces its syncs to leave a fifth of it for your own work.")
+        self.plan_hint = QLabel()
+        self.plan_hint.setObjectName("Muted")
+        self._seats = 1
+        self.plan.currentIndexChanged.connect(self._show_plan_hint)
 
         ws_form = QFormLayout()
         ws_form.setHorizontalSpacing(16)
@@ -167,6 +180,13 @@ class SettingsPage(QWidget):
         folder_row.addWidget(self.report_folder, 1)
         folder_row.addWidget(self.choose_folder)
         ws_form.addRow("Save workbooks in", folder_row)
+        plan_row = QHBoxLayout()
+        plan_row.setSpacing(10)
+        plan_row.addWidget(self.plan)
+        plan_row.addWidget(self.plan_hint, 1)
+        self.plan_label = QLabel("Pipedrive plan")
+        ws_form.addRow(self.plan_label, plan_row)
+        self._plan_row = (self.plan_label, self.plan, self.plan_hint)
         ws_form.addRow("", self.paused)
         ws_form.addRow("", self.notifications)
         times = QLabel("Times are in this computer's time zone.")
@@ -211,7 +231,7 @@ class SettingsPage(QWidget):
 
         for signal in (self.realtime.valueChanged, self.batch_hour.currentIndexChanged,
                        self.reconcile_day.valueChanged, self.paused.toggled, self.notifications.toggled,
-                       self.start_at_login.toggled, self.report_folder.textChanged):
+                       self.start_at_login.toggled, self.report_folder.textChanged, self.plan.currentIndexChanged):
             signal.connect(self._edited)
         self.reload()
 
@@ -279,6 +299,12 @@ class SettingsPage(QWidget):
         ws = next((w for w in list_workspaces(self._store) if w.name == name), None) if name else None
         settings, problem = _page_settings(ws.settings) if ws else (None, "")
         self._loaded = WorkspaceForm.from_settings(settings) if settings else None
+        pipedrive = pipedrive_plan(self._store, name) if ws and name else None
+        for widget in self._plan_row:
+            widget.setVisible(pipedrive is not None)
+        if self._loaded is not None and pipedrive is not None:
+            self._seats = pipedrive[1]
+            self._loaded = replace(self._loaded, pipedrive_plan=pipedrive[0] or "")
         if self._loaded is not None:
             self._show(self._loaded)
         self._set_message("")
@@ -295,14 +321,24 @@ class SettingsPage(QWidget):
             self.paused.setChecked(form.paused)
             self.notifications.setChecked(form.notifications)
             self.report_folder.setText(form.report_folder)
+            self.plan.setCurrentIndex(max(0, self.plan.findData(form.pipedrive_plan)))
         finally:
             self._filling = False
+        self._show_plan_hint()
+
+    def _show_plan_hint(self, *_args: object) -> None:
+        plan = str(self.plan.currentData() or "")
+        seats = f"{self._seats} seat{'s' if self._seats != 1 else ''}"
+        self.plan_hint.setText(f"{seats} · {daily_tokens_for(plan, self._seats):,} API tokens a day")
 
     # -- editing -----------------------------------------------------------------------------------
     def form(self) -> WorkspaceForm:
+        plan = str(self.plan.currentData() or "") if self.plan.isVisibleTo(self) else ""
+        if self._loaded is not None and not self.plan.isVisibleTo(self):
+            plan = self._loaded.pipedrive_plan
         return WorkspaceForm(self.realtime.value(), int(self.batch_hour.currentData() or 0),
                              self.reconcile_day.value(), self.paused.isChecked(), self.notifications.isChecked(),
-                             self.report_folder.text().strip())
+                             self.report_folder.text().strip(), plan)
 
     def _choose_folder(self) -> None:
         start = self.report_folder.text().strip() or str(report_folder(WorkspaceSettings()))
@@ -358,6 +394,8 @@ class SettingsPage(QWidget):
                                    batch_hour=form.batch_hour, reconcile_day=form.reconcile_day, paused=form.paused)
                 save_settings(self._store, name, schedule=schedule, notifications=form.notifications,
                               report_folder=form.report_folder or None)
+                if form.pipedrive_plan and form.pipedrive_plan != self._loaded.pipedrive_plan:
+                    set_pipedrive_plan(self._store, name, form.pipedrive_plan)
                 self._loaded = form
                 if self._scheduler is not None:
                     self._scheduler.sync_jobs()
