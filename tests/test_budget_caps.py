@@ -108,3 +108,21 @@ def test_the_pipedrive_plan_is_the_users_to_give_and_survives_a_reconnect(tmp_pa
     save_connection(store, ws, again)
     assert load_connection(store, ws, "crm").extra["plan"] == "premium"
     assert pipedrive_plan(store, "Acme") == ("premium", 5, 750_000)
+
+
+def test_the_pipedrive_demo_shows_the_sample_companys_growth_budget_in_tokens(tmp_path):
+    from app.connectors.tokens import MemoryTokenStore
+    from app.ops import sandboxes
+    from app.ops.budget import budget_today
+    from app.ops.demo import run_demo
+
+    store = Store(f"sqlite:///{tmp_path}/b.db")
+    try:
+        result = run_demo(store, MemoryTokenStore(), tmp_path, crm="pipedrive", accounting="xero")
+    finally:
+        sandboxes.stop_all()
+    assert result.run.status == "ok", result.run.errors
+    [line] = [b for b in budget_today(store, "demo") if b.provider == "pipedrive"]
+    # the sample company is on Growth with 3 seats, as its sandbox: 180,000 tokens, not Lite's 90,000
+    assert line.cap == 180_000 and 0 < line.used < 180_000
+    assert line.text == f"Pipedrive: {line.used:,} of 180,000 tokens today"

@@ -66,6 +66,7 @@ def run_demo(store: Store, tokens: TokenStore, home: Path, *, crm: str = "hubspo
                 ledger_box = server.app
             conn = new_connection(ws, provider, server.url)
             conn.extra["sandbox_state"] = str(state)
+            conn.extra.update(sandboxes.told_of_sample(provider))
             if scale != 1.0:  # the connector paces itself to the sandbox's raised limit
                 conn.extra["sandbox_limits_scale"] = scale
                 conn.extra["requests_per_minute"] = int(100 * scale)

@@ -49,6 +49,16 @@ def ensure(provider: str, state_file: str, *, port: int = 0, seed: str | None = 
         return server
 
 
+# What a user would tell us about a sandbox's sample account, where no answer of the provider does: the
+# Pipedrive sandbox is a company on the Growth plan (its budget is 30,000 tokens x 2 x its seats).
+TOLD_OF_SAMPLE = {"pipedrive": {"plan": "growth"}}
+
+
+def told_of_sample(provider: str) -> dict[str, str]:
+    """Settings a sandbox connection starts with, as the user would give them for a real account."""
+    return dict(TOLD_OF_SAMPLE.get(provider, {}))
+
+
 def stop_all() -> None:
     with _lock:
         for server in _running.values():

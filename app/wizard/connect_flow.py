@@ -468,7 +468,7 @@ class ConnectFlow:
                 state = str(folder / f"{conn_id}.json")
             server = sandboxes.ensure(provider, state, seed="demo" if not Path(state).exists() else None)
             conn = Connection(id=conn_id, provider=provider, base_url=server.url, auth_url=server.url,
-                              extra={"sandbox_state": state})
+                              extra={"sandbox_state": state, **sandboxes.told_of_sample(provider)})
             return conn, SANDBOX_SECRET, True
         env = d.get(f"{side}.environment") or ""
         reg = self.registration(side) if source == "profile" else None
