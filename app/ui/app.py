@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 def make_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication, themed; reuses one that already exists (tests)."""
+    # While a sync's worker thread runs Python, the window waits for the GIL each time it needs Python (a
+    # timer, a slot, a model's data() for each cell it paints) up to the switch interval, 5 ms by default:
+    # a repaint just after Sync now waited several of those in a row (80-120 ms stalls in 3 runs of 10).
+    # At 1 ms those waits stay short; the worker loses little to the more frequent hand-overs.
+    sys.setswitchinterval(0.001)
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication(argv if argv is not None else sys.argv[:1])
