@@ -227,6 +227,13 @@ def test_search_narrows_linked_records(make_window, ids, qtbot) -> None:
     assert linked.count.text() == "Showing 2 of 5"
     linked.search.setText("acme old")  # every word must match
     assert linked.visible_rows() == 1
+    linked.search.setText("old acme")  # in any order
+    assert linked.visible_rows() == 1
+    linked.search.setText("(old)")  # read as text, never as a pattern
+    assert linked.visible_rows() == 1
+    for typed in ("(x", "acme.", "c++", "[a-z]*", "\\"):
+        linked.search.setText(typed)
+        assert linked.visible_rows() == 0, typed
     linked.search.setText("BIRCHWOOD furn")  # the ledger name counts too, case does not
     assert linked.visible_rows() == 1
     linked.search.setText("same tax")  # and how it was matched

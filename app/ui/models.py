@@ -12,6 +12,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QRegularExpression,
     QSortFilterProxyModel,
     Qt,
 )
@@ -318,7 +319,9 @@ class SearchFilterProxy(QSortFilterProxyModel):
     """Sorts on SortRole; keeps rows whose search text holds every word typed.
 
     Over a RowTableModel the source sorts its own rows (one Python sort) and this proxy keeps their
-    order: sorting here would call the model's data() from C++ for every comparison.
+    order: sorting here would call the model's data() from C++ for every comparison. The words are one
+    regular expression on SearchRole that Qt checks itself: a filterAcceptsRow written in Python was
+    called for every row at each reset, a third of the time a 10,000-row table took to show its rows.
     """
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -333,11 +336,20 @@ class SearchFilterProxy(QSortFilterProxyModel):
         self._words: list[str] = []
         self.setSortRole(SortRole)
         self.setDynamicSortFilter(True)
+        self.setFilterRole(SearchRole)
+        self.setFilterKeyColumn(0)
 
     def set_search(self, query: str) -> None:
         words = query.casefold().split()
         if words != self._words:
-            self.change_filter(lambda: setattr(self, "_words", words))
+            self.change_filter(lambda: self._set_words(words))
+
+    def _set_words(self, words: list[str]) -> None:
+        """Every word, in any order: one look-ahead each, on the row's casefolded search text."""
+        self._words = words
+        pattern = "^" + "".join(f"(?=.*{QRegularExpression.escape(w)})" for w in words) if words else ""
+        self.setFilterRegularExpression(
+            QRegularExpression(pattern, QRegularExpression.PatternOption.DotMatchesEverythingOption))
 
     def change_filter(self, change: Callable[[], None]) -> None:
         """Apply ``change`` to what the filter keeps, and filter the rows again."""
@@ -348,13 +360,6 @@ class SearchFilterProxy(QSortFilterProxyModel):
         else:
             change()
             self.invalidateRowsFilter()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if not self._words:
-            return True
-        model = self.sourceModel()
-        haystack = model.data(model.index(source_row, 0, source_parent), SearchRole) or ""
-        return all(word in haystack for word in self._words)
 
 
 class WorkspaceListModel(QAbstractListModel):
