@@ -48,10 +48,44 @@ def _fields(values: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v if v is None or type(v) in _PLAIN else jsonable(v) for k, v in values.items()}
 
 
+_JOURNAL_COLUMNS = ("workspace_id", "run_id", "key", "op", "side", "crm_type", "crm_id", "target_id", "payload",
+                    "status", "error", "created_at", "updated_at")
+_JOURNAL_STATEMENT = 50  # journal rows a statement inserts (and returns the ids of)
 _AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
 _LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
          "updated_at")
-_INSERTS: dict[tuple[str, str], tuple[str, list[Any]] | None] = {}
+
+
+@dataclass(slots=True)
+class _Driver:
+    """A statement compiled once for a positional driver (SQLite): its text, its parameters' names in
+    order, their fixed values and each one's conversion."""
+
+    text: str
+    names: list[str]
+    fixed: dict[str, Any]
+    processors: list[Any]
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not any(self.processors):
+            return rows
+        return [tuple(v if p is None or v is None else p(v) for p, v in zip(self.processors, r, strict=True))
+                for r in rows]
+
+
+_COMPILED: dict[tuple[str, str], _Driver | None] = {}
+
+
+def _driver(conn: Any, name: str, build: Callable[[], Any]) -> _Driver | None:
+    """``build()``'s statement as the driver takes it, compiled once per dialect (None: a driver with
+    named parameters, which gets SQLAlchemy's own handling)."""
+    key = (conn.dialect.name, name)
+    if key not in _COMPILED:
+        sql = build().compile(dialect=conn.dialect)
+        names = list(sql.positiontup or ()) if sql.positional else []
+        _COMPILED[key] = _Driver(str(sql), names, {n: sql.binds[n].effective_value for n in names},
+                                 [sql.binds[n].type.bind_processor(conn.dialect) for n in names]) if names else None
+    return _COMPILED[key]
 
 
 def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -62,21 +96,26 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
     if not rows:
         return
     conn = s.connection()
-    key = (conn.dialect.name, table.name)
-    if key not in _INSERTS:
-        sql = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
-        direct = sql.positional and list(sql.positiontup or ()) == list(columns)
-        _INSERTS[key] = (str(sql), [table.c[c].type.bind_processor(conn.dialect) for c in columns]) if direct \
-            else None
-    compiled = _INSERTS[key]
-    if compiled is None:
+    driver = _driver(conn, f"insert {table.name}", lambda: insert(table).values({c: bindparam(c) for c in columns}))
+    if driver is None or driver.names != list(columns):
         s.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
-    text, processors = compiled
-    if any(processors):
-        rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
-                for r in rows]
-    conn.exec_driver_sql(text, rows)
+    conn.exec_driver_sql(driver.text, driver.rows(rows))
+
+
+def _execute_many(s: Any, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
+    """``build()``'s statement (an update) once for each of ``rows`` (values by parameter name), in one go:
+    straight to a positional driver as ``_insert_many`` does, else through SQLAlchemy."""
+    if not rows:
+        return
+    conn = s.connection()
+    driver = _driver(conn, name, build)
+    if driver is None:
+        s.execute(build(), rows)
+        return
+    fixed, names = driver.fixed, driver.names
+    conn.exec_driver_sql(driver.text, driver.rows([tuple(r[n] if n in r else fixed[n] for n in names)
+                                                   for r in rows]))
 
 
 @dataclass(slots=True)
@@ -130,20 +169,31 @@ class _Writes(WithRunContext):
             with self.store.session() as own:
                 return self._journal(entries, own)
         now = utcnow()
-        return dict(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id), [
-            {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
-             "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": payload,
-             "status": "pending", "error": None, "created_at": now, "updated_at": now}
-            for key, op, side, ref, target, payload in entries]).all())
+        rows = [(self.ws_id, self.run_id, key, op, side, ref[0], ref[1], target, payload, "pending", None, now, now)
+                for key, op, side, ref, target, payload in entries]
+        conn, ids = s.connection(), {}
+        for start in range(0, len(rows), _JOURNAL_STATEMENT):
+            chunk = rows[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
+            driver = _driver(conn, f"journal {n}", lambda n=n: insert(_JOURNAL).values(  # type: ignore[misc]
+                [{c: bindparam(f"{c}_{i}", type_=_JOURNAL.c[c].type) for c in _JOURNAL_COLUMNS} for i in range(n)]
+            ).returning(_JOURNAL.c.key, _JOURNAL.c.id))
+            if driver is not None and driver.names == [f"{c}_{i}" for i in range(n) for c in _JOURNAL_COLUMNS]:
+                flat = driver.rows([tuple(v for r in chunk for v in r)])[0]
+                ids.update(conn.exec_driver_sql(driver.text, flat).all())
+            else:
+                ids.update(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id),
+                                     [dict(zip(_JOURNAL_COLUMNS, r, strict=True)) for r in chunk]).all())
+        return ids
 
     def _journal_done(self, s: Any, targets: Mapping[str, str | None]) -> None:
         """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
         now = utcnow()
-        if targets:
-            s.execute(update(_JOURNAL).where(_JOURNAL.c.workspace_id == self.ws_id,
-                                             _JOURNAL.c.key == bindparam("b_key"), _JOURNAL.c.status == "pending")
-                      .values(status="done", target_id=bindparam("b_target"), updated_at=bindparam("b_now")),
-                      [{"b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
+        _execute_many(s, "journal done", lambda: update(_JOURNAL).where(
+            _JOURNAL.c.workspace_id == bindparam("b_ws"), _JOURNAL.c.key == bindparam("b_key"),
+            _JOURNAL.c.status == "pending").values(status="done", target_id=bindparam("b_target"),
+                                                  updated_at=bindparam("b_now")),
+            [{"b_ws": self.ws_id, "b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
 
     def _check(self) -> None:
         """Stop if asked to; renew the run's hold on the workspace every RENEW_EVERY seconds."""
@@ -358,13 +408,17 @@ class _Writes(WithRunContext):
             if extra:  # only the CRM side's ids so far
                 row.update(b_type=extra.get(str(i), {}).get("crm_type"), b_crm=extra.get(str(i), {}).get("crm_id"))
             rows.append(row)
-        columns: dict[str, Any] = {"status": "done",
-                                   "target_id": func.coalesce(bindparam("b_target", type_=_ROWS.c.target_id.type),
-                                                               _ROWS.c.target_id)}
-        if extra:
-            columns.update(crm_type=func.coalesce(bindparam("b_type", type_=_ROWS.c.crm_type.type), _ROWS.c.crm_type),
-                           crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
-        s.execute(update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns), rows)
+
+        def statement() -> Any:
+            columns: dict[str, Any] = {"status": "done", "target_id": func.coalesce(
+                bindparam("b_target", type_=_ROWS.c.target_id.type), _ROWS.c.target_id)}
+            if extra:
+                columns.update(
+                    crm_type=func.coalesce(bindparam("b_type", type_=_ROWS.c.crm_type.type), _ROWS.c.crm_type),
+                    crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
+            return update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns)
+
+        _execute_many(s, "plan rows done" + (" in the CRM" if extra else ""), statement, rows)
 
     def _add_links(self, s: Any, links: list[LinkSpec], *, plain: bool = False) -> None:
         """Links for many records in one go (an existing link for a record is updated, never doubled).
