@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
@@ -97,9 +97,12 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
         return
     conn = s.connection()
     driver = _driver(conn, f"insert {table.name}", lambda: insert(table).values({c: bindparam(c) for c in columns}))
-    if driver is None or driver.names != list(columns):
+    if driver is None or sorted(driver.names) != sorted(columns):
         s.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
+    if driver.names != list(columns):  # in the table's order
+        at = [columns.index(n) for n in driver.names]
+        rows = [tuple(r[i] for i in at) for r in rows]
     conn.exec_driver_sql(driver.text, driver.rows(rows))
 
 
@@ -125,6 +128,36 @@ class _Page:
     chunk: list[PlanRow]  # every row of the page
     todo: list[PlanRow]  # those not written by an earlier apply
     results: list[WriteResult] = field(default_factory=list)  # answers, in ``todo``'s order
+
+
+class _Flight(threading.Thread):
+    """One journalled page sent in the background, batch after batch; ``land`` waits for its answers.
+
+    Only the sending happens here (the journal, the records and any provider call of ``settle`` stay on the
+    run's own thread), so waiting on the provider overlaps our recording of the page before."""
+
+    def __init__(self, writes: _Writes, side: str, call: Callable[[list[Any]], list[WriteResult]], page: _Page,
+                 ids: dict[str, int], batches: list[list[Any]]) -> None:
+        super().__init__(name="migration-send", daemon=True)
+        self.writes, self.side, self.call, self.page, self.ids, self.batches = writes, side, call, page, ids, batches
+        self.error: BaseException | None = None
+        self.landed = False
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for writes in self.batches:
+                self.page.results += self.writes._send(self.side, self.call, writes)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the run's thread by land()
+            self.error = exc
+
+    def land(self, settle: Callable[[_Page], Any]) -> tuple[_Page, Any, dict[str, int]]:
+        """The page answered (its error raised here), settled: what to record."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        self.landed = True
+        return self.page, settle(self.page), self.ids
 
 
 class _Writes(WithRunContext):
@@ -301,38 +334,71 @@ class _Writes(WithRunContext):
                      call: Callable[[list[Any]], list[WriteResult]], settle: Callable[[_Page], Any],
                      record: Callable[[Any, _Page, Any, dict[str, int]], None], stage: str,
                      advance: bool = True) -> None:
-        """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes): one commit
-        records the previous page's answers and journals this page's writes, then they are sent.
+        """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes), each page
+        journalled in a commit before it is sent. A page is sent in the background (``_Flight``) while the
+        page before it is recorded and the next one journalled, in one commit: the provider's answer and our
+        own bookkeeping are no longer waited for one after the other.
 
         ``settle`` turns a page's answers into what to record (it may call the provider again, for a
-        refused name, outside any transaction); ``record`` writes that in the page's session. A write is
-        journalled before it is sent; a run stopped between the two leaves it pending for ``_settle``.
-        ``advance``: the page's rows count as done for the progress (not when a later step finishes them)."""
+        refused name, with nothing else in flight and outside any transaction); ``record`` writes that in a
+        session. A write is journalled before it is sent; a run killed leaves at most two pages pending for
+        ``_settle`` (the one in flight and the one journalled after it). A run stopped (cancel, a refusal,
+        a lost sign-in) first records what had been answered and takes a page journalled but never sent out
+        of the journal. ``advance``: the page's rows count as done for the progress (not when a later step
+        finishes them)."""
         connector = self.acct if side == "accounting" else self.crm
         batch = max(1, connector.limits.batch_max)
         size = batch if batch > 1 else JOURNAL_GROUP
-        answered: tuple[_Page, Any, dict[str, int]] | None = None
-        for start in range(0, len(rows), size):
-            self._check()
-            chunk = rows[start:start + size]
-            page = _Page(chunk, [r for r in chunk if self._key(r.id, part) not in self.keys_done])
-            with self.store.session() as s:
+        answered: tuple[_Page, Any, dict[str, int]] | None = None  # answered, not recorded yet
+        flight: _Flight | None = None  # the page being sent
+        ready: dict[str, int] = {}  # the journal ids of a page journalled, not sent yet
+        try:
+            for start in range(0, len(rows), size):
+                self._check()
+                chunk = rows[start:start + size]
+                page = _Page(chunk, [r for r in chunk if self._key(r.id, part) not in self.keys_done])
+                with self.store.session() as s:
+                    if answered is not None:
+                        record(s, *answered)
+                    ready = self._journal([entry(r) for r in page.todo], s)
                 if answered is not None:
-                    record(s, *answered)
-                ids = self._journal([entry(r) for r in page.todo], s)
-            if answered is not None:
-                self._progress(stage, len(answered[0].chunk) if advance else 0)
-            try:
-                for sub in range(0, len(page.todo), batch):
-                    page.results += self._send(side, call, [write(r) for r in page.todo[sub:sub + batch]])
-            except BaseException:
-                if page.results:  # what was answered before the stop is kept (the rest stays pending)
-                    self._record_now(record, page, settle(page), ids)
-                raise
-            answered = (page, settle(page), ids)
-        if answered is not None:
-            self._record_now(record, *answered)
-            self._progress(stage, len(answered[0].chunk) if advance else 0)
+                    self._progress(stage, len(answered[0].chunk) if advance else 0)
+                    answered = None
+                batches = [[write(r) for r in page.todo[sub:sub + batch]] for sub in range(0, len(page.todo), batch)]
+                if flight is not None:
+                    answered = flight.land(settle)
+                flight, ready = _Flight(self, side, call, page, ready, batches), {}
+            if flight is not None:
+                last = flight.land(settle)
+                flight = None
+                with self.store.session() as s:
+                    for page, settled, ids in (answered, last) if answered is not None else (last,):
+                        record(s, page, settled, ids)
+                for page, _, _ in (answered, last) if answered is not None else (last,):
+                    self._progress(stage, len(page.chunk) if advance else 0)
+                answered = None
+        except BaseException:
+            self._stopped(record, settle, answered, flight, ready)
+            raise
+
+    def _stopped(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], settle: Callable[[_Page], Any],
+                 answered: tuple[_Page, Any, dict[str, int]] | None, flight: _Flight | None,
+                 unsent: dict[str, int]) -> None:
+        """A run stopping in the middle of its pages: what was answered is recorded (the page in flight is
+        waited for first), and a page journalled but never sent leaves the journal."""
+        done = [answered] if answered is not None else []
+        if flight is not None and not flight.landed:
+            flight.join()
+            flight.landed = True
+            if flight.page.results:  # what was answered before the stop is kept (the rest stays pending)
+                done.append((flight.page, settle(flight.page), flight.ids))
+        if not done and not unsent:
+            return
+        with self.store.session() as s:
+            for page, settled, ids in done:
+                record(s, page, settled, ids)
+            if unsent:
+                s.execute(delete(_JOURNAL).where(_JOURNAL.c.id.in_(list(unsent.values()))))
 
     def _record_now(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], page: _Page, settled: Any,
                     ids: dict[str, int]) -> None:
