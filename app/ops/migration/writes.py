@@ -84,7 +84,8 @@ def _driver(conn: Any, name: str, build: Callable[[], Any]) -> _Driver | None:
         sql = build().compile(dialect=conn.dialect)
         names = list(sql.positiontup or ()) if sql.positional else []
         _COMPILED[key] = _Driver(str(sql), names, {n: sql.binds[n].effective_value for n in names},
-                                 [sql.binds[n].type.bind_processor(conn.dialect) for n in names]) if names else None
+                                 [sql.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+                                  for n in names]) if names else None
     return _COMPILED[key]
 
 
