@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,14 +39,8 @@ class _CreateLike:
 
 JournalEntry = tuple[str, str, str, tuple[Any, Any], str | None, dict]  # key, op, side, CRM ref, target, payload
 LinkSpec = tuple[tuple[Any, Any], Any, str, dict]  # CRM ref, ledger id, how, snapshot
-_PLAIN = (str, int, bool)
 RENEW_EVERY = 2.0  # seconds between renewals of the run's lease (it lasts five minutes)
 _JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, FieldChange, Link, MigrationRow))
-
-
-def _fields(values: dict[str, Any]) -> dict[str, Any]:
-    """A record's fields as JSON holds them (``jsonable`` for a flat dict of mostly text)."""
-    return {str(k): v if v is None or type(v) in _PLAIN else jsonable(v) for k, v in values.items()}
 
 
 _JOURNAL_COLUMNS = ("workspace_id", "run_id", "key", "op", "side", "crm_type", "crm_id", "target_id", "payload",
@@ -131,32 +126,30 @@ class _Page:
     results: list[WriteResult] = field(default_factory=list)  # answers, in ``todo``'s order
 
 
-class _Flight(threading.Thread):
-    """One journalled page sent in the background, batch after batch; ``land`` waits for its answers.
+class _Flight:
+    """One journalled page sent in the background by the run's sender thread, batch after batch; ``land``
+    waits for its answers.
 
-    Only the sending happens here (the journal, the records and any provider call of ``settle`` stay on the
-    run's own thread), so waiting on the provider overlaps our recording of the page before."""
+    Only the sending happens there (the journal, the records and any provider call of ``settle`` stay on
+    the run's own thread), so waiting on the provider overlaps our recording of the page before."""
 
-    def __init__(self, writes: _Writes, side: str, call: Callable[[list[Any]], list[WriteResult]], page: _Page,
-                 ids: dict[str, int], batches: list[list[Any]]) -> None:
-        super().__init__(name="migration-send", daemon=True)
+    def __init__(self, sender: ThreadPoolExecutor, writes: _Writes, side: str,
+                 call: Callable[[list[Any]], list[WriteResult]], page: _Page, ids: dict[str, int],
+                 batches: list[list[Any]]) -> None:
         self.writes, self.side, self.call, self.page, self.ids, self.batches = writes, side, call, page, ids, batches
-        self.error: BaseException | None = None
         self.landed = False
-        self.start()
+        self.future = sender.submit(self._send)
 
-    def run(self) -> None:
-        try:
-            for writes in self.batches:
-                self.page.results += self.writes._send(self.side, self.call, writes)
-        except BaseException as exc:  # noqa: BLE001 - raised again on the run's thread by land()
-            self.error = exc
+    def _send(self) -> None:
+        for writes in self.batches:
+            self.page.results += self.writes._send(self.side, self.call, writes)
+
+    def join(self) -> None:
+        wait([self.future])
 
     def land(self, settle: Callable[[_Page], Any]) -> tuple[_Page, Any, dict[str, int]]:
         """The page answered (its error raised here), settled: what to record."""
-        self.join()
-        if self.error is not None:
-            raise self.error
+        self.future.result()
         self.landed = True
         return self.page, settle(self.page), self.ids
 
@@ -353,6 +346,7 @@ class _Writes(WithRunContext):
         answered: tuple[_Page, Any, dict[str, int]] | None = None  # answered, not recorded yet
         flight: _Flight | None = None  # the page being sent
         ready: dict[str, int] = {}  # the journal ids of a page journalled, not sent yet
+        sender = ThreadPoolExecutor(1, thread_name_prefix="migration-send")
         try:
             for start in range(0, len(rows), size):
                 self._check()
@@ -368,7 +362,7 @@ class _Writes(WithRunContext):
                 batches = [[write(r) for r in page.todo[sub:sub + batch]] for sub in range(0, len(page.todo), batch)]
                 if flight is not None:
                     answered = flight.land(settle)
-                flight, ready = _Flight(self, side, call, page, ready, batches), {}
+                flight, ready = _Flight(sender, self, side, call, page, ready, batches), {}
             if flight is not None:
                 last = flight.land(settle)
                 flight = None
@@ -381,6 +375,8 @@ class _Writes(WithRunContext):
         except BaseException:
             self._stopped(record, settle, answered, flight, ready)
             raise
+        finally:
+            sender.shutdown()
 
     def _stopped(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], settle: Callable[[_Page], Any],
                  answered: tuple[_Page, Any, dict[str, int]] | None, flight: _Flight | None,
@@ -439,16 +435,18 @@ class _Writes(WithRunContext):
             self._journal_done(s, keys)
             links: list[LinkSpec] = []
             changes: list[tuple[Any, ...]] = []
+            run_id = self.run_id
             for r, acct_id in made:
-                fields = _fields(party(r).fields())
+                # the plan's own JSON (the party's fields, the CRM's): stored as they are
+                fields = party(r).fields()
                 # the audit trail, as the sync records a create: every field it set
                 jid = ids.get(self._key(r.id, "create"))
-                changes += [(self.run_id, jid, "accounting", acct_id, f, None, str(v), "migration")
+                changes += [(run_id, jid, "accounting", acct_id, f, None, str(v), "migration")
                             for f, v in fields.items() if v]
                 for n, ref in enumerate(r.payload["refs"]):
                     crm_fields = r.payload["crm_fields"].get(_key(tuple(ref)), fields)
                     links.append((tuple(ref), acct_id, "created" if n == 0 else "duplicate",
-                                  {"crm": _fields(crm_fields), "acct": fields}))
+                                  {"crm": crm_fields, "acct": fields}))
                 parties.pop(r.id, None)
             _insert_many(s, _FIELDS, _AUDIT, changes)
             self._add_links(s, links, plain=True)
