@@ -33,14 +33,17 @@ def test_rows_written_straight_to_sqlite_read_as_sqlalchemy_writes_them(tmp_path
         ws_id, run_id = ws.id, run.id
     whole = dt.datetime(2026, 12, 7, 14, 0, 5)  # no microseconds: the case a plain isoformat writes differently
     snapshot = {"crm": {"name": "Société Générale", "email": None}, "acct": {"name": "Société Générale"}}
-    link = (ws_id, "customer", "company", "{}", "X-{}", "created", run_id, snapshot, whole, whole)
-    with store.session() as s:  # one row each way, in the columns' own order and in another
-        s.execute(insert(_LINKS), [dict(zip(_LINK, [*link[:3], "1", "X-1", *link[5:]], strict=True))])
-        _insert_many(s, _LINKS, _LINK, [(*link[:3], "2", "X-2", *link[5:])])
-    first, second = _raw(tmp_path / "m.db", "link")
-    assert first[0] == 1 and second[0] == 2
-    assert [v for i, v in enumerate(first) if i not in (0, 4, 5)] == \
-        [v for i, v in enumerate(second) if i not in (0, 4, 5)]  # id, crm_id and acct_id differ, by design
+    links = [(ws_id, "customer", "company", str(n), f"X-{n}", "created", run_id, snapshot, whole, whole)
+             for n in range(250)]  # in the columns' own order, not the table's
+    with store.session() as s:  # the same rows each way; two hundred of them in multi-row statements
+        s.execute(insert(_LINKS), [dict(zip(_LINK, r, strict=True)) for r in links])
+    with store.session() as s:
+        _insert_many(s, _LINKS, _LINK, [(*r[:3], f"b{r[3]}", *r[4:]) for r in links])
+    rows = _raw(tmp_path / "m.db", "link")
+    assert len(rows) == 500 and [r[0] for r in rows] == list(range(1, 501))
+    for ours, theirs in zip(rows[:250], rows[250:], strict=True):
+        assert theirs[4] == f"b{ours[4]}"
+        assert ours[:4] == (ours[0], *theirs[1:4]) and ours[5:] == theirs[5:]
 
     journal = {"workspace_id": ws_id, "run_id": run_id, "op": "create_customer", "side": "accounting",
                "crm_type": "company", "crm_id": "1", "target_id": None, "payload": {"refs": [["company", "1"]]},

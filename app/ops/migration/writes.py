@@ -46,6 +46,7 @@ _JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, 
 _JOURNAL_COLUMNS = ("workspace_id", "run_id", "key", "op", "side", "crm_type", "crm_id", "target_id", "payload",
                     "status", "error", "created_at", "updated_at")
 _JOURNAL_STATEMENT = 50  # journal rows a statement inserts (and returns the ids of)
+_ROWS_A_STATEMENT = 100  # audit rows or links one statement inserts
 _AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
 _LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
          "updated_at")
@@ -99,7 +100,18 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
     if driver.names != list(columns):  # in the table's order
         at = [columns.index(n) for n in driver.names]
         rows = [tuple(r[i] for i in at) for r in rows]
-    conn.exec_driver_sql(driver.text, driver.rows(rows))
+    rows = driver.rows(rows)
+    # Whole hundreds as multi-row statements (one step of the database each, not one a row); the rest one by one.
+    names, n = driver.names, _ROWS_A_STATEMENT
+    whole = len(rows) - len(rows) % n
+    many = _driver(conn, f"insert {table.name} x{n}", lambda: insert(table).values(
+        [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in names} for i in range(n)])) if whole else None
+    if many is None or many.names != [f"{c}_{i}" for i in range(n) for c in names]:
+        whole = 0
+    for start in range(0, whole, n):
+        conn.exec_driver_sql(many.text, tuple(v for r in rows[start:start + n] for v in r))  # type: ignore[union-attr]
+    if whole < len(rows):
+        conn.exec_driver_sql(driver.text, rows[whole:])
 
 
 def _execute_many(s: Any, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
