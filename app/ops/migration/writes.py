@@ -409,11 +409,6 @@ class _Writes(WithRunContext):
             if unsent:
                 s.execute(delete(_JOURNAL).where(_JOURNAL.c.id.in_(list(unsent.values()))))
 
-    def _record_now(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], page: _Page, settled: Any,
-                    ids: dict[str, int]) -> None:
-        with self.store.session() as s:
-            record(s, page, settled, ids)
-
     def _create_ledger(self, rows: list[PlanRow]) -> None:
         parties: dict[int, Party] = {}
 
