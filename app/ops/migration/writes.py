@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
@@ -226,13 +226,25 @@ class _Writes(WithRunContext):
         return ids
 
     def _journal_done(self, s: Any, targets: Mapping[str, str | None]) -> None:
-        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
-        now = utcnow()
-        _execute_many(s, "journal done", lambda: update(_JOURNAL).where(
-            _JOURNAL.c.workspace_id == bindparam("b_ws"), _JOURNAL.c.key == bindparam("b_key"),
-            _JOURNAL.c.status == "pending").values(status="done", target_id=bindparam("b_target"),
-                                                  updated_at=bindparam("b_now")),
-            [{"b_ws": self.ws_id, "b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
+        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done, with
+        what each made; up to _JOURNAL_STATEMENT keys a statement."""
+        now, items = utcnow(), list(targets.items())
+        for start in range(0, len(items), _JOURNAL_STATEMENT):
+            chunk = items[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
+
+            def statement(n: int = n) -> Any:
+                keys = [bindparam(f"k{i}", type_=_JOURNAL.c.key.type) for i in range(n)]
+                made = case(*((_JOURNAL.c.key == k, bindparam(f"t{i}", type_=_JOURNAL.c.target_id.type))
+                              for i, k in enumerate(keys)), else_=_JOURNAL.c.target_id)
+                return update(_JOURNAL).where(_JOURNAL.c.workspace_id == bindparam("b_ws"),
+                                              _JOURNAL.c.status == "pending", _JOURNAL.c.key.in_(keys)).values(
+                    status="done", target_id=made, updated_at=bindparam("b_now", type_=_JOURNAL.c.updated_at.type))
+
+            values: dict[str, Any] = {"b_ws": self.ws_id, "b_now": now}
+            for i, (key, target) in enumerate(chunk):
+                values[f"k{i}"], values[f"t{i}"] = key, target
+            _execute_many(s, f"journal done {n}", statement, [values])
 
     def _check(self) -> None:
         """Stop if asked to; renew the run's hold on the workspace every RENEW_EVERY seconds."""
