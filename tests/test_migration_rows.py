@@ -35,7 +35,7 @@ def test_rows_written_straight_to_sqlite_read_as_sqlalchemy_writes_them(tmp_path
     snapshot = {"crm": {"name": "Société Générale", "email": None}, "acct": {"name": "Société Générale"}}
     links = [(ws_id, "customer", "company", str(n), f"X-{n}", "created", run_id, snapshot, whole, whole)
              for n in range(250)]  # in the columns' own order, not the table's
-    with store.session() as s:  # the same rows each way; two hundred of them in multi-row statements
+    with store.session() as s:  # the same rows each way (a hundred to a statement, then fifty)
         s.execute(insert(_LINKS), [dict(zip(_LINK, r, strict=True)) for r in links])
     with store.session() as s:
         _insert_many(s, _LINKS, _LINK, [(*r[:3], f"b{r[3]}", *r[4:]) for r in links])

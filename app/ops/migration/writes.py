@@ -101,17 +101,19 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
         at = [columns.index(n) for n in driver.names]
         rows = [tuple(r[i] for i in at) for r in rows]
     rows = driver.rows(rows)
-    # Whole hundreds as multi-row statements (one step of the database each, not one a row); the rest one by one.
-    names, n = driver.names, _ROWS_A_STATEMENT
-    whole = len(rows) - len(rows) % n
-    many = _driver(conn, f"insert {table.name} x{n}", lambda: insert(table).values(
-        [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in names} for i in range(n)])) if whole else None
-    if many is None or many.names != [f"{c}_{i}" for i in range(n) for c in names]:
-        whole = 0
-    for start in range(0, whole, n):
-        conn.exec_driver_sql(many.text, tuple(v for r in rows[start:start + n] for v in r))  # type: ignore[union-attr]
-    if whole < len(rows):
-        conn.exec_driver_sql(driver.text, rows[whole:])
+    # Up to a hundred rows a statement (one step of the database each, not one a row).
+    names, done = driver.names, 0
+    for start in range(0, len(rows), _ROWS_A_STATEMENT):
+        chunk = rows[start:start + _ROWS_A_STATEMENT]
+        n = len(chunk)
+        many = _driver(conn, f"insert {table.name} x{n}", lambda n=n: insert(table).values(  # type: ignore[misc]
+            [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in names} for i in range(n)])) if n > 1 else None
+        if many is None or many.names != [f"{c}_{i}" for i in range(n) for c in names]:
+            break
+        conn.exec_driver_sql(many.text, tuple(v for r in chunk for v in r))
+        done = start + n
+    if done < len(rows):
+        conn.exec_driver_sql(driver.text, rows[done:])
 
 
 def _execute_many(s: Any, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
@@ -483,26 +485,29 @@ class _Writes(WithRunContext):
 
     def _rows_done(self, s: Any, targets: dict[int, str | None], **extra: Any) -> None:
         """Plan rows written: done, with what they made (and their new ``crm_type``/``crm_id`` in ``extra``,
-        by row id)."""
-        if not targets:
-            return
-        rows = []
-        for i, t in targets.items():
-            row = {"b_id": i, "b_target": t}
-            if extra:  # only the CRM side's ids so far
-                row.update(b_type=extra.get(str(i), {}).get("crm_type"), b_crm=extra.get(str(i), {}).get("crm_id"))
-            rows.append(row)
+        by row id); up to _JOURNAL_STATEMENT rows a statement, a value left None keeping the row's own."""
+        items = list(targets.items())
+        sets = [("target_id", "t")] + ([("crm_type", "y"), ("crm_id", "c")] if extra else [])
+        for start in range(0, len(items), _JOURNAL_STATEMENT):
+            chunk = items[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
 
-        def statement() -> Any:
-            columns: dict[str, Any] = {"status": "done", "target_id": func.coalesce(
-                bindparam("b_target", type_=_ROWS.c.target_id.type), _ROWS.c.target_id)}
-            if extra:
-                columns.update(
-                    crm_type=func.coalesce(bindparam("b_type", type_=_ROWS.c.crm_type.type), _ROWS.c.crm_type),
-                    crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
-            return update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns)
+            def statement(n: int = n) -> Any:
+                ids = [bindparam(f"i{i}", type_=_ROWS.c.id.type) for i in range(n)]
+                columns: dict[str, Any] = {"status": "done"}
+                for column, mark in sets:
+                    own = _ROWS.c[column]
+                    columns[column] = func.coalesce(case(*((_ROWS.c.id == row, bindparam(f"{mark}{i}", type_=own.type))
+                                                           for i, row in enumerate(ids))), own)
+                return update(_ROWS).where(_ROWS.c.id.in_(ids)).values(**columns)
 
-        _execute_many(s, "plan rows done" + (" in the CRM" if extra else ""), statement, rows)
+            values: dict[str, Any] = {}
+            for i, (row_id, target) in enumerate(chunk):
+                values[f"i{i}"], values[f"t{i}"] = row_id, target
+                if extra:  # only the CRM side's ids so far
+                    values[f"y{i}"] = extra.get(str(row_id), {}).get("crm_type")
+                    values[f"c{i}"] = extra.get(str(row_id), {}).get("crm_id")
+            _execute_many(s, f"plan rows done {n}" + (" in the CRM" if extra else ""), statement, [values])
 
     def _add_links(self, s: Any, links: list[LinkSpec], *, plain: bool = False) -> None:
         """Links for many records in one go (an existing link for a record is updated, never doubled).
