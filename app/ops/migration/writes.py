@@ -181,6 +181,7 @@ class _Writes(WithRunContext):
                                       "conflicts": 0, "writes": 0})
         self.store, self.ws_id, self.crm, self.acct, self.dry_run = store, ws_id, crm, acct, dry_run
         self.progress, self.cancel = self.ctx.progress, self.ctx.cancel
+        self._halt = threading.Event()  # the run is stopping: the page in flight sends nothing more
 
     # set by the migration engine (apply.py) before the writes start
     result: MigrationResult | None
@@ -297,7 +298,7 @@ class _Writes(WithRunContext):
         short_waits = 0
         pacer = self._pacers.get(side)
         while todo:
-            if self.cancel.is_set():  # the lease is renewed once a journal group, not on every call
+            if self.cancel.is_set() or self._halt.is_set():  # the lease is renewed once a journal group
                 raise Cancelled()
             started = time.monotonic()
             if pacer is not None:  # its writes go through a throttled batch endpoint
@@ -346,7 +347,8 @@ class _Writes(WithRunContext):
             if self.sleep is not time.sleep:  # an injected clock (tests, sandboxes): its sleep is the wait
                 self.sleep(left)
                 return
-            self.sleep(min(left, 30.0))  # wake up now and then to honour Cancel
+            if self._halt.wait(min(left, 30.0)):  # wake up now and then to honour Cancel; at once for a stop
+                raise Cancelled()
 
     # The batching loop every create shares.
     def _write_pages(self, side: str, rows: list[PlanRow], part: str, *,
@@ -373,6 +375,7 @@ class _Writes(WithRunContext):
         flight: _Flight | None = None  # the page being sent
         ready: dict[str, int] = {}  # the journal ids of a page journalled, not sent yet
         sender = ThreadPoolExecutor(1, thread_name_prefix="migration-send")
+        self._halt.clear()
         try:
             for start in range(0, len(rows), size):
                 self._check()
@@ -411,6 +414,7 @@ class _Writes(WithRunContext):
         waited for first), and a page journalled but never sent leaves the journal."""
         done = [answered] if answered is not None else []
         if flight is not None and not flight.landed:
+            self._halt.set()  # a daily-limit wait in flight ends now, not when the limit resets
             flight.join()
             flight.landed = True
             if flight.page.results:  # what was answered before the stop is kept (the rest stays pending)
