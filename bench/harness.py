@@ -200,10 +200,10 @@ def median(values: list[float]) -> float:
 def seed_companies(crm_sandbox: Any, n: int) -> None:
     """``n`` distinct CRM companies (generated names, each with an email, phone and address).
 
-    The same generator as ``bench.migration_bench``: a few near-twins (names sharing all but one word)
+    The migration benchmark's generator (``bench.sandbox_child``): a few near-twins (names sharing all but one word)
     go to review instead of being created, so a run creates slightly fewer than ``n``.
     """
-    from bench.migration_bench import _seed_companies
+    from bench.sandbox_child import seed_companies as _seed_companies
 
     _seed_companies(crm_sandbox, n)
 

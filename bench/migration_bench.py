@@ -13,9 +13,12 @@ would give a window that holds every call of the import, so the limiter would ne
 "floor" would bound nothing. The figures show that the limiter binds: how often and how long it waited,
 and the most calls the sandbox saw in any one window (the limit itself when it binds).
 
-The connectors run with real sleeps, so their rate limiters really wait; the sandboxes are reached
-in-process (httpx's WSGI transport), so no socket time is counted, but the ledger sandbox's own CPU is
-(it runs in this process): ``sandbox_cpu_seconds`` is that part, ``own_cpu_seconds`` the rest.
+The connectors run with real sleeps, so their rate limiters really wait. Each sandbox runs in a process
+of its own, served over HTTP on 127.0.0.1 (``bench.sandbox_child``), as a provider is another machine:
+its CPU is not ours, and waiting on its answer releases our GIL. Calls are counted at the ledger
+sandbox's own request log; ``own_cpu_seconds`` is this process's CPU during the apply,
+``sandbox_cpu_seconds`` the ledger sandbox process's. The CRM sandbox (HubSpot, its limits x100 by
+count) is read by the dry run only.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ import datetime as dt
 import json
 import math
 import os
-import random
-import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,11 +44,8 @@ from app.connectors.http import RateLimiter
 from app.connectors.tokens import MemoryTokenStore
 from app.ops.connect import connect_with_grant
 from app.ops.migration import batch_limits, run_migration
-from app.sandbox.registry import sandbox_class
-from app.sandbox.server import InProcessTransport
 from app.store.db import Store
 from app.store.models import Workspace
-from bench.matchgen import entities
 
 SCALE = 100
 CRM = "hubspot"
@@ -69,54 +68,45 @@ class _Waits:
         time.sleep(seconds)
 
 
-class _Faster:
-    """Mixed into a ledger sandbox: every rate window a SCALE-th as long, the same count in it; each
-    call's time and the CPU spent answering it are kept."""
+class _Provider:
+    """A provider's sandbox in a process of its own (``bench.sandbox_child``), served on 127.0.0.1."""
 
-    stamps: list[float]
-    cpu: float
+    def __init__(self, provider: str, *, by: str, companies: int = 0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.sandbox_child", provider, "--scale", str(SCALE), "--by", by,
+             "--companies", str(companies)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+        hello = self._answer()
+        self.url: str = hello["url"]
+        self.limits = [tuple(x) for x in hello["limits"]]
 
-    def check_rate(self, key: str, limit: int, window: float) -> float | None:
-        return super().check_rate(key, limit, window / SCALE)  # type: ignore[misc]
+    def _answer(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            raise RuntimeError(f"the sandbox process stopped (exit code {self.proc.poll()})")
+        return dict(json.loads(line))
 
-    def _peek(self, key: str, limit: int, window: float) -> float | None:  # Xero's look before counting
-        return super()._peek(key, limit, window / SCALE)  # type: ignore[misc]
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
 
-    def _remaining(self, key: str, limit: int, window: float) -> str:  # Xero's X-MinLimit-Remaining
-        return super()._remaining(key, limit, window / SCALE)  # type: ignore[misc]
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        started = time.thread_time()
-        self.stamps.append(time.monotonic())
-        try:
-            return super().__call__(environ, start_response)  # type: ignore[misc]
-        finally:
-            self.cpu += time.thread_time() - started
-
-
-def _sandbox(provider: str, *, faster: bool = False) -> Any:
-    """A sandbox with its limits x SCALE: by count (the CRM, read in the dry run only) or by time."""
-    cls = sandbox_class(provider)
-    if faster:
-        cls = type(f"Faster{cls.__name__}", (_Faster, cls), {})
-    sandbox = cls()
-    sandbox.seed("empty")
-    if faster:
-        sandbox.stamps, sandbox.cpu = [], 0.0
-    else:
-        sandbox.scale_limits(SCALE)
-    return sandbox
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # the child stops serving at the end of its input
+            self.proc.wait(timeout=30)
 
 
-def _connector(provider: str, sandbox: Any, waits: _Waits, *, faster: bool = False) -> Any:
-    """A connector wired in-process to ``sandbox``, its own limits scaled like the sandbox's."""
-    transport = InProcessTransport(sandbox)
+def _connector(provider: str, box: _Provider, waits: _Waits, *, faster: bool = False) -> Any:
+    """A connector talking HTTP to ``box``, its own limits scaled like the sandbox's."""
     tokens = MemoryTokenStore()
-    conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=sandbox.public_url,
-                      auth_url=sandbox.public_url)
-    connect_with_grant(conn, tokens, sandbox.grant_tokens(conn.client_id), sandbox.test_callback_params(),
-                       transport=transport, client_secret="sandbox-secret")
-    connector = registry.make_connector(conn, tokens, transport=transport)  # real sleeps: limits really wait
+    conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=box.url,
+                      auth_url=box.url)
+    grant = box.ask(f"grant {conn.client_id}")
+    connect_with_grant(conn, tokens, grant["tokens"], grant["callback"], client_secret="sandbox-secret")
+    connector = registry.make_connector(conn, tokens)  # real sleeps: limits really wait
     limits = connector.limits
     cap = limits.daily_cap * SCALE if limits.daily_cap else None
 
@@ -141,63 +131,46 @@ def _busiest(stamps: list[float], window: float) -> int:
     return max((bisect.bisect_left(stamps, t + window) - n for n, t in enumerate(stamps)), default=0)
 
 
-def _seed_companies(sandbox: Any, n: int) -> None:
-    rng = random.Random(5)
-    start = int((time.time() - 86400) * 1000)
-    for i, e in enumerate(entities(n, seed=3)):
-        domain = re.sub(r"(\.[a-z.]+)(\d+)$", r"\2\1", e["domain"])  # harbourbakery42.com
-        props = {"name": f"{e['name']} {e['suffix']}".strip(), "domain": domain,
-                 "billing_email": f"accounts@{domain}", "phone": f"+44 20 {rng.randrange(1000, 9999)} "
-                                                                     f"{rng.randrange(1000, 9999)}",
-                 "city": "London", "country": "United Kingdom", "zip": "EC1A 1BB"}
-        sandbox._insert("companies", props, start + i)
-
-
-def _create_limits(provider: str, box: Any) -> list[tuple[int, float]]:
-    """The sandbox's own (unscaled) limits a batch of customer creates counts against: (calls, seconds)."""
-    if provider == "quickbooks":
-        return [box.rate_limit or (500, 60.0), box.batch_limit]
-    if provider == "xero":
-        return [(box.minute_limit, 60.0), (box.app_minute_limit, 60.0), (box.day_limit, 86400.0)]
-    return [box.rate_limit] if box.rate_limit else []
-
-
 def run_one(provider: str, n: int) -> dict[str, Any]:
     waits = _Waits()
-    crm_box = _sandbox(CRM)
-    _seed_companies(crm_box, n)
-    acct_box = _sandbox(provider, faster=True)
-    crm = _connector(CRM, crm_box, waits)
-    acct = _connector(provider, acct_box, waits, faster=True)
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        with store.session() as s:
-            ws = Workspace(name="bench", crm_provider=CRM, accounting_provider=provider, settings={})
-            s.add(ws)
-            s.flush()
-            ws_id = ws.id
-        plan_cpu = time.process_time()
-        plan = run_migration(store, ws_id, crm, acct)
-        plan_cpu = time.process_time() - plan_cpu
-        acct_box.stamps, acct_box.cpu = [], 0.0
-        waits.count, waits.seconds = 0, 0.0
-        cpu = time.process_time()
-        applied = run_migration(store, ws_id, crm, acct, apply=True, sleep=waits)
-        cpu = time.process_time() - cpu
-        store.dispose()
-    crm.close()
-    acct.close()
+    crm_box = _Provider(CRM, by="count", companies=n)  # read in the dry run only: its limits x SCALE by count
+    acct_box = _Provider(provider, by="time")
+    try:
+        crm = _connector(CRM, crm_box, waits)
+        acct = _connector(provider, acct_box, waits, faster=True)
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(f"sqlite:///{Path(folder) / 'bench.db'}")
+            with store.session() as s:
+                ws = Workspace(name="bench", crm_provider=CRM, accounting_provider=provider, settings={})
+                s.add(ws)
+                s.flush()
+                ws_id = ws.id
+            plan_cpu = time.process_time()
+            plan = run_migration(store, ws_id, crm, acct)
+            plan_cpu = time.process_time() - plan_cpu
+            acct_box.ask("mark")
+            waits.count, waits.seconds = 0, 0.0
+            cpu = time.process_time()
+            applied = run_migration(store, ws_id, crm, acct, apply=True, sleep=waits)
+            cpu = time.process_time() - cpu
+            seen = acct_box.ask("report")  # counted at the sandbox's own request log
+            store.dispose()
+        crm.close()
+        acct.close()
+    finally:
+        crm_box.close()
+        acct_box.close()
     limits = acct.limits
     writes = applied.done["create_ledger"]
     minimum = math.ceil(writes / max(1, limits.batch_max))
-    calls = len(acct_box.stamps)  # at the sandbox
+    calls, stamps = seen["calls"], sorted(seen["stamps"])
     # the floor: the slowest of the sandbox's own limits, each x SCALE, for the fewest calls possible; a
     # limit whose window holds every call (Xero's day) never makes anyone wait and bounds nothing
     floor, binding = 0.0, (0, 0.0)
-    for requests, window in _create_limits(provider, acct_box):
+    for requests, window in acct_box.limits:
         if minimum > requests and minimum * window / SCALE / requests > floor:
             floor, binding = minimum * window / SCALE / requests, (requests, window / SCALE)
-    span = acct_box.stamps[-1] - acct_box.stamps[0] if len(acct_box.stamps) > 1 else 0.0
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
     ratio = applied.seconds / floor if floor else None
     return {
         "ledger": provider, "companies": n, "planned_creates": plan.counts["create_ledger"],
@@ -205,11 +178,12 @@ def run_one(provider: str, n: int) -> dict[str, Any]:
         "rate_limit": f"{binding[0]} calls in {binding[1]:g} s (the sandbox's {binding[0]} in "
                       f"{binding[1] * SCALE:g} s, x{SCALE} by time)" if floor else "none binds at this size",
         "write_calls": calls, "min_write_calls": minimum, "calls_ratio": round(calls / max(1, minimum), 3),
+        "statuses_at_sandbox": seen["statuses"],
         "limiter_waits": waits.count, "limiter_waited_seconds": round(waits.seconds, 2),
-        "busiest_window_calls": _busiest(acct_box.stamps, binding[1]), "window_limit": binding[0],
+        "busiest_window_calls": _busiest(stamps, binding[1]), "window_limit": binding[0],
         "calls_per_limit_window": round((calls - 1) * binding[1] / span, 1) if span else None,
-        "apply_seconds": round(applied.seconds, 2), "apply_cpu_seconds": round(cpu, 2),
-        "sandbox_cpu_seconds": round(acct_box.cpu, 2), "own_cpu_seconds": round(cpu - acct_box.cpu, 2),
+        "apply_seconds": round(applied.seconds, 2), "own_cpu_seconds": round(cpu, 2),
+        "sandbox_cpu_seconds": round(seen["cpu_seconds"], 2),
         "in_write_calls_seconds": round(applied.call_seconds, 2),
         "floor_seconds": round(floor, 2),
         "time_ratio": round(ratio, 2) if ratio else None, "goal_ratio": GOAL,

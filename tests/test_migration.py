@@ -333,3 +333,24 @@ def test_a_stop_in_the_middle_of_a_page_keeps_what_was_answered(tmp_path):
     assert second.done == plan.counts
     names = Counter((c.raw_name or c.party.name).casefold() for c in w.ledger())
     assert max(names.values()) == 1
+
+
+def test_a_refusal_while_the_next_page_waits_leaves_only_the_refused_page_pending(tmp_path):
+    """Pages are sent in the background while the next is journalled: when one is refused (here the day's
+    calls run out, and the run is not to wait), the page journalled behind it was never sent and leaves
+    the journal; what was answered is recorded, and the next apply finishes without a duplicate."""
+    w = World(tmp_path, "hubspot", "xero")
+    plan = w.migrate()
+    assert plan.counts["create_ledger"] > 100  # three pages of 50 or more
+    w.acct.sandbox.set_daily_usage(4999)  # one call left today: the first page's
+    first = w.migrate(apply=True, wait_for_quota=False)
+    assert first.status != "applied"
+    with w.store.session() as s:
+        steps = Counter(s.execute(select(Journal.status).where(Journal.op == "create_customer")).scalars())
+    assert steps == {"done": 50, "pending": 50}  # the first page made; the refused one unknown to us
+    w.acct.sandbox.set_daily_usage(0)
+    second = w.migrate(apply=True)
+    assert second.status == "applied", second.errors
+    assert second.done == plan.counts
+    names = Counter((c.raw_name or c.party.name).casefold() for c in w.ledger())
+    assert max(names.values()) == 1

@@ -23,6 +23,7 @@ documents are in tests/specs/xero/):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -158,6 +159,12 @@ def if_modified_since(epoch_s: int) -> str:
 
 
 # -- small helpers ------------------------------------------------------------------------------
+_ADDRESS_KEYS = ("AddressLine1", "City", "PostalCode", "Country")  # an address with any of these is one
+_MORE_LINES = ("AddressLine2", "AddressLine3", "AddressLine4")
+_PHONE_TYPES = ("DEFAULT", "MOBILE", "DDI")  # the customer's phone: the first of these that has a number
+_country_name = functools.lru_cache(maxsize=512)(country_name)  # once per country, not per contact written
+
+
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
@@ -209,14 +216,15 @@ def _field_for(message: str) -> str | None:
     return next((f for hint, f in _FIELD_HINTS if hint in low), None)
 
 
-def idempotency_key(kind: str, keys: Iterable[str], body: Any) -> str:
-    """One key per request: the writes' journal keys plus the body, so the same operation resent after
-    a crash replays, while a different body (a value changed back and forth) is never mistaken for it."""
+def idempotency_key(kind: str, keys: Iterable[str], body: Any = None, *, text: str | None = None) -> str:
+    """One key per request: the writes' journal keys plus the body (``text``: as ``dumps`` wrote it
+    already), so the same operation resent after a crash replays, while a different body (a value
+    changed back and forth) is never mistaken for it."""
     digest = hashlib.sha256()
     digest.update(kind.encode())
     for key in keys:
         digest.update(b"\0" + key.encode())
-    digest.update(b"\1" + dumps(body).encode())
+    digest.update(b"\1" + (dumps(body) if text is None else text).encode())
     return f"crossledger-{digest.hexdigest()[:48]}"
 
 
@@ -329,7 +337,9 @@ class Connector(XeroLifecycle):
         return self.conn.tenant_id
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-              since_s: int | None = None, key: str | None = None, tenant: bool = True) -> Any:
+              since_s: int | None = None, key: str | None = None, tenant: bool = True,
+              text: str | None = None) -> Any:
+        """One request; ``body`` is sent as JSON (``text``: the body as ``dumps`` wrote it already)."""
         headers: dict[str, str] = {}
         if tenant:
             headers["xero-tenant-id"] = self.tenant_id
@@ -338,8 +348,8 @@ class Connector(XeroLifecycle):
         if key:
             headers["Idempotency-Key"] = key
         content = None
-        if body is not None:
-            content = dumps(body).encode()
+        if text is not None or body is not None:
+            content = (dumps(body) if text is None else text).encode()
             headers["Content-Type"] = "application/json"
         try:
             resp = self.api.request(method, path, params={k: v for k, v in (params or {}).items() if v is not None},
@@ -400,9 +410,9 @@ class Connector(XeroLifecycle):
               elements: list[dict[str, Any]], params: dict[str, Any] | None = None,
               ) -> tuple[list[dict[str, Any] | ConnectorError], dict[str, Any]]:
         """One bulk request: each element's answer, or its error, in the order sent; and the envelope."""
-        body = {collection: elements}
-        data = self._call(method, path, params={"summarizeErrors": "false", **(params or {})}, body=body,
-                          key=idempotency_key(f"{method} {path}", keys, body))
+        text = dumps({collection: elements})  # written once: sent, and part of the idempotency key
+        data = self._call(method, path, params={"summarizeErrors": "false", **(params or {})}, text=text,
+                          key=idempotency_key(f"{method} {path}", keys, text=text))
         answers = data.get(collection) or []
         if len(answers) != len(elements):
             raise TransportError(f"Xero answered {len(answers)} of {len(elements)} {collection.lower()}.",
@@ -472,14 +482,29 @@ class Connector(XeroLifecycle):
     # -- customers ------------------------------------------------------------------------------
     @staticmethod
     def to_customer(c: dict[str, Any]) -> AccountingCustomer:
-        addresses = {a.get("AddressType"): a for a in c.get("Addresses") or [] if isinstance(a, dict)}
-        address = next((a for a in (addresses.get("POBOX"), addresses.get("STREET"))
-                        if a and any(_text(a.get(k)) for k in ("AddressLine1", "City", "PostalCode", "Country"))), {})
-        phones = {p.get("PhoneType"): p for p in c.get("Phones") or [] if isinstance(p, dict)}
-        persons = [p for p in c.get("ContactPersons") or [] if isinstance(p, dict)]
-        email = _text(c.get("EmailAddress")) or next(
-            (_text(p.get("EmailAddress")) for p in sorted(persons, key=lambda p: not p.get("IncludeInEmails"))
-             if _text(p.get("EmailAddress"))), None)
+        """A contact as the ledger's customer (tens of thousands of them in an import: kept lean)."""
+        kinds: dict[Any, dict[str, Any]] = {}  # the last address of each type
+        for a in c.get("Addresses") or ():
+            if isinstance(a, dict):
+                kinds[a.get("AddressType")] = a
+        address: dict[str, Any] = {}
+        for a in (kinds.get("POBOX"), kinds.get("STREET")):
+            if a and any(_text(a.get(k)) for k in _ADDRESS_KEYS):
+                address = a
+                break
+        phones: dict[Any, dict[str, Any]] = {}
+        for ph in c.get("Phones") or ():
+            if isinstance(ph, dict):
+                phones[ph.get("PhoneType")] = ph
+        phone = None
+        for kind in _PHONE_TYPES:
+            if (found := phones.get(kind)) and (phone := _phone(found)):
+                break
+        email = _text(c.get("EmailAddress"))
+        if email is None:
+            persons = [p for p in c.get("ContactPersons") or () if isinstance(p, dict)]
+            email = next((_text(p.get("EmailAddress")) for p in sorted(
+                persons, key=lambda p: not p.get("IncludeInEmails")) if _text(p.get("EmailAddress"))), None)
         name = c.get("Name") or ""
         first, last = _text(c.get("FirstName")), _text(c.get("LastName"))
         person = bool(first and last and name.strip().casefold() == f"{first} {last}".casefold())
@@ -487,9 +512,9 @@ class Connector(XeroLifecycle):
             kind="person" if person else "company",
             name=name,
             email=email,
-            phone=next((v for v in (_phone(phones.get(t) or {}) for t in ("DEFAULT", "MOBILE", "DDI")) if v), None),
+            phone=phone,
             address_line1=_text(address.get("AddressLine1")),
-            address_line2=_text(" ".join(x for x in (_text(address.get(f"AddressLine{i}")) for i in (2, 3, 4)) if x)),
+            address_line2=_text(" ".join(x for x in (_text(address.get(k)) for k in _MORE_LINES) if x)),
             city=_text(address.get("City")),
             region=_text(address.get("Region")),
             postal_code=_text(address.get("PostalCode")),
@@ -514,7 +539,7 @@ class Connector(XeroLifecycle):
             body["FirstName"], body["LastName"] = _split_name(name)
         billing = {"AddressType": "POBOX", "AddressLine1": p.address_line1 or "", "AddressLine2": p.address_line2 or "",
                    "City": p.city or "", "Region": p.region or "", "PostalCode": p.postal_code or "",
-                   "Country": country_name(p.country) or p.country or ""}
+                   "Country": _country_name(p.country) or p.country or ""}
         kept = [{k: v for k, v in a.items() if k != "ValidationErrors"} for a in (current or {}).get("Addresses") or []
                 if a.get("AddressType") not in ("POBOX", None) and any(_text(v) for k, v in a.items()
                                                                          if k != "AddressType")]

@@ -19,10 +19,12 @@ def party_data(party: Party, raw_name: str | None = None) -> dict[str, Any]:
     return {**party.fields(), "kind": party.kind, "currency": party.currency, "raw_name": raw_name}
 
 
+_PARTY_REST = tuple(k for k in (*PARTY_FIELDS, "currency") if k != "name")
+
+
 def party_from(data: dict[str, Any]) -> Party:
     """The customer a :func:`party_data` row describes."""
-    return Party(kind=data.get("kind") or "company", name=data.get("name") or "").with_fields(
-        {k: data.get(k) for k in (*PARTY_FIELDS, "currency") if k != "name"})
+    return Party(data.get("kind") or "company", data.get("name") or "", **{k: data.get(k) for k in _PARTY_REST})
 
 
 def jsonable(value: Any) -> Any:

@@ -6,10 +6,11 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
@@ -38,20 +39,50 @@ class _CreateLike:
 
 JournalEntry = tuple[str, str, str, tuple[Any, Any], str | None, dict]  # key, op, side, CRM ref, target, payload
 LinkSpec = tuple[tuple[Any, Any], Any, str, dict]  # CRM ref, ledger id, how, snapshot
-_PLAIN = (str, int, bool)
 RENEW_EVERY = 2.0  # seconds between renewals of the run's lease (it lasts five minutes)
 _JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, FieldChange, Link, MigrationRow))
 
 
-def _fields(values: dict[str, Any]) -> dict[str, Any]:
-    """A record's fields as JSON holds them (``jsonable`` for a flat dict of mostly text)."""
-    return {str(k): v if v is None or type(v) in _PLAIN else jsonable(v) for k, v in values.items()}
-
-
+_JOURNAL_COLUMNS = ("workspace_id", "run_id", "key", "op", "side", "crm_type", "crm_id", "target_id", "payload",
+                    "status", "error", "created_at", "updated_at")
+_JOURNAL_STATEMENT = 50  # journal rows a statement inserts (and returns the ids of)
+_ROWS_A_STATEMENT = 100  # audit rows or links one statement inserts
 _AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
 _LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
          "updated_at")
-_INSERTS: dict[tuple[str, str], tuple[str, list[Any]] | None] = {}
+
+
+@dataclass(slots=True)
+class _Driver:
+    """A statement compiled once for a positional driver (SQLite): its text, its parameters' names in
+    order, their fixed values and each one's conversion."""
+
+    text: str
+    names: list[str]
+    fixed: dict[str, Any]
+    processors: list[Any]
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not any(self.processors):
+            return rows
+        return [tuple(v if p is None or v is None else p(v) for p, v in zip(self.processors, r, strict=True))
+                for r in rows]
+
+
+_COMPILED: dict[tuple[str, str], _Driver | None] = {}
+
+
+def _driver(conn: Any, name: str, build: Callable[[], Any]) -> _Driver | None:
+    """``build()``'s statement as the driver takes it, compiled once per dialect (None: a driver with
+    named parameters, which gets SQLAlchemy's own handling)."""
+    key = (conn.dialect.name, name)
+    if key not in _COMPILED:
+        sql = build().compile(dialect=conn.dialect)
+        names = list(sql.positiontup or ()) if sql.positional else []
+        _COMPILED[key] = _Driver(str(sql), names, {n: sql.binds[n].effective_value for n in names},
+                                 [sql.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+                                  for n in names]) if names else None
+    return _COMPILED[key]
 
 
 def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -62,21 +93,42 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
     if not rows:
         return
     conn = s.connection()
-    key = (conn.dialect.name, table.name)
-    if key not in _INSERTS:
-        sql = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
-        direct = sql.positional and list(sql.positiontup or ()) == list(columns)
-        _INSERTS[key] = (str(sql), [table.c[c].type.bind_processor(conn.dialect) for c in columns]) if direct \
-            else None
-    compiled = _INSERTS[key]
-    if compiled is None:
+    driver = _driver(conn, f"insert {table.name}", lambda: insert(table).values({c: bindparam(c) for c in columns}))
+    if driver is None or sorted(driver.names) != sorted(columns):
         s.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
-    text, processors = compiled
-    if any(processors):
-        rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
-                for r in rows]
-    conn.exec_driver_sql(text, rows)
+    if driver.names != list(columns):  # in the table's order
+        at = [columns.index(n) for n in driver.names]
+        rows = [tuple(r[i] for i in at) for r in rows]
+    rows = driver.rows(rows)
+    # Up to a hundred rows a statement (one step of the database each, not one a row).
+    names, done = driver.names, 0
+    for start in range(0, len(rows), _ROWS_A_STATEMENT):
+        chunk = rows[start:start + _ROWS_A_STATEMENT]
+        n = len(chunk)
+        many = _driver(conn, f"insert {table.name} x{n}", lambda n=n: insert(table).values(  # type: ignore[misc]
+            [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in names} for i in range(n)])) if n > 1 else None
+        if many is None or many.names != [f"{c}_{i}" for i in range(n) for c in names]:
+            break
+        conn.exec_driver_sql(many.text, tuple(v for r in chunk for v in r))
+        done = start + n
+    if done < len(rows):
+        conn.exec_driver_sql(driver.text, rows[done:])
+
+
+def _execute_many(s: Any, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
+    """``build()``'s statement (an update) once for each of ``rows`` (values by parameter name), in one go:
+    straight to a positional driver as ``_insert_many`` does, else through SQLAlchemy."""
+    if not rows:
+        return
+    conn = s.connection()
+    driver = _driver(conn, name, build)
+    if driver is None:
+        s.execute(build(), rows)
+        return
+    fixed, names = driver.fixed, driver.names
+    conn.exec_driver_sql(driver.text, driver.rows([tuple(r[n] if n in r else fixed[n] for n in names)
+                                                   for r in rows]))
 
 
 @dataclass(slots=True)
@@ -86,6 +138,34 @@ class _Page:
     chunk: list[PlanRow]  # every row of the page
     todo: list[PlanRow]  # those not written by an earlier apply
     results: list[WriteResult] = field(default_factory=list)  # answers, in ``todo``'s order
+
+
+class _Flight:
+    """One journalled page sent in the background by the run's sender thread, batch after batch; ``land``
+    waits for its answers.
+
+    Only the sending happens there (the journal, the records and any provider call of ``settle`` stay on
+    the run's own thread), so waiting on the provider overlaps our recording of the page before."""
+
+    def __init__(self, sender: ThreadPoolExecutor, writes: _Writes, side: str,
+                 call: Callable[[list[Any]], list[WriteResult]], page: _Page, ids: dict[str, int],
+                 batches: list[list[Any]]) -> None:
+        self.writes, self.side, self.call, self.page, self.ids, self.batches = writes, side, call, page, ids, batches
+        self.landed = False
+        self.future = sender.submit(self._send)
+
+    def _send(self) -> None:
+        for writes in self.batches:
+            self.page.results += self.writes._send(self.side, self.call, writes)
+
+    def join(self) -> None:
+        wait([self.future])
+
+    def land(self, settle: Callable[[_Page], Any]) -> tuple[_Page, Any, dict[str, int]]:
+        """The page answered (its error raised here), settled: what to record."""
+        self.future.result()
+        self.landed = True
+        return self.page, settle(self.page), self.ids
 
 
 class _Writes(WithRunContext):
@@ -101,6 +181,7 @@ class _Writes(WithRunContext):
                                       "conflicts": 0, "writes": 0})
         self.store, self.ws_id, self.crm, self.acct, self.dry_run = store, ws_id, crm, acct, dry_run
         self.progress, self.cancel = self.ctx.progress, self.ctx.cancel
+        self._halt = threading.Event()  # the run is stopping: the page in flight sends nothing more
 
     # set by the migration engine (apply.py) before the writes start
     result: MigrationResult | None
@@ -130,20 +211,43 @@ class _Writes(WithRunContext):
             with self.store.session() as own:
                 return self._journal(entries, own)
         now = utcnow()
-        return dict(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id), [
-            {"workspace_id": self.ws_id, "run_id": self.run_id, "key": key, "op": op, "side": side,
-             "crm_type": ref[0], "crm_id": ref[1], "target_id": target, "payload": payload,
-             "status": "pending", "error": None, "created_at": now, "updated_at": now}
-            for key, op, side, ref, target, payload in entries]).all())
+        rows = [(self.ws_id, self.run_id, key, op, side, ref[0], ref[1], target, payload, "pending", None, now, now)
+                for key, op, side, ref, target, payload in entries]
+        conn, ids = s.connection(), {}
+        for start in range(0, len(rows), _JOURNAL_STATEMENT):
+            chunk = rows[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
+            driver = _driver(conn, f"journal {n}", lambda n=n: insert(_JOURNAL).values(  # type: ignore[misc]
+                [{c: bindparam(f"{c}_{i}", type_=_JOURNAL.c[c].type) for c in _JOURNAL_COLUMNS} for i in range(n)]
+            ).returning(_JOURNAL.c.key, _JOURNAL.c.id))
+            if driver is not None and driver.names == [f"{c}_{i}" for i in range(n) for c in _JOURNAL_COLUMNS]:
+                flat = driver.rows([tuple(v for r in chunk for v in r)])[0]
+                ids.update(conn.exec_driver_sql(driver.text, flat).all())
+            else:
+                ids.update(s.execute(insert(_JOURNAL).returning(_JOURNAL.c.key, _JOURNAL.c.id),
+                                     [dict(zip(_JOURNAL_COLUMNS, r, strict=True)) for r in chunk]).all())
+        return ids
 
     def _journal_done(self, s: Any, targets: Mapping[str, str | None]) -> None:
-        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done."""
-        now = utcnow()
-        if targets:
-            s.execute(update(_JOURNAL).where(_JOURNAL.c.workspace_id == self.ws_id,
-                                             _JOURNAL.c.key == bindparam("b_key"), _JOURNAL.c.status == "pending")
-                      .values(status="done", target_id=bindparam("b_target"), updated_at=bindparam("b_now")),
-                      [{"b_key": k, "b_target": t, "b_now": now} for k, t in targets.items()])
+        """Writes answered: their pending journal rows (this run's, and any an earlier run left) done, with
+        what each made; up to _JOURNAL_STATEMENT keys a statement."""
+        now, items = utcnow(), list(targets.items())
+        for start in range(0, len(items), _JOURNAL_STATEMENT):
+            chunk = items[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
+
+            def statement(n: int = n) -> Any:
+                keys = [bindparam(f"k{i}", type_=_JOURNAL.c.key.type) for i in range(n)]
+                made = case(*((_JOURNAL.c.key == k, bindparam(f"t{i}", type_=_JOURNAL.c.target_id.type))
+                              for i, k in enumerate(keys)), else_=_JOURNAL.c.target_id)
+                return update(_JOURNAL).where(_JOURNAL.c.workspace_id == bindparam("b_ws"),
+                                              _JOURNAL.c.status == "pending", _JOURNAL.c.key.in_(keys)).values(
+                    status="done", target_id=made, updated_at=bindparam("b_now", type_=_JOURNAL.c.updated_at.type))
+
+            values: dict[str, Any] = {"b_ws": self.ws_id, "b_now": now}
+            for i, (key, target) in enumerate(chunk):
+                values[f"k{i}"], values[f"t{i}"] = key, target
+            _execute_many(s, f"journal done {n}", statement, [values])
 
     def _check(self) -> None:
         """Stop if asked to; renew the run's hold on the workspace every RENEW_EVERY seconds."""
@@ -194,7 +298,7 @@ class _Writes(WithRunContext):
         short_waits = 0
         pacer = self._pacers.get(side)
         while todo:
-            if self.cancel.is_set():  # the lease is renewed once a journal group, not on every call
+            if self.cancel.is_set() or self._halt.is_set():  # the lease is renewed once a journal group
                 raise Cancelled()
             started = time.monotonic()
             if pacer is not None:  # its writes go through a throttled batch endpoint
@@ -243,7 +347,8 @@ class _Writes(WithRunContext):
             if self.sleep is not time.sleep:  # an injected clock (tests, sandboxes): its sleep is the wait
                 self.sleep(left)
                 return
-            self.sleep(min(left, 30.0))  # wake up now and then to honour Cancel
+            if self._halt.wait(min(left, 30.0)):  # wake up now and then to honour Cancel; at once for a stop
+                raise Cancelled()
 
     # The batching loop every create shares.
     def _write_pages(self, side: str, rows: list[PlanRow], part: str, *,
@@ -251,43 +356,76 @@ class _Writes(WithRunContext):
                      call: Callable[[list[Any]], list[WriteResult]], settle: Callable[[_Page], Any],
                      record: Callable[[Any, _Page, Any, dict[str, int]], None], stage: str,
                      advance: bool = True) -> None:
-        """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes): one commit
-        records the previous page's answers and journals this page's writes, then they are sent.
+        """``rows`` a page at a time (one provider batch, or JOURNAL_GROUP single-record writes), each page
+        journalled in a commit before it is sent. A page is sent in the background (``_Flight``) while the
+        page before it is recorded and the next one journalled, in one commit: the provider's answer and our
+        own bookkeeping are no longer waited for one after the other.
 
         ``settle`` turns a page's answers into what to record (it may call the provider again, for a
-        refused name, outside any transaction); ``record`` writes that in the page's session. A write is
-        journalled before it is sent; a run stopped between the two leaves it pending for ``_settle``.
-        ``advance``: the page's rows count as done for the progress (not when a later step finishes them)."""
+        refused name, with nothing else in flight and outside any transaction); ``record`` writes that in a
+        session. A write is journalled before it is sent; a run killed leaves at most two pages pending for
+        ``_settle`` (the one in flight and the one journalled after it). A run stopped (cancel, a refusal,
+        a lost sign-in) first records what had been answered and takes a page journalled but never sent out
+        of the journal. ``advance``: the page's rows count as done for the progress (not when a later step
+        finishes them)."""
         connector = self.acct if side == "accounting" else self.crm
         batch = max(1, connector.limits.batch_max)
         size = batch if batch > 1 else JOURNAL_GROUP
-        answered: tuple[_Page, Any, dict[str, int]] | None = None
-        for start in range(0, len(rows), size):
-            self._check()
-            chunk = rows[start:start + size]
-            page = _Page(chunk, [r for r in chunk if self._key(r.id, part) not in self.keys_done])
-            with self.store.session() as s:
+        answered: tuple[_Page, Any, dict[str, int]] | None = None  # answered, not recorded yet
+        flight: _Flight | None = None  # the page being sent
+        ready: dict[str, int] = {}  # the journal ids of a page journalled, not sent yet
+        sender = ThreadPoolExecutor(1, thread_name_prefix="migration-send")
+        self._halt.clear()
+        try:
+            for start in range(0, len(rows), size):
+                self._check()
+                chunk = rows[start:start + size]
+                page = _Page(chunk, [r for r in chunk if self._key(r.id, part) not in self.keys_done])
+                with self.store.session() as s:
+                    if answered is not None:
+                        record(s, *answered)
+                    ready = self._journal([entry(r) for r in page.todo], s)
                 if answered is not None:
-                    record(s, *answered)
-                ids = self._journal([entry(r) for r in page.todo], s)
-            if answered is not None:
-                self._progress(stage, len(answered[0].chunk) if advance else 0)
-            try:
-                for sub in range(0, len(page.todo), batch):
-                    page.results += self._send(side, call, [write(r) for r in page.todo[sub:sub + batch]])
-            except BaseException:
-                if page.results:  # what was answered before the stop is kept (the rest stays pending)
-                    self._record_now(record, page, settle(page), ids)
-                raise
-            answered = (page, settle(page), ids)
-        if answered is not None:
-            self._record_now(record, *answered)
-            self._progress(stage, len(answered[0].chunk) if advance else 0)
+                    self._progress(stage, len(answered[0].chunk) if advance else 0)
+                    answered = None
+                batches = [[write(r) for r in page.todo[sub:sub + batch]] for sub in range(0, len(page.todo), batch)]
+                if flight is not None:
+                    answered = flight.land(settle)
+                flight, ready = _Flight(sender, self, side, call, page, ready, batches), {}
+            if flight is not None:
+                last = flight.land(settle)
+                flight = None
+                with self.store.session() as s:
+                    for page, settled, ids in (answered, last) if answered is not None else (last,):
+                        record(s, page, settled, ids)
+                for page, _, _ in (answered, last) if answered is not None else (last,):
+                    self._progress(stage, len(page.chunk) if advance else 0)
+                answered = None
+        except BaseException:
+            self._stopped(record, settle, answered, flight, ready)
+            raise
+        finally:
+            sender.shutdown()
 
-    def _record_now(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], page: _Page, settled: Any,
-                    ids: dict[str, int]) -> None:
+    def _stopped(self, record: Callable[[Any, _Page, Any, dict[str, int]], None], settle: Callable[[_Page], Any],
+                 answered: tuple[_Page, Any, dict[str, int]] | None, flight: _Flight | None,
+                 unsent: dict[str, int]) -> None:
+        """A run stopping in the middle of its pages: what was answered is recorded (the page in flight is
+        waited for first), and a page journalled but never sent leaves the journal."""
+        done = [answered] if answered is not None else []
+        if flight is not None and not flight.landed:
+            self._halt.set()  # a daily-limit wait in flight ends now, not when the limit resets
+            flight.join()
+            flight.landed = True
+            if flight.page.results:  # what was answered before the stop is kept (the rest stays pending)
+                done.append((flight.page, settle(flight.page), flight.ids))
+        if not done and not unsent:
+            return
         with self.store.session() as s:
-            record(s, page, settled, ids)
+            for page, settled, ids in done:
+                record(s, page, settled, ids)
+            if unsent:
+                s.execute(delete(_JOURNAL).where(_JOURNAL.c.id.in_(list(unsent.values()))))
 
     def _create_ledger(self, rows: list[PlanRow]) -> None:
         parties: dict[int, Party] = {}
@@ -322,16 +460,18 @@ class _Writes(WithRunContext):
             self._journal_done(s, keys)
             links: list[LinkSpec] = []
             changes: list[tuple[Any, ...]] = []
+            run_id = self.run_id
             for r, acct_id in made:
-                fields = _fields(party(r).fields())
+                # the plan's own JSON (the party's fields, the CRM's): stored as they are
+                fields = party(r).fields()
                 # the audit trail, as the sync records a create: every field it set
                 jid = ids.get(self._key(r.id, "create"))
-                changes += [(self.run_id, jid, "accounting", acct_id, f, None, str(v), "migration")
+                changes += [(run_id, jid, "accounting", acct_id, f, None, str(v), "migration")
                             for f, v in fields.items() if v]
                 for n, ref in enumerate(r.payload["refs"]):
                     crm_fields = r.payload["crm_fields"].get(_key(tuple(ref)), fields)
                     links.append((tuple(ref), acct_id, "created" if n == 0 else "duplicate",
-                                  {"crm": _fields(crm_fields), "acct": fields}))
+                                  {"crm": crm_fields, "acct": fields}))
                 parties.pop(r.id, None)
             _insert_many(s, _FIELDS, _AUDIT, changes)
             self._add_links(s, links, plain=True)
@@ -349,22 +489,29 @@ class _Writes(WithRunContext):
 
     def _rows_done(self, s: Any, targets: dict[int, str | None], **extra: Any) -> None:
         """Plan rows written: done, with what they made (and their new ``crm_type``/``crm_id`` in ``extra``,
-        by row id)."""
-        if not targets:
-            return
-        rows = []
-        for i, t in targets.items():
-            row = {"b_id": i, "b_target": t}
-            if extra:  # only the CRM side's ids so far
-                row.update(b_type=extra.get(str(i), {}).get("crm_type"), b_crm=extra.get(str(i), {}).get("crm_id"))
-            rows.append(row)
-        columns: dict[str, Any] = {"status": "done",
-                                   "target_id": func.coalesce(bindparam("b_target", type_=_ROWS.c.target_id.type),
-                                                               _ROWS.c.target_id)}
-        if extra:
-            columns.update(crm_type=func.coalesce(bindparam("b_type", type_=_ROWS.c.crm_type.type), _ROWS.c.crm_type),
-                           crm_id=func.coalesce(bindparam("b_crm", type_=_ROWS.c.crm_id.type), _ROWS.c.crm_id))
-        s.execute(update(_ROWS).where(_ROWS.c.id == bindparam("b_id")).values(**columns), rows)
+        by row id); up to _JOURNAL_STATEMENT rows a statement, a value left None keeping the row's own."""
+        items = list(targets.items())
+        sets = [("target_id", "t")] + ([("crm_type", "y"), ("crm_id", "c")] if extra else [])
+        for start in range(0, len(items), _JOURNAL_STATEMENT):
+            chunk = items[start:start + _JOURNAL_STATEMENT]
+            n = len(chunk)
+
+            def statement(n: int = n) -> Any:
+                ids = [bindparam(f"i{i}", type_=_ROWS.c.id.type) for i in range(n)]
+                columns: dict[str, Any] = {"status": "done"}
+                for column, mark in sets:
+                    own = _ROWS.c[column]
+                    columns[column] = func.coalesce(case(*((_ROWS.c.id == row, bindparam(f"{mark}{i}", type_=own.type))
+                                                           for i, row in enumerate(ids))), own)
+                return update(_ROWS).where(_ROWS.c.id.in_(ids)).values(**columns)
+
+            values: dict[str, Any] = {}
+            for i, (row_id, target) in enumerate(chunk):
+                values[f"i{i}"], values[f"t{i}"] = row_id, target
+                if extra:  # only the CRM side's ids so far
+                    values[f"y{i}"] = extra.get(str(row_id), {}).get("crm_type")
+                    values[f"c{i}"] = extra.get(str(row_id), {}).get("crm_id")
+            _execute_many(s, f"plan rows done {n}" + (" in the CRM" if extra else ""), statement, [values])
 
     def _add_links(self, s: Any, links: list[LinkSpec], *, plain: bool = False) -> None:
         """Links for many records in one go (an existing link for a record is updated, never doubled).
