@@ -162,6 +162,25 @@ def test_eta_comes_from_the_providers_limits():
     assert days == 2 and seconds == pytest.approx(12_000)
 
 
+def test_a_pipedrive_import_is_estimated_in_tokens_a_new_record_costs_five():
+    from app.connectors import registry
+    from app.connectors.base import Connection
+    from app.connectors.tokens import MemoryTokenStore
+    from app.ops.migration.estimate import estimate
+    from app.store.models import MigrationRow
+
+    lite = registry.make_connector(Connection(id="p", provider="pipedrive", base_url="http://pipedrive.test",
+                                              extra={"seats": 1}), MemoryTokenStore())
+    assert (lite.limits.daily_cap, lite.limits.write_cost, lite.limits.cap_unit) == (30_000, 5, "tokens")
+    # 10,000 new CRM records at 5 tokens each: 50,000 tokens, a day and more on Lite with one seat
+    rows = [MigrationRow(action="create_crm", status="pending", excluded=False, payload={}) for _ in range(10_000)]
+    ledger = Limits(requests=60, window_seconds=60, batch_max=50, daily_cap=5000)
+    found = estimate(rows, lite.limits, ledger, "Xero", "Pipedrive")
+    lite.close()
+    assert found.days == 1
+    assert found.note.startswith("Pipedrive allows 30,000 tokens a day: the import pauses")
+
+
 MAPPING = {"company": {"name": "name", "email": "email", "phone": "phone", "country": "country",
                        "tax_id": "tax_id", "city": "city"}}
 

@@ -22,6 +22,9 @@ class Limits:
     page_max: int = 100
     concurrency: int = 1
     daily_cap: int | None = None
+    # What one write (a create or an update) costs of ``daily_cap``: 1 call, or Pipedrive's 5 tokens.
+    write_cost: int = 1
+    cap_unit: str = "calls"  # what ``daily_cap`` counts
 
 
 @dataclass(slots=True)

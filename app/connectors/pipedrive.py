@@ -304,7 +304,8 @@ class Connector(PipedriveLifecycle):
         self.tokens = tokens
         self._transport = transport
         # The company's daily token budget (plan × seats), spent at each endpoint's price.
-        self.limits = dataclasses.replace(type(self).limits, daily_cap=daily_tokens(conn.extra))
+        self.limits = dataclasses.replace(type(self).limits, daily_cap=daily_tokens(conn.extra),
+                                          write_cost=token_cost("POST", f"{V2}/persons"), cap_unit="tokens")
         api_token = conn.extra.get("auth") == "access_token"  # a personal API token: its own header, no refresh
         self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits,
                                    refresh=None if api_token else self._refresh,

@@ -158,16 +158,18 @@ def describe_duration(seconds: float) -> str:
 
 
 def estimate_calls(calls: int, limits: Limits, used_today: int = 0) -> tuple[float, int]:
-    """Seconds needed for ``calls`` requests at the sustained rate the limits allow, and the
-    number of daily-cap resets waited for on the way."""
+    """Seconds needed for ``calls`` write requests at the sustained rate the limits allow, and the
+    number of daily-cap resets waited for on the way (each write costing ``write_cost`` of the cap:
+    Pipedrive's tokens)."""
     if calls <= 0:
         return 0.0, 0
     seconds = calls * limits.window_seconds / max(1, limits.requests)
     days = 0
     if limits.daily_cap:
+        units = calls * limits.write_cost
         left_today = max(0, limits.daily_cap - used_today)
-        if calls > left_today:
-            days = math.ceil((calls - left_today) / limits.daily_cap)
+        if units > left_today:
+            days = math.ceil((units - left_today) / limits.daily_cap)
     return seconds, days
 
 
@@ -201,11 +203,11 @@ def estimate(rows: Iterable[MigrationRow | PlanRow], crm_limits: Limits, acct_li
     days = max(a_days, c_days)
     note = ""
     if a_days:
-        note = (f"{acct_label} allows {acct_limits.daily_cap:,} calls a day: the import pauses when it is used up "
-                "and continues by itself the next day.")
+        note = (f"{acct_label} allows {acct_limits.daily_cap:,} {acct_limits.cap_unit} a day: the import pauses "
+                "when they are used up and continues by itself the next day.")
     elif c_days:
-        note = (f"{crm_label} allows {crm_limits.daily_cap:,} calls a day: the import pauses when it is used up "
-                "and continues by itself the next day.")
+        note = (f"{crm_label} allows {crm_limits.daily_cap:,} {crm_limits.cap_unit} a day: the import pauses "
+                "when they are used up and continues by itself the next day.")
     return Estimate(crm_calls, acct_calls, a_s + c_s + days * 86400, days, note)
 
 
