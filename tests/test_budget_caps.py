@@ -126,3 +126,41 @@ def test_the_pipedrive_demo_shows_the_sample_companys_growth_budget_in_tokens(tm
     # the sample company is on Growth with 3 seats, as its sandbox: 180,000 tokens, not Lite's 90,000
     assert line.cap == 180_000 and 0 < line.used < 180_000
     assert line.text == f"Pipedrive: {line.used:,} of 180,000 tokens today"
+
+
+def test_pipedrive_field_definitions_are_kept_for_every_process_and_read_again_when_a_record_has_a_new_one(
+        tmp_path):
+    from app.ops import detail_cache
+
+    store = Store(f"sqlite:///{tmp_path}/b.db")
+    c = in_process("pipedrive", "demo")
+
+    def fields_reads() -> int:
+        return sum(1 for _m, path, _s in c.sandbox.request_log if path.endswith("/organizationFields"))
+
+    def a_process():
+        connector = registry.make_connector(c.conn, c.tokens, transport=c.connector.api._http._transport,
+                                            sleep=c.sandbox.advance)
+        detail_cache.attach(store, connector)
+        return connector
+
+    first = a_process()
+    mapping = first.default_mapping()
+    cursor = first.read_records("company", None).cursor
+    first.close()
+    read = fields_reads()
+    second = a_process()  # another process, later: an idle sync
+    assert second.default_mapping() == mapping
+    assert second.read_records("company", cursor).records == []
+    assert fields_reads() == read  # 20 tokens a sync no longer spent on an unchanged list of fields
+    # Someone adds a custom field in Pipedrive and fills it in on a company: the next read sees a key the kept
+    # definitions lack, and reads them again, once.
+    added = c.sandbox.add_custom_field("organization", "Account manager", "varchar")
+    c.sandbox.advance(2)
+    c.sandbox.edit("organizations", 1, custom_fields={added["key"]: "Dana"})
+    [company] = second.read_records("company", cursor).records
+    assert company.properties[added["key"]] == "Dana"
+    assert fields_reads() == read + 1
+    assert "Account manager" in {f.label for f in second.list_fields("company")}
+    assert second.default_mapping() == mapping
+    second.close()

@@ -317,6 +317,11 @@ class Connector(PipedriveLifecycle):
         # Search has its own, tighter limit: 10 requests per 2 s per token.
         self._search_limiter = RateLimiter(10, 2.0 + SLACK, clock=clock, sleep=sleep)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}
+        # Field definitions kept in the store for every process on this company (app.ops.detail_cache): an
+        # idle sync then reads no *Fields list (20 tokens each). Read again on a full read, and as soon as a
+        # record carries a custom field they do not know.
+        self.details: Any = None
+        self._kept: set[str] = set()  # entities whose definitions came from the store, not from Pipedrive
         self._products: dict[int, dict[str, Any]] = {}
         self._mapping: dict[str, dict[str, str]] | None = None
         self._recent_archived: set[str] = set()  # deals /recents reported as archived (read from /deals/archived)
@@ -427,10 +432,31 @@ class Connector(PipedriveLifecycle):
         return str(self._me().get("company_name") or "")
 
     def _field_defs(self, entity: str, *, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        if not fresh and entity not in self._fields and self.details is not None:
+            kept = self.details.load([entity]).get(entity)
+            try:
+                if kept is not None:
+                    self._fields[entity] = json.loads(kept[1])
+                    self._kept.add(entity)
+            except ValueError:
+                pass  # a damaged copy: read them from Pipedrive
         if fresh or entity not in self._fields:
             rows = self._list_v1(f"{V1}/{FIELDS_PATH[entity]}")
             self._fields[entity] = {r["key"]: r for r in rows if r.get("key")}
+            self._kept.discard(entity)
+            if self.details is not None:
+                self.details.save([(entity, "", json.dumps(self._fields[entity]))])
         return self._fields[entity]
+
+    def _fields_current(self, entity: str, rows: Sequence[dict[str, Any]], *, full: bool) -> None:
+        """Kept definitions are read again on a full read, or when a record has a custom field they lack
+        (one was added in Pipedrive since); the default mapping is then worked out again."""
+        if entity not in self._kept:
+            return
+        known = self._fields[entity]
+        if full or any(k not in known for r in rows for k in (r.get("custom_fields") or {})):
+            self._field_defs(entity, fresh=True)
+            self._mapping = None
 
     def list_fields(self, object_type: str) -> list[FieldInfo]:
         entity = ENTITY[object_type]
@@ -490,6 +516,7 @@ class Connector(PipedriveLifecycle):
         state = _Cursor.parse(cursor)
         if state is None:
             rows = self._list(f"{V2}/{entity}", {"sort_by": "update_time", "sort_direction": "asc"})
+            self._fields_current(entity, rows, full=True)
             latest = {str(r["id"]): r for r in rows}  # a record edited mid-read shows up twice: keep the last
             seen = {rid: [_epoch(r.get("update_time")), None] for rid, r in latest.items()}
             new = _Cursor(None).advance(seen)
@@ -497,6 +524,7 @@ class Connector(PipedriveLifecycle):
             return Changes(records, new.dump(), [], full=True, requests=self.api.request_count - before)
         changed, deleted, new = self._recents(object_type, state)
         rows = self._by_ids(f"{V2}/{entity}", changed) if changed else []
+        self._fields_current(entity, rows, full=False)
         records = [self._to_record(object_type, r) for r in rows]
         return Changes(records, new.dump(), deleted, full=False, requests=self.api.request_count - before)
 
@@ -698,6 +726,8 @@ class Connector(PipedriveLifecycle):
         """A custom field value in the shape v2 wants for its type (Pipedrive's "Custom fields" guide)."""
         base = key[:40]
         field = self._field_defs(entity).get(base)
+        if field is None and entity in self._kept:  # the store's copy may be behind: ask Pipedrive once
+            field = self._field_defs(entity, fresh=True).get(base)
         if field is None:
             raise ValidationRejected(f"Pipedrive has no {entity[:-1]} field {base}.", field=base,
                                      provider="pipedrive")
@@ -742,6 +772,7 @@ class Connector(PipedriveLifecycle):
         if state is None:
             rows = self._list(f"{V2}/deals", {"sort_by": "update_time", "sort_direction": "asc"})
             rows += self._list(f"{V2}/deals/archived", {"sort_by": "update_time", "sort_direction": "asc"})
+            self._fields_current("deals", rows, full=True)
             latest = {str(r["id"]): r for r in rows}
             new = _Cursor(None).advance({rid: [_epoch(r.get("update_time")), None] for rid, r in latest.items()})
             deals = self._deals_with_lines(list(latest.values()))
@@ -751,6 +782,7 @@ class Connector(PipedriveLifecycle):
         active = [i for i in changed if i not in self._recent_archived]
         rows = self._by_ids(f"{V2}/deals", active) if active else []
         rows += self._by_ids(f"{V2}/deals/archived", archived) if archived else []
+        self._fields_current("deals", rows, full=False)
         deals = self._deals_with_lines(rows)
         return Changes(deals, new.dump(), deleted, full=False, requests=self.api.request_count - before)
 
@@ -804,10 +836,13 @@ class Connector(PipedriveLifecycle):
             archived=bool(rec.get("is_archived")))
 
     def ensure_deal_fields(self, fields: Sequence[FieldInfo]) -> dict[str, str]:
-        """Find our deal fields by name; create the missing ones through POST /v1/dealFields."""
-        existing = self._field_defs("deals", fresh=True)
+        """Find our deal fields by name; create the missing ones through POST /v1/dealFields. The definitions
+        are read from Pipedrive once in this connector's life (not from the store's copy: a field deleted
+        there must be made again), then kept."""
+        existing = self._field_defs("deals", fresh="deals" not in self._fields or "deals" in self._kept)
         by_name = {str(f.get("name") or "").casefold(): key for key, f in existing.items() if HASH_RE.match(key)}
         out: dict[str, str] = {}
+        made = False
         for info in fields:
             key = by_name.get(info.label.casefold())
             if key is None:
@@ -817,7 +852,10 @@ class Connector(PipedriveLifecycle):
                 key = created["key"]
                 existing[key] = created
                 by_name[info.label.casefold()] = key
+                made = True
             out[info.name] = key
+        if made and self.details is not None:  # the store's copy holds them too, for the next process
+            self.details.save([("deals", "", json.dumps(existing))])
         return out
 
     def close(self) -> None:

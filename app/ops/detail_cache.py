@@ -1,5 +1,6 @@
-"""Give a connector whose provider lists records without their details (Zoho Books' contacts) the store's
-copy of those details, shared by every process on that account (app.store.detail_cache)."""
+"""Give a connector whose provider lists records without their details (Zoho Books' contacts), or whose
+field definitions cost a read each sync (Pipedrive's *Fields lists), the store's copy of them, shared by every
+process on that account (app.store.detail_cache)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,4 @@ from app.store.detail_cache import StoreDetails
 def attach(store: Store, connector: Any) -> None:
     conn = getattr(connector, "conn", None)
     if conn is not None and hasattr(connector, "details"):
-        connector.details = StoreDetails(store, key_of(conn), "contact")
+        connector.details = StoreDetails(store, key_of(conn), "fields" if conn.provider == "pipedrive" else "contact")
