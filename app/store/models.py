@@ -275,7 +275,7 @@ class DetailCache(Base):
 
     __tablename__ = "detail_cache"
     account: Mapped[str] = mapped_column(String(240), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # contact
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # contact (Zoho Books), fields (Pipedrive)
     remote_id: Mapped[str] = mapped_column(String(120), primary_key=True)
     version: Mapped[str] = mapped_column(String(120))
     data: Mapped[str] = mapped_column(Text)  # the detail as the connector encodes it (JSON, exact decimals)
