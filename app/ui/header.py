@@ -79,8 +79,9 @@ class WorkspaceHeader(QFrame):
 
         # Each connection's calls today against its daily cap, counted by every process using it.
         self.budget = _label("", "Muted")
-        self.budget.setToolTip("Calls to each system today, by this computer and any other using this "
-                               "workspace. Scheduled syncs leave at least a fifth of a daily cap for you.")
+        self.budget.setToolTip("Calls to each system today (Pipedrive counts API tokens), by this computer and "
+                               "any other using this workspace. Scheduled syncs leave at least a fifth of a "
+                               "daily cap for you.")
         self.budget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left = QVBoxLayout()
         left.setSpacing(6)
