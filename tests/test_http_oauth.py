@@ -128,6 +128,22 @@ def test_429_and_500_are_retried_then_succeed():
     assert [s for _, p, s in app.request_log if p == "/things"] == [429, 500, 200]
 
 
+def test_an_answer_checked_whole_on_arrival_is_not_parsed_a_second_time(monkeypatch):
+    import json
+
+    app = Echo()
+    tokens = MemoryTokenStore()
+    tokens.save("c", tokens_from(app.grant_tokens("client-1")))
+    api = _client(app, tokens)
+    resp = api.request("GET", "/things")  # a read: parsed on arrival, to ask again if it came garbled
+    parsed: list[bytes] = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda data, **kw: parsed.append(data) or real(data, **kw))
+    assert api.body(resp) == {"things": [1, 2, 3]}
+    assert parsed == []  # the connector gets that parse, not another
+    assert api.body(resp) == {"things": [1, 2, 3]} and len(parsed) == 1  # asked again: a fresh copy
+
+
 def test_persistent_429_becomes_a_typed_error():
     app = Echo()
     tokens = MemoryTokenStore()

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
@@ -326,6 +327,14 @@ class ApiClient:
         if self.on_wait is not None and seconds >= 1:
             self.on_wait(seconds, self.provider)
 
+    @staticmethod
+    def body(resp: httpx.Response) -> Any:
+        """An answer's JSON, money as Decimal: the body already parsed when it was checked, else parsed now
+        (ValueError or UnicodeDecodeError when it is not JSON)."""
+        if _PARSED in resp.extensions:
+            return resp.extensions.pop(_PARSED)
+        return json.loads(resp.content, parse_float=Decimal)
+
     def json(self, method: str, url: str, **kw: Any) -> Any:
         resp = self.request(method, url, **kw)
         return parse_json(resp, self.provider)
@@ -359,12 +368,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
+_PARSED = "crossledger.json"  # where _readable leaves the body it parsed, for ApiClient.body
+
+
 def _readable(resp: httpx.Response) -> bool:
-    """False for a JSON answer whose body does not parse (truncated or garbled on the way)."""
+    """False for a JSON answer whose body does not parse (truncated or garbled on the way). The body parsed
+    to tell is kept on the response, so the connector does not parse it a second time (ApiClient.body)."""
     if not resp.content or "json" not in resp.headers.get("content-type", "json"):
         return True
     try:
-        json.loads(resp.content)
+        resp.extensions[_PARSED] = json.loads(resp.content, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         return False
     return True

@@ -347,7 +347,7 @@ class Connector(HubSpotLifecycle):
                                   daily=True, provider="hubspot", status=429) from exc
             raise
         try:
-            payload = json.loads(resp.content, parse_float=Decimal) if resp.content else {}
+            payload = self.api.body(resp) if resp.content else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransportError(f"HubSpot sent an answer that could not be read (status {resp.status_code}).",
                                  provider="hubspot", status=resp.status_code) from exc

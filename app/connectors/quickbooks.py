@@ -347,7 +347,7 @@ class Connector(QuickBooksLifecycle):
                 continue
             break
         try:
-            data = json.loads(resp.content, parse_float=Decimal) if resp.content else {}
+            data = self.api.body(resp) if resp.content else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransportError(f"QuickBooks Online sent an answer that could not be read "
                                  f"(status {resp.status_code}).", provider=self.provider,

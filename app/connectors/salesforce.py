@@ -352,7 +352,7 @@ class Connector(SalesforceLifecycle):
         resp = self.api.request(method, path, params=params, content=content, headers=hdrs, idempotent=idempotent)
         self._observe(resp)
         try:
-            payload = json.loads(resp.content, parse_float=Decimal) if resp.content else None
+            payload = self.api.body(resp) if resp.content else None
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransportError(f"Salesforce sent an answer that could not be read (status {resp.status_code}).",
                                  provider="salesforce", status=resp.status_code) from exc

@@ -116,10 +116,6 @@ def dumps(obj: Any) -> str:
     return _MARKED.sub(r"\1", json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_decimal_mark))
 
 
-def loads(data: bytes | str) -> Any:
-    return json.loads(data, parse_float=Decimal)
-
-
 # -- dates --------------------------------------------------------------------------------------
 def msdate(epoch_ms: int, *, offset: bool = True) -> str:
     """``/Date(1700000000000+0000)/``: the .NET form Xero uses for dates in JSON."""
@@ -367,7 +363,7 @@ class Connector(XeroLifecycle):
         if not resp.content:
             return {}
         try:
-            return loads(resp.content)
+            return self.api.body(resp)
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransportError(f"Xero sent an answer that could not be read (status {resp.status_code}).",
                                  provider=self.provider, status=resp.status_code) from exc
@@ -375,7 +371,7 @@ class Connector(XeroLifecycle):
     def _error(self, resp: httpx.Response) -> ConnectorError:
         status = resp.status_code
         try:
-            data = loads(resp.content) if resp.content else {}
+            data = self.api.body(resp) if resp.content else {}
         except (ValueError, UnicodeDecodeError):
             data = {}
         data = data if isinstance(data, dict) else {}

@@ -332,7 +332,7 @@ class Connector(ZohoBooksLifecycle):
                 resp = self.api.request(method, API + path, params=query, content=json_dumps(body).encode(),
                                         headers={"Content-Type": "application/json"})
             try:
-                data = json.loads(resp.content, parse_float=Decimal) if resp.content else {}
+                data = self.api.body(resp) if resp.content else {}
                 if isinstance(data, dict):
                     break
             except (ValueError, UnicodeDecodeError):

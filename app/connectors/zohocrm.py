@@ -391,7 +391,7 @@ class Connector(ZohoCrmLifecycle):
         if resp.status_code in (204, 304):
             return None, resp
         try:
-            payload = json.loads(resp.content, parse_float=Decimal) if resp.content else None
+            payload = self.api.body(resp) if resp.content else None
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransportError(f"Zoho CRM sent an answer that could not be read (status {resp.status_code}).",
                                  provider=self.provider, status=resp.status_code) from exc
