@@ -183,8 +183,13 @@ def cmd_service(args: argparse.Namespace) -> int:
         if args.run_now:
             for name in names:
                 scheduler.run_now(name)
-        while not stop.wait(60):
-            scheduler.sync_jobs()  # settings changed from the window or 'workspace set' take effect
+        # Waited out a second at a time: Linux may hand SIGTERM to any thread, and the main thread, asleep in a
+        # long wait, then runs the handler only when that wait ends (it took a minute to stop).
+        waited = 0
+        while not stop.wait(1):
+            waited += 1
+            if waited % 60 == 0:
+                scheduler.sync_jobs()  # settings changed from the window or 'workspace set' take effect
     except KeyboardInterrupt:
         pass
     finally:
