@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -106,14 +106,28 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
     for start in range(0, len(rows), _ROWS_A_STATEMENT):
         chunk = rows[start:start + _ROWS_A_STATEMENT]
         n = len(chunk)
-        many = _driver(conn, f"insert {table.name} x{n}", lambda n=n: insert(table).values(  # type: ignore[misc]
-            [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in names} for i in range(n)])) if n > 1 else None
-        if many is None or many.names != [f"{c}_{i}" for i in range(n) for c in names]:
+        many = _rows_statement(conn, table, names, n) if n > 1 else None
+        if many is None:
             break
         conn.exec_driver_sql(many.text, tuple(v for r in chunk for v in r))
         done = start + n
     if done < len(rows):
         conn.exec_driver_sql(driver.text, rows[done:])
+
+
+def _rows_statement(conn: Any, table: Table, columns: Sequence[str], n: int, *returning: Any) -> _Driver | None:
+    """An insert of ``n`` rows of ``columns`` in one statement (``returning`` those columns), compiled once
+    for a positional driver, its parameters row after row in ``columns``' order; None for another driver."""
+    def build() -> Any:
+        statement = insert(table).values(
+            [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns} for i in range(n)])
+        return statement.returning(*returning) if returning else statement
+
+    back = ",".join(c.name for c in returning)
+    driver = _driver(conn, f"insert {table.name} {','.join(columns)} x{n} returning {back}", build)
+    if driver is None or driver.names != [f"{c}_{i}" for i in range(n) for c in columns]:
+        return None
+    return driver
 
 
 def _execute_many(s: Any, name: str, build: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
@@ -217,10 +231,8 @@ class _Writes(WithRunContext):
         for start in range(0, len(rows), _JOURNAL_STATEMENT):
             chunk = rows[start:start + _JOURNAL_STATEMENT]
             n = len(chunk)
-            driver = _driver(conn, f"journal {n}", lambda n=n: insert(_JOURNAL).values(  # type: ignore[misc]
-                [{c: bindparam(f"{c}_{i}", type_=_JOURNAL.c[c].type) for c in _JOURNAL_COLUMNS} for i in range(n)]
-            ).returning(_JOURNAL.c.key, _JOURNAL.c.id))
-            if driver is not None and driver.names == [f"{c}_{i}" for i in range(n) for c in _JOURNAL_COLUMNS]:
+            driver = _rows_statement(conn, _JOURNAL, _JOURNAL_COLUMNS, n, _JOURNAL.c.key, _JOURNAL.c.id)
+            if driver is not None:
                 flat = driver.rows([tuple(v for r in chunk for v in r)])[0]
                 ids.update(conn.exec_driver_sql(driver.text, flat).all())
             else:
