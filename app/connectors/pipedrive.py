@@ -294,6 +294,7 @@ class Connector(PipedriveLifecycle):
     """One Pipedrive company, over OAuth, through the shared ApiClient."""
 
     provider = "pipedrive"
+    details_kind = "fields"  # what its ``details`` keep (app.ops.detail_cache)
     # 80 requests per 2 s is the smallest OAuth burst window (Essential plan); larger plans allow more.
     # Pipedrive has no batch create/update for records, so batch_max is 1.
     limits = Limits(requests=80, window_seconds=2.0, batch_max=1, page_max=PAGE, concurrency=1)

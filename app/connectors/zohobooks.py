@@ -274,6 +274,7 @@ class Connector(ZohoBooksLifecycle):
     """One Zoho Books organisation, reached through its data centre's API domain."""
 
     provider = "zohobooks"
+    details_kind = "contact"  # what its ``details`` keep (app.ops.detail_cache)
 
     def __init__(self, conn: Connection, tokens: TokenStore, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:

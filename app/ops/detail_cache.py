@@ -14,4 +14,4 @@ from app.store.detail_cache import StoreDetails
 def attach(store: Store, connector: Any) -> None:
     conn = getattr(connector, "conn", None)
     if conn is not None and hasattr(connector, "details"):
-        connector.details = StoreDetails(store, key_of(conn), "fields" if conn.provider == "pipedrive" else "contact")
+        connector.details = StoreDetails(store, key_of(conn), connector.details_kind)
