@@ -38,6 +38,7 @@ from app.ops.reconcile_month import folder_problem, report_folder
 from app.ops.workspace_settings import save as save_settings
 from app.ops.workspaces import UserError, list_workspaces
 from app.store.db import Store
+from app.ui.text import plural
 
 log = logging.getLogger("crossledger.ui.settings")
 
@@ -327,9 +328,8 @@ class SettingsPage(QWidget):
         self._show_plan_hint()
 
     def _show_plan_hint(self, *_args: object) -> None:
-        plan = str(self.plan.currentData() or "")
-        seats = f"{self._seats} seat{'s' if self._seats != 1 else ''}"
-        self.plan_hint.setText(f"{seats} · {daily_tokens_for(plan, self._seats):,} API tokens a day")
+        tokens = daily_tokens_for(str(self.plan.currentData() or ""), self._seats)
+        self.plan_hint.setText(f"{plural(self._seats, 'seat')} · {tokens:,} API tokens a day")
 
     # -- editing -----------------------------------------------------------------------------------
     def form(self) -> WorkspaceForm:
