@@ -15,6 +15,12 @@ from app.store.models import ProviderBudget
 from tests.support import in_process
 
 
+def _read_until_stopped(connector, times: int) -> None:
+    """Read every company again and again: the budget must stop it (RateLimited) before ``times`` reads."""
+    for _ in range(times):
+        connector.read_records("company", None)
+
+
 def test_salesforces_daily_allocation_is_the_budgets_cap_and_other_apps_calls_count(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/b.db")
     c = in_process("salesforce", "demo", api_max=400)
@@ -23,12 +29,8 @@ def test_salesforces_daily_allocation_is_the_budgets_cap_and_other_apps_calls_co
     budget = attach(store, c.connector, share=0.8)  # scheduled syncs: 320 of the 400
     assert budget is not None and budget.cap is None  # nothing known before Salesforce's first answer
 
-    def read_until_stopped() -> None:
-        for _ in range(200):
-            c.connector.read_records("company", None)
-
     with pytest.raises(RateLimited) as stopped:
-        read_until_stopped()
+        _read_until_stopped(c.connector, 200)
     assert stopped.value.daily and "allowance" in str(stopped.value)
     with store.session() as s:
         row = s.get(ProviderBudget, key_of(c.conn))
@@ -77,12 +79,8 @@ def test_a_spent_pipedrive_day_stops_the_sync_before_pipedrive_refuses(tmp_path)
     other.close()
     before = c.sandbox.tokens_used_today()
 
-    def read_until_stopped() -> None:
-        for _ in range(20):
-            c.connector.read_records("company", None)
-
     with pytest.raises(RateLimited) as stopped:
-        read_until_stopped()
+        _read_until_stopped(c.connector, 20)
     assert stopped.value.daily and "Pipedrive API tokens" in str(stopped.value)
     assert c.sandbox.tokens_used_today() - before <= 100
     assert not any(status == 429 for _, _, status in c.sandbox.request_log)
