@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import DateTime, Table, bindparam, case, delete, func, insert, select, update
 
 from app.connectors.base import CustomerWrite, RecordWrite, WriteResult
 from app.connectors.errors import ConnectorError, RateLimited, StaleVersion
@@ -46,7 +46,7 @@ _JOURNAL, _FIELDS, _LINKS, _ROWS = (cast(Table, m.__table__) for m in (Journal, 
 _JOURNAL_COLUMNS = ("workspace_id", "run_id", "key", "op", "side", "crm_type", "crm_id", "target_id", "payload",
                     "status", "error", "created_at", "updated_at")
 _JOURNAL_STATEMENT = 50  # journal rows a statement inserts (and returns the ids of)
-_ROWS_A_STATEMENT = 100  # audit rows or links one statement inserts
+_STATEMENT_SIZES = (100, 50, 25, 10, 5, 2)  # audit rows or links one statement inserts
 _AUDIT = ("run_id", "journal_id", "side", "record_id", "field", "before", "after", "rule")
 _LINK = ("workspace_id", "object_type", "crm_type", "crm_id", "acct_id", "how", "run_id", "snapshot", "created_at",
          "updated_at")
@@ -63,10 +63,30 @@ class _Driver:
     processors: list[Any]
 
     def rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if not any(self.processors):
+        convert = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        if not convert:
             return rows
-        return [tuple(v if p is None or v is None else p(v) for p, v in zip(self.processors, r, strict=True))
-                for r in rows]
+        out = []
+        for r in rows:
+            values = list(r)
+            for i, p in convert:
+                if (v := values[i]) is not None:
+                    values[i] = p(v)
+            out.append(tuple(values))
+        return out
+
+
+def _remembered(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` for a column whose values repeat (a page's rows share one time): each value once."""
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        if (done := seen.get(value)) is None:
+            if len(seen) > 64:
+                seen.clear()
+            done = seen[value] = convert(value)
+        return done
+    return remembered
 
 
 _COMPILED: dict[tuple[str, str], _Driver | None] = {}
@@ -79,9 +99,13 @@ def _driver(conn: Any, name: str, build: Callable[[], Any]) -> _Driver | None:
     if key not in _COMPILED:
         sql = build().compile(dialect=conn.dialect)
         names = list(sql.positiontup or ()) if sql.positional else []
+        processors = []
+        for n in names:
+            kind = sql.binds[n].type
+            convert = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            processors.append(_remembered(convert) if convert is not None and isinstance(kind, DateTime) else convert)
         _COMPILED[key] = _Driver(str(sql), names, {n: sql.binds[n].effective_value for n in names},
-                                 [sql.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-                                  for n in names]) if names else None
+                                 processors) if names else None
     return _COMPILED[key]
 
 
@@ -101,23 +125,30 @@ def _insert_many(s: Any, table: Table, columns: tuple[str, ...], rows: list[tupl
         at = [columns.index(n) for n in driver.names]
         rows = [tuple(r[i] for i in at) for r in rows]
     rows = driver.rows(rows)
-    # Up to a hundred rows a statement (one step of the database each, not one a row).
+    # Up to a hundred rows a statement (one step of the database each, not one a row), in a few fixed
+    # sizes so that only a few statements are ever compiled; what is left over goes row by row.
     names, done = driver.names, 0
-    for start in range(0, len(rows), _ROWS_A_STATEMENT):
-        chunk = rows[start:start + _ROWS_A_STATEMENT]
-        n = len(chunk)
-        many = _rows_statement(conn, table, names, n) if n > 1 else None
-        if many is None:
-            break
-        conn.exec_driver_sql(many.text, tuple(v for r in chunk for v in r))
-        done = start + n
+    for size in _STATEMENT_SIZES:
+        while len(rows) - done >= size:
+            many = _rows_statement(conn, table, names, size)
+            if many is None:
+                break
+            conn.exec_driver_sql(many.text, tuple(v for r in rows[done:done + size] for v in r))
+            done += size
     if done < len(rows):
         conn.exec_driver_sql(driver.text, rows[done:])
+
+
+_STATEMENTS: dict[tuple[Any, ...], _Driver | None] = {}
 
 
 def _rows_statement(conn: Any, table: Table, columns: Sequence[str], n: int, *returning: Any) -> _Driver | None:
     """An insert of ``n`` rows of ``columns`` in one statement (``returning`` those columns), compiled once
     for a positional driver, its parameters row after row in ``columns``' order; None for another driver."""
+    key = (conn.dialect.name, table.name, tuple(columns), n, tuple(c.name for c in returning))
+    if key in _STATEMENTS:  # checked once: its parameters' names are 800 strings for a hundred audit rows
+        return _STATEMENTS[key]
+
     def build() -> Any:
         statement = insert(table).values(
             [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns} for i in range(n)])
@@ -125,8 +156,9 @@ def _rows_statement(conn: Any, table: Table, columns: Sequence[str], n: int, *re
 
     back = ",".join(c.name for c in returning)
     driver = _driver(conn, f"insert {table.name} {','.join(columns)} x{n} returning {back}", build)
-    if driver is None or driver.names != [f"{c}_{i}" for i in range(n) for c in columns]:
-        return None
+    if driver is not None and driver.names != [f"{c}_{i}" for i in range(n) for c in columns]:
+        driver = None
+    _STATEMENTS[key] = driver
     return driver
 
 
