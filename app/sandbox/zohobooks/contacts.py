@@ -120,18 +120,26 @@ class ZohoBooksContacts(ZohoBooksListing):
         return any(i["customer_id"] == contact["contact_id"] for i in self._books(org)["invoices"].values())
 
     def _receivable(self, org: str, contact: dict[str, Any]) -> tuple[Decimal, Decimal]:
-        books = self._books(org)
-        owed = sum((Decimal(i["_balance"]) for i in books["invoices"].values()
-                    if i["customer_id"] == contact["contact_id"] and i["_state"] != "draft"
-                    and i["_state"] != "void"), ZERO)
-        credit = sum((Decimal(p["unused_amount"]) for p in books["payments"].values()
-                      if p["customer_id"] == contact["contact_id"]), ZERO)
-        return money(owed), money(credit)
+        return self._receivables(org).get(contact["contact_id"], (money(ZERO), money(ZERO)))
 
-    def _contact_summary(self, org: str, c: dict[str, Any]) -> dict[str, Any]:
+    def _receivables(self, org: str) -> dict[Any, tuple[Decimal, Decimal]]:
+        """Each customer's outstanding balance and unused credits, from one pass over the books."""
+        books = self._books(org)
+        owed: dict[Any, Decimal] = {}
+        credit: dict[Any, Decimal] = {}
+        for i in books["invoices"].values():
+            if i["_state"] != "draft" and i["_state"] != "void":
+                owed[i["customer_id"]] = owed.get(i["customer_id"], ZERO) + Decimal(i["_balance"])
+        for p in books["payments"].values():
+            credit[p["customer_id"]] = credit.get(p["customer_id"], ZERO) + Decimal(p["unused_amount"])
+        return {cid: (money(owed.get(cid, ZERO)), money(credit.get(cid, ZERO))) for cid in owed.keys() | credit.keys()}
+
+    def _contact_summary(self, org: str, c: dict[str, Any],
+                         receivables: dict[Any, tuple[Decimal, Decimal]] | None = None) -> dict[str, Any]:
         primary = next((p for p in c["contact_persons"] if p["is_primary_contact"]), {})
         cur = self._currency(org, c["currency_id"])
-        owed, credit = self._receivable(org, c)
+        owed, credit = (receivables.get(c["contact_id"], (money(ZERO), money(ZERO))) if receivables is not None
+                        else self._receivable(org, c))
         return {
             "contact_id": c["contact_id"], "contact_name": c["contact_name"], "customer_name": c["contact_name"],
             "company_name": c["company_name"], "contact_type": c["contact_type"],
@@ -158,6 +166,13 @@ class ZohoBooksContacts(ZohoBooksListing):
     @route("GET", API + r"/contacts")
     def list_contacts(self, req: Request) -> Response:
         org = self._gate(req, "contacts")
+        balances: list[dict[Any, tuple[Decimal, Decimal]]] = []
+
+        def receivables() -> dict[Any, tuple[Decimal, Decimal]]:  # once for the page's contacts
+            if not balances:
+                balances.append(self._receivables(org))
+            return balances[0]
+
         return self._list(
             req, org, list(self._books(org)["contacts"].values()), key="contacts", id_key="contact_id",
             report="Contacts",
@@ -180,9 +195,9 @@ class ZohoBooksContacts(ZohoBooksListing):
                    "first_name": lambda c: self._contact_summary(org, c)["first_name"].casefold(),
                    "last_name": lambda c: self._contact_summary(org, c)["last_name"].casefold(),
                    "email": lambda c: self._contact_summary(org, c)["email"].casefold(),
-                   "outstanding_receivable_amount": lambda c: self._receivable(org, c)[0],
+                   "outstanding_receivable_amount": lambda c: receivables().get(c["contact_id"], (ZERO,))[0],
                    "created_time": lambda c: int(c["_created"]), "last_modified_time": lambda c: int(c["_lmt"])},
-            default_sort=("contact_name", "A"), out=lambda c: self._contact_summary(org, c))
+            default_sort=("contact_name", "A"), out=lambda c: self._contact_summary(org, c, receivables()))
 
     @route("POST", API + r"/contacts")
     def create_contact(self, req: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -11,6 +12,17 @@ from typing import Any
 from app.sandbox.common import NameIndex
 from app.sandbox.zoho_accounts import ZohoAccounts
 from app.sandbox.zohobooks.shapes import CURRENCIES, ID_BASE, bad_param, invalid, s
+
+
+@functools.lru_cache(maxsize=32)
+def _zone(name: str) -> dt.tzinfo:
+    """A time zone by name, looked up once (every timestamp of every answer is written in one)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - no tz database (frozen builds): fall back to UTC
+        return dt.UTC
 
 
 class ZohoBooksCore(ZohoAccounts):
@@ -83,12 +95,7 @@ class ZohoBooksCore(ZohoAccounts):
     # -- clock and formats ------------------------------------------------------------------
     def _tz(self, org: str | None) -> dt.tzinfo:
         name = (self.state["orgs"].get(org) or {}).get("time_zone") if org else None
-        try:
-            from zoneinfo import ZoneInfo
-
-            return ZoneInfo(name or self.time_zone)
-        except Exception:  # noqa: BLE001 - no tz database (frozen builds): fall back to UTC
-            return dt.UTC
+        return _zone(name or self.time_zone)
 
     def ts(self, epoch: float, org: str | None) -> str:
         """``2026-05-12T03:10:11+0100``: organisation time zone, offset without a colon."""
