@@ -6,8 +6,9 @@ import datetime as dt
 import os
 import socket
 import uuid
+from typing import cast
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import Table, bindparam, delete, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.clock import SYSTEM_CLOCK, Clock
@@ -63,12 +64,18 @@ def acquire(store: Store, workspace_id: int, holder: str, ttl: float = 300, *, c
         return False
 
 
+_LEASES = cast(Table, Lease.__table__)
+# Built once: a run renews before every group of writes, and an ORM session per renewal cost more than
+# the update itself.
+_RENEW = update(_LEASES).where(_LEASES.c.workspace_id == bindparam("ws"),
+                               _LEASES.c.holder == bindparam("b_holder")).values(expires_at=bindparam("b_until"))
+
+
 def renew(store: Store, workspace_id: int, holder: str, ttl: float = 300, *, clock: Clock = SYSTEM_CLOCK) -> bool:
-    with store.session() as s:
-        return bool(s.execute(
-            update(Lease).where(Lease.workspace_id == workspace_id, Lease.holder == holder)
-            .values(expires_at=_utcnow(clock) + dt.timedelta(seconds=ttl))
-        ).rowcount)
+    """Keep the workspace ``ttl`` seconds more; False when this holder no longer has it."""
+    with store.engine.begin() as conn:
+        return bool(conn.execute(_RENEW, {"ws": workspace_id, "b_holder": holder,
+                                          "b_until": _utcnow(clock) + dt.timedelta(seconds=ttl)}).rowcount)
 
 
 def release(store: Store, workspace_id: int, holder: str) -> None:

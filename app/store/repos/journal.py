@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 
 from app.store.db import Store
 from app.store.models import FieldChange, Journal, utcnow
@@ -61,13 +61,25 @@ def _record(r: Journal) -> JournalRecord:
                          dict(r.payload or {}), r.status, r.error)
 
 
+def change_rows(run_id: int, journal_id: int | None, side: str, record_id: str | None,
+                changes: dict[str, Any], rule: Any) -> list[dict[str, Any]]:
+    """Each changed field as (before, after): the audit rows to insert."""
+    return [{"run_id": run_id, "journal_id": journal_id, "side": side, "record_id": record_id, "field": f,
+             "before": text_value(before), "after": text_value(after),
+             "rule": (rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]}
+            for f, (before, after) in changes.items()]
+
+
+def insert_changes(s: Any, rows: list[dict[str, Any]]) -> None:
+    """Audit rows inserted in one statement, in the caller's transaction (no ORM object for each)."""
+    if rows:
+        s.execute(insert(cast(Table, FieldChange.__table__)), rows)
+
+
 def add_changes(s: Any, run_id: int, journal_id: int | None, side: str, record_id: str | None,
                 changes: dict[str, Any], rule: Any) -> None:
     """Each changed field as (before, after), in the caller's transaction."""
-    for f, (before, after) in changes.items():
-        s.add(FieldChange(run_id=run_id, journal_id=journal_id, side=side, record_id=record_id, field=f,
-                          before=text_value(before), after=text_value(after),
-                          rule=(rule.get(f, "") if isinstance(rule, dict) else str(rule))[:40]))
+    insert_changes(s, change_rows(run_id, journal_id, side, record_id, changes, rule))
 
 
 class JournalRepo:
@@ -168,12 +180,14 @@ class JournalRepo:
                                      .order_by(Journal.id)):
                     journals.setdefault(row.key, []).append(row)
             now = utcnow()
+            audit: list[dict[str, Any]] = []
             for d in done:
                 rows = journals.get(d.key, [])
                 for row in rows:
                     if row.status == "pending":
                         row.status, row.target_id, row.updated_at = "done", d.target_id, now
-                add_changes(s, run_id, rows[0].id if rows else None, d.side, d.target_id, d.changes, d.rule)
+                audit += change_rows(run_id, rows[0].id if rows else None, d.side, d.target_id, d.changes, d.rule)
+            insert_changes(s, audit)
             set_snapshots(s, self.ws_id, [w for d in done if (w := d.snapshot()) is not None])
 
     def record_changes(self, run_id: int, key: str, side: str, record_id: str | None, changes: dict[str, Any],
