@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -13,6 +14,17 @@ from app.sandbox.base import SandboxApp
 from app.sandbox.common import NameIndex
 from app.sandbox.quickbooks.faults import _out
 from app.sandbox.quickbooks.schema import CURRENCIES, NAME_LISTS, TRANSACTIONS, ZERO
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str) -> dt.tzinfo:
+    """The company's time zone, looked up once (every timestamp of every answer is written in it)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - no tz database: QBO sandbox companies are US Pacific
+        return dt.timezone(dt.timedelta(hours=-8))
 
 
 class QboCore(SandboxApp):
@@ -96,12 +108,7 @@ class QboCore(SandboxApp):
 
     # -- clock and formats ----------------------------------------------------------------------
     def _tz(self) -> dt.tzinfo:
-        try:
-            from zoneinfo import ZoneInfo
-
-            return ZoneInfo(self.time_zone)
-        except Exception:  # noqa: BLE001 - no tz database: QBO sandbox companies are US Pacific
-            return dt.timezone(dt.timedelta(hours=-8))
+        return _zone(self.time_zone)
 
     def ts(self, epoch: float) -> str:
         """``2026-05-12T03:10:11-07:00``: MetaData times, seconds, company time zone."""
