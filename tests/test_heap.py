@@ -30,9 +30,15 @@ class Mouse:
 def test_collects_after_the_run_only_once_the_mouse_is_left_alone(qapp) -> None:
     clock, mouse = Clock(), Mouse()
     keeper = HeapKeeper(idle_ms=2000, latest_ms=60_000, clock=clock, mouse=mouse)
+    usual = gc.get_threshold()
     try:
         keeper.hold()  # a run starts
         assert gc.get_freeze_count() > 0
+        # no full pass while it lasts (each walked what the run kept since the last tick: 30-60 ms of a
+        # 10,000-record run); young objects are collected as usual
+        assert gc.get_threshold()[:2] == usual[:2] and gc.get_threshold()[2] >= 1_000_000
+        keeper.hold()  # the next second's tick
+        assert gc.get_threshold()[2] >= 1_000_000
         clock.now += 5
         assert keeper.collect_if_idle() is False  # still running: nothing handed back
         keeper.release_when_idle()  # the last run ended
@@ -52,14 +58,17 @@ def test_collects_after_the_run_only_once_the_mouse_is_left_alone(qapp) -> None:
         clock.now += 0.6
         assert keeper.collect_if_idle() is True
         assert gc.get_freeze_count() == 0 and keeper.collections == 1
+        assert gc.get_threshold() == usual  # full passes as usual again
         assert keeper.collect_if_idle() is False  # once per run's end
     finally:
         gc.unfreeze()
+        gc.set_threshold(*usual)
 
 
 def test_a_busy_user_waits_a_minute_at_most_and_a_new_run_holds_it_again(qapp) -> None:
     clock, mouse = Clock(), Mouse()
     keeper = HeapKeeper(idle_ms=2000, latest_ms=60_000, clock=clock, mouse=mouse)
+    usual = gc.get_threshold()
     try:
         keeper.hold()
         keeper.release_when_idle()
@@ -74,5 +83,7 @@ def test_a_busy_user_waits_a_minute_at_most_and_a_new_run_holds_it_again(qapp) -
         clock.now += 1.5
         mouse.pos = (0, 99)
         assert keeper.collect_if_idle() is True and gc.get_freeze_count() == 0
+        assert gc.get_threshold() == usual  # kept aside across both runs, given back once
     finally:
         gc.unfreeze()
+        gc.set_threshold(*usual)

@@ -207,7 +207,11 @@ class WorkspaceHeader(QFrame):
             self.cancel_button.setEnabled(True)
         self.count.setText(state.count_text)
         if state.total > 0:
+            # QProgressBar repaints at once when its value moves a pixel; with updates paused around the
+            # change it is drawn with the count's text in the window's next paint instead.
+            self.progress.setUpdatesEnabled(False)
             self.progress.setRange(0, state.total)
             self.progress.setValue(min(state.done, state.total))
+            self.progress.setUpdatesEnabled(True)
         else:
             self.progress.setRange(0, 0)  # busy until the first count arrives

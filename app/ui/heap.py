@@ -2,13 +2,13 @@
 
 A full collection walks every object and holds the interpreter while it does: the window stops for as
 long (0.1 s and more once a 10,000-record run's records are in memory). While a run lasts, what exists is
-set aside from those passes (``gc.freeze``, at the start and at every second's tick), so each pass walks
-only what the last second made. When the last run ends, all of it is handed back to the collector and
-collected in one pass, but only once the mouse has been left alone (not moved, no button held) for a
-moment, or at the latest after a minute: the pause then falls where nobody feels it, not in the middle of
-scrolling the table the run just filled. The mouse is looked at every quarter second, not watched through
-an event filter: a Python filter on the whole app sees every event, and the first time it does, PySide
-sets up 86 enum types, itself a 0.1 s pause.
+set aside from those passes (``gc.freeze``, at the start and at every second's tick), and no full pass is
+made at all. When the last run ends, all of it is handed back to the collector and collected in one
+pass, but only once the mouse has been left alone (not moved, no button held) for a moment, or at the
+latest after a minute: the pause then falls where nobody feels it, not in the middle of scrolling the
+table the run just filled. The mouse is looked at every quarter second, not watched through an event
+filter: a Python filter on the whole app sees every event, and the first time it does, PySide sets up 86
+enum types, itself a 0.1 s pause.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from PySide6.QtGui import QCursor, QGuiApplication
 IDLE_MS = 2000  # the mouse left alone this long: the collection may run
 LATEST_MS = 60_000  # after the last run ended, it runs by then in any case (frozen garbage is kept meanwhile)
 LOOK_MS = 250  # how often the mouse is looked at while a collection waits
+NO_FULL_PASS = 1_000_000  # young collections before a full one while runs last: never, in practice
 
 
 def _mouse() -> Any:
@@ -44,9 +45,15 @@ class HeapKeeper(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.collect_if_idle)
         self.collections = 0  # how many times the set-aside heap was handed back and collected
+        self._thresholds: tuple[int, int, int] | None = None  # the collector's own, while they are changed
 
     def hold(self) -> None:
-        """A run starts or goes on: set aside what exists now."""
+        """A run starts or goes on: set aside what exists now, and make no full pass until it is handed
+        back (what the run keeps between two ticks would otherwise be walked: 30-60 ms of a 10,000-record
+        run, several times). Young objects are still collected as usual."""
+        if self._thresholds is None:
+            self._thresholds = gc.get_threshold()
+            gc.set_threshold(self._thresholds[0], self._thresholds[1], NO_FULL_PASS)
         self._holding = True
         self._timer.stop()
         gc.freeze()
@@ -76,5 +83,8 @@ class HeapKeeper(QObject):
         self._waiting_since = None
         gc.unfreeze()  # collected as usual again: a cycle made before or during the run is not kept
         gc.collect()
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
         self.collections += 1
         return True

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
@@ -365,10 +365,12 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, workspace_id: int, notice: Notice) -> None:
         self.list_model.set_running(workspace_id, False)
-        self.changes.tell(Changed(workspace_id, frozenset(changes.SYNC)))  # folded with the run's own record
         if self.page.workspace_id == workspace_id:
             self.page.show_run(None)
             self.page.show_notice(notice)
+        # What the run changed is read again on the event loop's next turn (folded with the run's own
+        # record): the button and the notice are drawn first, and the window answers in between.
+        QTimer.singleShot(0, self, lambda: self.changes.tell(Changed(workspace_id, frozenset(changes.SYNC))))
 
     def _focus_search(self) -> None:
         if self.stack.currentWidget() is self.page:

@@ -52,6 +52,9 @@ class RunState:
         return self.cancel.is_set()
 
 
+PROGRESS_EVERY_MS = 50  # the window draws a run's progress at most this often
+
+
 class SyncController(QObject):
     """Starts and cancels runs; publishes which workspace changed so views refresh only that one."""
 
@@ -74,6 +77,14 @@ class SyncController(QObject):
         self.ticker.setInterval(1000)
         self.ticker.timeout.connect(self._tick)
         self.heap = HeapKeeper(self)  # full garbage collections held off while runs last (app/ui/heap.py)
+        # A run reports every record; the window shows the latest at most every PROGRESS_EVERY_MS. Each
+        # report drawn at once cost the window up to a second of a 10,000-record run (a progress bar
+        # repaints as soon as its value moves a pixel), and stalled it for up to 150 ms at a time.
+        self._unshown: set[int] = set()
+        self._coalesce = QTimer(self)
+        self._coalesce.setSingleShot(True)
+        self._coalesce.setInterval(PROGRESS_EVERY_MS)
+        self._coalesce.timeout.connect(self._show_unshown)
 
     def is_running(self, workspace_id: int) -> bool:
         return workspace_id in self._runs
@@ -138,7 +149,19 @@ class SyncController(QObject):
         state.stage, state.done, state.total = stage, done, total
         if total > 1 and not stage.startswith("Reading"):  # reading counts steps, not records
             state.eta.update(done, total)
+        if self._coalesce.isActive():  # shown when the interval is over, with whatever came last
+            self._unshown.add(state.workspace_id)
+            return
         self.progressed.emit(state.workspace_id)
+        self._coalesce.start()
+
+    def _show_unshown(self) -> None:
+        unshown, self._unshown = self._unshown, set()
+        for workspace_id in unshown:
+            if workspace_id in self._runs:
+                self.progressed.emit(workspace_id)
+        if unshown:
+            self._coalesce.start()
 
     def _tick(self) -> None:
         if not self._runs:
