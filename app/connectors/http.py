@@ -23,6 +23,7 @@ from app.connectors.errors import (
     TransportError,
     Unauthorized,
 )
+from app.connectors.tls import verify_for
 from app.connectors.tokens import Tokens, TokenStore
 
 log = logging.getLogger("crossledger.http")
@@ -172,6 +173,7 @@ class ApiClient:
             transport=transport,
             timeout=timeout,
             headers={"Accept": "application/json", **(default_headers or {})},
+            **verify_for(transport),
         )
 
     # -- tokens -----------------------------------------------------------------------------

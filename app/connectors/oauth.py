@@ -24,6 +24,7 @@ import httpx
 
 from app.connectors import hosts
 from app.connectors.errors import AuthExpired, ConnectorError, RateLimited, ServerError, TransportError
+from app.connectors.tls import tls_context, verify_for
 from app.connectors.tokens import Tokens
 
 log = logging.getLogger("crossledger.oauth")
@@ -258,7 +259,7 @@ def _token_request(
             f"{config.provider}'s servers. Reconnect {config.provider} to sign in again.",
             provider=config.provider,
         )
-    with httpx.Client(transport=transport, timeout=30) as http:
+    with httpx.Client(transport=transport, timeout=30, **verify_for(transport)) as http:
         try:
             resp = http.post(config.token_url, data=data, auth=auth, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
@@ -414,5 +415,5 @@ def run_flow(
 
 def follow_redirects_opener(url: str) -> None:
     """The 'browser' for sandboxes and tests: follow the authorize redirect over HTTP."""
-    with httpx.Client(follow_redirects=True, timeout=30) as http:
+    with httpx.Client(follow_redirects=True, timeout=30, verify=tls_context()) as http:
         http.get(url)
