@@ -149,8 +149,9 @@ class Scheduler:
         kind = str(getattr(event, "job_id", "")).partition(":")[0]
         if kind not in ("realtime", "batch") or self.scheduler.state == STATE_STOPPED:
             return
-        self._respacer = threading.Thread(target=self._respace_now, name="crossledger-respace", daemon=True)
-        self._respacer.start()
+        respacer = threading.Thread(target=self._respace_now, name="crossledger-respace", daemon=True)
+        respacer.start()
+        self._respacer = respacer  # only once started: ``settle`` on another thread may join it at once
 
     def _respace_now(self) -> None:
         try:
@@ -161,8 +162,9 @@ class Scheduler:
 
     def settle(self, timeout: float = 60) -> None:
         """Wait for a re-spacing after a sync to finish (tests that move a fake clock)."""
-        if self._respacer is not None:
-            self._respacer.join(timeout)
+        respacer = self._respacer
+        if respacer is not None:
+            respacer.join(timeout)
 
     def sync_jobs(self) -> None:
         """Make the stored jobs match the workspaces and their cadences."""
