@@ -7,6 +7,8 @@ product's encoder or arithmetic would agree with the product's bugs instead of c
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
 import re
 import secrets
@@ -59,6 +61,19 @@ class ExactJsonResponse(Response):
             return dumps(self.body).encode()
         return Response.encode(self)
 
+
+
+# -- time zones -----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def zone(name: str, fallback: dt.tzinfo = dt.UTC) -> dt.tzinfo:
+    """A time zone by name, looked up once (every timestamp of every answer is written in one);
+    ``fallback`` where there is no time zone database (a frozen build)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - no tz database, or an unknown name
+        return fallback
 
 # -- rounding -----------------------------------------------------------------------------------------
 def half_up(value: Decimal, places: Decimal = CENT) -> Decimal:

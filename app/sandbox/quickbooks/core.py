@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -11,20 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from app.sandbox.base import SandboxApp
-from app.sandbox.common import NameIndex
+from app.sandbox.common import NameIndex, zone
 from app.sandbox.quickbooks.faults import _out
-from app.sandbox.quickbooks.schema import CURRENCIES, NAME_LISTS, TRANSACTIONS, ZERO
-
-
-@functools.lru_cache(maxsize=8)
-def _zone(name: str) -> dt.tzinfo:
-    """The company's time zone, looked up once (every timestamp of every answer is written in it)."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    except Exception:  # noqa: BLE001 - no tz database: QBO sandbox companies are US Pacific
-        return dt.timezone(dt.timedelta(hours=-8))
+from app.sandbox.quickbooks.schema import CURRENCIES, NAME_LISTS, PACIFIC_STANDARD, TRANSACTIONS, ZERO
 
 
 class QboCore(SandboxApp):
@@ -108,7 +96,7 @@ class QboCore(SandboxApp):
 
     # -- clock and formats ----------------------------------------------------------------------
     def _tz(self) -> dt.tzinfo:
-        return _zone(self.time_zone)
+        return zone(self.time_zone, PACIFIC_STANDARD)  # QBO sandbox companies are US Pacific
 
     def ts(self, epoch: float) -> str:
         """``2026-05-12T03:10:11-07:00``: MetaData times, seconds, company time zone."""

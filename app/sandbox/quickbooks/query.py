@@ -6,13 +6,20 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.sandbox.base import Request, Response, route
-from app.sandbox.common import page_at
+from app.sandbox.common import page_at, zone
 from app.sandbox.quickbooks.faults import QboFault, missing, parse_error, query_invalid
 from app.sandbox.quickbooks.records import QboRecords
-from app.sandbox.quickbooks.schema import _DATE, API, NAME_LISTS, QUERY_DEFAULT, QUERY_MAX, QUERYABLE
+from app.sandbox.quickbooks.schema import (
+    _DATE,
+    API,
+    NAME_LISTS,
+    PACIFIC_STANDARD,
+    QUERY_DEFAULT,
+    QUERY_MAX,
+    QUERYABLE,
+)
 
 # -- the query language ------------------------------------------------------------------------------
 _TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:\\.|[^'\\])*')|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|"""
@@ -182,10 +189,7 @@ def _get(rec: dict[str, Any], path: str) -> Any:
 
 def pacific() -> dt.tzinfo:
     """US Pacific time, in which QBO reads a date-time sent without a UTC offset."""
-    try:
-        return ZoneInfo("America/Los_Angeles")
-    except (ZoneInfoNotFoundError, ValueError):  # no time zone database (a frozen build): standard time
-        return dt.timezone(dt.timedelta(hours=-8), "PST")
+    return zone("America/Los_Angeles", PACIFIC_STANDARD)
 
 
 def _parse_when(text: str) -> float:

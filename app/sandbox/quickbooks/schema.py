@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 
@@ -16,6 +17,8 @@ CDC_MAX = 1000
 QUERY_MAX = 1000
 QUERY_DEFAULT = 100
 BATCH_MAX = 30
+# US Pacific standard time: QBO sandbox companies are US Pacific; this is used without a time zone database
+PACIFIC_STANDARD = dt.timezone(dt.timedelta(hours=-8), "PST")
 REQUESTID_TTL = 24 * 3600.0  # retention is undocumented (reference §8: "assume hours, not weeks")
 CURRENCIES = {"USD": "United States Dollar", "GBP": "British Pound Sterling", "EUR": "Euro",
               "AUD": "Australian Dollar", "CAD": "Canadian Dollar", "NZD": "New Zealand Dollar"}

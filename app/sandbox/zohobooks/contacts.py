@@ -9,6 +9,8 @@ from app.sandbox.base import Request, Response, route
 from app.sandbox.zohobooks.listing import ZohoBooksListing
 from app.sandbox.zohobooks.shapes import _EMAIL, API, ZERO, _address, invalid, money, ok, s, zerr
 
+_NOTHING_OWED = (money(ZERO), money(ZERO))  # a contact with no open invoice or unused credit
+
 
 class ZohoBooksContacts(ZohoBooksListing):
     """The contacts endpoints."""
@@ -119,9 +121,6 @@ class ZohoBooksContacts(ZohoBooksListing):
     def _has_transactions(self, org: str, contact: dict[str, Any]) -> bool:
         return any(i["customer_id"] == contact["contact_id"] for i in self._books(org)["invoices"].values())
 
-    def _receivable(self, org: str, contact: dict[str, Any]) -> tuple[Decimal, Decimal]:
-        return self._receivables(org).get(contact["contact_id"], (money(ZERO), money(ZERO)))
-
     def _receivables(self, org: str) -> dict[Any, tuple[Decimal, Decimal]]:
         """Each customer's outstanding balance and unused credits, from one pass over the books."""
         books = self._books(org)
@@ -135,11 +134,11 @@ class ZohoBooksContacts(ZohoBooksListing):
         return {cid: (money(owed.get(cid, ZERO)), money(credit.get(cid, ZERO))) for cid in owed.keys() | credit.keys()}
 
     def _contact_summary(self, org: str, c: dict[str, Any],
-                         receivables: dict[Any, tuple[Decimal, Decimal]] | None = None) -> dict[str, Any]:
+                         balances: dict[Any, tuple[Decimal, Decimal]] | None = None) -> dict[str, Any]:
+        """``balances``: ``_receivables(org)`` when the caller has it already (a page of contacts)."""
         primary = next((p for p in c["contact_persons"] if p["is_primary_contact"]), {})
         cur = self._currency(org, c["currency_id"])
-        owed, credit = (receivables.get(c["contact_id"], (money(ZERO), money(ZERO))) if receivables is not None
-                        else self._receivable(org, c))
+        owed, credit = (self._receivables(org) if balances is None else balances).get(c["contact_id"], _NOTHING_OWED)
         return {
             "contact_id": c["contact_id"], "contact_name": c["contact_name"], "customer_name": c["contact_name"],
             "company_name": c["company_name"], "contact_type": c["contact_type"],
@@ -166,13 +165,7 @@ class ZohoBooksContacts(ZohoBooksListing):
     @route("GET", API + r"/contacts")
     def list_contacts(self, req: Request) -> Response:
         org = self._gate(req, "contacts")
-        balances: list[dict[Any, tuple[Decimal, Decimal]]] = []
-
-        def receivables() -> dict[Any, tuple[Decimal, Decimal]]:  # once for the page's contacts
-            if not balances:
-                balances.append(self._receivables(org))
-            return balances[0]
-
+        balances = self._receivables(org)  # once for the whole list, not once a contact
         return self._list(
             req, org, list(self._books(org)["contacts"].values()), key="contacts", id_key="contact_id",
             report="Contacts",
@@ -192,12 +185,12 @@ class ZohoBooksContacts(ZohoBooksListing):
             default_filter="Status.All",
             sorts={"contact_name": lambda c: c["contact_name"].casefold(),
                    "company_name": lambda c: c["company_name"].casefold(),
-                   "first_name": lambda c: self._contact_summary(org, c)["first_name"].casefold(),
-                   "last_name": lambda c: self._contact_summary(org, c)["last_name"].casefold(),
-                   "email": lambda c: self._contact_summary(org, c)["email"].casefold(),
-                   "outstanding_receivable_amount": lambda c: receivables().get(c["contact_id"], (ZERO,))[0],
+                   "first_name": lambda c: self._contact_summary(org, c, balances)["first_name"].casefold(),
+                   "last_name": lambda c: self._contact_summary(org, c, balances)["last_name"].casefold(),
+                   "email": lambda c: self._contact_summary(org, c, balances)["email"].casefold(),
+                   "outstanding_receivable_amount": lambda c: balances.get(c["contact_id"], _NOTHING_OWED)[0],
                    "created_time": lambda c: int(c["_created"]), "last_modified_time": lambda c: int(c["_lmt"])},
-            default_sort=("contact_name", "A"), out=lambda c: self._contact_summary(org, c, receivables()))
+            default_sort=("contact_name", "A"), out=lambda c: self._contact_summary(org, c, balances))
 
     @route("POST", API + r"/contacts")
     def create_contact(self, req: Request) -> Response:

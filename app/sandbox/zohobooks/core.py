@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from app.sandbox.common import NameIndex
+from app.sandbox.common import NameIndex, zone
 from app.sandbox.zoho_accounts import ZohoAccounts
 from app.sandbox.zohobooks.shapes import CURRENCIES, ID_BASE, bad_param, invalid, s
-
-
-@functools.lru_cache(maxsize=32)
-def _zone(name: str) -> dt.tzinfo:
-    """A time zone by name, looked up once (every timestamp of every answer is written in one)."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    except Exception:  # noqa: BLE001 - no tz database (frozen builds): fall back to UTC
-        return dt.UTC
 
 
 class ZohoBooksCore(ZohoAccounts):
@@ -95,7 +83,7 @@ class ZohoBooksCore(ZohoAccounts):
     # -- clock and formats ------------------------------------------------------------------
     def _tz(self, org: str | None) -> dt.tzinfo:
         name = (self.state["orgs"].get(org) or {}).get("time_zone") if org else None
-        return _zone(name or self.time_zone)
+        return zone(name or self.time_zone)
 
     def ts(self, epoch: float, org: str | None) -> str:
         """``2026-05-12T03:10:11+0100``: organisation time zone, offset without a colon."""
