@@ -205,10 +205,10 @@ def _tell_budget(conn: Any, workspace: str) -> None:
     """Pipedrive: the daily token budget the plan and seats make, and how to give the plan if it was not."""
     if conn.provider != "pipedrive":
         return
-    from app.connectors.pipedrive_tokens import daily_tokens, plan_label, plan_of, seats_of
+    from app.connectors.pipedrive_tokens import budget_of, plan_label, seats_label
 
-    plan, seats, cap = plan_of(conn.extra), seats_of(conn.extra), daily_tokens(conn.extra)
-    people = f"{seats} seat{'s' if seats != 1 else ''}"
+    plan, seats, cap = budget_of(conn.extra)
+    people = seats_label(seats)
     if plan is not None:
         print(f"Pipedrive {plan_label(plan)} plan, {people}: {cap:,} API tokens a day.")
     else:

@@ -76,15 +76,15 @@ def _workspace_set(args: argparse.Namespace, store: Any) -> int:
             print(f"Monthly reconciliation workbooks for '{args.name}' now go to {report_folder(settings)}.")
         shown["report_folder"] = settings.report_folder
     if args.plan is not None:
+        from app.connectors.pipedrive_tokens import seats_label
         from app.ops.budget import pipedrive_plan, set_pipedrive_plan
 
         set_pipedrive_plan(store, args.name, args.plan)
         plan, seats, cap = pipedrive_plan(store, args.name) or (None, 1, 0)
         shown["pipedrive"] = {"plan": plan, "seats": seats, "daily_tokens": cap}
         if not args.json:
-            print(f"Pipedrive plan for '{args.name}': {str(plan).capitalize()}. With {seats} seat"
-                  f"{'s' if seats != 1 else ''} that is {cap:,} API tokens a day; scheduled syncs leave a fifth of "
-                  "them for your own work.")
+            print(f"Pipedrive plan for '{args.name}': {str(plan).capitalize()}. With {seats_label(seats)} that is "
+                  f"{cap:,} API tokens a day; scheduled syncs leave a fifth of them for your own work.")
     if args.json:
         print(json.dumps(shown))
     elif args.direction is not None or args.rule or args.cadence is not None:

@@ -46,8 +46,17 @@ def daily_tokens(extra: Mapping[str, Any]) -> int:
     return min(COMPANY_MAX, per_seat * seats_of(extra))
 
 
+def budget_of(extra: Mapping[str, Any]) -> tuple[str | None, int, int]:
+    """(the plan the user gave, or None), the seats and the daily token budget they make."""
+    return plan_of(extra), seats_of(extra), daily_tokens(extra)
+
+
 def plan_label(plan: str) -> str:
     return plan.capitalize()
+
+
+def seats_label(seats: int) -> str:
+    return f"{seats} seat" + ("" if seats == 1 else "s")
 
 
 def token_cost(method: str, url: str) -> int:

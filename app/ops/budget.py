@@ -179,9 +179,7 @@ def pipedrive_plan(store: Store, workspace: str) -> tuple[str | None, int, int] 
     budget they make; None when the workspace's CRM is not a connected Pipedrive."""
     for conn in _connections(store, workspace):
         if conn.provider == "pipedrive":
-            extra = conn.extra or {}
-            tokens = pipedrive_tokens.daily_tokens(extra)
-            return pipedrive_tokens.plan_of(extra), pipedrive_tokens.seats_of(extra), tokens
+            return pipedrive_tokens.budget_of(conn.extra or {})
     return None
 
 
