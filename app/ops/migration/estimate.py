@@ -202,11 +202,9 @@ def estimate(rows: Iterable[MigrationRow | PlanRow], crm_limits: Limits, acct_li
         c_s = max(c_s, estimate_calls(crm_calls, crm_batch)[0])
     days = max(a_days, c_days)
     note = ""
-    if a_days:
-        note = (f"{acct_label} allows {acct_limits.daily_cap:,} {acct_limits.cap_unit} a day: the import pauses "
-                "when they are used up and continues by itself the next day.")
-    elif c_days:
-        note = (f"{crm_label} allows {crm_limits.daily_cap:,} {crm_limits.cap_unit} a day: the import pauses "
+    if a_days or c_days:  # the ledger's cap is told when both bind
+        label, capped = (acct_label, acct_limits) if a_days else (crm_label, crm_limits)
+        note = (f"{label} allows {capped.daily_cap:,} {capped.cap_unit} a day: the import pauses "
                 "when they are used up and continues by itself the next day.")
     return Estimate(crm_calls, acct_calls, a_s + c_s + days * 86400, days, note)
 
