@@ -59,12 +59,14 @@ def over_http(provider: str, seed: str = "empty", tokens: TokenStore | None = No
     tokens = tokens or MemoryTokenStore()
     conn = Connection(id=f"{provider}-{uuid.uuid4().hex[:8]}", provider=provider, base_url=server.url,
                       auth_url=server.url)
+    side: Connected | None = None
     try:
         connect(conn, tokens, client_secret="sandbox-secret", timeout=20)
-        connector = registry.make_connector(conn, tokens, sleep=no_sleep)
-        yield Connected(sandbox, conn, tokens, connector, server.url)
-        connector.close()
+        side = Connected(sandbox, conn, tokens, registry.make_connector(conn, tokens, sleep=no_sleep), server.url)
+        yield side
     finally:
+        if side is not None:
+            side.connector.close()  # the one it holds now (a test may have swapped it)
         server.stop()
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 import socketserver
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 import httpx
@@ -16,7 +19,18 @@ from app.sandbox.base import DropConnection, SandboxApp, SimulatedTimeout
 
 
 class _SignalServerHandler(ServerHandler):
-    """wsgiref turns every app exception into a 500; let the fault signals through instead."""
+    """wsgiref turns every app exception into a 500; let the fault signals through instead. It answers in
+    the request's own HTTP version, so an HTTP/1.1 client keeps its connection for the next request, as
+    every provider's servers allow."""
+
+    closing = False  # say "Connection: close": this connection ends after this answer
+    headers: Headers  # set by wsgiref's start_response (not in its stubs)
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        if self.closing or "Content-Length" not in self.headers:
+            self.headers["Connection"] = "close"
+            self.closing = True
 
     def run(self, application: Any) -> None:
         try:
@@ -34,22 +48,58 @@ class _SignalServerHandler(ServerHandler):
 
 
 class _Handler(WSGIRequestHandler):
+    """One connection: its requests one after another (HTTP/1.1 keep-alive) until the client closes it,
+    asks to, or sits idle for ``idle_seconds``; a fault signal drops it as a failing server would."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # an answer goes out at once, not after the client's delayed ACK
+    wbufsize = -1  # its status line, headers and body in one send (flushed once the answer is written)
     timeout_delay = 3.0
+    idle_seconds = 30.0  # longer than any client keeps an idle connection (httpx: 5 s), so the client closes first
 
     def log_message(self, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.idle_seconds)
+        cast(_ThreadingServer, self.server).opened(self.connection)
+
+    def finish(self) -> None:
+        cast(_ThreadingServer, self.server).closed(self.connection)
+        with contextlib.suppress(OSError):  # the client may be gone already
+            super().finish()
+
     def handle(self) -> None:
+        self.close_connection = True
+        try:
+            self.handle_one_request()
+            while not self.close_connection:
+                self.handle_one_request()
+        except (TimeoutError, ConnectionError):  # idle too long, or the client went away
+            self.close_connection = True
+
+    def handle_one_request(self) -> None:
+        self.close_connection = True
         self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:  # the client closed the connection
+            return
         if len(self.raw_requestline) > 65536:
             self.send_error(414)
             return
-        if not self.parse_request():
+        if not self.parse_request():  # (sets close_connection from the request's version and headers)
             return
-        handler = _SignalServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
-        )
+        if self.request_version != "HTTP/1.1":
+            self.close_connection = True  # an HTTP/1.0 client: one request a connection, as before
+        body = self.rfile
+        if self.headers.get("Content-Length"):  # the whole body read now: the next request starts after it
+            body = io.BytesIO(self.rfile.read(int(self.headers["Content-Length"])))
+        elif self.command not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            self.close_connection = True  # a body of unknown length: this connection ends with it
+        handler = _SignalServerHandler(body, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
         handler.request_handler = self
+        handler.http_version = "1.1" if self.request_version == "HTTP/1.1" else "1.0"
+        handler.closing = self.close_connection
         try:
             handler.run(self.server.get_app())
         except DropConnection:
@@ -57,8 +107,12 @@ class _Handler(WSGIRequestHandler):
         except SimulatedTimeout:
             time.sleep(self.timeout_delay)
             self._drop()
+        else:
+            self.wfile.flush()
+            self.close_connection = self.close_connection or handler.closing
 
     def _drop(self) -> None:
+        self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             self.connection.close()
@@ -69,6 +123,29 @@ class _Handler(WSGIRequestHandler):
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def opened(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            self._open.add(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(conn)
+
+    def server_close(self) -> None:
+        """A stopped server leaves no connection open: a client's kept connection sees it gone, as it
+        would see a provider's outage."""
+        super().server_close()
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
