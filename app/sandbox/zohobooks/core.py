@@ -27,6 +27,7 @@ class ZohoBooksCore(ZohoAccounts):
         self.time_zone = time_zone
         self.daily_scale = 1.0
         self.names = NameIndex(lambda contact: contact["contact_name"])  # per organisation
+        self._stamps: dict[tuple[int, dt.tzinfo], str] = {}  # ts() written already
         super().__init__(state_file, clock=clock)
 
     # -- state ------------------------------------------------------------------------------
@@ -86,8 +87,14 @@ class ZohoBooksCore(ZohoAccounts):
         return zone(name or self.time_zone)
 
     def ts(self, epoch: float, org: str | None) -> str:
-        """``2026-05-12T03:10:11+0100``: organisation time zone, offset without a colon."""
-        return dt.datetime.fromtimestamp(int(epoch), self._tz(org)).strftime("%Y-%m-%dT%H:%M:%S%z")
+        """``2026-05-12T03:10:11+0100``: organisation time zone, offset without a colon. Each stamp is
+        written once: a list page writes every contact's two stamps, unchanged from the page before."""
+        key = (int(epoch), self._tz(org))
+        if (text := self._stamps.get(key)) is None:
+            if len(self._stamps) > 100_000:
+                self._stamps.clear()
+            text = self._stamps[key] = dt.datetime.fromtimestamp(key[0], key[1]).strftime("%Y-%m-%dT%H:%M:%S%z")
+        return text
 
     def _date(self, epoch: float, org_tz: str | None) -> str:
         return dt.datetime.fromtimestamp(epoch, self._tz(org_tz)).date().isoformat()
