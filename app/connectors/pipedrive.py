@@ -297,7 +297,8 @@ class Connector(PipedriveLifecycle):
     details_kind = "fields"  # what its ``details`` keep (app.ops.detail_cache)
     # 80 requests per 2 s is the smallest OAuth burst window (Essential plan); larger plans allow more.
     # Pipedrive has no batch create/update for records, so batch_max is 1.
-    limits = Limits(requests=80, window_seconds=2.0, batch_max=1, page_max=PAGE, concurrency=1)
+    # Its daily allowance counts tokens, each call priced by its endpoint.
+    limits = Limits(requests=80, window_seconds=2.0, batch_max=1, page_max=PAGE, concurrency=1, cap_unit="tokens")
 
     def __init__(self, conn: Connection, tokens: TokenStore, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
@@ -306,7 +307,7 @@ class Connector(PipedriveLifecycle):
         self._transport = transport
         # The company's daily token budget (plan × seats), spent at each endpoint's price.
         self.limits = dataclasses.replace(type(self).limits, daily_cap=daily_tokens(conn.extra),
-                                          write_cost=token_cost("POST", f"{V2}/persons"), cap_unit="tokens")
+                                          write_cost=token_cost("POST", f"{V2}/persons"))
         api_token = conn.extra.get("auth") == "access_token"  # a personal API token: its own header, no refresh
         self.api = make_api_client(conn, tokens, provider="pipedrive", limits=self.limits,
                                    refresh=None if api_token else self._refresh,

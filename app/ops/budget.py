@@ -28,8 +28,6 @@ PLANNED_SHARE = 0.7
 IDLE_RUN_CALLS = 8
 # The nightly full sync before one has been measured: every list read in full, in pages.
 NIGHTLY_CALLS = 60
-# What a day's allowance counts, where it is not calls: Pipedrive prices each call in tokens.
-UNITS = {"pipedrive": "tokens"}
 # Until a sync has been measured, a call there is priced as its dearest read (a v1 list: 20 tokens).
 FIRST_PRICE = {"pipedrive": 20}
 # Pipedrive's plans as a choice: (kept key, label), the current ones first.
@@ -46,7 +44,7 @@ class BudgetLine:
 
     @property
     def unit(self) -> str:
-        return UNITS.get(self.provider, "calls")
+        return cap_unit(self.provider)
 
     @property
     def text(self) -> str:
@@ -54,6 +52,14 @@ class BudgetLine:
         if self.cap:
             return f"{label}: {self.used:,} of {self.cap:,} {self.unit} today"
         return f"{label}: {self.used:,} {self.unit} today"
+
+
+def cap_unit(provider: str) -> str:
+    """What a provider's daily allowance counts ("calls"; Pipedrive's "tokens"), as its connector says."""
+    try:
+        return str(registry.module(provider).Connector.limits.cap_unit)
+    except (ValueError, ModuleNotFoundError, AttributeError):
+        return "calls"
 
 
 def provider_label(provider: str) -> str:
