@@ -14,6 +14,10 @@ the data model's XSDs are in tests/specs/quickbooks/):
   versions they were based on), so a retried batch is answered from QBO's replay cache, never run twice.
 - Optimistic locking with ``SyncToken`` (5010 -> StaleVersion); DisplayName clashes (6240 -> DuplicateName).
 - Amounts are JSON numbers: parsed as Decimal, sent as JSON numbers written from the Decimal.
+
+The wire format's helpers are in ``quickbooks_wire``; invoices, payments and credit memos in
+``quickbooks_invoices`` (a mixin of this connector); merged, deleted and reopened records in
+``ledger_fates``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -35,8 +37,6 @@ from app.connectors.base import (
     Changes,
     Connection,
     CustomerWrite,
-    InvoiceState,
-    InvoiceWrite,
     ItemWrite,
     Limits,
     Tenant,
@@ -61,9 +61,22 @@ from app.connectors.errors import (
 from app.connectors.http import RateLimiter, make_api_client, redact
 from app.connectors.ledger_fates import QuickBooksLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
+from app.connectors.quickbooks_invoices import QuickBooksInvoices
+from app.connectors.quickbooks_wire import (
+    NAMESPACE,
+    PAGE,
+    _chunks,
+    _clean_name,
+    _dec,
+    _text,
+    iso_utc,
+    json_dumps,
+    parse_ts,
+    quote,
+)
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
-from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
+from app.domain.models import AccountingCustomer, Item, Party
 from app.domain.text import country_code
 
 PROVIDER = ProviderInfo(
@@ -81,7 +94,6 @@ SCOPES = ("com.intuit.quickbooks.accounting",)
 TOKEN_HOSTS = {"https://appcenter.intuit.com": "https://oauth.platform.intuit.com"}
 WEB_HOSTS = {"quickbooks.api.intuit.com": "https://app.qbo.intuit.com",
              "sandbox-quickbooks.api.intuit.com": "https://app.sandbox.qbo.intuit.com"}
-PAGE = 1000  # MAXRESULTS max
 BATCH = 30  # BatchItemRequest max
 CDC_DAYS = 30
 CDC_MAX = 1000  # objects per CDC answer, shared across entities
@@ -89,14 +101,9 @@ OVERLAP = 5.0  # seconds subtracted from the watermark: MetaData times have seco
 EDGE_MAX = 2000  # records remembered at the cursor's edge (beyond that they may be handed back once more)
 THROTTLE_WAIT = 60.0  # QBO sends no Retry-After with its 429; its advice is to wait a minute
 QUERY_GET_MAX = 1500  # longer statements go as POST /query (application/text)
-NAMESPACE = uuid.UUID("2f1b0c4e-5d1a-4f43-9a51-7c3b1e0e9b12")
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 NAME_MAX = {"DisplayName": 500, "CompanyName": 100, "GivenName": 25, "FamilyName": 25}
 _DELETED = re.compile(r"\s\(deleted(?:-\d+)?\)$")
 _MASKED = re.compile(r"^[X*•]{3,}")
-_DISCOUNT_NOTE = re.compile(r"\s\((\d+(?:\.\d+)?)% discount\)$")
 # Where an error's ``element`` points, in canonical field names (for quarantine messages).
 ELEMENT_FIELDS = {"DisplayName": "name", "CompanyName": "name", "GivenName": "name", "FamilyName": "name",
                   "PrimaryEmailAddr": "email", "PrimaryEmailAddr.Address": "email", "PrimaryPhone": "phone",
@@ -104,92 +111,6 @@ ELEMENT_FIELDS = {"DisplayName": "name", "CompanyName": "name", "GivenName": "na
                   "BillAddr.Line2": "address_line2", "BillAddr.City": "city",
                   "BillAddr.CountrySubDivisionCode": "region", "BillAddr.PostalCode": "postal_code",
                   "BillAddr.Country": "country", "PrimaryTaxIdentifier": "tax_id", "CurrencyRef": "currency"}
-
-
-# -- JSON with Decimal numbers ----------------------------------------------------------------
-def json_dumps(obj: Any) -> str:
-    """JSON text where Decimals are numbers (``150.00``), never floats or strings.
-
-    One pass swaps each Decimal for a marker string no text can contain (a fresh nonce), the C
-    encoder writes the whole document once, and the markers become the numbers' own digits.
-    """
-    nonce = secrets.token_hex(8)
-    numbers: list[str] = []
-
-    def prepare(value: Any) -> Any:
-        kind = type(value)
-        if kind is str or value is None or kind is bool:
-            return value
-        if kind is dict:
-            return {(k if type(k) is str else str(k)): prepare(v) for k, v in value.items()}
-        if kind is Decimal:
-            if not value.is_finite():
-                raise ValueError(f"not a JSON number: {value}")
-            numbers.append(format(value, "f"))
-            return f"\x00{nonce}:{len(numbers) - 1}"
-        if kind is list or kind is tuple:
-            return [prepare(v) for v in value]
-        if isinstance(value, float):
-            raise TypeError("floats are not used for money; pass a Decimal")
-        if isinstance(value, str):  # a str subclass (an enum's value) is written as its text
-            return value
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, Decimal | dict | list | tuple):
-            return prepare(Decimal(value) if isinstance(value, Decimal) else
-                           dict(value) if isinstance(value, dict) else list(value))
-        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-    text = json.dumps(prepare(obj), ensure_ascii=False, separators=(",", ":"))
-    if not numbers:
-        return text
-    return re.sub(f'"\\\\u0000{nonce}:(\\d+)"', lambda m: numbers[int(m[1])], text)
-
-
-def quote(value: str) -> str:
-    """A query string literal: single quotes, an apostrophe escaped with a backslash (Intuit's "Data queries")."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def iso_utc(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).isoformat()
-
-
-def parse_ts(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _clean_name(name: str, limit: int) -> str:
-    """QBO refuses ``:``, tabs and new lines in names."""
-    return re.sub(r"\s+", " ", name.replace(":", " -")).strip()[:limit]
-
-
-def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start:start + size]
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -280,7 +201,7 @@ class _TooOld(Exception):
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector(QuickBooksLifecycle):
+class Connector(QuickBooksInvoices, QuickBooksLifecycle):
     """One QuickBooks Online company (realm)."""
 
     provider = "quickbooks"
@@ -919,325 +840,6 @@ class Connector(QuickBooksLifecycle):
                 results[n] = WriteResult(writes[n].key, str(answer["Id"]), str(answer.get("SyncToken")),
                                          record=self.to_item(answer))
         return [results[n] for n in range(len(writes))]
-
-    # -- invoices -------------------------------------------------------------------------------
-    def to_invoice(self, i: dict[str, Any], today: dt.date | None = None) -> Invoice:
-        """Status is derived: QBO has no status field (paid = Balance 0; void = zero amounts + "Voided")."""
-        today = today or dt.datetime.now(dt.UTC).date()
-        total, balance = _dec(i.get("TotalAmt")), _dec(i.get("Balance"))
-        lines_raw = i.get("Line") or []
-        subtotal = sum((_dec(li.get("Amount")) or ZERO for li in lines_raw
-                        if li.get("DetailType") == "SalesItemLineDetail"), ZERO)
-        invoice_pct = ZERO
-        for li in lines_raw:
-            if li.get("DetailType") == "DiscountLineDetail":
-                detail = li.get("DiscountLineDetail") or {}
-                if detail.get("PercentBased"):
-                    invoice_pct = _dec(detail.get("DiscountPercent")) or ZERO
-                elif subtotal:
-                    invoice_pct = ((_dec(li.get("Amount")) or ZERO) * HUNDRED / subtotal).normalize()
-        lines = []
-        for li in lines_raw:
-            if li.get("DetailType") != "SalesItemLineDetail":
-                continue
-            detail = li.get("SalesItemLineDetail") or {}
-            amount = _dec(li.get("Amount")) or ZERO
-            qty = _dec(detail.get("Qty"))
-            price = _dec(detail.get("UnitPrice"))
-            if qty is None:
-                qty = (amount / price).normalize() if price else Decimal(1)
-            if price is None:
-                price = (amount / qty).normalize() if qty else amount
-            description = li.get("Description") or ""
-            pct = invoice_pct
-            note = _DISCOUNT_NOTE.search(description)
-            if note:  # a line discount we folded into the unit price: give back list price and percent
-                line_pct = Decimal(note.group(1))
-                description = description[: note.start()]
-                if line_pct < HUNDRED:
-                    price = (price * HUNDRED / (HUNDRED - line_pct)).quantize(Decimal("0.00001")).normalize()
-                    if price == price.to_integral_value():
-                        price = price.quantize(CENT)
-                pct = line_pct
-            lines.append(InvoiceLine(description=description, quantity=qty, unit_price=price, discount_percent=pct,
-                                     item_id=_text((detail.get("ItemRef") or {}).get("value")),
-                                     tax_code=_text((detail.get("TaxCodeRef") or {}).get("value")), amount=amount))
-        due = dt.date.fromisoformat(i["DueDate"]) if i.get("DueDate") else None
-        voided = (i.get("PrivateNote") or "").startswith("Voided") and not total
-        if voided:
-            status = "void"
-        elif total is not None and balance is not None and balance <= 0:
-            status = "paid"
-        elif due is not None and balance and balance > 0 and due < today:
-            status = "overdue"
-        elif total is not None and balance is not None and balance < total:
-            status = "partly_paid"
-        else:
-            status = "awaiting_payment"  # QBO has no drafts: a saved invoice is open
-        reference = None
-        for part in (i.get("PrivateNote") or "").splitlines():
-            if part.strip() and not voided:
-                reference = part.strip()
-                break
-        return Invoice(
-            id=str(i["Id"]), customer_id=str((i.get("CustomerRef") or {}).get("value") or ""),
-            currency=(i.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or "",
-            lines=tuple(lines), reference=reference, number=_text(i.get("DocNumber")),
-            issue_date=dt.date.fromisoformat(i["TxnDate"]) if i.get("TxnDate") else None, due_date=due,
-            total=total, amount_paid=(total - balance) if total is not None and balance is not None else None,
-            balance=balance, status=status, updated_at=parse_ts((i.get("MetaData") or {}).get("LastUpdatedTime")),
-            web_url=self.invoice_url(str(i["Id"])))
-
-    def _lines(self, inv: Invoice) -> list[dict[str, Any]]:
-        """Lines as QBO wants them: ``Amount = Qty x UnitPrice`` to the cent.
-
-        A discount the same on every line whose QBO rounding (once, on the subtotal) gives the same total
-        becomes QBO's own DiscountLineDetail. Otherwise each line's discount is folded into its unit
-        price (exact to QBO's 5 decimal places) and named in its description, which reads back.
-        """
-        if not inv.lines:
-            raise ValidationRejected("An invoice needs at least one line.", field="lines", provider=self.provider)
-        pcts = {li.discount_percent for li in inv.lines}
-        gross = [li.quantity * li.unit_price for li in inv.lines]
-        nets = [_money(g - g * li.discount_percent / HUNDRED) for g, li in zip(gross, inv.lines, strict=True)]
-        subtotal = sum((_money(g) for g in gross), ZERO)
-        uniform = next(iter(pcts)) if len(pcts) == 1 else ZERO
-        native = bool(uniform) and all(_money(g) == g for g in gross) and \
-            subtotal - _money(subtotal * uniform / HUNDRED) == sum(nets, ZERO)
-        out: list[dict[str, Any]] = []
-        for li in inv.lines:
-            if not li.item_id:
-                raise ValidationRejected(f"The line {li.description!r} has no product in QuickBooks.",
-                                         field="item", provider=self.provider)
-            price, pct, description = li.unit_price, li.discount_percent, li.description or ""
-            if pct and not native:
-                price = li.unit_price * (HUNDRED - pct) / HUNDRED
-                if price != price.quantize(Decimal("0.00001")):
-                    price = price.quantize(Decimal("0.00001"), rounding=ROUND_HALF_UP)
-                description = f"{description} ({pct.normalize():f}% discount)"
-            detail: dict[str, Any] = {"ItemRef": {"value": li.item_id}, "Qty": li.quantity,
-                                      "UnitPrice": price.normalize() if price == price.to_integral_value()
-                                      else price}
-            if li.tax_code:
-                detail["TaxCodeRef"] = {"value": li.tax_code}
-            line: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": _money(li.quantity * price),
-                                    "SalesItemLineDetail": detail}
-            if description:
-                line["Description"] = description[:4000]
-            out.append(line)
-        if native:
-            out.append({"DetailType": "DiscountLineDetail", "Amount": _money(subtotal * uniform / HUNDRED),
-                        "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": uniform}})
-        return out
-
-    def _invoice_body(self, inv: Invoice) -> dict[str, Any]:
-        body: dict[str, Any] = {"CustomerRef": {"value": inv.customer_id}, "Line": self._lines(inv)}
-        if inv.currency:
-            body["CurrencyRef"] = {"value": inv.currency}
-        if inv.reference:
-            body["PrivateNote"] = inv.reference[:4000]  # not printed for the customer; read back as reference
-        if inv.number:
-            body["DocNumber"] = inv.number[:21]
-        if inv.issue_date:
-            body["TxnDate"] = inv.issue_date.isoformat()
-        if inv.due_date:
-            body["DueDate"] = inv.due_date.isoformat()
-        return body
-
-    def _invoice_results(self, writes: Sequence[InvoiceWrite], index: list[int],
-                         sent: list[tuple[dict[str, Any] | ConnectorError, dict[str, Any]]],
-                         results: dict[int, WriteResult]) -> list[WriteResult]:
-        for n, (answer, data) in zip(index, sent, strict=True):
-            if isinstance(answer, ConnectorError):
-                results[n] = WriteResult(writes[n].key, error=answer)
-            else:
-                record = self.to_invoice(answer, self._server_date(data))
-                results[n] = WriteResult(writes[n].key, record.id, str(answer.get("SyncToken")), record=record)
-        return [results[n] for n in range(len(writes))]
-
-    def read_invoices(self, cursor: str | None) -> Changes[Invoice]:
-        start = self.api.request_count
-        read = self._changes("Invoice", cursor, names=False)
-        return Changes([self.to_invoice(r, read.today) for r in read.rows], read.cursor, read.deleted, full=read.full,
-                       requests=self.api.request_count - start)
-
-    def find_invoices(self, reference: str) -> list[Invoice]:
-        """Invoices whose PrivateNote is ``reference``. PrivateNote is not queryable, so newest first,
-        1000 a page, until a page holds a match (a duplicate would have been made close in time)."""
-        hits: list[Invoice] = []
-        start = 1
-        while True:
-            data = self.query(f"select * from Invoice ORDERBY MetaData.CreateTime DESC STARTPOSITION {start} "  # noqa: S608 - literals go through quote()
-                              f"MAXRESULTS {PAGE}")
-            rows = (data.get("QueryResponse") or {}).get("Invoice") or []
-            today = self._server_date(data)
-            hits += [self.to_invoice(r, today) for r in rows
-                     if reference in [p.strip() for p in (r.get("PrivateNote") or "").splitlines()]]
-            if hits or len(rows) < PAGE:
-                return hits
-            start += PAGE
-
-    def create_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
-        """Batches of 30 under one requestid each; the reference rides in PrivateNote."""
-        refused = self._align_currencies([w.invoice for w in writes])
-        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
-        for w in writes:
-            try:
-                if w.invoice.customer_id in refused:
-                    raise refused[w.invoice.customer_id]
-                prepared.append(("create", self._invoice_body(w.invoice)))
-            except ConnectorError as exc:
-                prepared.append(exc)
-        sent = self._run_batches("Invoice", "invoice", prepared, [w.key for w in writes], [""] * len(writes))
-        return self._invoice_results(writes, list(range(len(writes))), sent, {})
-
-    def _align_currencies(self, invoices: Sequence[Invoice]) -> dict[str, ConnectorError]:
-        """A QBO transaction is in its customer's currency, so make them agree before invoicing.
-
-        A customer without transactions (typically one we just created: CRMs rarely give a currency)
-        takes the invoice's currency; once it has transactions QBO refuses, and so does the invoice.
-        Returns customer id -> the error for customers that cannot be invoiced in that currency.
-        """
-        wanted = {inv.customer_id: inv.currency for inv in invoices if inv.currency and inv.customer_id}
-        if not wanted:
-            return {}
-        current = self._by_ids("Customer", list(wanted), names=True)
-        refused: dict[str, ConnectorError] = {}
-        changes: list[tuple[str, dict[str, Any]] | ConnectorError] = []
-        ids: list[str] = []
-        for cid, currency in wanted.items():
-            rec = current.get(cid)
-            had = ((rec or {}).get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency")
-            if rec is None or had == currency:
-                continue
-            if not self.conn.extra.get("multicurrency", True):
-                refused[cid] = ValidationRejected(
-                    f"Multicurrency is off in QuickBooks, so it cannot invoice in {currency}. Turn it on under "
-                    "Settings → Advanced → Currency, or change the deal's currency.", field="currency",
-                    provider=self.provider)
-                continue
-            changes.append(("update", {"Id": cid, "SyncToken": str(rec["SyncToken"]), "sparse": True,
-                                       "CurrencyRef": {"value": currency}}))
-            ids.append(cid)
-        sent = self._run_batches("Customer", "customer", changes, [f"currency:{cid}" for cid in ids],
-                                 [f"{wanted[cid]}:{current[cid]['SyncToken']}" for cid in ids])
-        for cid, (answer, _) in zip(ids, sent, strict=True):
-            if isinstance(answer, ConnectorError) and str(answer.code) == "2500":  # no such currency in QBO
-                refused[cid] = ValidationRejected(
-                    f"QuickBooks does not have {wanted[cid]} in its currency list, so it cannot invoice in it. Add "
-                    f"{wanted[cid]} under Settings → Currencies, or change the deal's currency.", field="currency",
-                    provider=self.provider, status=answer.status, code=answer.code)
-            elif isinstance(answer, ConnectorError):
-                billed = ((current[cid].get("CurrencyRef") or {}).get("value")) or "the home currency"
-                refused[cid] = ValidationRejected(
-                    f"The customer is billed in {billed} and already has transactions, so QuickBooks cannot "
-                    f"invoice it in {wanted[cid]}. Change the deal's currency, or bill this customer under "
-                    "another customer.", field="currency", provider=self.provider, status=answer.status,
-                    code=answer.code)
-        return refused
-
-    def update_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
-        """Sparse updates (lines replaced) of invoices nothing has been paid on; QBO has no drafts, so
-        "unpaid and not void" is what may still change."""
-        results: dict[int, WriteResult] = {}
-        current = self._by_ids("Invoice", [w.invoice.id for w in writes if w.invoice.id], names=False)
-        prepared: list[tuple[str, dict[str, Any]] | ConnectorError] = []
-        versions: list[str] = []
-        index: list[int] = []
-        for n, w in enumerate(writes):
-            inv = w.invoice
-            rec = current.get(str(inv.id)) if inv.id else None
-            try:
-                if rec is None:
-                    raise NotFound(f"Invoice {inv.id} is not in QuickBooks.", provider=self.provider) if inv.id \
-                        else ValidationRejected("An update needs the invoice's id.", provider=self.provider)
-                now = self.to_invoice(rec)
-                if now.status == "void":
-                    raise ValidationRejected(f"Invoice {now.number} is void; Crossledger does not change it.",
-                                             field="status", provider=self.provider)
-                if now.balance != now.total:
-                    raise ValidationRejected(f"Invoice {now.number} has payments applied; Crossledger only changes "
-                                             "unpaid invoices.", field="status", provider=self.provider)
-                if w.version and str(rec.get("SyncToken")) != str(w.version):
-                    raise StaleVersion("The invoice changed in QuickBooks since it was read.",
-                                       provider=self.provider, code="5010")
-                body = {"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]), "sparse": True,
-                        **self._invoice_body(inv)}
-                body.pop("CurrencyRef", None)
-                prepared.append(("update", body))
-            except ConnectorError as exc:
-                prepared.append(exc)
-            versions.append(str((rec or {}).get("SyncToken") or ""))
-            index.append(n)
-        sent = self._run_batches("Invoice", "invoice", prepared, [writes[n].key for n in index], versions)
-        return self._invoice_results(writes, index, sent, results)
-
-    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
-        """Read by id. QBO has no draft: an invoice counts as sent once EmailStatus is EmailSent."""
-        rows = self._by_ids("Invoice", [str(i) for i in ids], names=False)
-        return [InvoiceState(self.to_invoice(rows[str(i)]), rows[str(i)].get("EmailStatus") == "EmailSent",
-                             str(rows[str(i)].get("SyncToken"))) for i in ids if str(i) in rows]
-
-    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
-        """``POST /invoice?operation=void`` with Id and SyncToken: amounts become zero, the record stays."""
-        key = f"void:{invoice_id}"
-        try:
-            rec = self._by_ids("Invoice", [invoice_id], names=False).get(str(invoice_id))
-            if rec is None:
-                raise NotFound(f"Invoice {invoice_id} is not in QuickBooks.", provider=self.provider)
-            if self.to_invoice(rec).status == "void":
-                return WriteResult(key, str(rec["Id"]), str(rec.get("SyncToken")), record=self.to_invoice(rec))
-            if version and str(rec.get("SyncToken")) != str(version):
-                raise StaleVersion("The invoice changed in QuickBooks since it was read.",
-                                   provider=self.provider, code="5010")
-            data, _ = self._call("POST", "/invoice", params={"operation": "void"},
-                                 body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"])},
-                                 requestid=str(uuid.uuid5(NAMESPACE, f"void:{rec['Id']}:{rec['SyncToken']}")),
-                                 resource="invoice")
-        except (AuthExpired, Unauthorized):
-            raise
-        except ConnectorError as exc:
-            return WriteResult(key, invoice_id, error=exc)
-        answer = data["Invoice"]
-        return WriteResult(key, str(answer["Id"]), str(answer.get("SyncToken")),
-                           record=self.to_invoice(answer, self._server_date(data)))
-
-    # -- payments and credit memos --------------------------------------------------------------
-    def _payments(self, p: dict[str, Any]) -> list[Payment]:
-        """One Payment per invoice a QBO payment is applied to (id ``{payment}:{invoice}``), for the money
-        actually received: credit memos applied in the same payment (its CreditMemo lines) are credits, not
-        payments, and are taken off its invoice lines in order (a credit applied alone is no payment at all)."""
-        currency = (p.get("CurrencyRef") or {}).get("value") or self.conn.extra.get("home_currency") or ""
-        when = dt.date.fromisoformat(p["TxnDate"]) if p.get("TxnDate") else dt.datetime.now(dt.UTC).date()
-        recorded = parse_ts((p.get("MetaData") or {}).get("CreateTime"))
-        credit = sum((_dec(line.get("Amount")) or ZERO for line in p.get("Line") or []
-                      for link in line.get("LinkedTxn") or [] if link.get("TxnType") == "CreditMemo"), ZERO)
-        out = []
-        for line in p.get("Line") or []:
-            for link in line.get("LinkedTxn") or []:
-                if link.get("TxnType") == "Invoice":
-                    amount = _dec(line.get("Amount")) or ZERO
-                    taken = min(credit, amount)
-                    credit -= taken
-                    if amount - taken > 0:
-                        out.append(Payment(id=f"{p['Id']}:{link['TxnId']}", invoice_id=str(link["TxnId"]),
-                                           amount=amount - taken, currency=currency, date=when,
-                                           recorded_at=recorded))
-        return out
-
-    def read_payments(self, cursor: str | None) -> Changes[Payment]:
-        start = self.api.request_count
-        read = self._changes("Payment", cursor, names=False)
-        records = [pay for r in read.rows for pay in self._payments(r)]
-        return Changes(records, read.cursor, read.deleted, full=read.full, requests=self.api.request_count - start)
-
-    def read_credit_memos(self, cursor: str | None) -> Changes[Invoice]:
-        """Credit memos as Invoice records: ``total`` the credit, ``balance`` the credit still unused."""
-        start = self.api.request_count
-        read = self._changes("CreditMemo", cursor, names=False)
-        records = [self.to_invoice({**r, "Balance": r.get("RemainingCredit", r.get("Balance"))}, read.today)
-                   for r in read.rows]
-        return Changes(records, read.cursor, read.deleted, full=read.full, requests=self.api.request_count - start)
 
     def close(self) -> None:
         self.api.close()

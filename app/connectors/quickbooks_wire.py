@@ -1,0 +1,106 @@
+"""QuickBooks Online's wire format: JSON whose amounts are numbers written from Decimals, query-language
+literals, times, and the money rounding QuickBooks applies (half up, to the cent). Shared by the connector
+(``app.connectors.quickbooks``) and its invoices and payments (``app.connectors.quickbooks_invoices``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+PAGE = 1000  # MAXRESULTS max
+NAMESPACE = uuid.UUID("2f1b0c4e-5d1a-4f43-9a51-7c3b1e0e9b12")
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+# -- JSON with Decimal numbers ----------------------------------------------------------------
+def json_dumps(obj: Any) -> str:
+    """JSON text where Decimals are numbers (``150.00``), never floats or strings.
+
+    One pass swaps each Decimal for a marker string no text can contain (a fresh nonce), the C
+    encoder writes the whole document once, and the markers become the numbers' own digits.
+    """
+    nonce = secrets.token_hex(8)
+    numbers: list[str] = []
+
+    def prepare(value: Any) -> Any:
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            return value
+        if kind is dict:
+            return {(k if type(k) is str else str(k)): prepare(v) for k, v in value.items()}
+        if kind is Decimal:
+            if not value.is_finite():
+                raise ValueError(f"not a JSON number: {value}")
+            numbers.append(format(value, "f"))
+            return f"\x00{nonce}:{len(numbers) - 1}"
+        if kind is list or kind is tuple:
+            return [prepare(v) for v in value]
+        if isinstance(value, float):
+            raise TypeError("floats are not used for money; pass a Decimal")
+        if isinstance(value, str):  # a str subclass (an enum's value) is written as its text
+            return value
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, Decimal | dict | list | tuple):
+            return prepare(Decimal(value) if isinstance(value, Decimal) else
+                           dict(value) if isinstance(value, dict) else list(value))
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+    text = json.dumps(prepare(obj), ensure_ascii=False, separators=(",", ":"))
+    if not numbers:
+        return text
+    return re.sub(f'"\\\\u0000{nonce}:(\\d+)"', lambda m: numbers[int(m[1])], text)
+
+
+def quote(value: str) -> str:
+    """A query string literal: single quotes, an apostrophe escaped with a backslash (Intuit's "Data queries")."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def iso_utc(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).isoformat()
+
+
+def parse_ts(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _clean_name(name: str, limit: int) -> str:
+    """QBO refuses ``:``, tabs and new lines in names."""
+    return re.sub(r"\s+", " ", name.replace(":", " -")).strip()[:limit]
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
