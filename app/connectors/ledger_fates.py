@@ -36,6 +36,7 @@ from app.connectors.errors import (
     Unauthorized,
     ValidationRejected,
 )
+from app.connectors.quickbooks_wire import found, unchanged_since
 from app.domain.lifecycle import CreditNote, CreditNoteWrite, RecordFate
 from app.domain.models import AccountingCustomer
 
@@ -126,15 +127,12 @@ class QuickBooksLifecycle:
         key = f"reactivate:{customer_id}"
 
         def go() -> WriteResult:
-            rec = self._by_ids("Customer", [customer_id], names=True).get(str(customer_id))
-            if rec is None:
-                raise NotFound(f"Customer {customer_id} is not in QuickBooks.", provider=self.provider)
+            rec = found(self._by_ids("Customer", [customer_id], names=True).get(str(customer_id)), "Customer",
+                        customer_id)
             if rec.get("Active", True) is not False:
                 cust = self.to_customer(rec)
                 return WriteResult(key, cust.id, cust.version, record=cust)
-            if version and str(rec.get("SyncToken")) != str(version):
-                raise StaleVersion("The customer changed in QuickBooks since it was read.", provider=self.provider,
-                                   code="5010")
+            unchanged_since(rec, version, "Customer")
             data, _ = self._call("POST", "/customer", body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]),
                                                             "sparse": True, "Active": True},
                                  requestid=str(uuid.uuid5(_NS, f"qbo:reactivate:{rec['Id']}:{rec['SyncToken']}")),
@@ -148,9 +146,8 @@ class QuickBooksLifecycle:
         return [_write_guard(w.key, w.invoice_id, lambda w=w: self._credit_memo(w)) for w in writes]
 
     def _credit_memo(self, w: CreditNoteWrite) -> WriteResult:
-        inv = self._by_ids("Invoice", [w.invoice_id], names=False).get(str(w.invoice_id))
-        if inv is None:
-            raise NotFound(f"Invoice {w.invoice_id} is not in QuickBooks.", provider=self.provider)
+        inv = found(self._by_ids("Invoice", [w.invoice_id], names=False).get(str(w.invoice_id)), "Invoice",
+                    w.invoice_id)
         sales = [ln for ln in inv.get("Line") or [] if ln.get("DetailType") == "SalesItemLineDetail"]
         if _dec(inv.get("TotalAmt")) == 0 or not sales:
             raise ValidationRejected(f"Invoice {inv.get('DocNumber') or w.invoice_id} is void: there is nothing to "

@@ -69,10 +69,12 @@ from app.connectors.quickbooks_wire import (
     _clean_name,
     _dec,
     _text,
+    found,
     iso_utc,
     json_dumps,
     parse_ts,
     quote,
+    unchanged_since,
 )
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
@@ -717,9 +719,7 @@ class Connector(QuickBooksInvoices, QuickBooksLifecycle):
 
     def set_customer_active(self, customer_id: str, active: bool) -> AccountingCustomer:
         """Make a customer inactive (QBO's delete for names) or active again."""
-        rec = self._by_ids("Customer", [customer_id], names=True).get(str(customer_id))
-        if rec is None:
-            raise NotFound(f"Customer {customer_id} is not in QuickBooks.", provider=self.provider)
+        rec = found(self._by_ids("Customer", [customer_id], names=True).get(str(customer_id)), "Customer", customer_id)
         data, _ = self._call("POST", "/customer", body={"Id": rec["Id"], "SyncToken": rec["SyncToken"],
                                                         "sparse": True, "Active": active},
                              requestid=str(uuid.uuid5(NAMESPACE, f"active:{rec['Id']}:{rec['SyncToken']}:{active}")),
@@ -730,15 +730,12 @@ class Connector(QuickBooksInvoices, QuickBooksLifecycle):
         """Sparse update ``Active: false`` (QBO's only "delete" of a name; it gains " (deleted)")."""
         key = f"deactivate:{customer_id}"
         try:
-            rec = self._by_ids("Customer", [customer_id], names=True).get(str(customer_id))
-            if rec is None:
-                raise NotFound(f"Customer {customer_id} is not in QuickBooks.", provider=self.provider)
+            rec = found(self._by_ids("Customer", [customer_id], names=True).get(str(customer_id)), "Customer",
+                        customer_id)
             if rec.get("Active", True) is False:
                 cust = self.to_customer(rec)
                 return WriteResult(key, cust.id, cust.version, record=cust)
-            if version and str(rec.get("SyncToken")) != str(version):
-                raise StaleVersion("The customer changed in QuickBooks since it was read.",
-                                   provider=self.provider, code="5010")
+            unchanged_since(rec, version, "Customer")
             data, _ = self._call("POST", "/customer", body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]),
                                                             "sparse": True, "Active": False},
                                  requestid=str(uuid.uuid5(NAMESPACE, f"deactivate:{rec['Id']}:{rec['SyncToken']}")),

@@ -17,8 +17,20 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from app.connectors.base import Changes, InvoiceState, InvoiceWrite, WriteResult
-from app.connectors.errors import AuthExpired, ConnectorError, NotFound, StaleVersion, Unauthorized, ValidationRejected
-from app.connectors.quickbooks_wire import CENT, HUNDRED, NAMESPACE, PAGE, ZERO, _dec, _money, _text, parse_ts
+from app.connectors.errors import AuthExpired, ConnectorError, NotFound, Unauthorized, ValidationRejected
+from app.connectors.quickbooks_wire import (
+    CENT,
+    HUNDRED,
+    NAMESPACE,
+    PAGE,
+    ZERO,
+    _dec,
+    _money,
+    _text,
+    found,
+    parse_ts,
+    unchanged_since,
+)
 from app.domain.models import Invoice, InvoiceLine, InvoiceStatus, Payment
 
 if TYPE_CHECKING:
@@ -286,9 +298,7 @@ class QuickBooksInvoices:
                 if now.balance != now.total:
                     raise ValidationRejected(f"Invoice {now.number} has payments applied; Crossledger only changes "
                                              "unpaid invoices.", field="status", provider=self.provider)
-                if w.version and str(rec.get("SyncToken")) != str(w.version):
-                    raise StaleVersion("The invoice changed in QuickBooks since it was read.",
-                                       provider=self.provider, code="5010")
+                unchanged_since(rec, w.version, "Invoice")
                 body = {"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"]), "sparse": True,
                         **self._invoice_body(inv)}
                 body.pop("CurrencyRef", None)
@@ -310,14 +320,11 @@ class QuickBooksInvoices:
         """``POST /invoice?operation=void`` with Id and SyncToken: amounts become zero, the record stays."""
         key = f"void:{invoice_id}"
         try:
-            rec = self._by_ids("Invoice", [invoice_id], names=False).get(str(invoice_id))
-            if rec is None:
-                raise NotFound(f"Invoice {invoice_id} is not in QuickBooks.", provider=self.provider)
+            rec = found(self._by_ids("Invoice", [invoice_id], names=False).get(str(invoice_id)), "Invoice",
+                        invoice_id)
             if self.to_invoice(rec).status == "void":
                 return WriteResult(key, str(rec["Id"]), str(rec.get("SyncToken")), record=self.to_invoice(rec))
-            if version and str(rec.get("SyncToken")) != str(version):
-                raise StaleVersion("The invoice changed in QuickBooks since it was read.",
-                                   provider=self.provider, code="5010")
+            unchanged_since(rec, version, "Invoice")
             data, _ = self._call("POST", "/invoice", params={"operation": "void"},
                                  body={"Id": str(rec["Id"]), "SyncToken": str(rec["SyncToken"])},
                                  requestid=str(uuid.uuid5(NAMESPACE, f"void:{rec['Id']}:{rec['SyncToken']}")),

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from app.connectors.errors import NotFound, StaleVersion
+
 PAGE = 1000  # MAXRESULTS max
 NAMESPACE = uuid.UUID("2f1b0c4e-5d1a-4f43-9a51-7c3b1e0e9b12")
 CENT = Decimal("0.01")
@@ -104,3 +106,18 @@ def _clean_name(name: str, limit: int) -> str:
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
+
+
+# -- a record about to be changed ---------------------------------------------------------------
+def found(record: dict[str, Any] | None, kind: str, record_id: str) -> dict[str, Any]:
+    """``record`` as read by id, or NotFound: "Invoice 130 is not in QuickBooks."."""
+    if record is None:
+        raise NotFound(f"{kind} {record_id} is not in QuickBooks.", provider="quickbooks")
+    return record
+
+
+def unchanged_since(record: dict[str, Any], version: str | None, kind: str) -> None:
+    """StaleVersion (QBO's 5010) when ``record`` is no longer the version a change was based on."""
+    if version and str(record.get("SyncToken")) != str(version):
+        raise StaleVersion(f"The {kind.lower()} changed in QuickBooks since it was read.", provider="quickbooks",
+                           code="5010")
