@@ -37,6 +37,8 @@ from app.connectors.errors import (
     ValidationRejected,
 )
 from app.connectors.quickbooks_wire import found, unchanged_since
+from app.connectors.zohobooks_wire import _Cursor  # the Zoho Books connector's own cursor format
+from app.connectors.zohobooks_wire import unchanged_since as zohobooks_unchanged_since
 from app.domain.lifecycle import CreditNote, CreditNoteWrite, RecordFate
 from app.domain.models import AccountingCustomer
 
@@ -324,8 +326,6 @@ class ZohoBooksLifecycle:
     def read_credit_notes(self, cursor: str | None) -> Changes[CreditNote]:
         """Credit notes changed since the cursor (their list, then each one's invoices credited), one
         ``CreditNote`` per invoice credited (id ``{credit note}:{invoice}``); a void one's are deletions."""
-        from app.connectors.zohobooks import _Cursor  # the connector's own cursor format
-
         rows, state, server_now = self._changed_rows("/creditnotes", "creditnotes", "creditnote_id", cursor, {})
         out, gone = [], []
         for row in rows:
@@ -368,9 +368,7 @@ class ZohoBooksLifecycle:
             data, _ = self._call("GET", f"/contacts/{customer_id}", resource="contact")
             current = data["contact"]
             if (current.get("status") or "active") == "inactive":
-                if version and str(current.get("last_modified_time")) != str(version):
-                    raise StaleVersion("The customer changed in Zoho Books since it was read.",
-                                       provider=self.provider)
+                zohobooks_unchanged_since(current, version, "customer")
                 self._call("POST", f"/contacts/{customer_id}/active", resource="contact")
             [cust] = self.get_customers([customer_id])
             return WriteResult(key, cust.id, cust.version, record=cust)

@@ -20,15 +20,13 @@ the part we use is tests/specs/zoho-books/zoho-books-v3.openapi.yaml):
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import email.utils
+import functools
 import json
 import re
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
@@ -38,8 +36,6 @@ from app.connectors.base import (
     Changes,
     Connection,
     CustomerWrite,
-    InvoiceState,
-    InvoiceWrite,
     ItemWrite,
     Limits,
     Tenant,
@@ -53,7 +49,6 @@ from app.connectors.errors import (
     NotFound,
     RateLimited,
     ServerError,
-    StaleVersion,
     TransportError,
     Unauthorized,
     ValidationRejected,
@@ -63,7 +58,19 @@ from app.connectors.ledger_fates import ZohoBooksLifecycle
 from app.connectors.oauth import FlowResult, OAuthConfig, OAuthError, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
-from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
+from app.connectors.zohobooks_invoices import ZohoBooksInvoices
+from app.connectors.zohobooks_wire import (
+    CACHE_MAX,
+    _Cursor,
+    _dec,
+    _epoch,
+    _text,
+    format_ts,
+    one_by_one,
+    parse_ts,
+    unchanged_since,
+)
+from app.domain.models import AccountingCustomer, Item, Party
 from app.domain.text import country_code, country_name, normalise_email
 
 PROVIDER = ProviderInfo(
@@ -92,13 +99,8 @@ OVERLAP = 5.0  # seconds subtracted from the watermark: clocks and second-precis
 SWEEP_EVERY = 86400.0  # contacts: an id sweep a day finds hard deletes (no tombstones in Zoho)
 KEEP_EVERY = 50  # contact details handed to the store's cache at a time (and at the end of each read)
 LIST_FROM = 3  # up to this many ids are read with one GET each; more, from the list's pages first
-CACHE_MAX = 20000  # contact details kept by last_modified_time, so our own writes are not read back
 TAX_FIELDS = ("vat_reg_no", "tax_reg_no", "gst_no", "tax_id_value")  # edition-specific; first non-empty wins
-STATUS = {"draft": "draft", "pending_approval": "draft", "approved": "draft", "sent": "awaiting_payment",
-          "viewed": "awaiting_payment", "unpaid": "awaiting_payment", "overdue": "overdue",
-          "partially_paid": "partly_paid", "paid": "paid", "void": "void"}
 _FIELD_IN_MESSAGE = re.compile(r"(?:for|passed for)\s+([a-z_]+)\s*$")
-_PCT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
 
 
 # -- JSON with Decimal numbers ----------------------------------------------------------------
@@ -179,85 +181,12 @@ def web_root(base_url: str) -> str:
     return base_url.rstrip("/")  # a sandbox serves its own /app pages
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def parse_ts(value: str | None) -> dt.datetime | None:
-    """``2026-05-12T03:10:11-0700`` (also with a colon in the offset) -> aware datetime."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
-        except ValueError:
-            return None
-
-
-def format_ts(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _epoch(value: str | None) -> float | None:
-    parsed = parse_ts(value)
-    return parsed.timestamp() if parsed else None
-
-
-def _pack_ids(ids: set[str]) -> str:
-    return base64.b64encode(zlib.compress("\n".join(sorted(ids)).encode(), 9)).decode()
-
-
-def _unpack_ids(text: str | None) -> set[str]:
-    if not text:
-        return set()
-    raw = zlib.decompress(base64.b64decode(text)).decode()
-    return set(raw.split("\n")) if raw else set()
-
-
 class DetailStore(Protocol):
     """Where contact details outlive the process (app.store.detail_cache.StoreDetails)."""
 
     def load(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]: ...  # id -> (version, JSON)
 
     def save(self, items: Iterable[tuple[str, str, str]]) -> None: ...  # (id, version, JSON)
-
-
-class _Cursor:
-    """Opaque cursor: the server time a read started, plus (contacts) the known ids and last sweep."""
-
-    def __init__(self, since: float | None = None, ids: set[str] | None = None, sweep: float | None = None):
-        self.since, self.ids, self.sweep = since, ids or set(), sweep
-
-    @classmethod
-    def load(cls, text: str | None) -> _Cursor | None:
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            return cls(float(data["since"]), _unpack_ids(data.get("ids")), data.get("sweep"))
-        except (ValueError, KeyError, TypeError, zlib.error):
-            return None  # an unreadable cursor means a full read
-
-    def dump(self, with_ids: bool) -> str:
-        data: dict[str, Any] = {"v": 1, "since": self.since, "sweep": self.sweep}
-        if with_ids:
-            data["ids"] = _pack_ids(self.ids)
-        return json.dumps(data)
 
 
 def _classify_429(resp: httpx.Response) -> tuple[float | None, bool]:
@@ -270,7 +199,7 @@ def _classify_429(resp: httpx.Response) -> tuple[float | None, bool]:
 
 
 # -- the connector --------------------------------------------------------------------------------
-class Connector(ZohoBooksLifecycle):
+class Connector(ZohoBooksInvoices, ZohoBooksLifecycle):
     """One Zoho Books organisation, reached through its data centre's API domain."""
 
     provider = "zohobooks"
@@ -390,6 +319,20 @@ class Connector(ZohoBooksLifecycle):
             return email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
         except (TypeError, ValueError):
             return None
+
+    def _changed_rows(self, path: str, key: str, id_field: str, cursor: str | None,
+                      params: dict[str, Any]) -> tuple[list[dict[str, Any]], _Cursor | None, float | None]:
+        """Rows modified after the cursor's watermark (less the overlap), each once, via the filter."""
+        state = _Cursor.load(cursor)
+        query = dict(params)
+        if state is not None:
+            query["last_modified_time"] = format_ts(state.since - OVERLAP)
+        first: list[httpx.Response] = []
+        seen: dict[str, dict[str, Any]] = {}
+        for rows in self._pages(path, key, query, first):
+            for row in rows:
+                seen.setdefault(str(row[id_field]), row)  # a record created while paging shifts the pages
+        return list(seen.values()), state, self._server_time(first[0] if first else None)
 
     # -- organisations --------------------------------------------------------------------------
     def organizations(self) -> list[dict[str, Any]]:
@@ -647,27 +590,13 @@ class Connector(ZohoBooksLifecycle):
 
     def create_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
         """One POST per customer (Zoho has no batch); an unknown outcome is settled by name."""
-        results: list[WriteResult] = []
-        stop: RateLimited | None = None
-        for w in writes:
-            if stop is not None:
-                results.append(WriteResult(w.key, error=stop))
-                continue
+        def create(w: CustomerWrite) -> WriteResult:
             name = w.display_name or w.party.name
-            try:
-                body = self._contact_body(w.party, name, None)
-                contact = self._create("/contacts", "contact", body,
-                                       lambda n=name, p=w.party: self._settle_contact(n, p))
-                cust = self.to_customer(self._remember(contact))
-                results.append(WriteResult(w.key, cust.id, cust.version, record=cust))
-            except RateLimited as exc:
-                stop = exc
-                results.append(WriteResult(w.key, error=exc))
-            except (AuthExpired, Unauthorized):
-                raise
-            except ConnectorError as exc:
-                results.append(WriteResult(w.key, error=exc))
-        return results
+            body = self._contact_body(w.party, name, None)
+            contact = self._create("/contacts", "contact", body, functools.partial(self._settle_contact, name, w.party))
+            cust = self.to_customer(self._remember(contact))
+            return WriteResult(w.key, cust.id, cust.version, record=cust)
+        return one_by_one(writes, create)
 
     def _create(self, path: str, resource: str, body: dict[str, Any],
                 settle: Callable[[], dict[str, Any] | None], params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -692,33 +621,20 @@ class Connector(ZohoBooksLifecycle):
 
     def update_customers(self, writes: Sequence[CustomerWrite]) -> list[WriteResult]:
         """PUT per customer. Contact persons are a complete list, so the current ones are kept by id."""
-        results: list[WriteResult] = []
-        stop: RateLimited | None = None
-        for w in writes:
-            if stop is not None:
-                results.append(WriteResult(w.key, error=stop))
-                continue
-            try:
-                if not w.id:
-                    raise ValidationRejected("An update needs the customer's id.", provider=self.provider)
-                cached = self._details.get(w.id)
-                if cached is not None and w.version and cached[0] == w.version:
-                    current = cached[1]
-                else:
-                    data, _ = self._call("GET", f"/contacts/{w.id}", resource="contact")
-                    current = self._remember(data["contact"])
-                body = self._contact_body(w.party, w.display_name, current)
-                data, _ = self._call("PUT", f"/contacts/{w.id}", body=body, resource="contact")
-                cust = self.to_customer(self._remember(data["contact"]))
-                results.append(WriteResult(w.key, cust.id, cust.version, record=cust))
-            except RateLimited as exc:
-                stop = exc
-                results.append(WriteResult(w.key, error=exc))
-            except (AuthExpired, Unauthorized):
-                raise
-            except ConnectorError as exc:
-                results.append(WriteResult(w.key, error=exc))
-        return results
+        def update(w: CustomerWrite) -> WriteResult:
+            if not w.id:
+                raise ValidationRejected("An update needs the customer's id.", provider=self.provider)
+            cached = self._details.get(w.id)
+            if cached is not None and w.version and cached[0] == w.version:
+                current = cached[1]
+            else:
+                data, _ = self._call("GET", f"/contacts/{w.id}", resource="contact")
+                current = self._remember(data["contact"])
+            body = self._contact_body(w.party, w.display_name, current)
+            data, _ = self._call("PUT", f"/contacts/{w.id}", body=body, resource="contact")
+            cust = self.to_customer(self._remember(data["contact"]))
+            return WriteResult(w.key, cust.id, cust.version, record=cust)
+        return one_by_one(writes, update)
 
     def set_customer_active(self, customer_id: str, active: bool) -> None:
         """Mark a customer active or inactive (Zoho's archive; a delete is refused once it has invoices)."""
@@ -733,8 +649,7 @@ class Connector(ZohoBooksLifecycle):
             if (current.get("status") or "active") == "inactive":
                 cust = self.to_customer(self._remember(current))
                 return WriteResult(key, cust.id, cust.version, record=cust)
-            if version and str(current.get("last_modified_time")) != str(version):
-                raise StaleVersion("The customer changed in Zoho Books since it was read.", provider=self.provider)
+            unchanged_since(current, version, "customer")
             self._call("POST", f"/contacts/{customer_id}/inactive", resource="contact")
             data, _ = self._call("GET", f"/contacts/{customer_id}", resource="contact")
         except (AuthExpired, Unauthorized):
@@ -767,12 +682,7 @@ class Connector(ZohoBooksLifecycle):
                        requests=self.api.request_count - start)
 
     def create_items(self, writes: Sequence[ItemWrite]) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        stop: RateLimited | None = None
-        for w in writes:
-            if stop is not None:
-                results.append(WriteResult(w.key, error=stop))
-                continue
+        def create(w: ItemWrite) -> WriteResult:
             item = w.item
             body: dict[str, Any] = {"name": item.name, "rate": item.unit_price if item.unit_price is not None
                                     else Decimal("0.00"), "product_type": "service", "item_type": "sales"}
@@ -780,266 +690,15 @@ class Connector(ZohoBooksLifecycle):
                 body["sku"] = item.sku
             if item.description:
                 body["description"] = item.description
-            try:
-                made = self._create("/items", "item", body,
-                                    lambda n=item.name, k=item.sku: self._settle_item(n, k))
-                results.append(WriteResult(w.key, str(made["item_id"]), made.get("last_modified_time"),
-                                           record=self.to_item(made)))
-            except RateLimited as exc:
-                stop = exc
-                results.append(WriteResult(w.key, error=exc))
-            except (AuthExpired, Unauthorized):
-                raise
-            except ConnectorError as exc:
-                results.append(WriteResult(w.key, error=exc))
-        return results
+            made = self._create("/items", "item", body, functools.partial(self._settle_item, item.name, item.sku))
+            return WriteResult(w.key, str(made["item_id"]), made.get("last_modified_time"), record=self.to_item(made))
+        return one_by_one(writes, create)
 
     def _settle_item(self, name: str, sku: str | None = None) -> dict[str, Any] | None:
         """The item a lost answer made: same name and, for a product with a code, the same SKU."""
         data, _ = self._call("GET", "/items", params={"name": name, "filter_by": "Status.All"})
         return next((i for i in data.get("items") or [] if (i.get("name") or "").casefold() == name.casefold()
                      and (not sku or (i.get("sku") or "").casefold() == sku.casefold())), None)
-
-    # -- invoices -------------------------------------------------------------------------------
-    def to_invoice(self, i: dict[str, Any]) -> Invoice:
-        total, balance = _dec(i.get("total")), _dec(i.get("balance"))
-        status = STATUS.get(i.get("status") or "", "awaiting_payment")
-        due = dt.date.fromisoformat(i["due_date"]) if i.get("due_date") else None
-        if status == "awaiting_payment" and due and balance and balance > 0 and due < dt.datetime.now(dt.UTC).date():
-            status = "overdue"  # Zoho computes overdue; a summary read before the due date may lag
-        lines = []
-        for li in i.get("line_items") or []:
-            qty, rate = _dec(li.get("quantity")) or Decimal(0), _dec(li.get("rate")) or Decimal(0)
-            discount = li.get("discount")
-            pct = _PCT.match(discount) if isinstance(discount, str) else None
-            if pct:
-                percent = Decimal(pct.group(1))
-            else:
-                amount = _dec(discount) or Decimal(0)
-                gross = qty * rate
-                percent = (amount * 100 / gross).normalize() if amount and gross else Decimal(0)
-            lines.append(InvoiceLine(description=li.get("description") or li.get("name") or "", quantity=qty,
-                                     unit_price=rate, discount_percent=percent, item_id=_text(li.get("item_id")),
-                                     tax_code=_text(li.get("tax_id")), amount=_dec(li.get("item_total"))))
-        return Invoice(
-            id=str(i["invoice_id"]), customer_id=str(i.get("customer_id") or ""), currency=i.get("currency_code") or "",
-            lines=tuple(lines), reference=_text(i.get("reference_number")), number=_text(i.get("invoice_number")),
-            issue_date=dt.date.fromisoformat(i["date"]) if i.get("date") else None, due_date=due,
-            total=total, amount_paid=(total - balance) if total is not None and balance is not None else None,
-            balance=balance, status=status, updated_at=parse_ts(i.get("last_modified_time")),
-            web_url=self.invoice_url(str(i["invoice_id"])))
-
-    def _invoice_body(self, inv: Invoice) -> dict[str, Any]:
-        lines = []
-        for li in inv.lines:
-            line: dict[str, Any] = {"description": li.description, "quantity": li.quantity, "rate": li.unit_price}
-            if li.item_id:
-                line["item_id"] = li.item_id
-            else:
-                line["name"] = li.description
-            if li.discount_percent:
-                line["discount"] = f"{li.discount_percent.normalize():f}%"
-            if li.tax_code:
-                line["tax_id"] = li.tax_code
-            lines.append(line)
-        body: dict[str, Any] = {"customer_id": inv.customer_id, "line_items": lines, "discount_type": "item_level",
-                                "is_inclusive_tax": False}
-        if inv.reference:
-            body["reference_number"] = inv.reference
-        if inv.issue_date:
-            body["date"] = inv.issue_date.isoformat()
-        if inv.due_date:
-            body["due_date"] = inv.due_date.isoformat()
-        return body
-
-    def _changed_rows(self, path: str, key: str, id_field: str, cursor: str | None,
-                      params: dict[str, Any]) -> tuple[list[dict[str, Any]], _Cursor | None, float | None]:
-        """Rows modified after the cursor's watermark (less the overlap), each once, via the filter."""
-        state = _Cursor.load(cursor)
-        query = dict(params)
-        if state is not None:
-            query["last_modified_time"] = format_ts(state.since - OVERLAP)
-        first: list[httpx.Response] = []
-        seen: dict[str, dict[str, Any]] = {}
-        for rows in self._pages(path, key, query, first):
-            for row in rows:
-                seen.setdefault(str(row[id_field]), row)  # a record created while paging shifts the pages
-        return list(seen.values()), state, self._server_time(first[0] if first else None)
-
-    def read_invoices(self, cursor: str | None) -> Changes[Invoice]:
-        start = self.api.request_count
-        rows, state, server_now = self._changed_rows("/invoices", "invoices", "invoice_id", cursor,
-                                                     {"filter_by": "Status.All"})
-        records = [self.to_invoice(r) for r in rows]
-        watermark = server_now or max((r.updated_at.timestamp() for r in records if r.updated_at),
-                                      default=state.since if state else 0.0)
-        return Changes(records, _Cursor(watermark).dump(with_ids=False), full=state is None,
-                       requests=self.api.request_count - start)
-
-    def find_invoices(self, reference: str) -> list[Invoice]:
-        data, _ = self._call("GET", "/invoices", params={"reference_number": reference, "filter_by": "Status.All"})
-        return [self.to_invoice(r) for r in data.get("invoices") or [] if r.get("reference_number") == reference]
-
-    def create_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
-        """One POST per invoice, stamped with ``reference_number``; a lost answer is settled by it."""
-        results: list[WriteResult] = []
-        stop: RateLimited | None = None
-        for w in writes:
-            if stop is not None:
-                results.append(WriteResult(w.key, error=stop))
-                continue
-            inv = w.invoice
-            try:
-                self._ensure_currency(inv)
-                body = self._invoice_body(inv)
-                made = self._create("/invoices", "invoice", body, lambda ref=inv.reference: self._settle_invoice(ref))
-                if inv.status == "awaiting_payment" and made.get("status") == "draft":
-                    self._call("POST", f"/invoices/{made['invoice_id']}/status/sent", resource="invoice")
-                    data, _ = self._call("GET", f"/invoices/{made['invoice_id']}", resource="invoice")
-                    made = data["invoice"]
-                record = self.to_invoice(made)
-                results.append(WriteResult(w.key, record.id, made.get("last_modified_time"), record=record))
-            except RateLimited as exc:
-                stop = exc
-                results.append(WriteResult(w.key, error=exc))
-            except (AuthExpired, Unauthorized):
-                raise
-            except ConnectorError as exc:
-                results.append(WriteResult(w.key, error=exc))
-        return results
-
-    def get_invoice_states(self, ids: Sequence[str]) -> list[InvoiceState]:
-        """Sent = any status past draft (sent, viewed, overdue, paid ...), void excepted.
-
-        Many ids are read from the invoice list's pages (status, totals, balance and version are on the
-        summary; its lines are not, and no state needs them); the rest with one GET each.
-        """
-        rows = self._listed("/invoices", "invoices", "invoice_id", ids, {"filter_by": "Status.All"})
-        out = []
-        for invoice_id in dict.fromkeys(str(i) for i in ids):
-            raw = rows.get(invoice_id)
-            if raw is None:
-                try:
-                    data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
-                except NotFound:
-                    continue
-                raw = data["invoice"]
-            out.append(InvoiceState(self.to_invoice(raw), (raw.get("status") or "draft") not in ("draft", "void"),
-                                    _text(raw.get("last_modified_time"))))
-        return out
-
-    def void_invoice(self, invoice_id: str, version: str | None = None) -> WriteResult:
-        """``POST /invoices/{id}/status/void``; Zoho refuses an invoice with payments."""
-        key = f"void:{invoice_id}"
-        try:
-            data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
-            raw = data["invoice"]
-            if raw.get("status") == "void":
-                return WriteResult(key, invoice_id, _text(raw.get("last_modified_time")), record=self.to_invoice(raw))
-            if version and str(raw.get("last_modified_time")) != str(version):
-                raise StaleVersion("The invoice changed in Zoho Books since it was read.", provider=self.provider)
-            self._call("POST", f"/invoices/{invoice_id}/status/void", resource="invoice")
-            data, _ = self._call("GET", f"/invoices/{invoice_id}", resource="invoice")
-        except (AuthExpired, Unauthorized):
-            raise
-        except ConnectorError as exc:
-            return WriteResult(key, invoice_id, error=exc)
-        raw = data["invoice"]
-        return WriteResult(key, invoice_id, _text(raw.get("last_modified_time")), record=self.to_invoice(raw))
-
-    def _ensure_currency(self, inv: Invoice) -> None:
-        """A Zoho invoice is always in its customer's currency, so make them agree before creating it.
-
-        A customer without transactions (one we just created: the CRM gives no currency) takes the
-        invoice's currency; once it has transactions Zoho refuses, and so does this invoice.
-        """
-        if not inv.currency:
-            return
-        cached = self._details.get(inv.customer_id)
-        if cached is None:
-            data, _ = self._call("GET", f"/contacts/{inv.customer_id}", resource="contact")
-            cached = ("", self._remember(data["contact"]))
-        billed = cached[1].get("currency_code")
-        if billed == inv.currency:
-            return
-        currency_id = self.currency_ids().get(inv.currency)
-        if currency_id is None:
-            raise ValidationRejected(f"Zoho Books has no {inv.currency} currency. Add it under Settings → "
-                                     "Currencies, then sync again.", field="currency", provider=self.provider)
-        try:
-            data, _ = self._call("PUT", f"/contacts/{inv.customer_id}", body={"currency_id": currency_id},
-                                 resource="contact")
-        except ValidationRejected as exc:
-            raise ValidationRejected(
-                f"The customer is billed in {billed} and already has transactions, so Zoho Books cannot invoice "
-                f"it in {inv.currency}. Change the deal's currency, or bill this customer under another contact.",
-                field="currency", provider=self.provider, status=exc.status, code=exc.code) from exc
-        self._remember(data["contact"])
-
-    def _settle_invoice(self, reference: str | None) -> dict[str, Any] | None:
-        if not reference:
-            return None
-        hits = self.find_invoices(reference)
-        if not hits:
-            return None
-        data, _ = self._call("GET", f"/invoices/{hits[0].id}", resource="invoice")
-        return data["invoice"]
-
-    def update_invoices(self, writes: Sequence[InvoiceWrite]) -> list[WriteResult]:
-        """Only drafts are changed; ``version`` (last_modified_time) guards against a concurrent edit."""
-        results: list[WriteResult] = []
-        for w in writes:
-            inv = w.invoice
-            try:
-                if not inv.id:
-                    raise ValidationRejected("An update needs the invoice's id.", provider=self.provider)
-                data, _ = self._call("GET", f"/invoices/{inv.id}", resource="invoice")
-                current = data["invoice"]
-                if current.get("status") != "draft":
-                    raise ValidationRejected(
-                        f"Invoice {current.get('invoice_number')} is {current.get('status')}, not a draft; "
-                        "Crossledger only changes draft invoices.", field="status", provider=self.provider)
-                if w.version and current.get("last_modified_time") != w.version:
-                    raise StaleVersion("The invoice changed in Zoho Books since it was read.",
-                                       provider=self.provider)
-                data, _ = self._call("PUT", f"/invoices/{inv.id}", body=self._invoice_body(inv), resource="invoice")
-                record = self.to_invoice(data["invoice"])
-                results.append(WriteResult(w.key, record.id, data["invoice"].get("last_modified_time"), record=record))
-            except (AuthExpired, Unauthorized):
-                raise
-            except ConnectorError as exc:
-                results.append(WriteResult(w.key, error=exc))
-        return results
-
-    # -- payments -------------------------------------------------------------------------------
-    def read_payments(self, cursor: str | None) -> Changes[Payment]:
-        """Changed customer payments; each invoice a payment was applied to is one Payment."""
-        start = self.api.request_count
-        rows, state, server_now = self._changed_rows("/customerpayments", "customerpayments", "payment_id", cursor, {})
-        records: list[Payment] = []
-        for row in rows:
-            pid, lmt = str(row["payment_id"]), row.get("last_modified_time") or ""
-            cached = self._payment_details.get(pid)
-            if cached and cached[0] == lmt:
-                detail = cached[1]
-            else:
-                try:
-                    data, _ = self._call("GET", f"/customerpayments/{pid}")
-                except NotFound:
-                    continue
-                detail = data["payment"]
-                if len(self._payment_details) >= CACHE_MAX:
-                    self._payment_details.clear()
-                self._payment_details[pid] = (lmt, detail)
-            when = dt.date.fromisoformat(detail["date"])
-            for app in detail.get("invoices") or []:
-                records.append(Payment(
-                    id=str(app.get("invoice_payment_id") or f"{pid}:{app['invoice_id']}"),
-                    invoice_id=str(app["invoice_id"]), amount=_dec(app.get("amount_applied")) or Decimal(0),
-                    currency=detail.get("currency_code") or "", date=when))
-        watermark = server_now or (state.since if state else 0.0)
-        return Changes(records, _Cursor(watermark).dump(with_ids=False), full=state is None,
-                       requests=self.api.request_count - start)
 
     def close(self) -> None:
         self._keep()
