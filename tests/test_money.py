@@ -2,7 +2,9 @@
 
 from decimal import Decimal as D
 
-from app.domain.money import invoice_totals, line_net
+import pytest
+
+from app.domain.money import decimal_or_none, invoice_totals, line_net
 
 
 def test_line_net_rounds_half_up_to_the_cent():
@@ -23,3 +25,11 @@ def test_mixed_rates_and_inclusive_amounts():
     assert (t.subtotal, t.tax, t.total) == (D("25.00"), D("4.00"), D("29.00"))
     inc = invoice_totals([(D(1), D("12.00"), D(0), D(20))], rounding="line", inclusive=True)
     assert (inc.subtotal, inc.tax, inc.total) == (D("10.00"), D("2.00"), D("12.00"))
+
+
+@pytest.mark.parametrize(("written", "read"), [
+    ("150.00", D("150.00")), (150, D(150)), (0.1, D("0.1")), ("-0.005", D("-0.005")),
+    (D("12.5"), D("12.5")), ("", None), (None, None), ("twelve", None), (True, None), (False, None),
+])
+def test_an_amount_is_read_as_the_provider_wrote_it_or_not_at_all(written, read):
+    assert decimal_or_none(written) == read  # a float's shortest text (0.1), never its binary value

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -47,6 +47,7 @@ from app.connectors.http import ApiClient, RateLimiter, make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import decimal_or_none as _dec
 from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
@@ -68,6 +69,7 @@ SCOPES = (
     "crm.schemas.contacts.read", "crm.schemas.companies.read",
     "crm.schemas.deals.read", "crm.schemas.deals.write",
 )
+
 OBJECTS, PROPERTIES, PIPELINES, ASSOCIATIONS = "/crm/v3/objects", "/crm/v3/properties", "/crm/v3/pipelines", \
     "/crm/v4/associations"
 HS_TYPE = {"company": "companies", "person": "contacts", "deal": "deals"}
@@ -186,16 +188,6 @@ def _settled(mark: int, searched_at: int | None, newest: int | None) -> int:
 def _datetime(text: Any) -> dt.datetime | None:
     ms = _ms(text)
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms is not None else None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
 
 
 def _wire(value: Any) -> str:

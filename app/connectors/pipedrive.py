@@ -16,7 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -45,6 +45,7 @@ from app.connectors.pipedrive_tokens import daily_tokens, token_cost
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import decimal_or_none as _dec
 from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
@@ -104,7 +105,6 @@ def oauth_config(conn: Connection, client_secret: str | None) -> oauth.OAuthConf
     )
 
 
-
 def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
                    transport: httpx.BaseTransport | None) -> None:
     """Every OAuth call goes to the company's own ``api_domain``; name the connection after the company."""
@@ -159,16 +159,6 @@ def _v1_stamp(epoch: int) -> str:
 def _datetime(text: str | None) -> dt.datetime | None:
     epoch = _epoch(text)
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC) if epoch is not None else None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
 
 
 def _wire(obj: Any) -> Any:

@@ -67,7 +67,6 @@ from app.connectors.quickbooks_wire import (
     PAGE,
     _chunks,
     _clean_name,
-    _dec,
     _text,
     found,
     iso_utc,
@@ -79,6 +78,7 @@ from app.connectors.quickbooks_wire import (
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import TokenStore
 from app.domain.models import AccountingCustomer, Item, Party
+from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code
 
 PROVIDER = ProviderInfo(

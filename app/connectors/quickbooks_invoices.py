@@ -24,7 +24,6 @@ from app.connectors.quickbooks_wire import (
     NAMESPACE,
     PAGE,
     ZERO,
-    _dec,
     _money,
     _text,
     found,
@@ -32,6 +31,7 @@ from app.connectors.quickbooks_wire import (
     unchanged_since,
 )
 from app.domain.models import Invoice, InvoiceLine, InvoiceStatus, Payment
+from app.domain.money import decimal_or_none as _dec
 
 if TYPE_CHECKING:
     from app.connectors.base import Connection

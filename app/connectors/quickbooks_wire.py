@@ -10,7 +10,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from app.connectors.errors import NotFound, StaleVersion
@@ -77,15 +77,6 @@ def parse_ts(value: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
         return None
 
 

@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -66,6 +66,7 @@ from app.connectors.oauth import FlowResult, OAuthConfig, refresh_tokens
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
+from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code, country_name
 
 PROVIDER = ProviderInfo(
@@ -164,15 +165,6 @@ _country_name = functools.lru_cache(maxsize=512)(country_name)  # once per count
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _quote(value: str) -> str:

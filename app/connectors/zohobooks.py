@@ -62,7 +62,6 @@ from app.connectors.zohobooks_invoices import ZohoBooksInvoices
 from app.connectors.zohobooks_wire import (
     CACHE_MAX,
     _Cursor,
-    _dec,
     _epoch,
     _text,
     format_ts,
@@ -71,6 +70,7 @@ from app.connectors.zohobooks_wire import (
     unchanged_since,
 )
 from app.domain.models import AccountingCustomer, Item, Party
+from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code, country_name, normalise_email
 
 PROVIDER = ProviderInfo(

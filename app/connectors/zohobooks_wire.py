@@ -12,7 +12,6 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 
 from app.connectors.base import WriteResult
@@ -25,16 +24,6 @@ STATUS: dict[str, InvoiceStatus] = {
     "viewed": "awaiting_payment", "unpaid": "awaiting_payment", "overdue": "overdue",
     "partially_paid": "partly_paid", "paid": "paid", "void": "void"}
 _PCT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _text(value: Any) -> str | None:

@@ -31,7 +31,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -55,6 +55,7 @@ from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import decimal_or_none as _dec
 from app.domain.money import plain as _plain
 
 PROVIDER = ProviderInfo(
@@ -77,6 +78,7 @@ SCOPES = (
     "ZohoCRM.coql.READ",
     "ZohoCRM.org.READ",
 )
+
 MODULE = {"company": "Accounts", "person": "Contacts", "deal": "Deals"}
 WEB_TAB = {"Accounts": "Accounts", "Contacts": "Contacts", "Deals": "Potentials"}
 BATCH = 100  # records per insert/update
@@ -123,7 +125,6 @@ def oauth_config(conn: Connection, client_secret: str | None) -> oauth.OAuthConf
         extra_authorize={"access_type": "offline", "prompt": "consent"},
         scope_separator=",",
     )
-
 
 
 def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
@@ -218,16 +219,6 @@ def _server_time(resp: httpx.Response | None) -> float | None:
         return email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
 
 
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:

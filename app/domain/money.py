@@ -1,7 +1,8 @@
 """Money: Decimal end to end, rounded the way each ledger rounds.
 
-The same functions serve the sandboxes (to compute totals as the real ledger would) and the
-pre-flight check (to know before sending what total the ledger will show).
+They serve the connectors (reading and writing amounts) and the pre-flight check (to know before
+sending what total the ledger will show). The sandboxes compute their totals with their own code, so a
+rounding bug here cannot pass for the ledger's (an import contract keeps it so).
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ def plain(value: Decimal) -> Decimal:
         return value.normalize()
     except InvalidOperation:
         return value
+
+
+def decimal_or_none(value: object) -> Decimal | None:
+    """An amount as a provider wrote it (a JSON number, or text), exactly; None when it is blank or not a
+    number (a boolean included)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
 
 
 def money(value: Decimal | int | str, places: Decimal = CENT) -> Decimal:
