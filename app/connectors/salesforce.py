@@ -19,12 +19,11 @@ import datetime as dt
 import email.utils
 import json
 import logging
-import math
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -46,8 +45,26 @@ from app.connectors.errors import (
 )
 from app.connectors.http import make_api_client, redact
 from app.connectors.registry import ProviderInfo
+from app.connectors.salesforce_wire import (
+    OVERLAP,
+    _api_name,
+    _Cursor,
+    _datetime,
+    _dumps,
+    _epoch,
+    _field_spec,
+    _flat,
+    _literal,
+    _ms,
+    _param_time,
+    _quote,
+    _soql,
+    _typed,
+    to18,
+)
 from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import CrmRecord, Deal, LineItem
+from app.domain.money import decimal_or_none as _dec
 from app.domain.money import plain as _plain
 
 log = logging.getLogger("crossledger.salesforce")
@@ -70,13 +87,11 @@ COMPOUND = {"address", "location", "base64"}
 BATCH = 200  # sObject Collections: 200 records a call
 RETRIEVE = 2000  # Collections retrieve (POST form): 2000 ids a call
 PAGE = 2000  # SOQL batch size (the largest Salesforce allows)
-OVERLAP = 5  # seconds re-read before the watermark; the cursor's `seen` map drops what we already have
 DELETED_MIN_WINDOW = 90  # getDeleted needs start and end more than a minute apart
 DELETED_MAX_AGE = 14 * 86400  # getDeleted covers 15 days; older watermarks need a full read
 DAILY_RETRY = 3600.0  # the allocation is a rolling 24 h; look again in an hour
 QUERY_OPTIONS = {"Sforce-Query-Options": f"batchSize={PAGE}"}
 PERMISSION_SET = "Crossledger_Integration"
-TOOLING_TYPE = {"number": "Currency", "money": "Currency", "date": "Date", "boolean": "Checkbox"}
 LINE_FIELDS = ("Id", "Product2Id", "Product2.Name", "Product2.ProductCode", "PricebookEntryId", "Quantity",
                "UnitPrice", "ListPrice", "Discount", "TotalPrice", "Description", "ServiceDate", "IsDeleted",
                "SystemModstamp")
@@ -162,150 +177,6 @@ def finish_connect(conn: Connection, flow: oauth.FlowResult, tokens: TokenStore,
     if org.get("DefaultCurrencyIsoCode"):
         conn.extra["currency"] = org["DefaultCurrencyIsoCode"]
     conn.extra["is_sandbox"] = bool(org.get("IsSandbox"))
-
-
-# -- small conversions ------------------------------------------------------------------------
-
-def to18(rid: str) -> str:
-    """A 15-character ID -> its 18-character, case-insensitive form (what the API returns)."""
-    if len(rid) != 15:
-        return rid
-    suffix = ""
-    for chunk in range(3):
-        flags = sum(1 << i for i, ch in enumerate(rid[chunk * 5:chunk * 5 + 5]) if "A" <= ch <= "Z")
-        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[flags]
-    return rid + suffix
-
-
-def _epoch(text: str | None) -> float | None:
-    """'2026-05-01T09:30:12.000+0000' (or Z, or +00:00) -> epoch seconds."""
-    if not text:
-        return None
-    text = text.strip().replace("Z", "+00:00")
-    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
-
-
-def _ms(text: str | None) -> int | None:
-    epoch = _epoch(text)
-    return round(epoch * 1000) if epoch is not None else None
-
-
-def _datetime(text: str | None) -> dt.datetime | None:
-    epoch = _epoch(text)
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC) if epoch is not None else None
-
-
-def _literal(epoch: float) -> str:
-    """A SOQL datetime literal (unquoted ISO 8601, whole seconds, UTC)."""
-    return dt.datetime.fromtimestamp(math.floor(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _param_time(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(math.floor(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _soql(fields: Iterable[str], sobject: str, where: str | None = None, order: str | None = None) -> str:
-    """SOQL text. Every value inside ``where`` went through _quote or _literal first."""
-    parts = ["SELECT", ", ".join(fields), "FROM", sobject]
-    if where:
-        parts += ["WHERE", where]
-    if order:
-        parts += ["ORDER BY", order]
-    return " ".join(parts)
-
-
-def _quote(value: str) -> str:
-    """A SOQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(_plain(value))
-    return value
-
-
-def _mark(obj: Any) -> Any:
-    if isinstance(obj, Decimal):
-        return "\x00N" + format(_plain(obj), "f") + "\x00"
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-_MARKED = re.compile(r'"\\u0000N(-?[0-9.]+)\\u0000"')
-
-
-def _dumps(obj: Any) -> bytes:
-    """JSON with Decimals as exact numbers (Salesforce money fields are JSON numbers)."""
-    return _MARKED.sub(r"\1", json.dumps(obj, default=_mark, ensure_ascii=False)).encode()
-
-
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    """A record as read -> flat provider properties (custom fields included, nested objects dropped)."""
-    return {k: _jsonable(v) for k, v in row.items() if k != "attributes" and not isinstance(v, dict | list)}
-
-
-def _api_name(name: str) -> str:
-    """'crossledger_invoice_status' -> 'Crossledger_Invoice_Status__c'."""
-    parts = [p for p in re.split(r"[^A-Za-z0-9]+", name) if p]
-    base = "_".join(p[:1].upper() + p[1:] for p in parts)[:40].rstrip("_")
-    if not base or not base[0].isalpha():
-        base = "X_" + base
-    return base + "__c"
-
-
-class _Cursor:
-    """Watermark (newest SystemModstamp seen), server time of the last read, getDeleted coverage."""
-
-    def __init__(self, ts: float | None, now: float | None, dele: float | None, seen: dict[str, int] | None = None,
-                 gone: dict[str, int] | None = None, fields: list[str] | None = None,
-                 lines: dict[str, int] | None = None) -> None:
-        self.ts = ts
-        self.now = now
-        self.dele = dele
-        self.seen = seen or {}
-        self.gone = gone or {}
-        self.fields = fields or []
-        self.lines = lines or {}
-
-    @classmethod
-    def parse(cls, text: str | None) -> _Cursor | None:
-        if not text:
-            return None
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(raw, dict) or raw.get("v") != 1:
-            return None
-        return cls(raw.get("ts"), raw.get("now"), raw.get("del"), raw.get("seen"), raw.get("gone"),
-                   raw.get("fields"), raw.get("lines"))
-
-    def dump(self) -> str:
-        return json.dumps({"v": 1, "ts": self.ts, "now": self.now, "del": self.dele, "seen": self.seen,
-                           "gone": self.gone, "fields": self.fields, "lines": self.lines},
-                          sort_keys=True, separators=(",", ":"))
-
-    @staticmethod
-    def window(stamps: dict[str, int], since: float | None) -> dict[str, int]:
-        """Keep what lies within the overlap of the watermark (older entries cannot come back)."""
-        if since is None:
-            return {}
-        edge = (since - OVERLAP - 1) * 1000
-        return {k: v for k, v in stamps.items() if v >= edge}
 
 
 class Connector(SalesforceLifecycle):
@@ -962,57 +833,3 @@ class Connector(SalesforceLifecycle):
 
     def close(self) -> None:
         self.api.close()
-
-
-def _field_spec(info: FieldInfo) -> dict[str, Any]:
-    """Our field -> Tooling API CustomField metadata (money as Currency: it follows the deal's currency)."""
-    kind = TOOLING_TYPE.get(info.type, "Text")
-    spec: dict[str, Any] = {"label": info.label[:40], "type": kind}
-    if kind == "Text":
-        spec["length"] = 255
-    elif kind == "Currency":
-        spec.update(precision=18, scale=2)
-    return spec
-
-
-def _typed(field: dict[str, Any], value: Any, *, creating: bool) -> Any:
-    """A value for a field of this describe type; '' clears (null)."""
-    name, ftype = field["name"], field.get("type")
-    if value is None or value == "":
-        if not field.get("nillable", True) and ftype != "boolean" and not creating:
-            raise ValidationRejected(f"Salesforce needs a value for '{name}'; it cannot be cleared.", field=name,
-                                     provider="salesforce")
-        return None
-    if ftype in ("currency", "double", "percent"):
-        number = _dec(value)
-        if number is None or isinstance(value, bool):
-            raise ValidationRejected(f"'{value}' is not a number.", field=name, provider="salesforce")
-        return number
-    if ftype in ("int", "long"):
-        number = _dec(value)
-        if number is None or number != number.to_integral_value():
-            raise ValidationRejected(f"'{value}' is not a whole number.", field=name, provider="salesforce")
-        return int(number)
-    if ftype == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise ValidationRejected(f"'{value}' is not true or false.", field=name, provider="salesforce")
-    if ftype == "date":
-        if isinstance(value, dt.datetime):
-            return value.date().isoformat()
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        try:
-            return dt.date.fromisoformat(str(value)[:10]).isoformat()
-        except ValueError as exc:
-            raise ValidationRejected(f"'{value}' is not a date.", field=name, provider="salesforce") from exc
-    if ftype == "datetime":
-        if isinstance(value, dt.datetime):
-            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        return str(value)
-    return str(value)
