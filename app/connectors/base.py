@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -10,6 +11,23 @@ from app.connectors.errors import ConnectorError
 from app.domain.models import AccountingCustomer, CrmRecord, Deal, Invoice, Item, Party, Payment
 
 T = TypeVar("T")
+
+
+def cursor_fields(text: str | None) -> dict[str, Any] | None:
+    """An opaque cursor's fields (version 1, as ``cursor_text`` wrote them); None for no cursor or one
+    that cannot be read, which the connector answers with a full read."""
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    return raw if isinstance(raw, dict) and raw.get("v") == 1 else None
+
+
+def cursor_text(**fields: Any) -> str:
+    """A cursor handed to the engine: version 1, its fields in a fixed order, compact."""
+    return json.dumps({"v": 1, **fields}, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ from app.connectors.base import (
     Limits,
     RecordWrite,
     WriteResult,
+    cursor_fields,
+    cursor_text,
 )
 from app.connectors.crm_fates import PipedriveLifecycle
 from app.connectors.errors import (
@@ -258,18 +260,11 @@ class _Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> _Cursor | None:
-        if not text:
-            return None
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(raw, dict) or raw.get("v") != 1:
-            return None
-        return cls(raw.get("since"), raw.get("seen") or {})
+        raw = cursor_fields(text)
+        return None if raw is None else cls(raw.get("since"), raw.get("seen") or {})
 
     def dump(self) -> str:
-        return json.dumps({"v": 1, "since": self.since, "seen": self.seen}, sort_keys=True, separators=(",", ":"))
+        return cursor_text(since=self.since, seen=self.seen)
 
     def advance(self, seen: dict[str, list[Any]]) -> _Cursor:
         stamps = [v[0] for v in seen.values() if v[0] is not None]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from app.connectors.base import FieldInfo
+from app.connectors.base import FieldInfo, cursor_fields, cursor_text
 from app.connectors.errors import ValidationRejected
 from app.domain.money import decimal_or_none as _dec
 from app.domain.money import plain as _plain
@@ -127,21 +127,15 @@ class _Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> _Cursor | None:
-        if not text:
-            return None
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(raw, dict) or raw.get("v") != 1:
+        raw = cursor_fields(text)
+        if raw is None:
             return None
         return cls(raw.get("ts"), raw.get("now"), raw.get("del"), raw.get("seen"), raw.get("gone"),
                    raw.get("fields"), raw.get("lines"))
 
     def dump(self) -> str:
-        return json.dumps({"v": 1, "ts": self.ts, "now": self.now, "del": self.dele, "seen": self.seen,
-                           "gone": self.gone, "fields": self.fields, "lines": self.lines},
-                          sort_keys=True, separators=(",", ":"))
+        return cursor_text(ts=self.ts, now=self.now, seen=self.seen, gone=self.gone, fields=self.fields,
+                           lines=self.lines, **{"del": self.dele})
 
     @staticmethod
     def window(stamps: dict[str, int], since: float | None) -> dict[str, int]:

@@ -37,7 +37,16 @@ from typing import Any
 import httpx
 
 from app.connectors import hosts, oauth
-from app.connectors.base import Changes, Connection, FieldInfo, Limits, RecordWrite, WriteResult
+from app.connectors.base import (
+    Changes,
+    Connection,
+    FieldInfo,
+    Limits,
+    RecordWrite,
+    WriteResult,
+    cursor_fields,
+    cursor_text,
+)
 from app.connectors.crm_fates import ZohoCrmLifecycle
 from app.connectors.errors import (
     AuthExpired,
@@ -267,20 +276,14 @@ class _Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> _Cursor | None:
-        if not text:
-            return None
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(raw, dict) or raw.get("v") != 1 or not isinstance(raw.get("since"), (int, float)):
+        raw = cursor_fields(text)
+        if raw is None or not isinstance(raw.get("since"), (int, float)):
             return None
         return cls(float(raw["since"]), raw.get("seen") or {}, float(raw.get("del") or raw["since"]),
                    raw.get("cols"), raw.get("gone") or {})
 
     def dump(self) -> str:
-        return json.dumps({"v": 1, "since": self.since, "seen": self.seen, "del": self.deleted_at,
-                           "cols": self.cols, "gone": self.gone}, sort_keys=True, separators=(",", ":"))
+        return cursor_text(since=self.since, seen=self.seen, cols=self.cols, gone=self.gone, **{"del": self.deleted_at})
 
 
 class _Watch(httpx.BaseTransport):
