@@ -19,19 +19,17 @@ from typing import TYPE_CHECKING, Any
 from app.connectors.base import Changes, InvoiceState, InvoiceWrite, WriteResult
 from app.connectors.errors import AuthExpired, ConnectorError, NotFound, Unauthorized, ValidationRejected
 from app.connectors.quickbooks_wire import (
-    CENT,
-    HUNDRED,
     NAMESPACE,
     PAGE,
-    ZERO,
-    _money,
     _text,
     found,
     parse_ts,
     unchanged_since,
 )
 from app.domain.models import Invoice, InvoiceLine, InvoiceStatus, Payment
+from app.domain.money import CENT, HUNDRED, ZERO
 from app.domain.money import decimal_or_none as _dec
+from app.domain.money import money as _money
 
 if TYPE_CHECKING:
     from app.connectors.base import Connection

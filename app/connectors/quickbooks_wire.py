@@ -1,5 +1,5 @@
 """QuickBooks Online's wire format: JSON whose amounts are numbers written from Decimals, query-language
-literals, times, and the money rounding QuickBooks applies (half up, to the cent). Shared by the connector
+literals and times. (Its rounding, half up to the cent, is ``app.domain.money.money``.) Shared by the connector
 (``app.connectors.quickbooks``) and its invoices and payments (``app.connectors.quickbooks_invoices``)."""
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from app.connectors.errors import NotFound, StaleVersion
 
 PAGE = 1000  # MAXRESULTS max
 NAMESPACE = uuid.UUID("2f1b0c4e-5d1a-4f43-9a51-7c3b1e0e9b12")
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 
 
 # -- JSON with Decimal numbers ----------------------------------------------------------------
@@ -83,10 +80,6 @@ def parse_ts(value: str | None) -> dt.datetime | None:
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _clean_name(name: str, limit: int) -> str:
