@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.models import CrmRecord, Party
-from app.domain.text import country_code, name_key, normalise_name
+from app.domain.text import country_code, name_key, normalise_name, text_or_none
 from app.sync.mapping import map_record, reverse_map
 from app.sync.validate import invisible_removed, validate_party
 
@@ -124,3 +124,10 @@ def test_two_characters_that_are_no_country_are_held(country):
     """Written to a ledger that drops them, they came back blank and blanked the CRM's country."""
     _, problems = validate_party(Party("company", "A", country=country))
     assert [p.field for p in problems] == ["country"]
+
+
+@pytest.mark.parametrize(("written", "read"), [
+    ("  INV-0042 ", "INV-0042"), (42, "42"), ("", None), ("   ", None), (None, None), (0, "0"),
+])
+def test_a_ledger_value_is_read_as_trimmed_text_or_nothing(written, read):
+    assert text_or_none(written) == read

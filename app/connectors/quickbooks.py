@@ -67,7 +67,6 @@ from app.connectors.quickbooks_wire import (
     PAGE,
     _chunks,
     _clean_name,
-    _text,
     found,
     iso_utc,
     json_dumps,
@@ -80,6 +79,7 @@ from app.connectors.tokens import TokenStore
 from app.domain.models import AccountingCustomer, Item, Party
 from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code
+from app.domain.text import text_or_none as _text
 
 PROVIDER = ProviderInfo(
     name="quickbooks",

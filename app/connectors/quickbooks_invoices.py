@@ -21,7 +21,6 @@ from app.connectors.errors import AuthExpired, ConnectorError, NotFound, Unautho
 from app.connectors.quickbooks_wire import (
     NAMESPACE,
     PAGE,
-    _text,
     found,
     parse_ts,
     unchanged_since,
@@ -30,6 +29,7 @@ from app.domain.models import Invoice, InvoiceLine, InvoiceStatus, Payment
 from app.domain.money import CENT, HUNDRED, ZERO
 from app.domain.money import decimal_or_none as _dec
 from app.domain.money import money as _money
+from app.domain.text import text_or_none as _text
 
 if TYPE_CHECKING:
     from app.connectors.base import Connection

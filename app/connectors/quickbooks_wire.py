@@ -77,10 +77,6 @@ def parse_ts(value: str | None) -> dt.datetime | None:
         return None
 
 
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
 
 def _clean_name(name: str, limit: int) -> str:
     """QBO refuses ``:``, tabs and new lines in names."""

@@ -68,6 +68,7 @@ from app.connectors.tokens import Tokens, TokenStore
 from app.domain.models import AccountingCustomer, Invoice, InvoiceLine, Item, Party, Payment
 from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code, country_name
+from app.domain.text import text_or_none as _text
 
 PROVIDER = ProviderInfo(
     name="xero",
@@ -161,10 +162,6 @@ _MORE_LINES = ("AddressLine2", "AddressLine3", "AddressLine4")
 _PHONE_TYPES = ("DEFAULT", "MOBILE", "DDI")  # the customer's phone: the first of these that has a number
 _country_name = functools.lru_cache(maxsize=512)(country_name)  # once per country, not per contact written
 
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
 
 
 def _quote(value: str) -> str:

@@ -63,7 +63,6 @@ from app.connectors.zohobooks_wire import (
     CACHE_MAX,
     _Cursor,
     _epoch,
-    _text,
     format_ts,
     one_by_one,
     parse_ts,
@@ -72,6 +71,7 @@ from app.connectors.zohobooks_wire import (
 from app.domain.models import AccountingCustomer, Item, Party
 from app.domain.money import decimal_or_none as _dec
 from app.domain.text import country_code, country_name, normalise_email
+from app.domain.text import text_or_none as _text
 
 PROVIDER = ProviderInfo(
     name="zohobooks",

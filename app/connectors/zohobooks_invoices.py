@@ -27,13 +27,13 @@ from app.connectors.zohobooks_wire import (
     CACHE_MAX,
     STATUS,
     _Cursor,
-    _text,
     one_by_one,
     parse_ts,
     unchanged_since,
 )
 from app.domain.models import Invoice, InvoiceLine, Payment
 from app.domain.money import decimal_or_none as _dec
+from app.domain.text import text_or_none as _text
 
 if TYPE_CHECKING:
     import httpx

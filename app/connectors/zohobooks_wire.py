@@ -26,10 +26,6 @@ STATUS: dict[str, InvoiceStatus] = {
 _PCT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
 
 
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
 
 def parse_ts(value: str | None) -> dt.datetime | None:
     """``2026-05-12T03:10:11-0700`` (also with a colon in the offset) -> aware datetime."""

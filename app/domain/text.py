@@ -82,6 +82,12 @@ def mend_broken(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if text else text
 
 
+def text_or_none(value: object) -> str | None:
+    """A provider's value as text, spaces trimmed; None when nothing is left (or there was nothing)."""
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
 def is_blank(text: str | None) -> bool:
     """Nothing a reader could see: empty, spaces, or only invisible (format) characters."""
     return not any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text or "")
