@@ -9,6 +9,7 @@ import socketserver
 import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
@@ -71,11 +72,8 @@ class _Handler(WSGIRequestHandler):
             super().finish()
 
     def handle(self) -> None:
-        self.close_connection = True
-        try:
-            self.handle_one_request()
-            while not self.close_connection:
-                self.handle_one_request()
+        try:  # http.server's own loop (wsgiref's handler serves one request and stops)
+            BaseHTTPRequestHandler.handle(self)
         except (TimeoutError, ConnectionError):  # idle too long, or the client went away
             self.close_connection = True
 
@@ -109,7 +107,7 @@ class _Handler(WSGIRequestHandler):
             self._drop()
         else:
             self.wfile.flush()
-            self.close_connection = self.close_connection or handler.closing
+            self.close_connection = handler.closing  # (it started as close_connection)
 
     def _drop(self) -> None:
         self.close_connection = True
