@@ -42,8 +42,15 @@ def _number(value: Any) -> str:
 
 def dumps(body: Any) -> str:
     """Compact JSON text in which every Decimal is a number written digit for digit."""
-    return _UNTAG.sub(r"\1", json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                                         default=_number))
+    tagged = False
+
+    def number(value: Any) -> str:
+        nonlocal tagged
+        tagged = True
+        return _number(value)
+
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=number)
+    return _UNTAG.sub(r"\1", text) if tagged else text  # no Decimal in it: no tag to take out
 
 
 def loads(data: bytes | str) -> Any:

@@ -47,6 +47,8 @@ class XeroBatch(XeroListing):
             cache[key] = {"status": resp.status, "body": encoded, "headers": dict(resp.headers),
                           "type": resp.content_type, "expires": now + self.idempotency_ttl}
             self.persist()
+            # the text just kept goes out as it is: the same bytes as a replay sends, written once
+            return Response(resp.status, encoded, dict(resp.headers), resp.content_type)
         return resp
 
     def _bulk(self, req: Request, tenant: dict[str, Any], key: str, apply: Callable[[dict[str, Any]], dict],

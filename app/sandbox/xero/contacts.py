@@ -46,9 +46,13 @@ class XeroContacts(XeroBatch):
             "ContactID": self.new_id("contact"), "ContactStatus": "ACTIVE", "Name": "", "FirstName": "",
             "LastName": "", "EmailAddress": "", "AccountNumber": "", "ContactNumber": "", "TaxNumber": "",
             "CompanyNumber": "", "DefaultCurrency": "",
-            "Addresses": [_address("STREET", {}), _address("POBOX", {})],
-            "Phones": [_phone_rec(t, {}) for t in PHONE_TYPES], "ContactPersons": [], "IsSupplier": False,
+            "ContactPersons": [], "IsSupplier": False,
         }
+        if not existing:  # blank addresses and phones, unless the element sends its own (set below)
+            if "Addresses" not in el:
+                rec["Addresses"] = [_address("STREET", {}), _address("POBOX", {})]
+            if "Phones" not in el:
+                rec["Phones"] = [_phone_rec(t, {}) for t in PHONE_TYPES]
         errors: list[str] = []
         for fld, limit in CONTACT_LIMITS.items():
             if fld in el:

@@ -142,10 +142,18 @@ def parse_since(value: str | None) -> float | None:
     return float(int(parsed.timestamp()))  # second precision
 
 
+_BLANK_ADDRESS = dict.fromkeys(ADDRESS_FIELDS, "")
+_BLANK_PHONE = {"PhoneNumber": "", "PhoneAreaCode": "", "PhoneCountryCode": ""}
+
+
 def _address(kind: str, given: dict[str, Any]) -> dict[str, str]:
+    if not given:  # most of a contact's addresses: every field blank
+        return {"AddressType": kind, **_BLANK_ADDRESS}
     return {"AddressType": kind, **{f: s(given.get(f)) for f in ADDRESS_FIELDS}}
 
 
 def _phone_rec(kind: str, given: dict[str, Any]) -> dict[str, str]:
+    if not given:
+        return {"PhoneType": kind, **_BLANK_PHONE}
     return {"PhoneType": kind, "PhoneNumber": s(given.get("PhoneNumber")),
             "PhoneAreaCode": s(given.get("PhoneAreaCode")), "PhoneCountryCode": s(given.get("PhoneCountryCode"))}
