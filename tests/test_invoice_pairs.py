@@ -418,6 +418,9 @@ def test_demo_invoices_every_won_deal_and_shows_payment_states(secret_service, t
     home = tmp_path / "home"
     out = cli(home, "demo", "--headless", "--crm", crm, "--accounting", ledger).stdout
     assert "invoices created for won deals" in out and "Invoices for won deals:" in out
+    # each invoice line: its state, then how much of it is paid ("Overdue  0.00 of 9.50 GBP paid")
+    lines = [line for line in out.splitlines() if " invoice " in line and line.rstrip().endswith(" paid")]
+    assert lines and all(re.search(r"\s[\d.]+ of +[\d.]+ [A-Z]{3} paid$", line) for line in lines), lines
     status = json.loads(cli(home, "status", "--json").stdout)
     [ws] = status["workspaces"]
     invoices = ws["invoices"]

@@ -44,8 +44,9 @@ def _print_invoices(store: Any, workspace: str) -> None:
     print(f"\nInvoices for won deals: {summary['linked']} ({states})")
     for row in summary["deals"][:12]:
         state = STATUS_WORDS.get(row["status"], row["status"])
+        # "0.00 of 9.50 GBP paid": the amounts after the state, so "paid" is not read as a second state
         print(f"  {row['deal'][:38]:<38} invoice {row['number'] or '?':<10} {state:<16} "
-              f"paid {row['amount_paid'] or 0:>10} of {row['total'] or 0:>10} {row['currency'] or ''}")
+              f"{row['amount_paid'] or 0:>10} of {row['total'] or 0:>10} {row['currency'] or ''} paid".rstrip())
     if summary["linked"] > 12:
         print(f"  … and {summary['linked'] - 12} more (crossledger status --json lists them all)")
 
