@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -73,6 +74,13 @@ def test_demo_then_status_then_sync_with_no_writes(secret_service, tmp_path):
     for key in ("read", "created", "updated", "linked", "quarantined", "conflicts", "writes", "errors"):
         assert key in sync
     assert sync["writes"] == 0 and sync["created"] == 0 and sync["errors"] == 0
+
+    # The text status tells each run's start in the computer's own time, to the minute.
+    text = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "status"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240, env={**os.environ, "TZ": "Asia/Kolkata"}, check=True).stdout
+    last = json.loads(cli(home, "status", "--json").stdout)["workspaces"][0]["last_runs"][0]
+    started = dt.datetime.fromisoformat(last["started_at"].removesuffix("Z")) + dt.timedelta(hours=5, minutes=30)
+    assert f"run {last['id']} {started:%Y-%m-%d %H:%M} ok:" in text, text
 
     customers = [c for c in qbo_customers(home / "sandboxes" / "demo-quickbooks.json") if c.get("Active", True)]
     names = Counter(c["DisplayName"].casefold() for c in customers)

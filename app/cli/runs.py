@@ -91,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if ws["ways_out"]:
             print_ways_out(ws["name"], ws["ways_out"])
         for r in ws["last_runs"][:3]:
-            print(f"  run {r['id']} {r['started_at']} {r['status']}: {r['counts'].get('writes', 0)} writes")
+            print(f"  run {r['id']} {_local(r['started_at'])} {r['status']}: {r['counts'].get('writes', 0)} writes")
     return 0
 
 
@@ -204,3 +204,15 @@ def _now() -> str:
     import datetime as dt
 
     return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _local(stamp: str) -> str:
+    """A run's UTC start ('2026-12-07T22:46:22.720213Z', as status --json gives it) in the computer's own
+    time, to the minute, as the service's lines are written."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return stamp
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
