@@ -47,7 +47,7 @@ def test_open_conflicts_are_listed_by_record_and_decided_from_the_command_line(w
     code, out, _ = run(world, tmp_path, "conflicts", world.name, "--json")
     assert code == 0 and json.loads(out)["conflicts"] == ws["conflicts"]
     code, out, _ = run(world, tmp_path, "conflicts", world.name)
-    assert code == 0 and "2 open conflict(s)" in out
+    assert code == 0 and "2 open conflicts" in out
     assert "Maple Grove Nursery" in out and "HubSpot 'Unit 4, Station Road Business Park'" in out
 
     # The monthly report names the company, not the disputed value.

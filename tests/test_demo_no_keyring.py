@@ -70,7 +70,7 @@ def test_the_service_runs_the_scheduled_syncs_headless_and_stops_on_sigterm(tmp_
             if "realtime sync of 'demo'" in line:
                 break
         assert "ok, 0 writes" in lines[-1], lines
-        assert any("running the scheduled syncs of 1 workspace(s)" in ln for ln in lines)
+        assert any("running the scheduled syncs of 1 workspace from" in ln for ln in lines)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)  # at once, not after the main thread's next minute
     finally:

@@ -23,6 +23,7 @@ def test_without_dbus_it_names_the_missing_keyring_and_the_package(tmp_path):
     assert "No system keyring is available (there is no D-Bus session)" in proc.stdout
     assert "gnome-keyring" in proc.stdout
     assert "System tray" in proc.stdout
+    assert proc.stdout.rstrip().endswith("\n2 things need attention.")  # the keyring and the tray
     assert "Traceback" not in proc.stderr
 
 
@@ -32,6 +33,7 @@ def test_with_a_keyring_and_a_fresh_home_only_the_tray_is_missing(secret_service
     proc = doctor(tmp_path / "h", env)
     assert "ok  Keyring" in proc.stdout and "ok  Database" in proc.stdout and "ok  Data folder" in proc.stdout
     assert "!!  System tray" in proc.stdout
+    assert proc.stdout.rstrip().endswith("\n1 thing needs attention.")  # not "1 thing(s)"
 
 
 def test_an_unwritable_data_folder_is_reported(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.models import CrmRecord, Party
-from app.domain.text import country_code, name_key, normalise_name, text_or_none
+from app.domain.text import country_code, name_key, normalise_name, plural, text_or_none
 from app.sync.mapping import map_record, reverse_map
 from app.sync.validate import invisible_removed, validate_party
 
@@ -131,3 +131,12 @@ def test_two_characters_that_are_no_country_are_held(country):
 ])
 def test_a_ledger_value_is_read_as_trimmed_text_or_nothing(written, read):
     assert text_or_none(written) == read
+
+
+@pytest.mark.parametrize(("n", "one", "many", "said"), [
+    (1, "record", None, "1 record"), (0, "record", None, "0 records"), (2, "change", None, "2 changes"),
+    (1200, "customer", None, "1,200 customers"), (1, "thing needs", "things need", "1 thing needs"),
+    (3, "thing needs", "things need", "3 things need"),
+])
+def test_a_count_is_said_with_its_noun_in_the_singular_or_the_plural(n, one, many, said):
+    assert plural(n, one, many) == said

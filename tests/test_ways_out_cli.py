@@ -38,7 +38,7 @@ def test_held_invoices_are_listed_with_their_way_out_and_reactivated_from_the_co
         w.hold("902", "Lantern order", HARBOUR, "reactivate", cid, REACTIVATE, ARCHIVED)
 
         code, out, _ = run(w, tmp_path, "held", w.name)
-        assert code == 0 and "2 record(s) held back in 'Harbour Books'" in out
+        assert code == 0 and "2 records held back in 'Harbour Books'" in out
         assert "Waiting on you (1):" in out and ARCHIVED in out
         assert f"{REACTIVATE}: crossledger reactivate \"Harbour Books\" {cid}" in out
 

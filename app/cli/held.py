@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from app.cli.common import open_home, token_store
+from app.domain.text import plural
 
 EXIT = {"ok": 0, "refused": 2, "provider": 3}  # as the other commands: 2 a refusal of ours, 3 the provider's
 
@@ -63,7 +64,7 @@ def cmd_held(args: argparse.Namespace) -> int:
     if not held:
         print(f"Nothing is held back in '{ws.name}'.")
         return 0
-    print(f"{len(held)} record(s) held back in '{ws.name}':")
+    print(f"{plural(len(held), 'record')} held back in '{ws.name}':")
     for q in held:
         print(f"  {q.name or q.record_id} ({q.record_type} {q.record_id}): {' '.join(q.reasons)}")
     if ways:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from app.cli.common import db_url
+from app.domain.text import plural
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -29,7 +30,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if not c.ok and c.fix:
             print(f"     What to do: {c.fix}")
     bad = sum(not c.ok for c in checks)
-    print(f"\n{'Everything looks fine.' if not bad else f'{bad} thing(s) need attention.'}")
+    print("\n" + ("Everything looks fine." if not bad else
+                   f"{plural(bad, 'thing needs', 'things need')} attention."))
     return 0 if not bad else 1
 
 

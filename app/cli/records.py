@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from app.cli.common import open_home, print_progress, registry_label, token_store
+from app.domain.text import plural
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -68,12 +69,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print(json.dumps({"dry_run": True, **plan.to_json()}))
             return 0
         print(f"{plan.run_summary}")
-        print(f"Undoing run {run_id} would do {len(plan.steps)} thing(s):" if plan.steps else
+        print(f"Undoing run {run_id} would do {plural(len(plan.steps), 'thing')}:" if plan.steps else
               f"Undoing run {run_id} would change nothing.")
         for step in plan.steps:
             print(f"  - {step.description}")
         if plan.refusals:
-            print(f"And leave {len(plan.refusals)} thing(s) as they are:")
+            print(f"And leave {plural(len(plan.refusals), 'thing')} as they are:")
             for r in plan.refusals:
                 print(f"  - {r.reason}")
         print("Nothing was changed (dry run). Run it again without --dry-run to undo.")
@@ -121,7 +122,7 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
         print(f"No open conflicts in '{ws.name}'.")
         return 0
     crm, acct = registry_label(ws.crm), registry_label(ws.accounting)
-    print(f"{len(found)} open conflict(s) in '{ws.name}' (a field changed differently in {crm} and {acct}):")
+    print(f"{plural(len(found), 'open conflict')} in '{ws.name}' (a field changed differently in {crm} and {acct}):")
     for c in found:
         print(f"  {c.record_name} ({c.crm_type} {c.crm_id}), {c.field_label.lower()}: "
               f"{crm} '{c.crm_value or ''}', {acct} '{c.acct_value or ''}'  since {c.created_at:%Y-%m-%d %H:%M}")

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from app.cli.common import count_words, counts_of, gui, open_home, print_progress, print_run_summary, token_store
+from app.domain.text import plural
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -177,7 +178,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     scheduler = Scheduler(store, jobs.Context(store, tokens, on_result=said, on_error=failed))
     scheduler.start()
     names = [w.name for w in list_workspaces(store)]
-    print(f"Crossledger is running the scheduled syncs of {len(names)} workspace(s) from {home}. "
+    print(f"Crossledger is running the scheduled syncs of {plural(len(names), 'workspace')} from {home}. "
           "Ctrl+C (or SIGTERM) stops it after the run in progress.", flush=True)
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

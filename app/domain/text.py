@@ -82,6 +82,11 @@ def mend_broken(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if text else text
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 record", "2 records", "1,200 changes": a count with its noun as a person writes it."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def text_or_none(value: object) -> str | None:
     """A provider's value as text, spaces trimmed; None when nothing is left (or there was nothing)."""
     text = str(value).strip() if value is not None else ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.connectors import registry
+from app.domain.text import plural
 from app.store.db import Store
 from app.store.models import ConnectionRow, Workspace
 
@@ -103,7 +104,7 @@ def check_integrity(url: str) -> Check:
         return Check("Database integrity", False, f"{db_file} is not a readable database any more.", restore)
     problems = backup.integrity(db_file)
     if problems:
-        more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        more = f" and {plural(len(problems) - 1, 'more problem')}" if len(problems) > 1 else ""
         return Check("Database integrity", False,
                      f"SQLite's integrity check found the database damaged ({problems[0]}{more}).", restore)
     when = f" The last backup is {last.name}." if last else " No backup has been made yet."

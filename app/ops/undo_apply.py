@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.connectors.base import CustomerWrite, RecordWrite
 from app.connectors.errors import ConnectorError
+from app.domain.text import plural
 from app.ops.undo_model import Action, PlannedUndo, UndoResult, as_text, day_text, same_value
 from app.store.models import FieldChange, Journal, Link, Quarantine, Run, utcnow
 from app.sync.run_context import RunContext
@@ -59,12 +60,12 @@ class UndoApplier:
     def _message(self, status: str, done: int, failed: int, plan: PlannedUndo | None) -> str:
         refused = self.counts["refused"]
         if status == "cancelled":
-            return (f"Undo of run {self.target.id} stopped when you cancelled it after {done} change(s). Undo it "
-                    "again to finish.")
+            return (f"Undo of run {self.target.id} stopped when you cancelled it after {plural(done, 'change')}. "
+                    "Undo it again to finish.")
         if status == "failed" and not done:
             first = self.errors[0] if self.errors else "nothing could be changed"
             return f"Undo of run {self.target.id} changed nothing: {first}. Check the connections and try again."
-        text = f"Undid run {self.target.id}: {done} change(s) reversed"
+        text = f"Undid run {self.target.id}: {plural(done, 'change')} reversed"
         if refused:
             text += f", {refused} left as they are (see the reasons)"
         if failed:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
+from app.domain.text import plural
 from app.ops.status import WorkspaceCounts, after_invoice_words
 from app.ops.workspaces import UserError
 from app.sync.run_context import Busy
@@ -134,10 +135,6 @@ def trigger_label(trigger: str) -> str:
 def is_sandbox(base_url: str) -> bool:
     host = urlsplit(base_url).hostname or ""
     return host in ("127.0.0.1", "localhost", "::1") or host.endswith(".localhost")
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 # -- time --------------------------------------------------------------------------------------
