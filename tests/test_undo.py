@@ -358,8 +358,10 @@ def test_cli_history_and_undo_dry_run_json(tmp_path, monkeypatch, capsys):
 
         assert cli_module.main([*base, "history", WS, "--field", "city"]) == 0
         table = capsys.readouterr().out.splitlines()
-        assert table[0].split()[:4] == ["When", "(UTC)", "Run", "By"]
-        assert any("Harrogate" in line and "ledger" in line for line in table[1:])
+        assert table[0].split()[:4] == ["When", "Run", "By", "Side"]
+        # in a bookkeeper's words: the field's label and why it changed, not the store's codes
+        assert any("Harrogate" in line and "ledger" in line and " City " in line and "Changed in" in line
+                   for line in table[1:]), table
 
         writes = count_writes(w.crm, w.acct)
         assert cli_module.main([*base, "undo", str(sc.run_id), "--dry-run", "--json"]) == 0

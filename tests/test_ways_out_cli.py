@@ -71,9 +71,9 @@ def test_held_invoices_are_listed_with_their_way_out_and_reactivated_from_the_co
         assert (change["before"], change["after"], change["trigger"], change["rule"]) == (
             "false", "true", "activate", "chosen-by-you")
         code, out, _ = run(w, tmp_path, "history", w.name, "--record", cid)
-        [line] = [ln for ln in out.splitlines() if " active " in ln]
-        assert line.split()[3:] == ["activate", "ledger", "Harbour", "Lights", "Ltd", "active", "false", "true",
-                                    "chosen-by-you"]
+        [line] = [ln for ln in out.splitlines() if " Active " in ln]
+        assert line.split()[3:] == ["Activate", "ledger", "Harbour", "Lights", "Ltd", "Active", "false", "true",
+                                    "Chosen", "by", "you"]
 
 
 def test_a_ledger_refusal_exits_3_and_changes_nothing(tmp_path, signed_in):

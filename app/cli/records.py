@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any
@@ -16,7 +17,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from app.ops.workspaces import get_workspace
 
     _, store = open_home(args)
-    get_workspace(store, args.name)
+    ws = get_workspace(store, args.name)
     rows = field_changes(store, args.name, record_id=args.record, field=args.field)
     if args.json:
         print(json.dumps({"workspace": args.name, "changes": [
@@ -27,9 +28,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not rows:
         print("No changes recorded" + (" for that record or field." if args.record or args.field else " yet."))
         return 0
+    from app.ops.history_export import field_label, rule_label, trigger_label
+
     names = record_names(store, args.name)
-    widths = (16, 4, 8, 6, 24, 16, 24, 24, 14)
-    head = ("When (UTC)", "Run", "By", "Side", "Record", "Field", "Before", "After", "Why")
+    crm, ledger = registry_label(ws.crm), registry_label(ws.accounting)
+    widths = (16, 4, 12, 6, 24, 16, 24, 24, 0)  # the last column, why, is never cut
+    head = ("When", "Run", "By", "Side", "Record", "Field", "Before", "After", "Why")
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     for r in rows:
         side = {"accounting": "ledger", "crm": "CRM", "local": "link"}.get(r.side, r.side)
@@ -38,16 +42,18 @@ def cmd_history(args: argparse.Namespace) -> int:
         before, after = r.before, r.after
         if r.side == "local" and before:  # a link: the ledger record it pointed to
             before = names.get(("accounting", before)) or before
-        cells = (f"{r.run_started:%Y-%m-%d %H:%M}", r.run_id, r.trigger, side, record,
-                 r.field.removeprefix("crossledger_"),
-                 before if before is not None else "(blank)", after if after is not None else "(blank)", r.rule)
+        when = r.run_started.replace(tzinfo=dt.UTC).astimezone()  # the store keeps UTC; the table the local time
+        cells = (f"{when:%Y-%m-%d %H:%M}", r.run_id, trigger_label(r.trigger), side, record,
+                 field_label(r.field.removeprefix("crossledger_")),
+                 before if before is not None else "(blank)", after if after is not None else "(blank)",
+                 rule_label(r.rule, crm, ledger))
         print("  ".join(_cell(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
     return 0
 
 
 def _cell(value: Any, width: int) -> str:
     text = "" if value is None else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if not width or len(text) <= width else text[: width - 1] + "…"
 
 
 def cmd_undo(args: argparse.Namespace) -> int:

@@ -38,6 +38,9 @@ RULE_LABELS = {  # {crm} and {ledger} are the providers' names
     "conflict:crm": "Changed on both sides; {crm} wins by rule",
     "conflict:accounting": "Changed on both sides; {ledger} wins by rule",
     "review": "Chosen in Review",
+    "chosen-by-you": "Chosen by you",
+    "ledger-owns": "Copied from the invoice in {ledger}",
+    "migration": "The one-time import",
     "undo": "Undo of an earlier run",
 }
 
