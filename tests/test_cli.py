@@ -82,6 +82,12 @@ def test_demo_then_status_then_sync_with_no_writes(secret_service, tmp_path):
     started = dt.datetime.fromisoformat(last["started_at"].removesuffix("Z")) + dt.timedelta(hours=5, minutes=30)
     assert f"run {last['id']} {started:%Y-%m-%d %H:%M} ok:" in text, text
 
+    # The monthly report needs no month: it covers last month, as the scheduled one does.
+    report = cli(home, "reconcile", "demo").stdout
+    month = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    assert f"Reconciliation of 'demo' for {month}: " in report, report
+    assert "(s)" not in report and " 1 discrepancies" not in report
+
     customers = [c for c in qbo_customers(home / "sandboxes" / "demo-quickbooks.json") if c.get("Active", True)]
     names = Counter(c["DisplayName"].casefold() for c in customers)
     assert max(names.values()) == 1

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rc = sub.add_parser("reconcile", help="flag every discrepancy of a month and export an Excel workbook")
     rc.add_argument("name")
-    rc.add_argument("--month", required=True, help="YYYY-MM")
+    rc.add_argument("--month", help="YYYY-MM (default: last month, as the monthly report covers)")
     rc.add_argument("--out", help="the .xlsx file to write")
     rc.add_argument("--json", action="store_true")
 

@@ -125,9 +125,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from app.ops.reconcile_month import check_month, out_problem, reconcile_workspace
+    import datetime as dt
+
+    from app.ops.reconcile_month import check_month, last_month, out_problem, reconcile_workspace
     from app.ops.workspaces import UserError, get_workspace
 
+    args.month = args.month or last_month(dt.datetime.now().astimezone().date())  # the computer's own date
     check_month(args.month)  # every mistake in the command is told before the keyring or a provider is asked
     if args.out and (problem := out_problem(args.out)):
         raise UserError(problem)
@@ -139,8 +142,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
         return 0
     counts = result.report.counts()
-    print(f"Reconciliation of '{result.workspace}' for {result.month}: {len(result.report.discrepancies)} "
-          "discrepancies.")
+    print(f"Reconciliation of '{result.workspace}' for {result.month}: "
+          f"{plural(len(result.report.discrepancies), 'discrepancy', 'discrepancies')}.")
     if result.stale:
         print(f"  Note: one side could not be read just now ({result.stale}) This report uses what Crossledger "
               "read last time; run it again when the connection is back.")
