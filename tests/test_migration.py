@@ -373,3 +373,17 @@ def test_a_refusal_while_the_next_page_waits_leaves_only_the_refused_page_pendin
     assert second.done == plan.counts
     names = Counter((c.raw_name or c.party.name).casefold() for c in w.ledger())
     assert max(names.values()) == 1
+
+
+def test_a_plan_of_one_of_each_is_told_in_the_singular():
+    from app.ops.migration.estimate import Estimate, MigrationResult
+
+    plan = MigrationResult("Acme", "dry_run", "planned", 3, counts={"create_ledger": 1}, excluded=1, already_linked=1,
+                           estimate=Estimate(acct_calls=1), crm_label="HubSpot", ledger_label="Xero")
+    text = describe_result(plan)
+    assert "1 record was linked before and is left to the regular sync." in text
+    assert "1 row is left out at your request." in text and "(1 write call)." in text
+    done = MigrationResult("Acme", "apply", "applied", 3, done={"create_ledger": 1}, writes=1,
+                           crm_label="HubSpot", ledger_label="Xero")
+    assert "(1 record written)" in describe_result(done)
+    assert "(s)" not in text + describe_result(done)

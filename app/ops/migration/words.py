@@ -6,6 +6,7 @@ from typing import Any
 
 from app.connectors import registry
 from app.domain.models import PARTY_FIELDS
+from app.domain.text import plural
 from app.ops.migration.estimate import ACTIONS, MigrationResult, RowView
 
 provider_words = registry.label
@@ -78,15 +79,16 @@ def describe_result(res: MigrationResult) -> str:
         f"  Review {c.get('review', 0):>6,}  possible matches to check by hand",
     ]
     if res.already_linked:
-        lines.append(f"  {res.already_linked:,} records were linked before and are left to the regular sync.")
+        lines.append(f"  {plural(res.already_linked, 'record was', 'records were')} linked before and "
+                     f"{'is' if res.already_linked == 1 else 'are'} left to the regular sync.")
     if res.excluded:
-        lines.append(f"  {res.excluded:,} rows are left out at your request.")
+        lines.append(f"  {plural(res.excluded, 'row is', 'rows are')} left out at your request.")
     if res.deals.get("won"):
         lines.append(deals_sentence(res.deals, ledger))
     if res.mode in ("dry_run", "exclude"):
         est = res.estimate
         lines.append(f"Applying it takes {est.text} within {ledger}'s and {crm}'s limits "
-                     f"({est.acct_calls + est.crm_calls:,} write calls).")
+                     f"({plural(est.acct_calls + est.crm_calls, 'write call')}).")
         if est.note:
             lines.append(est.note)
         titles = {"link": "Will be linked", "create_ledger": f"Will be created in {ledger}",
@@ -107,7 +109,7 @@ def describe_result(res: MigrationResult) -> str:
     d = res.done
     lines.append(f"  Done: linked {d.get('link', 0):,}, created {d.get('create_ledger', 0):,} in {ledger} and "
                  f"{d.get('create_crm', 0):,} in {crm}; {d.get('invalid', 0) + d.get('review', 0):,} records are on "
-                 f"the held-back list to correct or review ({res.writes:,} records written).")
+                 f"the held-back list to correct or review ({plural(res.writes, 'record')} written).")
     for err in res.errors[:10]:
         lines.append(f"  ! {err}")
     if res.status == "applied":
