@@ -191,3 +191,21 @@ def _no_secret_anywhere(home: Path) -> None:
     for where, body in texts.items():
         for secret in secrets:
             assert secret not in body, f"a token or client secret was found in {where}"
+
+
+def test_a_run_of_one_of_each_is_summed_up_in_the_singular(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from app.cli import common
+
+    counts = SimpleNamespace(to_json=lambda: {"held_back": 1, "to_review": 0, "conflicts": 0, "possible_matches": 0})
+    monkeypatch.setattr(common, "counts_of", lambda store, name: counts)
+    run = SimpleNamespace(workspace="Acme", dry_run=False, status="ok", errors=[], counts={
+        "read": 1, "created": 1, "linked": 1, "updated": 1, "writes": 1, "invoices_created": 1, "invoices_matched": 1,
+        "deals_held": 1, "deals_updated": 1})
+    common.print_run_summary(run, store=None)
+    out = capsys.readouterr().out
+    assert "read 1 record; created 1 customer, linked 1 to existing ones, updated 1" in out
+    assert "  1 change written" in out
+    assert ("1 invoice created for won deals (1 more already had one in the ledger and was linked to it), "
+            "1 won deal held back, 1 deal given their invoice's payment status") in out

@@ -86,16 +86,19 @@ def print_run_summary(run: Any, store: Any) -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"Sync of '{run.workspace}' {'(dry run) ' if run.dry_run else ''}finished: {run.status}.")
-    print(f"  read {c.get('read', 0)} records; created {c.get('created', 0)} customers, "
+    from app.domain.text import plural
+
+    print(f"  read {plural(c.get('read', 0), 'record')}; created {plural(c.get('created', 0), 'customer')}, "
           f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
-    print(f"  {c.get('writes', 0)} changes written")
+    print(f"  {plural(c.get('writes', 0), 'change')} written")
     print(f"  {count_words(counts_of(store, run.workspace).to_json())}")
     if c.get("invoices_created") or c.get("deals_updated") or c.get("deals_held") or c.get("invoices_matched"):
         matched = c.get("invoices_matched", 0)
-        print(f"  {c.get('invoices_created', 0)} invoices created for won deals"
-              + (f" ({matched} more already had one in the ledger and were linked to it)" if matched else "") + ", "
-              f"{c.get('deals_held', 0)} won deals held back, "
-              f"{c.get('deals_updated', 0)} deals given their invoice's payment status")
+        print(f"  {plural(c.get('invoices_created', 0), 'invoice')} created for won deals"
+              + (f" ({matched} more already had one in the ledger and "
+                 f"{'was' if matched == 1 else 'were'} linked to it)" if matched else "") + ", "
+              f"{plural(c.get('deals_held', 0), 'won deal')} held back, "
+              f"{plural(c.get('deals_updated', 0), 'deal')} given their invoice's payment status")
     from app.ops.status import after_invoice_words
 
     if after := after_invoice_words(c):

@@ -92,7 +92,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if ws["ways_out"]:
             print_ways_out(ws["name"], ws["ways_out"])
         for r in ws["last_runs"][:3]:
-            print(f"  run {r['id']} {_local(r['started_at'])} {r['status']}: {r['counts'].get('writes', 0)} writes")
+            writes = plural(r["counts"].get("writes", 0), "write")
+            print(f"  run {r['id']} {_local(r['started_at'])} {r['status']}: {writes}")
     return 0
 
 
@@ -172,7 +173,8 @@ def cmd_service(args: argparse.Namespace) -> int:
     def said(kind: str, workspace: str, result: Any) -> None:
         status = getattr(result, "status", "done")
         counts = getattr(result, "counts", {}) or {}
-        print(f"{_now()} {kind} sync of '{workspace}': {status}, {counts.get('writes', 0)} writes", flush=True)
+        writes = plural(counts.get("writes", 0), "write")
+        print(f"{_now()} {kind} sync of '{workspace}': {status}, {writes}", flush=True)
 
     def failed(kind: str, workspace: str, exc: BaseException) -> None:
         print(f"{_now()} {kind} sync of '{workspace}' did not run: {getattr(exc, 'message', None) or exc}",

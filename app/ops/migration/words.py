@@ -107,9 +107,10 @@ def describe_result(res: MigrationResult) -> str:
                      "exactly this plan and nothing else.")
         return "\n".join(lines)
     d = res.done
+    held = plural(d.get('invalid', 0) + d.get('review', 0), 'record is', 'records are')
     lines.append(f"  Done: linked {d.get('link', 0):,}, created {d.get('create_ledger', 0):,} in {ledger} and "
-                 f"{d.get('create_crm', 0):,} in {crm}; {d.get('invalid', 0) + d.get('review', 0):,} records are on "
-                 f"the held-back list to correct or review ({plural(res.writes, 'record')} written).")
+                 f"{d.get('create_crm', 0):,} in {crm}; {held} on the held-back list to correct or review "
+                 f"({plural(res.writes, 'record')} written).")
     for err in res.errors[:10]:
         lines.append(f"  ! {err}")
     if res.status == "applied":
