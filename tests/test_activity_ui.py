@@ -546,3 +546,23 @@ def test_the_undo_dialog_counts_n_of_n_with_the_time_left_and_cancel_stops_it(qt
     qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
     assert dialog.result.status == "cancelled" and dialog.result.done == 13 and not dialog.ticker.isActive()
     pool.waitForDone(60_000)
+
+
+def test_a_few_runs_leave_the_page_to_their_field_changes(world: World, qtbot) -> None:
+    """Two runs take the room of three rows, not ten: the selected run's field changes get the rest."""
+    make_application()
+    pool = QThreadPool()
+    page = ActivityPage(world.store, pool=pool)
+    qtbot.addWidget(page)
+    page.resize(1000, 700)
+    page.set_workspace(world.name)
+    page.show()
+    qtbot.waitUntil(lambda: not page.running, timeout=60_000)
+    qtbot.waitUntil(lambda: page.splitter.sizes()[0] == page._runs_room(), timeout=5_000)
+    runs, changes = page.splitter.sizes()
+    header = page.runs_table.horizontalHeader().sizeHint().height()
+    assert len(page.visible_runs()) == 2 and runs == header + 3 * 30 + 8
+    assert changes > 2 * runs  # most of the page shows what the selected run changed
+    if SHOTS:
+        page.grab().save(str(SHOTS / "activity-few-runs.png"))
+    pool.waitForDone(60_000)

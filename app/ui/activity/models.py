@@ -113,7 +113,7 @@ class ChangeModel(RowTableModel[ActivityChange]):
     """The field changes of the runs shown: what each field was and became, and the rule that decided."""
 
     RECORD, FIELD, SIDE, BEFORE, AFTER, RULE = range(6)
-    HEADERS = ("Record", "Field", "Changed in", "Before", "After", "Why")
+    HEADERS = ("Record", "Field", "Written to", "Before", "After", "Why")  # the side the run wrote; why: its rule
 
     def __init__(self, parent: QObject | None = None, *, side_names: dict[str, str] | None = None) -> None:
         super().__init__(parent)
@@ -262,7 +262,7 @@ class HistoryModel(RowTableModel[tuple[str, ActivityChange, bool]]):
     """(field, change, first of its field): each field's changes, oldest first, its current value last."""
 
     FIELD, WHEN, WHERE, CHANGE, RULE = range(5)
-    HEADERS = ("Field", "When", "Changed in", "Before → after", "Why")
+    HEADERS = ("Field", "When", "Written to", "Before → after", "Why")
 
     def __init__(self, parent: QObject | None = None, side_names: dict[str, str] | None = None) -> None:
         super().__init__(parent)

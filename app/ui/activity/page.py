@@ -58,6 +58,7 @@ ask_save_path = save_dialog("Export the activity to Excel")
 
 
 RUN_ROW = 30  # a run's row: compact, so ten fit above the changes at 1280×800
+RUNS_SHOWN, MIN_RUNS_SHOWN = 10, 3  # runs in view above their changes before the table scrolls
 
 
 class ActivityPage(Filtering, QWidget):
@@ -206,12 +207,17 @@ class ActivityPage(Filtering, QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(runs_box)
         self.splitter.addWidget(changes_box)
-        # at least ten runs in view at 1280×800; the selected run's changes get the rest (drag to share)
+        # The runs get the room their rows need, up to ten in view at 1280×800; the selected run's changes get
+        # the rest: four runs leave most of the page to their field changes. A drag decides from then on.
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
-        self._runs_room = self.runs_table.horizontalHeader().sizeHint().height() + 10 * RUN_ROW + 8
-        self.splitter.setSizes([self._runs_room, 120])
+        self._user_sized = False
+        self.splitter.setSizes([self._runs_room(), 120])
+        self.splitter.splitterMoved.connect(self._sized_by_hand)
         self.splitter.installEventFilter(self)
+        for signal in (self.run_proxy.modelReset, self.run_proxy.rowsInserted, self.run_proxy.rowsRemoved,
+                       self.run_proxy.layoutChanged):
+            signal.connect(lambda *_: QTimer.singleShot(0, self._fit_runs))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 10, 16, 8)
@@ -431,11 +437,25 @@ class ActivityPage(Filtering, QWidget):
             QTimer.singleShot(0, self._fit_runs)  # once the splitter has shared out its new height
         return super().eventFilter(watched, event)
 
+    def _runs_room(self) -> int:
+        """The height the runs need: their header and rows, three at least and ten at most."""
+        shown = max(MIN_RUNS_SHOWN, min(self.run_proxy.rowCount(), RUNS_SHOWN))
+        return self.runs_table.horizontalHeader().sizeHint().height() + shown * RUN_ROW + 8
+
+    def _sized_by_hand(self, *_: object) -> None:
+        self._user_sized = True
+
     def _fit_runs(self) -> None:
         sizes = self.splitter.sizes()
-        total = sum(sizes)
-        if sizes and sizes[0] < self._runs_room and total >= self._runs_room + 80:
-            self.splitter.setSizes([self._runs_room, total - self._runs_room])
+        total, room = sum(sizes), self._runs_room()
+        if not sizes or total < room + 80:  # no room to share: the splitter's own shares stand
+            return
+        if self._user_sized:  # a drag is kept, but never below the room ten runs (or fewer) need
+            if sizes[0] < room:
+                self.splitter.setSizes([room, total - room])
+            return
+        if sizes[0] != room:
+            self.splitter.setSizes([room, total - room])
 
     def _undo_finished(self, notice: Notice, changed: bool) -> None:
         self.banner.show_notice(notice)
