@@ -130,9 +130,16 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
     crm, acct = registry_label(ws.crm), registry_label(ws.accounting)
     print(f"{plural(len(found), 'open conflict')} in '{ws.name}' (a field changed differently in {crm} and {acct}):")
     for c in found:
+        if c.is_flag:  # something that happened on one side: what it was, no two values
+            print(f"  {c.record_name} ({c.crm_type} {c.crm_id}), to look at: {c.acct_value or ''}  "
+                  f"since {c.created_at:%Y-%m-%d %H:%M}")
+            continue
         print(f"  {c.record_name} ({c.crm_type} {c.crm_id}), {c.field_label.lower()}: "
               f"{crm} '{c.crm_value or ''}', {acct} '{c.acct_value or ''}'  since {c.created_at:%Y-%m-%d %H:%M}")
     print(f"Decide one with: crossledger resolve \"{ws.name}\" RECORD FIELD --keep crm|accounting|value=TEXT")
+    if any(c.is_flag for c in found):
+        print(f"Mark one to look at as seen with: crossledger resolve \"{ws.name}\" RECORD FIELD --keep crm "
+              "(FIELD as 'conflicts --json' gives it)")
     return 0
 
 

@@ -19,6 +19,22 @@ Choice = Literal["crm", "accounting", "edited"]
 FIELD_LABELS = {"name": "Name", "email": "Email", "phone": "Phone", "address_line1": "Address",
                 "address_line2": "Address (line 2)", "city": "City", "region": "State / region",
                 "postal_code": "Postcode", "country": "Country", "tax_id": "Tax ID"}
+# Flags: not a field changed on both sides but something a person should look at, kept as a conflict row
+# whose CRM value is the record's name and whose ledger value says what happened and what to do
+# (app.sync.fates for a linked customer's fate, app.sync.invoice_apply for an invoiced deal).
+FLAGS = ("customer:", "invoice:")
+FLAG_LABELS = {"invoice:won": "Deal lost or reopened after its invoice",
+               "invoice:lines": "Deal changed after its invoice"}
+
+
+def is_flag(field_name: str) -> bool:
+    return field_name.startswith(FLAGS)
+
+
+def field_label(field_name: str) -> str:
+    if is_flag(field_name):
+        return FLAG_LABELS.get(field_name, "Linked record changed on one side")
+    return FIELD_LABELS.get(field_name, field_name.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +52,11 @@ class ConflictView:
     rule: str
     created_at: dt.datetime
 
+    @property
+    def is_flag(self) -> bool:
+        """Something to look at (what happened is ``acct_value``), not two values to choose between."""
+        return is_flag(self.field)
+
 
 def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
     with store.session() as s:
@@ -50,9 +71,11 @@ def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
                                  Mirror.object_type == "customer"))}
         out = []
         for c in conflicts:
-            name = names.get((c.crm_type, c.crm_id)) or acct_names.get(c.acct_id or "") or c.crm_id
-            out.append(ConflictView(c.id, name, c.crm_type, c.crm_id, c.acct_id, c.field,
-                                    FIELD_LABELS.get(c.field, c.field.replace("_", " ").capitalize()),
+            # a flag keeps its record's name; a deal's flag names an invoice, never a customer of the same id
+            name = ((c.crm_value if is_flag(c.field) else None) or names.get((c.crm_type, c.crm_id))
+                    or (acct_names.get(c.acct_id or "") if c.crm_type in ("company", "person") else None)
+                    or c.crm_id)
+            out.append(ConflictView(c.id, name, c.crm_type, c.crm_id, c.acct_id, c.field, field_label(c.field),
                                     c.crm_value, c.acct_value, c.base_value, c.rule, c.created_at))
         return out
 
@@ -63,6 +86,11 @@ def choose(store: Store, conflict_id: int, choice: Choice, value: str | None = N
         row = s.get(ConflictRow, conflict_id)
         if row is None or row.outcome != "open":
             raise UserError("That conflict is no longer open; it may have been resolved already.")
+        if is_flag(row.field):  # seen: nothing to write on either side
+            row.outcome, row.resolved_at = "resolved", utcnow()
+            ws_id = row.workspace_id
+            changes.announce(store, ws_id, changes.RESOLVE)
+            return None
         if choice == "crm":
             row.chosen_value = row.crm_value
         elif choice == "accounting":
@@ -81,6 +109,8 @@ def similar(store: Store, conflict_id: int) -> list[int]:
         row = s.get(ConflictRow, conflict_id)
         if row is None:
             return []
+        if is_flag(row.field):
+            return []
         return [c.id for c in s.scalars(select(ConflictRow).where(
             ConflictRow.workspace_id == row.workspace_id, ConflictRow.field == row.field,
             ConflictRow.outcome == "open", ConflictRow.id != row.id))]
@@ -90,7 +120,7 @@ def choose_all(store: Store, conflict_id: int, choice: Choice) -> int:
     """Apply a side choice to this conflict and every similar one; returns how many were decided."""
     if choice == "edited":
         raise UserError("An edited value applies to one record only. Pick a side to apply it to all.")
-    ids = [conflict_id, *similar(store, conflict_id)]
+    ids = [conflict_id, *similar(store, conflict_id)]  # flags have none: each is its own record's
     for cid in ids:
         choose(store, cid, choice)
     return len(ids)

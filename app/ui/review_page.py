@@ -49,7 +49,7 @@ NOTHING_TO_REVIEW = ("Nothing to review. When a field changes differently in the
 class ReviewItem:
     """One line of the Review list: a record with open conflicts, or an ambiguous match."""
 
-    kind: str  # conflict | match
+    kind: str  # conflict | flag | match
     name: str
     record_type: str
     record_id: str
@@ -61,6 +61,8 @@ class ReviewItem:
     def what(self) -> str:
         if self.kind == "match":
             return "Could be more than one ledger customer"
+        if self.kind == "flag":  # something that happened on one side, to look at
+            return self.conflicts[0].field_label
         labels = [c.field_label.lower() for c in self.conflicts]
         words = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
         return f"{words[:1].upper()}{words[1:]} changed differently on both sides"
@@ -68,11 +70,11 @@ class ReviewItem:
 
 def review_items(open_conflicts: Sequence[ConflictView], matches: Sequence[AmbiguousMatch]) -> list[ReviewItem]:
     """Group the open conflicts by record (first noticed first), then the ambiguous matches."""
-    grouped: dict[tuple[str, str], list[ConflictView]] = {}
-    for c in open_conflicts:
-        grouped.setdefault((c.crm_type, c.crm_id), []).append(c)
-    items = [ReviewItem("conflict", cs[0].record_name, ref[0], ref[1], min(c.created_at for c in cs), tuple(cs))
-             for ref, cs in grouped.items()]
+    grouped: dict[tuple[str, str, str], list[ConflictView]] = {}
+    for c in open_conflicts:  # a record's flags are an item of their own beside its field conflicts
+        grouped.setdefault(("flag" if c.is_flag else "conflict", c.crm_type, c.crm_id), []).append(c)
+    items = [ReviewItem(kind, cs[0].record_name, rtype, rid, min(c.created_at for c in cs), tuple(cs))
+             for (kind, rtype, rid), cs in grouped.items()]
     items += [ReviewItem("match", m.name, m.record_type, m.record_id, m.since, match=m) for m in matches]
     return items
 
@@ -191,6 +193,52 @@ class MatchPanel(QWidget):
             self.picked.emit(self._match.record_type, self._match.record_id, choice)
 
 
+class FlagPanel(QWidget):
+    """Something that happened to a linked record on one side (a deal lost after its invoice, a customer
+    merged away): what it was and what to do, and a button to say it has been seen. There is nothing to
+    choose between, so no diff.
+
+    ``seen(conflict ids)``: the bookkeeper has looked; the flags leave the list."""
+
+    seen = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ids: tuple[int, ...] = ()
+        self.title = QLabel()
+        self.title.setObjectName("SectionTitle")
+        self.kind = QLabel()
+        self.kind.setObjectName("Muted")
+        self.body = QLabel()
+        self.body.setWordWrap(True)
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.next_step = QLabel()
+        self.next_step.setObjectName("Muted")
+        self.next_step.setWordWrap(True)
+        self.seen_button = QPushButton("Mark as seen")
+        self.seen_button.setObjectName("PrimaryButton")
+        self.seen_button.clicked.connect(lambda: self.seen.emit(self._ids))
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.seen_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.setSpacing(8)
+        for widget in (self.title, self.kind, self.body, self.next_step):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        layout.addLayout(buttons)
+
+    def set_flags(self, item: ReviewItem, crm_label: str, acct_label: str) -> None:
+        self._ids = tuple(c.id for c in item.conflicts)
+        self.title.setText(item.name)
+        self.kind.setText(item.what)
+        self.body.setText("\n\n".join(c.acct_value or "" for c in item.conflicts))
+        self.next_step.setText(f"Crossledger changes nothing here by itself. Do what it says in {crm_label} or "
+                               f"{acct_label}, then mark it as seen: it leaves this list, and the same change is "
+                               "not flagged again.")
+
+
 class ReviewPage(QWidget):
     """The Review tab: the list on top, the selected record's diff view below."""
 
@@ -235,7 +283,7 @@ class ReviewPage(QWidget):
         pending_row.addWidget(self.apply_button)
 
         # Record, What needs a decision, Since
-        self.table = make_table(self.model, (Fill(120), Fill(130), 0), sortable=False)
+        self.table = make_table(self.model, (Fill(150), Fill(75), 0), sortable=False)  # the name first
         self.table.setColumnHidden(ReviewModel.SINCE, True)  # beside the diff view: the record and what to decide
         self.table.setSelectionMode(self.table.SelectionMode.SingleSelection)
         self.table.setMinimumWidth(220)
@@ -248,11 +296,13 @@ class ReviewPage(QWidget):
         self.diff.failed.connect(self._failed)
         self.match_panel = MatchPanel()
         self.match_panel.picked.connect(self._picked)
+        self.flag_panel = FlagPanel()
+        self.flag_panel.seen.connect(self._seen)
         self.hint = QLabel("Select a record above to compare its values side by side.")
         self.hint.setObjectName("Muted")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail = QStackedWidget()
-        for widget in (self.hint, self.diff, self.match_panel):
+        for widget in (self.hint, self.diff, self.match_panel, self.flag_panel):
             self.detail.addWidget(widget)
         detail_frame = QFrame()
         detail_frame.setObjectName("Content")
@@ -346,6 +396,24 @@ class ReviewPage(QWidget):
                              "Crossledger's database did not answer. Pick again; if it keeps failing, quit "
                              "and open Crossledger again."))), parent=self)
 
+    def _seen(self, ids: tuple[int, ...]) -> None:
+        """Flags looked at: they leave the list (nothing is written to either side)."""
+        if self.workspace is None or not ids:
+            return
+        store, ws_id = self._store, self.workspace.id
+
+        def mark(_progress: object = None) -> int:
+            conflicts.record_choices(store, [(i, "crm", None) for i in ids])
+            return len(ids)
+
+        if self._writes is None:
+            self._saved(mark())
+            return
+        self._writes.run(ws_id, mark, on_success=lambda n: self._saved(n),
+                         on_failure=lambda exc: self._failed(Notice("error", "It was not marked as seen", (
+                             "Crossledger's database did not answer. Try again; if it keeps failing, quit "
+                             "and open Crossledger again."))), parent=self)
+
     def selected_item(self) -> ReviewItem | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         return rows[0].data(RowRole) if rows else None
@@ -362,6 +430,10 @@ class ReviewPage(QWidget):
         if item.kind == "match" and item.match is not None:
             self.match_panel.set_match(item.match, self.crm_label, self.acct_label)
             self.detail.setCurrentWidget(self.match_panel)
+            return
+        if item.kind == "flag":
+            self.flag_panel.set_flags(item, self.crm_label, self.acct_label)
+            self.detail.setCurrentWidget(self.flag_panel)
             return
         own = {c.id for c in item.conflicts}
         if self.detail.currentWidget() is self.diff and self.diff.showing() == tuple(c.id for c in item.conflicts):
