@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,21 +50,42 @@ class _ColumnFitter(QObject):
         super().__init__(table)
         self._table = table
         self._widths = list(widths)
+        self._due = False
         table.viewport().installEventFilter(self)
+        table.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize:
-            self.fit()
+        if event.type() == QEvent.Type.Resize and not self._due:
+            # fitted once the table has laid out its viewport (and its scroll bars) at the new size: fitted
+            # at once, the columns followed a passing width and the table then scrolled sideways
+            self._due = True
+            QTimer.singleShot(0, self, self._fit_now)  # never after the table is gone
         return False
 
+    def _fit_now(self) -> None:
+        self._due = False
+        self.fit()
+
     def fit(self) -> None:
-        fixed = sum(w for w in self._widths if isinstance(w, int))
-        fills = [w for w in self._widths if isinstance(w, Fill)]
-        spare = max(0, self._table.viewport().width() - fixed)
-        share = spare // len(fills) if fills else 0
-        header = self._table.horizontalHeader()
+        """The fixed columns their width; the Fill columns the spare width in proportion to their minimums,
+        so that together they fill the viewport exactly (equal shares pushed a wide minimum past its edge, and
+        the table scrolled sideways by a few pixels). Below the minimums the table scrolls."""
+        table, header = self._table, self._table.horizontalHeader()
+        shown = [(col, w) for col, w in enumerate(self._widths) if not table.isColumnHidden(col)]
+        fills = [(col, w) for col, w in shown if isinstance(w, Fill)]
         for col, width in enumerate(self._widths):
-            header.resizeSection(col, width if isinstance(width, int) else max(width.minimum, share))
+            if isinstance(width, int):
+                header.resizeSection(col, width)
+        spare = max(0, table.viewport().width() - sum(w for _, w in shown if isinstance(w, int)))
+        least = sum(w.minimum for _, w in fills)
+        given = 0
+        for n, (col, width) in enumerate(fills):
+            if spare <= least:
+                size = width.minimum
+            else:  # the last takes what rounding left
+                size = spare - given if n == len(fills) - 1 else spare * width.minimum // least
+            header.resizeSection(col, size)
+            given += size
 
 
 def make_table(model: QAbstractItemModel, widths: Sequence[Width], *, sortable: bool = True,
