@@ -566,3 +566,10 @@ def test_a_few_runs_leave_the_page_to_their_field_changes(world: World, qtbot) -
     if SHOTS:
         page.grab().save(str(SHOTS / "activity-few-runs.png"))
     pool.waitForDone(60_000)
+
+
+def test_the_fields_crossledger_keeps_on_a_deal_are_labelled_as_the_crm_shows_them() -> None:
+    from app.ops.history_export import field_label
+
+    assert [field_label(f) for f in ("crossledger_balance_due", "crossledger_last_payment", "city")] == [
+        "Balance due", "Last payment date", "City"]  # not "Crossledger balance due"

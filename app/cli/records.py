@@ -32,7 +32,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     names = record_names(store, args.name)
     crm, ledger = registry_label(ws.crm), registry_label(ws.accounting)
-    widths = (16, 4, 12, 6, 24, 16, 24, 24, 0)  # the last column, why, is never cut
+    widths = (16, 4, 12, 6, 24, 18, 22, 22, 0)  # the last column, why, is never cut
     head = ("When", "Run", "By", "Side", "Record", "Field", "Before", "After", "Why")
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     for r in rows:
@@ -44,7 +44,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             before = names.get(("accounting", before)) or before
         when = r.run_started.replace(tzinfo=dt.UTC).astimezone()  # the store keeps UTC; the table the local time
         cells = (f"{when:%Y-%m-%d %H:%M}", r.run_id, trigger_label(r.trigger), side, record,
-                 field_label(r.field.removeprefix("crossledger_")),
+                 field_label(r.field),
                  before if before is not None else "(blank)", after if after is not None else "(blank)",
                  rule_label(r.rule, crm, ledger))
         print("  ".join(_cell(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())

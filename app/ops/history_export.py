@@ -8,6 +8,7 @@ the .xlsx export. Plain Python, no Qt.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,20 @@ RULE_LABELS = {  # {crm} and {ledger} are the providers' names
 
 
 def field_label(name: str) -> str:
+    if name.startswith(DEAL_FIELD):  # a field Crossledger keeps on a CRM deal: as the CRM labels it
+        return _deal_labels().get(name) or name.removeprefix(DEAL_FIELD).replace("_", " ").capitalize()
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+DEAL_FIELD = "crossledger_"
+
+
+@functools.cache
+def _deal_labels() -> dict[str, str]:
+    """The labels the CRM properties were made with ('Balance due'), read when first needed."""
+    from app.sync.invoice_apply import DEAL_FIELDS
+
+    return {f.name: f.label for f in DEAL_FIELDS}
 
 
 def side_label(side: str) -> str:
