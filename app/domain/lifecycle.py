@@ -14,6 +14,15 @@ from typing import Literal
 
 FateState = Literal["active", "archived", "deleted", "merged", "missing"]
 
+# Flags: something that happened on one side for a person to look at, kept as a conflict row whose field
+# starts with one of these (its CRM value the record's name, its ledger value what happened).
+CUSTOMER_FLAG = "customer:"  # a linked customer's fate (app/sync/fates.py)
+INVOICE_FLAG = "invoice:"  # an invoiced deal lost, reopened or changed (app/sync/invoice_apply.py)
+
+
+def is_flag(field_name: str) -> bool:
+    return field_name.startswith((CUSTOMER_FLAG, INVOICE_FLAG))
+
 
 @dataclass(frozen=True, slots=True)
 class RecordFate:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import select
 
+from app.domain.lifecycle import INVOICE_FLAG, is_flag
 from app.domain.settings import settings_of, stored_with
 from app.ops import changes
 from app.ops.workspaces import UserError
@@ -19,16 +21,9 @@ Choice = Literal["crm", "accounting", "edited"]
 FIELD_LABELS = {"name": "Name", "email": "Email", "phone": "Phone", "address_line1": "Address",
                 "address_line2": "Address (line 2)", "city": "City", "region": "State / region",
                 "postal_code": "Postcode", "country": "Country", "tax_id": "Tax ID"}
-# Flags: not a field changed on both sides but something a person should look at, kept as a conflict row
-# whose CRM value is the record's name and whose ledger value says what happened and what to do
-# (app.sync.fates for a linked customer's fate, app.sync.invoice_apply for an invoiced deal).
-FLAGS = ("customer:", "invoice:")
-FLAG_LABELS = {"invoice:won": "Deal lost or reopened after its invoice",
-               "invoice:lines": "Deal changed after its invoice"}
-
-
-def is_flag(field_name: str) -> bool:
-    return field_name.startswith(FLAGS)
+# Flags (app.domain.lifecycle.is_flag): not a field changed on both sides but something to look at.
+FLAG_LABELS = {f"{INVOICE_FLAG}won": "Deal lost or reopened after its invoice",
+               f"{INVOICE_FLAG}lines": "Deal changed after its invoice"}
 
 
 def field_label(field_name: str) -> str:
@@ -58,6 +53,15 @@ class ConflictView:
         return is_flag(self.field)
 
 
+def conflict_name(c: ConflictRow, link_names: Mapping[tuple[str, str], str | None],
+                  customer_names: Mapping[str, str | None]) -> str:
+    """The name an open conflict row goes by: a flag keeps its record's own; else the linked CRM record's,
+    else the ledger customer's (a deal's flag holds an invoice's id, never a customer's of the same number),
+    else the CRM id."""
+    return ((c.crm_value if is_flag(c.field) else None) or link_names.get((c.crm_type, c.crm_id))
+            or (customer_names.get(c.acct_id or "") if c.crm_type in ("company", "person") else None) or c.crm_id)
+
+
 def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
     with store.session() as s:
         conflicts = list(s.scalars(select(ConflictRow).where(ConflictRow.workspace_id == workspace_id,
@@ -71,12 +75,9 @@ def open_conflicts(store: Store, workspace_id: int) -> list[ConflictView]:
                                  Mirror.object_type == "customer"))}
         out = []
         for c in conflicts:
-            # a flag keeps its record's name; a deal's flag names an invoice, never a customer of the same id
-            name = ((c.crm_value if is_flag(c.field) else None) or names.get((c.crm_type, c.crm_id))
-                    or (acct_names.get(c.acct_id or "") if c.crm_type in ("company", "person") else None)
-                    or c.crm_id)
-            out.append(ConflictView(c.id, name, c.crm_type, c.crm_id, c.acct_id, c.field, field_label(c.field),
-                                    c.crm_value, c.acct_value, c.base_value, c.rule, c.created_at))
+            out.append(ConflictView(c.id, conflict_name(c, names, acct_names), c.crm_type, c.crm_id, c.acct_id,
+                                    c.field, field_label(c.field), c.crm_value, c.acct_value, c.base_value, c.rule,
+                                    c.created_at))
         return out
 
 

@@ -21,7 +21,7 @@ from app.connectors.tokens import TokenStore
 from app.domain.models import Invoice, Payment
 from app.domain.settings import WorkspaceSettings, settings_of
 from app.ops import changes
-from app.ops.conflicts import FIELD_LABELS, is_flag
+from app.ops.conflicts import FIELD_LABELS, conflict_name, is_flag
 from app.ops.reconcile_feed import lifecycle_feed, recorded_at
 from app.ops.status import RECONCILE
 from app.ops.workspace_settings import load
@@ -120,10 +120,7 @@ def month_data(store: Store, workspace_id: int, month: str, crm: Any = None, acc
                            _held_url(crm, acct, q.side, q.record_type, q.record_id))
                 for q in s.scalars(select(Quarantine).where(Quarantine.workspace_id == workspace_id))]
         record_names = {(lk.crm_type, lk.crm_id): (lk.snapshot or {}).get("crm", {}).get("name") for lk in links}
-        held += [HeldRecord(c.crm_type, c.crm_id,
-                            (c.crm_value if is_flag(c.field) else None) or record_names.get((c.crm_type, c.crm_id))
-                            or (names.get(c.acct_id or "") if c.crm_type in ("company", "person") else None)
-                            or c.crm_id,
+        held += [HeldRecord(c.crm_type, c.crm_id, conflict_name(c, record_names, names),
                             f"to look at on the Review page: {c.acct_value}" if is_flag(c.field) else
                             f"open conflict on {FIELD_LABELS.get(c.field, c.field).lower()}: CRM "
                             f"'{c.crm_value}', ledger '{c.acct_value}'", "crm",

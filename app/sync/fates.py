@@ -21,14 +21,14 @@ from typing import Any
 
 from app.connectors.base import AccountingConnector, Changes, CrmConnector
 from app.connectors.errors import ConnectorError
-from app.domain.lifecycle import FateState, RecordFate
+from app.domain.lifecycle import CUSTOMER_FLAG, FateState, RecordFate
 from app.domain.models import AccountingCustomer, CrmRecord
 from app.store.repos import ConflictRecord, LinkRecord
 from app.sync.invoice_lifecycle import customer_states
 from app.sync.lifecycle import link_actions, link_facts
 from app.sync.run_context import RunContext
 
-FLAG_PREFIX = "customer:"
+FLAG_PREFIX = CUSTOMER_FLAG
 OPEN_STATES = ("paid", "void")  # an invoice in neither is still open
 _STATES: dict[str, FateState] = {"archived": "archived", "deleted": "deleted", "merged": "merged", "missing": "missing"}
 

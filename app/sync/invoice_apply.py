@@ -15,6 +15,7 @@ from typing import Any
 
 from app.connectors.base import AccountingConnector, CrmConnector, FieldInfo, InvoiceWrite, ItemWrite, RecordWrite
 from app.connectors.errors import CustomerInactive, NotFound, StaleVersion, ValidationRejected
+from app.domain.lifecycle import INVOICE_FLAG
 from app.domain.models import Deal, Invoice, Item
 from app.domain.money import LEDGER_TAX_ROUNDING, invoice_totals
 from app.domain.text import mend_broken
@@ -177,7 +178,7 @@ class InvoiceSync(InvoiceChanges):
         for f in plan.flags:
             self._flag(f.deal, f.link, f.what, f.message, f.code)
         for c in plan.closes:
-            self.ctx.conflicts.close("deal", c.deal.id, "invoice:")
+            self.ctx.conflicts.close("deal", c.deal.id, INVOICE_FLAG)
         for link, marks in plan.marks:
             self.ctx.links.merge_snapshot(link.id, marks, touch=False)
         for h in plan.holds:
@@ -355,7 +356,7 @@ class InvoiceSync(InvoiceChanges):
         if replaces is not None:  # invoiced again after its invoice was voided: the link moves to the new one
             self.ctx.links.repoint(replaces.id, invoice_id, how, self.ctx.run_id, snapshot)
             self.ctx.quarantine.release([("deal", deal.id)])
-            self.ctx.conflicts.close("deal", deal.id, "invoice:")
+            self.ctx.conflicts.close("deal", deal.id, INVOICE_FLAG)
         else:
             self.ctx.links.add("invoice", ("deal", deal.id), invoice_id, how, self.ctx.run_id, snapshot,
                                release_hold=True)
@@ -385,8 +386,9 @@ class InvoiceSync(InvoiceChanges):
         mark = flag_mark(deal, code or what)
         if self._marks.get(link.id, (link.snapshot or {}).get("flagged")) == mark:
             return
-        self.ctx.conflicts.flag(ConflictRecord("deal", deal.id, link.acct_id, f"invoice:{what}", mend_broken(deal.name),
-                                               message, None, "ask", "open", link_id=link.id), self.ctx.run_id, mark)
+        self.ctx.conflicts.flag(ConflictRecord("deal", deal.id, link.acct_id, f"{INVOICE_FLAG}{what}",
+                                               mend_broken(deal.name), message, None, "ask", "open", link_id=link.id),
+                                self.ctx.run_id, mark)
         self._marks[link.id] = mark
         self.counts.flagged += 1
         self.ctx.count("conflicts")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.domain.lifecycle import CreditNote, CreditNoteWrite
+from app.domain.lifecycle import INVOICE_FLAG, CreditNote, CreditNoteWrite
 from app.domain.models import Invoice
 from app.store.serial import invoice_json
 from app.sync.invoice_lifecycle import CreditInvoice, VoidInvoice
@@ -95,7 +95,7 @@ class InvoiceChanges:
                 data = invoice_json(res.record) if isinstance(res.record, Invoice) else {
                     **(row.data if row is not None else {}), "status": "void"}
                 self._mirror("accounting", "invoice", [(v.link.acct_id, {**data, "status": "void"}, None, True)])
-                ctx.conflicts.close("deal", v.deal.id, "invoice:")
+                ctx.conflicts.close("deal", v.deal.id, INVOICE_FLAG)
                 self._changed.add(v.link.acct_id)  # its deal shows the void this run
                 done.add(v.link.id)
             elif res.error is not None and res.error.retryable:
@@ -125,7 +125,7 @@ class InvoiceChanges:
                 ctx.count("writes")
                 self.counts.credited += 1
                 made += 1
-                ctx.conflicts.close("deal", c.deal.id, "invoice:")
+                ctx.conflicts.close("deal", c.deal.id, INVOICE_FLAG)
                 self._changed.add(c.link.acct_id)
             elif res.error is not None and res.error.retryable:
                 ctx.fail(c.key, ("deal", c.deal.id), c.deal.name, res.error)
