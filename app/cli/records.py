@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from typing import Any
 
 from app.cli.common import open_home, print_progress, registry_label, token_store
+from app.domain.clock import local
 from app.domain.text import plural
 
 
@@ -42,8 +42,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         before, after = r.before, r.after
         if r.side == "local" and before:  # a link: the ledger record it pointed to
             before = names.get(("accounting", before)) or before
-        when = r.run_started.replace(tzinfo=dt.UTC).astimezone()  # the store keeps UTC; the table the local time
-        cells = (f"{when:%Y-%m-%d %H:%M}", r.run_id, trigger_label(r.trigger), side, record,
+        cells = (f"{local(r.run_started):%Y-%m-%d %H:%M}", r.run_id, trigger_label(r.trigger), side, record,
                  field_label(r.field),
                  before if before is not None else "(blank)", after if after is not None else "(blank)",
                  rule_label(r.rule, crm, ledger))

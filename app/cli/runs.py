@@ -217,8 +217,9 @@ def _local(stamp: str) -> str:
     time, to the minute, as the service's lines are written."""
     import datetime as dt
 
+    from app.domain.clock import local
+
     try:
-        when = dt.datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=dt.UTC)
+        return f"{local(dt.datetime.fromisoformat(stamp.removesuffix('Z'))):%Y-%m-%d %H:%M}"
     except ValueError:
         return stamp
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")

@@ -13,6 +13,13 @@ import time
 from typing import Protocol
 
 
+def local(value: dt.datetime) -> dt.datetime:
+    """``value`` in the computer's own time zone, to show a person; the store keeps naive UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone()
+
+
 class Clock(Protocol):
     def now(self) -> dt.datetime:
         """The current time, timezone-aware UTC."""

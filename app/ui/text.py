@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from app.connectors import errors as cerr
+from app.domain.clock import local
 from app.domain.text import plural
 from app.ops.status import WorkspaceCounts, after_invoice_words
 from app.ops.workspaces import UserError
@@ -138,13 +139,6 @@ def is_sandbox(base_url: str) -> bool:
 
 
 # -- time --------------------------------------------------------------------------------------
-
-def local(value: dt.datetime) -> dt.datetime:
-    """The store keeps naive UTC; show local time."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone()
-
 
 def format_when(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
     """'Today, 14:02', 'Yesterday, 09:15', '3 Mar, 14:02' or '3 Mar 2024'."""
