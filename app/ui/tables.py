@@ -55,11 +55,13 @@ class _ColumnFitter(QObject):
         table.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize and not self._due:
-            # fitted once the table has laid out its viewport (and its scroll bars) at the new size: fitted
-            # at once, the columns followed a passing width and the table then scrolled sideways
-            self._due = True
-            QTimer.singleShot(0, self, self._fit_now)  # never after the table is gone
+        if event.type() == QEvent.Type.Resize:
+            self.fit()  # at once, for the paint that follows
+            if not self._due:
+                # and again once the table has laid out its viewport (and its scroll bars) at the new size:
+                # fitted only at once, the columns followed a passing width and the table scrolled sideways
+                self._due = True
+                QTimer.singleShot(0, self, self._fit_now)  # never after the table is gone
         return False
 
     def _fit_now(self) -> None:
