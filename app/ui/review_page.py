@@ -110,7 +110,37 @@ class ReviewModel(RowTableModel[ReviewItem]):
         return None
 
 
-class MatchPanel(QWidget):
+class _Panel(QWidget):
+    """A panel beside the Review list: the record's name, what is the matter, and what happens next, laid
+    out in one column with the panel's own controls between them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.title.setObjectName("SectionTitle")
+        self.body = QLabel()
+        self.body.setWordWrap(True)
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.next_step = QLabel()
+        self.next_step.setObjectName("Muted")
+        self.next_step.setWordWrap(True)
+
+    def _column(self, *rows: QWidget | QHBoxLayout | None) -> QVBoxLayout:
+        """The panel's layout, top to bottom; None is the stretch that keeps the rest at the top."""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 14)
+        layout.setSpacing(10)
+        for row in rows:
+            if row is None:
+                layout.addStretch(1)
+            elif isinstance(row, QHBoxLayout):
+                layout.addLayout(row)
+            else:
+                layout.addWidget(row)
+        return layout
+
+
+class MatchPanel(_Panel):
     """An ambiguous match: which customers it could be, a button to pick each, and what happens next.
 
     ``picked(record_type, record_id, choice)``: ``choice`` is the ledger customer's id, or "new"."""
@@ -122,22 +152,7 @@ class MatchPanel(QWidget):
         self._match: AmbiguousMatch | None = None
         self.choices_box = QWidget()  # replaced whole for each record shown
         self.buttons: dict[str, QPushButton] = {}  # choice -> its button
-        self.title = QLabel()
-        self.title.setObjectName("SectionTitle")
-        self.body = QLabel()
-        self.body.setWordWrap(True)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.next_step = QLabel()
-        self.next_step.setObjectName("Muted")
-        self.next_step.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 14)
-        layout.setSpacing(10)
-        layout.addWidget(self.title)
-        layout.addWidget(self.body)
-        layout.addWidget(self.choices_box)
-        layout.addWidget(self.next_step)
-        layout.addStretch(1)
+        self._column(self.title, self.body, self.choices_box, self.next_step, None)
 
     def set_match(self, match: AmbiguousMatch, crm_label: str, acct_label: str) -> None:
         self._match = match
@@ -193,7 +208,7 @@ class MatchPanel(QWidget):
             self.picked.emit(self._match.record_type, self._match.record_id, choice)
 
 
-class FlagPanel(QWidget):
+class FlagPanel(_Panel):
     """Something that happened to a linked record on one side (a deal lost after its invoice, a customer
     merged away): what it was and what to do, and a button to say it has been seen. There is nothing to
     choose between, so no diff.
@@ -205,29 +220,15 @@ class FlagPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._ids: tuple[int, ...] = ()
-        self.title = QLabel()
-        self.title.setObjectName("SectionTitle")
         self.kind = QLabel()
         self.kind.setObjectName("Muted")
-        self.body = QLabel()
-        self.body.setWordWrap(True)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.next_step = QLabel()
-        self.next_step.setObjectName("Muted")
-        self.next_step.setWordWrap(True)
         self.seen_button = QPushButton("Mark as seen")
         self.seen_button.setObjectName("PrimaryButton")
         self.seen_button.clicked.connect(lambda: self.seen.emit(self._ids))
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.seen_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 12, 16, 12)
-        layout.setSpacing(8)
-        for widget in (self.title, self.kind, self.body, self.next_step):
-            layout.addWidget(widget)
-        layout.addStretch(1)
-        layout.addLayout(buttons)
+        self._column(self.title, self.kind, self.body, self.next_step, None, buttons)
 
     def set_flags(self, item: ReviewItem, crm_label: str, acct_label: str) -> None:
         self._ids = tuple(c.id for c in item.conflicts)
