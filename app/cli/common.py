@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.domain.text import plural
+
 
 def home_folder(args: argparse.Namespace) -> Path:
     """The data folder, made if missing; UserError when it cannot be (a file, or nowhere to write)."""
@@ -86,8 +88,6 @@ def print_run_summary(run: Any, store: Any) -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"Sync of '{run.workspace}' {'(dry run) ' if run.dry_run else ''}finished: {run.status}.")
-    from app.domain.text import plural
-
     print(f"  read {plural(c.get('read', 0), 'record')}; created {plural(c.get('created', 0), 'customer')}, "
           f"linked {c.get('linked', 0)} to existing ones, updated {c.get('updated', 0)}")
     print(f"  {plural(c.get('writes', 0), 'change')} written")

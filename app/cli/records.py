@@ -28,7 +28,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not rows:
         print("No changes recorded" + (" for that record or field." if args.record or args.field else " yet."))
         return 0
-    from app.ops.history_export import field_label, rule_label, trigger_label
+    from app.ops.history_export import DEAL_FIELD, field_label, rule_label, trigger_label
 
     names = record_names(store, args.name)
     crm, ledger = registry_label(ws.crm), registry_label(ws.accounting)
@@ -37,7 +37,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     for r in rows:
         side = {"accounting": "ledger", "crm": "CRM", "local": "link"}.get(r.side, r.side)
-        deal = (r.side == "crm" and r.field.startswith("crossledger_")) or r.field == "linked_invoice"
+        deal = (r.side == "crm" and r.field.startswith(DEAL_FIELD)) or r.field == "linked_invoice"
         record = names.get(("deal" if deal else r.side, r.record_id)) or r.record_id
         before, after = r.before, r.after
         if r.side == "local" and before:  # a link: the ledger record it pointed to

@@ -46,13 +46,13 @@ RULE_LABELS = {  # {crm} and {ledger} are the providers' names
 }
 
 
+DEAL_FIELD = "crossledger_"  # the prefix of the fields Crossledger keeps on a CRM deal (DEAL_FIELDS)
+
+
 def field_label(name: str) -> str:
     if name.startswith(DEAL_FIELD):  # a field Crossledger keeps on a CRM deal: as the CRM labels it
         return _deal_labels().get(name) or name.removeprefix(DEAL_FIELD).replace("_", " ").capitalize()
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
-
-
-DEAL_FIELD = "crossledger_"
 
 
 @functools.cache
